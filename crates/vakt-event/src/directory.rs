@@ -1,0 +1,382 @@
+//! The directory (EVENTS.md section 4): organisations and their networks,
+//! accounts and their roles, service accounts, canaries, allowed egress,
+//! and how web and database logs map to accounts and customers.
+//!
+//! It is read once at start; any mistake stops the run with the file, the
+//! line and what to change, because a wrong directory silently skews every
+//! detector that trusts it.
+
+use chrono_tz::Tz;
+use ipnet::IpNet;
+use serde::Deserialize;
+use std::path::Path;
+use toml::Spanned;
+
+/// A directory that could not be used, located in its file.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}:{line}:{column}: {message}")]
+pub struct DirectoryError {
+    pub path: String,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Directory {
+    #[serde(default, rename = "organization")]
+    pub organizations: Vec<Organization>,
+    #[serde(default, rename = "account")]
+    pub accounts: Vec<Account>,
+    #[serde(default, rename = "service")]
+    pub services: Vec<Service>,
+    #[serde(default, rename = "canary")]
+    pub canaries: Vec<Canary>,
+    #[serde(default)]
+    pub egress_allow: Vec<EgressAllow>,
+    #[serde(default)]
+    pub http: Option<HttpMapping>,
+    #[serde(default)]
+    pub postgres: Option<PostgresMapping>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Organization {
+    pub id: Spanned<String>,
+    /// `employee`, `reseller`, `partner`, `vendor`, ... (free word: peer
+    /// groups are formed per kind and role).
+    #[serde(default = "default_org_kind")]
+    pub kind: String,
+    #[serde(default)]
+    pub networks: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub countries: Vec<String>,
+    #[serde(skip)]
+    pub nets: Vec<IpNet>,
+}
+
+fn default_org_kind() -> String {
+    "other".into()
+}
+
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccountKind {
+    #[default]
+    Human,
+    Service,
+    Batch,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Account {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub organization: Option<Spanned<String>>,
+    #[serde(default)]
+    pub role: Option<String>,
+    #[serde(default)]
+    pub kind: AccountKind,
+    /// Working hours (`08:00-20:00`) in `timezone`; for a batch job, its window.
+    #[serde(default)]
+    pub hours: Option<Spanned<String>>,
+    #[serde(default)]
+    pub timezone: Option<Spanned<String>>,
+    /// For batch jobs: the largest expected run, in records.
+    #[serde(default)]
+    pub max_records: Option<u64>,
+    #[serde(skip)]
+    pub work_hours: Option<Hours>,
+    #[serde(skip)]
+    pub tz: Option<Tz>,
+}
+
+/// A daily window in minutes after local midnight; may wrap midnight.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Hours {
+    pub start_minute: u16,
+    pub end_minute: u16,
+}
+
+impl Hours {
+    pub fn parse(s: &str) -> Option<Hours> {
+        let (a, b) = s.split_once('-')?;
+        let minute = |t: &str| -> Option<u16> {
+            let (h, m) = t.trim().split_once(':')?;
+            let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
+            (h <= 24 && m < 60 && h * 60 + m <= 24 * 60).then_some(h * 60 + m)
+        };
+        Some(Hours { start_minute: minute(a)?, end_minute: minute(b)? })
+    }
+
+    pub fn contains(&self, minute_of_day: u16) -> bool {
+        if self.start_minute <= self.end_minute {
+            (self.start_minute..self.end_minute).contains(&minute_of_day)
+        } else {
+            minute_of_day >= self.start_minute || minute_of_day < self.end_minute
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub organization: Option<Spanned<String>>,
+    pub max_rate_per_minute: u32,
+    /// What it is expected to read; empty means any.
+    #[serde(default)]
+    pub categories: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Canary {
+    pub customer_id: String,
+    #[serde(default)]
+    pub label: Option<String>,
+    #[serde(default)]
+    pub contact: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EgressAllow {
+    pub host: String,
+    pub destinations: Vec<Spanned<String>>,
+    #[serde(skip)]
+    pub nets: Vec<IpNet>,
+}
+
+/// How web access logs name accounts and customers.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpMapping {
+    /// `remote_user` (the log's authenticated user field) or
+    /// `header:NAME` (a header recorded in JSON logs). Without an account,
+    /// the source address is the actor.
+    #[serde(default)]
+    pub account: Option<String>,
+    #[serde(default, rename = "route")]
+    pub routes: Vec<HttpRoute>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpRoute {
+    /// Path pattern; `{customer}` captures the customer id, `*` matches one
+    /// path segment, e.g. `/api/v1/customers/{customer}`.
+    pub pattern: Spanned<String>,
+    #[serde(default)]
+    pub method: Option<String>,
+    #[serde(default = "default_route_action")]
+    pub action: String,
+    #[serde(default)]
+    pub categories: Vec<String>,
+}
+
+fn default_route_action() -> String {
+    "lookup".into()
+}
+
+/// How pgaudit statements map to customers.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresMapping {
+    /// Columns whose literal values in a predicate are customer ids.
+    #[serde(default)]
+    pub key_columns: Vec<String>,
+    #[serde(default, rename = "table")]
+    pub tables: Vec<PostgresTable>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresTable {
+    pub name: String,
+    #[serde(default)]
+    pub categories: Vec<String>,
+}
+
+impl Directory {
+    pub fn load(path: &Path) -> Result<Directory, DirectoryError> {
+        let text = std::fs::read_to_string(path).map_err(|e| DirectoryError {
+            path: path.display().to_string(),
+            line: 0,
+            column: 0,
+            message: format!("cannot read the directory file: {e}"),
+        })?;
+        Self::from_toml(&text, &path.display().to_string())
+    }
+
+    /// Parses and checks a directory. `path` names the file in errors.
+    pub fn from_toml(text: &str, path: &str) -> Result<Directory, DirectoryError> {
+        let at = |offset: usize, message: String| {
+            let (line, column) = line_col(text, offset);
+            DirectoryError { path: path.to_owned(), line, column, message }
+        };
+        let mut dir: Directory = toml::from_str(text).map_err(|e| {
+            let offset = e.span().map(|s| s.start).unwrap_or(0);
+            at(offset, e.message().trim().to_owned())
+        })?;
+
+        let mut seen = std::collections::HashSet::new();
+        for org in &mut dir.organizations {
+            if !seen.insert(org.id.get_ref().clone()) {
+                return Err(at(org.id.span().start, format!("organization `{}` is declared twice; merge the two entries", org.id.get_ref())));
+            }
+            for n in &org.networks {
+                org.nets.push(parse_net(n).map_err(|m| at(n.span().start, m))?);
+            }
+        }
+        let known_org = |o: &Option<Spanned<String>>| -> Result<(), DirectoryError> {
+            match o {
+                Some(o) if !seen.contains(o.get_ref()) => Err(at(
+                    o.span().start,
+                    format!("organization `{}` is not declared; add an [[organization]] with id = \"{}\" or fix the name", o.get_ref(), o.get_ref()),
+                )),
+                _ => Ok(()),
+            }
+        };
+        let mut names = std::collections::HashSet::new();
+        for acc in &mut dir.accounts {
+            known_org(&acc.organization)?;
+            if !names.insert(acc.name.get_ref().clone()) {
+                return Err(at(acc.name.span().start, format!("account `{}` is declared twice", acc.name.get_ref())));
+            }
+            if let Some(h) = &acc.hours {
+                acc.work_hours = Some(Hours::parse(h.get_ref()).ok_or_else(|| {
+                    at(h.span().start, format!("hours `{}` is not a daily window; write it as HH:MM-HH:MM, e.g. \"08:00-20:00\"", h.get_ref()))
+                })?);
+            }
+            if let Some(tz) = &acc.timezone {
+                acc.tz = Some(tz.get_ref().parse::<Tz>().map_err(|_| {
+                    at(tz.span().start, format!("timezone `{}` is unknown; use an IANA name such as \"Europe/Stockholm\"", tz.get_ref()))
+                })?);
+            }
+        }
+        for svc in &dir.services {
+            known_org(&svc.organization)?;
+            if svc.max_rate_per_minute == 0 {
+                return Err(at(svc.name.span().start, format!("service `{}` has max_rate_per_minute = 0; give the highest rate it is expected to reach", svc.name.get_ref())));
+            }
+        }
+        for eg in &mut dir.egress_allow {
+            for d in &eg.destinations {
+                eg.nets.push(parse_net(d).map_err(|m| at(d.span().start, m))?);
+            }
+        }
+        if let Some(http) = &dir.http {
+            if let Some(acc) = &http.account {
+                if acc != "remote_user" && !acc.starts_with("header:") {
+                    return Err(at(0, format!("[http] account = \"{acc}\" is not understood; use \"remote_user\" or \"header:NAME\"")));
+                }
+            }
+            for r in &http.routes {
+                if !r.pattern.get_ref().starts_with('/') {
+                    return Err(at(r.pattern.span().start, format!("route pattern `{}` must start with `/`", r.pattern.get_ref())));
+                }
+            }
+        }
+        Ok(dir)
+    }
+}
+
+fn parse_net(s: &Spanned<String>) -> Result<IpNet, String> {
+    let v = s.get_ref().trim();
+    v.parse::<IpNet>()
+        .or_else(|_| v.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("`{v}` is not a network; write it in CIDR form, e.g. \"198.51.100.0/28\" or \"2001:db8::/48\""))
+}
+
+/// 1-based line and column of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text.as_bytes()[..offset];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let col = offset - before.iter().rposition(|&b| b == b'\n').map(|p| p + 1).unwrap_or(0) + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[[organization]]
+id = "reseller-17"
+kind = "reseller"
+networks = ["198.51.100.0/28", "2001:db8:17::/48"]
+
+[[account]]
+name = "r17.anna"
+organization = "reseller-17"
+role = "sales"
+hours = "08:00-20:00"
+timezone = "Europe/Stockholm"
+
+[[service]]
+name = "svc-billing-sync"
+max_rate_per_minute = 600
+categories = ["name", "address"]
+
+[[canary]]
+customer_id = "C-900001"
+contact = ["+46700000001"]
+
+[[egress_allow]]
+host = "backup-01"
+destinations = ["203.0.113.10"]
+"#;
+
+    #[test]
+    fn reads_the_documented_example() {
+        let d = Directory::from_toml(GOOD, "dir.toml").unwrap();
+        assert_eq!(d.organizations[0].nets.len(), 2);
+        let a = &d.accounts[0];
+        assert_eq!(a.work_hours, Hours::parse("08:00-20:00"));
+        assert_eq!(a.tz, Some(chrono_tz::Europe::Stockholm));
+        assert_eq!(d.egress_allow[0].nets[0].to_string(), "203.0.113.10/32");
+    }
+
+    #[test]
+    fn bad_network_names_line_and_fix() {
+        let bad = GOOD.replace("198.51.100.0/28", "198.51.100.0/33");
+        let e = Directory::from_toml(&bad, "dir.toml").unwrap_err();
+        assert_eq!(e.line, 5, "{e}");
+        assert!(e.to_string().starts_with("dir.toml:5:"), "{e}");
+        assert!(e.message.contains("CIDR"), "{e}");
+    }
+
+    #[test]
+    fn unknown_organization_and_field_and_timezone_are_located() {
+        let bad = GOOD.replace("organization = \"reseller-17\"", "organization = \"reseller-71\"");
+        let e = Directory::from_toml(&bad, "d").unwrap_err();
+        assert_eq!(e.line, 9, "{e}");
+        assert!(e.message.contains("reseller-71"));
+
+        let bad = GOOD.replace("role = \"sales\"", "rol = \"sales\"");
+        let e = Directory::from_toml(&bad, "d").unwrap_err();
+        assert_eq!(e.line, 10, "{e}");
+        assert!(e.message.contains("rol"), "{e}");
+
+        let bad = GOOD.replace("Europe/Stockholm", "Europe/Stokholm");
+        let e = Directory::from_toml(&bad, "d").unwrap_err();
+        assert_eq!(e.line, 12, "{e}");
+
+        let bad = GOOD.replace("08:00-20:00", "8 to 20");
+        assert_eq!(Directory::from_toml(&bad, "d").unwrap_err().line, 11);
+    }
+
+    #[test]
+    fn hours_wrap_midnight() {
+        let h = Hours::parse("22:00-06:00").unwrap();
+        assert!(h.contains(23 * 60));
+        assert!(h.contains(60));
+        assert!(!h.contains(12 * 60));
+    }
+}
