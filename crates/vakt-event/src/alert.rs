@@ -58,11 +58,17 @@ pub struct Actor {
 
 impl Actor {
     pub fn user(name: &str) -> Actor {
-        Actor { user: Some(name.to_owned()), ..Default::default() }
+        Actor {
+            user: Some(name.to_owned()),
+            ..Default::default()
+        }
     }
 
     pub fn host(name: &str) -> Actor {
-        Actor { host: Some(name.to_owned()), ..Default::default() }
+        Actor {
+            host: Some(name.to_owned()),
+            ..Default::default()
+        }
     }
 
     /// A short label for messages and tables: the user, else host, else address.
@@ -92,7 +98,11 @@ pub struct Alert {
     pub severity: Severity,
     #[serde(flatten)]
     pub actor: Actor,
-    #[serde(rename = "organization.id", skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        rename = "organization.id",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
     pub organization: Option<String>,
     pub first_seen: Timestamp,
     pub message: String,

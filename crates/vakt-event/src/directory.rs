@@ -109,7 +109,10 @@ impl Hours {
             let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
             (h <= 24 && m < 60 && h * 60 + m <= 24 * 60).then_some(h * 60 + m)
         };
-        Some(Hours { start_minute: minute(a)?, end_minute: minute(b)? })
+        Some(Hours {
+            start_minute: minute(a)?,
+            end_minute: minute(b)?,
+        })
     }
 
     pub fn contains(&self, minute_of_day: u16) -> bool {
@@ -217,7 +220,12 @@ impl Directory {
     pub fn from_toml(text: &str, path: &str) -> Result<Directory, DirectoryError> {
         let at = |offset: usize, message: String| {
             let (line, column) = line_col(text, offset);
-            DirectoryError { path: path.to_owned(), line, column, message }
+            DirectoryError {
+                path: path.to_owned(),
+                line,
+                column,
+                message,
+            }
         };
         let mut dir: Directory = toml::from_str(text).map_err(|e| {
             let offset = e.span().map(|s| s.start).unwrap_or(0);
@@ -227,10 +235,17 @@ impl Directory {
         let mut seen = std::collections::HashSet::new();
         for org in &mut dir.organizations {
             if !seen.insert(org.id.get_ref().clone()) {
-                return Err(at(org.id.span().start, format!("organization `{}` is declared twice; merge the two entries", org.id.get_ref())));
+                return Err(at(
+                    org.id.span().start,
+                    format!(
+                        "organization `{}` is declared twice; merge the two entries",
+                        org.id.get_ref()
+                    ),
+                ));
             }
             for n in &org.networks {
-                org.nets.push(parse_net(n).map_err(|m| at(n.span().start, m))?);
+                org.nets
+                    .push(parse_net(n).map_err(|m| at(n.span().start, m))?);
             }
         }
         let known_org = |o: &Option<Spanned<String>>| -> Result<(), DirectoryError> {
@@ -246,7 +261,10 @@ impl Directory {
         for acc in &mut dir.accounts {
             known_org(&acc.organization)?;
             if !names.insert(acc.name.get_ref().clone()) {
-                return Err(at(acc.name.span().start, format!("account `{}` is declared twice", acc.name.get_ref())));
+                return Err(at(
+                    acc.name.span().start,
+                    format!("account `{}` is declared twice", acc.name.get_ref()),
+                ));
             }
             if let Some(h) = &acc.hours {
                 acc.work_hours = Some(Hours::parse(h.get_ref()).ok_or_else(|| {
@@ -267,7 +285,8 @@ impl Directory {
         }
         for eg in &mut dir.egress_allow {
             for d in &eg.destinations {
-                eg.nets.push(parse_net(d).map_err(|m| at(d.span().start, m))?);
+                eg.nets
+                    .push(parse_net(d).map_err(|m| at(d.span().start, m))?);
             }
         }
         if let Some(http) = &dir.http {
@@ -278,7 +297,13 @@ impl Directory {
             }
             for r in &http.routes {
                 if !r.pattern.get_ref().starts_with('/') {
-                    return Err(at(r.pattern.span().start, format!("route pattern `{}` must start with `/`", r.pattern.get_ref())));
+                    return Err(at(
+                        r.pattern.span().start,
+                        format!(
+                            "route pattern `{}` must start with `/`",
+                            r.pattern.get_ref()
+                        ),
+                    ));
                 }
             }
         }
@@ -298,7 +323,13 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
     let before = &text.as_bytes()[..offset];
     let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-    let col = offset - before.iter().rposition(|&b| b == b'\n').map(|p| p + 1).unwrap_or(0) + 1;
+    let col = offset
+        - before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map(|p| p + 1)
+            .unwrap_or(0)
+        + 1;
     (line, col)
 }
 
@@ -354,7 +385,10 @@ destinations = ["203.0.113.10"]
 
     #[test]
     fn unknown_organization_and_field_and_timezone_are_located() {
-        let bad = GOOD.replace("organization = \"reseller-17\"", "organization = \"reseller-71\"");
+        let bad = GOOD.replace(
+            "organization = \"reseller-17\"",
+            "organization = \"reseller-71\"",
+        );
         let e = Directory::from_toml(&bad, "d").unwrap_err();
         assert_eq!(e.line, 9, "{e}");
         assert!(e.message.contains("reseller-71"));

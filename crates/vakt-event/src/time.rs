@@ -53,7 +53,9 @@ impl Timestamp {
                 return Ok(Timestamp(Utc.from_utc_datetime(&t).timestamp_millis()));
             }
         }
-        Err(TimeError { input: s.chars().take(64).collect() })
+        Err(TimeError {
+            input: s.chars().take(64).collect(),
+        })
     }
 
     pub fn millis(self) -> i64 {
@@ -66,7 +68,8 @@ impl Timestamp {
 
     /// RFC 3339 with millisecond precision, `Z` suffix.
     pub fn to_rfc3339(self) -> String {
-        self.to_datetime().to_rfc3339_opts(SecondsFormat::Millis, true)
+        self.to_datetime()
+            .to_rfc3339_opts(SecondsFormat::Millis, true)
     }
 
     /// Start of the `width`-millisecond bucket this time falls in.

@@ -1,14 +1,6 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! vakt's sources and parsers: where events come from and how raw lines
+//! become [`vakt_event::Event`]s.
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+pub mod parsers;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub use parsers::{ParseError, Parser, ParserContext};
