@@ -1,14 +1,22 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! vakt's detectors and the engine that runs them.
+//!
+//! Data flows `event -> enrich -> every detector -> findings -> incidents
+//! -> alerts`. Each detector lives in its own file under `detectors/`,
+//! implements [`Detector`], and is registered once in
+//! [`detectors::registry`].
+
+pub mod detector;
+pub mod detectors;
+pub mod engine;
+pub mod incidents;
+pub mod state;
+
+pub use detector::{Detector, Finding};
+pub use engine::{Engine, EngineStats};
+
+/// Out-of-order input tolerated, in milliseconds of event time: events up
+/// to this much older than the newest seen are handled as if on time.
+pub const LATENESS: i64 = 5 * vakt_event::time::MINUTE;
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub(crate) mod testing;

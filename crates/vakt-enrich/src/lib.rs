@@ -1,14 +1,431 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
+//! Enrichment: what vakt knows about an event beyond the event itself.
+//!
+//! [`Enricher::enrich`] adds, once per event, what several detectors need:
+//! the account's directory entry and peer group, whether the source address
+//! is inside the organisation's networks, GeoIP, local working hours,
+//! business context (a case) and canary customers touched. Detectors then
+//! read these facts instead of each looking them up again.
+
+pub mod cases;
+pub mod geoip;
+mod intern;
+
+pub use cases::Cases;
+pub use geoip::{Geo, GeoIp};
+pub use intern::Interner;
+
+use chrono::Timelike;
+use ipnet::IpNet;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use vakt_event::directory::{Account, AccountKind, Hours, Service};
+use vakt_event::{Directory, Event};
+
+/// A dense id for an account or host, so detectors key their state by a
+/// `u32` instead of a string.
+pub type ActorId = u32;
+
+/// A dense id for a peer group: organisation kind and role.
+pub type PeerGroup = u32;
+
+/// Where an access came from, relative to the actor's organisation.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum NetworkMatch<'a> {
+    /// The event has no source address.
+    NoAddress,
+    /// The account's organisation is unknown, so nothing can be said.
+    NoOrganization,
+    /// The organisation declares no networks.
+    OrganizationHasNoNetworks,
+    /// Inside one of the organisation's networks.
+    Own,
+    /// Inside another organisation's networks.
+    OtherOrganization(&'a str),
+    /// In no network the directory declares.
+    Unlisted,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+impl NetworkMatch<'_> {
+    /// True when the address is known to be outside the organisation's networks.
+    pub fn is_foreign(&self) -> bool {
+        matches!(
+            self,
+            NetworkMatch::OtherOrganization(_) | NetworkMatch::Unlisted
+        )
+    }
+}
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
+/// Whether an access had a business reason.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum BusinessContext {
+    /// The event carries a `case.id`.
+    CaseOnEvent,
+    /// The cases file has a case for this account and every customer read.
+    CaseFile,
+    /// Cases are known, and this many of the customers read had none.
+    Without(u32),
+    /// No cases file and no `case.id`: nothing can be said.
+    Unknown,
+}
+
+/// What vakt knows about one event. Borrowed from the event and the enricher.
+pub struct Enriched<'a> {
+    pub event: &'a Event,
+    /// The account (access events, and flow events naming a user) or host (flow events).
+    pub actor: ActorId,
+    pub account: Option<&'a Account>,
+    pub service: Option<&'a Service>,
+    /// The directory's organisation, else the event's `organization.id`.
+    pub organization: Option<&'a str>,
+    pub organization_kind: Option<&'a str>,
+    pub peer_group: PeerGroup,
+    pub network: NetworkMatch<'a>,
+    /// GeoIP of the source address (access) or destination (flow).
+    pub geo: Option<Geo>,
+    /// Whether the event falls in the account's declared hours.
+    pub in_hours: Option<bool>,
+    pub context: BusinessContext,
+    /// Canary customer ids the event touched.
+    pub canaries: Vec<&'a str>,
+}
+
+impl Enriched<'_> {
+    pub fn kind(&self) -> AccountKind {
+        if self.service.is_some() {
+            AccountKind::Service
+        } else {
+            self.account.map(|a| a.kind).unwrap_or_default()
+        }
+    }
+}
+
+struct OrgInfo {
+    kind: String,
+    nets: Vec<IpNet>,
+}
+
+/// Directory and side inputs, indexed for lookups on every event.
+pub struct Enricher {
+    directory: Arc<Directory>,
+    accounts: HashMap<String, usize>,
+    services: HashMap<String, usize>,
+    orgs: HashMap<String, OrgInfo>,
+    /// Every declared network with its organisation, for "whose network is this".
+    networks: Vec<(IpNet, String)>,
+    canaries: HashMap<String, usize>,
+    egress_allow: HashMap<String, Vec<IpNet>>,
+    cases: Option<Cases>,
+    geoip: Option<GeoIp>,
+    actors: Interner,
+    hosts: Interner,
+    peer_groups: Interner,
+    /// Peer group per account, fixed at first sight (the directory does not change during a run).
+    group_of: HashMap<ActorId, PeerGroup>,
+}
+
+/// Ids assigned by [`Enricher::prepare`].
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Ids {
+    pub actor: ActorId,
+    pub peer_group: PeerGroup,
+}
+
+impl Enricher {
+    pub fn new(directory: Arc<Directory>, cases: Option<Cases>, geoip: Option<GeoIp>) -> Enricher {
+        let d = &directory;
+        let accounts = d
+            .accounts
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.name.get_ref().clone(), i))
+            .collect();
+        let services = d
+            .services
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.name.get_ref().clone(), i))
+            .collect();
+        let orgs = d
+            .organizations
+            .iter()
+            .map(|o| {
+                (
+                    o.id.get_ref().clone(),
+                    OrgInfo {
+                        kind: o.kind.clone(),
+                        nets: o.nets.clone(),
+                    },
+                )
+            })
+            .collect();
+        let mut networks: Vec<(IpNet, String)> = d
+            .organizations
+            .iter()
+            .flat_map(|o| o.nets.iter().map(move |n| (*n, o.id.get_ref().clone())))
+            .collect();
+        // Most specific first, so a shop's /28 wins over its parent's /16.
+        networks.sort_by(|a, b| b.0.prefix_len().cmp(&a.0.prefix_len()));
+        let canaries = d
+            .canaries
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.customer_id.clone(), i))
+            .collect();
+        let mut egress_allow: HashMap<String, Vec<IpNet>> = HashMap::new();
+        for e in &d.egress_allow {
+            egress_allow
+                .entry(e.host.clone())
+                .or_default()
+                .extend(e.nets.iter().copied());
+        }
+        Enricher {
+            accounts,
+            services,
+            orgs,
+            networks,
+            canaries,
+            egress_allow,
+            cases,
+            geoip,
+            actors: Interner::default(),
+            hosts: Interner::default(),
+            peer_groups: Interner::default(),
+            group_of: HashMap::new(),
+            directory,
+        }
+    }
+
+    pub fn directory(&self) -> &Directory {
+        &self.directory
+    }
+
+    pub fn has_networks(&self) -> bool {
+        !self.networks.is_empty()
+    }
+
+    pub fn has_cases(&self) -> bool {
+        self.cases.is_some()
+    }
+
+    pub fn has_geoip(&self) -> bool {
+        self.geoip.is_some()
+    }
+
+    pub fn has_canaries(&self) -> bool {
+        !self.canaries.is_empty()
+    }
+
+    pub fn has_accounts(&self) -> bool {
+        !self.accounts.is_empty() || !self.services.is_empty()
+    }
+
+    /// The name behind an actor id (account, or host for flow events).
+    pub fn actor_name(&self, id: ActorId, flow: bool) -> &str {
+        if flow {
+            self.hosts.name(id)
+        } else {
+            self.actors.name(id)
+        }
+    }
+
+    pub fn peer_group_name(&self, id: PeerGroup) -> &str {
+        self.peer_groups.name(id)
+    }
+
+    /// Number of distinct accounts and hosts seen.
+    pub fn actors_seen(&self) -> usize {
+        self.actors.len() + self.hosts.len()
+    }
+
+    /// The directory's canary entry for a customer id.
+    pub fn canary(&self, customer: &str) -> Option<&vakt_event::directory::Canary> {
+        self.canaries
+            .get(customer)
+            .map(|&i| &self.directory.canaries[i])
+    }
+
+    /// Whether the directory allows `host` to send to `ip`.
+    pub fn egress_allowed(&self, host: &str, ip: IpAddr) -> bool {
+        self.egress_allow
+            .get(host)
+            .is_some_and(|nets| nets.iter().any(|n| n.contains(&ip)))
+    }
+
+    pub fn geo(&self, ip: IpAddr) -> Option<Geo> {
+        self.geoip.as_ref()?.lookup(ip)
+    }
+
+    /// The organisation whose declared networks hold `ip`.
+    pub fn network_owner(&self, ip: IpAddr) -> Option<&str> {
+        self.networks
+            .iter()
+            .find(|(n, _)| n.contains(&ip))
+            .map(|(_, o)| o.as_str())
+    }
+
+    /// Assigns the event's actor and peer group their ids. Separate from
+    /// [`Enricher::enrich`] because it is the only step that writes.
+    pub fn prepare(&mut self, event: &Event) -> Ids {
+        match event {
+            Event::Access(a) => {
+                let actor = self.actors.intern(&a.user);
+                if let Some(&group) = self.group_of.get(&actor) {
+                    return Ids {
+                        actor,
+                        peer_group: group,
+                    };
+                }
+                let account = self
+                    .accounts
+                    .get(&a.user)
+                    .map(|&i| &self.directory.accounts[i]);
+                let service = self
+                    .services
+                    .get(&a.user)
+                    .map(|&i| &self.directory.services[i]);
+                let organization = account
+                    .and_then(|a| a.organization.as_ref().map(|o| o.get_ref().as_str()))
+                    .or_else(|| {
+                        service.and_then(|s| s.organization.as_ref().map(|o| o.get_ref().as_str()))
+                    })
+                    .or(a.organization.as_deref());
+                let kind = organization
+                    .and_then(|o| self.orgs.get(o))
+                    .map(|o| o.kind.as_str());
+                let role = account
+                    .and_then(|a| a.role.as_deref())
+                    .unwrap_or(if service.is_some() { "service" } else { "-" });
+                let group = format!("{}/{}", kind.unwrap_or("-"), role);
+                let peer_group = self.peer_groups.intern(&group);
+                self.group_of.insert(actor, peer_group);
+                Ids { actor, peer_group }
+            }
+            Event::Flow(f) => Ids {
+                actor: self.hosts.intern(&f.host),
+                peer_group: self.peer_groups.intern("host"),
+            },
+        }
+    }
+
+    pub fn enrich<'a>(&'a self, event: &'a Event, ids: Ids) -> Enriched<'a> {
+        let Ids { actor, peer_group } = ids;
+        match event {
+            Event::Access(a) => {
+                let account = self
+                    .accounts
+                    .get(&a.user)
+                    .map(|&i| &self.directory.accounts[i]);
+                let service = self
+                    .services
+                    .get(&a.user)
+                    .map(|&i| &self.directory.services[i]);
+                let organization = account
+                    .and_then(|a| a.organization.as_ref().map(|o| o.get_ref().as_str()))
+                    .or_else(|| {
+                        service.and_then(|s| s.organization.as_ref().map(|o| o.get_ref().as_str()))
+                    })
+                    .or(a.organization.as_deref());
+                let org = organization.and_then(|o| self.orgs.get(o));
+                let organization_kind = org.map(|o| o.kind.as_str());
+                let network = match (a.source_ip, org) {
+                    (None, _) => NetworkMatch::NoAddress,
+                    (Some(_), None) => NetworkMatch::NoOrganization,
+                    (Some(_), Some(o)) if o.nets.is_empty() => {
+                        NetworkMatch::OrganizationHasNoNetworks
+                    }
+                    (Some(ip), Some(o)) if o.nets.iter().any(|n| n.contains(&ip)) => {
+                        NetworkMatch::Own
+                    }
+                    (Some(ip), Some(_)) => {
+                        match self.networks.iter().find(|(n, _)| n.contains(&ip)) {
+                            Some((_, other)) => NetworkMatch::OtherOrganization(other.as_str()),
+                            None => NetworkMatch::Unlisted,
+                        }
+                    }
+                };
+                let in_hours = account.and_then(|acc| {
+                    let hours: Hours = acc.work_hours?;
+                    let tz = acc.tz.unwrap_or(chrono_tz::UTC);
+                    let local = a.timestamp.to_datetime().with_timezone(&tz);
+                    Some(hours.contains((local.hour() * 60 + local.minute()) as u16))
+                });
+                let context = if a.case_id.is_some() {
+                    BusinessContext::CaseOnEvent
+                } else if let Some(cases) = &self.cases {
+                    let without = a
+                        .customer_ids
+                        .iter()
+                        .filter(|c| !cases.covers(&a.user, c, a.timestamp))
+                        .count() as u32;
+                    if without == 0 && !a.customer_ids.is_empty() {
+                        BusinessContext::CaseFile
+                    } else {
+                        BusinessContext::Without(without)
+                    }
+                } else {
+                    BusinessContext::Unknown
+                };
+                let canaries = if self.canaries.is_empty() {
+                    Vec::new()
+                } else {
+                    a.customer_ids
+                        .iter()
+                        .filter(|c| self.canaries.contains_key(c.as_str()))
+                        .map(|c| c.as_str())
+                        .collect()
+                };
+                let geo = match (&self.geoip, a.source_ip) {
+                    (Some(g), Some(ip)) => g.lookup(ip),
+                    _ => None,
+                };
+                Enriched {
+                    event,
+                    actor,
+                    account,
+                    service,
+                    organization,
+                    organization_kind,
+                    peer_group,
+                    network,
+                    geo,
+                    in_hours,
+                    context,
+                    canaries,
+                }
+            }
+            Event::Flow(f) => {
+                let geo = match (&self.geoip, f.destination_ip) {
+                    (Some(g), Some(ip)) => g.lookup(ip),
+                    _ => None,
+                }
+                .or_else(|| {
+                    f.destination_country.as_ref().map(|c| Geo {
+                        country: Some(c.clone()),
+                        ..Geo::default()
+                    })
+                });
+                let account = f
+                    .user
+                    .as_ref()
+                    .and_then(|u| self.accounts.get(u))
+                    .map(|&i| &self.directory.accounts[i]);
+                Enriched {
+                    event,
+                    actor,
+                    account,
+                    service: None,
+                    organization: account
+                        .and_then(|a| a.organization.as_ref().map(|o| o.get_ref().as_str())),
+                    organization_kind: None,
+                    peer_group,
+                    network: NetworkMatch::NoAddress,
+                    geo,
+                    in_hours: None,
+                    context: BusinessContext::Unknown,
+                    canaries: Vec::new(),
+                }
+            }
+        }
     }
 }

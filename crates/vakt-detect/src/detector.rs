@@ -1,0 +1,90 @@
+//! The one trait every detector implements, and what it reports.
+
+use serde_json::{Map, Value};
+use vakt_enrich::{Enriched, Enricher};
+use vakt_event::{Actor, Severity, Timestamp};
+
+/// A streaming, stateful detector.
+///
+/// The engine calls [`Detector::observe`] for every event in event-time
+/// order (give or take the bounded lateness the ingest tolerates). A
+/// detector reports a [`Finding`] whenever its condition holds; the engine
+/// merges findings of the same rule and key into one incident, so a bot
+/// doing 30,000 lookups is one alert that may escalate, not 30,000 alerts.
+/// Detectors should still avoid building a finding on every event once an
+/// incident is open (report when the severity or the figures change
+/// notably), because findings carry formatted messages.
+///
+/// State must stay bounded per key and idle keys must be forgotten in
+/// [`Detector::evict`], in event time, so memory does not grow with events.
+pub trait Detector: Send {
+    /// The stable rule id (EVENTS.md section 5), e.g. `rate`.
+    fn id(&self) -> &'static str;
+
+    /// What this detector needs that the run lacks, said once at start
+    /// (e.g. "no networks in the directory"). The detector still runs and
+    /// simply finds nothing where it cannot judge.
+    fn missing(&self, _enricher: &Enricher) -> Option<String> {
+        None
+    }
+
+    fn observe(&mut self, event: &Enriched, out: &mut Vec<Finding>);
+
+    /// Forgets keys idle since before `horizon` (event time).
+    fn evict(&mut self, horizon: Timestamp);
+
+    /// Keys currently held, for memory accounting.
+    fn tracked_keys(&self) -> usize;
+}
+
+/// One detector's verdict on one actor at one moment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Finding {
+    pub rule: &'static str,
+    /// What makes two findings the same incident, within the rule:
+    /// usually the actor's name.
+    pub key: String,
+    pub actor: Actor,
+    pub organization: Option<String>,
+    pub severity: Severity,
+    /// Event time of the event that produced this finding.
+    pub at: Timestamp,
+    /// Event time of the first event that belongs to the incident.
+    pub first_seen: Timestamp,
+    pub message: String,
+    /// Observed figures against baseline or threshold, sample events.
+    pub evidence: Map<String, Value>,
+    /// Distinct customers touched by the actor in the incident's window.
+    pub customers: u64,
+}
+
+/// Builds the `evidence` object: `evidence![ "observed" => 12, "baseline" => 3.5 ]`.
+#[macro_export]
+macro_rules! evidence {
+    ($($k:expr => $v:expr),* $(,)?) => {{
+        let mut m = serde_json::Map::new();
+        $( m.insert(String::from($k), serde_json::json!($v)); )*
+        m
+    }};
+}
+
+/// The actor of an enriched event, as alerts name it.
+pub fn actor_of(ev: &Enriched) -> Actor {
+    match ev.event {
+        vakt_event::Event::Access(a) => Actor {
+            user: Some(a.user.clone()),
+            host: None,
+            ip: a.source_ip,
+        },
+        vakt_event::Event::Flow(f) => Actor {
+            user: f.user.clone(),
+            host: Some(f.host.clone()),
+            ip: f.source_ip,
+        },
+    }
+}
+
+/// `file:line` of the event, for evidence.
+pub fn reference(ev: &Enriched) -> String {
+    ev.event.origin().to_string()
+}
