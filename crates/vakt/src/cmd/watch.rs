@@ -13,7 +13,9 @@ use vakt_detect::Engine;
 use vakt_enrich::{Cases, Enricher, GeoIp};
 use vakt_event::{Alert, Directory, Event};
 use vakt_ingest::parsers;
-use vakt_ingest::{EventStream, FollowControl, Input, InputStats, Merge, ParserContext, Rejects, StreamConfig};
+use vakt_ingest::{
+    EventStream, FollowControl, Input, InputStats, Merge, ParserContext, Rejects, StreamConfig,
+};
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct WatchArgs {
@@ -73,11 +75,19 @@ impl WatchReport {
     pub fn print(&self) {
         let total = self.total_events();
         let secs = self.elapsed.as_secs_f64().max(1e-9);
-        let kinds: Vec<String> = self.events.iter().map(|(k, n)| format!("{k} {}", thousands(*n))).collect();
+        let kinds: Vec<String> = self
+            .events
+            .iter()
+            .map(|(k, n)| format!("{k} {}", thousands(*n)))
+            .collect();
         eprintln!(
             "vakt watch: {} events ({}) in {:.2} s = {} events/s",
             thousands(total),
-            if kinds.is_empty() { "none".into() } else { kinds.join(", ") },
+            if kinds.is_empty() {
+                "none".into()
+            } else {
+                kinds.join(", ")
+            },
             secs,
             thousands((total as f64 / secs) as u64)
         );
@@ -93,7 +103,11 @@ impl WatchReport {
         }
         eprintln!("  lines rejected: {}", thousands(self.rejected));
         let n: u64 = self.incidents.iter().map(|(_, n)| n).sum();
-        let rules: Vec<String> = self.incidents.iter().map(|(r, n)| format!("{r} {n}")).collect();
+        let rules: Vec<String> = self
+            .incidents
+            .iter()
+            .map(|(r, n)| format!("{r} {n}"))
+            .collect();
         eprintln!(
             "  alerts: {} incidents{}{} ({} alert lines)",
             thousands(n),
@@ -113,9 +127,9 @@ impl WatchReport {
 pub fn run(args: WatchArgs) -> Result<ExitCode> {
     let quiet = args.quiet;
     let out: Box<dyn Write> = match &args.output {
-        Some(p) => Box::new(io::BufWriter::new(
-            std::fs::File::create(p).with_context(|| format!("cannot create the output file {}", p.display()))?,
-        )),
+        Some(p) => Box::new(io::BufWriter::new(std::fs::File::create(p).with_context(
+            || format!("cannot create the output file {}", p.display()),
+        )?)),
         None => Box::new(io::BufWriter::new(io::stdout().lock())),
     };
     let report = watch(&args, out)?;
@@ -142,7 +156,11 @@ pub fn build_engine(args: &WatchArgs) -> Result<(Engine, Arc<Directory>)> {
         Some(p) => Some(Cases::load(p)?),
         None => None,
     };
-    let geoip = if args.geoip.is_empty() { None } else { Some(GeoIp::open(&args.geoip)?) };
+    let geoip = if args.geoip.is_empty() {
+        None
+    } else {
+        Some(GeoIp::open(&args.geoip)?)
+    };
     let engine = Engine::new(Enricher::new(directory.clone(), cases, geoip), registry());
     if !args.quiet {
         for (id, note) in engine.missing_inputs() {
@@ -158,7 +176,10 @@ pub fn watch(args: &WatchArgs, mut out: Box<dyn Write>) -> Result<WatchReport> {
         "auto" => None,
         name => match parsers::format(name) {
             Some(f) => Some(f),
-            None => bail!("unknown --format `{name}`; use auto or one of: {}", parsers::names().join(", ")),
+            None => bail!(
+                "unknown --format `{name}`; use auto or one of: {}",
+                parsers::names().join(", ")
+            ),
         },
     };
     let (mut engine, directory) = build_engine(args)?;
@@ -177,8 +198,11 @@ pub fn watch(args: &WatchArgs, mut out: Box<dyn Write>) -> Result<WatchReport> {
             }
         }),
     )?);
-    let inputs: Vec<Input> =
-        if args.inputs.is_empty() { vec![Input::Stdin] } else { args.inputs.iter().map(|s| Input::parse(s)).collect() };
+    let inputs: Vec<Input> = if args.inputs.is_empty() {
+        vec![Input::Stdin]
+    } else {
+        args.inputs.iter().map(|s| Input::parse(s)).collect()
+    };
 
     let started = Instant::now();
     let mut alert_lines = 0u64;
@@ -187,7 +211,13 @@ pub fn watch(args: &WatchArgs, mut out: Box<dyn Write>) -> Result<WatchReport> {
     let mut emit = |a: Alert| {
         alert_lines += 1;
         if write_error.is_none() {
-            let r = writeln!(out, "{}", a.to_json_line()).and_then(|()| if follow { out.flush() } else { Ok(()) });
+            let r = writeln!(out, "{}", a.to_json_line()).and_then(|()| {
+                if follow {
+                    out.flush()
+                } else {
+                    Ok(())
+                }
+            });
             if let Err(e) = r {
                 write_error = Some(e);
             }
@@ -195,11 +225,16 @@ pub fn watch(args: &WatchArgs, mut out: Box<dyn Write>) -> Result<WatchReport> {
     };
 
     let input_stats = if args.follow {
-        follow_inputs(&inputs, config, args.idle_exit, &rejects, &mut |ev| engine.process(&ev, &mut emit))?
+        follow_inputs(&inputs, config, args.idle_exit, &rejects, &mut |ev| {
+            engine.process(&ev, &mut emit)
+        })?
     } else {
         let mut streams = Vec::new();
         for i in &inputs {
-            streams.push(EventStream::open(i, config.clone()).with_context(|| format!("cannot open input {}", i.name()))?);
+            streams.push(
+                EventStream::open(i, config.clone())
+                    .with_context(|| format!("cannot open input {}", i.name()))?,
+            );
         }
         let mut merge = Merge::new(streams);
         while let Some(ev) = merge.next_event(&rejects)? {
@@ -214,16 +249,33 @@ pub fn watch(args: &WatchArgs, mut out: Box<dyn Write>) -> Result<WatchReport> {
             return Err(e).context("cannot write alerts");
         }
     }
-    out.flush().or_else(|e| if e.kind() == io::ErrorKind::BrokenPipe { Ok(()) } else { Err(e) })?;
+    out.flush().or_else(|e| {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            Ok(())
+        } else {
+            Err(e)
+        }
+    })?;
     let elapsed = started.elapsed();
     let mut rejects = rejects.into_inner().unwrap_or_else(|p| p.into_inner());
-    rejects.flush().context("cannot write the dead-letter file")?;
+    rejects
+        .flush()
+        .context("cannot write the dead-letter file")?;
     let (detector_keys, actors) = engine.tracked();
     Ok(WatchReport {
         inputs: input_stats,
         rejected: rejects.count(),
-        events: engine.stats().events.iter().map(|(k, v)| (*k, *v)).collect(),
-        incidents: engine.incidents_by_rule().iter().map(|(k, v)| (*k, *v)).collect(),
+        events: engine
+            .stats()
+            .events
+            .iter()
+            .map(|(k, v)| (*k, *v))
+            .collect(),
+        incidents: engine
+            .incidents_by_rule()
+            .iter()
+            .map(|(k, v)| (*k, *v))
+            .collect(),
         alert_lines,
         elapsed,
         actors,
@@ -241,7 +293,10 @@ fn follow_inputs(
     rejects: &Mutex<Rejects>,
     process: &mut dyn FnMut(Event),
 ) -> Result<Vec<InputStats>> {
-    let control = FollowControl { idle_exit: idle_exit.map(Duration::from_secs_f64), ..Default::default() };
+    let control = FollowControl {
+        idle_exit: idle_exit.map(Duration::from_secs_f64),
+        ..Default::default()
+    };
     let stop = control.stop.clone();
     // A second Ctrl-C while stopping falls through to the default (exit).
     let _ = ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed));
@@ -273,12 +328,16 @@ fn follow_inputs(
         }
         let mut stats = Vec::new();
         for h in handles {
-            stats.push(h.join().map_err(|_| anyhow::anyhow!("an input thread failed"))??);
+            stats.push(
+                h.join()
+                    .map_err(|_| anyhow::anyhow!("an input thread failed"))??,
+            );
         }
         Ok(stats)
     })
 }
 
 fn follow_path(p: &Path, config: &StreamConfig, control: &FollowControl) -> Result<EventStream> {
-    EventStream::follow(p, config.clone(), control.clone()).with_context(|| format!("cannot follow {}", p.display()))
+    EventStream::follow(p, config.clone(), control.clone())
+        .with_context(|| format!("cannot follow {}", p.display()))
 }
