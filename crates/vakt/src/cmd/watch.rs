@@ -46,6 +46,9 @@ pub struct WatchArgs {
     /// Longest line accepted, in bytes; longer lines are rejected.
     #[arg(long, default_value_t = vakt_ingest::lines::DEFAULT_MAX_LINE, value_name = "BYTES")]
     pub max_line: usize,
+    /// Also write the run summary as JSON to this file (for scripts and benchmarks).
+    #[arg(long, value_name = "FILE")]
+    pub stats_json: Option<PathBuf>,
     /// No summary on stderr.
     #[arg(long, short = 'q')]
     pub quiet: bool,
@@ -70,6 +73,25 @@ pub struct WatchReport {
 impl WatchReport {
     pub fn total_events(&self) -> u64 {
         self.events.iter().map(|(_, n)| n).sum()
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        let secs = self.elapsed.as_secs_f64();
+        serde_json::json!({
+            "events": self.total_events(),
+            "events_by_kind": self.events.iter().map(|(k, n)| (k.to_string(), serde_json::json!(n))).collect::<serde_json::Map<_, _>>(),
+            "rejected": self.rejected,
+            "incidents_by_rule": self.incidents.iter().map(|(k, n)| (k.to_string(), serde_json::json!(n))).collect::<serde_json::Map<_, _>>(),
+            "alert_lines": self.alert_lines,
+            "seconds": secs,
+            "events_per_second": self.total_events() as f64 / secs.max(1e-9),
+            "actors": self.actors,
+            "detector_keys": self.detector_keys,
+            "peak_rss_bytes": self.peak_rss,
+            "inputs": self.inputs.iter().map(|i| serde_json::json!({
+                "name": i.name, "format": i.format, "lines": i.lines, "events": i.events, "rejected": i.rejected,
+            })).collect::<Vec<_>>(),
+        })
     }
 
     pub fn print(&self) {
@@ -133,6 +155,10 @@ pub fn run(args: WatchArgs) -> Result<ExitCode> {
         None => Box::new(io::BufWriter::new(io::stdout().lock())),
     };
     let report = watch(&args, out)?;
+    if let Some(p) = &args.stats_json {
+        std::fs::write(p, serde_json::to_string_pretty(&report.to_json())?)
+            .with_context(|| format!("cannot write {}", p.display()))?;
+    }
     if !quiet {
         report.print();
     }
