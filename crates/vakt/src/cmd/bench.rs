@@ -1,0 +1,104 @@
+//! `vakt bench`: throughput and memory of `vakt watch`, measured on
+//! generated events in a child process so the figures are the watcher's
+//! own (single thread, every detector on).
+
+use crate::fmt::thousands;
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct BenchArgs {
+    /// Events per run.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub events: u64,
+    /// Distinct accounts in the measured run.
+    #[arg(long, default_value_t = 100_000)]
+    pub accounts: u32,
+    /// Runs per configuration; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    pub runs: u32,
+    /// Working directory for the generated inputs.
+    #[arg(long, default_value = "/tmp/vakt-bench", value_name = "DIR")]
+    pub dir: PathBuf,
+}
+
+struct Run {
+    events_per_second: f64,
+    peak_rss: u64,
+    events: u64,
+}
+
+pub fn run(args: BenchArgs) -> Result<()> {
+    std::fs::create_dir_all(&args.dir).with_context(|| format!("cannot create {}", args.dir.display()))?;
+    // Memory per account is the difference between many and few accounts
+    // over the same number of events: fixed costs cancel out.
+    let few = (args.accounts / 100).max(100);
+    let mut results = Vec::new();
+    for accounts in [args.accounts, few] {
+        let (events, directory) = generate(&args.dir, args.events, accounts)?;
+        let mut runs = Vec::new();
+        for _ in 0..args.runs.max(1) {
+            runs.push(watch_once(&args.dir, &events, &directory)?);
+        }
+        runs.sort_by(|a, b| a.events_per_second.total_cmp(&b.events_per_second));
+        let median = runs.swap_remove(runs.len() / 2);
+        results.push((accounts, median));
+    }
+    let (many, m) = &results[0];
+    let (few, f) = &results[1];
+    println!("vakt bench: `vakt watch` on {} JSON-line access events, one thread, every detector on", thousands(m.events));
+    println!("  {:>9} accounts: {:>10} events/s, peak memory {:>7.1} MiB", thousands(*many as u64), thousands(m.events_per_second as u64), mib(m.peak_rss));
+    println!("  {:>9} accounts: {:>10} events/s, peak memory {:>7.1} MiB", thousands(*few as u64), thousands(f.events_per_second as u64), mib(f.peak_rss));
+    let per_account = m.peak_rss.saturating_sub(f.peak_rss) as f64 / (*many - *few).max(1) as f64;
+    println!("  memory per tracked account: {per_account:.0} bytes (peak difference / account difference)");
+    println!("  (median of {} runs each)", args.runs.max(1));
+    Ok(())
+}
+
+fn mib(b: u64) -> f64 {
+    b as f64 / (1024.0 * 1024.0)
+}
+
+fn generate(dir: &Path, events: u64, accounts: u32) -> Result<(PathBuf, PathBuf)> {
+    let path = dir.join(format!("bench-{events}-{accounts}.jsonl"));
+    let directory = dir.join(format!("bench-{accounts}.toml"));
+    std::fs::write(&directory, vakt_sim::bench_directory(accounts))?;
+    if !path.exists() {
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+        bar.set_message(format!("generating {} events for {} accounts", thousands(events), thousands(accounts as u64)));
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        let tmp = path.with_extension("tmp");
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+        vakt_sim::bench_events(events, accounts, 1, &mut w)?;
+        std::io::Write::flush(&mut w)?;
+        drop(w);
+        std::fs::rename(&tmp, &path)?;
+        bar.finish_and_clear();
+    }
+    Ok((path, directory))
+}
+
+fn watch_once(dir: &Path, events: &Path, directory: &Path) -> Result<Run> {
+    let stats = dir.join("stats.json");
+    let status = Command::new(std::env::current_exe()?)
+        .args(["watch", "--quiet", "--format", "jsonl", "--directory"])
+        .arg(directory)
+        .arg("--stats-json")
+        .arg(&stats)
+        .arg(events)
+        .stdout(Stdio::null())
+        .status()
+        .context("cannot start `vakt watch`")?;
+    if !status.success() {
+        bail!("`vakt watch` failed on {}", events.display());
+    }
+    let s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&stats)?)?;
+    Ok(Run {
+        events_per_second: s["events_per_second"].as_f64().unwrap_or(0.0),
+        peak_rss: s["peak_rss_bytes"].as_u64().unwrap_or(0),
+        events: s["events"].as_u64().unwrap_or(0),
+    })
+}
