@@ -3,7 +3,7 @@
 //! Read from CSV `case_id,customer_id,account,opened,closed` (EVENTS.md
 //! section 4). `closed` may be empty for a case still open.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::path::Path;
 use vakt_event::Timestamp;
 
@@ -22,10 +22,13 @@ pub enum CasesError {
     },
 }
 
-/// Open intervals per (account, customer).
+/// When a case was open: from, until.
+type Intervals = Vec<(Timestamp, Timestamp)>;
+
+/// Open intervals per account, then customer.
 #[derive(Debug, Default)]
 pub struct Cases {
-    open: HashMap<Box<str>, HashMap<Box<str>, Vec<(Timestamp, Timestamp)>>>,
+    open: HashMap<Box<str>, HashMap<Box<str>, Intervals>>,
     count: usize,
 }
 

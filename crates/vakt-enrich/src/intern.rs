@@ -1,6 +1,6 @@
 //! String interning for actor and group names.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 /// Maps names to dense ids and back. Grows with distinct names, never
 /// with events.

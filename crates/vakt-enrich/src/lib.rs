@@ -16,7 +16,7 @@ pub use intern::Interner;
 
 use chrono::Timelike;
 use ipnet::IpNet;
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use vakt_event::directory::{Account, AccountKind, Hours, Service};
@@ -165,14 +165,14 @@ impl Enricher {
             .flat_map(|o| o.nets.iter().map(move |n| (*n, o.id.get_ref().clone())))
             .collect();
         // Most specific first, so a shop's /28 wins over its parent's /16.
-        networks.sort_by(|a, b| b.0.prefix_len().cmp(&a.0.prefix_len()));
+        networks.sort_by_key(|n| std::cmp::Reverse(n.0.prefix_len()));
         let canaries = d
             .canaries
             .iter()
             .enumerate()
             .map(|(i, c)| (c.customer_id.clone(), i))
             .collect();
-        let mut egress_allow: HashMap<String, Vec<IpNet>> = HashMap::new();
+        let mut egress_allow: HashMap<String, Vec<IpNet>> = HashMap::default();
         for e in &d.egress_allow {
             egress_allow
                 .entry(e.host.clone())
@@ -191,7 +191,7 @@ impl Enricher {
             actors: Interner::default(),
             hosts: Interner::default(),
             peer_groups: Interner::default(),
-            group_of: HashMap::new(),
+            group_of: HashMap::default(),
             directory,
         }
     }

@@ -88,8 +88,9 @@ impl EventKind {
 }
 
 /// What an access did. Unknown words are kept as they came.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Action {
+    #[default]
     Lookup,
     Search,
     Export,
@@ -172,12 +173,6 @@ pub struct AccessEvent {
     pub url_path: Option<String>,
     pub db_statement: Option<String>,
     pub origin: Origin,
-}
-
-impl Default for Action {
-    fn default() -> Self {
-        Action::Lookup
-    }
 }
 
 /// Outbound network traffic from a host (EVENTS.md section 2).

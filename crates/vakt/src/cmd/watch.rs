@@ -269,7 +269,6 @@ pub fn watch(args: &WatchArgs, mut out: Box<dyn Write>) -> Result<WatchReport> {
         merge.stats()
     };
     engine.finish(&mut emit);
-    drop(emit);
     if let Some(e) = write_error {
         if e.kind() != io::ErrorKind::BrokenPipe {
             return Err(e).context("cannot write alerts");
