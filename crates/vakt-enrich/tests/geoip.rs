@@ -4,12 +4,18 @@ use std::path::PathBuf;
 use vakt_enrich::GeoIp;
 
 fn data(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
 }
 
 #[test]
 fn country_and_asn_merge_from_two_databases() {
-    let g = GeoIp::open(&[data("GeoIP2-Country-Test.mmdb"), data("GeoLite2-ASN-Test.mmdb")]).unwrap();
+    let g = GeoIp::open(&[
+        data("GeoIP2-Country-Test.mmdb"),
+        data("GeoLite2-ASN-Test.mmdb"),
+    ])
+    .unwrap();
     let se = g.lookup("89.160.20.112".parse().unwrap()).unwrap();
     assert_eq!(se.country.as_deref(), Some("SE"));
     let us = g.lookup("214.78.120.1".parse().unwrap()).unwrap();

@@ -3,9 +3,13 @@
 use crate::detector::Detector;
 
 pub mod canary;
+pub mod login_failures;
 
 /// All detectors, in the order they see each event. Adding a detector is
 /// one file in this folder plus one line here.
 pub fn registry() -> Vec<Box<dyn Detector>> {
-    vec![Box::new(canary::Canary::default())]
+    vec![
+        Box::new(canary::Canary::default()),
+        Box::new(login_failures::LoginFailures::default()),
+    ]
 }
