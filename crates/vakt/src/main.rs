@@ -17,12 +17,24 @@ struct Cli {
 enum Command {
     /// Read access and flow events, write alerts as JSON lines on stdout.
     Watch(cmd::watch::WatchArgs),
+    /// Simulate a month of a mid-size operator with every incident, watch it, show what was found.
+    Demo(cmd::demo::DemoArgs),
+    /// Write a telecom operator's traffic with labelled incidents (events, directory, cases, labels).
+    Simulate(cmd::simulate::SimulateArgs),
+    /// Score alerts against a simulation's labels: detected, time to detect, false positives.
+    Eval(cmd::eval::EvalArgs),
+    /// Measure `vakt watch`: events per second and memory per tracked account.
+    Bench(cmd::bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Watch(args) => cmd::watch::run(args),
+        Command::Demo(args) => cmd::demo::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Simulate(args) => cmd::simulate::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Eval(args) => cmd::eval::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Bench(args) => cmd::bench::run(args).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

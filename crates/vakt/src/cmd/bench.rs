@@ -31,7 +31,8 @@ struct Run {
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
-    std::fs::create_dir_all(&args.dir).with_context(|| format!("cannot create {}", args.dir.display()))?;
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("cannot create {}", args.dir.display()))?;
     // Memory per account is the difference between many and few accounts
     // over the same number of events: fixed costs cancel out.
     let few = (args.accounts / 100).max(100);
@@ -48,9 +49,22 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     let (many, m) = &results[0];
     let (few, f) = &results[1];
-    println!("vakt bench: `vakt watch` on {} JSON-line access events, one thread, every detector on", thousands(m.events));
-    println!("  {:>9} accounts: {:>10} events/s, peak memory {:>7.1} MiB", thousands(*many as u64), thousands(m.events_per_second as u64), mib(m.peak_rss));
-    println!("  {:>9} accounts: {:>10} events/s, peak memory {:>7.1} MiB", thousands(*few as u64), thousands(f.events_per_second as u64), mib(f.peak_rss));
+    println!(
+        "vakt bench: `vakt watch` on {} JSON-line access events, one thread, every detector on",
+        thousands(m.events)
+    );
+    println!(
+        "  {:>9} accounts: {:>10} events/s, peak memory {:>7.1} MiB",
+        thousands(*many as u64),
+        thousands(m.events_per_second as u64),
+        mib(m.peak_rss)
+    );
+    println!(
+        "  {:>9} accounts: {:>10} events/s, peak memory {:>7.1} MiB",
+        thousands(*few as u64),
+        thousands(f.events_per_second as u64),
+        mib(f.peak_rss)
+    );
     let per_account = m.peak_rss.saturating_sub(f.peak_rss) as f64 / (*many - *few).max(1) as f64;
     println!("  memory per tracked account: {per_account:.0} bytes (peak difference / account difference)");
     println!("  (median of {} runs each)", args.runs.max(1));
@@ -67,8 +81,15 @@ fn generate(dir: &Path, events: u64, accounts: u32) -> Result<(PathBuf, PathBuf)
     std::fs::write(&directory, vakt_sim::bench_directory(accounts))?;
     if !path.exists() {
         let bar = ProgressBar::new_spinner();
-        bar.set_style(ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
-        bar.set_message(format!("generating {} events for {} accounts", thousands(events), thousands(accounts as u64)));
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.set_message(format!(
+            "generating {} events for {} accounts",
+            thousands(events),
+            thousands(accounts as u64)
+        ));
         bar.enable_steady_tick(std::time::Duration::from_millis(120));
         let tmp = path.with_extension("tmp");
         let mut w = std::io::BufWriter::new(std::fs::File::create(&tmp)?);

@@ -24,7 +24,13 @@ pub struct DemoArgs {
 
 pub fn run(args: DemoArgs) -> Result<()> {
     let dir = &args.out;
-    let cfg = SimConfig { days: args.days, seed: args.seed, scale: Scale::Medium, scenarios: Scenario::ALL.to_vec(), ..SimConfig::default() };
+    let cfg = SimConfig {
+        days: args.days,
+        seed: args.seed,
+        scale: Scale::Medium,
+        scenarios: Scenario::ALL.to_vec(),
+        ..SimConfig::default()
+    };
     let t0 = std::time::Instant::now();
     let sim = crate::cmd::simulate::simulate(&cfg, dir)?;
     let sim_secs = t0.elapsed().as_secs_f64();
@@ -45,7 +51,8 @@ pub fn run(args: DemoArgs) -> Result<()> {
         inputs: vec![dir.join("events.jsonl").display().to_string()],
     };
     let out = std::io::BufWriter::new(
-        std::fs::File::create(&alerts_path).with_context(|| format!("cannot create {}", alerts_path.display()))?,
+        std::fs::File::create(&alerts_path)
+            .with_context(|| format!("cannot create {}", alerts_path.display()))?,
     );
     let report = watch(&watch_args, Box::new(out))?;
     let alerts = read_alerts(&alerts_path)?;
@@ -69,8 +76,14 @@ pub fn run(args: DemoArgs) -> Result<()> {
     print!("{}", eval.render_table());
     println!();
     println!("Files are in {}/ ; next:", dir.display());
-    println!("  vakt eval --labels {0}/labels.json {0}/alerts.jsonl", dir.display());
-    println!("  vakt watch --directory {0}/directory.toml --cases {0}/cases.csv {0}/events.jsonl", dir.display());
+    println!(
+        "  vakt eval --labels {0}/labels.json {0}/alerts.jsonl",
+        dir.display()
+    );
+    println!(
+        "  vakt watch --directory {0}/directory.toml --cases {0}/cases.csv {0}/events.jsonl",
+        dir.display()
+    );
     Ok(())
 }
 
@@ -86,8 +99,16 @@ fn print_incidents(alerts: &[Alert]) {
         let d = detected.entry(&a.id).or_insert(a.timestamp);
         *d = (*d).min(a.timestamp);
     }
-    let mut rows: Vec<&Alert> = latest.into_values().filter(|a| a.severity >= Severity::Medium).collect();
-    rows.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.first_seen.cmp(&b.first_seen)).then(a.id.cmp(&b.id)));
+    let mut rows: Vec<&Alert> = latest
+        .into_values()
+        .filter(|a| a.severity >= Severity::Medium)
+        .collect();
+    rows.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then(a.first_seen.cmp(&b.first_seen))
+            .then(a.id.cmp(&b.id))
+    });
     println!(
         "  {:<9} {:<20} {:<22} {:<17} {:<17} {:>9}  {}",
         "severity", "rule", "actor", "first seen", "detected", "customers", "why"

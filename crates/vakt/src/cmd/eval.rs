@@ -19,8 +19,14 @@ pub struct EvalArgs {
 }
 
 pub fn load_labels(path: &std::path::Path) -> Result<Labels> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{} is not a labels file written by `vakt simulate`", path.display()))
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{} is not a labels file written by `vakt simulate`",
+            path.display()
+        )
+    })
 }
 
 pub fn run(args: EvalArgs) -> Result<()> {

@@ -1,1 +1,5 @@
+pub mod bench;
+pub mod demo;
+pub mod eval;
+pub mod simulate;
 pub mod watch;

@@ -30,7 +30,8 @@ pub fn parse_scenarios(s: &str) -> Result<Vec<Scenario>> {
         list => list
             .split(',')
             .map(|n| {
-                Scenario::parse(n.trim()).with_context(|| format!("unknown scenario `{n}`; use s1 to s6, all or none"))
+                Scenario::parse(n.trim())
+                    .with_context(|| format!("unknown scenario `{n}`; use s1 to s6, all or none"))
             })
             .collect(),
     }
@@ -46,7 +47,13 @@ pub fn config(args: &SimulateArgs) -> Result<SimConfig> {
     if args.days == 0 {
         bail!("--days must be at least 1");
     }
-    Ok(SimConfig { days: args.days, seed: args.seed, scale, scenarios: parse_scenarios(&args.scenarios)?, ..SimConfig::default() })
+    Ok(SimConfig {
+        days: args.days,
+        seed: args.seed,
+        scale,
+        scenarios: parse_scenarios(&args.scenarios)?,
+        ..SimConfig::default()
+    })
 }
 
 /// Runs the simulator with a progress bar on stderr.
@@ -54,11 +61,14 @@ pub fn simulate(cfg: &SimConfig, out: &Path) -> Result<SimSummary> {
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let bar = ProgressBar::new(cfg.days as u64 * 86_400_000);
     bar.set_style(
-        ProgressStyle::with_template("simulating {bar:30} {percent:>3}% {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template("simulating {bar:30} {percent:>3}% {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let start = cfg.start.0;
-    let summary = vakt_sim::simulate(cfg, out, |t| bar.set_position((t as i64 - start).max(0) as u64))
-        .with_context(|| format!("simulation into {} failed", out.display()))?;
+    let summary = vakt_sim::simulate(cfg, out, |t| {
+        bar.set_position((t as i64 - start).max(0) as u64)
+    })
+    .with_context(|| format!("simulation into {} failed", out.display()))?;
     bar.finish_and_clear();
     Ok(summary)
 }

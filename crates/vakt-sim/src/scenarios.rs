@@ -1,0 +1,491 @@
+//! The incidents of PRODUCT.md, injected into the operator's traffic with
+//! variations drawn from the seed, and labelled.
+
+use crate::operator::{ip4, Hour, Role, World};
+use crate::{LabelActors, Scenario, ScenarioLabel};
+use rand::seq::SliceRandom;
+use rand::Rng;
+use std::collections::HashSet;
+use std::net::IpAddr;
+use vakt_event::time::{HOUR, SECOND};
+use vakt_event::{Action, Timestamp};
+
+struct Track {
+    label: ScenarioLabel,
+    customers: HashSet<u32>,
+    records: u64,
+}
+
+impl Track {
+    fn new(id: Scenario, actors: LabelActors) -> Track {
+        Track {
+            label: ScenarioLabel {
+                id,
+                title: id.title().into(),
+                actors,
+                start: Timestamp(i64::MAX),
+                end: Timestamp(i64::MIN),
+                customers: 0,
+                events: 0,
+            },
+            customers: HashSet::new(),
+            records: 0,
+        }
+    }
+
+    fn saw(&mut self, t: i64, customers: &[u32], records: u64) {
+        self.label.start = self.label.start.min(Timestamp(t));
+        self.label.end = self.label.end.max(Timestamp(t));
+        self.label.events += 1;
+        self.customers.extend(customers.iter().copied());
+        self.records += records;
+    }
+}
+
+enum Plan {
+    /// A bot on a partner account: from `day`, `hours` of lookups every `interval` s, for `nights` days.
+    S1 {
+        actor: usize,
+        ip: IpAddr,
+        day: u32,
+        hour: u32,
+        hours: u32,
+        days: u32,
+        interval: f64,
+        sequential: bool,
+        cursor: u32,
+    },
+    /// Two reseller accounts used from other networks at human pace.
+    S2 {
+        actors: [usize; 2],
+        ips: [IpAddr; 2],
+        day: u32,
+        days: u32,
+        gap: (f64, f64),
+    },
+    /// A bulk export at night from a new address.
+    S3 {
+        actor: usize,
+        ip: IpAddr,
+        day: u32,
+        records: u64,
+    },
+    /// A laptop uploading to relays at night.
+    S4 {
+        actor: usize,
+        day: u32,
+        nights: u32,
+        relays: Vec<(IpAddr, &'static str)>,
+    },
+    /// An insider reading customers without a case, ramping up.
+    S5 {
+        actor: usize,
+        day: u32,
+        days: u32,
+        first: f64,
+        growth: f64,
+    },
+    /// A vendor integration reading payment data and sending to a new destination.
+    S6 {
+        actor: usize,
+        host: usize,
+        day: u32,
+        share: f64,
+        dest: IpAddr,
+    },
+}
+
+pub(crate) struct Plans {
+    plans: Vec<(Plan, Track)>,
+}
+
+fn weekday_on_or_after(w: &World, mut day: u32) -> u32 {
+    loop {
+        let h = w.hour(w.cfg.start.0 + day as i64 * 24 * HOUR + 12 * HOUR);
+        if h.weekday_work() || day + 1 >= w.cfg.days {
+            return day;
+        }
+        day += 1;
+    }
+}
+
+fn outside_ip(w: &mut World, first: u8) -> IpAddr {
+    ip4(
+        first,
+        w.rng.gen_range(1..250),
+        w.rng.gen_range(0..250),
+        w.rng.gen_range(2..250),
+    )
+}
+
+impl Plans {
+    pub fn new(w: &mut World) -> Plans {
+        let days = w.cfg.days.max(1);
+        let span = |w: &mut World, lo: f64, hi: f64| -> u32 {
+            let lo = ((days as f64 * lo) as u32).min(days - 1);
+            let hi = ((days as f64 * hi) as u32).clamp(lo + 1, days);
+            w.rng.gen_range(lo..hi)
+        };
+        let mut plans = Vec::new();
+        let mut scenarios = w.cfg.scenarios.clone();
+        scenarios.sort();
+        scenarios.dedup();
+        for s in scenarios {
+            let plan = match s {
+                Scenario::S1 => {
+                    let actor = *w
+                        .find(Role::Partner)
+                        .choose(&mut w.rng)
+                        .expect("partners exist");
+                    let day = span(w, 0.3, 0.7);
+                    Plan::S1 {
+                        actor,
+                        ip: outside_ip(w, 45),
+                        day,
+                        hour: w.rng.gen_range(0..24),
+                        hours: w.rng.gen_range(3..9),
+                        days: w.rng.gen_range(1..4),
+                        interval: w.rng.gen_range(1.0..4.0),
+                        sequential: w.rng.gen_bool(0.5),
+                        cursor: w.rng.gen_range(1000..w.customers / 2),
+                    }
+                }
+                Scenario::S2 => {
+                    let mut r = w.find(Role::Reseller);
+                    r.shuffle(&mut w.rng);
+                    let d = span(w, 0.25, 0.6);
+                    let day = weekday_on_or_after(w, d);
+                    Plan::S2 {
+                        actors: [r[0], r[1]],
+                        ips: [outside_ip(w, 185), outside_ip(w, 91)],
+                        day,
+                        days: w.rng.gen_range(5..11),
+                        gap: if w.rng.gen_bool(0.5) {
+                            (30.0, 90.0)
+                        } else {
+                            (45.0, 120.0)
+                        },
+                    }
+                }
+                Scenario::S3 => {
+                    let dbas = w.find(Role::Dba);
+                    let actor = *dbas.choose(&mut w.rng).expect("dbas exist");
+                    Plan::S3 {
+                        actor,
+                        ip: ip4(10, 99, w.rng.gen_range(0..250), w.rng.gen_range(2..250)),
+                        day: span(w, 0.4, 0.9),
+                        records: w.rng.gen_range(200_000..2_000_000),
+                    }
+                }
+                Scenario::S4 => {
+                    let actor = *w
+                        .find(Role::Laptop)
+                        .choose(&mut w.rng)
+                        .expect("laptops exist");
+                    let mut countries = vec!["RU", "BR", "VN", "NG", "RO", "KZ", "PA"];
+                    countries.shuffle(&mut w.rng);
+                    let n = w.rng.gen_range(3..6);
+                    let relays = countries[..n]
+                        .iter()
+                        .map(|c| (outside_ip(w, 77), *c))
+                        .collect();
+                    Plan::S4 {
+                        actor,
+                        day: span(w, 0.35, 0.9),
+                        nights: w.rng.gen_range(1..3),
+                        relays,
+                    }
+                }
+                Scenario::S5 => {
+                    let agents: Vec<usize> = w
+                        .find(Role::Agent)
+                        .into_iter()
+                        .filter(|&a| w.actors[a].join_day == 0 && w.actors[a].leave_day == days)
+                        .collect();
+                    let actor = *agents.choose(&mut w.rng).expect("agents exist");
+                    let d = span(w, 0.3, 0.6);
+                    Plan::S5 {
+                        actor,
+                        day: weekday_on_or_after(w, d),
+                        days: w.rng.gen_range(6..12),
+                        first: w.rng.gen_range(8.0..15.0),
+                        growth: w.rng.gen_range(1.3..1.7),
+                    }
+                }
+                Scenario::S6 => {
+                    let actor = w.find(Role::Vendor)[0];
+                    let host = w.find(Role::ChatGateway)[0];
+                    Plan::S6 {
+                        actor,
+                        host,
+                        day: span(w, 0.3, 0.8),
+                        share: w.rng.gen_range(0.2..0.5),
+                        dest: outside_ip(w, 103),
+                    }
+                }
+            };
+            let actors = match &plan {
+                Plan::S1 { actor, ip, .. } => LabelActors {
+                    users: vec![w.actors[*actor].name.clone()],
+                    hosts: vec![],
+                    ips: vec![ip.to_string()],
+                },
+                Plan::S2 { actors, ips, .. } => LabelActors {
+                    users: actors.iter().map(|&a| w.actors[a].name.clone()).collect(),
+                    hosts: vec![],
+                    ips: ips.iter().map(|i| i.to_string()).collect(),
+                },
+                Plan::S3 { actor, ip, .. } => LabelActors {
+                    users: vec![w.actors[*actor].name.clone()],
+                    hosts: vec![],
+                    ips: vec![ip.to_string()],
+                },
+                Plan::S4 { actor, .. } => LabelActors {
+                    users: vec![],
+                    hosts: vec![w.actors[*actor].name.clone()],
+                    ips: vec![],
+                },
+                Plan::S5 { actor, .. } => LabelActors {
+                    users: vec![w.actors[*actor].name.clone()],
+                    hosts: vec![],
+                    ips: vec![],
+                },
+                Plan::S6 {
+                    actor, host, dest, ..
+                } => LabelActors {
+                    users: vec![w.actors[*actor].name.clone()],
+                    hosts: vec![w.actors[*host].name.clone()],
+                    ips: vec![dest.to_string()],
+                },
+            };
+            plans.push((plan, Track::new(s, actors)));
+        }
+        Plans { plans }
+    }
+
+    pub fn labels(&self) -> Vec<ScenarioLabel> {
+        self.plans
+            .iter()
+            .filter(|(_, t)| t.label.events > 0)
+            .map(|(_, t)| {
+                let mut l = t.label.clone();
+                l.customers = (t.customers.len() as u64).max(t.records);
+                l
+            })
+            .collect()
+    }
+
+    pub fn hour(&mut self, w: &mut World, h: &Hour) {
+        for (plan, track) in &mut self.plans {
+            match plan {
+                Plan::S1 {
+                    actor,
+                    ip,
+                    day,
+                    hour,
+                    hours,
+                    days,
+                    interval,
+                    sequential,
+                    cursor,
+                } => {
+                    let d = h.day as i64 - *day as i64;
+                    if d < 0 || d >= *days as i64 {
+                        continue;
+                    }
+                    // Runs `hours` from `hour` UTC each day.
+                    let offset = (h.start
+                        - (w.cfg.start.0 + *day as i64 * 24 * HOUR + d * 24 * HOUR))
+                        / HOUR
+                        - *hour as i64;
+                    if offset < 0 || offset >= *hours as i64 {
+                        continue;
+                    }
+                    let step = (*interval * SECOND as f64) as i64;
+                    let mut t = h.start + w.rng.gen_range(0..step);
+                    while t < h.start + HOUR {
+                        let c = if *sequential {
+                            *cursor += 1;
+                            *cursor
+                        } else {
+                            w.customer()
+                        };
+                        w.access(
+                            *actor,
+                            t,
+                            Action::Lookup,
+                            &[c],
+                            None,
+                            &["name", "address", "phone"],
+                            None,
+                            Some(*ip),
+                        );
+                        track.saw(t, &[c], 0);
+                        // A regular cadence with a little jitter.
+                        t += (step as f64 * w.rng.gen_range(0.9..1.1)) as i64;
+                    }
+                }
+                Plan::S2 {
+                    actors,
+                    ips,
+                    day,
+                    days,
+                    gap,
+                } => {
+                    if h.day < *day
+                        || h.day >= *day + *days
+                        || !h.weekday_work()
+                        || !h.in_local(9, 17)
+                    {
+                        continue;
+                    }
+                    for k in 0..2 {
+                        let mut t = h.start + w.rng.gen_range(0..60 * SECOND);
+                        loop {
+                            t += (w.rng.gen_range(gap.0..gap.1) * SECOND as f64) as i64;
+                            if t >= h.start + HOUR {
+                                break;
+                            }
+                            // A break now and then, like a person.
+                            if w.rng.gen_bool(0.1) {
+                                continue;
+                            }
+                            let c = w.customer();
+                            w.access(
+                                actors[k],
+                                t,
+                                Action::Lookup,
+                                &[c],
+                                None,
+                                &["name", "address", "phone"],
+                                None,
+                                Some(ips[k]),
+                            );
+                            track.saw(t, &[c], 0);
+                        }
+                    }
+                }
+                Plan::S3 {
+                    actor,
+                    ip,
+                    day,
+                    records,
+                } => {
+                    if h.day != *day || h.local_hour != 2 {
+                        continue;
+                    }
+                    let t = h.start + w.rng.gen_range(0..HOUR / 2);
+                    let cats = ["name", "address", "phone", "national_id", "driver_license"];
+                    w.access(
+                        *actor,
+                        t,
+                        Action::Search,
+                        &[],
+                        Some(*records / 3),
+                        &cats,
+                        None,
+                        Some(*ip),
+                    );
+                    track.saw(t, &[], *records / 3);
+                    let t2 = t + w.rng.gen_range(5 * 60 * SECOND..20 * 60 * SECOND);
+                    w.access(
+                        *actor,
+                        t2,
+                        Action::Export,
+                        &[],
+                        Some(*records - *records / 3),
+                        &cats,
+                        None,
+                        Some(*ip),
+                    );
+                    track.saw(t2, &[], *records - *records / 3);
+                }
+                Plan::S4 {
+                    actor,
+                    day,
+                    nights,
+                    relays,
+                } => {
+                    if h.day < *day || h.day >= *day + *nights || !(1..5).contains(&h.local_hour) {
+                        continue;
+                    }
+                    let n = w.rng.gen_range(4..10);
+                    for _ in 0..n {
+                        let t = h.start + w.rng.gen_range(0..HOUR);
+                        let (ip, cc) = relays[w.rng.gen_range(0..relays.len())];
+                        let bytes = w.rng.gen_range(50_000_000..400_000_000);
+                        w.flow(*actor, t, ip, cc, bytes);
+                        track.saw(t, &[], 0);
+                    }
+                }
+                Plan::S5 {
+                    actor,
+                    day,
+                    days,
+                    first,
+                    growth,
+                } => {
+                    if h.day < *day
+                        || h.day >= *day + *days
+                        || !h.weekday_work()
+                        || !h.in_local(8, 18)
+                    {
+                        continue;
+                    }
+                    let k = (h.day - *day) as i32;
+                    let per_day = (*first * growth.powi(k)).min(180.0);
+                    let n = crate::rng::poisson(&mut w.rng, per_day / 10.0);
+                    for _ in 0..n {
+                        let t = h.start + w.rng.gen_range(0..HOUR);
+                        let c = w.customer();
+                        w.access(
+                            *actor,
+                            t,
+                            Action::Lookup,
+                            &[c],
+                            None,
+                            &["name", "address", "phone", "email"],
+                            None,
+                            None,
+                        );
+                        track.saw(t, &[c], 0);
+                    }
+                }
+                Plan::S6 {
+                    actor,
+                    host,
+                    day,
+                    share,
+                    dest,
+                } => {
+                    if h.day < *day {
+                        continue;
+                    }
+                    let lambda = if h.in_local(8, 22) { 60.0 } else { 8.0 } * *share;
+                    let n = crate::rng::poisson(&mut w.rng, lambda);
+                    for _ in 0..n {
+                        let t = h.start + w.rng.gen_range(0..HOUR);
+                        let c = w.customer();
+                        w.access(
+                            *actor,
+                            t,
+                            Action::Lookup,
+                            &[c],
+                            None,
+                            &["name", "email", "payment_card", "password"],
+                            None,
+                            None,
+                        );
+                        track.saw(t, &[c], 0);
+                    }
+                    for _ in 0..crate::rng::poisson(&mut w.rng, 6.0) {
+                        let t = h.start + w.rng.gen_range(0..HOUR);
+                        let bytes = w.rng.gen_range(20_000..200_000);
+                        w.flow(*host, t, *dest, "PA", bytes);
+                        track.saw(t, &[], 0);
+                    }
+                }
+            }
+        }
+    }
+}
