@@ -239,3 +239,69 @@ mod tests {
         assert!((p.quantile(0.5) - 50.0).abs() <= 2.0);
     }
 }
+
+/// Events in a sliding window, estimated from two fixed buckets: the
+/// previous bucket counts in proportion to how much of it is still inside
+/// the window. Eight bytes of state, no per-event storage.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SlidingCount {
+    bucket: i32,
+    current: u32,
+    previous: u32,
+}
+
+impl SlidingCount {
+    /// Adds `n` at `at` and returns the estimated count over the last `window` ms.
+    pub fn add(&mut self, at: Timestamp, n: u32, window: i64) -> f64 {
+        let b = at.0.div_euclid(window) as i32;
+        if b != self.bucket {
+            self.previous = if b == self.bucket + 1 {
+                self.current
+            } else {
+                0
+            };
+            self.current = 0;
+            self.bucket = b;
+        }
+        self.current = self.current.saturating_add(n);
+        let into = at.0.rem_euclid(window) as f64 / window as f64;
+        self.current as f64 + self.previous as f64 * (1.0 - into)
+    }
+}
+
+/// The numeric tail of a customer id (`C-0012345` -> 12345), for spotting
+/// sequential enumeration.
+pub fn id_number(id: &str) -> Option<u64> {
+    let digits = id.len() - id.bytes().rev().take_while(u8::is_ascii_digit).count();
+    id.get(digits..)
+        .filter(|d| !d.is_empty() && d.len() <= 18)?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod more_tests {
+    use super::*;
+    use vakt_event::time::MINUTE;
+
+    #[test]
+    fn sliding_count_forgets_the_old_window_gradually() {
+        let mut s = SlidingCount::default();
+        let w = 10 * MINUTE;
+        for i in 0..100 {
+            s.add(Timestamp(i * 6_000), 1, w);
+        }
+        // Half into the next window, half of the previous one still counts.
+        let v = s.add(Timestamp(w + w / 2), 1, w);
+        assert!((v - 51.0).abs() < 1.0, "{v}");
+        assert_eq!(s.add(Timestamp(10 * w), 1, w), 1.0);
+    }
+
+    #[test]
+    fn id_numbers_come_from_the_digit_tail() {
+        assert_eq!(id_number("C-0012345"), Some(12345));
+        assert_eq!(id_number("42"), Some(42));
+        assert_eq!(id_number("abc"), None);
+        assert_eq!(id_number("x99999999999999999999999"), None);
+    }
+}

@@ -76,3 +76,25 @@ impl Harness {
         alerts.iter().filter(|a| a.rule == rule).collect()
     }
 }
+
+/// Milliseconds from `2026-11-02T00:00:00Z` (a Monday).
+pub fn t0() -> i64 {
+    ts("2026-11-02T00:00:00Z").0
+}
+
+impl Harness {
+    /// A lookup of one customer at `t` ms, from `ip`, with or without a case.
+    pub fn lookup(&mut self, t: i64, user: &str, ip: &str, customer: u64, case: bool) {
+        self.push_access(AccessEvent {
+            timestamp: Timestamp(t),
+            user: user.into(),
+            source_ip: ip.parse().ok(),
+            action: Action::Lookup,
+            customer_ids: vec![format!("C-{customer:07}")],
+            records: 1,
+            categories: vec!["name".into(), "phone".into()],
+            case_id: case.then(|| format!("K-{customer}")),
+            ..Default::default()
+        });
+    }
+}

@@ -4,6 +4,7 @@ use crate::detector::Detector;
 
 pub mod canary;
 pub mod login_failures;
+pub mod rate;
 
 /// All detectors, in the order they see each event. Adding a detector is
 /// one file in this folder plus one line here.
@@ -11,5 +12,6 @@ pub fn registry() -> Vec<Box<dyn Detector>> {
     vec![
         Box::new(canary::Canary::default()),
         Box::new(login_failures::LoginFailures::default()),
+        Box::new(rate::Rate::default()),
     ]
 }
