@@ -2,7 +2,9 @@
 
 use crate::detector::Detector;
 
+pub mod automation;
 pub mod canary;
+pub mod enumeration;
 pub mod login_failures;
 pub mod rate;
 
@@ -13,5 +15,7 @@ pub fn registry() -> Vec<Box<dyn Detector>> {
         Box::new(canary::Canary::default()),
         Box::new(login_failures::LoginFailures::default()),
         Box::new(rate::Rate::default()),
+        Box::new(automation::Automation::default()),
+        Box::new(enumeration::Enumeration::default()),
     ]
 }
