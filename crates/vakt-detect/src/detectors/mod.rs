@@ -3,6 +3,7 @@
 use crate::detector::Detector;
 
 pub mod automation;
+pub mod bulk_read;
 pub mod canary;
 pub mod enumeration;
 pub mod login_failures;
@@ -17,5 +18,6 @@ pub fn registry() -> Vec<Box<dyn Detector>> {
         Box::new(rate::Rate::default()),
         Box::new(automation::Automation::default()),
         Box::new(enumeration::Enumeration::default()),
+        Box::new(bulk_read::BulkRead::default()),
     ]
 }
