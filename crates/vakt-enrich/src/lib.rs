@@ -88,6 +88,8 @@ pub struct Enriched<'a> {
     pub context: BusinessContext,
     /// Canary customer ids the event touched.
     pub canaries: Vec<&'a str>,
+    /// For flows: the directory allows this host to send to this destination.
+    pub egress_allowed: bool,
 }
 
 impl Enriched<'_> {
@@ -392,6 +394,7 @@ impl Enricher {
                     in_hours,
                     context,
                     canaries,
+                    egress_allowed: false,
                 }
             }
             Event::Flow(f) => {
@@ -424,6 +427,9 @@ impl Enricher {
                     in_hours: None,
                     context: BusinessContext::Unknown,
                     canaries: Vec::new(),
+                    egress_allowed: f
+                        .destination_ip
+                        .is_some_and(|ip| self.egress_allowed(&f.host, ip)),
                 }
             }
         }

@@ -56,15 +56,13 @@ impl Detector for BulkRead {
             return;
         }
         let now = a.timestamp;
-        if ev.kind() == AccountKind::Batch && ev.in_hours != Some(false) {
-            let max = ev
-                .account
-                .and_then(|acc| acc.max_records)
-                .unwrap_or(u64::MAX);
-            if a.records <= max {
-                return;
-            }
-        }
+        let expected_batch = ev.kind() == AccountKind::Batch
+            && ev.in_hours != Some(false)
+            && a.records
+                <= ev
+                    .account
+                    .and_then(|acc| acc.max_records)
+                    .unwrap_or(u64::MAX);
         let size_unknown = a.records == 0
             && a.customer_ids.is_empty()
             && matches!(a.action, Action::Export | Action::Search);
@@ -87,6 +85,9 @@ impl Detector for BulkRead {
         if records > 0 && records as f64 >= MIN_RECORDS as f64 / 10.0 {
             let p = self.peers.touch(ev.peer_group, now, PeerSample::default);
             p.push(records.min(u32::MAX as u64) as u32);
+        }
+        if expected_batch {
+            return;
         }
         let over = records >= MIN_RECORDS && records as f64 > FACTOR * baseline;
         if !over && !(size_unknown && !routine_unsized) {

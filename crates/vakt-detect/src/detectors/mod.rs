@@ -5,6 +5,7 @@ use crate::detector::Detector;
 pub mod automation;
 pub mod bulk_read;
 pub mod canary;
+pub mod egress;
 pub mod enumeration;
 pub mod login_failures;
 pub mod rate;
@@ -19,5 +20,6 @@ pub fn registry() -> Vec<Box<dyn Detector>> {
         Box::new(automation::Automation::default()),
         Box::new(enumeration::Enumeration::default()),
         Box::new(bulk_read::BulkRead::default()),
+        Box::new(egress::Egress::default()),
     ]
 }

@@ -1,0 +1,309 @@
+//! `egress`: a host sending unusual volumes to destinations and countries
+//! it has never used, especially at night.
+//!
+//! For S4 (Telenor executives' laptops emptied through relays in several
+//! countries) and S6 (a vendor component sending data somewhere new).
+//!
+//! - State: per host, its last 32 destinations (hashes), the countries it
+//!   has sent to (a 64-bit set), its mean daily bytes out, days observed,
+//!   and the bytes and new countries sent to new destinations in the
+//!   current 6-hour window (about 200 bytes per host).
+//! - Thresholds: a host learns for its first 2 days. After that, 100 MB
+//!   to destinations it never used within 6 hours, and over 5x its mean
+//!   daily volume, is `medium`; two or more new countries in that window,
+//!   or a time between 22:00 and 06:00 UTC+1, raise it. A new destination
+//!   in a new country with little data is `low`. Destinations allowed for
+//!   the host in the directory (`[[egress_allow]]`) never count.
+//! - Blind spots: exfiltration to a destination the host already uses
+//!   (a cloud drive), slow drips under the volume threshold, and hosts
+//!   that have no history yet.
+
+use crate::detector::{actor_of, reference, Detector, Finding};
+use crate::evidence;
+use crate::state::Keyed;
+use vakt_enrich::Enriched;
+use vakt_event::time::{DAY, HOUR};
+use vakt_event::{Event, Severity, Timestamp};
+
+const LEARN_DAYS: u16 = 2;
+const WINDOW: i64 = 6 * HOUR;
+const MIN_NEW_BYTES: u64 = 100_000_000;
+const VOLUME_FACTOR: f64 = 5.0;
+const KNOWN: usize = 32;
+
+struct Host {
+    first: Timestamp,
+    day: i32,
+    days: u16,
+    today: u64,
+    mean_daily: f64,
+    known: [u32; KNOWN],
+    next: u8,
+    countries: u64,
+    window: i32,
+    new_bytes: u64,
+    new_countries: u64,
+    new_dests: u16,
+    since: Timestamp,
+    reported: Option<Severity>,
+}
+
+impl Host {
+    fn new(now: Timestamp) -> Host {
+        Host {
+            first: now,
+            day: now.0.div_euclid(DAY) as i32,
+            days: 0,
+            today: 0,
+            mean_daily: 0.0,
+            known: [0; KNOWN],
+            next: 0,
+            countries: 0,
+            window: 0,
+            new_bytes: 0,
+            new_countries: 0,
+            new_dests: 0,
+            since: now,
+            reported: None,
+        }
+    }
+}
+
+fn hash(s: &[u8]) -> u32 {
+    // FNV-1a; 0 is kept for "empty slot".
+    let h = s.iter().fold(0x811c_9dc5u32, |h, &b| {
+        (h ^ b as u32).wrapping_mul(0x0100_0193)
+    });
+    h.max(1)
+}
+
+fn country_bit(cc: &str) -> u64 {
+    1u64 << (hash(cc.as_bytes()) % 64)
+}
+
+#[derive(Default)]
+pub struct Egress {
+    hosts: Keyed<Host>,
+}
+
+impl Detector for Egress {
+    fn id(&self) -> &'static str {
+        "egress"
+    }
+
+    fn observe(&mut self, ev: &Enriched, out: &mut Vec<Finding>) {
+        let Event::Flow(f) = ev.event else { return };
+        let now = f.timestamp;
+        let h = self.hosts.touch(ev.actor, now, || Host::new(now));
+        let day = now.0.div_euclid(DAY) as i32;
+        if day != h.day {
+            let n = h.days.min(13) as f64;
+            h.mean_daily = (h.mean_daily * n + h.today as f64) / (n + 1.0);
+            h.days = h.days.saturating_add((day - h.day).clamp(0, 1000) as u16);
+            h.today = 0;
+            h.day = day;
+        }
+        h.today = h.today.saturating_add(f.bytes_out);
+        if ev.egress_allowed {
+            return;
+        }
+        let dest = match (&f.destination_ip, &f.destination_domain) {
+            (Some(ip), _) => match ip {
+                std::net::IpAddr::V4(v) => hash(&v.octets()),
+                std::net::IpAddr::V6(v) => hash(&v.octets()),
+            },
+            (None, Some(d)) => hash(d.as_bytes()),
+            (None, None) => return,
+        };
+        let known = h.known.contains(&dest);
+        let country = f
+            .destination_country
+            .as_deref()
+            .or(ev.geo.as_ref().and_then(|g| g.country.as_deref()));
+        let new_country = country.is_some_and(|c| h.countries & country_bit(c) == 0);
+        if !known {
+            h.known[h.next as usize] = dest;
+            h.next = ((h.next as usize + 1) % KNOWN) as u8;
+        }
+        if let Some(c) = country {
+            h.countries |= country_bit(c);
+        }
+        let learning = h.days < LEARN_DAYS || now.0 - h.first.0 < LEARN_DAYS as i64 * DAY;
+        if known || learning {
+            return;
+        }
+        let window = now.0.div_euclid(WINDOW) as i32;
+        if window != h.window {
+            if window > h.window + 1 {
+                h.reported = None;
+            }
+            h.window = window;
+            h.new_bytes = 0;
+            h.new_countries = 0;
+            h.new_dests = 0;
+        }
+        if h.new_bytes == 0 && h.new_dests == 0 {
+            h.since = now;
+        }
+        h.new_bytes = h.new_bytes.saturating_add(f.bytes_out);
+        h.new_dests = h.new_dests.saturating_add(1);
+        if new_country {
+            h.new_countries |= country_bit(country.unwrap_or(""));
+        }
+        let n_countries = h.new_countries.count_ones();
+        let night = {
+            let hour = (now.0 + HOUR).rem_euclid(DAY) / HOUR;
+            !(6..22).contains(&hour)
+        };
+        let volume =
+            h.new_bytes >= MIN_NEW_BYTES && h.new_bytes as f64 > VOLUME_FACTOR * h.mean_daily;
+        let severity = if volume {
+            let mut s = Severity::Medium;
+            if n_countries >= 2 {
+                s = s.raised();
+            }
+            if night {
+                s = s.raised();
+            }
+            s
+        } else if new_country {
+            Severity::Low
+        } else {
+            return;
+        };
+        if h.reported.is_some_and(|r| r >= severity) {
+            return;
+        }
+        h.reported = Some(severity);
+        out.push(Finding {
+            rule: "egress",
+            key: f.host.clone(),
+            actor: actor_of(ev),
+            organization: ev.organization.map(str::to_owned),
+            severity,
+            at: now,
+            first_seen: h.since,
+            message: format!(
+                "{} sent {:.1} MB to {} destination{} it never used before ({} new countr{}{}) in the last {} h; it sends {:.1} MB on a normal day",
+                f.host,
+                h.new_bytes as f64 / 1e6,
+                h.new_dests,
+                if h.new_dests == 1 { "" } else { "s" },
+                n_countries,
+                if n_countries == 1 { "y" } else { "ies" },
+                if night { ", at night" } else { "" },
+                (now.0 - h.since.0) / HOUR + 1,
+                h.mean_daily / 1e6
+            ),
+            evidence: evidence! {
+                "observed_new_destination_bytes" => h.new_bytes,
+                "observed_new_destinations" => h.new_dests,
+                "observed_new_countries" => n_countries,
+                "baseline_mean_daily_bytes" => h.mean_daily.round(),
+                "threshold_bytes" => (VOLUME_FACTOR * h.mean_daily).max(MIN_NEW_BYTES as f64).round(),
+                "destination" => f.destination(),
+                "country" => country,
+                "night" => night,
+                "event" => reference(ev),
+            },
+            customers: 0,
+        });
+    }
+
+    fn evict(&mut self, horizon: Timestamp) {
+        self.hosts.evict(horizon);
+    }
+
+    fn tracked_keys(&self) -> usize {
+        self.hosts.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::*;
+    use vakt_event::time::{DAY, HOUR, MINUTE};
+    use vakt_event::{FlowEvent, Severity, Timestamp};
+
+    fn flow(h: &mut Harness, t: i64, host: &str, dest: &str, cc: &str, bytes: u64) {
+        h.push_flow(FlowEvent {
+            timestamp: Timestamp(t),
+            host: host.into(),
+            destination_ip: dest.parse().ok(),
+            destination_country: Some(cc.into()),
+            bytes_out: bytes,
+            ..Default::default()
+        });
+    }
+
+    /// A laptop's working days: a few destinations, a few MB.
+    fn workdays(h: &mut Harness, host: &str, days: i64) {
+        for d in 0..days {
+            for k in 0..40 {
+                let dest = ["198.18.0.10", "198.18.0.11", "198.18.0.12"][k % 3];
+                flow(
+                    h,
+                    t0() + d * DAY + 8 * HOUR + k as i64 * 15 * MINUTE,
+                    host,
+                    dest,
+                    "SE",
+                    150_000,
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_laptop_uploading_to_relays_in_several_countries_at_night_is_caught() {
+        let mut h = Harness::new("", None);
+        workdays(&mut h, "lt-0042", 10);
+        let night = t0() + 10 * DAY + 2 * HOUR;
+        for (k, (ip, cc)) in [("77.1.1.1", "RU"), ("77.2.2.2", "BR"), ("77.3.3.3", "VN")]
+            .iter()
+            .enumerate()
+        {
+            flow(
+                &mut h,
+                night + k as i64 * 10 * MINUTE,
+                "lt-0042",
+                ip,
+                cc,
+                150_000_000,
+            );
+        }
+        let alerts = h.finish();
+        let e = Harness::rule(&alerts, "egress");
+        assert!(e.iter().any(|a| a.severity >= Severity::High), "{e:#?}");
+        assert!(e.iter().all(|a| a.id == e[0].id));
+        assert!(
+            e.iter()
+                .find(|a| a.severity >= Severity::Medium)
+                .unwrap()
+                .timestamp
+                .0
+                - night
+                < HOUR
+        );
+    }
+
+    #[test]
+    fn a_backup_host_sending_gigabytes_to_its_allowed_destination_is_quiet() {
+        let dir = "[[egress_allow]]\nhost = \"backup-01\"\ndestinations = [\"203.0.113.10/32\"]\n";
+        let mut h = Harness::new(dir, None);
+        for d in 0..20 {
+            for k in 0..4 {
+                flow(
+                    &mut h,
+                    t0() + d * DAY + HOUR + k * 10 * MINUTE,
+                    "backup-01",
+                    "203.0.113.10",
+                    "SE",
+                    1_000_000_000,
+                );
+            }
+        }
+        // And a laptop's ordinary days, including its first ones.
+        workdays(&mut h, "lt-0001", 20);
+        assert!(Harness::rule(&h.finish(), "egress").is_empty());
+    }
+}
