@@ -2,11 +2,13 @@
 
 use crate::detector::Detector;
 
+pub mod account_sharing;
 pub mod automation;
 pub mod bulk_read;
 pub mod canary;
 pub mod egress;
 pub mod enumeration;
+pub mod foreign_network;
 pub mod login_failures;
 pub mod rate;
 
@@ -21,5 +23,7 @@ pub fn registry() -> Vec<Box<dyn Detector>> {
         Box::new(enumeration::Enumeration::default()),
         Box::new(bulk_read::BulkRead::default()),
         Box::new(egress::Egress::default()),
+        Box::new(foreign_network::ForeignNetwork::default()),
+        Box::new(account_sharing::AccountSharing::default()),
     ]
 }
