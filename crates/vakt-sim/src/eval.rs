@@ -73,9 +73,11 @@ pub struct Evaluation {
     pub low_noise_incidents: u64,
 }
 
-/// One incident: the earliest line's time, the highest severity.
+/// One incident: the earliest line's time, when it first reached medium,
+/// the highest severity.
 struct Incident<'a> {
     first: Timestamp,
+    first_medium: Option<Timestamp>,
     severity: Severity,
     alert: &'a Alert,
 }
@@ -85,11 +87,15 @@ pub fn evaluate(labels: &Labels, alerts: &[Alert]) -> Evaluation {
     for a in alerts {
         let e = incidents.entry(a.id.as_str()).or_insert(Incident {
             first: a.timestamp,
+            first_medium: None,
             severity: a.severity,
             alert: a,
         });
         e.first = e.first.min(a.timestamp);
         e.severity = e.severity.max(a.severity);
+        if a.severity >= Severity::Medium {
+            e.first_medium = Some(e.first_medium.map_or(a.timestamp, |t| t.min(a.timestamp)));
+        }
     }
     let mut incidents: Vec<Incident> = incidents.into_values().collect();
     incidents.sort_by(|a, b| a.first.cmp(&b.first).then(a.alert.id.cmp(&b.alert.id)));
@@ -113,7 +119,7 @@ pub fn evaluate(labels: &Labels, alerts: &[Alert]) -> Evaluation {
             .filter(|i| i.first.0 >= l.start.0 - SLACK_MS && i.alert.first_seen.0 <= l.end.0)
             .filter(|i| i.severity >= Severity::Medium)
             .collect();
-        let first = hits.iter().map(|i| i.first).min();
+        let first = hits.iter().filter_map(|i| i.first_medium).min();
         scenarios.push(ScenarioResult {
             id: l.id,
             title: l.title.clone(),
