@@ -10,7 +10,10 @@ pub mod egress;
 pub mod enumeration;
 pub mod foreign_network;
 pub mod login_failures;
+pub mod new_category;
+pub mod no_business_context;
 pub mod rate;
+pub mod volume_peers;
 
 /// All detectors, in the order they see each event. Adding a detector is
 /// one file in this folder plus one line here.
@@ -25,5 +28,8 @@ pub fn registry() -> Vec<Box<dyn Detector>> {
         Box::new(egress::Egress::default()),
         Box::new(foreign_network::ForeignNetwork::default()),
         Box::new(account_sharing::AccountSharing::default()),
+        Box::new(new_category::NewCategory::default()),
+        Box::new(volume_peers::VolumePeers::default()),
+        Box::new(no_business_context::NoBusinessContext::default()),
     ]
 }

@@ -1,0 +1,242 @@
+//! `no_business_context`: an account reading customers it has no case for,
+//! more than it and its peers normally do.
+//!
+//! For S5 (Trend Micro): an employee read customer records outside any
+//! support case and sold them. Support work is driven by cases; reads
+//! without one happen (a caller hangs up, a colleague asks) but rarely.
+//!
+//! - State: per account, 14 days of daily counts of customers read without
+//!   a case (about 70 bytes); per peer group, how often its reads carry a
+//!   case, and a bounded sample of its account-days without a case.
+//! - Thresholds: only in peer groups where most reads (over 50%, after 200
+//!   reads) carry a case; today's reads without a case above 3x the larger
+//!   of the account's own 90th percentile day (after 5 days) and its
+//!   peers' 95th percentile, and at least 15, is `medium`; 3x that is
+//!   `high`. Judged as the day goes.
+//! - Blind spots: needs cases (a cases file, or `case.id` on events);
+//!   an insider who opens a fake case for each read; peer groups that do
+//!   not work with cases (stores, resellers) are not judged at all.
+
+use crate::detector::{actor_of, reference, Detector, Finding};
+use crate::evidence;
+use crate::state::{DailyCounts, Keyed, PeerSample};
+use vakt_enrich::{BusinessContext, Enriched, Enricher};
+use vakt_event::directory::AccountKind;
+use vakt_event::time::DAY;
+use vakt_event::{Event, Severity, Timestamp};
+
+const MIN_DAY: f64 = 15.0;
+const FACTOR: f64 = 3.0;
+const OWN_DAYS: usize = 5;
+const CASE_SHARE: f64 = 0.5;
+const GROUP_MIN_READS: u64 = 200;
+
+#[derive(Default)]
+struct Account {
+    uncased: DailyCounts,
+    day: i32,
+    reported_day: i32,
+    reported: Option<Severity>,
+    first_uncased_today: Timestamp,
+}
+
+#[derive(Default)]
+struct Group {
+    cased: u64,
+    reads: u64,
+    sample: PeerSample,
+}
+
+#[derive(Default)]
+pub struct NoBusinessContext {
+    accounts: Keyed<Account>,
+    groups: Keyed<Group>,
+}
+
+impl Detector for NoBusinessContext {
+    fn id(&self) -> &'static str {
+        "no_business_context"
+    }
+
+    fn missing(&self, enricher: &Enricher) -> Option<String> {
+        (!enricher.has_cases()).then(|| {
+            "no --cases file; only events that carry `case.id` show business context".into()
+        })
+    }
+
+    fn observe(&mut self, ev: &Enriched, out: &mut Vec<Finding>) {
+        let Event::Access(a) = ev.event else { return };
+        if ev.kind() != AccountKind::Human || !a.action.reads_data() || a.customer_ids.is_empty() {
+            return;
+        }
+        let now = a.timestamp;
+        let uncased = match ev.context {
+            BusinessContext::CaseOnEvent | BusinessContext::CaseFile => 0,
+            BusinessContext::Without(n) => n,
+            BusinessContext::Unknown => a.customer_ids.len() as u32,
+        };
+        let group = self.groups.touch(ev.peer_group, now, Group::default);
+        group.reads += 1;
+        if uncased == 0 {
+            group.cased += 1;
+        }
+        let acc = self.accounts.touch(ev.actor, now, Account::default);
+        let day = now.0.div_euclid(DAY) as i32;
+        if day != acc.day {
+            if acc.day != 0 {
+                group.sample.push(acc.uncased.today());
+            }
+            acc.day = day;
+        }
+        acc.uncased.add(now, uncased, true);
+        if uncased == 0 {
+            return;
+        }
+        let today = acc.uncased.today();
+        if today == uncased {
+            acc.first_uncased_today = now;
+        }
+        let works_with_cases =
+            group.reads >= GROUP_MIN_READS && group.cased as f64 / group.reads as f64 > CASE_SHARE;
+        if !works_with_cases || (today as f64) < MIN_DAY {
+            return;
+        }
+        let peer = group.sample.quantile(0.95);
+        let own = if acc.uncased.days() >= OWN_DAYS {
+            acc.uncased.quantile(0.9)
+        } else {
+            0.0
+        };
+        let threshold = (FACTOR * own.max(peer)).max(MIN_DAY);
+        if today as f64 <= threshold {
+            return;
+        }
+        let severity = if today as f64 > FACTOR * threshold {
+            Severity::High
+        } else {
+            Severity::Medium
+        };
+        if acc.reported_day == day && acc.reported.is_some_and(|r| r >= severity) {
+            return;
+        }
+        acc.reported_day = day;
+        acc.reported = Some(severity);
+        let share = group.cased as f64 / group.reads as f64;
+        out.push(Finding {
+            rule: "no_business_context",
+            key: a.user.clone(),
+            actor: actor_of(ev),
+            organization: ev.organization.map(str::to_owned),
+            severity,
+            at: now,
+            first_seen: acc.first_uncased_today,
+            message: format!(
+                "{} has read {today} customers without a case today; its usual day has {own:.0}, its peers' busy day {peer:.0}, and {:.0}% of its group's reads have a case",
+                a.user,
+                share * 100.0
+            ),
+            evidence: evidence! {
+                "observed_without_case_today" => today,
+                "baseline_own_p90" => own,
+                "baseline_peers_p95" => peer,
+                "threshold" => threshold.round(),
+                "group_case_share" => (share * 1000.0).round() / 1000.0,
+                "event" => reference(ev),
+            },
+            customers: today as u64,
+        });
+    }
+
+    fn evict(&mut self, horizon: Timestamp) {
+        self.accounts.evict(horizon);
+        self.groups.evict(horizon);
+    }
+
+    fn tracked_keys(&self) -> usize {
+        self.accounts.len() + self.groups.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::*;
+    use vakt_event::time::{DAY, HOUR, MINUTE};
+    use vakt_event::Severity;
+
+    fn directory(agents: usize) -> String {
+        let mut d = "[[organization]]\nid = \"callcenter\"\nkind = \"employee\"\n".to_string();
+        for i in 0..agents {
+            d += &format!("\n[[account]]\nname = \"cc.{i}\"\norganization = \"callcenter\"\nrole = \"support\"\n");
+        }
+        d
+    }
+
+    /// A support day: 60 lookups, one in 25 without a case.
+    fn support_day(h: &mut Harness, user: &str, day: i64) {
+        for k in 0..60 {
+            h.lookup(
+                t0() + day * DAY + 8 * HOUR + k * 9 * MINUTE,
+                user,
+                "10.50.0.2",
+                (day * 100 + k) as u64,
+                k % 25 != 0,
+            );
+        }
+    }
+
+    #[test]
+    fn an_insider_ramping_up_reads_without_cases_is_caught_on_the_second_day() {
+        let mut h = Harness::new(&directory(8), None);
+        for day in 0..10 {
+            for i in 0..8 {
+                support_day(&mut h, &format!("cc.{i}"), day);
+            }
+        }
+        // Day 10: 12 extra reads without a case; day 11: 20; day 12: 35.
+        for (d, extra) in [(10i64, 12i64), (11, 20), (12, 35)] {
+            support_day(&mut h, "cc.3", d);
+            for k in 0..extra {
+                h.lookup(
+                    t0() + d * DAY + 9 * HOUR + k * 13 * MINUTE,
+                    "cc.3",
+                    "10.50.0.2",
+                    700_000 + (d * 100 + k) as u64,
+                    false,
+                );
+            }
+        }
+        let alerts = h.finish();
+        let n = Harness::rule(&alerts, "no_business_context");
+        assert!(!n.is_empty());
+        assert!(
+            n[0].timestamp.0 < t0() + 12 * DAY,
+            "detected {}",
+            n[0].timestamp
+        );
+        assert!(n.iter().all(|a| a.actor.user.as_deref() == Some("cc.3")));
+        assert!(n.iter().all(|a| a.severity <= Severity::High));
+    }
+
+    #[test]
+    fn ordinary_reads_without_a_case_and_groups_without_cases_are_fine() {
+        let mut d = directory(8);
+        d += "\n[[organization]]\nid = \"store-1\"\nkind = \"employee\"\n\n[[account]]\nname = \"st1.anna\"\norganization = \"store-1\"\nrole = \"store\"\n";
+        let mut h = Harness::new(&d, None);
+        for day in 0..15 {
+            for i in 0..8 {
+                support_day(&mut h, &format!("cc.{i}"), day);
+            }
+            // Stores never use cases: 40 lookups a day.
+            for k in 0..40 {
+                h.lookup(
+                    t0() + day * DAY + 9 * HOUR + k * 10 * MINUTE,
+                    "st1.anna",
+                    "10.1.1.2",
+                    (day * 100 + k) as u64,
+                    false,
+                );
+            }
+        }
+        assert!(Harness::rule(&h.finish(), "no_business_context").is_empty());
+    }
+}
