@@ -12,7 +12,8 @@
 //!   reads) carry a case; today's reads without a case above 3x the larger
 //!   of the account's own 90th percentile day (after 5 days) and its
 //!   peers' 95th percentile, and at least 15, is `medium`; 3x that is
-//!   `high`. Judged as the day goes.
+//!   `high`. Judged as the day goes; until the peer group has 20
+//!   account-days or the account 5 days, it only learns.
 //! - Blind spots: needs cases (a cases file, or `case.id` on events);
 //!   an insider who opens a fake case for each read; peer groups that do
 //!   not work with cases (stores, resellers) are not judged at all.
@@ -28,6 +29,8 @@ use vakt_event::{Event, Severity, Timestamp};
 const MIN_DAY: f64 = 15.0;
 const FACTOR: f64 = 3.0;
 const OWN_DAYS: usize = 5;
+/// Account-days a peer group needs before it can serve as a baseline.
+const PEER_DAYS: usize = 20;
 const CASE_SHARE: f64 = 0.5;
 const GROUP_MIN_READS: u64 = 200;
 
@@ -99,6 +102,10 @@ impl Detector for NoBusinessContext {
         let works_with_cases =
             group.reads >= GROUP_MIN_READS && group.cased as f64 / group.reads as f64 > CASE_SHARE;
         if !works_with_cases || (today as f64) < MIN_DAY {
+            return;
+        }
+        if group.sample.len() < PEER_DAYS && acc.uncased.days() < OWN_DAYS {
+            // Nothing to compare with yet: learn first.
             return;
         }
         let peer = group.sample.quantile(0.95);

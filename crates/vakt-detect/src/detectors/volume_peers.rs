@@ -11,7 +11,8 @@
 //!   today's running total and active accounts.
 //! - Thresholds: today's customers above 3x the larger of the account's
 //!   own 90th percentile day (once it has 5 days) and its peers' 95th
-//!   percentile day, and at least 50, is `medium`; 10x is `high`. When the
+//!   percentile day, and at least 50, is `medium`; 10x is `high`. Until the
+//!   peer group has 20 account-days or the account 5 days, it only learns. When the
 //!   whole peer group is busier today (a launch day), the threshold rises
 //!   with the group's mean. Judged as the day goes, not at its end.
 //!   Declared services and batch jobs are not judged.
@@ -29,6 +30,8 @@ use vakt_event::{Event, Severity, Timestamp};
 const MIN_DAY: f64 = 50.0;
 const FACTOR: f64 = 3.0;
 const OWN_DAYS: usize = 5;
+/// Account-days a peer group needs before it can serve as a baseline.
+const PEER_DAYS: usize = 20;
 
 #[derive(Default)]
 struct Account {
@@ -87,6 +90,10 @@ impl Detector for VolumePeers {
         }
         group.today_total += n as u64;
         if (today as f64) < MIN_DAY {
+            return;
+        }
+        if group.sample.len() < PEER_DAYS && acc.days.days() < OWN_DAYS {
+            // Nothing to compare with yet: learn first.
             return;
         }
         let peer = group.sample.quantile(0.95);
