@@ -9,10 +9,10 @@
 //!   a case (about 70 bytes); per peer group, how often its reads carry a
 //!   case, and a bounded sample of its account-days without a case.
 //! - Thresholds: only in peer groups where most reads (over 50%, after 200
-//!   reads) carry a case; today's reads without a case above 3x the larger
-//!   of the account's own 90th percentile day (after 5 days) and its
-//!   peers' 95th percentile, and at least 15, is `medium`; 3x that is
-//!   `high`. Judged as the day goes; until the peer group has 20
+//!   reads) carry a case; today's reads without a case above 2x the larger
+//!   of the account's own median day (after 5 days; the median, so that a
+//!   ramp does not raise its own bar) and its peers' 95th percentile, and
+//!   at least 10, is `medium`; 2x that is `high`. Judged as the day goes; until the peer group has 20
 //!   account-days or the account 5 days, it only learns.
 //! - Blind spots: needs cases (a cases file, or `case.id` on events);
 //!   an insider who opens a fake case for each read; peer groups that do
@@ -26,8 +26,8 @@ use vakt_event::directory::AccountKind;
 use vakt_event::time::DAY;
 use vakt_event::{Event, Severity, Timestamp};
 
-const MIN_DAY: f64 = 15.0;
-const FACTOR: f64 = 3.0;
+const MIN_DAY: f64 = 10.0;
+const FACTOR: f64 = 2.0;
 const OWN_DAYS: usize = 5;
 /// Account-days a peer group needs before it can serve as a baseline.
 const PEER_DAYS: usize = 20;
@@ -138,13 +138,13 @@ impl Detector for NoBusinessContext {
             at: now,
             first_seen: acc.first_uncased_today,
             message: format!(
-                "{} has read {today} customers without a case today; its usual day has {own:.0}, its peers' busy day {peer:.0}, and {:.0}% of its group's reads have a case",
+                "{} has read {today} customers without a case today; its median day has {own:.0}, its peers' busy day {peer:.0}, and {:.0}% of its group's reads have a case",
                 a.user,
                 share * 100.0
             ),
             evidence: evidence! {
                 "observed_without_case_today" => today,
-                "baseline_own_p90" => own,
+                "baseline_own_median" => own,
                 "baseline_peers_p95" => peer,
                 "threshold" => threshold.round(),
                 "group_case_share" => (share * 1000.0).round() / 1000.0,
