@@ -324,19 +324,19 @@ impl World {
         actors.push(fixed(
             "svc-selfservice",
             Role::SelfService,
-            "it",
+            "itops",
             ip4(10, 60, 0, 10),
         ));
         actors.push(fixed(
             "svc-billing-sync",
             Role::Billing,
-            "it",
+            "itops",
             ip4(10, 60, 0, 11),
         ));
         actors.push(fixed(
             "batch-nightly-export",
             Role::Batch,
-            "it",
+            "itops",
             ip4(10, 60, 0, 12),
         ));
         actors.push(fixed(
@@ -349,7 +349,7 @@ impl World {
             let mut a = fixed(
                 &format!("dba.{}", ["olsson", "berg", "lind"][i]),
                 Role::Dba,
-                "it",
+                "itops",
                 ip4(10, 60, 0, 20 + i as u8),
             );
             a.pace = 1.0;
@@ -377,7 +377,7 @@ impl World {
             actors.push(Actor {
                 name: format!("lt-{i:04}"),
                 role: Role::Laptop,
-                org: "it".into(),
+                org: "itops".into(),
                 ip: ip4(10, 70 + (i / 250) as u8, (i % 250) as u8, 5),
                 join_day: 0,
                 leave_day: days,
@@ -390,7 +390,7 @@ impl World {
             actors.push(Actor {
                 name: format!("srv-{i:02}"),
                 role: Role::Server,
-                org: "it".into(),
+                org: "itops".into(),
                 ip: ip4(10, 60, 1, 10 + i as u8),
                 join_day: 0,
                 leave_day: days,
@@ -398,11 +398,16 @@ impl World {
                 dests,
             });
         }
-        actors.push(fixed("backup-01", Role::Backup, "it", ip4(10, 60, 2, 10)));
+        actors.push(fixed(
+            "backup-01",
+            Role::Backup,
+            "itops",
+            ip4(10, 60, 2, 10),
+        ));
         actors.push(fixed(
             "chat-gw-01",
             Role::ChatGateway,
-            "it",
+            "itops",
             ip4(10, 60, 2, 20),
         ));
 
@@ -835,13 +840,13 @@ impl World {
         let load = sizes(self.cfg.scale).service_load;
         s += &svc(
             "svc-selfservice",
-            "it",
+            "itops",
             (30.0 * load).ceil().max(10.0) as u32,
             "\"name\", \"address\", \"email\"",
         );
         s += &svc(
             "svc-billing-sync",
-            "it",
+            "itops",
             (6.0 * load).ceil().max(6.0) as u32,
             "\"name\", \"address\"",
         );

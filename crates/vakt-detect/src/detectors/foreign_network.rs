@@ -31,6 +31,8 @@ struct Outside {
     since: Timestamp,
     reads: u32,
     reported: Option<Severity>,
+    /// Customers at the last report: the figures are refreshed each time they double.
+    reported_customers: u64,
 }
 
 #[derive(Default)]
@@ -58,6 +60,7 @@ impl Detector for ForeignNetwork {
             since: now,
             reads: 0,
             reported: None,
+            reported_customers: 0,
         });
         for c in &a.customer_ids {
             o.customers.insert(c.as_str());
@@ -70,10 +73,11 @@ impl Detector for ForeignNetwork {
             n if n >= MEDIUM => Severity::Medium,
             _ => Severity::Low,
         };
-        if o.reported.is_some_and(|r| r >= severity) {
+        if o.reported.is_some_and(|r| r >= severity) && n < 2 * o.reported_customers {
             return;
         }
-        o.reported = Some(severity);
+        o.reported = Some(severity.max(o.reported.unwrap_or(severity)));
+        o.reported_customers = n;
         let org = ev.organization.unwrap_or("its organisation");
         let whose = match ev.network {
             NetworkMatch::OtherOrganization(other) => format!("inside {other}'s networks"),

@@ -87,51 +87,66 @@ pub fn run(args: DemoArgs) -> Result<()> {
     Ok(())
 }
 
-/// One row per incident (latest line per id), most severe and earliest first.
+/// One row per actor: the alerts about it merged, most severe and earliest first.
 fn print_incidents(alerts: &[Alert]) {
-    let mut latest: HashMap<&str, &Alert> = HashMap::new();
-    let mut detected: HashMap<&str, vakt_event::Timestamp> = HashMap::new();
-    for a in alerts {
-        let e = latest.entry(&a.id).or_insert(a);
-        if a.updates >= e.updates {
-            *e = a;
-        }
-        let d = detected.entry(&a.id).or_insert(a.timestamp);
-        *d = (*d).min(a.timestamp);
+    struct Row<'a> {
+        severity: Severity,
+        first_seen: vakt_event::Timestamp,
+        detected: Option<vakt_event::Timestamp>,
+        customers: u64,
+        rules: std::collections::BTreeSet<&'a str>,
+        worst: &'a Alert,
     }
-    let mut rows: Vec<&Alert> = latest
-        .into_values()
-        .filter(|a| a.severity >= Severity::Medium)
-        .collect();
-    rows.sort_by(|a, b| {
+    let mut rows: HashMap<String, Row> = HashMap::new();
+    for a in alerts.iter().filter(|a| a.severity >= Severity::Medium) {
+        let r = rows.entry(a.actor.label()).or_insert(Row {
+            severity: a.severity,
+            first_seen: a.first_seen,
+            detected: None,
+            customers: 0,
+            rules: Default::default(),
+            worst: a,
+        });
+        r.first_seen = r.first_seen.min(a.first_seen);
+        r.detected = Some(r.detected.map_or(a.timestamp, |d| d.min(a.timestamp)));
+        r.customers = r.customers.max(a.customers);
+        r.rules.insert(&a.rule);
+        if a.severity > r.severity || (a.severity == r.severity && a.customers > r.worst.customers)
+        {
+            r.severity = a.severity;
+            r.worst = a;
+        }
+    }
+    let mut rows: Vec<(String, Row)> = rows.into_iter().collect();
+    rows.sort_by(|(a_label, a), (b_label, b)| {
         b.severity
             .cmp(&a.severity)
             .then(a.first_seen.cmp(&b.first_seen))
-            .then(a.id.cmp(&b.id))
+            .then(a_label.cmp(b_label))
     });
+    let short = |t: vakt_event::Timestamp| t.to_rfc3339()[..16].replace('T', " ");
     println!(
-        "  {:<9} {:<20} {:<22} {:<17} {:<17} {:>9}  {}",
-        "severity", "rule", "actor", "first seen", "detected", "customers", "why"
+        "  {:<9} {:<16} {:<17} {:<17} {:>9}  {}",
+        "severity", "actor", "first seen", "detected", "customers", "rules, and why"
     );
-    for a in rows.iter().take(40) {
-        let short = |t: vakt_event::Timestamp| t.to_rfc3339()[..16].replace('T', " ");
-        let mut why = a.message.clone();
-        if why.chars().count() > 90 {
-            why = why.chars().take(87).collect::<String>() + "...";
+    for (label, r) in &rows {
+        let mut why = r.worst.message.clone();
+        if why.chars().count() > 110 {
+            why = why.chars().take(107).collect::<String>() + "...";
         }
         println!(
-            "  {:<9} {:<20} {:<22} {:<17} {:<17} {:>9}  {}",
-            a.severity.as_str(),
-            a.rule,
-            a.actor.label(),
-            short(a.first_seen),
-            short(detected[a.id.as_str()]),
-            thousands(a.customers),
-            why
+            "  {:<9} {:<16} {:<17} {:<17} {:>9}  {}",
+            r.severity.as_str(),
+            label,
+            short(r.first_seen),
+            r.detected.map(short).unwrap_or_default(),
+            thousands(r.customers),
+            r.rules.iter().copied().collect::<Vec<_>>().join(", ")
         );
-    }
-    if rows.len() > 40 {
-        println!("  ... and {} more", rows.len() - 40);
+        println!(
+            "  {:<9} {:<16} {:<17} {:<17} {:>9}  {}",
+            "", "", "", "", "", why
+        );
     }
     if rows.is_empty() {
         println!("  (none)");
