@@ -1,0 +1,228 @@
+//! The simulator: deterministic, labelled truthfully, with its benign look-alikes.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+use vakt_event::time::{DAY, HOUR};
+use vakt_event::{Action, Directory, Event, Origin};
+use vakt_ingest::parsers::jsonl::parse_event;
+use vakt_sim::{simulate, Labels, Scale, Scenario, SimConfig};
+
+fn small(seed: u64, out: &Path) -> Labels {
+    let cfg = SimConfig {
+        scale: Scale::Small,
+        seed,
+        days: 21,
+        ..SimConfig::default()
+    };
+    simulate(&cfg, out, |_| {}).unwrap().labels.unwrap()
+}
+
+fn events(dir: &Path) -> Vec<Event> {
+    let origin = Origin::new("events.jsonl".into(), 0);
+    std::fs::read_to_string(dir.join("events.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| parse_event(l, &origin).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+#[test]
+fn the_same_seed_gives_the_same_bytes_and_another_seed_does_not() {
+    let (a, b, c) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    small(5, a.path());
+    small(5, b.path());
+    small(6, c.path());
+    for f in ["events.jsonl", "directory.toml", "cases.csv", "labels.json"] {
+        let x = std::fs::read(a.path().join(f)).unwrap();
+        assert_eq!(
+            x,
+            std::fs::read(b.path().join(f)).unwrap(),
+            "{f} differs for one seed"
+        );
+    }
+    assert_ne!(
+        std::fs::read(a.path().join("events.jsonl")).unwrap(),
+        std::fs::read(c.path().join("events.jsonl")).unwrap()
+    );
+}
+
+#[test]
+fn events_are_ordered_and_valid_and_the_directory_parses() {
+    let d = tempfile::tempdir().unwrap();
+    small(1, d.path());
+    let evs = events(d.path());
+    assert!(evs.len() > 50_000, "{}", evs.len());
+    assert!(evs.windows(2).all(|w| w[0].timestamp() <= w[1].timestamp()));
+    let text = std::fs::read_to_string(d.path().join("directory.toml")).unwrap();
+    let dir = Directory::from_toml(&text, "directory.toml").unwrap();
+    assert!(!dir.canaries.is_empty() && !dir.services.is_empty() && !dir.egress_allow.is_empty());
+    let cases = std::fs::read_to_string(d.path().join("cases.csv")).unwrap();
+    assert!(cases.lines().count() > 1000);
+}
+
+#[test]
+fn labels_match_the_events() {
+    let d = tempfile::tempdir().unwrap();
+    let labels = small(2, d.path());
+    assert_eq!(
+        labels.scenarios.iter().map(|s| s.id).collect::<Vec<_>>(),
+        Scenario::ALL.to_vec()
+    );
+    let evs = events(d.path());
+    for s in &labels.scenarios {
+        assert!(s.start <= s.end && s.events > 0, "{s:?}");
+        assert_eq!(
+            s.customers == 0,
+            s.id == Scenario::S4,
+            "only the laptop touches no customers: {s:?}"
+        );
+        let ips: HashSet<&str> = s.actors.ips.iter().map(String::as_str).collect();
+        // Events from the incident's own addresses are exactly its events, within its window.
+        let from_ips: Vec<&Event> = evs
+            .iter()
+            .filter(|e| match e {
+                Event::Access(a) => {
+                    s.actors.users.contains(&a.user)
+                        && a.source_ip
+                            .is_some_and(|ip| ips.contains(ip.to_string().as_str()))
+                }
+                Event::Flow(_) => false,
+            })
+            .collect();
+        if matches!(s.id, Scenario::S1 | Scenario::S2 | Scenario::S3) {
+            assert_eq!(from_ips.len() as u64, s.events, "{:?}", s.id);
+            assert!(from_ips
+                .iter()
+                .all(|e| e.timestamp() >= s.start && e.timestamp() <= s.end));
+            let customers: HashSet<&String> = from_ips
+                .iter()
+                .flat_map(|e| {
+                    if let Event::Access(a) = e {
+                        a.customer_ids.iter()
+                    } else {
+                        [].iter()
+                    }
+                })
+                .collect();
+            if s.id != Scenario::S3 {
+                assert_eq!(customers.len() as u64, s.customers, "{:?}", s.id);
+            }
+        }
+        let actor_events = evs
+            .iter()
+            .filter(|e| match e {
+                Event::Access(a) => s.actors.users.contains(&a.user),
+                Event::Flow(f) => s.actors.hosts.contains(&f.host),
+            })
+            .filter(|e| e.timestamp() >= s.start && e.timestamp() <= s.end)
+            .count() as u64;
+        assert!(
+            actor_events >= s.events,
+            "{:?}: {actor_events} < {}",
+            s.id,
+            s.events
+        );
+    }
+    assert!(labels.benign.actors > 50 && labels.benign.actor_days > labels.benign.actors);
+}
+
+#[test]
+fn the_benign_look_alikes_are_there() {
+    let d = tempfile::tempdir().unwrap();
+    let labels = small(3, d.path());
+    let evs = events(d.path());
+    let dir = Directory::from_toml(
+        &std::fs::read_to_string(d.path().join("directory.toml")).unwrap(),
+        "d",
+    )
+    .unwrap();
+    let start = labels.start.0;
+
+    // Declared services stay under their declared rate and categories.
+    for svc in &dir.services {
+        let name = svc.name.get_ref();
+        let mut per_minute: HashMap<i64, u32> = HashMap::new();
+        for e in &evs {
+            if let Event::Access(a) = e {
+                if &a.user == name
+                    && labels
+                        .scenarios
+                        .iter()
+                        .all(|s| !s.actors.users.contains(name) || a.timestamp < s.start)
+                {
+                    *per_minute.entry(a.timestamp.0 / 60_000).or_default() += 1;
+                    assert!(
+                        a.categories.iter().all(|c| svc.categories.contains(c)),
+                        "{name} read {:?}",
+                        a.categories
+                    );
+                }
+            }
+        }
+        assert!(!per_minute.is_empty(), "{name} is silent");
+        assert!(
+            per_minute.values().all(|&n| n <= svc.max_rate_per_minute),
+            "{name} above its declared rate"
+        );
+    }
+    // The batch export runs every night, inside its window, under its maximum.
+    let exports: Vec<_> = evs
+        .iter()
+        .filter_map(|e| match e {
+            Event::Access(a) if a.user == "batch-nightly-export" => Some(a),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(exports.len(), 21);
+    assert!(exports
+        .iter()
+        .all(|a| a.action == Action::Export && a.records >= 50_000 && a.records <= 120_000));
+    // The launch day: stores read about three times as much as the same weekday a week apart.
+    let mut store_days: BTreeMap<i64, u32> = BTreeMap::new();
+    for e in &evs {
+        if let Event::Access(a) = e {
+            if a.user.starts_with("st") {
+                *store_days.entry((a.timestamp.0 - start) / DAY).or_default() += 1;
+            }
+        }
+    }
+    let busiest = store_days
+        .iter()
+        .max_by_key(|(_, n)| **n)
+        .map(|(d, n)| (*d, *n))
+        .unwrap();
+    let week_before = store_days
+        .get(&(busiest.0 - 7))
+        .or(store_days.get(&(busiest.0 + 7)))
+        .copied()
+        .unwrap();
+    let ratio = busiest.1 as f64 / week_before as f64;
+    assert!((2.3..3.8).contains(&ratio), "launch day ratio {ratio}");
+    // New hires: accounts whose first event comes well after the start.
+    let mut first: HashMap<&str, i64> = HashMap::new();
+    for e in &evs {
+        if let Event::Access(a) = e {
+            first.entry(&a.user).or_insert(a.timestamp.0);
+        }
+    }
+    assert!(first.values().any(|&t| t - start > 5 * DAY), "no new hire");
+    // The backup host sends gigabytes at night to its allowed destination only.
+    let backup: Vec<_> = evs
+        .iter()
+        .filter_map(|e| match e {
+            Event::Flow(f) if f.host == "backup-01" => Some(f),
+            _ => None,
+        })
+        .collect();
+    assert!(backup
+        .iter()
+        .all(|f| f.destination_ip.unwrap().to_string() == "203.0.113.10"));
+    assert!(backup.iter().map(|f| f.bytes_out).sum::<u64>() > 21 * 2_000_000_000);
+    assert!(backup
+        .iter()
+        .all(|f| (f.timestamp.0 - start) % DAY < 3 * HOUR));
+}
