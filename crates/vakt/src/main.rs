@@ -23,8 +23,9 @@ enum Command {
     Simulate(cmd::simulate::SimulateArgs),
     /// Score alerts against a simulation's labels: detected, time to detect, false positives.
     Eval(cmd::eval::EvalArgs),
-    /// Measure `vakt watch`: events per second and memory per tracked account.
-    Bench(cmd::bench::BenchArgs),
+    /// Measure: `watch` (events per second, memory per account) or `detection` (over seeds).
+    #[command(subcommand)]
+    Bench(cmd::bench::Bench),
 }
 
 fn main() -> ExitCode {
@@ -34,7 +35,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => cmd::demo::run(args).map(|()| ExitCode::SUCCESS),
         Command::Simulate(args) => cmd::simulate::run(args).map(|()| ExitCode::SUCCESS),
         Command::Eval(args) => cmd::eval::run(args).map(|()| ExitCode::SUCCESS),
-        Command::Bench(args) => cmd::bench::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Bench(b) => cmd::bench::dispatch(b).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

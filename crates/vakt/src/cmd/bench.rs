@@ -8,6 +8,21 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+#[derive(clap::Subcommand, Clone, Debug)]
+pub enum Bench {
+    /// Throughput and memory of `vakt watch` on generated JSON lines.
+    Watch(BenchArgs),
+    /// Detection quality over several simulated months (seeds).
+    Detection(crate::cmd::detection::DetectionArgs),
+}
+
+pub fn dispatch(b: Bench) -> Result<()> {
+    match b {
+        Bench::Watch(a) => run(a),
+        Bench::Detection(a) => crate::cmd::detection::run(a),
+    }
+}
+
 #[derive(clap::Args, Clone, Debug)]
 pub struct BenchArgs {
     /// Events per run.

@@ -22,11 +22,20 @@ pub struct DemoArgs {
     pub days: u32,
 }
 
-pub fn run(args: DemoArgs) -> Result<()> {
-    let dir = &args.out;
+/// What one simulated month gave: the simulation, the watch run, the alerts and their evaluation.
+pub struct Month {
+    pub sim: vakt_sim::SimSummary,
+    pub sim_secs: f64,
+    pub report: crate::cmd::watch::WatchReport,
+    pub alerts: Vec<Alert>,
+    pub eval: vakt_sim::Evaluation,
+}
+
+/// Simulates a month into `dir`, watches it with the embedded defaults, evaluates.
+pub fn simulate_and_watch(dir: &std::path::Path, seed: u64, days: u32) -> Result<Month> {
     let cfg = SimConfig {
-        days: args.days,
-        seed: args.seed,
+        days,
+        seed,
         scale: Scale::Medium,
         scenarios: Scenario::ALL.to_vec(),
         ..SimConfig::default()
@@ -58,15 +67,32 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let alerts = read_alerts(&alerts_path)?;
     let labels = crate::cmd::eval::load_labels(&dir.join("labels.json"))?;
     let eval = evaluate(&labels, &alerts);
+    Ok(Month {
+        sim,
+        sim_secs,
+        report,
+        alerts,
+        eval,
+    })
+}
 
+pub fn run(args: DemoArgs) -> Result<()> {
+    let dir = &args.out;
+    let Month {
+        sim,
+        sim_secs,
+        report,
+        alerts,
+        eval,
+    } = simulate_and_watch(dir, args.seed, args.days)?;
     println!(
         "vakt demo: {} days of a mid-size operator, {} events ({} in {:.1} s, watched at {} events/s), seed {}",
-        cfg.days,
+        args.days,
         thousands(sim.events),
         "simulated",
         sim_secs,
         thousands((report.total_events() as f64 / report.elapsed.as_secs_f64().max(1e-9)) as u64),
-        cfg.seed
+        args.seed
     );
     println!();
     println!("Incidents found, most severe first (medium and above):");

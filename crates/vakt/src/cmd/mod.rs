@@ -1,5 +1,6 @@
 pub mod bench;
 pub mod demo;
+pub mod detection;
 pub mod eval;
 pub mod simulate;
 pub mod watch;
