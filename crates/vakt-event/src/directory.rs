@@ -55,6 +55,9 @@ pub struct Organization {
     pub countries: Vec<String>,
     #[serde(skip)]
     pub nets: Vec<IpNet>,
+    /// Where this entry's chunk starts in the file (spans are relative to it).
+    #[serde(skip)]
+    pub base: usize,
 }
 
 fn default_org_kind() -> String {
@@ -92,6 +95,9 @@ pub struct Account {
     pub work_hours: Option<Hours>,
     #[serde(skip)]
     pub tz: Option<Tz>,
+    /// Where this entry's chunk starts in the file (spans are relative to it).
+    #[serde(skip)]
+    pub base: usize,
 }
 
 /// A daily window in minutes after local midnight; may wrap midnight.
@@ -134,6 +140,8 @@ pub struct Service {
     /// What it is expected to read; empty means any.
     #[serde(default)]
     pub categories: Vec<String>,
+    #[serde(skip)]
+    pub base: usize,
 }
 
 #[derive(Debug, Deserialize)]
@@ -153,6 +161,8 @@ pub struct EgressAllow {
     pub destinations: Vec<Spanned<String>>,
     #[serde(skip)]
     pub nets: Vec<IpNet>,
+    #[serde(skip)]
+    pub base: usize,
 }
 
 /// How web access logs name accounts and customers.
@@ -166,6 +176,8 @@ pub struct HttpMapping {
     pub account: Option<String>,
     #[serde(default, rename = "route")]
     pub routes: Vec<HttpRoute>,
+    #[serde(skip)]
+    pub base: usize,
 }
 
 #[derive(Debug, Deserialize)]
@@ -227,16 +239,20 @@ impl Directory {
                 message,
             }
         };
-        let mut dir: Directory = toml::from_str(text).map_err(|e| {
-            let offset = e.span().map(|s| s.start).unwrap_or(0);
-            at(offset, e.message().trim().to_owned())
-        })?;
+        let mut dir = Directory::default();
+        for (base, chunk) in chunks(text) {
+            let part: Directory = toml::from_str(chunk).map_err(|e| {
+                let offset = e.span().map(|s| s.start).unwrap_or(0);
+                at(base + offset, e.message().trim().to_owned())
+            })?;
+            dir.merge(part, base).map_err(|m| at(base, m))?;
+        }
 
         let mut seen = std::collections::HashSet::new();
         for org in &mut dir.organizations {
             if !seen.insert(org.id.get_ref().clone()) {
                 return Err(at(
-                    org.id.span().start,
+                    org.base + org.id.span().start,
                     format!(
                         "organization `{}` is declared twice; merge the two entries",
                         org.id.get_ref()
@@ -245,13 +261,13 @@ impl Directory {
             }
             for n in &org.networks {
                 org.nets
-                    .push(parse_net(n).map_err(|m| at(n.span().start, m))?);
+                    .push(parse_net(n).map_err(|m| at(org.base + n.span().start, m))?);
             }
         }
-        let known_org = |o: &Option<Spanned<String>>| -> Result<(), DirectoryError> {
+        let known_org = |base: usize, o: &Option<Spanned<String>>| -> Result<(), DirectoryError> {
             match o {
                 Some(o) if !seen.contains(o.get_ref()) => Err(at(
-                    o.span().start,
+                    base + o.span().start,
                     format!("organization `{}` is not declared; add an [[organization]] with id = \"{}\" or fix the name", o.get_ref(), o.get_ref()),
                 )),
                 _ => Ok(()),
@@ -259,46 +275,46 @@ impl Directory {
         };
         let mut names = std::collections::HashSet::new();
         for acc in &mut dir.accounts {
-            known_org(&acc.organization)?;
+            known_org(acc.base, &acc.organization)?;
             if !names.insert(acc.name.get_ref().clone()) {
                 return Err(at(
-                    acc.name.span().start,
+                    acc.base + acc.name.span().start,
                     format!("account `{}` is declared twice", acc.name.get_ref()),
                 ));
             }
             if let Some(h) = &acc.hours {
                 acc.work_hours = Some(Hours::parse(h.get_ref()).ok_or_else(|| {
-                    at(h.span().start, format!("hours `{}` is not a daily window; write it as HH:MM-HH:MM, e.g. \"08:00-20:00\"", h.get_ref()))
+                    at(acc.base + h.span().start, format!("hours `{}` is not a daily window; write it as HH:MM-HH:MM, e.g. \"08:00-20:00\"", h.get_ref()))
                 })?);
             }
             if let Some(tz) = &acc.timezone {
                 acc.tz = Some(tz.get_ref().parse::<Tz>().map_err(|_| {
-                    at(tz.span().start, format!("timezone `{}` is unknown; use an IANA name such as \"Europe/Stockholm\"", tz.get_ref()))
+                    at(acc.base + tz.span().start, format!("timezone `{}` is unknown; use an IANA name such as \"Europe/Stockholm\"", tz.get_ref()))
                 })?);
             }
         }
         for svc in &dir.services {
-            known_org(&svc.organization)?;
+            known_org(svc.base, &svc.organization)?;
             if svc.max_rate_per_minute == 0 {
-                return Err(at(svc.name.span().start, format!("service `{}` has max_rate_per_minute = 0; give the highest rate it is expected to reach", svc.name.get_ref())));
+                return Err(at(svc.base + svc.name.span().start, format!("service `{}` has max_rate_per_minute = 0; give the highest rate it is expected to reach", svc.name.get_ref())));
             }
         }
         for eg in &mut dir.egress_allow {
             for d in &eg.destinations {
                 eg.nets
-                    .push(parse_net(d).map_err(|m| at(d.span().start, m))?);
+                    .push(parse_net(d).map_err(|m| at(eg.base + d.span().start, m))?);
             }
         }
         if let Some(http) = &dir.http {
             if let Some(acc) = &http.account {
                 if acc != "remote_user" && !acc.starts_with("header:") {
-                    return Err(at(0, format!("[http] account = \"{acc}\" is not understood; use \"remote_user\" or \"header:NAME\"")));
+                    return Err(at(http.base, format!("[http] account = \"{acc}\" is not understood; use \"remote_user\" or \"header:NAME\"")));
                 }
             }
             for r in &http.routes {
                 if !r.pattern.get_ref().starts_with('/') {
                     return Err(at(
-                        r.pattern.span().start,
+                        http.base + r.pattern.span().start,
                         format!(
                             "route pattern `{}` must start with `/`",
                             r.pattern.get_ref()
@@ -309,6 +325,67 @@ impl Directory {
         }
         Ok(dir)
     }
+}
+
+impl Directory {
+    /// Adds a chunk's entries, noting where the chunk starts.
+    fn merge(&mut self, mut part: Directory, base: usize) -> Result<(), String> {
+        part.organizations.iter_mut().for_each(|x| x.base = base);
+        part.accounts.iter_mut().for_each(|x| x.base = base);
+        part.services.iter_mut().for_each(|x| x.base = base);
+        part.egress_allow.iter_mut().for_each(|x| x.base = base);
+        self.organizations.append(&mut part.organizations);
+        self.accounts.append(&mut part.accounts);
+        self.services.append(&mut part.services);
+        self.canaries.append(&mut part.canaries);
+        self.egress_allow.append(&mut part.egress_allow);
+        if let Some(mut http) = part.http {
+            if self.http.is_some() {
+                return Err("[http] is declared twice; keep one [http] table".into());
+            }
+            http.base = base;
+            self.http = Some(http);
+        }
+        if let Some(pg) = part.postgres {
+            if self.postgres.is_some() {
+                return Err("[postgres] is declared twice; keep one [postgres] table".into());
+            }
+            self.postgres = Some(pg);
+        }
+        Ok(())
+    }
+}
+
+/// Splits a directory into chunks of whole `[[...]]` entries, so that a
+/// directory of 100,000 accounts is parsed piece by piece: the TOML
+/// parser's document tree is many times the size of the text, and would
+/// otherwise set the process's peak memory.
+fn chunks(text: &str) -> Vec<(usize, &str)> {
+    const CHUNK: usize = 256 * 1024;
+    const ENTRIES: [&str; 5] = [
+        "[[account]]",
+        "[[organization]]",
+        "[[service]]",
+        "[[canary]]",
+        "[[egress_allow]]",
+    ];
+    let mut out = Vec::new();
+    let (mut start, mut offset, mut quotes) = (0usize, 0usize, 0usize);
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        if offset - start >= CHUNK
+            && quotes % 2 == 0
+            && ENTRIES.iter().any(|e| trimmed.starts_with(e))
+        {
+            out.push((start, &text[start..offset]));
+            start = offset;
+        }
+        // Multi-line strings could hold a line that looks like a header: never split inside one.
+        quotes += line.matches("\"\"\"").count() + line.matches("'''").count();
+        offset += line.len();
+    }
+    out.push((start, &text[start..]));
+    out
 }
 
 fn parse_net(s: &Spanned<String>) -> Result<IpNet, String> {
@@ -404,6 +481,32 @@ destinations = ["203.0.113.10"]
 
         let bad = GOOD.replace("08:00-20:00", "8 to 20");
         assert_eq!(Directory::from_toml(&bad, "d").unwrap_err().line, 11);
+    }
+
+    #[test]
+    fn a_large_directory_is_read_in_chunks_with_lines_still_right() {
+        let mut text =
+            String::from("[[organization]]\nid = \"shop\"\nnetworks = [\"10.0.0.0/8\"]\n");
+        for i in 0..20_000 {
+            text += &format!("\n[[account]]\nname = \"a{i}\"\norganization = \"shop\"\n");
+        }
+        assert!(chunks(&text).len() > 2);
+        let d = Directory::from_toml(&text, "big.toml").unwrap();
+        assert_eq!(d.accounts.len(), 20_000);
+        // A mistake far down is located on its own line.
+        let bad = text.replace(
+            "name = \"a19000\"\norganization = \"shop\"",
+            "name = \"a19000\"\norganization = \"shoq\"",
+        );
+        let e = Directory::from_toml(&bad, "big.toml").unwrap_err();
+        let want = bad.lines().position(|l| l.contains("shoq")).unwrap() + 1;
+        assert_eq!((e.line, e.column), (want, 16), "{e}");
+        let bad = text.replace("name = \"a15000\"", "name = a15000");
+        let want = bad.lines().position(|l| l == "name = a15000").unwrap() + 1;
+        assert_eq!(
+            Directory::from_toml(&bad, "big.toml").unwrap_err().line,
+            want
+        );
     }
 
     #[test]

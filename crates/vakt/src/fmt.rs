@@ -15,14 +15,22 @@ pub fn thousands(n: u64) -> String {
 
 /// Peak resident memory of this process, in bytes (Linux; 0 elsewhere).
 pub fn peak_rss() -> u64 {
+    status_kb("VmHWM:") * 1024
+}
+
+/// Resident memory of this process now, in bytes (Linux; 0 elsewhere).
+pub fn rss() -> u64 {
+    status_kb("VmRSS:") * 1024
+}
+
+fn status_kb(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
-        .map(|kb| kb * 1024)
         .unwrap_or(0)
 }
 

@@ -1,6 +1,6 @@
 //! `vakt watch`: inputs -> parse -> enrich -> detect -> alerts on stdout.
 
-use crate::fmt::{peak_rss, thousands};
+use crate::fmt::{peak_rss, rss, thousands};
 use anyhow::{bail, Context, Result};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -68,6 +68,8 @@ pub struct WatchReport {
     pub actors: usize,
     pub detector_keys: usize,
     pub peak_rss: u64,
+    /// Resident memory at the end of the run, with all state still held.
+    pub end_rss: u64,
 }
 
 impl WatchReport {
@@ -88,6 +90,7 @@ impl WatchReport {
             "actors": self.actors,
             "detector_keys": self.detector_keys,
             "peak_rss_bytes": self.peak_rss,
+            "end_rss_bytes": self.end_rss,
             "inputs": self.inputs.iter().map(|i| serde_json::json!({
                 "name": i.name, "format": i.format, "lines": i.lines, "events": i.events, "rejected": i.rejected,
             })).collect::<Vec<_>>(),
@@ -306,6 +309,7 @@ pub fn watch(args: &WatchArgs, mut out: Box<dyn Write>) -> Result<WatchReport> {
         actors,
         detector_keys,
         peak_rss: peak_rss(),
+        end_rss: rss(),
     })
 }
 
