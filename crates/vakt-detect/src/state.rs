@@ -62,11 +62,11 @@ pub type Distinct = CardinalityEstimator<str>;
 #[derive(Clone, Debug, Default)]
 pub struct DailyCounts {
     /// Day number (days since epoch) of `today`.
-    day: i64,
+    day: i32,
     today: u32,
-    /// Completed days, most recent last; days with no activity count as 0
-    /// only when `zeros` says so (see [`DailyCounts::add`]).
-    past: [u32; Self::DAYS],
+    /// Completed days, oldest first from `head`; saturating at 65,535,
+    /// which is far above any person's day and keeps the state small.
+    past: [u16; Self::DAYS],
     filled: u8,
     head: u8,
 }
@@ -78,14 +78,14 @@ impl DailyCounts {
     /// recorded as zeros, except weekends and long gaps are kept out by the
     /// caller's choice of `count_idle_days`.
     pub fn add(&mut self, at: Timestamp, n: u32, count_idle_days: bool) {
-        let day = at.0.div_euclid(DAY);
+        let day = at.0.div_euclid(DAY) as i32;
         if self.filled == 0 && self.today == 0 && self.day == 0 {
             self.day = day;
         }
         if day > self.day {
             self.push(self.today);
             if count_idle_days {
-                for _ in 0..(day - self.day - 1).min(Self::DAYS as i64) {
+                for _ in 0..(day - self.day - 1).min(Self::DAYS as i32) {
                     self.push(0);
                 }
             }
@@ -97,7 +97,7 @@ impl DailyCounts {
     }
 
     fn push(&mut self, v: u32) {
-        self.past[self.head as usize] = v;
+        self.past[self.head as usize] = v.min(u16::MAX as u32) as u16;
         self.head = ((self.head as usize + 1) % Self::DAYS) as u8;
         self.filled = (self.filled + 1).min(Self::DAYS as u8);
     }
@@ -113,7 +113,8 @@ impl DailyCounts {
 
     pub fn history(&self) -> impl Iterator<Item = u32> + '_ {
         let n = self.filled as usize;
-        (0..n).map(move |i| self.past[(self.head as usize + Self::DAYS - n + i) % Self::DAYS])
+        (0..n)
+            .map(move |i| self.past[(self.head as usize + Self::DAYS - n + i) % Self::DAYS] as u32)
     }
 
     pub fn mean(&self) -> f64 {

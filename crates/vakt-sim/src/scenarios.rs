@@ -182,7 +182,7 @@ impl Plans {
                         .find(Role::Laptop)
                         .choose(&mut w.rng)
                         .expect("laptops exist");
-                    let mut countries = vec!["RU", "BR", "VN", "NG", "RO", "KZ", "PA"];
+                    let mut countries = ["RU", "BR", "VN", "NG", "RO", "KZ", "PA"];
                     countries.shuffle(&mut w.rng);
                     let n = w.rng.gen_range(3..6);
                     let relays = countries[..n]

@@ -81,7 +81,7 @@ impl Detector for BulkRead {
         if size_unknown {
             acc.unsized_bulk = acc.unsized_bulk.saturating_add(1);
         }
-        let routine_unsized = acc.unsized_bulk > 5;
+        let routine_unknown = acc.unsized_bulk > 5;
         if records > 0 && records as f64 >= MIN_RECORDS as f64 / 10.0 {
             let p = self.peers.touch(ev.peer_group, now, PeerSample::default);
             p.push(records.min(u32::MAX as u64) as u32);
@@ -90,7 +90,8 @@ impl Detector for BulkRead {
             return;
         }
         let over = records >= MIN_RECORDS && records as f64 > FACTOR * baseline;
-        if !over && !(size_unknown && !routine_unsized) {
+        let report_unknown_size = size_unknown && !routine_unknown;
+        if !over && !report_unknown_size {
             return;
         }
         let sensitive: Vec<&str> = a

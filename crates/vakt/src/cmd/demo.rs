@@ -86,10 +86,9 @@ pub fn run(args: DemoArgs) -> Result<()> {
         eval,
     } = simulate_and_watch(dir, args.seed, args.days)?;
     println!(
-        "vakt demo: {} days of a mid-size operator, {} events ({} in {:.1} s, watched at {} events/s), seed {}",
+        "vakt demo: {} days of a mid-size operator, {} events (simulated in {:.1} s, watched at {} events/s), seed {}",
         args.days,
         thousands(sim.events),
-        "simulated",
         sim_secs,
         thousands((report.total_events() as f64 / report.elapsed.as_secs_f64().max(1e-9)) as u64),
         args.seed
@@ -152,8 +151,8 @@ fn print_incidents(alerts: &[Alert]) {
     });
     let short = |t: vakt_event::Timestamp| t.to_rfc3339()[..16].replace('T', " ");
     println!(
-        "  {:<9} {:<16} {:<17} {:<17} {:>9}  {}",
-        "severity", "actor", "first seen", "detected", "customers", "rules, and why"
+        "  {:<9} {:<16} {:<17} {:<17} {:>9}  rules, and why",
+        "severity", "actor", "first seen", "detected", "customers"
     );
     for (label, r) in &rows {
         let mut why = r.worst.message.clone();
