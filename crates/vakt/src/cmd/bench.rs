@@ -49,40 +49,51 @@ pub fn run(args: BenchArgs) -> Result<()> {
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("cannot create {}", args.dir.display()))?;
     // Memory per account is the difference between many and few accounts
-    // over the same number of events: fixed costs cancel out.
+    // over the same number of events: fixed costs cancel out. With the
+    // directory, each account's directory entry is counted too.
     let few = (args.accounts / 100).max(100);
-    let mut results = Vec::new();
-    for accounts in [args.accounts, few] {
+    let median = |accounts: u32, with_directory: bool| -> Result<Run> {
         let (events, directory) = generate(&args.dir, args.events, accounts)?;
         let mut runs = Vec::new();
         for _ in 0..args.runs.max(1) {
-            runs.push(watch_once(&args.dir, &events, &directory)?);
+            runs.push(watch_once(
+                &args.dir,
+                &events,
+                with_directory.then_some(directory.as_path()),
+            )?);
         }
         runs.sort_by(|a, b| a.events_per_second.total_cmp(&b.events_per_second));
-        let median = runs.swap_remove(runs.len() / 2);
-        results.push((accounts, median));
-    }
-    let (many, m) = &results[0];
-    let (few, f) = &results[1];
+        Ok(runs.swap_remove(runs.len() / 2))
+    };
+    let many = args.accounts;
+    let (m, f) = (median(many, true)?, median(few, true)?);
+    let (m_bare, f_bare) = (median(many, false)?, median(few, false)?);
+    println!("vakt bench watch: {} JSON-line access events, one thread, every detector on (median of {} runs)", thousands(m.events), args.runs.max(1));
+    let line = |accounts: u32, dir: bool, r: &Run| {
+        println!(
+            "  {:>9} accounts, {:<17} {:>10} events/s, peak memory {:>7.1} MiB",
+            thousands(accounts as u64),
+            if dir {
+                "with directory:"
+            } else {
+                "without directory:"
+            },
+            thousands(r.events_per_second as u64),
+            mib(r.peak_rss)
+        )
+    };
+    line(many, true, &m);
+    line(few, true, &f);
+    line(many, false, &m_bare);
+    line(few, false, &f_bare);
+    let per = |a: &Run, b: &Run| {
+        a.peak_rss.saturating_sub(b.peak_rss) as f64 / (many - few).max(1) as f64
+    };
     println!(
-        "vakt bench: `vakt watch` on {} JSON-line access events, one thread, every detector on",
-        thousands(m.events)
+        "  peak memory per tracked account: {:.0} bytes of detector and enrichment state, {:.0} bytes with its directory entry",
+        per(&m_bare, &f_bare),
+        per(&m, &f)
     );
-    println!(
-        "  {:>9} accounts: {:>10} events/s, peak memory {:>7.1} MiB",
-        thousands(*many as u64),
-        thousands(m.events_per_second as u64),
-        mib(m.peak_rss)
-    );
-    println!(
-        "  {:>9} accounts: {:>10} events/s, peak memory {:>7.1} MiB",
-        thousands(*few as u64),
-        thousands(f.events_per_second as u64),
-        mib(f.peak_rss)
-    );
-    let per_account = m.peak_rss.saturating_sub(f.peak_rss) as f64 / (*many - *few).max(1) as f64;
-    println!("  memory per tracked account: {per_account:.0} bytes (peak difference / account difference)");
-    println!("  (median of {} runs each)", args.runs.max(1));
     Ok(())
 }
 
@@ -117,11 +128,14 @@ fn generate(dir: &Path, events: u64, accounts: u32) -> Result<(PathBuf, PathBuf)
     Ok((path, directory))
 }
 
-fn watch_once(dir: &Path, events: &Path, directory: &Path) -> Result<Run> {
+fn watch_once(dir: &Path, events: &Path, directory: Option<&Path>) -> Result<Run> {
     let stats = dir.join("stats.json");
-    let status = Command::new(std::env::current_exe()?)
-        .args(["watch", "--quiet", "--format", "jsonl", "--directory"])
-        .arg(directory)
+    let mut cmd = Command::new(std::env::current_exe()?);
+    cmd.args(["watch", "--quiet", "--format", "jsonl"]);
+    if let Some(d) = directory {
+        cmd.arg("--directory").arg(d);
+    }
+    let status = cmd
         .arg("--stats-json")
         .arg(&stats)
         .arg(events)
