@@ -63,8 +63,11 @@ impl Detector for BulkRead {
                     .account
                     .and_then(|acc| acc.max_records)
                     .unwrap_or(u64::MAX);
+        // Only a database log can say a statement read without a key; a web
+        // search with no result count is just a search.
         let size_unknown = a.records == 0
             && a.customer_ids.is_empty()
+            && a.db_statement.is_some()
             && matches!(a.action, Action::Export | Action::Search);
         let peer = self
             .peers
@@ -266,9 +269,17 @@ max_records = 120000
     }
 
     #[test]
-    fn an_export_of_unknown_size_is_reported() {
+    fn a_database_export_of_unknown_size_is_reported_but_not_a_web_search() {
         let mut h = Harness::new(DIR, None);
-        read(&mut h, t0() + 10 * HOUR, "dba.lind", Action::Export, 0, &[]);
+        read(&mut h, t0() + 9 * HOUR, "dba.lind", Action::Search, 0, &[]);
+        assert!(Harness::rule(&h.alerts, "bulk_read").is_empty());
+        h.push_access(AccessEvent {
+            timestamp: Timestamp(t0() + 10 * HOUR),
+            user: "dba.lind".into(),
+            action: Action::Export,
+            db_statement: Some("COPY customers TO STDOUT".into()),
+            ..Default::default()
+        });
         assert_eq!(Harness::rule(&h.finish(), "bulk_read").len(), 1);
     }
 }

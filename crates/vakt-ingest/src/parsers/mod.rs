@@ -6,6 +6,7 @@ use std::sync::Arc;
 use vakt_event::{Directory, Event, Origin};
 
 pub mod jsonl;
+pub mod nginx;
 
 /// Turns lines of one input into events.
 ///
@@ -58,7 +59,7 @@ pub struct Format {
 }
 
 /// Every format vakt reads. Order matters for sniffing: the first match wins.
-pub static REGISTRY: &[Format] = &[jsonl::FORMAT];
+pub static REGISTRY: &[Format] = &[nginx::JSON_FORMAT, jsonl::FORMAT, nginx::FORMAT];
 
 /// Looks a format up by its `--format` name.
 pub fn format(name: &str) -> Option<&'static Format> {

@@ -1,0 +1,447 @@
+//! Web access logs: nginx/Apache `combined` lines (`nginx`) and nginx JSON
+//! logs (`nginx-json`), mapped to access events through the directory's
+//! `[http]` routes.
+//!
+//! A route such as `/api/v1/customers/{customer}` turns a request into an
+//! action on a customer; requests matching no route are kept as action
+//! `http` with no customer, so rate and automation still see them. The
+//! account comes from the log's authenticated user (`account =
+//! "remote_user"`) or a logged header (`account = "header:X-Account"`, JSON
+//! logs). Where the log names no account, the source address is the
+//! actor: `user.name` is the address.
+//!
+//! The combined format is read with one `regex` (the line is regular and
+//! the regex crate is linear-time, so hostile lines cannot slow it down).
+
+use super::{Format, ParseError, Parser, ParserContext};
+use chrono::DateTime;
+use regex::Regex;
+use std::net::IpAddr;
+use std::sync::OnceLock;
+use vakt_event::directory::HttpRoute;
+use vakt_event::{AccessEvent, Action, Event, Origin, Outcome, Timestamp};
+
+pub const FORMAT: Format = Format {
+    name: "nginx",
+    description: "nginx/Apache combined access logs",
+    sniff: |line| combined().is_match(line),
+    build: |ctx: &ParserContext| Box::new(WebLog::new(ctx)),
+};
+
+pub const JSON_FORMAT: Format = Format {
+    name: "nginx-json",
+    description: "nginx access logs written as JSON (remote_addr, request, status, ...)",
+    sniff: |line| line.trim_start().starts_with('{') && line.contains("\"remote_addr\""),
+    build: |ctx: &ParserContext| Box::new(JsonWebLog(WebLog::new(ctx))),
+};
+
+fn combined() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(r#"^(\S+) \S+ (\S+) \[([^\]]+)\] "([^"]*)" (\d{3}) (\d+|-)(?: "((?:[^"\\]|\\.)*)" "((?:[^"\\]|\\.)*)")?"#)
+            .expect("constant regex")
+    })
+}
+
+/// One compiled route: literal segments, `*`, or the customer capture.
+struct Route {
+    segments: Vec<Segment>,
+    method: Option<String>,
+    action: Action,
+    categories: Vec<String>,
+}
+
+enum Segment {
+    Literal(String),
+    Any,
+    Customer,
+}
+
+impl Route {
+    fn compile(r: &HttpRoute) -> Route {
+        let segments = r
+            .pattern
+            .get_ref()
+            .trim_matches('/')
+            .split('/')
+            .map(|s| match s {
+                "*" => Segment::Any,
+                "{customer}" => Segment::Customer,
+                lit => Segment::Literal(lit.to_owned()),
+            })
+            .collect();
+        Route {
+            segments,
+            method: r.method.as_ref().map(|m| m.to_ascii_uppercase()),
+            action: Action::parse(&r.action),
+            categories: r.categories.clone(),
+        }
+    }
+
+    /// The customer id if `path` matches (empty string when the route has no capture).
+    fn matches<'p>(&self, method: &str, path: &'p str) -> Option<&'p str> {
+        if self.method.as_deref().is_some_and(|m| m != method) {
+            return None;
+        }
+        let mut customer = "";
+        let mut parts = path.trim_matches('/').split('/');
+        for seg in &self.segments {
+            let part = parts.next()?;
+            match seg {
+                Segment::Literal(l) if l != part => return None,
+                Segment::Customer if part.is_empty() => return None,
+                Segment::Customer => customer = part,
+                _ => {}
+            }
+        }
+        parts.next().is_none().then_some(customer)
+    }
+}
+
+/// Which field names the account.
+enum AccountFrom {
+    RemoteUser,
+    Header(String),
+}
+
+pub struct WebLog {
+    routes: Vec<Route>,
+    account: AccountFrom,
+}
+
+/// The fields of one request, whichever log form it came from.
+struct Request<'a> {
+    addr: &'a str,
+    remote_user: Option<&'a str>,
+    header_user: Option<String>,
+    time: Timestamp,
+    method: &'a str,
+    target: &'a str,
+    status: u16,
+    bytes: Option<u64>,
+    user_agent: Option<&'a str>,
+}
+
+impl WebLog {
+    fn new(ctx: &ParserContext) -> WebLog {
+        let http = ctx.directory.http.as_ref();
+        let account = match http.and_then(|h| h.account.as_deref()) {
+            Some("remote_user") => AccountFrom::RemoteUser,
+            Some(h) if h.starts_with("header:") => AccountFrom::Header(format!(
+                "http_{}",
+                h["header:".len()..].to_ascii_lowercase().replace('-', "_")
+            )),
+            // The default: a user the log names, else the address.
+            _ => AccountFrom::RemoteUser,
+        };
+        let routes = http
+            .map(|h| h.routes.iter().map(Route::compile).collect())
+            .unwrap_or_default();
+        WebLog { routes, account }
+    }
+
+    fn event(&self, r: Request, origin: &Origin) -> Result<Event, ParseError> {
+        let source_ip: Option<IpAddr> = r.addr.parse().ok();
+        let named = match &self.account {
+            AccountFrom::RemoteUser => r
+                .remote_user
+                .filter(|u| !u.is_empty() && *u != "-")
+                .map(str::to_owned),
+            AccountFrom::Header(_) => r.header_user.filter(|u| !u.is_empty() && u != "-"),
+        };
+        let user = named.unwrap_or_else(|| r.addr.to_owned());
+        let path = r.target.split(['?', '#']).next().unwrap_or("");
+        let (action, customer_ids, categories) = match self
+            .routes
+            .iter()
+            .find_map(|rt| rt.matches(r.method, path).map(|c| (rt, c)))
+        {
+            Some((rt, c)) => (
+                rt.action.clone(),
+                if c.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![c.to_owned()]
+                },
+                rt.categories.clone(),
+            ),
+            None => (Action::Other("http".into()), Vec::new(), Vec::new()),
+        };
+        Ok(Event::Access(AccessEvent {
+            timestamp: r.time,
+            user,
+            source_ip,
+            user_agent: r.user_agent.filter(|u| *u != "-").map(str::to_owned),
+            action,
+            outcome: if r.status >= 400 {
+                Outcome::Failure
+            } else {
+                Outcome::Success
+            },
+            records: customer_ids.len() as u64,
+            customer_ids,
+            categories,
+            bytes: r.bytes,
+            url_path: Some(format!("{} {}", r.method, r.target)),
+            origin: origin.clone(),
+            ..Default::default()
+        }))
+    }
+}
+
+fn parse_time(s: &str) -> Result<Timestamp, ParseError> {
+    DateTime::parse_from_str(s, "%d/%b/%Y:%H:%M:%S %z")
+        .map(|t| Timestamp(t.timestamp_millis()))
+        .or_else(|_| Timestamp::parse(s))
+        .map_err(|_| {
+            ParseError::new(format!(
+                "time `{s}` is neither `10/Oct/2026:13:55:36 +0200` nor RFC 3339"
+            ))
+        })
+}
+
+fn split_request(req: &str) -> Result<(&str, &str), ParseError> {
+    let mut it = req.split(' ');
+    match (it.next(), it.next()) {
+        (Some(m), Some(t)) if !m.is_empty() && !t.is_empty() => Ok((m, t)),
+        _ => Err(ParseError::new(format!(
+            "request `{}` is not `METHOD /path PROTOCOL`",
+            req.chars().take(60).collect::<String>()
+        ))),
+    }
+}
+
+impl Parser for WebLog {
+    fn parse_line(
+        &mut self,
+        line: &str,
+        origin: &Origin,
+        out: &mut Vec<Event>,
+    ) -> Result<(), ParseError> {
+        if line.trim().is_empty() {
+            return Ok(());
+        }
+        let c = combined()
+            .captures(line)
+            .ok_or_else(|| ParseError::new("not a combined log line (`addr - user [time] \"request\" status bytes \"referer\" \"agent\"`)"))?;
+        let (method, target) = split_request(&c[4])?;
+        let req = Request {
+            addr: c.get(1).map_or("", |m| m.as_str()),
+            remote_user: c.get(2).map(|m| m.as_str()),
+            header_user: None,
+            time: parse_time(&c[3])?,
+            method,
+            target,
+            status: c[5]
+                .parse()
+                .map_err(|_| ParseError::new("status is not a number"))?,
+            bytes: c[6].parse().ok(),
+            user_agent: c.get(8).map(|m| m.as_str()),
+        };
+        out.push(self.event(req, origin)?);
+        Ok(())
+    }
+}
+
+/// nginx `log_format ... escape=json` lines.
+pub struct JsonWebLog(WebLog);
+
+impl Parser for JsonWebLog {
+    fn parse_line(
+        &mut self,
+        line: &str,
+        origin: &Origin,
+        out: &mut Vec<Event>,
+    ) -> Result<(), ParseError> {
+        if line.trim().is_empty() {
+            return Ok(());
+        }
+        let v: serde_json::Map<String, serde_json::Value> = serde_json::from_str(line)
+            .map_err(|e| ParseError::new(format!("not valid JSON: {e}")))?;
+        let s = |k: &str| v.get(k).and_then(|x| x.as_str()).filter(|x| !x.is_empty());
+        let n = |k: &str| {
+            v.get(k)
+                .and_then(|x| x.as_u64().or_else(|| x.as_str()?.parse().ok()))
+        };
+        let time = match (s("time_iso8601"), s("time_local"), s("@timestamp")) {
+            (Some(t), _, _) | (None, None, Some(t)) => {
+                Timestamp::parse(t).map_err(|e| ParseError::new(e.to_string()))?
+            }
+            (None, Some(t), _) => parse_time(t)?,
+            _ => {
+                return Err(ParseError::new(
+                    "no time: log `time_iso8601` or `time_local`",
+                ))
+            }
+        };
+        let (method, target) = match (s("request_method"), s("request_uri"), s("request")) {
+            (Some(m), Some(u), _) => (m, u),
+            (_, _, Some(r)) => split_request(r)?,
+            _ => {
+                return Err(ParseError::new(
+                    "no request: log `request` or `request_method` and `request_uri`",
+                ))
+            }
+        };
+        let header_user = match &self.0.account {
+            AccountFrom::Header(k) => s(k).map(str::to_owned),
+            _ => None,
+        };
+        let req = Request {
+            addr: s("remote_addr").ok_or_else(|| ParseError::new("`remote_addr` is missing"))?,
+            remote_user: s("remote_user"),
+            header_user,
+            time,
+            method,
+            target,
+            status: n("status")
+                .and_then(|x| u16::try_from(x).ok())
+                .ok_or_else(|| ParseError::new("`status` is missing or not a number"))?,
+            bytes: n("body_bytes_sent"),
+            user_agent: s("http_user_agent"),
+        };
+        out.push(self.0.event(req, origin)?);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use vakt_event::Directory;
+
+    const DIR: &str = r#"
+[http]
+account = "remote_user"
+
+[[http.route]]
+pattern = "/customers/{customer}"
+action = "lookup"
+categories = ["name", "address"]
+
+[[http.route]]
+pattern = "/customers/{customer}/*"
+action = "lookup"
+
+[[http.route]]
+pattern = "/login"
+method = "POST"
+action = "login"
+"#;
+
+    fn parser(dir: &str, json: bool) -> Box<dyn Parser> {
+        let ctx = ParserContext {
+            directory: Arc::new(Directory::from_toml(dir, "d").unwrap()),
+        };
+        if json {
+            (JSON_FORMAT.build)(&ctx)
+        } else {
+            (FORMAT.build)(&ctx)
+        }
+    }
+
+    fn one(p: &mut Box<dyn Parser>, line: &str) -> AccessEvent {
+        let mut out = Vec::new();
+        p.parse_line(line, &Origin::new("access.log".into(), 1), &mut out)
+            .unwrap();
+        match out.pop() {
+            Some(Event::Access(a)) => a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn combined_lines_map_routes_to_customers_and_users() {
+        let mut p = parser(DIR, false);
+        let a = one(
+            &mut p,
+            r#"198.51.100.7 - r17.anna [04/Mar/2024:10:42:01 +0100] "GET /customers/1234?tab=1 HTTP/1.1" 200 5120 "https://crm/search" "Mozilla/5.0 (X11)""#,
+        );
+        assert_eq!(a.user, "r17.anna");
+        assert_eq!(
+            a.timestamp,
+            Timestamp::parse("2024-03-04T09:42:01Z").unwrap()
+        );
+        assert_eq!(
+            (a.action.clone(), a.customer_ids.clone()),
+            (Action::Lookup, vec!["1234".to_string()])
+        );
+        assert_eq!(a.categories, ["name", "address"]);
+        assert_eq!(a.bytes, Some(5120));
+        assert_eq!(a.user_agent.as_deref(), Some("Mozilla/5.0 (X11)"));
+        let b = one(
+            &mut p,
+            r#"203.0.113.5 - - [04/Mar/2024:10:42:02 +0000] "POST /login HTTP/1.1" 401 230 "-" "curl/8""#,
+        );
+        assert_eq!(
+            (b.user.as_str(), b.action.clone(), b.outcome),
+            ("203.0.113.5", Action::Login, Outcome::Failure)
+        );
+        let c = one(
+            &mut p,
+            r#"203.0.113.5 - - [04/Mar/2024:10:42:03 +0000] "GET /customers/77/orders HTTP/1.1" 200 100 "-" "-""#,
+        );
+        assert_eq!(c.customer_ids, ["77"]);
+        let d = one(
+            &mut p,
+            r#"203.0.113.5 - - [04/Mar/2024:10:42:04 +0000] "GET /static/app.js HTTP/1.1" 304 0"#,
+        );
+        assert_eq!(
+            (d.action, d.customer_ids.len()),
+            (Action::Other("http".into()), 0)
+        );
+    }
+
+    #[test]
+    fn json_logs_name_the_account_from_a_header() {
+        let dir = DIR.replace(
+            "account = \"remote_user\"",
+            "account = \"header:X-Account\"",
+        );
+        let mut p = parser(&dir, true);
+        let a = one(
+            &mut p,
+            r#"{"time_iso8601":"2026-11-02T08:00:00+01:00","remote_addr":"198.51.100.7","request":"GET /customers/C-9 HTTP/2.0","status":"200","body_bytes_sent":"512","http_x_account":"p3.shop"}"#,
+        );
+        assert_eq!(
+            (a.user.as_str(), a.customer_ids[0].as_str()),
+            ("p3.shop", "C-9")
+        );
+        assert_eq!(
+            a.timestamp,
+            Timestamp::parse("2026-11-02T07:00:00Z").unwrap()
+        );
+    }
+
+    #[test]
+    fn bad_lines_say_what_is_wrong() {
+        let mut p = parser(DIR, false);
+        let mut out = Vec::new();
+        let o = Origin::default();
+        let e = p.parse_line("hello world", &o, &mut out).unwrap_err();
+        assert!(e.0.contains("combined"), "{e}");
+        let e = p
+            .parse_line(
+                r#"1.2.3.4 - - [yesterday] "GET / HTTP/1.1" 200 1 "-" "-""#,
+                &o,
+                &mut out,
+            )
+            .unwrap_err();
+        assert!(e.0.contains("time"), "{e}");
+        let e = p
+            .parse_line(
+                r#"1.2.3.4 - - [04/Mar/2024:10:42:04 +0000] "" 400 0 "-" "-""#,
+                &o,
+                &mut out,
+            )
+            .unwrap_err();
+        assert!(e.0.contains("request"), "{e}");
+        let mut j = parser(DIR, true);
+        assert!(j
+            .parse_line(r#"{"remote_addr":"1.2.3.4"}"#, &o, &mut out)
+            .unwrap_err()
+            .0
+            .contains("time"));
+    }
+}
