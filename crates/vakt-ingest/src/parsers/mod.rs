@@ -7,6 +7,7 @@ use vakt_event::{Directory, Event, Origin};
 
 pub mod jsonl;
 pub mod nginx;
+pub mod zeek;
 
 /// Turns lines of one input into events.
 ///
@@ -59,7 +60,13 @@ pub struct Format {
 }
 
 /// Every format vakt reads. Order matters for sniffing: the first match wins.
-pub static REGISTRY: &[Format] = &[nginx::JSON_FORMAT, jsonl::FORMAT, nginx::FORMAT];
+#[rustfmt::skip]
+pub static REGISTRY: &[Format] = &[
+    zeek::FORMAT,
+    nginx::JSON_FORMAT,
+    jsonl::FORMAT,
+    nginx::FORMAT,
+];
 
 /// Looks a format up by its `--format` name.
 pub fn format(name: &str) -> Option<&'static Format> {
