@@ -120,35 +120,40 @@ fn epoch(s: &str) -> Result<Timestamp, ParseError> {
         })
 }
 
-fn flow(
+/// The fields of one connection vakt keeps.
+struct Conn {
     ts: Timestamp,
     orig: IpAddr,
     resp: IpAddr,
     port: Option<u16>,
-    out: Option<u64>,
-    inb: Option<u64>,
-    dur: Option<f64>,
-    origin: &Origin,
-) -> Event {
-    Event::Flow(FlowEvent {
-        timestamp: ts,
-        host: orig.to_string(),
-        source_ip: Some(orig),
-        destination_ip: Some(resp),
-        destination_port: port,
-        bytes_out: out.unwrap_or(0),
-        bytes_in: inb,
-        duration_ns: dur
-            .filter(|d| d.is_finite() && *d >= 0.0)
-            .map(|d| (d * 1e9) as u64),
-        origin: origin.clone(),
-        ..Default::default()
-    })
+    bytes_out: Option<u64>,
+    bytes_in: Option<u64>,
+    duration_s: Option<f64>,
+}
+
+impl Conn {
+    fn into_event(self, origin: &Origin) -> Event {
+        Event::Flow(FlowEvent {
+            timestamp: self.ts,
+            host: self.orig.to_string(),
+            source_ip: Some(self.orig),
+            destination_ip: Some(self.resp),
+            destination_port: self.port,
+            bytes_out: self.bytes_out.unwrap_or(0),
+            bytes_in: self.bytes_in,
+            duration_ns: self
+                .duration_s
+                .filter(|d| d.is_finite() && *d >= 0.0)
+                .map(|d| (d * 1e9) as u64),
+            origin: origin.clone(),
+            ..Default::default()
+        })
+    }
 }
 
 impl Zeek {
     fn header(&mut self, line: &str) -> Result<(), ParseError> {
-        let (key, value) = match line.split_once(|c: char| c == ' ' || c == '\t') {
+        let (key, value) = match line.split_once([' ', '\t']) {
             Some((k, v)) => (k, v),
             None => (line, ""),
         };
@@ -203,16 +208,16 @@ impl Zeek {
         )?;
         let port = num(cols.resp_p).and_then(|p| u16::try_from(p).ok());
         let dur = cols.duration.and_then(get).and_then(|v| v.parse().ok());
-        Ok(flow(
+        Ok(Conn {
             ts,
             orig,
             resp,
             port,
-            num(cols.orig_bytes),
-            num(cols.resp_bytes),
-            dur,
-            origin,
-        ))
+            bytes_out: num(cols.orig_bytes),
+            bytes_in: num(cols.resp_bytes),
+            duration_s: dur,
+        }
+        .into_event(origin))
     }
 }
 
@@ -241,16 +246,16 @@ impl Parser for Zeek {
                     ))
                 }
             };
-            out.push(flow(
+            let conn = Conn {
                 ts,
-                ip(&c.orig_h, "id.orig_h")?,
-                ip(&c.resp_h, "id.resp_h")?,
-                c.resp_p,
-                c.orig_bytes,
-                c.resp_bytes,
-                c.duration,
-                origin,
-            ));
+                orig: ip(&c.orig_h, "id.orig_h")?,
+                resp: ip(&c.resp_h, "id.resp_h")?,
+                port: c.resp_p,
+                bytes_out: c.orig_bytes,
+                bytes_in: c.resp_bytes,
+                duration_s: c.duration,
+            };
+            out.push(conn.into_event(origin));
             return Ok(());
         }
         out.push(self.tsv(line, origin)?);
