@@ -7,6 +7,7 @@ use vakt_event::{Directory, Event, Origin};
 
 pub mod jsonl;
 pub mod nginx;
+pub mod pgaudit;
 pub mod zeek;
 
 /// Turns lines of one input into events.
@@ -63,6 +64,7 @@ pub struct Format {
 #[rustfmt::skip]
 pub static REGISTRY: &[Format] = &[
     zeek::FORMAT,
+    pgaudit::FORMAT,
     nginx::JSON_FORMAT,
     jsonl::FORMAT,
     nginx::FORMAT,
