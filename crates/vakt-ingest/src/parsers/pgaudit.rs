@@ -465,7 +465,7 @@ impl Parser for PgAudit {
         let csv = !self.csv_buffer.is_empty()
             || (line.len() > 24
                 && line.as_bytes()[4] == b'-'
-                && line[..30.min(line.len())].contains(',')
+                && line.as_bytes()[..30.min(line.len())].contains(&b',')
                 && !pg_line().is_match(line));
         if csv {
             return self.csv_line(line, origin, out);
