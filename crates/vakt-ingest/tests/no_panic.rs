@@ -39,7 +39,9 @@ const SEEDS: &[&str] = &[
 ];
 
 fn feed(lines: &[String]) {
-    let ctx = ParserContext { directory: Arc::new(Directory::from_toml(DIR, "d").unwrap()) };
+    let ctx = ParserContext {
+        directory: Arc::new(Directory::from_toml(DIR, "d").unwrap()),
+    };
     for format in REGISTRY {
         let mut p = (format.build)(&ctx);
         let mut out = Vec::new();
