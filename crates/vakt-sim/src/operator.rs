@@ -113,8 +113,8 @@ fn sizes(scale: Scale) -> Sizes {
         },
         Scale::Large => Sizes {
             stores: 3000,
-            staff_per_store: 5,
-            agents: 6000,
+            staff_per_store: 6,
+            agents: 7000,
             resellers: 2000,
             partners: 500,
             laptops: 10_000,
