@@ -1,0 +1,57 @@
+//! The canonical bytes of an entry, hashed into the chain. Everything a
+//! scope answer rests on is in them, so changing any stored field breaks
+//! the chain.
+
+pub(crate) struct EntryFields<'a> {
+    pub t: i64,
+    pub account: &'a str,
+    pub org: &'a str,
+    pub ip: &'a str,
+    pub action: &'a str,
+    pub records: i64,
+    pub customers: &'a [String],
+    pub categories: &'a str,
+    pub case_id: &'a str,
+    pub source: &'a str,
+    pub line: i64,
+}
+
+fn put(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+impl EntryFields<'_> {
+    pub fn bytes(&self, out: &mut Vec<u8>) {
+        out.clear();
+        out.extend_from_slice(&self.t.to_le_bytes());
+        for s in [self.account, self.org, self.ip, self.action] {
+            put(out, s);
+        }
+        out.extend_from_slice(&self.records.to_le_bytes());
+        out.extend_from_slice(&(self.customers.len() as u32).to_le_bytes());
+        for c in self.customers {
+            put(out, c);
+        }
+        for s in [self.categories, self.case_id, self.source] {
+            put(out, s);
+        }
+        out.extend_from_slice(&self.line.to_le_bytes());
+    }
+}
+
+/// The next link: BLAKE3 of the previous hash and the entry's bytes.
+pub(crate) fn link(prev: &[u8; 32], bytes: &[u8]) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    h.update(prev);
+    h.update(bytes);
+    *h.finalize().as_bytes()
+}
+
+/// What a checkpoint signs.
+pub(crate) fn checkpoint_message(seq: i64, hash: &[u8; 32]) -> Vec<u8> {
+    let mut m = b"vakt-ledger-checkpoint-v1".to_vec();
+    m.extend_from_slice(&seq.to_le_bytes());
+    m.extend_from_slice(hash);
+    m
+}

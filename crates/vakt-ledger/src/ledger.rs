@@ -1,0 +1,337 @@
+//! Appending to the ledger.
+
+use crate::encode::{checkpoint_message, link, EntryFields};
+use crate::keys::DataDir;
+use crate::{LedgerError, Result};
+use ed25519_dalek::{Signer, SigningKey};
+use rusqlite::{params, Connection, OptionalExtension};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use vakt_event::{AccessEvent, Alert};
+
+/// Entries per transaction: one fsync-free commit, one signed checkpoint.
+pub const BATCH: usize = 50_000;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS names(id INTEGER PRIMARY KEY, kind INTEGER NOT NULL, name TEXT NOT NULL, UNIQUE(kind, name));
+CREATE TABLE IF NOT EXISTS entries(
+    seq INTEGER PRIMARY KEY,
+    t INTEGER NOT NULL,
+    account INTEGER NOT NULL,
+    org INTEGER NOT NULL,
+    ip TEXT NOT NULL,
+    action INTEGER NOT NULL,
+    records INTEGER NOT NULL,
+    cats INTEGER NOT NULL,
+    case_id TEXT NOT NULL,
+    source INTEGER NOT NULL,
+    line INTEGER NOT NULL,
+    custs BLOB NOT NULL,
+    link BLOB NOT NULL,
+    UNIQUE(source, line)
+);
+CREATE INDEX IF NOT EXISTS entries_account_t ON entries(account, t);
+CREATE TABLE IF NOT EXISTS reads(customer INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY(customer, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS customers(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS checkpoints(seq INTEGER PRIMARY KEY, hash BLOB NOT NULL, signature BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS alerts(
+    id TEXT PRIMARY KEY, rule TEXT NOT NULL, actor TEXT NOT NULL, user TEXT, first_seen INTEGER NOT NULL,
+    last INTEGER NOT NULL, severity TEXT NOT NULL, line TEXT NOT NULL
+);
+";
+
+/// Kinds of interned names.
+#[derive(Copy, Clone)]
+pub(crate) enum Kind {
+    Account = 1,
+    Org = 2,
+    Action = 3,
+    Categories = 4,
+    Source = 5,
+}
+
+/// Bytes of the stored per-entry link: enough to locate a change; the
+/// full hash is in the signed checkpoints.
+pub(crate) const LINK_BYTES: usize = 8;
+
+pub struct Ledger {
+    pub(crate) conn: Connection,
+    pub(crate) path: PathBuf,
+    key: Option<SigningKey>,
+    last_hash: [u8; 32],
+    last_seq: i64,
+    in_batch: usize,
+    appended: u64,
+    duplicates: u64,
+    names: HashMap<(u8, String), i64>,
+    buf: Vec<u8>,
+}
+
+impl Ledger {
+    /// Opens the data directory's ledger for appending, creating it (and
+    /// the key) when missing.
+    pub fn open(dir: &DataDir) -> Result<Ledger> {
+        dir.init()?;
+        let mut l = Self::open_db(dir)?;
+        l.key = Some(dir.signing_key()?);
+        l.begin()?;
+        Ok(l)
+    }
+
+    /// Opens an existing ledger for reading (scope, verify).
+    pub fn open_read(dir: &DataDir) -> Result<Ledger> {
+        if !dir.db_path().exists() {
+            return Err(LedgerError::Invalid(format!(
+                "no ledger in {}; run `vakt watch --data {}` on some input first",
+                dir.path.display(),
+                dir.path.display()
+            )));
+        }
+        Self::open_db(dir)
+    }
+
+    fn open_db(dir: &DataDir) -> Result<Ledger> {
+        let path = dir.db_path();
+        let db = |source| LedgerError::Db {
+            path: path.clone(),
+            source,
+        };
+        let conn = Connection::open(&path).map_err(db)?;
+        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-65536;")
+            .map_err(db)?;
+        conn.execute_batch(SCHEMA).map_err(db)?;
+        let last_hash: [u8; 32] = conn
+            .query_row("SELECT value FROM meta WHERE key = 'last_hash'", [], |r| {
+                r.get::<_, Vec<u8>>(0)
+            })
+            .optional()
+            .map_err(db)?
+            .and_then(|v| v.try_into().ok())
+            .unwrap_or([0; 32]);
+        let last_seq: i64 = conn
+            .query_row("SELECT COALESCE(MAX(seq), 0) FROM entries", [], |r| {
+                r.get(0)
+            })
+            .map_err(db)?;
+        Ok(Ledger {
+            conn,
+            path,
+            key: None,
+            last_hash,
+            last_seq,
+            in_batch: 0,
+            appended: 0,
+            duplicates: 0,
+            names: HashMap::new(),
+            buf: Vec::with_capacity(256),
+        })
+    }
+
+    pub(crate) fn db<T>(&self, r: rusqlite::Result<T>) -> Result<T> {
+        r.map_err(|source| LedgerError::Db {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    fn begin(&mut self) -> Result<()> {
+        let r = self.conn.execute_batch("BEGIN");
+        self.db(r)
+    }
+
+    pub(crate) fn name_id(&mut self, kind: Kind, name: &str) -> Result<i64> {
+        if let Some(&id) = self.names.get(&(kind as u8, name.to_owned())) {
+            return Ok(id);
+        }
+        let r = self.conn.prepare_cached("INSERT INTO names(kind, name) VALUES (?1, ?2) ON CONFLICT(kind, name) DO UPDATE SET name = name RETURNING id").and_then(|mut s| s.query_row(params![kind as u8, name], |r| r.get(0)));
+        let id = self.db(r)?;
+        self.names.insert((kind as u8, name.to_owned()), id);
+        Ok(id)
+    }
+
+    fn customer_id(&mut self, name: &str) -> Result<i64> {
+        let r = self
+            .conn
+            .prepare_cached("INSERT INTO customers(name) VALUES (?1) ON CONFLICT(name) DO UPDATE SET name = name RETURNING id")
+            .and_then(|mut s| s.query_row(params![name], |r| r.get(0)));
+        self.db(r)
+    }
+
+    /// Appends one access, unless this source line is already in the
+    /// ledger (a restart on the same input). Returns whether it was new.
+    pub fn append(&mut self, e: &AccessEvent) -> Result<bool> {
+        let source = e.origin.source.to_string();
+        let line = e.origin.line as i64;
+        let org = e.organization.clone().unwrap_or_default();
+        let ip = e.source_ip.map(|i| i.to_string()).unwrap_or_default();
+        let cats = e.categories.join(",");
+        let case_id = e.case_id.clone().unwrap_or_default();
+        // Customers are hashed and stored sorted and distinct, so the entry
+        // can be rebuilt exactly from the tables.
+        let mut customers = e.customer_ids.clone();
+        customers.sort_unstable();
+        customers.dedup();
+        let ids = (
+            self.name_id(Kind::Account, &e.user)?,
+            self.name_id(Kind::Org, &org)?,
+            self.name_id(Kind::Action, e.action.as_str())?,
+            self.name_id(Kind::Categories, &cats)?,
+            self.name_id(Kind::Source, &source)?,
+        );
+        let fields = EntryFields {
+            t: e.timestamp.0,
+            account: &e.user,
+            org: &org,
+            ip: &ip,
+            action: e.action.as_str(),
+            records: e.records.min(i64::MAX as u64) as i64,
+            customers: &customers,
+            categories: &cats,
+            case_id: &case_id,
+            source: &source,
+            line,
+        };
+        let mut buf = std::mem::take(&mut self.buf);
+        fields.bytes(&mut buf);
+        let hash = link(&self.last_hash, &buf);
+        self.buf = buf;
+        let seq = self.last_seq + 1;
+        let mut customer_ids = Vec::with_capacity(customers.len());
+        for c in &customers {
+            customer_ids.push(self.customer_id(c)?);
+        }
+        let custs = encode_ids(&customer_ids);
+        let r = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO entries(seq, t, account, org, ip, action, records, cats, case_id, source, line, custs, link)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT(source, line) DO NOTHING",
+            )
+            .and_then(|mut s| {
+                s.execute(params![seq, e.timestamp.0, ids.0, ids.1, ip, ids.2, fields.records, ids.3, case_id, ids.4, line, custs, &hash[..LINK_BYTES]])
+            });
+        if self.db(r)? == 0 {
+            self.duplicates += 1;
+            return Ok(false);
+        }
+        for cid in customer_ids {
+            let r = self
+                .conn
+                .prepare_cached("INSERT OR IGNORE INTO reads(customer, seq) VALUES (?1, ?2)")
+                .and_then(|mut s| s.execute(params![cid, seq]));
+            self.db(r)?;
+        }
+        self.last_hash = hash;
+        self.last_seq = seq;
+        self.appended += 1;
+        self.in_batch += 1;
+        if self.in_batch >= BATCH {
+            self.commit()?;
+        }
+        Ok(true)
+    }
+
+    /// Records an alert line (the latest line per incident wins).
+    pub fn record_alert(&mut self, a: &Alert) -> Result<()> {
+        let r = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO alerts(id, rule, actor, user, first_seen, last, severity, line) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT(id) DO UPDATE SET first_seen = min(first_seen, excluded.first_seen), last = max(last, excluded.last),
+                 severity = excluded.severity, line = excluded.line",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    a.id,
+                    a.rule,
+                    a.actor.label(),
+                    a.actor.user,
+                    a.first_seen.0,
+                    a.timestamp.0,
+                    a.severity.as_str(),
+                    a.to_json_line()
+                ])
+            });
+        self.db(r).map(|_| ())
+    }
+
+    /// Commits the batch and seals it with a signed checkpoint.
+    pub fn commit(&mut self) -> Result<()> {
+        if self.in_batch > 0 {
+            if let Some(key) = &self.key {
+                let sig = key.sign(&checkpoint_message(self.last_seq, &self.last_hash));
+                let r = self.conn.execute(
+                    "INSERT OR REPLACE INTO checkpoints(seq, hash, signature) VALUES (?1, ?2, ?3)",
+                    params![self.last_seq, &self.last_hash[..], &sig.to_bytes()[..]],
+                );
+                self.db(r)?;
+            }
+            let r = self.conn.execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES ('last_hash', ?1)",
+                params![&self.last_hash[..]],
+            );
+            self.db(r)?;
+        }
+        let r = self.conn.execute_batch("COMMIT; BEGIN");
+        self.db(r)?;
+        self.in_batch = 0;
+        Ok(())
+    }
+
+    /// Commits what is pending and closes the ledger.
+    pub fn close(mut self) -> Result<()> {
+        self.commit()?;
+        let r = self.conn.execute_batch("COMMIT");
+        self.db(r)
+    }
+
+    /// Entries appended and duplicates skipped in this session.
+    pub fn counts(&self) -> (u64, u64) {
+        (self.appended, self.duplicates)
+    }
+
+    pub fn len(&self) -> i64 {
+        self.last_seq
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.last_seq == 0
+    }
+}
+
+/// Customer ids as LEB128 varints: three bytes for most.
+pub(crate) fn encode_ids(ids: &[i64]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(ids.len() * 3);
+    for &id in ids {
+        let mut v = id as u64;
+        loop {
+            let b = (v & 0x7f) as u8;
+            v >>= 7;
+            if v == 0 {
+                out.push(b);
+                break;
+            }
+            out.push(b | 0x80);
+        }
+    }
+    out
+}
+
+pub(crate) fn decode_ids(bytes: &[u8]) -> Vec<i64> {
+    let mut out = Vec::new();
+    let (mut v, mut shift) = (0u64, 0u32);
+    for &b in bytes {
+        if shift < 64 {
+            v |= ((b & 0x7f) as u64) << shift;
+        }
+        if b & 0x80 == 0 {
+            out.push(v as i64);
+            v = 0;
+            shift = 0;
+        } else {
+            shift += 7;
+        }
+    }
+    out
+}

@@ -1,0 +1,42 @@
+//! vakt's access ledger: an append-only record of who read which customer,
+//! when, from where and which data, that nobody can quietly edit, and the
+//! scope queries a breach notification needs.
+//!
+//! Stored in SQLite (embedded, transactional, indexed, readable with
+//! standard tools years later): each entry is chained to the previous one
+//! with BLAKE3, and every commit is sealed by a checkpoint signed with the
+//! data directory's Ed25519 key. Exactly-once ingest comes from a unique
+//! (source, line) per entry, written in the same transaction as the entry.
+
+mod encode;
+pub mod keys;
+pub mod ledger;
+pub mod scope;
+pub mod verify;
+
+pub use keys::DataDir;
+pub use ledger::Ledger;
+pub use scope::{AccountScope, CustomerAccess, CustomerExposure};
+pub use verify::{Problem, VerifyReport};
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("ledger database {path}: {source}")]
+    Db {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Key { path: PathBuf, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub type Result<T> = std::result::Result<T, LedgerError>;
