@@ -9,8 +9,12 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use vakt_event::{AccessEvent, Alert};
 
-/// Entries per transaction: one fsync-free commit, one signed checkpoint.
+/// Entries per transaction: one commit, one signed checkpoint.
 pub const BATCH: usize = 50_000;
+
+/// A transaction is also committed after this long, so a live stream is
+/// durable within about a second.
+pub const BATCH_TIME: std::time::Duration = std::time::Duration::from_secs(1);
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -62,6 +66,7 @@ pub struct Ledger {
     last_hash: [u8; 32],
     last_seq: i64,
     in_batch: usize,
+    batch_started: std::time::Instant,
     appended: u64,
     duplicates: u64,
     names: HashMap<(u8, String), i64>,
@@ -121,6 +126,7 @@ impl Ledger {
             last_hash,
             last_seq,
             in_batch: 0,
+            batch_started: std::time::Instant::now(),
             appended: 0,
             duplicates: 0,
             names: HashMap::new(),
@@ -226,7 +232,9 @@ impl Ledger {
         self.last_seq = seq;
         self.appended += 1;
         self.in_batch += 1;
-        if self.in_batch >= BATCH {
+        if self.in_batch >= BATCH
+            || (self.in_batch % 1024 == 0 && self.batch_started.elapsed() >= BATCH_TIME)
+        {
             self.commit()?;
         }
         Ok(true)
@@ -276,6 +284,7 @@ impl Ledger {
         let r = self.conn.execute_batch("COMMIT; BEGIN");
         self.db(r)?;
         self.in_batch = 0;
+        self.batch_started = std::time::Instant::now();
         Ok(())
     }
 

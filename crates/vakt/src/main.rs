@@ -23,6 +23,13 @@ enum Command {
     Simulate(cmd::simulate::SimulateArgs),
     /// Score alerts against a simulation's labels: detected, time to detect, false positives.
     Eval(cmd::eval::EvalArgs),
+    /// Create a data directory with its signing key.
+    Init(cmd::ledger::DataArgs),
+    /// The access ledger: `verify` its chain and signed checkpoints.
+    #[command(subcommand)]
+    Ledger(cmd::ledger::LedgerCommand),
+    /// Which customers an account read, or who read a customer, from the ledger.
+    Scope(cmd::ledger::ScopeArgs),
     /// Measure: `watch` (events per second, memory per account) or `detection` (over seeds).
     #[command(subcommand)]
     Bench(cmd::bench::Bench),
@@ -32,6 +39,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Watch(args) => cmd::watch::run(args),
+        Command::Init(args) => cmd::ledger::init(args),
+        Command::Ledger(c) => cmd::ledger::ledger(c),
+        Command::Scope(args) => cmd::ledger::scope(args),
         Command::Demo(args) => cmd::demo::run(args).map(|()| ExitCode::SUCCESS),
         Command::Simulate(args) => cmd::simulate::run(args).map(|()| ExitCode::SUCCESS),
         Command::Eval(args) => cmd::eval::run(args).map(|()| ExitCode::SUCCESS),

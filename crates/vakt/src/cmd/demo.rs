@@ -56,6 +56,7 @@ pub fn simulate_and_watch(dir: &std::path::Path, seed: u64, days: u32) -> Result
         idle_exit: None,
         max_line: vakt_ingest::lines::DEFAULT_MAX_LINE,
         stats_json: None,
+        data: None,
         quiet: true,
         inputs: vec![dir.join("events.jsonl").display().to_string()],
     };

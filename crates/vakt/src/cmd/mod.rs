@@ -2,5 +2,6 @@ pub mod bench;
 pub mod demo;
 pub mod detection;
 pub mod eval;
+pub mod ledger;
 pub mod simulate;
 pub mod watch;

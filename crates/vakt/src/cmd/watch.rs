@@ -2,6 +2,7 @@
 
 use crate::fmt::{peak_rss, rss, thousands};
 use anyhow::{bail, Context, Result};
+use std::cell::RefCell;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -16,6 +17,7 @@ use vakt_ingest::parsers;
 use vakt_ingest::{
     EventStream, FollowControl, Input, InputStats, Merge, ParserContext, Rejects, StreamConfig,
 };
+use vakt_ledger::{DataDir, Ledger};
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct WatchArgs {
@@ -46,6 +48,10 @@ pub struct WatchArgs {
     /// Longest line accepted, in bytes; longer lines are rejected.
     #[arg(long, default_value_t = vakt_ingest::lines::DEFAULT_MAX_LINE, value_name = "BYTES")]
     pub max_line: usize,
+    /// Append every access and alert to the ledger in this data directory
+    /// (default when given without a value: $VAKT_DATA, else ./vakt-data).
+    #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = "")]
+    pub data: Option<PathBuf>,
     /// Also write the run summary as JSON to this file (for scripts and benchmarks).
     #[arg(long, value_name = "FILE")]
     pub stats_json: Option<PathBuf>,
@@ -70,6 +76,8 @@ pub struct WatchReport {
     pub peak_rss: u64,
     /// Resident memory at the end of the run, with all state still held.
     pub end_rss: u64,
+    /// Accesses appended to the ledger, and lines it already held.
+    pub ledger: Option<(u64, u64)>,
 }
 
 impl WatchReport {
@@ -140,6 +148,13 @@ impl WatchReport {
             rules.join(", "),
             thousands(self.alert_lines)
         );
+        if let Some((new, dup)) = self.ledger {
+            eprintln!(
+                "  ledger: {} accesses appended, {} already recorded",
+                thousands(new),
+                thousands(dup)
+            );
+        }
         eprintln!(
             "  state: {} actors, {} detector keys, peak memory {:.1} MiB",
             thousands(self.actors as u64),
@@ -233,12 +248,36 @@ pub fn watch(args: &WatchArgs, mut out: Box<dyn Write>) -> Result<WatchReport> {
         args.inputs.iter().map(|s| Input::parse(s)).collect()
     };
 
+    let ledger = match &args.data {
+        Some(p) => {
+            let dir = DataDir::resolve((!p.as_os_str().is_empty()).then_some(p.as_path()));
+            if !dir.exists() && !quiet {
+                eprintln!(
+                    "vakt: note: creating the data directory {} (ledger and signing key)",
+                    dir.path.display()
+                );
+            }
+            Some(
+                Ledger::open(&dir)
+                    .with_context(|| format!("cannot open the ledger in {}", dir.path.display()))?,
+            )
+        }
+        None => None,
+    };
+    let ledger = RefCell::new(ledger);
+    let mut ledger_error: Option<vakt_ledger::LedgerError> = None;
+
     let started = Instant::now();
     let mut alert_lines = 0u64;
     let mut write_error: Option<io::Error> = None;
     let follow = args.follow;
     let mut emit = |a: Alert| {
         alert_lines += 1;
+        if let Some(l) = ledger.borrow_mut().as_mut() {
+            if let Err(e) = l.record_alert(&a) {
+                ledger_error.get_or_insert(e);
+            }
+        }
         if write_error.is_none() {
             let r = writeln!(out, "{}", a.to_json_line()).and_then(|()| {
                 if follow {
@@ -253,9 +292,17 @@ pub fn watch(args: &WatchArgs, mut out: Box<dyn Write>) -> Result<WatchReport> {
         }
     };
 
+    // Detection first, then the ledger: an access is recorded once it is seen.
+    let record = |ev: &Event| -> Result<()> {
+        if let (Some(l), Event::Access(a)) = (ledger.borrow_mut().as_mut(), ev) {
+            l.append(a).context("cannot append to the ledger")?;
+        }
+        Ok(())
+    };
     let input_stats = if args.follow {
         follow_inputs(&inputs, config, args.idle_exit, &rejects, &mut |ev| {
-            engine.process(&ev, &mut emit)
+            engine.process(&ev, &mut emit);
+            record(&ev)
         })?
     } else {
         let mut streams = Vec::new();
@@ -268,10 +315,22 @@ pub fn watch(args: &WatchArgs, mut out: Box<dyn Write>) -> Result<WatchReport> {
         let mut merge = Merge::new(streams);
         while let Some(ev) = merge.next_event(&rejects)? {
             engine.process(&ev, &mut emit);
+            record(&ev)?;
         }
         merge.stats()
     };
     engine.finish(&mut emit);
+    if let Some(e) = ledger_error {
+        return Err(e).context("cannot record alerts in the ledger");
+    }
+    let ledger_counts = match ledger.into_inner() {
+        Some(l) => {
+            let counts = l.counts();
+            l.close().context("cannot commit the ledger")?;
+            Some(counts)
+        }
+        None => None,
+    };
     if let Some(e) = write_error {
         if e.kind() != io::ErrorKind::BrokenPipe {
             return Err(e).context("cannot write alerts");
@@ -310,6 +369,7 @@ pub fn watch(args: &WatchArgs, mut out: Box<dyn Write>) -> Result<WatchReport> {
         detector_keys,
         peak_rss: peak_rss(),
         end_rss: rss(),
+        ledger: ledger_counts,
     })
 }
 
@@ -320,7 +380,7 @@ fn follow_inputs(
     config: StreamConfig,
     idle_exit: Option<f64>,
     rejects: &Mutex<Rejects>,
-    process: &mut dyn FnMut(Event),
+    process: &mut dyn FnMut(Event) -> Result<()>,
 ) -> Result<Vec<InputStats>> {
     let control = FollowControl {
         idle_exit: idle_exit.map(Duration::from_secs_f64),
@@ -353,7 +413,7 @@ fn follow_inputs(
         }
         drop(tx);
         for ev in rx {
-            process(ev);
+            process(ev)?;
         }
         let mut stats = Vec::new();
         for h in handles {

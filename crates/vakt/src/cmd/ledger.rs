@@ -1,0 +1,260 @@
+//! `vakt init`, `vakt ledger verify`, `vakt scope`: the data directory,
+//! its integrity, and breach scoping from it.
+
+use crate::fmt::thousands;
+use anyhow::{bail, Context, Result};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use vakt_event::{Directory, Timestamp};
+use vakt_ledger::scope::Cidr;
+use vakt_ledger::{verify, DataDir, Ledger};
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct DataArgs {
+    /// Data directory (default: $VAKT_DATA, else ./vakt-data).
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+}
+
+impl DataArgs {
+    pub fn dir(&self) -> DataDir {
+        DataDir::resolve(self.data.as_deref())
+    }
+}
+
+pub fn init(args: DataArgs) -> Result<ExitCode> {
+    let dir = args.dir();
+    let created = dir
+        .init()
+        .with_context(|| format!("cannot initialise {}", dir.path.display()))?;
+    if created {
+        println!(
+            "vakt init: created {} with a new Ed25519 signing key (ledger.key, ledger.pub)",
+            dir.path.display()
+        );
+    } else {
+        println!(
+            "vakt init: {} already exists; its key is kept",
+            dir.path.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(clap::Subcommand, Clone, Debug)]
+pub enum LedgerCommand {
+    /// Walk the chain and the signed checkpoints; exit 1 at the first break.
+    Verify(DataArgs),
+}
+
+pub fn ledger(cmd: LedgerCommand) -> Result<ExitCode> {
+    match cmd {
+        LedgerCommand::Verify(args) => {
+            let dir = args.dir();
+            let r = verify::verify(&dir)
+                .with_context(|| format!("cannot verify the ledger in {}", dir.path.display()))?;
+            match &r.problem {
+                None => {
+                    println!(
+                        "vakt ledger verify: {} entries, {} signed checkpoints: intact",
+                        thousands(r.entries as u64),
+                        thousands(r.checkpoints as u64)
+                    );
+                    if let Some((seq, hash)) = &r.last_checkpoint {
+                        println!("  last checkpoint: entry {seq}, chain hash {hash}");
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                Some(p) => {
+                    println!("vakt ledger verify: BROKEN: {p}");
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
+    }
+}
+
+#[derive(clap::Args, Clone, Debug)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["account", "customer", "canary", "alert"])))]
+pub struct ScopeArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Customers an account read.
+    #[arg(long)]
+    pub account: Option<String>,
+    /// Every account that read a customer.
+    #[arg(long)]
+    pub customer: Option<String>,
+    /// A planted canary, by customer id, phone or email (needs --directory).
+    #[arg(long)]
+    pub canary: Option<String>,
+    /// The account and time window of a recorded alert.
+    #[arg(long)]
+    pub alert: Option<String>,
+    /// From this time (RFC 3339 or a date).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Until this time (RFC 3339 or a date).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Only accesses from this network (CIDR).
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// Directory file, to resolve canaries.
+    #[arg(long, value_name = "FILE")]
+    pub directory: Option<PathBuf>,
+    /// Write the notification list (customer_id,categories,first_exposure,last_exposure).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// text or json.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub format: String,
+}
+
+fn time(s: &Option<String>, default: Timestamp) -> Result<Timestamp> {
+    match s {
+        Some(s) => Ok(Timestamp::parse(s)?),
+        None => Ok(default),
+    }
+}
+
+pub fn scope(args: ScopeArgs) -> Result<ExitCode> {
+    let dir = args.data.dir();
+    let l = Ledger::open_read(&dir)?;
+    let t0 = std::time::Instant::now();
+    let customer = match (&args.customer, &args.canary) {
+        (Some(c), _) => Some(c.clone()),
+        (None, Some(c)) => Some(canary_customer(c, args.directory.as_deref())?),
+        _ => None,
+    };
+    if let Some(c) = customer {
+        let accesses = l.scope_customer(&c)?;
+        if args.format == "json" {
+            println!("{}", serde_json::to_string_pretty(&accesses)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        let accounts: std::collections::BTreeSet<&str> =
+            accesses.iter().map(|a| a.account.as_str()).collect();
+        println!(
+            "customer {c}: {} accesses by {} accounts ({:.1} ms)",
+            accesses.len(),
+            accounts.len(),
+            t0.elapsed().as_secs_f64() * 1000.0
+        );
+        println!(
+            "  {:<24} {:<18} {:<16} {:<8} {:<28} source",
+            "when", "account", "from", "action", "categories"
+        );
+        for a in &accesses {
+            println!(
+                "  {:<24} {:<18} {:<16} {:<8} {:<28} {}:{}",
+                a.at.to_rfc3339(),
+                a.account,
+                a.source_ip,
+                a.action,
+                a.categories,
+                a.source,
+                a.line
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (account, since, until) = match (&args.account, &args.alert) {
+        (Some(a), _) => (
+            a.clone(),
+            time(&args.since, Timestamp(i64::MIN))?,
+            time(&args.until, Timestamp(i64::MAX))?,
+        ),
+        (None, Some(id)) => {
+            let (a, first, last) = l.alert_window(id)?;
+            (a, time(&args.since, first)?, time(&args.until, last)?)
+        }
+        _ => bail!("give --account, --customer, --canary or --alert"),
+    };
+    let ip = match &args.ip {
+        Some(s) => Some(
+            Cidr::parse(s)
+                .with_context(|| format!("--ip `{s}` is not a network; write it as 10.1.2.0/24"))?,
+        ),
+        None => None,
+    };
+    let s = l.scope_account(&account, since, until, ip)?;
+    let ms = t0.elapsed().as_secs_f64() * 1000.0;
+    if let Some(path) = &args.out {
+        let mut w = std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?,
+        );
+        writeln!(w, "customer_id,categories,first_exposure,last_exposure")?;
+        for c in &s.customers {
+            let cats: Vec<&str> = c.categories.iter().map(String::as_str).collect();
+            writeln!(
+                w,
+                "{},\"{}\",{},{}",
+                c.customer,
+                cats.join(","),
+                c.first,
+                c.last
+            )?;
+        }
+        w.flush()?;
+    }
+    if args.format == "json" {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "account {}: {} distinct customers in {} accesses ({:.1} ms)",
+        s.account,
+        thousands(s.customers.len() as u64),
+        thousands(s.accesses),
+        ms
+    );
+    if let (Some(first), Some(last)) = (
+        s.customers.iter().map(|c| c.first).min(),
+        s.customers.iter().map(|c| c.last).max(),
+    ) {
+        println!("  first access {first}, last {last}");
+    }
+    if s.unlisted_records > 0 {
+        println!(
+            "  plus {} records returned by exports and searches that name no customers",
+            thousands(s.unlisted_records)
+        );
+    }
+    for (cat, n) in &s.by_category {
+        println!("  {cat:<16} {} customers", thousands(*n));
+    }
+    let mut ips: Vec<_> = s.source_ips.iter().collect();
+    ips.sort_by(|a, b| b.1.cmp(a.1));
+    for (ip, n) in ips.iter().take(10) {
+        println!("  from {ip:<20} {} accesses", thousands(**n));
+    }
+    if let Some(path) = &args.out {
+        println!(
+            "  notification list: {} ({} customers)",
+            path.display(),
+            thousands(s.customers.len() as u64)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A canary's customer id, from its id, phone number or email.
+fn canary_customer(key: &str, directory: Option<&std::path::Path>) -> Result<String> {
+    let Some(path) = directory else {
+        return Ok(key.to_owned());
+    };
+    let d = Directory::load(path)?;
+    d.canaries
+        .iter()
+        .find(|c| c.customer_id == key || c.contact.iter().any(|x| x == key))
+        .map(|c| c.customer_id.clone())
+        .with_context(|| {
+            format!(
+                "no [[canary]] in {} has the id, phone or email `{key}`",
+                path.display()
+            )
+        })
+}

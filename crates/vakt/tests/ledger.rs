@@ -1,0 +1,171 @@
+//! The ledger through the binary: exactly once after `kill -9`, verify, scope.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn vakt() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_vakt"))
+}
+
+#[test]
+fn after_kill_9_at_random_moments_the_ledger_holds_every_access_exactly_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sim = tmp.path().join("sim");
+    let st = vakt()
+        .args([
+            "simulate", "--scale", "small", "--days", "14", "--seed", "11", "--out",
+        ])
+        .arg(&sim)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let input = sim.join("events.jsonl");
+    let text = std::fs::read_to_string(&input).unwrap();
+    let accesses = text
+        .lines()
+        .filter(|l| !l.contains(r#""event.kind":"flow""#))
+        .count();
+    assert!(accesses > 30_000, "{accesses}");
+    let data = tmp.path().join("data");
+    let watch = |input: &std::path::Path| {
+        let mut c = vakt();
+        c.args(["watch", "--quiet", "--data"])
+            .arg(&data)
+            .arg("--directory")
+            .arg(sim.join("directory.toml"))
+            .arg(input);
+        c.stdout(Stdio::null()).stderr(Stdio::piped());
+        c
+    };
+    // Kill it at pseudo-random moments, some before and some after commits.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..6 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let mut child = watch(&input).spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(30 + x % 600));
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+    }
+    let out = watch(&input).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let verify = vakt()
+        .args(["ledger", "verify", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&verify.stdout);
+    assert!(verify.status.success(), "{said}");
+    let entries: usize = said
+        .split_whitespace()
+        .nth(3)
+        .unwrap()
+        .replace(',', "")
+        .parse()
+        .unwrap();
+    assert_eq!(entries, accesses, "{said}");
+
+    // A second full run adds nothing.
+    let again = watch(&input)
+        .arg("--stats-json")
+        .arg(tmp.path().join("s.json"))
+        .output()
+        .unwrap();
+    assert!(again.status.success());
+    let verify = vakt()
+        .args(["ledger", "verify", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&verify.stdout).contains(&format!("{} entries", fmt(accesses))));
+}
+
+fn fmt(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[test]
+fn scope_and_verify_from_the_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in.jsonl");
+    let mut lines = String::new();
+    for i in 0..50 {
+        let user = if i % 2 == 0 { "r7.anna" } else { "cc.eva" };
+        lines += &format!(
+            "{{\"@timestamp\":\"2026-11-02T08:{:02}:00Z\",\"user.name\":\"{user}\",\"source.ip\":\"10.0.0.{}\",\"event.action\":\"lookup\",\"customer.ids\":[\"C-{}\"],\"data.categories\":[\"name\",\"phone\"]}}\n",
+            i,
+            i % 3 + 1,
+            i % 7
+        );
+    }
+    std::fs::write(&input, lines).unwrap();
+    let data = tmp.path().join("data");
+    let st = vakt()
+        .args(["watch", "-q", "--data"])
+        .arg(&data)
+        .arg(&input)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let list = tmp.path().join("list.csv");
+    let out = vakt()
+        .args(["scope", "--data"])
+        .arg(&data)
+        .args(["--account", "r7.anna", "--out"])
+        .arg(&list)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("7 distinct customers in 25 accesses"),
+        "{said}"
+    );
+    let csv = std::fs::read_to_string(&list).unwrap();
+    assert_eq!(csv.lines().count(), 8);
+    assert!(csv.starts_with("customer_id,categories,first_exposure,last_exposure\nC-0,\"name,phone\",2026-11-02T08:00:00.000Z,"), "{csv}");
+    let out = vakt()
+        .args(["scope", "--data"])
+        .arg(&data)
+        .args(["--customer", "C-3"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("customer C-3: 7 accesses by 2 accounts"),
+        "{said}"
+    );
+    // Tampering is reported with a non-zero exit.
+    let db = data.join("ledger.db");
+    let mut bytes = std::fs::read(&db).unwrap();
+    let at = bytes.windows(7).position(|w| w == b"r7.anna").unwrap();
+    bytes[at] = b'R';
+    std::fs::write(&db, bytes).unwrap();
+    let v = vakt()
+        .args(["ledger", "verify", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(
+        v.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&v.stdout)
+    );
+    assert!(String::from_utf8_lossy(&v.stdout).contains("BROKEN: entry 1 was changed"));
+}
