@@ -69,7 +69,10 @@ pub struct Ledger {
     batch_started: std::time::Instant,
     appended: u64,
     duplicates: u64,
-    names: HashMap<(u8, String), i64>,
+    /// Interned names per kind, and customer ids, cached: most entries
+    /// repeat an account and a customer seen before.
+    names: [HashMap<Box<str>, i64>; 6],
+    customers: HashMap<Box<str>, i64>,
     buf: Vec<u8>,
 }
 
@@ -103,7 +106,7 @@ impl Ledger {
             source,
         };
         let conn = Connection::open(&path).map_err(db)?;
-        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-65536;")
+        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-65536; PRAGMA wal_autocheckpoint=20000;")
             .map_err(db)?;
         conn.execute_batch(SCHEMA).map_err(db)?;
         let last_hash: [u8; 32] = conn
@@ -129,7 +132,8 @@ impl Ledger {
             batch_started: std::time::Instant::now(),
             appended: 0,
             duplicates: 0,
-            names: HashMap::new(),
+            names: Default::default(),
+            customers: HashMap::new(),
             buf: Vec::with_capacity(256),
         })
     }
@@ -147,21 +151,31 @@ impl Ledger {
     }
 
     pub(crate) fn name_id(&mut self, kind: Kind, name: &str) -> Result<i64> {
-        if let Some(&id) = self.names.get(&(kind as u8, name.to_owned())) {
+        if let Some(&id) = self.names[kind as usize].get(name) {
             return Ok(id);
         }
         let r = self.conn.prepare_cached("INSERT INTO names(kind, name) VALUES (?1, ?2) ON CONFLICT(kind, name) DO UPDATE SET name = name RETURNING id").and_then(|mut s| s.query_row(params![kind as u8, name], |r| r.get(0)));
         let id = self.db(r)?;
-        self.names.insert((kind as u8, name.to_owned()), id);
+        self.names[kind as usize].insert(name.into(), id);
         Ok(id)
     }
 
     fn customer_id(&mut self, name: &str) -> Result<i64> {
+        /// Bound on the cache: past it, it starts over (ids stay in the database).
+        const CACHE: usize = 2_000_000;
+        if let Some(&id) = self.customers.get(name) {
+            return Ok(id);
+        }
+        if self.customers.len() >= CACHE {
+            self.customers.clear();
+        }
         let r = self
             .conn
             .prepare_cached("INSERT INTO customers(name) VALUES (?1) ON CONFLICT(name) DO UPDATE SET name = name RETURNING id")
             .and_then(|mut s| s.query_row(params![name], |r| r.get(0)));
-        self.db(r)
+        let id = self.db(r)?;
+        self.customers.insert(name.into(), id);
+        Ok(id)
     }
 
     /// Appends one access, unless this source line is already in the
@@ -233,7 +247,7 @@ impl Ledger {
         self.appended += 1;
         self.in_batch += 1;
         if self.in_batch >= BATCH
-            || (self.in_batch % 1024 == 0 && self.batch_started.elapsed() >= BATCH_TIME)
+            || (self.in_batch.is_multiple_of(1024) && self.batch_started.elapsed() >= BATCH_TIME)
         {
             self.commit()?;
         }

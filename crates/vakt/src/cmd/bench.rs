@@ -14,12 +14,121 @@ pub enum Bench {
     Watch(BenchArgs),
     /// Detection quality over several simulated months (seeds).
     Detection(crate::cmd::detection::DetectionArgs),
+    /// Ledger append rate, scope query time and disk bytes per event.
+    Ledger(LedgerBenchArgs),
+}
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct LedgerBenchArgs {
+    /// Accesses to append.
+    #[arg(long, default_value_t = 2_000_000)]
+    pub events: u64,
+    /// Distinct accounts.
+    #[arg(long, default_value_t = 10_000)]
+    pub accounts: u32,
+    #[arg(long, default_value = "/tmp/vakt-bench-ledger", value_name = "DIR")]
+    pub dir: PathBuf,
+}
+
+/// Appends generated accesses to a fresh ledger, then times scope queries.
+pub fn ledger(args: LedgerBenchArgs) -> Result<()> {
+    use vakt_ledger::{DataDir, Ledger};
+    let _ = std::fs::remove_dir_all(&args.dir);
+    let dir = DataDir {
+        path: args.dir.clone(),
+    };
+    let mut text = Vec::new();
+    vakt_sim::bench_events(args.events, args.accounts, 3, &mut text)?;
+    let origin = vakt_event::Origin::new("bench.jsonl".into(), 0);
+    let mut events = Vec::with_capacity(args.events as usize);
+    for (i, line) in text
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .enumerate()
+    {
+        let line = std::str::from_utf8(line)?;
+        if let vakt_event::Event::Access(mut a) =
+            vakt_ingest::parsers::jsonl::parse_event(line, &origin)?
+        {
+            a.origin.line = i as u64 + 1;
+            events.push(a);
+        }
+    }
+    drop(text);
+    let bar = ProgressBar::new(events.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("appending {bar:30} {pos}/{len}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let t = std::time::Instant::now();
+    let mut l = Ledger::open(&dir)?;
+    for (i, e) in events.iter().enumerate() {
+        l.append(e)?;
+        if i % 65_536 == 0 {
+            bar.set_position(i as u64);
+        }
+    }
+    l.close()?;
+    bar.finish_and_clear();
+    let append_secs = t.elapsed().as_secs_f64();
+    let disk: u64 = std::fs::read_dir(&args.dir)?
+        .filter_map(|e| e.ok()?.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+    let l = Ledger::open_read(&dir)?;
+    let mut times = Vec::new();
+    let mut customers = 0;
+    for k in 0..21u32 {
+        let account = format!("acct{:06}", (k * 7919) % args.accounts);
+        let t = std::time::Instant::now();
+        let s = l.scope_account(
+            &account,
+            vakt_event::Timestamp(i64::MIN),
+            vakt_event::Timestamp(i64::MAX),
+            None,
+        )?;
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+        customers += s.customers.len();
+    }
+    times.sort_by(f64::total_cmp);
+    let t = std::time::Instant::now();
+    let who = l.scope_customer("C-0000001")?;
+    let customer_ms = t.elapsed().as_secs_f64() * 1000.0;
+    let n = events.len() as f64;
+    println!(
+        "vakt bench ledger: {} accesses, {} accounts, BLAKE3 chain and signed checkpoints",
+        thousands(events.len() as u64),
+        thousands(args.accounts as u64)
+    );
+    println!(
+        "  append: {:.1} s = {} accesses/s (one thread, SQLite in WAL mode)",
+        append_secs,
+        thousands((n / append_secs) as u64)
+    );
+    println!(
+        "  disk: {:.1} MiB = {:.0} bytes per access (entries, customer index, account index)",
+        mib(disk),
+        disk as f64 / n
+    );
+    println!(
+        "  scope --account: median {:.1} ms, max {:.1} ms over 21 accounts ({} customers each on average)",
+        times[10],
+        times[20],
+        customers / 21
+    );
+    println!(
+        "  scope --customer: {:.1} ms ({} accesses to the most read customer)",
+        customer_ms,
+        who.len()
+    );
+    Ok(())
 }
 
 pub fn dispatch(b: Bench) -> Result<()> {
     match b {
         Bench::Watch(a) => run(a),
         Bench::Detection(a) => crate::cmd::detection::run(a),
+        Bench::Ledger(a) => ledger(a),
     }
 }
 
