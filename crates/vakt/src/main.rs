@@ -30,6 +30,9 @@ enum Command {
     Ledger(cmd::ledger::LedgerCommand),
     /// Which customers an account read, or who read a customer, from the ledger.
     Scope(cmd::ledger::ScopeArgs),
+    /// Canary customers: `new` generates fake customers to plant.
+    #[command(subcommand)]
+    Canary(cmd::canary::CanaryCommand),
     /// Measure: `watch` (events per second, memory per account) or `detection` (over seeds).
     #[command(subcommand)]
     Bench(cmd::bench::Bench),
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
         Command::Init(args) => cmd::ledger::init(args),
         Command::Ledger(c) => cmd::ledger::ledger(c),
         Command::Scope(args) => cmd::ledger::scope(args),
+        Command::Canary(c) => cmd::canary::run(c).map(|()| ExitCode::SUCCESS),
         Command::Demo(args) => cmd::demo::run(args).map(|()| ExitCode::SUCCESS),
         Command::Simulate(args) => cmd::simulate::run(args).map(|()| ExitCode::SUCCESS),
         Command::Eval(args) => cmd::eval::run(args).map(|()| ExitCode::SUCCESS),

@@ -1,4 +1,5 @@
 pub mod bench;
+pub mod canary;
 pub mod demo;
 pub mod detection;
 pub mod eval;
