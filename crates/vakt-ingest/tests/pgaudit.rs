@@ -113,3 +113,19 @@ fn a_prefix_without_the_user_is_rejected_with_the_fix() {
     let e = p.parse_line("2026-11-02 08:15:01 CET [1] a@b LOG:  AUDIT: SESSION,1,1,READ,SELECT,,,select 1,<none>", &o, &mut out).unwrap_err();
     assert!(e.0.contains("log_timezone"), "{e}");
 }
+
+#[test]
+fn pgaudits_own_test_csvlog_is_read_whole() {
+    let (ev, rejected) = read("analyze-test.csv");
+    assert_eq!(rejected, 0);
+    // 182 AUDIT messages in the file, one access each.
+    assert_eq!(ev.len(), 182);
+    assert!(ev
+        .iter()
+        .all(|e| !e.user.is_empty() && e.db_statement.is_some()));
+    assert!(
+        ev.iter().all(|e| e.source_ip.is_none()),
+        "the test ran over the Unix socket"
+    );
+    assert!(ev.windows(2).all(|w| w[0].timestamp <= w[1].timestamp));
+}

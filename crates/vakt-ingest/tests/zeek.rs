@@ -80,3 +80,39 @@ fn a_data_line_without_a_header_and_bad_addresses_are_rejected_clearly() {
     let Event::Flow(fl) = &out[0] else { panic!() };
     assert_eq!((fl.bytes_out, fl.destination_port), (0, None));
 }
+
+#[test]
+fn zeeks_own_test_baseline_with_masked_times_is_rejected_clearly() {
+    let text = std::fs::read(format!(
+        "{}/fixtures/zeek/btest-tls-13.conn.log",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let mut s = EventStream::from_reader(
+        "btest",
+        Box::new(Cursor::new(text)),
+        StreamConfig::default(),
+    );
+    let messages = std::sync::Arc::new(Mutex::new(Vec::<String>::new()));
+    let m = messages.clone();
+    let rejects = Mutex::new(
+        Rejects::new(
+            None,
+            Box::new(move |x| m.lock().unwrap().push(x.to_string())),
+        )
+        .unwrap(),
+    );
+    while s.next_event(&rejects).unwrap().is_some() {}
+    assert_eq!(s.stats().format, Some("zeek"));
+    // The harness's own first line is no Zeek line; the record's masked time is no time.
+    assert_eq!(rejects.lock().unwrap().count(), 2);
+    let msgs = messages.lock().unwrap();
+    assert!(
+        msgs[0].contains("btest:1:") && msgs[0].contains("--format"),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs[1].contains("btest:10:") && msgs[1].contains("`ts` is not epoch seconds"),
+        "{msgs:?}"
+    );
+}

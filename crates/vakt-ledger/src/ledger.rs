@@ -41,7 +41,7 @@ CREATE TABLE IF NOT EXISTS customers(id INTEGER PRIMARY KEY, name TEXT NOT NULL 
 CREATE TABLE IF NOT EXISTS checkpoints(seq INTEGER PRIMARY KEY, hash BLOB NOT NULL, signature BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS alerts(
     id TEXT PRIMARY KEY, rule TEXT NOT NULL, actor TEXT NOT NULL, user TEXT, first_seen INTEGER NOT NULL,
-    last INTEGER NOT NULL, severity TEXT NOT NULL, line TEXT NOT NULL
+    detected INTEGER NOT NULL, last INTEGER NOT NULL, severity TEXT NOT NULL, line TEXT NOT NULL
 );
 ";
 
@@ -259,7 +259,7 @@ impl Ledger {
         let r = self
             .conn
             .prepare_cached(
-                "INSERT INTO alerts(id, rule, actor, user, first_seen, last, severity, line) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                "INSERT INTO alerts(id, rule, actor, user, first_seen, detected, last, severity, line) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8)
                  ON CONFLICT(id) DO UPDATE SET first_seen = min(first_seen, excluded.first_seen), last = max(last, excluded.last),
                  severity = excluded.severity, line = excluded.line",
             )

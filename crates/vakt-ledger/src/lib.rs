@@ -9,6 +9,7 @@
 //! (source, line) per entry, written in the same transaction as the entry.
 
 mod encode;
+pub mod exposure;
 pub mod keys;
 pub mod ledger;
 pub mod scope;
