@@ -133,19 +133,28 @@ impl Ledger {
                     .map(String::as_str)
                     .filter(|c| category_weight(c) >= 8)
                     .collect();
-                let advice = if kind == "account" && vs_median >= 10.0 {
-                    format!(
+                let mut advice = Vec::new();
+                if kind == "account" && vs_median >= 10.0 {
+                    advice.push(format!(
                         "{name} read {} customers in {:.0} days, {:.0}x the median account: restrict it to the customers its work needs",
                         a.customers.len(),
                         days,
                         vs_median
-                    )
-                } else if !sensitive.is_empty() && records >= 1000 {
-                    format!("{name} reads {} for {records} customers: remove what its purpose does not need (data minimisation)", sensitive.join(", "))
-                } else if a.unlisted >= 10_000 {
-                    format!("{name} exported {} records: limit exports to batch jobs with declared windows", a.unlisted)
-                } else {
+                    ));
+                }
+                if !sensitive.is_empty() && records >= 1000 {
+                    advice.push(format!("it reads {} for {records} customers: remove what its purpose does not need (data minimisation)", sensitive.join(", ")));
+                }
+                if a.unlisted >= 10_000 {
+                    advice.push(format!(
+                        "it exported {} records: limit exports to batch jobs with declared windows",
+                        a.unlisted
+                    ));
+                }
+                let advice = if advice.is_empty() {
                     "within what its peers do".to_owned()
+                } else {
+                    advice.join("; ")
                 };
                 out.push(Exposure {
                     name,

@@ -12,6 +12,7 @@ mod encode;
 pub mod exposure;
 pub mod keys;
 pub mod ledger;
+pub mod report;
 pub mod scope;
 pub mod verify;
 

@@ -206,3 +206,90 @@ fn verify_finds_each_kind_of_tampering_and_where() {
     let p = tamper(&dir, "UPDATE checkpoints SET signature = zeroblob(64)");
     assert!(matches!(p, Some(Problem::BadSignature { .. })), "{p:?}");
 }
+
+#[test]
+fn exposure_ranks_by_the_superlinear_value_and_says_what_to_do() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = DataDir {
+        path: tmp.path().join("data"),
+    };
+    let mut l = Ledger::open(&dir).unwrap();
+    let mut line = 0;
+    let mut add = |l: &mut Ledger, user: &str, customers: std::ops::Range<u32>, cats: &[&str]| {
+        for c in customers {
+            line += 1;
+            l.append(&AccessEvent {
+                timestamp: Timestamp(1_800_000_000_000 + line * 1000),
+                user: user.into(),
+                customer_ids: vec![format!("C-{c}")],
+                records: 1,
+                categories: cats.iter().map(|s| s.to_string()).collect(),
+                origin: Origin::new("x".into(), line as u64),
+                ..Default::default()
+            })
+            .unwrap();
+        }
+    };
+    for u in ["a1", "a2", "a3", "a4"] {
+        add(&mut l, u, 0..20, &["name"]);
+    }
+    add(&mut l, "bot", 0..3000, &["name", "phone"]);
+    add(&mut l, "idthief", 0..1500, &["name", "national_id"]);
+    l.close().unwrap();
+    let l = Ledger::open_read(&dir).unwrap();
+    let rows: Vec<_> = l
+        .exposure(1.5)
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.kind == "account")
+        .collect();
+    // value = weights x customers^1.5: national ids outweigh twice the customers of contact data.
+    assert_eq!(rows[0].name, "idthief");
+    assert_eq!(rows[0].value_per_record, 11);
+    assert!((rows[0].value - 11.0 * 1500f64.powf(1.5)).abs() < 1.0);
+    assert_eq!(rows[1].name, "bot");
+    assert!(
+        rows[1].advice.contains("150x the median account"),
+        "{}",
+        rows[1].advice
+    );
+    assert!(rows[0].advice.contains("national_id"), "{}", rows[0].advice);
+    assert_eq!(rows.last().unwrap().advice, "within what its peers do");
+}
+
+#[test]
+fn the_report_draft_has_what_article_33_asks_for_and_the_checkpoint() {
+    let (_t, dir, evs) = filled(2000);
+    let mut l = Ledger::open(&dir).unwrap();
+    let line = format!(
+        r#"{{"id":"rate-1","@timestamp":"{}","rule.id":"rate","severity":"high","user.name":"acct3","first_seen":"{}","message":"m","evidence":{{}},"customers":1,"alert.status":"new","alert.updates":0}}"#,
+        evs[1500].timestamp, evs[0].timestamp
+    );
+    l.record_alert(&serde_json::from_str(&line).unwrap())
+        .unwrap();
+    l.close().unwrap();
+    let l = Ledger::open_read(&dir).unwrap();
+    let r = vakt_ledger::report::draft(&l, "rate-1").unwrap();
+    let md = r.markdown();
+    let scope = l
+        .scope_account("acct3", evs[0].timestamp, evs[1500].timestamp, None)
+        .unwrap();
+    for want in [
+        "Art. 33(3)(a)",
+        "Art. 33(3)(b)",
+        "Art. 33(3)(c)",
+        "Art. 33(3)(d)",
+        "identity theft",
+        "## Timeline",
+        "signed checkpoint at entry 2000",
+    ] {
+        assert!(md.contains(want), "{want} missing:\n{md}");
+    }
+    assert!(
+        md.contains(&format!("data subjects: **{}**", scope.customers.len())),
+        "{md}"
+    );
+    let html = vakt_ledger::report::to_html(&md);
+    assert!(html.contains("<h2>") && html.contains("<table>") && !html.contains("**"));
+    assert!(vakt_ledger::report::draft(&l, "nope").is_err());
+}

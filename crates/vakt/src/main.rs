@@ -30,6 +30,10 @@ enum Command {
     Ledger(cmd::ledger::LedgerCommand),
     /// Which customers an account read, or who read a customer, from the ledger.
     Scope(cmd::ledger::ScopeArgs),
+    /// Accounts and organisations ranked by what they reached and what it is worth.
+    Exposure(cmd::ledger::ExposureArgs),
+    /// Draft the breach notification (GDPR Art. 33) for an alert.
+    Report(cmd::ledger::ReportArgs),
     /// Canary customers: `new` generates fake customers to plant.
     #[command(subcommand)]
     Canary(cmd::canary::CanaryCommand),
@@ -45,6 +49,8 @@ fn main() -> ExitCode {
         Command::Init(args) => cmd::ledger::init(args),
         Command::Ledger(c) => cmd::ledger::ledger(c),
         Command::Scope(args) => cmd::ledger::scope(args),
+        Command::Exposure(args) => cmd::ledger::exposure(args),
+        Command::Report(args) => cmd::ledger::report(args),
         Command::Canary(c) => cmd::canary::run(c).map(|()| ExitCode::SUCCESS),
         Command::Demo(args) => cmd::demo::run(args).map(|()| ExitCode::SUCCESS),
         Command::Simulate(args) => cmd::simulate::run(args).map(|()| ExitCode::SUCCESS),

@@ -258,3 +258,74 @@ fn canary_customer(key: &str, directory: Option<&std::path::Path>) -> Result<Str
             )
         })
 }
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct ExposureArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Exponent of the value formula value = value_per_record x records^m.
+    #[arg(long, default_value_t = 1.5)]
+    pub m: f64,
+    /// Rows to show.
+    #[arg(long, default_value_t = 20)]
+    pub top: usize,
+    /// text or json.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub format: String,
+}
+
+pub fn exposure(args: ExposureArgs) -> Result<ExitCode> {
+    if !(1.0..=3.0).contains(&args.m) {
+        bail!("--m {} is outside 1.0 to 3.0; the value of a store grows faster than its size, so m > 1 (1.5 is a fair start)", args.m);
+    }
+    let l = Ledger::open_read(&args.data.dir())?;
+    let rows = l.exposure(args.m)?;
+    if args.format == "json" {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("vakt exposure: value = value_per_record x records^{} (value_per_record: summed sensitivity of the categories read)", args.m);
+    println!(
+        "  {:<13} {:<22} {:>10} {:>9} {:>12}  categories",
+        "", "name", "customers", "x median", "value"
+    );
+    for r in rows.iter().take(args.top) {
+        let cats: Vec<&str> = r.categories.iter().map(String::as_str).collect();
+        println!(
+            "  {:<13} {:<22} {:>10} {:>9.1} {:>12.3e}  {}",
+            r.kind,
+            r.name,
+            thousands(r.customers),
+            r.vs_median,
+            r.value,
+            cats.join(",")
+        );
+        println!("  {:<13} {:<22} {}", "", "", r.advice);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The alert (incident id) to report on.
+    #[arg(long)]
+    pub alert: String,
+    /// md or html.
+    #[arg(long, default_value = "md", value_parser = ["md", "html"])]
+    pub format: String,
+}
+
+pub fn report(args: ReportArgs) -> Result<ExitCode> {
+    let dir = args.data.dir();
+    let l = Ledger::open_read(&dir)?;
+    let r = vakt_ledger::report::draft(&l, &args.alert)?;
+    let md = r.markdown();
+    if args.format == "html" {
+        println!("{}", vakt_ledger::report::to_html(&md));
+    } else {
+        println!("{md}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

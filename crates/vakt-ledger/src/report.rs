@@ -1,0 +1,269 @@
+//! A draft breach notification for one incident: what GDPR Art. 33(3)
+//! asks for, a timeline, the scope table, and the signed checkpoint that
+//! vouches for the figures.
+
+use crate::keys::hex;
+use crate::ledger::Ledger;
+use crate::scope::AccountScope;
+use crate::{LedgerError, Result};
+use rusqlite::OptionalExtension;
+use vakt_event::event::category_weight;
+use vakt_event::{Alert, Timestamp};
+
+pub struct Report {
+    pub alert: Alert,
+    pub detected: Timestamp,
+    pub scope: Option<AccountScope>,
+    /// The checkpoint at or after the incident's last entry: (entry, hash).
+    pub checkpoint: Option<(i64, String)>,
+}
+
+pub fn draft(l: &Ledger, id: &str) -> Result<Report> {
+    let row: Option<(String, i64)> = {
+        let r = l
+            .conn
+            .query_row(
+                "SELECT line, detected FROM alerts WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional();
+        l.db(r)?
+    };
+    let Some((line, detected)) = row else {
+        return Err(LedgerError::Invalid(format!(
+            "no alert {id} in this ledger; alerts are recorded by `vakt watch --data`"
+        )));
+    };
+    let alert: Alert = serde_json::from_str(&line)
+        .map_err(|e| LedgerError::Invalid(format!("alert {id} is stored damaged: {e}")))?;
+    let scope = match &alert.actor.user {
+        Some(user) => {
+            let (_, first, last) = l.alert_window(id)?;
+            Some(l.scope_account(user, first, last, None)?)
+        }
+        None => None,
+    };
+    let last_seq: Option<i64> = match &scope {
+        Some(_) => {
+            let r = l
+                .conn
+                .query_row(
+                    "SELECT MAX(e.seq) FROM entries e JOIN names a ON a.id = e.account WHERE a.kind = 1 AND a.name = ?1 AND e.t <= ?2",
+                    rusqlite::params![alert.actor.user, alert.timestamp.0],
+                    |r| r.get(0),
+                )
+                .optional();
+            l.db(r)?.flatten()
+        }
+        None => None,
+    };
+    let checkpoint = match last_seq {
+        Some(seq) => {
+            let r = l
+                .conn
+                .query_row(
+                    "SELECT seq, hash FROM checkpoints WHERE seq >= ?1 ORDER BY seq LIMIT 1",
+                    [seq],
+                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)),
+                )
+                .optional();
+            l.db(r)?.map(|(s, h)| (s, hex(&h)))
+        }
+        None => None,
+    };
+    Ok(Report {
+        alert,
+        detected: Timestamp(detected),
+        scope,
+        checkpoint,
+    })
+}
+
+fn consequences(categories: &[&str]) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    let has = |c: &str| categories.contains(&c);
+    if has("national_id") || has("driver_license") {
+        out.push("identity theft and fraud in the data subjects' names (national id or driver's licence numbers)");
+    }
+    if has("payment_card") {
+        out.push("payment fraud with the exposed cards");
+    }
+    if has("password") {
+        out.push("account takeover where passwords are reused");
+    }
+    if has("phone") || has("email") {
+        out.push("targeted scam calls, SMS and phishing that quote the data subjects' details");
+    }
+    if has("address") || has("name") {
+        out.push("unwanted marketing and social engineering using names and addresses");
+    }
+    if out.is_empty() {
+        out.push("to be assessed from the categories involved");
+    }
+    out
+}
+
+impl Report {
+    pub fn markdown(&self) -> String {
+        let a = &self.alert;
+        let mut s = String::new();
+        let actor = a.actor.label();
+        s += &format!("# Personal data breach notification (draft)\n\nIncident `{}`, rule `{}`, severity {}, actor `{}`{}.\n\n", a.id, a.rule, a.severity.as_str(), actor, a.organization.as_deref().map(|o| format!(" of `{o}`")).unwrap_or_default());
+        s += &format!("> {}\n\n", a.message);
+        s += "## 1. Nature of the breach (Art. 33(3)(a))\n\n";
+        match &self.scope {
+            Some(sc) => {
+                let cats: Vec<&str> = sc.by_category.keys().map(String::as_str).collect();
+                s += &format!(
+                    "Customer records were read through the account `{}` between {} and {}: {} accesses from {} source address(es).\n\n",
+                    sc.account,
+                    sc.customers.iter().map(|c| c.first).min().unwrap_or(sc.since),
+                    sc.customers.iter().map(|c| c.last).max().unwrap_or(sc.until),
+                    sc.accesses,
+                    sc.source_ips.len()
+                );
+                s += &format!(
+                    "- Approximate number of data subjects: **{}**{}\n",
+                    sc.customers.len(),
+                    if sc.unlisted_records > 0 {
+                        format!(" named, plus up to {} records returned by exports or searches that name no customers", sc.unlisted_records)
+                    } else {
+                        String::new()
+                    }
+                );
+                s += &format!(
+                    "- Approximate number of records: **{}**\n",
+                    sc.accesses + sc.unlisted_records
+                );
+                s += "- Categories of personal data:\n";
+                let mut by: Vec<(&String, &u64)> = sc.by_category.iter().collect();
+                by.sort_by_key(|(c, _)| std::cmp::Reverse(category_weight(c)));
+                for (c, n) in by {
+                    s += &format!("  - {c}: {n} data subjects\n");
+                }
+                s += "\n## 2. Likely consequences (Art. 33(3)(c))\n\n";
+                for c in consequences(&cats) {
+                    s += &format!("- {c}\n");
+                }
+                s += "\n## Scope\n\n| source address | accesses |\n|---|---|\n";
+                let mut ips: Vec<_> = sc.source_ips.iter().collect();
+                ips.sort_by(|x, y| y.1.cmp(x.1));
+                for (ip, n) in ips.iter().take(20) {
+                    s += &format!("| {ip} | {n} |\n");
+                }
+                s += &format!(
+                    "\nThe notification list (customer id, categories, first and last exposure) comes from `vakt scope --alert {}` with `--out list.csv`.\n",
+                    a.id
+                );
+            }
+            None => {
+                s += &format!(
+                    "The actor is the host `{actor}`: the evidence is outbound traffic, not reads of customer records. Which customers' data the traffic carried must be established from the host's own access (`vakt scope --account` for the accounts used on it).\n\n## 2. Likely consequences (Art. 33(3)(c))\n\n- to be assessed once the data carried is known\n"
+                );
+            }
+        }
+        s += "\n## 3. Contact point (Art. 33(3)(b))\n\nData protection officer: _name, email, phone_.\n";
+        s += "\n## 4. Measures taken or proposed (Art. 33(3)(d))\n\n";
+        let measure = match a.rule.as_str() {
+            "rate" | "automation" | "enumeration" | "login_failures" => "block or throttle the account and require step-up authentication; rotate its credentials",
+            "foreign_network" | "account_sharing" => "close or re-issue the account, bind it to a personal e-ID, restrict it to the organisation's networks",
+            "no_business_context" | "volume_peers" => "suspend the account pending investigation; require a case for every customer read",
+            "bulk_read" => "revoke bulk export rights; limit exports to declared batch jobs",
+            "new_category" => "remove the categories outside the integration's purpose from what it can read; review the vendor's code",
+            "egress" => "isolate the host; block the destinations; investigate for malware",
+            "canary" => "treat the account as compromised; block it and review all its reads",
+            _ => "contain the actor's access and review its activity",
+        };
+        s += &format!("- Proposed: {measure}.\n- Notify the data subjects if the risk to them is high (Art. 34).\n");
+        s += "\n## Timeline\n\n| | event time |\n|---|---|\n";
+        s += &format!("| first seen | {} |\n| detected | {} |\n| last activity | {} |\n| contained | _not yet recorded_ |\n", a.first_seen, self.detected, a.timestamp);
+        s += "\n## Integrity\n\n";
+        match &self.checkpoint {
+            Some((seq, hash)) => s += &format!("These figures come from the access ledger. Its signed checkpoint at entry {seq} vouches for every entry up to it: chain hash `{hash}`. `vakt ledger verify` checks the chain and the signature.\n"),
+            None => s += "No ledger checkpoint covers this incident's entries yet.\n",
+        }
+        s
+    }
+}
+
+/// A minimal Markdown-to-HTML rendering for the draft: headings, lists,
+/// tables, paragraphs; everything escaped.
+pub fn to_html(md: &str) -> String {
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    let inline = |s: &str| {
+        let mut out = String::new();
+        let (mut bold, mut code) = (false, false);
+        let e = esc(s);
+        let mut chars = e.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '*' if chars.peek() == Some(&'*') => {
+                    chars.next();
+                    out += if bold { "</strong>" } else { "<strong>" };
+                    bold = !bold;
+                }
+                '`' => {
+                    out += if code { "</code>" } else { "<code>" };
+                    code = !code;
+                }
+                c => out.push(c),
+            }
+        }
+        out
+    };
+    let mut html = String::from("<!doctype html><html><head><meta charset=\"utf-8\"><title>Breach notification draft</title><style>body{font-family:system-ui,sans-serif;max-width:56rem;margin:2rem auto;padding:0 1rem;line-height:1.5}table{border-collapse:collapse}td,th{border:1px solid #999;padding:.2rem .6rem}code{background:#eee;padding:0 .2rem}</style></head><body>\n");
+    let mut in_list = false;
+    let mut in_table = false;
+    for line in md.lines() {
+        let t = line.trim_start();
+        if !t.starts_with("- ") && in_list {
+            html += "</ul>\n";
+            in_list = false;
+        }
+        if !t.starts_with('|') && in_table {
+            html += "</table>\n";
+            in_table = false;
+        }
+        if let Some(h) = t.strip_prefix("## ") {
+            html += &format!("<h2>{}</h2>\n", inline(h));
+        } else if let Some(h) = t.strip_prefix("# ") {
+            html += &format!("<h1>{}</h1>\n", inline(h));
+        } else if let Some(q) = t.strip_prefix("> ") {
+            html += &format!("<blockquote>{}</blockquote>\n", inline(q));
+        } else if let Some(item) = t.strip_prefix("- ") {
+            if !in_list {
+                html += "<ul>\n";
+                in_list = true;
+            }
+            html += &format!("<li>{}</li>\n", inline(item));
+        } else if t.starts_with('|') {
+            if t.starts_with("|---") {
+                continue;
+            }
+            if !in_table {
+                html += "<table>\n";
+                in_table = true;
+            }
+            let cells: Vec<String> = t
+                .trim_matches('|')
+                .split('|')
+                .map(|c| format!("<td>{}</td>", inline(c.trim())))
+                .collect();
+            html += &format!("<tr>{}</tr>\n", cells.join(""));
+        } else if !t.is_empty() {
+            html += &format!("<p>{}</p>\n", inline(t));
+        }
+    }
+    if in_list {
+        html += "</ul>\n";
+    }
+    if in_table {
+        html += "</table>\n";
+    }
+    html + "</body></html>"
+}
