@@ -266,6 +266,27 @@ impl Enricher {
             .map(|(_, o)| o.as_str())
     }
 
+    /// The directory's account and service entries for an access, and its
+    /// organisation: the directory's when it names one, else the event's.
+    fn declared<'a>(
+        &'a self,
+        a: &'a vakt_event::AccessEvent,
+    ) -> (Option<&'a Account>, Option<&'a Service>, Option<&'a str>) {
+        let account = self
+            .accounts
+            .get(&a.user)
+            .map(|&i| &self.directory.accounts[i]);
+        let service = self
+            .services
+            .get(&a.user)
+            .map(|&i| &self.directory.services[i]);
+        let organization = account
+            .and_then(|a| a.organization.as_ref().map(|o| o.get_ref().as_str()))
+            .or_else(|| service.and_then(|s| s.organization.as_ref().map(|o| o.get_ref().as_str())))
+            .or(a.organization.as_deref());
+        (account, service, organization)
+    }
+
     /// Assigns the event's actor and peer group their ids. Separate from
     /// [`Enricher::enrich`] because it is the only step that writes.
     pub fn prepare(&mut self, event: &Event) -> Ids {
@@ -278,20 +299,7 @@ impl Enricher {
                         peer_group: group,
                     };
                 }
-                let account = self
-                    .accounts
-                    .get(&a.user)
-                    .map(|&i| &self.directory.accounts[i]);
-                let service = self
-                    .services
-                    .get(&a.user)
-                    .map(|&i| &self.directory.services[i]);
-                let organization = account
-                    .and_then(|a| a.organization.as_ref().map(|o| o.get_ref().as_str()))
-                    .or_else(|| {
-                        service.and_then(|s| s.organization.as_ref().map(|o| o.get_ref().as_str()))
-                    })
-                    .or(a.organization.as_deref());
+                let (account, service, organization) = self.declared(a);
                 let kind = organization
                     .and_then(|o| self.orgs.get(o))
                     .map(|o| o.kind.as_str());
@@ -314,20 +322,7 @@ impl Enricher {
         let Ids { actor, peer_group } = ids;
         match event {
             Event::Access(a) => {
-                let account = self
-                    .accounts
-                    .get(&a.user)
-                    .map(|&i| &self.directory.accounts[i]);
-                let service = self
-                    .services
-                    .get(&a.user)
-                    .map(|&i| &self.directory.services[i]);
-                let organization = account
-                    .and_then(|a| a.organization.as_ref().map(|o| o.get_ref().as_str()))
-                    .or_else(|| {
-                        service.and_then(|s| s.organization.as_ref().map(|o| o.get_ref().as_str()))
-                    })
-                    .or(a.organization.as_deref());
+                let (account, service, organization) = self.declared(a);
                 let org = organization.and_then(|o| self.orgs.get(o));
                 let organization_kind = org.map(|o| o.kind.as_str());
                 let network = match (a.source_ip, org) {

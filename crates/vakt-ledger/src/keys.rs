@@ -56,31 +56,15 @@ impl DataDir {
 
     pub fn signing_key(&self) -> Result<SigningKey> {
         let path = self.path.join("ledger.key");
-        let text = std::fs::read_to_string(&path).map_err(|source| LedgerError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        let bytes: [u8; 32] = unhex(text.trim())
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| LedgerError::Key {
-                path: path.clone(),
-                message: "not a 32-byte hex key; run `vakt init` on a new data directory".into(),
-            })?;
-        Ok(SigningKey::from_bytes(&bytes))
+        Ok(SigningKey::from_bytes(&read_hex32(
+            &path,
+            "run `vakt init` on a new data directory",
+        )?))
     }
 
     pub fn verifying_key(&self) -> Result<VerifyingKey> {
         let path = self.path.join("ledger.pub");
-        let text = std::fs::read_to_string(&path).map_err(|source| LedgerError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        let bytes: [u8; 32] = unhex(text.trim())
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| LedgerError::Key {
-                path: path.clone(),
-                message: "not a 32-byte hex public key".into(),
-            })?;
+        let bytes = read_hex32(&path, "restore ledger.pub from the key's backup")?;
         VerifyingKey::from_bytes(&bytes).map_err(|e| LedgerError::Key {
             path,
             message: e.to_string(),
@@ -90,6 +74,20 @@ impl DataDir {
     pub fn db_path(&self) -> PathBuf {
         self.path.join("ledger.db")
     }
+}
+
+/// 32 bytes written as hex in a file.
+fn read_hex32(path: &Path, fix: &str) -> Result<[u8; 32]> {
+    let text = std::fs::read_to_string(path).map_err(|source| LedgerError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    unhex(text.trim())
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| LedgerError::Key {
+            path: path.to_owned(),
+            message: format!("not a 32-byte hex key; {fix}"),
+        })
 }
 
 #[cfg(unix)]

@@ -551,6 +551,26 @@ impl World {
             .collect()
     }
 
+    /// Poisson(`lambda`) lookups of one customer each within the hour.
+    fn lookups(&mut self, actor: usize, h: &Hour, lambda: f64, categories: &[&str]) {
+        let n = poisson(&mut self.rng, lambda);
+        for t in self.times(h, n) {
+            let c = self.customer();
+            self.access(actor, t, Action::Lookup, &[c], None, categories, None, None);
+        }
+    }
+
+    /// Poisson(`lambda`) flows to the host's usual destinations within the hour.
+    fn usual_flows(&mut self, actor: usize, h: &Hour, lambda: f64, median_bytes: f64, sigma: f64) {
+        let n = poisson(&mut self.rng, lambda);
+        for t in self.times(h, n) {
+            let d = self.actors[actor].dests[self.rng.gen_range(0..self.actors[actor].dests.len())];
+            let (ip, cc) = self.dest_pool[d];
+            let bytes = lognormal(&mut self.rng, median_bytes, sigma) as u64;
+            self.flow(actor, t, ip, cc, bytes);
+        }
+    }
+
     fn benign_hour(&mut self, h: &Hour) {
         for i in 0..self.actors.len() {
             let a = &self.actors[i];
@@ -571,20 +591,7 @@ impl World {
                         }
                     };
                     if open {
-                        let n = poisson(&mut self.rng, 4.0 * pace * busy);
-                        for t in self.times(h, n) {
-                            let c = self.customer();
-                            self.access(
-                                i,
-                                t,
-                                Action::Lookup,
-                                &[c],
-                                None,
-                                &["name", "phone", "address"],
-                                None,
-                                None,
-                            );
-                        }
+                        self.lookups(i, h, 4.0 * pace * busy, &["name", "phone", "address"]);
                     }
                 }
                 Role::Agent => {
@@ -638,38 +645,12 @@ impl World {
                 }
                 Role::Reseller | Role::Partner => {
                     if !h.holiday && h.weekday != Weekday::Sun && h.in_local(10, 18) {
-                        let n = poisson(&mut self.rng, 3.0 * pace * busy);
-                        for t in self.times(h, n) {
-                            let c = self.customer();
-                            self.access(
-                                i,
-                                t,
-                                Action::Lookup,
-                                &[c],
-                                None,
-                                &["name", "address"],
-                                None,
-                                None,
-                            );
-                        }
+                        self.lookups(i, h, 3.0 * pace * busy, &["name", "address"]);
                     }
                 }
                 Role::SelfService => {
                     let diurnal = if h.in_local(7, 23) { 1.0 } else { 0.25 };
-                    let n = poisson(&mut self.rng, 300.0 * pace * diurnal);
-                    for t in self.times(h, n) {
-                        let c = self.customer();
-                        self.access(
-                            i,
-                            t,
-                            Action::Lookup,
-                            &[c],
-                            None,
-                            &["name", "address", "email"],
-                            None,
-                            None,
-                        );
-                    }
+                    self.lookups(i, h, 300.0 * pace * diurnal, &["name", "address", "email"]);
                 }
                 Role::Billing => {
                     // A sync every 20 s, like clockwork.
@@ -707,20 +688,7 @@ impl World {
                 }
                 Role::Vendor => {
                     let lambda = if h.in_local(8, 22) { 60.0 } else { 8.0 } * pace.min(5.0);
-                    let n = poisson(&mut self.rng, lambda);
-                    for t in self.times(h, n) {
-                        let c = self.customer();
-                        self.access(
-                            i,
-                            t,
-                            Action::Lookup,
-                            &[c],
-                            None,
-                            &["name", "email"],
-                            None,
-                            None,
-                        );
-                    }
+                    self.lookups(i, h, lambda, &["name", "email"]);
                 }
                 Role::Dba => {
                     if h.weekday_work() && h.in_local(9, 17) {
@@ -738,24 +706,10 @@ impl World {
                     } else {
                         0.15
                     };
-                    let n = poisson(&mut self.rng, lambda);
-                    for t in self.times(h, n) {
-                        let d =
-                            self.actors[i].dests[self.rng.gen_range(0..self.actors[i].dests.len())];
-                        let (ip, cc) = self.dest_pool[d];
-                        let bytes = lognormal(&mut self.rng, 150_000.0, 1.2) as u64;
-                        self.flow(i, t, ip, cc, bytes);
-                    }
+                    self.usual_flows(i, h, lambda, 150_000.0, 1.2);
                 }
                 Role::Server => {
-                    let n = poisson(&mut self.rng, 20.0);
-                    for t in self.times(h, n) {
-                        let d =
-                            self.actors[i].dests[self.rng.gen_range(0..self.actors[i].dests.len())];
-                        let (ip, cc) = self.dest_pool[d];
-                        let bytes = lognormal(&mut self.rng, 1_000_000.0, 0.8) as u64;
-                        self.flow(i, t, ip, cc, bytes);
-                    }
+                    self.usual_flows(i, h, 20.0, 1_000_000.0, 0.8);
                 }
                 Role::Backup => {
                     if h.local_hour == 2 {
