@@ -136,10 +136,16 @@ impl DailyCounts {
 
 /// A bounded sample of recent values of a peer group (e.g. accounts'
 /// daily lookups): the "what do others in the same role do" baseline.
+///
+/// Quantiles are read on hot paths, so the sorted copy is kept and only
+/// refreshed after [`PeerSample::REFRESH`] new values: a baseline a few
+/// values behind is as good as a fresh one, and a sort per event is not.
 #[derive(Clone, Debug)]
 pub struct PeerSample {
     values: Vec<u32>,
     next: usize,
+    pushes: u64,
+    sorted: std::cell::RefCell<(u64, Vec<u32>)>,
 }
 
 impl Default for PeerSample {
@@ -147,14 +153,18 @@ impl Default for PeerSample {
         PeerSample {
             values: Vec::with_capacity(16),
             next: 0,
+            pushes: 0,
+            sorted: Default::default(),
         }
     }
 }
 
 impl PeerSample {
     pub const CAPACITY: usize = 512;
+    pub const REFRESH: u64 = 16;
 
     pub fn push(&mut self, v: u32) {
+        self.pushes += 1;
         if self.values.len() < Self::CAPACITY {
             self.values.push(v);
         } else {
@@ -172,19 +182,35 @@ impl PeerSample {
     }
 
     pub fn quantile(&self, q: f64) -> f64 {
-        let mut v = self.values.clone();
-        quantile(&mut v, q)
+        let mut cache = self.sorted.borrow_mut();
+        let (at, sorted) = &mut *cache;
+        let small = self.values.len() < Self::REFRESH as usize * 4;
+        if sorted.len() != self.values.len() && small
+            || self.pushes - *at >= Self::REFRESH
+            || sorted.is_empty()
+        {
+            sorted.clear();
+            sorted.extend_from_slice(&self.values);
+            sorted.sort_unstable();
+            *at = self.pushes;
+        }
+        nearest_rank(sorted, q)
     }
+}
+
+/// The `q` quantile of an already sorted slice, by nearest rank.
+fn nearest_rank(sorted: &[u32], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let idx = ((sorted.len() - 1) as f64 * q.clamp(0.0, 1.0)).round() as usize;
+    sorted[idx] as f64
 }
 
 /// The `q` quantile (0..=1) of `v`, by nearest rank; 0 for an empty slice.
 pub fn quantile(v: &mut [u32], q: f64) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
     v.sort_unstable();
-    let idx = ((v.len() - 1) as f64 * q.clamp(0.0, 1.0)).round() as usize;
-    v[idx] as f64
+    nearest_rank(v, q)
 }
 
 #[cfg(test)]

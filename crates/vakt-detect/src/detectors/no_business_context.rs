@@ -110,7 +110,7 @@ impl Detector for NoBusinessContext {
         }
         let peer = group.sample.quantile(0.95);
         let own = if acc.uncased.days() >= OWN_DAYS {
-            acc.uncased.quantile(0.9)
+            acc.uncased.quantile(0.5)
         } else {
             0.0
         };
