@@ -266,6 +266,11 @@ impl Enricher {
             .map(|(_, o)| o.as_str())
     }
 
+    /// An access's organisation: the directory's when it names one, else the event's.
+    pub fn organization_of<'a>(&'a self, a: &'a vakt_event::AccessEvent) -> Option<&'a str> {
+        self.declared(a).2
+    }
+
     /// The directory's account and service entries for an access, and its
     /// organisation: the directory's when it names one, else the event's.
     fn declared<'a>(

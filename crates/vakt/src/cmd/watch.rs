@@ -293,16 +293,25 @@ pub fn watch(args: &WatchArgs, mut out: Box<dyn Write>) -> Result<WatchReport> {
     };
 
     // Detection first, then the ledger: an access is recorded once it is seen.
-    let record = |ev: &Event| -> Result<()> {
+    // The ledger records the organisation the directory names, which wins over the event's.
+    let record = |engine: &Engine, ev: &Event| -> Result<()> {
         if let (Some(l), Event::Access(a)) = (ledger.borrow_mut().as_mut(), ev) {
-            l.append(a).context("cannot append to the ledger")?;
+            let org = engine.enricher().organization_of(a);
+            if org != a.organization.as_deref() {
+                let mut a = a.clone();
+                a.organization = org.map(str::to_owned);
+                l.append(&a)
+            } else {
+                l.append(a)
+            }
+            .context("cannot append to the ledger")?;
         }
         Ok(())
     };
     let input_stats = if args.follow {
         follow_inputs(&inputs, config, args.idle_exit, &rejects, &mut |ev| {
             engine.process(&ev, &mut emit);
-            record(&ev)
+            record(&engine, &ev)
         })?
     } else {
         let mut streams = Vec::new();
@@ -315,7 +324,7 @@ pub fn watch(args: &WatchArgs, mut out: Box<dyn Write>) -> Result<WatchReport> {
         let mut merge = Merge::new(streams);
         while let Some(ev) = merge.next_event(&rejects)? {
             engine.process(&ev, &mut emit);
-            record(&ev)?;
+            record(&engine, &ev)?;
         }
         merge.stats()
     };
