@@ -169,3 +169,24 @@ fn scope_and_verify_from_the_command_line() {
     );
     assert!(String::from_utf8_lossy(&v.stdout).contains("BROKEN: entry 1 was changed"));
 }
+
+#[test]
+fn data_without_a_value_means_vakt_data_from_the_environment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in.jsonl");
+    std::fs::write(&input, "{\"@timestamp\":\"2026-11-02T08:00:00Z\",\"user.name\":\"a\",\"event.action\":\"lookup\",\"customer.ids\":[\"C-1\"]}\n").unwrap();
+    let data = tmp.path().join("from-env");
+    let out = vakt()
+        .env("VAKT_DATA", &data)
+        .args(["watch", "--data", "--format", "jsonl"])
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("creating the data directory"));
+    assert!(data.join("ledger.db").exists() && data.join("ledger.key").exists());
+}

@@ -50,7 +50,7 @@ pub struct WatchArgs {
     pub max_line: usize,
     /// Append every access and alert to the ledger in this data directory
     /// (default when given without a value: $VAKT_DATA, else ./vakt-data).
-    #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = "")]
+    #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = "-")]
     pub data: Option<PathBuf>,
     /// Also write the run summary as JSON to this file (for scripts and benchmarks).
     #[arg(long, value_name = "FILE")]
@@ -250,7 +250,7 @@ pub fn watch(args: &WatchArgs, mut out: Box<dyn Write>) -> Result<WatchReport> {
 
     let ledger = match &args.data {
         Some(p) => {
-            let dir = DataDir::resolve((!p.as_os_str().is_empty()).then_some(p.as_path()));
+            let dir = DataDir::resolve((p.as_os_str() != "-").then_some(p.as_path()));
             if !dir.exists() && !quiet {
                 eprintln!(
                     "vakt: note: creating the data directory {} (ledger and signing key)",
