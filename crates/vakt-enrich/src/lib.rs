@@ -122,8 +122,22 @@ pub struct Enricher {
     actors: Interner,
     hosts: Interner,
     peer_groups: Interner,
-    /// Peer group per account, fixed at first sight (the directory does not change during a run).
-    group_of: HashMap<ActorId, PeerGroup>,
+    /// Per account (by [`ActorId`]): its peer group and directory entries,
+    /// fixed at first sight (the directory does not change during a run),
+    /// so later events need no lookups by name.
+    actor_info: Vec<Ids>,
+}
+
+/// The directory's organisation for an account or service, else the event's.
+fn organization_of<'a>(
+    account: Option<&'a Account>,
+    service: Option<&'a Service>,
+    a: &'a vakt_event::AccessEvent,
+) -> Option<&'a str> {
+    account
+        .and_then(|a| a.organization.as_ref().map(|o| o.get_ref().as_str()))
+        .or_else(|| service.and_then(|s| s.organization.as_ref().map(|o| o.get_ref().as_str())))
+        .or(a.organization.as_deref())
 }
 
 /// Ids assigned by [`Enricher::prepare`].
@@ -131,6 +145,10 @@ pub struct Enricher {
 pub struct Ids {
     pub actor: ActorId,
     pub peer_group: PeerGroup,
+    /// Index of the account's `[[account]]` entry.
+    pub account: Option<u32>,
+    /// Index of the account's `[[service]]` entry.
+    pub service: Option<u32>,
 }
 
 impl Enricher {
@@ -193,7 +211,7 @@ impl Enricher {
             actors: Interner::default(),
             hosts: Interner::default(),
             peer_groups: Interner::default(),
-            group_of: HashMap::default(),
+            actor_info: Vec::new(),
             directory,
         }
     }
@@ -285,11 +303,7 @@ impl Enricher {
             .services
             .get(&a.user)
             .map(|&i| &self.directory.services[i]);
-        let organization = account
-            .and_then(|a| a.organization.as_ref().map(|o| o.get_ref().as_str()))
-            .or_else(|| service.and_then(|s| s.organization.as_ref().map(|o| o.get_ref().as_str())))
-            .or(a.organization.as_deref());
-        (account, service, organization)
+        (account, service, organization_of(account, service, a))
     }
 
     /// Assigns the event's actor and peer group their ids. Separate from
@@ -298,11 +312,8 @@ impl Enricher {
         match event {
             Event::Access(a) => {
                 let actor = self.actors.intern(&a.user);
-                if let Some(&group) = self.group_of.get(&actor) {
-                    return Ids {
-                        actor,
-                        peer_group: group,
-                    };
+                if let Some(ids) = self.actor_info.get(actor as usize) {
+                    return *ids;
                 }
                 let (account, service, organization) = self.declared(a);
                 let kind = organization
@@ -312,22 +323,34 @@ impl Enricher {
                     .and_then(|a| a.role.as_deref())
                     .unwrap_or(if service.is_some() { "service" } else { "-" });
                 let group = format!("{}/{}", kind.unwrap_or("-"), role);
-                let peer_group = self.peer_groups.intern(&group);
-                self.group_of.insert(actor, peer_group);
-                Ids { actor, peer_group }
+                let ids = Ids {
+                    actor,
+                    peer_group: self.peer_groups.intern(&group),
+                    account: self.accounts.get(&a.user).map(|&i| i as u32),
+                    service: self.services.get(&a.user).map(|&i| i as u32),
+                };
+                // Interned ids are dense and new ones come in order.
+                self.actor_info.push(ids);
+                ids
             }
             Event::Flow(f) => Ids {
                 actor: self.hosts.intern(&f.host),
                 peer_group: self.peer_groups.intern("host"),
+                account: None,
+                service: None,
             },
         }
     }
 
     pub fn enrich<'a>(&'a self, event: &'a Event, ids: Ids) -> Enriched<'a> {
-        let Ids { actor, peer_group } = ids;
+        let Ids {
+            actor, peer_group, ..
+        } = ids;
         match event {
             Event::Access(a) => {
-                let (account, service, organization) = self.declared(a);
+                let account = ids.account.map(|i| &self.directory.accounts[i as usize]);
+                let service = ids.service.map(|i| &self.directory.services[i as usize]);
+                let organization = organization_of(account, service, a);
                 let org = organization.and_then(|o| self.orgs.get(o));
                 let organization_kind = org.map(|o| o.kind.as_str());
                 let network = match (a.source_ip, org) {
