@@ -39,6 +39,58 @@ pub struct Directory {
     pub http: Option<HttpMapping>,
     #[serde(default)]
     pub postgres: Option<PostgresMapping>,
+    #[serde(default, rename = "policy")]
+    pub policies: Vec<Policy>,
+}
+
+/// What to do when an alert reaches a severity: EVENTS.md section 6.
+///
+/// ```toml
+/// [[policy]]
+/// rule = "rate"            # a rule id, or "*" for any
+/// min_severity = "high"
+/// action = "block"         # throttle | step_up | block
+/// ttl = "1h"               # s, m, h or d
+/// scope = "account"        # account | ip | organization
+/// ```
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    #[serde(default = "any_rule")]
+    pub rule: String,
+    pub min_severity: crate::Severity,
+    pub action: Spanned<String>,
+    pub ttl: Spanned<String>,
+    #[serde(default = "account_scope")]
+    pub scope: Spanned<String>,
+    /// The time to live, in milliseconds (checked at load).
+    #[serde(skip)]
+    pub ttl_ms: i64,
+    #[serde(skip)]
+    pub base: usize,
+}
+
+fn any_rule() -> String {
+    "*".into()
+}
+
+fn account_scope() -> Spanned<String> {
+    Spanned::new(0..0, "account".into())
+}
+
+/// `90s`, `10m`, `1h`, `7d` in milliseconds.
+pub fn parse_ttl(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit())?);
+    let n: i64 = n.parse().ok()?;
+    let ms = match unit {
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return None,
+    };
+    (n > 0).then(|| n.saturating_mul(ms))
 }
 
 #[derive(Debug, Deserialize)]
@@ -305,6 +357,31 @@ impl Directory {
                     .push(parse_net(d).map_err(|m| at(eg.base + d.span().start, m))?);
             }
         }
+        for p in &mut dir.policies {
+            let action = p.action.get_ref();
+            if !["throttle", "step_up", "block"].contains(&action.as_str()) {
+                return Err(at(
+                    p.base + p.action.span().start,
+                    format!("action `{action}` is not one of throttle, step_up, block"),
+                ));
+            }
+            let scope = p.scope.get_ref();
+            if !["account", "ip", "organization"].contains(&scope.as_str()) {
+                return Err(at(
+                    p.base + p.scope.span().start,
+                    format!("scope `{scope}` is not one of account, ip, organization"),
+                ));
+            }
+            p.ttl_ms = parse_ttl(p.ttl.get_ref()).ok_or_else(|| {
+                at(
+                    p.base + p.ttl.span().start,
+                    format!(
+                        "ttl `{}` is not a duration; write e.g. \"90s\", \"10m\", \"1h\" or \"7d\"",
+                        p.ttl.get_ref()
+                    ),
+                )
+            })?;
+        }
         if let Some(http) = &dir.http {
             if let Some(acc) = &http.account {
                 if acc != "remote_user" && !acc.starts_with("header:") {
@@ -334,6 +411,8 @@ impl Directory {
         part.accounts.iter_mut().for_each(|x| x.base = base);
         part.services.iter_mut().for_each(|x| x.base = base);
         part.egress_allow.iter_mut().for_each(|x| x.base = base);
+        part.policies.iter_mut().for_each(|x| x.base = base);
+        self.policies.append(&mut part.policies);
         self.organizations.append(&mut part.organizations);
         self.accounts.append(&mut part.accounts);
         self.services.append(&mut part.services);
@@ -507,6 +586,28 @@ destinations = ["203.0.113.10"]
             Directory::from_toml(&bad, "big.toml").unwrap_err().line,
             want
         );
+    }
+
+    #[test]
+    fn policies_are_checked_with_their_lines() {
+        let text = format!("{GOOD}\n[[policy]]\nrule = \"rate\"\nmin_severity = \"high\"\naction = \"block\"\nttl = \"2h\"\n");
+        let d = Directory::from_toml(&text, "d").unwrap();
+        assert_eq!(
+            (d.policies[0].ttl_ms, d.policies[0].scope.get_ref().as_str()),
+            (2 * 3_600_000, "account")
+        );
+        let bad = text.replace("\"2h\"", "\"two hours\"");
+        let e = Directory::from_toml(&bad, "d").unwrap_err();
+        assert_eq!(
+            e.line,
+            bad.lines().position(|l| l.starts_with("ttl")).unwrap() + 1,
+            "{e}"
+        );
+        let bad = text.replace("\"block\"", "\"ban\"");
+        assert!(Directory::from_toml(&bad, "d")
+            .unwrap_err()
+            .message
+            .contains("throttle, step_up, block"));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! data directory's Ed25519 key. Exactly-once ingest comes from a unique
 //! (source, line) per entry, written in the same transaction as the entry.
 
+pub mod decisions;
 mod encode;
 pub mod exposure;
 pub mod keys;

@@ -30,6 +30,9 @@ enum Command {
     Ledger(cmd::ledger::LedgerCommand),
     /// Which customers an account read, or who read a customer, from the ledger.
     Scope(cmd::ledger::ScopeArgs),
+    /// Decisions (throttle, step_up, block) from policies or by hand: list, add, delete.
+    #[command(subcommand)]
+    Decisions(cmd::ledger::DecisionsCommand),
     /// Accounts and organisations ranked by what they reached and what it is worth.
     Exposure(cmd::ledger::ExposureArgs),
     /// Draft the breach notification (GDPR Art. 33) for an alert.
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
         Command::Init(args) => cmd::ledger::init(args),
         Command::Ledger(c) => cmd::ledger::ledger(c),
         Command::Scope(args) => cmd::ledger::scope(args),
+        Command::Decisions(c) => cmd::ledger::decisions(c),
         Command::Exposure(args) => cmd::ledger::exposure(args),
         Command::Report(args) => cmd::ledger::report(args),
         Command::Canary(c) => cmd::canary::run(c).map(|()| ExitCode::SUCCESS),

@@ -190,3 +190,110 @@ fn data_without_a_value_means_vakt_data_from_the_environment() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("creating the data directory"));
     assert!(data.join("ledger.db").exists() && data.join("ledger.key").exists());
 }
+
+#[test]
+fn policies_make_decisions_and_people_add_list_and_lift_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let dir = tmp.path().join("dir.toml");
+    std::fs::write(
+        &dir,
+        "[[canary]]\ncustomer_id = \"C-900001\"\n\n[[policy]]\nrule = \"canary\"\nmin_severity = \"high\"\naction = \"block\"\nttl = \"1h\"\n",
+    )
+    .unwrap();
+    let input = tmp.path().join("in.jsonl");
+    std::fs::write(&input, "{\"@timestamp\":\"2026-11-02T08:00:00Z\",\"user.name\":\"p3.bot\",\"event.action\":\"lookup\",\"customer.ids\":[\"C-900001\"]}\n").unwrap();
+    let st = vakt()
+        .args(["watch", "-q", "--data"])
+        .arg(&data)
+        .arg("--directory")
+        .arg(&dir)
+        .arg(&input)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // In force at the alert's event time, for an hour.
+    let list = |extra: &[&str]| {
+        let out = vakt()
+            .args(["decisions", "list", "--format", "json", "--data"])
+            .arg(&data)
+            .args(extra)
+            .output()
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let at = list(&["--at", "2026-11-02T08:30:00Z"]);
+    assert_eq!(at.as_array().unwrap().len(), 1, "{at}");
+    assert_eq!(
+        (
+            at[0]["value"].as_str(),
+            at[0]["action"].as_str(),
+            at[0]["scope"].as_str()
+        ),
+        (Some("p3.bot"), Some("block"), Some("account"))
+    );
+    assert!(at[0]["reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("canary canary-"));
+    assert_eq!(
+        list(&["--at", "2026-11-02T09:30:00Z"])
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    // By hand: add, see it in force now, lift it.
+    let out = vakt()
+        .args([
+            "decisions",
+            "add",
+            "--scope",
+            "ip",
+            "--value",
+            "203.0.113.9",
+            "--action",
+            "throttle",
+            "--ttl",
+            "10m",
+            "--data",
+        ])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let now = list(&[]);
+    assert_eq!(
+        now.as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["id"] == id.as_str())
+            .count(),
+        1
+    );
+    let out = vakt()
+        .args(["decisions", "delete", "--data"])
+        .arg(&data)
+        .arg(&id)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(list(&[])
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|d| d["id"] != id.as_str()));
+    let again = vakt()
+        .args(["decisions", "delete", "--data"])
+        .arg(&data)
+        .arg(&id)
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(1));
+}

@@ -329,3 +329,126 @@ pub fn report(args: ReportArgs) -> Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+#[derive(clap::Subcommand, Clone, Debug)]
+pub enum DecisionsCommand {
+    /// Decisions in force now (or --all), as a table or JSON.
+    List {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Also expired ones.
+        #[arg(long)]
+        all: bool,
+        /// In force at this time instead of now (RFC 3339), e.g. for a replayed month.
+        #[arg(long)]
+        at: Option<String>,
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        format: String,
+    },
+    /// Add a decision by hand.
+    Add {
+        #[command(flatten)]
+        data: DataArgs,
+        #[arg(long, value_parser = ["account", "ip", "organization"])]
+        scope: String,
+        #[arg(long)]
+        value: String,
+        #[arg(long, value_parser = ["throttle", "step_up", "block"])]
+        action: String,
+        /// How long: 90s, 10m, 1h, 7d.
+        #[arg(long)]
+        ttl: String,
+        #[arg(long, default_value = "added by hand")]
+        reason: String,
+    },
+    /// Lift a decision.
+    Delete {
+        #[command(flatten)]
+        data: DataArgs,
+        id: String,
+    },
+}
+
+fn now() -> Timestamp {
+    Timestamp(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0),
+    )
+}
+
+pub fn decisions(cmd: DecisionsCommand) -> Result<ExitCode> {
+    use vakt_ledger::decisions::Decision;
+    match cmd {
+        DecisionsCommand::List {
+            data,
+            all,
+            at,
+            format,
+        } => {
+            let l = Ledger::open_read(&data.dir())?;
+            let at = match (all, at) {
+                (true, _) => None,
+                (false, Some(t)) => Some(Timestamp::parse(&t)?),
+                (false, None) => Some(now()),
+            };
+            let list = l.decisions(at)?;
+            if format == "json" {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                println!(
+                    "{} decision(s){}",
+                    list.len(),
+                    if all { "" } else { " in force" }
+                );
+                for d in &list {
+                    println!(
+                        "  {:<40} {:<8} {:<13} {:<20} until {}  ({})",
+                        d.id, d.action, d.scope, d.value, d.expires, d.reason
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        DecisionsCommand::Add {
+            data,
+            scope,
+            value,
+            action,
+            ttl,
+            reason,
+        } => {
+            let ttl_ms = vakt_event::directory::parse_ttl(&ttl).with_context(|| {
+                format!("--ttl `{ttl}` is not a duration; write e.g. 90s, 10m, 1h or 7d")
+            })?;
+            let mut l = Ledger::open(&data.dir())?;
+            let created = now();
+            let d = Decision {
+                id: format!("manual-{}-{}-{}", scope, value, created.0),
+                scope,
+                value,
+                action,
+                reason,
+                created,
+                expires: Timestamp(created.0 + ttl_ms),
+            };
+            l.put_decision(&d)?;
+            l.close()?;
+            println!("{}", d.id);
+            Ok(ExitCode::SUCCESS)
+        }
+        DecisionsCommand::Delete { data, id } => {
+            let mut l = Ledger::open(&data.dir())?;
+            let found = l.delete_decision(&id)?;
+            l.close()?;
+            if found {
+                println!("lifted {id}");
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!("vakt: no decision {id}; `vakt decisions list --all` shows them");
+                Ok(ExitCode::from(1))
+            }
+        }
+    }
+}

@@ -229,7 +229,9 @@ pub fn watch(args: &WatchArgs, mut out: Box<dyn Write>) -> Result<WatchReport> {
     let (mut engine, directory) = build_engine(args)?;
     let config = StreamConfig {
         format,
-        context: ParserContext { directory },
+        context: ParserContext {
+            directory: directory.clone(),
+        },
         max_line: args.max_line,
         lateness: vakt_detect::LATENESS,
     };
@@ -274,7 +276,13 @@ pub fn watch(args: &WatchArgs, mut out: Box<dyn Write>) -> Result<WatchReport> {
     let mut emit = |a: Alert| {
         alert_lines += 1;
         if let Some(l) = ledger.borrow_mut().as_mut() {
-            if let Err(e) = l.record_alert(&a) {
+            // The alert, and the decisions the directory's policies make of it.
+            let recorded = l.record_alert(&a).and_then(|()| {
+                vakt_ledger::decisions::from_alert(&directory.policies, &a)
+                    .iter()
+                    .try_for_each(|d| l.put_decision(d))
+            });
+            if let Err(e) = recorded {
                 ledger_error.get_or_insert(e);
             }
         }
