@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # vakt and CrowdSec on the same nginx log, in one run, on this machine.
 #   usage: bench/crowdsec-side-by-side.sh [LINES] [SEED]
-# Needs: python3, and CrowdSec for its half (apt-get install -y crowdsec || true;
-# its post-install registration fails offline, the binaries are installed).
+# Needs: python3, GNU time (apt-get install -y time), and CrowdSec for its half
+# (apt-get install -y crowdsec || true; its post-install registration fails
+# offline, the binaries are installed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LINES=${1:-100000}
 SEED=${2:-42}
 SHARED=${VAKT_SHARED_BENCH:-../shared/bench}
+[ -x /usr/bin/time ] || { echo "GNU time is missing: apt-get install -y time"; exit 2; }
 W=${BENCH_DIR:-/tmp/vakt-vs-crowdsec}
 mkdir -p "$W"
 LOG="$W/access.log"
