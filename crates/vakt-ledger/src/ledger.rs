@@ -111,7 +111,7 @@ impl Ledger {
             source,
         };
         let conn = Connection::open(&path).map_err(db)?;
-        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-262144; PRAGMA wal_autocheckpoint=20000;")
+        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-262144; PRAGMA wal_autocheckpoint=20000;")
             .map_err(db)?;
         conn.execute_batch(SCHEMA).map_err(db)?;
         let last_hash: [u8; 32] = conn
