@@ -415,6 +415,8 @@ pub fn generate(o: &Options) -> Result<Vec<CanaryCustomer>, CanaryError> {
     let mut rng = ChaCha8Rng::seed_from_u64(o.seed);
     let n = names(o.locale);
     let mut out = Vec::with_capacity(o.count);
+    // Consecutive numbers from a seed-chosen start: unique within a batch.
+    let first_id = o.seed.wrapping_mul(7919) % 100_000;
     for i in 0..o.count {
         let first = n.first.choose(&mut rng).copied().unwrap_or("Anna");
         let last = n.last.choose(&mut rng).copied().unwrap_or("Smith");
@@ -450,11 +452,7 @@ pub fn generate(o: &Options) -> Result<Vec<CanaryCustomer>, CanaryError> {
             .filter(|c| c.is_ascii_alphanumeric() || *c == '.')
             .collect();
         out.push(CanaryCustomer {
-            customer_id: format!(
-                "{}{:05}",
-                o.id_prefix,
-                (o.seed as usize * 7919 + i) % 100_000
-            ),
+            customer_id: format!("{}{:05}", o.id_prefix, first_id + i as u64),
             first_name: first.into(),
             last_name: last.into(),
             street,
@@ -483,6 +481,18 @@ mod tests {
             phone_prefix: Some("+4790012"),
             seed,
         }
+    }
+
+    #[test]
+    fn canary_ids_are_unique_in_a_batch_whatever_the_seed() {
+        let many = generate(&Options {
+            count: 150_000,
+            ..opts(Locale::EnUs, u64::MAX)
+        })
+        .unwrap();
+        let ids: std::collections::HashSet<&str> =
+            many.iter().map(|c| c.customer_id.as_str()).collect();
+        assert_eq!(ids.len(), many.len());
     }
 
     #[test]

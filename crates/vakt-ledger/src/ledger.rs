@@ -186,9 +186,15 @@ impl Ledger {
     /// Appends one access, unless this source line is already in the
     /// ledger (a restart on the same input). Returns whether it was new.
     pub fn append(&mut self, e: &AccessEvent) -> Result<bool> {
+        self.append_as(e, e.organization.as_deref())
+    }
+
+    /// Appends one access recorded under `organization` (the directory's,
+    /// which wins over the event's).
+    pub fn append_as(&mut self, e: &AccessEvent, organization: Option<&str>) -> Result<bool> {
         let source = e.origin.source.to_string();
         let line = e.origin.line as i64;
-        let org = e.organization.clone().unwrap_or_default();
+        let org = organization.unwrap_or_default().to_owned();
         let ip = e.source_ip.map(|i| i.to_string()).unwrap_or_default();
         let cats = e.categories.join(",");
         let case_id = e.case_id.clone().unwrap_or_default();

@@ -95,6 +95,25 @@ enum Plan {
     },
 }
 
+/// Poisson(`lambda`) lookups of one customer each by `actor` within the
+/// hour, labelled as the incident's.
+fn injected_lookups(
+    w: &mut World,
+    track: &mut Track,
+    actor: usize,
+    h: &Hour,
+    lambda: f64,
+    categories: &[&str],
+) {
+    let n = crate::rng::poisson(&mut w.rng, lambda);
+    for _ in 0..n {
+        let t = h.start + w.rng.gen_range(0..HOUR);
+        let c = w.customer();
+        w.access(actor, t, Action::Lookup, &[c], None, categories, None, None);
+        track.saw(t, &[c], 0);
+    }
+}
+
 pub(crate) struct Plans {
     plans: Vec<(Plan, Track)>,
 }
@@ -434,22 +453,14 @@ impl Plans {
                     }
                     let k = (h.day - *day) as i32;
                     let per_day = (*first * growth.powi(k)).min(180.0);
-                    let n = crate::rng::poisson(&mut w.rng, per_day / 10.0);
-                    for _ in 0..n {
-                        let t = h.start + w.rng.gen_range(0..HOUR);
-                        let c = w.customer();
-                        w.access(
-                            *actor,
-                            t,
-                            Action::Lookup,
-                            &[c],
-                            None,
-                            &["name", "address", "phone", "email"],
-                            None,
-                            None,
-                        );
-                        track.saw(t, &[c], 0);
-                    }
+                    injected_lookups(
+                        w,
+                        track,
+                        *actor,
+                        h,
+                        per_day / 10.0,
+                        &["name", "address", "phone", "email"],
+                    );
                 }
                 Plan::S6 {
                     actor,
@@ -462,22 +473,14 @@ impl Plans {
                         continue;
                     }
                     let lambda = if h.in_local(8, 22) { 60.0 } else { 8.0 } * *share;
-                    let n = crate::rng::poisson(&mut w.rng, lambda);
-                    for _ in 0..n {
-                        let t = h.start + w.rng.gen_range(0..HOUR);
-                        let c = w.customer();
-                        w.access(
-                            *actor,
-                            t,
-                            Action::Lookup,
-                            &[c],
-                            None,
-                            &["name", "email", "payment_card", "password"],
-                            None,
-                            None,
-                        );
-                        track.saw(t, &[c], 0);
-                    }
+                    injected_lookups(
+                        w,
+                        track,
+                        *actor,
+                        h,
+                        lambda,
+                        &["name", "email", "payment_card", "password"],
+                    );
                     for _ in 0..crate::rng::poisson(&mut w.rng, 6.0) {
                         let t = h.start + w.rng.gen_range(0..HOUR);
                         let bytes = w.rng.gen_range(20_000..200_000);

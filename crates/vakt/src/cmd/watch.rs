@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use vakt_detect::detectors::registry;
 use vakt_detect::Engine;
 use vakt_enrich::{Cases, Enricher, GeoIp};
-use vakt_event::{Alert, Directory, Event};
+use vakt_event::{Alert, Directory, Event, EventKind};
 use vakt_ingest::parsers;
 use vakt_ingest::{
     EventStream, FollowControl, Input, InputStats, Merge, ParserContext, Rejects, StreamConfig,
@@ -304,15 +304,8 @@ pub fn watch(args: &WatchArgs, mut out: Box<dyn Write>) -> Result<WatchReport> {
     // The ledger records the organisation the directory names, which wins over the event's.
     let record = |engine: &Engine, ev: &Event| -> Result<()> {
         if let (Some(l), Event::Access(a)) = (ledger.borrow_mut().as_mut(), ev) {
-            let org = engine.enricher().organization_of(a);
-            if org != a.organization.as_deref() {
-                let mut a = a.clone();
-                a.organization = org.map(str::to_owned);
-                l.append(&a)
-            } else {
-                l.append(a)
-            }
-            .context("cannot append to the ledger")?;
+            l.append_as(a, engine.enricher().organization_of(a))
+                .context("cannot append to the ledger")?;
         }
         Ok(())
     };
@@ -369,11 +362,10 @@ pub fn watch(args: &WatchArgs, mut out: Box<dyn Write>) -> Result<WatchReport> {
     Ok(WatchReport {
         inputs: input_stats,
         rejected: rejects.count(),
-        events: engine
-            .stats()
-            .events
-            .iter()
-            .map(|(k, v)| (*k, *v))
+        events: [EventKind::Access, EventKind::Flow]
+            .into_iter()
+            .map(|k| (k.as_str(), engine.events(k)))
+            .filter(|(_, n)| *n > 0)
             .collect(),
         incidents: engine
             .incidents_by_rule()
