@@ -244,6 +244,10 @@ pub struct HttpRoute {
     pub action: String,
     #[serde(default)]
     pub categories: Vec<String>,
+    /// For the HTTP proxy: a JSON pointer into the response body naming the
+    /// customers a search returned; `*` walks an array (`/results/*/id`).
+    #[serde(default)]
+    pub response_customers: Option<String>,
 }
 
 fn default_route_action() -> String {

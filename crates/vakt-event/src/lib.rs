@@ -7,6 +7,7 @@
 pub mod alert;
 pub mod directory;
 pub mod event;
+pub mod routes;
 pub mod time;
 
 pub use alert::{Actor, Alert, AlertStatus, Severity};

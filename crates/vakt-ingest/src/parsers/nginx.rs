@@ -18,7 +18,7 @@ use chrono::DateTime;
 use regex::Regex;
 use std::net::IpAddr;
 use std::sync::OnceLock;
-use vakt_event::directory::HttpRoute;
+use vakt_event::routes::Routes;
 use vakt_event::{AccessEvent, Action, Event, Origin, Outcome, Timestamp};
 
 pub const FORMAT: Format = Format {
@@ -43,61 +43,6 @@ fn combined() -> &'static Regex {
     })
 }
 
-/// One compiled route: literal segments, `*`, or the customer capture.
-struct Route {
-    segments: Vec<Segment>,
-    method: Option<String>,
-    action: Action,
-    categories: Vec<String>,
-}
-
-enum Segment {
-    Literal(String),
-    Any,
-    Customer,
-}
-
-impl Route {
-    fn compile(r: &HttpRoute) -> Route {
-        let segments = r
-            .pattern
-            .get_ref()
-            .trim_matches('/')
-            .split('/')
-            .map(|s| match s {
-                "*" => Segment::Any,
-                "{customer}" => Segment::Customer,
-                lit => Segment::Literal(lit.to_owned()),
-            })
-            .collect();
-        Route {
-            segments,
-            method: r.method.as_ref().map(|m| m.to_ascii_uppercase()),
-            action: Action::parse(&r.action),
-            categories: r.categories.clone(),
-        }
-    }
-
-    /// The customer id if `path` matches (empty string when the route has no capture).
-    fn matches<'p>(&self, method: &str, path: &'p str) -> Option<&'p str> {
-        if self.method.as_deref().is_some_and(|m| m != method) {
-            return None;
-        }
-        let mut customer = "";
-        let mut parts = path.trim_matches('/').split('/');
-        for seg in &self.segments {
-            let part = parts.next()?;
-            match seg {
-                Segment::Literal(l) if l != part => return None,
-                Segment::Customer if part.is_empty() => return None,
-                Segment::Customer => customer = part,
-                _ => {}
-            }
-        }
-        parts.next().is_none().then_some(customer)
-    }
-}
-
 /// Which field names the account.
 enum AccountFrom {
     RemoteUser,
@@ -105,7 +50,7 @@ enum AccountFrom {
 }
 
 pub struct WebLog {
-    routes: Vec<Route>,
+    routes: Routes,
     account: AccountFrom,
 }
 
@@ -134,9 +79,7 @@ impl WebLog {
             // The default: a user the log names, else the address.
             _ => AccountFrom::RemoteUser,
         };
-        let routes = http
-            .map(|h| h.routes.iter().map(Route::compile).collect())
-            .unwrap_or_default();
+        let routes = http.map(|h| Routes::new(&h.routes)).unwrap_or_default();
         WebLog { routes, account }
     }
 
@@ -150,12 +93,7 @@ impl WebLog {
             AccountFrom::Header(_) => r.header_user.filter(|u| !u.is_empty() && u != "-"),
         };
         let user = named.unwrap_or_else(|| r.addr.to_owned());
-        let path = r.target.split(['?', '#']).next().unwrap_or("");
-        let (action, customer_ids, categories) = match self
-            .routes
-            .iter()
-            .find_map(|rt| rt.matches(r.method, path).map(|c| (rt, c)))
-        {
+        let (action, customer_ids, categories) = match self.routes.find(r.method, r.target) {
             Some((rt, c)) => (
                 rt.action.clone(),
                 if c.is_empty() {
