@@ -15,6 +15,7 @@ pub mod keys;
 pub mod ledger;
 pub mod report;
 pub mod scope;
+pub mod totp;
 pub mod verify;
 
 pub use keys::DataDir;

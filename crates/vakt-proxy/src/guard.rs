@@ -1,0 +1,417 @@
+//! Which decision applies to a request, now.
+//!
+//! Decisions live in the data directory's ledger database; the guard
+//! re-reads those in force every `refresh` (half a second by default), so
+//! a decision made by a policy, `vakt decisions add` or the API reaches
+//! every proxy within a second without a restart. The strongest decision
+//! wins: block, then step-up (unless the account proved a TOTP code within
+//! `step_up_for`), then throttle (a token bucket of `throttle_per_minute`
+//! requests per decision and subject).
+
+use crate::{now, Result};
+use ipnet::IpNet;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::{Duration, Instant};
+use vakt_event::Directory;
+use vakt_ledger::decisions::Decision;
+use vakt_ledger::{DataDir, Ledger};
+
+#[derive(Clone, Debug)]
+pub struct GuardConfig {
+    /// Requests a throttled subject may make per minute.
+    pub throttle_per_minute: u32,
+    /// How long a correct TOTP code satisfies a step-up decision.
+    pub step_up_for: Duration,
+    /// How often decisions are re-read from the data directory.
+    pub refresh: Duration,
+    /// Whom a blocked user should contact, said in the refusal.
+    pub contact: String,
+}
+
+impl Default for GuardConfig {
+    fn default() -> Self {
+        GuardConfig {
+            throttle_per_minute: 6,
+            step_up_for: Duration::from_secs(15 * 60),
+            refresh: Duration::from_millis(500),
+            contact: "your security team".into(),
+        }
+    }
+}
+
+/// What to do with one request.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Verdict {
+    Pass,
+    /// Over a throttle's allowance: retry after `wait`.
+    Throttle {
+        decision: Decision,
+        wait: Duration,
+    },
+    /// Prove a TOTP code for the account first.
+    StepUp(Decision),
+    Block(Decision),
+}
+
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+pub struct Guard {
+    data: DataDir,
+    config: GuardConfig,
+    active: RwLock<Arc<Vec<Decision>>>,
+    /// Account -> organisation, and organisations' networks, from the directory.
+    organization_of: HashMap<String, String>,
+    networks: Vec<(IpNet, String)>,
+    buckets: Mutex<HashMap<(String, String), Bucket>>,
+    stepped_up: Mutex<HashMap<String, Instant>>,
+}
+
+impl Guard {
+    /// Reads the decisions in force now and keeps them fresh in a
+    /// background thread for as long as the guard lives.
+    pub fn start(data: DataDir, directory: &Directory, config: GuardConfig) -> Result<Arc<Guard>> {
+        let organization_of = directory
+            .accounts
+            .iter()
+            .filter_map(|a| {
+                a.organization
+                    .as_ref()
+                    .map(|o| (a.name.get_ref().clone(), o.get_ref().clone()))
+            })
+            .collect();
+        let networks = directory
+            .organizations
+            .iter()
+            .flat_map(|o| o.nets.iter().map(|n| (*n, o.id.get_ref().clone())))
+            .collect();
+        let guard = Arc::new(Guard {
+            data,
+            config,
+            active: RwLock::new(Arc::new(Vec::new())),
+            organization_of,
+            networks,
+            buckets: Mutex::new(HashMap::new()),
+            stepped_up: Mutex::new(HashMap::new()),
+        });
+        Ledger::open(&guard.data)?.close()?;
+        let reader = Ledger::open_read(&guard.data)?;
+        guard.refresh(&reader)?;
+        let weak: Weak<Guard> = Arc::downgrade(&guard);
+        let every = guard.config.refresh;
+        std::thread::Builder::new()
+            .name("vakt-guard".into())
+            .spawn(move || loop {
+                std::thread::sleep(every);
+                let Some(g) = weak.upgrade() else { return };
+                if let Err(e) = g.refresh(&reader) {
+                    tracing::warn!("cannot re-read decisions: {e}");
+                }
+            })
+            .map_err(crate::io_err("cannot start the decision refresher"))?;
+        Ok(guard)
+    }
+
+    fn refresh(&self, reader: &Ledger) -> Result<()> {
+        let list = reader.decisions(Some(now()))?;
+        *self.active.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(list);
+        Ok(())
+    }
+
+    pub fn config(&self) -> &GuardConfig {
+        &self.config
+    }
+
+    /// The decisions in force, as last read.
+    pub fn active(&self) -> Arc<Vec<Decision>> {
+        self.active
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The organisation an account belongs to, else the one owning the address.
+    pub fn organization(&self, account: Option<&str>, ip: Option<IpAddr>) -> Option<&str> {
+        account
+            .and_then(|a| self.organization_of.get(a))
+            .or_else(|| {
+                let ip = ip?;
+                self.networks
+                    .iter()
+                    .find(|(n, _)| n.contains(&ip))
+                    .map(|(_, o)| o)
+            })
+            .map(String::as_str)
+    }
+
+    /// The verdict for a request by `account` (when known) from `ip`.
+    pub fn verdict(&self, account: Option<&str>, ip: Option<IpAddr>) -> Verdict {
+        let active = self.active();
+        if active.is_empty() {
+            return Verdict::Pass;
+        }
+        let t = now();
+        let ip_text = ip.map(|i| i.to_string());
+        let org = self.organization(account, ip);
+        let applies = |d: &&Decision| {
+            d.created <= t
+                && d.expires > t
+                && match d.scope.as_str() {
+                    "account" => account == Some(d.value.as_str()),
+                    "ip" => ip_text.as_deref() == Some(d.value.as_str()),
+                    "organization" => org == Some(d.value.as_str()),
+                    _ => false,
+                }
+        };
+        let mut found: Vec<&Decision> = active.iter().filter(applies).collect();
+        found.sort_by_key(|d| match d.action.as_str() {
+            "block" => 0,
+            "step_up" => 1,
+            _ => 2,
+        });
+        for d in found {
+            match d.action.as_str() {
+                "block" => return Verdict::Block(d.clone()),
+                "step_up" => {
+                    if !account.is_some_and(|a| self.has_stepped_up(a)) {
+                        return Verdict::StepUp(d.clone());
+                    }
+                }
+                "throttle" => {
+                    let subject = account
+                        .map(str::to_owned)
+                        .or_else(|| ip_text.clone())
+                        .unwrap_or_default();
+                    if let Some(wait) = self.take_token(&d.id, subject) {
+                        return Verdict::Throttle {
+                            decision: d.clone(),
+                            wait,
+                        };
+                    }
+                }
+                _ => {}
+            }
+        }
+        Verdict::Pass
+    }
+
+    /// Takes one request from the subject's bucket; `Some(wait)` when empty.
+    fn take_token(&self, decision: &str, subject: String) -> Option<Duration> {
+        let per_minute = self.config.throttle_per_minute.max(1) as f64;
+        let rate = per_minute / 60.0;
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if buckets.len() > 100_000 {
+            // Bounded: forget full buckets (idle subjects) first.
+            let cap = per_minute;
+            buckets.retain(|_, b| b.tokens + b.at.elapsed().as_secs_f64() * rate < cap);
+        }
+        let now = Instant::now();
+        let b = buckets
+            .entry((decision.to_owned(), subject))
+            .or_insert(Bucket {
+                tokens: per_minute,
+                at: now,
+            });
+        b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * rate).min(per_minute);
+        b.at = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            None
+        } else {
+            Some(Duration::from_secs_f64((1.0 - b.tokens) / rate))
+        }
+    }
+
+    fn has_stepped_up(&self, account: &str) -> bool {
+        self.stepped_up
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(account)
+            .is_some_and(|until| *until > Instant::now())
+    }
+
+    /// Checks a TOTP code for the account against its enrolled secret; a
+    /// correct code satisfies step-up decisions for `step_up_for`.
+    pub fn verify_totp(&self, account: &str, code: &str) -> Result<bool> {
+        let secret = Ledger::open_read(&self.data)?.totp_secret(account)?;
+        let Some(secret) = secret else {
+            return Ok(false);
+        };
+        if !totp_matches(&secret, code) {
+            return Ok(false);
+        }
+        let mut s = self.stepped_up.lock().unwrap_or_else(|p| p.into_inner());
+        s.retain(|_, until| *until > Instant::now());
+        s.insert(account.to_owned(), Instant::now() + self.config.step_up_for);
+        Ok(true)
+    }
+}
+
+/// A fresh base32 secret of 160 bits, as authenticator apps take it.
+pub fn new_totp_secret() -> String {
+    totp_rs::Secret::generate_secret().to_encoded().to_string()
+}
+
+fn totp_for(secret: &str, account: &str) -> Option<totp_rs::TOTP> {
+    let bytes = totp_rs::Secret::Encoded(secret.to_owned())
+        .to_bytes()
+        .ok()?;
+    totp_rs::TOTP::new(
+        totp_rs::Algorithm::SHA1,
+        6,
+        1,
+        30,
+        bytes,
+        Some("vakt".into()),
+        account.to_owned(),
+    )
+    .ok()
+}
+
+/// The `otpauth://` URI to enrol the secret in an authenticator app.
+pub fn totp_uri(secret: &str, account: &str) -> Option<String> {
+    Some(totp_for(secret, account)?.get_url())
+}
+
+/// The current code for a secret (for enrolment checks and tests).
+pub fn totp_code(secret: &str) -> Option<String> {
+    totp_for(secret, "x")?.generate_current().ok()
+}
+
+/// Whether `code` is valid now (one step of clock skew either way).
+fn totp_matches(secret: &str, code: &str) -> bool {
+    let code = code.trim();
+    code.len() == 6 && totp_for(secret, "x").is_some_and(|t| t.check_current(code).unwrap_or(false))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vakt_event::Timestamp;
+
+    fn setup(decisions: &[(&str, &str, &str)]) -> (tempfile::TempDir, Arc<Guard>) {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = DataDir {
+            path: tmp.path().join("data"),
+        };
+        let mut l = Ledger::open(&data).unwrap();
+        let t = now();
+        for (i, (scope, value, action)) in decisions.iter().enumerate() {
+            l.put_decision(&Decision {
+                id: format!("d{i}"),
+                scope: (*scope).into(),
+                value: (*value).into(),
+                action: (*action).into(),
+                reason: "test".into(),
+                created: Timestamp(t.0 - 1000),
+                expires: Timestamp(t.0 + 60_000),
+            })
+            .unwrap();
+        }
+        l.set_totp_secret("anna", "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", t)
+            .unwrap();
+        l.close().unwrap();
+        let dir = Directory::from_toml(
+            "[[organization]]\nid = \"partner-3\"\nnetworks = [\"10.3.0.0/16\"]\n\n[[account]]\nname = \"p3.anna\"\norganization = \"partner-3\"\n",
+            "d",
+        )
+        .unwrap();
+        let g = Guard::start(
+            data,
+            &dir,
+            GuardConfig {
+                throttle_per_minute: 2,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        (tmp, g)
+    }
+
+    #[test]
+    fn the_strongest_decision_for_account_address_or_organisation_wins() {
+        let (_t, g) = setup(&[
+            ("account", "bot", "throttle"),
+            ("account", "bot", "block"),
+            ("ip", "192.0.2.7", "step_up"),
+            ("organization", "partner-3", "block"),
+        ]);
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        assert!(
+            matches!(g.verdict(Some("bot"), ip("192.0.2.1")), Verdict::Block(d) if d.id == "d1")
+        );
+        assert!(matches!(
+            g.verdict(Some("eve"), ip("192.0.2.7")),
+            Verdict::StepUp(_)
+        ));
+        // The organisation by account, and by network for an unknown account.
+        assert!(
+            matches!(g.verdict(Some("p3.anna"), ip("192.0.2.1")), Verdict::Block(d) if d.id == "d3")
+        );
+        assert!(matches!(g.verdict(None, ip("10.3.4.5")), Verdict::Block(_)));
+        assert_eq!(g.verdict(Some("erik"), ip("192.0.2.1")), Verdict::Pass);
+    }
+
+    #[test]
+    fn a_throttle_lets_the_allowance_through_then_says_how_long_to_wait() {
+        let (_t, g) = setup(&[("account", "bot", "throttle")]);
+        assert_eq!(g.verdict(Some("bot"), None), Verdict::Pass);
+        assert_eq!(g.verdict(Some("bot"), None), Verdict::Pass);
+        match g.verdict(Some("bot"), None) {
+            Verdict::Throttle { wait, .. } => {
+                assert!(wait > Duration::from_secs(20) && wait <= Duration::from_secs(30))
+            }
+            v => panic!("expected a throttle, got {v:?}"),
+        }
+        // Another account is not affected.
+        assert_eq!(g.verdict(Some("erik"), None), Verdict::Pass);
+    }
+
+    #[test]
+    fn a_correct_totp_code_satisfies_step_up_and_a_wrong_one_does_not() {
+        let (_t, g) = setup(&[("account", "anna", "step_up")]);
+        assert!(matches!(g.verdict(Some("anna"), None), Verdict::StepUp(_)));
+        let code = totp_code("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP").unwrap();
+        let wrong = format!(
+            "{:06}",
+            (code.parse::<u32>().unwrap() + 500_000) % 1_000_000
+        );
+        assert!(!g.verify_totp("anna", &wrong).unwrap());
+        assert!(!g.verify_totp("anna", "12345").unwrap());
+        assert!(!g.verify_totp("nobody", "123456").unwrap());
+        assert!(matches!(g.verdict(Some("anna"), None), Verdict::StepUp(_)));
+        assert!(g.verify_totp("anna", &code).unwrap());
+        assert_eq!(g.verdict(Some("anna"), None), Verdict::Pass);
+    }
+
+    #[test]
+    fn decisions_made_elsewhere_apply_within_a_second() {
+        let (_t, g) = setup(&[]);
+        assert_eq!(g.verdict(Some("bot"), None), Verdict::Pass);
+        let mut l = Ledger::open(&g.data).unwrap();
+        let t = now();
+        l.put_decision(&Decision {
+            id: "late".into(),
+            scope: "account".into(),
+            value: "bot".into(),
+            action: "block".into(),
+            reason: "by hand".into(),
+            created: t,
+            expires: Timestamp(t.0 + 60_000),
+        })
+        .unwrap();
+        l.close().unwrap();
+        let start = Instant::now();
+        while g.verdict(Some("bot"), None) == Verdict::Pass {
+            assert!(
+                start.elapsed() < Duration::from_secs(1),
+                "not seen within a second"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}

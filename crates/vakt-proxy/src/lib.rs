@@ -1,0 +1,52 @@
+//! vakt's inline enforcement points: proxies that sit in front of a
+//! customer-lookup API (`http`) or the customer database (`pg`), see every
+//! access first-hand, including which customers each answer returned, and
+//! enforce decisions while an incident is open.
+//!
+//! A proxy is a source and an actor at once:
+//!
+//! ```text
+//! client -> proxy -- guard (decisions in force: pass, throttle, step up, block)
+//!             |  \-> upstream (API or PostgreSQL)
+//!             \-> sink -> engine (enrich, detect) -> ledger, alerts, policies -> decisions
+//! ```
+//!
+//! The [`Guard`] reads decisions from the data directory (so one typed with
+//! `vakt decisions add` in another shell applies within a second); the
+//! [`EventSink`] feeds the same engine `vakt watch` runs, and spools to disk
+//! when the engine falls behind, so no access goes unrecorded.
+
+pub mod guard;
+pub mod sink;
+
+pub use guard::{Guard, GuardConfig, Verdict};
+pub use sink::{EventSink, FailMode, SinkConfig, SinkStats};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error(transparent)]
+    Ledger(#[from] vakt_ledger::LedgerError),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Config(String),
+}
+
+pub type Result<T> = std::result::Result<T, ProxyError>;
+
+pub(crate) fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ProxyError {
+    let context = context.into();
+    move |source| ProxyError::Io { context, source }
+}
+
+/// Wall-clock time as an event timestamp.
+pub fn now() -> vakt_event::Timestamp {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    vakt_event::Timestamp(ms)
+}

@@ -1,0 +1,399 @@
+//! Where a proxy's access events go: the same engine `vakt watch` runs
+//! (enrich, detect), the ledger, alert lines, and the directory's policies,
+//! which turn alerts into decisions the guard then enforces.
+//!
+//! The engine runs in its own thread behind a bounded queue. When the queue
+//! is full (the engine is slow, or the ledger is busy) or the engine is
+//! gone, events go to a spool file in the data directory (`spool/`), which
+//! the engine drains when it catches up and at the next start; the ledger's
+//! unique (source, line) makes a replay exactly-once. `FailMode` says what
+//! the proxy does with a request meanwhile: `Open` passes it, `Closed`
+//! refuses it. Either way its access event is kept.
+
+use crate::{io_err, now, ProxyError, Result};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use vakt_detect::detectors::registry;
+use vakt_detect::Engine;
+use vakt_enrich::Enricher;
+use vakt_event::{AccessEvent, Alert, Directory, Event, Origin};
+use vakt_ingest::parsers::{self, ParserContext};
+use vakt_ledger::{DataDir, Ledger};
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum FailMode {
+    /// Pass requests while the engine is behind; their events are spooled.
+    Open,
+    /// Refuse requests while the engine is behind.
+    Closed,
+}
+
+impl std::str::FromStr for FailMode {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "open" => Ok(FailMode::Open),
+            "closed" => Ok(FailMode::Closed),
+            _ => Err(format!("fail mode `{s}` is neither `open` nor `closed`")),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct SinkConfig {
+    /// Events held in memory between the proxy and the engine.
+    pub queue: usize,
+    pub fail_mode: FailMode,
+    /// Names this proxy's events in the ledger (`http-proxy`, `pg-proxy`).
+    pub source: String,
+}
+
+/// Counters for the summary and for tests.
+#[derive(Debug, Default)]
+pub struct SinkStats {
+    pub submitted: AtomicU64,
+    pub spooled: AtomicU64,
+    pub replayed: AtomicU64,
+    pub recorded: AtomicU64,
+    pub alerts: AtomicU64,
+    pub decisions: AtomicU64,
+}
+
+pub struct EventSink {
+    tx: Option<Sender<AccessEvent>>,
+    config: SinkConfig,
+    source: Arc<str>,
+    seq: AtomicU64,
+    spool: Arc<Spool>,
+    stats: Arc<SinkStats>,
+    engine: Option<JoinHandle<Result<()>>>,
+    engine_down: Arc<AtomicBool>,
+}
+
+impl EventSink {
+    /// Starts the engine thread; alert lines go to `alerts`.
+    pub fn start(
+        data: &DataDir,
+        directory: Arc<Directory>,
+        alerts: Box<dyn Write + Send>,
+        config: SinkConfig,
+    ) -> Result<EventSink> {
+        let mut ledger = Ledger::open(data)?;
+        ledger.commit()?;
+        let spool = Arc::new(Spool::open(&data.path.join("spool"), &config.source)?);
+        let (tx, rx) = crossbeam_channel::bounded(config.queue.max(1));
+        let stats = Arc::new(SinkStats::default());
+        let engine_down = Arc::new(AtomicBool::new(false));
+        let worker = Worker {
+            engine: Engine::new(Enricher::new(directory.clone(), None, None), registry()),
+            directory,
+            ledger,
+            alerts,
+            spool: spool.clone(),
+            stats: stats.clone(),
+        };
+        let down = engine_down.clone();
+        let engine = std::thread::Builder::new()
+            .name("vakt-engine".into())
+            .spawn(move || {
+                let r = worker.run(rx);
+                down.store(true, Ordering::Relaxed);
+                if let Err(e) = &r {
+                    tracing::error!("the engine stopped: {e}");
+                }
+                r
+            })
+            .map_err(io_err("cannot start the engine thread"))?;
+        // Sources are unique per start, so line numbers never collide in the ledger.
+        let source: Arc<str> = format!("{}@{}", config.source, now().0).into();
+        Ok(EventSink {
+            tx: Some(tx),
+            config,
+            source,
+            seq: AtomicU64::new(0),
+            spool,
+            stats,
+            engine: Some(engine),
+            engine_down,
+        })
+    }
+
+    pub fn stats(&self) -> &SinkStats {
+        &self.stats
+    }
+
+    pub fn fail_mode(&self) -> FailMode {
+        self.config.fail_mode
+    }
+
+    /// Whether the engine is keeping up; in `Closed` mode a proxy refuses
+    /// requests while it is not.
+    pub fn keeping_up(&self) -> bool {
+        !self.engine_down.load(Ordering::Relaxed) && self.tx.as_ref().is_some_and(|t| !t.is_full())
+    }
+
+    /// Hands an access event to the engine, or to the spool when the engine
+    /// is behind. Returns whether it was spooled. Never drops it: if even
+    /// the spool cannot be written, the error says so.
+    pub fn submit(&self, mut ev: AccessEvent) -> Result<bool> {
+        let line = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        ev.origin = Origin::new(self.source.clone(), line);
+        self.stats.submitted.fetch_add(1, Ordering::Relaxed);
+        let Some(tx) = &self.tx else {
+            return self.spool_event(&ev);
+        };
+        match tx.try_send(ev) {
+            Ok(()) => Ok(false),
+            Err(TrySendError::Full(ev)) | Err(TrySendError::Disconnected(ev)) => {
+                self.spool_event(&ev)
+            }
+        }
+    }
+
+    fn spool_event(&self, ev: &AccessEvent) -> Result<bool> {
+        self.spool.push(ev)?;
+        self.stats.spooled.fetch_add(1, Ordering::Relaxed);
+        Ok(true)
+    }
+
+    /// Drains the queue and the spool, commits the ledger, stops the engine.
+    pub fn shutdown(mut self) -> Result<()> {
+        drop(self.tx.take());
+        match self.engine.take().map(|h| h.join()) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(ProxyError::Config("the engine thread panicked".into())),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for EventSink {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(h) = self.engine.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+struct Worker {
+    engine: Engine,
+    directory: Arc<Directory>,
+    ledger: Ledger,
+    alerts: Box<dyn Write + Send>,
+    spool: Arc<Spool>,
+    stats: Arc<SinkStats>,
+}
+
+impl Worker {
+    fn run(mut self, rx: Receiver<AccessEvent>) -> Result<()> {
+        // Whatever an earlier run left behind comes first.
+        self.drain_spool()?;
+        loop {
+            match rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(ev) => self.handle(ev)?,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.ledger.commit()?;
+                    if rx.is_empty() {
+                        self.drain_spool()?;
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        self.drain_spool()?;
+        let mut alerts = Vec::new();
+        self.engine.finish(&mut |a| alerts.push(a));
+        for a in alerts {
+            self.alert(a)?;
+        }
+        self.ledger.commit()?;
+        self.alerts.flush().map_err(io_err("cannot write alerts"))?;
+        Ok(())
+    }
+
+    /// Ledger first: an access the ledger could not take goes back to the
+    /// spool, undetected, and is handled whole when replayed.
+    fn handle(&mut self, ev: AccessEvent) -> Result<()> {
+        let org = self
+            .engine
+            .enricher()
+            .organization_of(&ev)
+            .map(str::to_owned);
+        match self.ledger.append_as(&ev, org.as_deref()) {
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!("ledger busy, spooling: {e}");
+                self.spool.push(&ev)?;
+                self.stats.spooled.fetch_add(1, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(100));
+                return Ok(());
+            }
+        }
+        self.stats.recorded.fetch_add(1, Ordering::Relaxed);
+        let mut alerts = Vec::new();
+        self.engine
+            .process(&Event::Access(ev), &mut |a| alerts.push(a));
+        for a in alerts {
+            self.alert(a)?;
+        }
+        Ok(())
+    }
+
+    /// Records the alert and the decisions its policies make, committed at
+    /// once so enforcement sees them within the guard's refresh.
+    fn alert(&mut self, a: Alert) -> Result<()> {
+        self.stats.alerts.fetch_add(1, Ordering::Relaxed);
+        self.ledger.record_alert(&a)?;
+        for d in vakt_ledger::decisions::from_alert(&self.directory.policies, &a) {
+            self.ledger.put_decision(&d)?;
+            self.stats.decisions.fetch_add(1, Ordering::Relaxed);
+        }
+        self.ledger.commit()?;
+        writeln!(self.alerts, "{}", a.to_json_line())
+            .and_then(|()| self.alerts.flush())
+            .map_err(io_err("cannot write alerts"))
+    }
+
+    fn drain_spool(&mut self) -> Result<()> {
+        for ev in self.spool.take()? {
+            self.stats.replayed.fetch_add(1, Ordering::Relaxed);
+            self.handle(ev)?;
+        }
+        Ok(())
+    }
+}
+
+/// Spooled events, one per line: `source<TAB>line<TAB>event JSON`, in
+/// `spool/NAME.ndjson`; one spool per proxy kind and data directory.
+struct Spool {
+    dir: PathBuf,
+    name: String,
+    path: PathBuf,
+    file: Mutex<Option<File>>,
+    pending: AtomicBool,
+}
+
+impl Spool {
+    fn open(dir: &Path, name: &str) -> Result<Spool> {
+        std::fs::create_dir_all(dir)
+            .map_err(io_err(format!("cannot create the spool {}", dir.display())))?;
+        let path = dir.join(format!("{name}.ndjson"));
+        let pending = std::fs::read_dir(dir)
+            .map_err(io_err(format!("cannot read the spool {}", dir.display())))?
+            .flatten()
+            .any(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(&format!("{name}."))
+                    && e.metadata().is_ok_and(|m| m.len() > 0)
+            });
+        Ok(Spool {
+            dir: dir.to_owned(),
+            name: name.to_owned(),
+            path,
+            file: Mutex::new(None),
+            pending: AtomicBool::new(pending),
+        })
+    }
+
+    fn push(&self, ev: &AccessEvent) -> Result<()> {
+        let mut guard = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            *guard = Some(
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&self.path)
+                    .map_err(io_err(format!(
+                        "cannot open the spool {}",
+                        self.path.display()
+                    )))?,
+            );
+        }
+        let line = format!(
+            "{}\t{}\t{}\n",
+            ev.origin.source,
+            ev.origin.line,
+            Event::Access(ev.clone()).to_json_line()
+        );
+        let f = guard.as_mut().expect("opened above");
+        f.write_all(line.as_bytes())
+            .and_then(|()| f.flush())
+            .map_err(io_err(format!(
+                "cannot write the spool {}",
+                self.path.display()
+            )))?;
+        self.pending.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Takes every spooled event (this proxy's and earlier runs').
+    fn take(&self) -> Result<Vec<AccessEvent>> {
+        if !self.pending.swap(false, Ordering::AcqRel) {
+            return Ok(Vec::new());
+        }
+        let mut files = Vec::new();
+        {
+            // Move our file aside under the lock so pushes start a new one.
+            let mut guard = self.file.lock().unwrap_or_else(|p| p.into_inner());
+            *guard = None;
+            let entries = std::fs::read_dir(&self.dir).map_err(io_err(format!(
+                "cannot read the spool {}",
+                self.dir.display()
+            )))?;
+            let own = format!("{}.", self.name);
+            for e in entries.flatten() {
+                let p = e.path();
+                if !e.file_name().to_string_lossy().starts_with(&own) {
+                    continue; // another proxy's spool
+                }
+                if p.extension().is_some_and(|x| x == "ndjson") {
+                    let taken = p.with_extension(format!("taken-{}", now().0));
+                    std::fs::rename(&p, &taken)
+                        .map_err(io_err(format!("cannot take {}", p.display())))?;
+                    files.push(taken);
+                } else if p.to_string_lossy().contains(".taken-") {
+                    files.push(p);
+                }
+            }
+        }
+        let mut events = Vec::new();
+        let mut parser = parsers::format("jsonl")
+            .map(|f| (f.build)(&ParserContext::default()))
+            .ok_or_else(|| ProxyError::Config("the jsonl parser is missing".into()))?;
+        for f in &files {
+            let file = File::open(f).map_err(io_err(format!("cannot read {}", f.display())))?;
+            for (n, line) in BufReader::new(file).lines().enumerate() {
+                let line = line.map_err(io_err(format!("cannot read {}", f.display())))?;
+                let mut parts = line.splitn(3, '\t');
+                let (Some(source), Some(seq), Some(json)) =
+                    (parts.next(), parts.next(), parts.next())
+                else {
+                    tracing::warn!("{}:{}: not a spool line, skipped", f.display(), n + 1);
+                    continue;
+                };
+                let origin = Origin::new(source.into(), seq.parse().unwrap_or(0));
+                let mut out = Vec::new();
+                match parser.parse_line(json, &origin, &mut out) {
+                    Ok(()) => events.extend(out.into_iter().filter_map(|e| match e {
+                        Event::Access(a) => Some(a),
+                        Event::Flow(_) => None,
+                    })),
+                    Err(e) => tracing::warn!("{}:{}: {e}", f.display(), n + 1),
+                }
+            }
+        }
+        // Removed only once read: a crash before this replays them (exactly-once by the ledger).
+        for f in &files {
+            let _ = std::fs::remove_file(f);
+        }
+        Ok(events)
+    }
+}
