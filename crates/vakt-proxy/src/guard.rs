@@ -176,10 +176,8 @@ impl Guard {
         for d in found {
             match d.action.as_str() {
                 "block" => return Verdict::Block(d.clone()),
-                "step_up" => {
-                    if !account.is_some_and(|a| self.has_stepped_up(a)) {
-                        return Verdict::StepUp(d.clone());
-                    }
+                "step_up" if !account.is_some_and(|a| self.has_stepped_up(a)) => {
+                    return Verdict::StepUp(d.clone());
                 }
                 "throttle" => {
                     let subject = account
