@@ -37,6 +37,12 @@ enum Command {
     Exposure(cmd::ledger::ExposureArgs),
     /// Draft the breach notification (GDPR Art. 33) for an alert.
     Report(cmd::ledger::ReportArgs),
+    /// Inline enforcement: `http` (reverse proxy for a lookup API).
+    #[command(subcommand)]
+    Proxy(cmd::proxy::ProxyCommand),
+    /// Accounts: `enroll-totp` for step-up authentication at the proxies.
+    #[command(subcommand)]
+    Account(cmd::proxy::AccountCommand),
     /// Canary customers: `new` generates fake customers to plant.
     #[command(subcommand)]
     Canary(cmd::canary::CanaryCommand),
@@ -61,6 +67,8 @@ fn main() -> ExitCode {
         Command::Decisions(c) => cmd::ledger::decisions(c),
         Command::Exposure(args) => cmd::ledger::exposure(args),
         Command::Report(args) => cmd::ledger::report(args),
+        Command::Proxy(c) => cmd::proxy::proxy(c),
+        Command::Account(c) => cmd::proxy::account(c),
         Command::Canary(c) => cmd::canary::run(c).map(|()| ExitCode::SUCCESS),
         Command::Demo(args) => cmd::demo::run(args).map(|()| ExitCode::SUCCESS),
         Command::Simulate(args) => cmd::simulate::run(args).map(|()| ExitCode::SUCCESS),

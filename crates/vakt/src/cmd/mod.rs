@@ -4,5 +4,7 @@ pub mod demo;
 pub mod detection;
 pub mod eval;
 pub mod ledger;
+pub mod proxy;
+pub mod proxy_http;
 pub mod simulate;
 pub mod watch;

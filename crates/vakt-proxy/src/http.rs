@@ -1,0 +1,479 @@
+//! The HTTP proxy: a reverse proxy in front of a REST customer-lookup API.
+//!
+//! Each request is identified (an account from a header, HTTP basic auth
+//! or a JWT claim, as the directory's `[http] account` says; else the
+//! client address), judged by the [`Guard`], forwarded, and recorded as an
+//! access event with the customers it reached: the one its route's path
+//! names (`{customer}`), and those the response body lists at the route's
+//! `response_customers` JSON pointer (searches). Enforcement answers:
+//!
+//! - throttle: `429 Too Many Requests` with `Retry-After`;
+//! - block: `403` with a JSON body saying why, until when and whom to contact;
+//! - step-up: `401` with `WWW-Authenticate: TOTP`; the client repeats the
+//!   request with the account's current code in `X-Vakt-TOTP` (enrolled
+//!   with `vakt account enroll-totp`), which satisfies step-up for a while.
+//!
+//! A JWT's signature is not checked here: the upstream checks it, and a
+//! forged token only gets its own refused request recorded under the
+//! forged name. Bodies are streamed through untouched except for routes
+//! with `response_customers`, whose JSON answers (up to `max_body`) are
+//! read whole to find the customers.
+
+use crate::guard::{Guard, Verdict};
+use crate::now;
+use crate::sink::{EventSink, FailMode};
+use base64::Engine as _;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode, Uri};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use vakt_event::directory::HttpMapping;
+use vakt_event::routes::{customers_at, Routes};
+use vakt_event::{AccessEvent, Action, Outcome};
+
+type Body = http_body_util::combinators::BoxBody<Bytes, hyper::Error>;
+
+/// Where the account of a request comes from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AccountFrom {
+    /// The client address is the actor.
+    Address,
+    Header(HeaderName),
+    /// The user of HTTP basic auth (`basic`, or `remote_user` as in logs).
+    Basic,
+    /// A claim of the bearer JWT (`jwt:sub`).
+    Jwt(String),
+}
+
+impl AccountFrom {
+    /// Reads the directory's `[http] account` setting.
+    pub fn parse(setting: Option<&str>) -> Result<AccountFrom, String> {
+        Ok(match setting {
+            None => AccountFrom::Address,
+            Some("basic" | "remote_user") => AccountFrom::Basic,
+            Some(s) if s.starts_with("header:") => AccountFrom::Header(
+                HeaderName::try_from(&s["header:".len()..])
+                    .map_err(|_| format!("`{s}`: not a valid header name"))?,
+            ),
+            Some(s) if s.starts_with("jwt:") && s.len() > 4 => AccountFrom::Jwt(s[4..].into()),
+            Some(s) => {
+                return Err(format!(
+                    "[http] account = `{s}`: write `header:NAME`, `basic` or `jwt:CLAIM`"
+                ))
+            }
+        })
+    }
+
+    fn account(&self, headers: &HeaderMap) -> Option<String> {
+        let auth = || headers.get(header::AUTHORIZATION)?.to_str().ok();
+        let b64 = |s: &str, engine: &base64::engine::GeneralPurpose| engine.decode(s.trim()).ok();
+        let name = match self {
+            AccountFrom::Address => None,
+            AccountFrom::Header(h) => headers.get(h)?.to_str().ok().map(str::to_owned),
+            AccountFrom::Basic => {
+                let raw = b64(
+                    auth()?.strip_prefix("Basic ")?,
+                    &base64::engine::general_purpose::STANDARD,
+                )?;
+                let text = String::from_utf8(raw).ok()?;
+                Some(
+                    text.split_once(':')
+                        .map_or(text.as_str(), |(u, _)| u)
+                        .to_owned(),
+                )
+            }
+            AccountFrom::Jwt(claim) => {
+                let token = auth()?.strip_prefix("Bearer ")?;
+                let payload = token.split('.').nth(1)?;
+                let raw = b64(
+                    payload.trim_end_matches('='),
+                    &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                )?;
+                let v: serde_json::Value = serde_json::from_slice(&raw).ok()?;
+                match v.get(claim)? {
+                    serde_json::Value::String(s) => Some(s.clone()),
+                    serde_json::Value::Number(n) => Some(n.to_string()),
+                    _ => None,
+                }
+            }
+        }?;
+        let name = name.trim();
+        (!name.is_empty() && name.len() <= 256).then(|| name.to_owned())
+    }
+}
+
+pub struct HttpProxyConfig {
+    /// The upstream's scheme and authority (`http://127.0.0.1:9000`).
+    pub upstream: Uri,
+    pub account: AccountFrom,
+    pub routes: Routes,
+    /// Largest response body read to find customers.
+    pub max_body: usize,
+}
+
+impl HttpProxyConfig {
+    pub fn new(upstream: &str, mapping: Option<&HttpMapping>) -> Result<HttpProxyConfig, String> {
+        let upstream: Uri = upstream.parse().map_err(|e| {
+            format!("--upstream `{upstream}`: {e}; write e.g. http://127.0.0.1:9000")
+        })?;
+        if upstream.scheme_str() != Some("http") || upstream.authority().is_none() {
+            return Err(format!(
+                "--upstream `{upstream}`: write an http:// address with a host, e.g. http://127.0.0.1:9000"
+            ));
+        }
+        Ok(HttpProxyConfig {
+            upstream,
+            account: AccountFrom::parse(mapping.and_then(|m| m.account.as_deref()))?,
+            routes: mapping.map(|m| Routes::new(&m.routes)).unwrap_or_default(),
+            max_body: 8 << 20,
+        })
+    }
+}
+
+struct State {
+    config: HttpProxyConfig,
+    guard: Arc<Guard>,
+    sink: Arc<EventSink>,
+    client: Client<HttpConnector, Body>,
+}
+
+/// Serves until `shutdown` resolves; connections in flight finish.
+pub async fn serve_http(
+    listener: TcpListener,
+    config: HttpProxyConfig,
+    guard: Arc<Guard>,
+    sink: Arc<EventSink>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    let client = Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(30))
+        .build(connector);
+    let state = Arc::new(State {
+        config,
+        guard,
+        sink,
+        client,
+    });
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let state = state.clone();
+                let service = hyper::service::service_fn(move |req| {
+                    let state = state.clone();
+                    async move { Ok::<_, std::convert::Infallible>(handle(&state, peer, req).await) }
+                });
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                let conn = graceful.watch(conn.into_owned());
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
+    Ok(())
+}
+
+const TOTP_HEADER: &str = "x-vakt-totp";
+
+async fn handle(state: &State, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+    let ip = peer.ip();
+    let account = state.config.account.account(req.headers());
+    let method = req.method().clone();
+    let target = req
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    let route = state.config.routes.find(method.as_str(), &target);
+    let mut ev = AccessEvent {
+        timestamp: now(),
+        user: account.clone().unwrap_or_else(|| ip.to_string()),
+        source_ip: Some(ip),
+        user_agent: req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        action: route.map_or_else(|| Action::Other("http".into()), |(r, _)| r.action.clone()),
+        categories: route.map(|(r, _)| r.categories.clone()).unwrap_or_default(),
+        url_path: Some(format!("{method} {target}")),
+        ..Default::default()
+    };
+    let path_customer = route.map(|(_, c)| c.to_owned()).filter(|c| !c.is_empty());
+    let pointer = route.and_then(|(r, _)| r.response_customers.clone());
+
+    // A step-up code proves the account before the verdict.
+    let mut wrong_code = false;
+    if let (Some(a), Some(code)) = (&account, req.headers().get(TOTP_HEADER)) {
+        let (guard, a, code) = (
+            state.guard.clone(),
+            a.clone(),
+            code.to_str().unwrap_or("").to_owned(),
+        );
+        let ok = tokio::task::spawn_blocking(move || guard.verify_totp(&a, &code))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or(false);
+        wrong_code = !ok;
+    }
+    let refusal = match state.guard.verdict(account.as_deref(), Some(ip)) {
+        Verdict::Pass => None,
+        Verdict::Block(d) => Some(json_response(
+            StatusCode::FORBIDDEN,
+            serde_json::json!({
+                "error": "blocked",
+                "message": format!(
+                    "{} is blocked by vakt until {} ({}); contact {} to lift it",
+                    ev.user, d.expires, d.reason, state.guard.config().contact
+                ),
+                "decision": d.id, "reason": d.reason, "until": d.expires.to_string(),
+                "contact": state.guard.config().contact,
+            }),
+            &[],
+        )),
+        Verdict::Throttle { decision, wait } => {
+            let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+            Some(json_response(
+                StatusCode::TOO_MANY_REQUESTS,
+                serde_json::json!({
+                    "error": "throttled",
+                    "message": format!("{} is throttled by vakt ({}); retry in {secs} s", ev.user, decision.reason),
+                    "decision": decision.id, "retry_after": secs,
+                }),
+                &[(header::RETRY_AFTER, secs.to_string())],
+            ))
+        }
+        Verdict::StepUp(d) => Some(json_response(
+            StatusCode::UNAUTHORIZED,
+            serde_json::json!({
+                "error": "step_up_required",
+                "message": if wrong_code {
+                    "the TOTP code was wrong or expired; send the current one in X-Vakt-TOTP".to_owned()
+                } else {
+                    format!("vakt asks {} to confirm with a TOTP code ({}): repeat the request with the current code in the X-Vakt-TOTP header", ev.user, d.reason)
+                },
+                "decision": d.id, "header": "X-Vakt-TOTP",
+            }),
+            &[(
+                header::WWW_AUTHENTICATE,
+                "TOTP realm=\"vakt\", header=\"X-Vakt-TOTP\"".into(),
+            )],
+        )),
+    };
+    let refusal = refusal.or_else(|| {
+        (state.sink.fail_mode() == FailMode::Closed && !state.sink.keeping_up()).then(|| {
+            json_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                serde_json::json!({"error": "audit_unavailable", "message": "vakt cannot record accesses right now and is set to fail closed; retry shortly"}),
+                &[(header::RETRY_AFTER, "1".into())],
+            )
+        })
+    });
+    if let Some(resp) = refusal {
+        ev.outcome = Outcome::Failure;
+        submit(state, ev);
+        return resp;
+    }
+
+    let (mut parts, body) = req.into_parts();
+    let mut uri = state.config.upstream.clone().into_parts();
+    uri.path_and_query = target.parse().ok();
+    parts.uri = match Uri::from_parts(uri) {
+        Ok(u) => u,
+        Err(_) => {
+            return json_response(
+                StatusCode::BAD_REQUEST,
+                serde_json::json!({"error": "bad_target"}),
+                &[],
+            )
+        }
+    };
+    strip_hop_headers(&mut parts.headers);
+    parts.headers.remove(TOTP_HEADER);
+    let forwarded = match parts
+        .headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(prior) => format!("{prior}, {ip}"),
+        None => ip.to_string(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&forwarded) {
+        parts.headers.insert("x-forwarded-for", v);
+    }
+    let upstream_req = Request::from_parts(parts, body.boxed());
+    let resp = match state.client.request(upstream_req).await {
+        Ok(r) => r,
+        Err(e) => {
+            ev.outcome = Outcome::Failure;
+            submit(state, ev);
+            return json_response(
+                StatusCode::BAD_GATEWAY,
+                serde_json::json!({"error": "upstream_unreachable", "message": format!("the upstream did not answer: {e}")}),
+                &[],
+            );
+        }
+    };
+    let status = resp.status();
+    ev.outcome = if status.as_u16() >= 400 {
+        Outcome::Failure
+    } else {
+        Outcome::Success
+    };
+    ev.bytes = resp
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse().ok());
+    let (mut parts, body) = resp.into_parts();
+    strip_hop_headers(&mut parts.headers);
+    let mut customers: Vec<String> = path_customer.into_iter().collect();
+    let body: Body = match pointer.filter(|_| status.is_success() && method != Method::HEAD) {
+        Some(pointer) => match Limited::new(body, state.config.max_body).collect().await {
+            Ok(collected) => {
+                let bytes = collected.to_bytes();
+                if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+                    customers_at(&v, &pointer, &mut customers);
+                }
+                ev.bytes = Some(bytes.len() as u64);
+                Full::new(bytes).map_err(|never| match never {}).boxed()
+            }
+            Err(e) => {
+                ev.outcome = Outcome::Failure;
+                submit(state, ev);
+                return json_response(
+                    StatusCode::BAD_GATEWAY,
+                    serde_json::json!({"error": "upstream_body", "message": format!("the upstream's answer could not be read (larger than {} bytes?): {e}", state.config.max_body)}),
+                    &[],
+                );
+            }
+        },
+        None => body.boxed(),
+    };
+    if ev.outcome == Outcome::Success {
+        customers.sort_unstable();
+        customers.dedup();
+        ev.records = customers.len() as u64;
+        ev.customer_ids = customers;
+    }
+    submit(state, ev);
+    Response::from_parts(parts, body)
+}
+
+fn submit(state: &State, ev: AccessEvent) {
+    if let Err(e) = state.sink.submit(ev) {
+        tracing::error!("an access event could not be queued or spooled: {e}");
+    }
+}
+
+/// Headers that describe one hop, not the message (RFC 9110 7.6.1).
+fn strip_hop_headers(h: &mut HeaderMap) {
+    for name in [
+        header::CONNECTION,
+        header::PROXY_AUTHENTICATE,
+        header::PROXY_AUTHORIZATION,
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+    ] {
+        h.remove(name);
+    }
+    h.remove("keep-alive");
+}
+
+fn json_response(
+    status: StatusCode,
+    body: serde_json::Value,
+    headers: &[(HeaderName, String)],
+) -> Response<Body> {
+    let mut r = Response::new(
+        Full::new(Bytes::from(body.to_string()))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    for (k, v) in headers {
+        if let Ok(v) = HeaderValue::from_str(v) {
+            r.headers_mut().insert(k.clone(), v);
+        }
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(
+                HeaderName::try_from(*k).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn accounts_come_from_a_header_basic_auth_or_a_jwt_claim() {
+        let h = AccountFrom::parse(Some("header:X-Account")).unwrap();
+        assert_eq!(
+            h.account(&headers(&[("x-account", "p3.anna")])).as_deref(),
+            Some("p3.anna")
+        );
+        assert_eq!(h.account(&headers(&[])), None);
+        let b = AccountFrom::parse(Some("basic")).unwrap();
+        // "p3.bot:secret"
+        assert_eq!(
+            b.account(&headers(&[("authorization", "Basic cDMuYm90OnNlY3JldA==")]))
+                .as_deref(),
+            Some("p3.bot")
+        );
+        assert_eq!(b.account(&headers(&[("authorization", "Basic %%%")])), None);
+        let j = AccountFrom::parse(Some("jwt:sub")).unwrap();
+        // {"sub":"erik","exp":1}
+        let token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJlcmlrIiwiZXhwIjoxfQ.c2ln";
+        assert_eq!(
+            j.account(&headers(&[("authorization", &format!("Bearer {token}"))]))
+                .as_deref(),
+            Some("erik")
+        );
+        assert_eq!(
+            j.account(&headers(&[("authorization", "Bearer not-a-jwt")])),
+            None
+        );
+        assert!(AccountFrom::parse(Some("cookie"))
+            .unwrap_err()
+            .contains("header:NAME"));
+    }
+}

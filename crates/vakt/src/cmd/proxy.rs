@@ -1,0 +1,166 @@
+//! `vakt proxy http|pg`: inline enforcement in front of a lookup API or
+//! the customer database, and `vakt account enroll-totp` for step-up.
+
+use super::ledger::DataArgs;
+use anyhow::{Context, Result};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+use vakt_event::Directory;
+use vakt_ledger::Ledger;
+use vakt_proxy::{EventSink, FailMode, Guard, GuardConfig, SinkConfig};
+
+#[derive(clap::Subcommand)]
+pub enum ProxyCommand {
+    /// Reverse proxy for a REST customer-lookup API.
+    Http(super::proxy_http::HttpArgs),
+}
+
+/// Options every proxy shares: where decisions and the ledger live, how
+/// enforcement behaves, where alerts go.
+#[derive(clap::Args, Clone, Debug)]
+pub struct EnforceArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Directory file (TOML): accounts, organisations, routes or key columns, policies.
+    #[arg(long, short = 'd', value_name = "FILE")]
+    pub directory: Option<PathBuf>,
+    /// Write alert lines to this file instead of stdout.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub alerts: Option<PathBuf>,
+    /// When the engine falls behind: `open` passes requests (events are
+    /// spooled to disk), `closed` refuses them.
+    #[arg(long, default_value = "open", value_name = "MODE")]
+    pub fail_mode: FailMode,
+    /// Events held in memory for the engine before spooling.
+    #[arg(long, default_value_t = 65_536, value_name = "EVENTS")]
+    pub queue: usize,
+    /// Requests per minute a throttled account or address may make.
+    #[arg(long, default_value_t = 6, value_name = "N")]
+    pub throttle_per_minute: u32,
+    /// How long a correct TOTP code satisfies a step-up decision (e.g. 15m).
+    #[arg(long, default_value = "15m", value_name = "DURATION")]
+    pub step_up_for: String,
+    /// Whom blocked users should contact, said in every refusal.
+    #[arg(long, default_value = "your security team", value_name = "TEXT")]
+    pub contact: String,
+}
+
+/// The guard and the sink a proxy runs with.
+pub struct Enforcement {
+    pub guard: Arc<Guard>,
+    pub sink: EventSink,
+    pub directory: Arc<Directory>,
+}
+
+impl EnforceArgs {
+    pub fn start(&self, source: &str) -> Result<Enforcement> {
+        let directory = Arc::new(match &self.directory {
+            Some(p) => Directory::load(p)?,
+            None => Directory::default(),
+        });
+        let step_up_ms =
+            vakt_event::directory::parse_ttl(&self.step_up_for).with_context(|| {
+                format!(
+                    "--step-up-for `{}` is not a duration; write e.g. 90s, 15m or 1h",
+                    self.step_up_for
+                )
+            })?;
+        let data = self.data.dir();
+        let alerts: Box<dyn Write + Send> = match &self.alerts {
+            Some(p) => Box::new(std::io::BufWriter::new(
+                std::fs::File::create(p)
+                    .with_context(|| format!("cannot create the alert file {}", p.display()))?,
+            )),
+            None => Box::new(std::io::stdout()),
+        };
+        let sink = EventSink::start(
+            &data,
+            directory.clone(),
+            alerts,
+            SinkConfig {
+                queue: self.queue,
+                fail_mode: self.fail_mode,
+                source: source.into(),
+            },
+        )
+        .with_context(|| format!("cannot start the engine on {}", data.path.display()))?;
+        let guard = Guard::start(
+            data,
+            &directory,
+            GuardConfig {
+                throttle_per_minute: self.throttle_per_minute,
+                step_up_for: Duration::from_millis(step_up_ms as u64),
+                contact: self.contact.clone(),
+                ..Default::default()
+            },
+        )?;
+        Ok(Enforcement {
+            guard,
+            sink,
+            directory,
+        })
+    }
+}
+
+pub fn proxy(cmd: ProxyCommand) -> Result<ExitCode> {
+    match cmd {
+        ProxyCommand::Http(args) => super::proxy_http::run(args),
+    }
+}
+
+#[derive(clap::Subcommand)]
+pub enum AccountCommand {
+    /// Enrol an account for TOTP step-up: prints the secret and an otpauth:// URI for an authenticator app.
+    EnrollTotp {
+        #[command(flatten)]
+        data: DataArgs,
+        /// The account name, as the proxy identifies it.
+        account: String,
+    },
+}
+
+pub fn account(cmd: AccountCommand) -> Result<ExitCode> {
+    match cmd {
+        AccountCommand::EnrollTotp { data, account } => {
+            let secret = vakt_proxy::guard::new_totp_secret();
+            let mut l = Ledger::open(&data.dir())?;
+            l.set_totp_secret(&account, &secret, vakt_proxy::now())?;
+            l.close()?;
+            println!("account: {account}");
+            println!("secret:  {secret}");
+            if let Some(uri) = vakt_proxy::guard::totp_uri(&secret, &account) {
+                println!("uri:     {uri}");
+            }
+            eprintln!(
+                "vakt: give the secret to the account's owner once; a new enrolment replaces it"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM: the proxy stops accepting, finishes the
+/// requests in flight and drains its events into the ledger.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

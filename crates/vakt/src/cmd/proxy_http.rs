@@ -1,0 +1,72 @@
+//! `vakt proxy http`: the reverse proxy in front of a lookup API.
+
+use super::proxy::EnforceArgs;
+use anyhow::{anyhow, Context, Result};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use vakt_proxy::http::{serve_http, HttpProxyConfig};
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct HttpArgs {
+    /// Address to listen on (port 0 picks a free one; the address is printed).
+    #[arg(long, default_value = "127.0.0.1:8088", value_name = "ADDR")]
+    pub listen: SocketAddr,
+    /// The API behind the proxy, e.g. http://127.0.0.1:9000.
+    #[arg(long, value_name = "URL")]
+    pub upstream: String,
+    #[command(flatten)]
+    pub enforce: EnforceArgs,
+}
+
+pub fn run(args: HttpArgs) -> Result<ExitCode> {
+    let e = args.enforce.start("http-proxy")?;
+    let config = HttpProxyConfig::new(&args.upstream, e.directory.http.as_ref()).map_err(|m| {
+        anyhow!(
+            "{m}{}",
+            args.enforce
+                .directory
+                .as_ref()
+                .map(|p| format!(" (directory {})", p.display()))
+                .unwrap_or_default()
+        )
+    })?;
+    let sink = Arc::new(e.sink);
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        eprintln!(
+            "vakt proxy http: listening on {} -> {} (fail {:?})",
+            listener.local_addr()?,
+            args.upstream,
+            args.enforce.fail_mode
+        );
+        serve_http(
+            listener,
+            config,
+            e.guard.clone(),
+            sink.clone(),
+            super::proxy::shutdown_signal(),
+        )
+        .await
+        .context("the proxy stopped")
+    })?;
+    drop(runtime);
+    let stats = sink.stats();
+    eprintln!(
+        "vakt proxy http: {} accesses ({} spooled, {} replayed), {} alerts, {} decisions; draining to the ledger",
+        stats.submitted.load(Ordering::Relaxed),
+        stats.spooled.load(Ordering::Relaxed),
+        stats.replayed.load(Ordering::Relaxed),
+        stats.alerts.load(Ordering::Relaxed),
+        stats.decisions.load(Ordering::Relaxed),
+    );
+    Arc::try_unwrap(sink)
+        .map_err(|_| anyhow!("the proxy still holds the event sink"))?
+        .shutdown()
+        .context("cannot drain the events into the ledger")?;
+    Ok(ExitCode::SUCCESS)
+}
