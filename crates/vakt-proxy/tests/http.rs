@@ -1,0 +1,487 @@
+//! The HTTP proxy against a small real upstream API on loopback: every
+//! decision, TOTP step-up, a bot blocked end to end, and both failure modes.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use vakt_event::{Directory, Timestamp};
+use vakt_ledger::decisions::Decision;
+use vakt_ledger::{DataDir, Ledger};
+use vakt_proxy::http::{serve_http, HttpProxyConfig};
+use vakt_proxy::{now, EventSink, FailMode, Guard, GuardConfig, SinkConfig};
+
+const DIRECTORY: &str = r#"
+[http]
+account = "header:X-Account"
+
+[[http.route]]
+pattern = "/api/v1/customers/{customer}"
+method = "GET"
+action = "lookup"
+categories = ["name", "phone"]
+
+[[http.route]]
+pattern = "/api/v1/search"
+action = "search"
+categories = ["name"]
+response_customers = "/results/*/id"
+
+[[policy]]
+rule = "rate"
+min_severity = "medium"
+action = "block"
+ttl = "10m"
+"#;
+
+/// What the upstream saw.
+#[derive(Default)]
+struct Seen {
+    requests: AtomicU64,
+    leaked_totp: AtomicU64,
+    forwarded_for: Mutex<Vec<String>>,
+}
+
+async fn upstream(
+    req: Request<hyper::body::Incoming>,
+    seen: Arc<Seen>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    seen.requests.fetch_add(1, Ordering::Relaxed);
+    if req.headers().contains_key("x-vakt-totp") {
+        seen.leaked_totp.fetch_add(1, Ordering::Relaxed);
+    }
+    if let Some(v) = req.headers().get("x-forwarded-for") {
+        seen.forwarded_for
+            .lock()
+            .unwrap()
+            .push(v.to_str().unwrap().to_owned());
+    }
+    let path = req.uri().path().to_owned();
+    let body = if let Some(id) = path.strip_prefix("/api/v1/customers/") {
+        format!(r#"{{"id":"{id}","name":"Customer {id}","phone":"+46700000000"}}"#)
+    } else if path == "/api/v1/search" {
+        r#"{"total":3,"results":[{"id":"C-101"},{"id":"C-102"},{"id":"C-103"}]}"#.to_owned()
+    } else {
+        return Ok(Response::builder()
+            .status(404)
+            .body(Full::new(Bytes::from_static(b"{}")))
+            .unwrap());
+    };
+    Ok(Response::builder()
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap())
+}
+
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    data: DataDir,
+    proxy: SocketAddr,
+    seen: Arc<Seen>,
+    sink: Option<Arc<EventSink>>,
+    guard: Arc<Guard>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    runtime: Option<tokio::runtime::Runtime>,
+    served: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Fixture {
+    fn start(fail_mode: FailMode, queue: usize) -> Fixture {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = DataDir {
+            path: tmp.path().join("data"),
+        };
+        let directory = Arc::new(Directory::from_toml(DIRECTORY, "test.toml").unwrap());
+        let alerts = std::fs::File::create(tmp.path().join("alerts.jsonl")).unwrap();
+        let sink = Arc::new(
+            EventSink::start(
+                &data,
+                directory.clone(),
+                Box::new(alerts),
+                SinkConfig {
+                    queue,
+                    fail_mode,
+                    source: "http-proxy".into(),
+                },
+            )
+            .unwrap(),
+        );
+        let guard = Guard::start(
+            data.clone(),
+            &directory,
+            GuardConfig {
+                throttle_per_minute: 2,
+                refresh: Duration::from_millis(100),
+                contact: "soc@example.net".into(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let seen = Arc::new(Seen::default());
+        let (proxy, stop, served) = runtime.block_on(async {
+            let up = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let up_addr = up.local_addr().unwrap();
+            let seen2 = seen.clone();
+            tokio::spawn(async move {
+                loop {
+                    let Ok((s, _)) = up.accept().await else {
+                        return;
+                    };
+                    let seen = seen2.clone();
+                    tokio::spawn(async move {
+                        let svc = hyper::service::service_fn(move |r| upstream(r, seen.clone()));
+                        let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                            .serve_connection(TokioIo::new(s), svc)
+                            .await;
+                    });
+                }
+            });
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let proxy = listener.local_addr().unwrap();
+            let config =
+                HttpProxyConfig::new(&format!("http://{up_addr}"), directory.http.as_ref())
+                    .unwrap();
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            let served = tokio::spawn(serve_http(
+                listener,
+                config,
+                guard.clone(),
+                sink.clone(),
+                async {
+                    let _ = rx.await;
+                },
+            ));
+            (proxy, tx, served)
+        });
+        Fixture {
+            _tmp: tmp,
+            data,
+            proxy,
+            seen,
+            sink: Some(sink),
+            guard,
+            stop: Some(stop),
+            runtime: Some(runtime),
+            served: Some(served),
+        }
+    }
+
+    fn get(
+        &self,
+        account: &str,
+        path: &str,
+        extra: &[(&str, &str)],
+    ) -> (u16, serde_json::Value, Option<String>) {
+        let mut req = ureq::get(&format!("http://{}{path}", self.proxy))
+            .timeout(Duration::from_secs(10))
+            .set("X-Account", account);
+        for (k, v) in extra {
+            req = req.set(k, v);
+        }
+        let resp = match req.call() {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("request failed: {e}"),
+        };
+        let status = resp.status();
+        let retry = resp.header("retry-after").map(str::to_owned);
+        let auth = resp.header("www-authenticate").map(str::to_owned);
+        let body: serde_json::Value = resp.into_json().unwrap_or(serde_json::Value::Null);
+        (status, body, retry.or(auth))
+    }
+
+    fn decide(&self, account: &str, action: &str) {
+        let mut l = Ledger::open(&self.data).unwrap();
+        let t = now();
+        l.put_decision(&Decision {
+            id: format!("manual-{account}-{action}"),
+            scope: "account".into(),
+            value: account.into(),
+            action: action.into(),
+            reason: "by hand in a test".into(),
+            created: Timestamp(t.0 - 1),
+            expires: Timestamp(t.0 + 600_000),
+        })
+        .unwrap();
+        l.close().unwrap();
+        // The guard re-reads every 100 ms.
+        let start = Instant::now();
+        while !self.guard.active().iter().any(|d| d.value == account) {
+            assert!(
+                start.elapsed() < Duration::from_secs(2),
+                "decision not picked up"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops the proxy, drains the engine; returns the ledger to read.
+    fn finish(mut self) -> (Ledger, Fixture) {
+        let _ = self.stop.take().unwrap().send(());
+        let rt = self.runtime.take().unwrap();
+        rt.block_on(self.served.take().unwrap()).unwrap().unwrap();
+        drop(rt);
+        Arc::try_unwrap(self.sink.take().unwrap())
+            .ok()
+            .expect("sink still shared")
+            .shutdown()
+            .unwrap();
+        (Ledger::open_read(&self.data).unwrap(), self)
+    }
+}
+
+fn scope(l: &Ledger, account: &str) -> (u64, Vec<String>) {
+    let s = l
+        .scope_account(account, Timestamp(0), Timestamp(i64::MAX), None)
+        .unwrap();
+    (
+        s.accesses,
+        s.customers.into_iter().map(|c| c.customer).collect(),
+    )
+}
+
+#[test]
+fn lookups_and_searches_pass_and_their_customers_reach_the_ledger() {
+    let f = Fixture::start(FailMode::Open, 1024);
+    let (status, body, _) = f.get("p3.anna", "/api/v1/customers/C-7", &[]);
+    assert_eq!((status, body["name"].as_str()), (200, Some("Customer C-7")));
+    let (status, body, _) = f.get("p3.anna", "/api/v1/search?q=svensson", &[]);
+    assert_eq!((status, body["total"].as_u64()), (200, Some(3)));
+    assert_eq!(f.get("p3.anna", "/nowhere", &[]).0, 404);
+    assert_eq!(f.seen.requests.load(Ordering::Relaxed), 3);
+    assert!(f
+        .seen
+        .forwarded_for
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|v| v == "127.0.0.1"));
+    let (l, _f) = f.finish();
+    let (accesses, customers) = scope(&l, "p3.anna");
+    assert_eq!(accesses, 3);
+    assert_eq!(customers, ["C-101", "C-102", "C-103", "C-7"]);
+}
+
+#[test]
+fn a_blocked_account_gets_403_saying_why_while_others_pass() {
+    let f = Fixture::start(FailMode::Open, 1024);
+    f.decide("p3.bot", "block");
+    let (status, body, _) = f.get("p3.bot", "/api/v1/customers/C-1", &[]);
+    assert_eq!(status, 403);
+    assert_eq!(body["error"], "blocked");
+    assert_eq!(body["contact"], "soc@example.net");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("by hand in a test"),
+        "{body}"
+    );
+    assert_eq!(f.get("p3.anna", "/api/v1/customers/C-1", &[]).0, 200);
+    assert_eq!(
+        f.seen.requests.load(Ordering::Relaxed),
+        1,
+        "the blocked request reached the upstream"
+    );
+    let (l, _f) = f.finish();
+    // The refused attempt is recorded, with no customer exposed.
+    assert_eq!(scope(&l, "p3.bot"), (1, vec![]));
+}
+
+#[test]
+fn a_throttled_account_gets_its_allowance_then_429_with_retry_after() {
+    let f = Fixture::start(FailMode::Open, 1024);
+    f.decide("p3.busy", "throttle");
+    assert_eq!(f.get("p3.busy", "/api/v1/customers/C-1", &[]).0, 200);
+    assert_eq!(f.get("p3.busy", "/api/v1/customers/C-2", &[]).0, 200);
+    let (status, body, retry) = f.get("p3.busy", "/api/v1/customers/C-3", &[]);
+    assert_eq!((status, body["error"].as_str()), (429, Some("throttled")));
+    let retry: u64 = retry.expect("Retry-After").parse().unwrap();
+    assert!((1..=30).contains(&retry), "retry after {retry}");
+    assert_eq!(f.get("p3.anna", "/api/v1/customers/C-3", &[]).0, 200);
+}
+
+#[test]
+fn step_up_asks_for_a_totp_code_and_a_correct_one_lets_the_account_through() {
+    let f = Fixture::start(FailMode::Open, 1024);
+    let secret = vakt_proxy::guard::new_totp_secret();
+    let mut l = Ledger::open(&f.data).unwrap();
+    l.set_totp_secret("p3.erik", &secret, now()).unwrap();
+    l.close().unwrap();
+    f.decide("p3.erik", "step_up");
+    let (status, body, challenge) = f.get("p3.erik", "/api/v1/customers/C-1", &[]);
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("step_up_required"))
+    );
+    assert!(challenge.unwrap().starts_with("TOTP"));
+    let code = vakt_proxy::guard::totp_code(&secret).unwrap();
+    let wrong = format!(
+        "{:06}",
+        (code.parse::<u32>().unwrap() + 500_000) % 1_000_000
+    );
+    let (status, body, _) = f.get(
+        "p3.erik",
+        "/api/v1/customers/C-1",
+        &[("X-Vakt-TOTP", &wrong)],
+    );
+    assert_eq!(status, 401);
+    assert!(body["message"].as_str().unwrap().contains("wrong"));
+    assert_eq!(f.seen.requests.load(Ordering::Relaxed), 0);
+    assert_eq!(
+        f.get(
+            "p3.erik",
+            "/api/v1/customers/C-1",
+            &[("X-Vakt-TOTP", &code)]
+        )
+        .0,
+        200
+    );
+    // Satisfied for a while: no code needed for the next request.
+    assert_eq!(f.get("p3.erik", "/api/v1/customers/C-2", &[]).0, 200);
+    assert_eq!(
+        f.seen.leaked_totp.load(Ordering::Relaxed),
+        0,
+        "the code reached the upstream"
+    );
+    // Another account under step-up is not satisfied by erik's code.
+    f.decide("p3.olle", "step_up");
+    assert_eq!(
+        f.get(
+            "p3.olle",
+            "/api/v1/customers/C-1",
+            &[("X-Vakt-TOTP", &code)]
+        )
+        .0,
+        401
+    );
+}
+
+#[test]
+fn a_bot_hammering_through_one_account_is_blocked_within_seconds_while_a_person_keeps_working() {
+    let f = Fixture::start(FailMode::Open, 1024);
+    let start = Instant::now();
+    let mut blocked_at = None;
+    for i in 0..2_000u32 {
+        let (status, _, _) = f.get(
+            "p3.bot",
+            &format!("/api/v1/customers/C-{}", 100_000 + i),
+            &[],
+        );
+        if status == 403 {
+            blocked_at = Some((i, start.elapsed()));
+            break;
+        }
+        assert_eq!(status, 200);
+        if i % 10 == 0 {
+            assert_eq!(
+                f.get("p3.anna", &format!("/api/v1/customers/C-{}", i / 10), &[])
+                    .0,
+                200
+            );
+        }
+    }
+    let (n, took) = blocked_at.expect("the bot was never blocked");
+    assert!(
+        took < Duration::from_secs(10),
+        "blocked only after {took:?}"
+    );
+    assert!(n < 1_000, "blocked only after {n} lookups");
+    for i in 0..5 {
+        assert_eq!(
+            f.get("p3.anna", &format!("/api/v1/customers/C-{i}"), &[]).0,
+            200
+        );
+        assert_eq!(
+            f.get("p3.bot", &format!("/api/v1/customers/C-{i}"), &[]).0,
+            403
+        );
+    }
+    let (l, _f) = f.finish();
+    let decisions = l.decisions(None).unwrap();
+    assert!(
+        decisions
+            .iter()
+            .any(|d| d.value == "p3.bot" && d.action == "block" && d.reason.starts_with("rate ")),
+        "{decisions:?}"
+    );
+    assert!(!decisions.iter().any(|d| d.value == "p3.anna"));
+    eprintln!("bot blocked after {n} lookups in {took:?}");
+}
+
+/// Holds the ledger's write lock, as a slow or stuck engine would.
+fn lock_ledger(data: &DataDir) -> rusqlite::Connection {
+    let c = rusqlite::Connection::open(data.path.join("ledger.db")).unwrap();
+    c.busy_timeout(Duration::from_secs(5)).unwrap();
+    c.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    c
+}
+
+#[test]
+fn fail_open_passes_while_the_engine_is_stuck_and_loses_no_access() {
+    let f = Fixture::start(FailMode::Open, 2);
+    assert_eq!(f.get("p3.anna", "/api/v1/customers/C-0", &[]).0, 200);
+    std::thread::sleep(Duration::from_millis(400)); // committed, lock free
+    let lock = lock_ledger(&f.data);
+    for i in 1..=20 {
+        assert_eq!(
+            f.get("p3.anna", &format!("/api/v1/customers/C-{i}"), &[]).0,
+            200
+        );
+    }
+    assert!(
+        f.sink
+            .as_ref()
+            .unwrap()
+            .stats()
+            .spooled
+            .load(Ordering::Relaxed)
+            > 0,
+        "nothing was spooled"
+    );
+    lock.execute_batch("COMMIT").unwrap();
+    drop(lock);
+    let (l, _f) = f.finish();
+    let (accesses, customers) = scope(&l, "p3.anna");
+    assert_eq!((accesses, customers.len()), (21, 21));
+}
+
+#[test]
+fn fail_closed_refuses_while_the_engine_is_stuck_and_recovers_after() {
+    let f = Fixture::start(FailMode::Closed, 2);
+    assert_eq!(f.get("p3.anna", "/api/v1/customers/C-0", &[]).0, 200);
+    std::thread::sleep(Duration::from_millis(400));
+    let lock = lock_ledger(&f.data);
+    let mut refused = 0;
+    for i in 1..=20 {
+        let (status, body, _) = f.get("p3.anna", &format!("/api/v1/customers/C-{i}"), &[]);
+        if status == 503 {
+            assert_eq!(body["error"], "audit_unavailable");
+            refused += 1;
+        } else {
+            assert_eq!(status, 200);
+        }
+    }
+    assert!(refused >= 15, "only {refused} of 20 refused while stuck");
+    lock.execute_batch("COMMIT").unwrap();
+    drop(lock);
+    let start = Instant::now();
+    while f.get("p3.anna", "/api/v1/customers/C-99", &[]).0 != 200 {
+        assert!(start.elapsed() < Duration::from_secs(10), "never recovered");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (l, _f) = f.finish();
+    // Every attempt is recorded, refused ones without customers.
+    let (accesses, _) = scope(&l, "p3.anna");
+    assert!(accesses >= 22, "{accesses} accesses recorded");
+}
