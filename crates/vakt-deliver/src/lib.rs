@@ -130,13 +130,15 @@ impl Deliverer {
     }
 
     /// Waits up to `grace` for pending alerts to go out, then stops; what
-    /// is still pending stays queued for the next start.
-    pub fn shutdown(mut self, grace: Duration) {
+    /// is still pending stays queued for the next start. Returns the
+    /// undelivered bytes.
+    pub fn shutdown(mut self, grace: Duration) -> u64 {
         let deadline = std::time::Instant::now() + grace;
         while self.pending() > 0 && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
         self.stop_threads();
+        self.pending()
     }
 
     fn stop_threads(&mut self) {

@@ -21,7 +21,7 @@ pub mod http;
 pub mod sink;
 
 pub use guard::{Guard, GuardConfig, Verdict};
-pub use sink::{EventSink, FailMode, SinkConfig, SinkStats};
+pub use sink::{write_alerts, AlertOut, EventSink, FailMode, SinkConfig, SinkStats};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {

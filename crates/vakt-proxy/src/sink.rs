@@ -26,6 +26,17 @@ use vakt_event::{AccessEvent, Alert, Directory, Event, Origin};
 use vakt_ingest::parsers::{self, ParserContext};
 use vakt_ledger::{DataDir, Ledger};
 
+/// Where alerts go once recorded: a file, stdout, a delivery queue.
+pub type AlertOut = Box<dyn FnMut(&Alert) -> std::io::Result<()> + Send>;
+
+/// Alert lines (JSON) written and flushed one by one to `w`.
+pub fn write_alerts(mut w: impl Write + Send + 'static) -> AlertOut {
+    Box::new(move |a| {
+        writeln!(w, "{}", a.to_json_line())?;
+        w.flush()
+    })
+}
+
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum FailMode {
     /// Pass requests while the engine is behind; their events are spooled.
@@ -77,11 +88,11 @@ pub struct EventSink {
 }
 
 impl EventSink {
-    /// Starts the engine thread; alert lines go to `alerts`.
+    /// Starts the engine thread; every alert goes to `alerts`.
     pub fn start(
         data: &DataDir,
         directory: Arc<Directory>,
-        alerts: Box<dyn Write + Send>,
+        alerts: AlertOut,
         config: SinkConfig,
     ) -> Result<EventSink> {
         let mut ledger = Ledger::open(data)?;
@@ -186,7 +197,7 @@ struct Worker {
     engine: Engine,
     directory: Arc<Directory>,
     ledger: Ledger,
-    alerts: Box<dyn Write + Send>,
+    alerts: AlertOut,
     spool: Arc<Spool>,
     stats: Arc<SinkStats>,
 }
@@ -214,7 +225,6 @@ impl Worker {
             self.alert(a)?;
         }
         self.ledger.commit()?;
-        self.alerts.flush().map_err(io_err("cannot write alerts"))?;
         Ok(())
     }
 
@@ -256,9 +266,7 @@ impl Worker {
             self.stats.decisions.fetch_add(1, Ordering::Relaxed);
         }
         self.ledger.commit()?;
-        writeln!(self.alerts, "{}", a.to_json_line())
-            .and_then(|()| self.alerts.flush())
-            .map_err(io_err("cannot write alerts"))
+        (self.alerts)(&a).map_err(io_err("cannot write alerts"))
     }
 
     fn drain_spool(&mut self) -> Result<()> {

@@ -102,7 +102,7 @@ impl Fixture {
             EventSink::start(
                 &data,
                 directory.clone(),
-                Box::new(alerts),
+                vakt_proxy::write_alerts(alerts),
                 SinkConfig {
                     queue,
                     fail_mode,

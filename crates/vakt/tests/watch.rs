@@ -159,3 +159,71 @@ fn flate2_writer(p: &std::path::Path) -> impl Write {
         flate2::Compression::fast(),
     )
 }
+
+#[test]
+fn alerts_reach_a_webhook_given_with_deliver() {
+    use std::io::{BufRead, BufReader, Read};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("directory.toml");
+    std::fs::write(&dir, DIR).unwrap();
+    let events = tmp.path().join("events.jsonl");
+    std::fs::write(&events, access("2026-11-02T09:00:00Z", "C-900001") + "\n").unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let mut len = 0;
+        loop {
+            let mut h = String::new();
+            if r.read_line(&mut h).unwrap() <= 2 {
+                break;
+            }
+            if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0; len];
+        r.read_exact(&mut body).unwrap();
+        s.write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n")
+            .unwrap();
+        String::from_utf8(body).unwrap()
+    });
+    let deliver = tmp.path().join("deliver.toml");
+    std::fs::write(&deliver, format!("[[target]]\nname = \"soc\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{port}/vakt\"\nmin_severity = \"high\"\n")).unwrap();
+    let out = vakt()
+        .args(["watch", "-q", "--directory"])
+        .arg(&dir)
+        .arg("--deliver")
+        .arg(&deliver)
+        .arg("--data")
+        .arg(tmp.path().join("data"))
+        .arg(&events)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let body = server.join().unwrap();
+    assert!(
+        body.contains(r#""rule.id":"canary""#) && body.contains("C-900001")
+            || body.contains("canary"),
+        "{body}"
+    );
+    let bad = tmp.path().join("bad.toml");
+    std::fs::write(&bad, "[[target]]\nname = \"x\"\nkind = \"syslog\"\n").unwrap();
+    let out = vakt()
+        .args(["watch", "-q", "--deliver"])
+        .arg(&bad)
+        .arg(&events)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.toml:1:") && err.contains("udp://HOST:PORT"),
+        "{err}"
+    );
+}

@@ -55,6 +55,7 @@ pub fn simulate_and_watch(dir: &std::path::Path, seed: u64, days: u32) -> Result
         follow: false,
         idle_exit: None,
         max_line: vakt_ingest::lines::DEFAULT_MAX_LINE,
+        deliver: None,
         stats_json: None,
         data: None,
         quiet: true,

@@ -8,9 +8,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
+use vakt_deliver::{Deliverer, DeliveryConfig};
 use vakt_event::Directory;
 use vakt_ledger::Ledger;
-use vakt_proxy::{EventSink, FailMode, Guard, GuardConfig, SinkConfig};
+use vakt_proxy::{AlertOut, EventSink, FailMode, Guard, GuardConfig, SinkConfig};
 
 #[derive(clap::Subcommand)]
 pub enum ProxyCommand {
@@ -43,6 +44,9 @@ pub struct EnforceArgs {
     /// How long a correct TOTP code satisfies a step-up decision (e.g. 15m).
     #[arg(long, default_value = "15m", value_name = "DURATION")]
     pub step_up_for: String,
+    /// Deliver alerts to the webhooks and syslog receivers of this file (TOML, `[[target]]`).
+    #[arg(long, value_name = "FILE")]
+    pub deliver: Option<PathBuf>,
     /// Whom blocked users should contact, said in every refusal.
     #[arg(long, default_value = "your security team", value_name = "TEXT")]
     pub contact: String,
@@ -53,6 +57,22 @@ pub struct Enforcement {
     pub guard: Arc<Guard>,
     pub sink: EventSink,
     pub directory: Arc<Directory>,
+    pub deliverer: Option<Arc<Deliverer>>,
+}
+
+impl Enforcement {
+    /// After the proxy stopped: drain events into the ledger, then give
+    /// alert delivery a few seconds (what is left goes out at the next start).
+    pub fn finish(sink: Arc<EventSink>, deliverer: Option<Arc<Deliverer>>) -> Result<()> {
+        Arc::try_unwrap(sink)
+            .map_err(|_| anyhow::anyhow!("the proxy still holds the event sink"))?
+            .shutdown()
+            .context("cannot drain the events into the ledger")?;
+        if let Some(d) = deliverer.and_then(|d| Arc::try_unwrap(d).ok()) {
+            d.shutdown(Duration::from_secs(10));
+        }
+        Ok(())
+    }
 }
 
 impl EnforceArgs {
@@ -69,13 +89,29 @@ impl EnforceArgs {
                 )
             })?;
         let data = self.data.dir();
-        let alerts: Box<dyn Write + Send> = match &self.alerts {
+        let out: Box<dyn Write + Send> = match &self.alerts {
             Some(p) => Box::new(std::io::BufWriter::new(
                 std::fs::File::create(p)
                     .with_context(|| format!("cannot create the alert file {}", p.display()))?,
             )),
             None => Box::new(std::io::stdout()),
         };
+        let mut write = vakt_proxy::write_alerts(out);
+        let deliverer = match &self.deliver {
+            Some(p) => Some(Arc::new(Deliverer::start(
+                &data.path,
+                &DeliveryConfig::load(p)?,
+            )?)),
+            None => None,
+        };
+        let queue = deliverer.clone();
+        let alerts: AlertOut = Box::new(move |a| {
+            write(a)?;
+            match &queue {
+                Some(d) => d.enqueue(a).map_err(std::io::Error::other),
+                None => Ok(()),
+            }
+        });
         let sink = EventSink::start(
             &data,
             directory.clone(),
@@ -101,6 +137,7 @@ impl EnforceArgs {
             guard,
             sink,
             directory,
+            deliverer,
         })
     }
 }

@@ -64,9 +64,6 @@ pub fn run(args: HttpArgs) -> Result<ExitCode> {
         stats.alerts.load(Ordering::Relaxed),
         stats.decisions.load(Ordering::Relaxed),
     );
-    Arc::try_unwrap(sink)
-        .map_err(|_| anyhow!("the proxy still holds the event sink"))?
-        .shutdown()
-        .context("cannot drain the events into the ledger")?;
+    super::proxy::Enforcement::finish(sink, e.deliverer)?;
     Ok(ExitCode::SUCCESS)
 }

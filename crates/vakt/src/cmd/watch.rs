@@ -52,6 +52,10 @@ pub struct WatchArgs {
     /// (default when given without a value: $VAKT_DATA, else ./vakt-data).
     #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = "-")]
     pub data: Option<PathBuf>,
+    /// Deliver alerts to the webhooks and syslog receivers of this file
+    /// (TOML, `[[target]]`), at least once through a queue in the data directory.
+    #[arg(long, value_name = "FILE")]
+    pub deliver: Option<PathBuf>,
     /// Also write the run summary as JSON to this file (for scripts and benchmarks).
     #[arg(long, value_name = "FILE")]
     pub stats_json: Option<PathBuf>,
@@ -266,6 +270,15 @@ pub fn watch(args: &WatchArgs, mut out: Box<dyn Write>) -> Result<WatchReport> {
         }
         None => None,
     };
+    let deliverer = match &args.deliver {
+        Some(p) => {
+            let config = vakt_deliver::DeliveryConfig::load(p)?;
+            let dir = DataDir::resolve(args.data.as_deref().filter(|p| p.as_os_str() != "-"));
+            Some(vakt_deliver::Deliverer::start(&dir.path, &config)?)
+        }
+        None => None,
+    };
+    let mut deliver_error: Option<vakt_deliver::DeliverError> = None;
     let ledger = RefCell::new(ledger);
     let mut ledger_error: Option<vakt_ledger::LedgerError> = None;
 
@@ -284,6 +297,11 @@ pub fn watch(args: &WatchArgs, mut out: Box<dyn Write>) -> Result<WatchReport> {
             });
             if let Err(e) = recorded {
                 ledger_error.get_or_insert(e);
+            }
+        }
+        if let Some(d) = &deliverer {
+            if let Err(e) = d.enqueue(&a) {
+                deliver_error.get_or_insert(e);
             }
         }
         if write_error.is_none() {
@@ -332,6 +350,14 @@ pub fn watch(args: &WatchArgs, mut out: Box<dyn Write>) -> Result<WatchReport> {
     engine.finish(&mut emit);
     if let Some(e) = ledger_error {
         return Err(e).context("cannot record alerts in the ledger");
+    }
+    if let Some(e) = deliver_error {
+        return Err(e).context("cannot queue alerts for delivery");
+    }
+    if let Some(d) = deliverer {
+        if d.shutdown(std::time::Duration::from_secs(10)) > 0 && !quiet {
+            eprintln!("vakt: note: alerts still undelivered after 10 s stay queued in the data directory and go out at the next run");
+        }
     }
     let ledger_counts = match ledger.into_inner() {
         Some(l) => {
