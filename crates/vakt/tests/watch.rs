@@ -207,11 +207,7 @@ fn alerts_reach_a_webhook_given_with_deliver() {
         String::from_utf8_lossy(&out.stderr)
     );
     let body = server.join().unwrap();
-    assert!(
-        body.contains(r#""rule.id":"canary""#) && body.contains("C-900001")
-            || body.contains("canary"),
-        "{body}"
-    );
+    assert!(body.contains(r#""rule.id":"canary""#), "{body}");
     let bad = tmp.path().join("bad.toml");
     std::fs::write(&bad, "[[target]]\nname = \"x\"\nkind = \"syslog\"\n").unwrap();
     let out = vakt()
