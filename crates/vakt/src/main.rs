@@ -33,6 +33,9 @@ enum Command {
     /// Decisions (throttle, step_up, block) from policies or by hand: list, add, delete.
     #[command(subcommand)]
     Decisions(cmd::ledger::DecisionsCommand),
+    /// API tokens for `vakt serve`: create (prints the secret once), list, revoke.
+    #[command(subcommand)]
+    Token(cmd::token::TokenCommand),
     /// Accounts and organisations ranked by what they reached and what it is worth.
     Exposure(cmd::ledger::ExposureArgs),
     /// Draft the breach notification (GDPR Art. 33) for an alert.
@@ -59,6 +62,7 @@ fn main() -> ExitCode {
         Command::Ledger(c) => cmd::ledger::ledger(c),
         Command::Scope(args) => cmd::ledger::scope(args),
         Command::Decisions(c) => cmd::ledger::decisions(c),
+        Command::Token(c) => cmd::token::run(c),
         Command::Exposure(args) => cmd::ledger::exposure(args),
         Command::Report(args) => cmd::ledger::report(args),
         Command::Canary(c) => cmd::canary::run(c).map(|()| ExitCode::SUCCESS),

@@ -5,4 +5,5 @@ pub mod detection;
 pub mod eval;
 pub mod ledger;
 pub mod simulate;
+pub mod token;
 pub mod watch;
