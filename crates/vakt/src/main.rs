@@ -33,6 +33,8 @@ enum Command {
     /// Decisions (throttle, step_up, block) from policies or by hand: list, add, delete.
     #[command(subcommand)]
     Decisions(cmd::ledger::DecisionsCommand),
+    /// HTTP API: POST /v1/events, GET/POST/DELETE /v1/decisions, GET /v1/alerts.
+    Serve(cmd::serve::ServeArgs),
     /// API tokens for `vakt serve`: create (prints the secret once), list, revoke.
     #[command(subcommand)]
     Token(cmd::token::TokenCommand),
@@ -62,6 +64,7 @@ fn main() -> ExitCode {
         Command::Ledger(c) => cmd::ledger::ledger(c),
         Command::Scope(args) => cmd::ledger::scope(args),
         Command::Decisions(c) => cmd::ledger::decisions(c),
+        Command::Serve(args) => cmd::serve::run(args),
         Command::Token(c) => cmd::token::run(c),
         Command::Exposure(args) => cmd::ledger::exposure(args),
         Command::Report(args) => cmd::ledger::report(args),

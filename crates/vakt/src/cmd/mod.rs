@@ -4,6 +4,7 @@ pub mod demo;
 pub mod detection;
 pub mod eval;
 pub mod ledger;
+pub mod serve;
 pub mod simulate;
 pub mod token;
 pub mod watch;
