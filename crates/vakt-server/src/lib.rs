@@ -230,3 +230,127 @@ pub fn run(
         server.serve(listener, shutdown_signal()).await
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tower::ServiceExt;
+
+    fn line(user: &str) -> String {
+        format!(
+            r#"{{"@timestamp":"2026-11-02T08:00:00Z","user.name":"{user}","event.action":"lookup","customer.ids":["C-1"]}}"#
+        )
+    }
+
+    async fn post(
+        server: &Server,
+        token: &str,
+        body: String,
+    ) -> (StatusCode, Option<String>, serde_json::Value) {
+        let r = server
+            .router()
+            .oneshot(
+                Request::post("/v1/events")
+                    .header("authorization", format!("Bearer {token}"))
+                    .body(Body::from(body))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let status = r.status();
+        let retry = r
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let bytes = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+        (status, retry, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    fn server(tmp: &tempfile::TempDir, queue_events: usize, body_limit: usize) -> (Server, String) {
+        let data = DataDir {
+            path: tmp.path().join("data"),
+        };
+        let mut l = Ledger::open(&data).unwrap();
+        let token = l
+            .create_token("proxy", vakt_ledger::tokens::Role::Ingest)
+            .unwrap();
+        l.close().unwrap();
+        let mut config = Config::new(data, Directory::default());
+        config.queue_events = queue_events;
+        config.body_limit = body_limit;
+        (Server::open(config).unwrap(), token)
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_answers_429_with_retry_after_and_journals_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (server, token) = server(&tmp, 3, 1 << 20);
+        // Hold the queue's room, as a slow engine would.
+        let held = server
+            .state
+            .queue
+            .clone()
+            .try_acquire_many_owned(2)
+            .unwrap();
+        let (status, retry, body) =
+            post(&server, &token, format!("{}\n{}", line("a"), line("b"))).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(retry.as_deref(), Some("1"));
+        assert!(body["error"].as_str().unwrap().contains("queue is full"));
+        assert_eq!(lock_journal_lines(&server), 0);
+        // One event still fits.
+        let (status, _, body) = post(&server, &token, line("a")).await;
+        assert_eq!(
+            (status, &body["accepted"]),
+            (StatusCode::OK, &serde_json::json!(1))
+        );
+        assert_eq!(lock_journal_lines(&server), 1);
+        // More events in one batch than the queue can ever hold.
+        drop(held);
+        let big = (0..4).map(|_| line("a")).collect::<Vec<_>>().join("\n");
+        let (status, _, body) = post(&server, &token, big).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(body["error"].as_str().unwrap().contains("smaller batches"));
+        server.stop().await.unwrap();
+    }
+
+    fn lock_journal_lines(server: &Server) -> u64 {
+        server.state.ingest.lock().unwrap().journal.lines
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_answers_413_in_json() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (server, token) = server(&tmp, 100, 200);
+        let body = format!("{}\n{}", line("a"), line("b"));
+        assert!(body.len() > 200);
+        let (status, _, answer) = post(&server, &token, body).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(answer["error"].as_str().unwrap().contains("over 200 bytes"));
+        assert_eq!(lock_journal_lines(&server), 0);
+        let report = server.stop().await.unwrap();
+        assert_eq!(report.events, 0);
+    }
+
+    #[tokio::test]
+    async fn stopping_drains_what_was_accepted_into_the_ledger() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (server, token) = server(&tmp, 1000, 1 << 20);
+        let batch = (0..50)
+            .map(|i| line(&format!("u{i}")))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let (status, _, _) = post(&server, &token, batch).await;
+        assert_eq!(status, StatusCode::OK);
+        let report = server.stop().await.unwrap();
+        assert_eq!((report.events, report.appended), (50, 50));
+        let l = Ledger::open_read(&DataDir {
+            path: tmp.path().join("data"),
+        })
+        .unwrap();
+        assert_eq!(l.len(), 50);
+        assert_eq!(l.progress(JOURNAL_FILE).unwrap(), 50);
+    }
+}

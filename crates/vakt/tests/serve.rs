@@ -219,7 +219,11 @@ fn requests_without_a_valid_token_get_401_and_the_wrong_role_403() {
 
     let a = s.call("GET", "/v1/decisions", None, None);
     assert_eq!(a.status, 401);
-    assert!(a.www_authenticate.as_deref().unwrap_or("").starts_with("Bearer"));
+    assert!(a
+        .www_authenticate
+        .as_deref()
+        .unwrap_or("")
+        .starts_with("Bearer"));
     assert!(
         a.json["error"].as_str().unwrap().contains("Bearer"),
         "{a:?}"
