@@ -44,6 +44,9 @@ CREATE TABLE IF NOT EXISTS decisions(
     reason TEXT NOT NULL, created INTEGER NOT NULL, expires INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS decisions_expires ON decisions(expires);
+CREATE TABLE IF NOT EXISTS tokens(
+    name TEXT PRIMARY KEY, role TEXT NOT NULL, hash BLOB NOT NULL UNIQUE, created INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS alerts(
     id TEXT PRIMARY KEY, rule TEXT NOT NULL, actor TEXT NOT NULL, user TEXT, first_seen INTEGER NOT NULL,
     detected INTEGER NOT NULL, last INTEGER NOT NULL, severity TEXT NOT NULL, line TEXT NOT NULL
@@ -286,6 +289,32 @@ impl Ledger {
                     a.to_json_line()
                 ])
             });
+        self.db(r).map(|_| ())
+    }
+
+    /// How far an input was processed: the last line recorded with
+    /// [`Ledger::set_progress`], or 0. Committed with the entries, so after
+    /// a crash it names the last line whose accesses, alerts and decisions
+    /// are all in the ledger.
+    pub fn progress(&self, source: &str) -> Result<u64> {
+        let r = self
+            .conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'progress:' || ?1",
+                [source],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional();
+        Ok(self.db(r)?.unwrap_or(0).max(0) as u64)
+    }
+
+    /// Records that `source` was processed up to `line`, in the current
+    /// transaction.
+    pub fn set_progress(&mut self, source: &str, line: u64) -> Result<()> {
+        let r = self.conn.execute(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES ('progress:' || ?1, ?2)",
+            params![source, line.min(i64::MAX as u64) as i64],
+        );
         self.db(r).map(|_| ())
     }
 

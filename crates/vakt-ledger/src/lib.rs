@@ -8,6 +8,7 @@
 //! data directory's Ed25519 key. Exactly-once ingest comes from a unique
 //! (source, line) per entry, written in the same transaction as the entry.
 
+pub mod alerts;
 pub mod decisions;
 mod encode;
 pub mod exposure;
@@ -15,6 +16,7 @@ pub mod keys;
 pub mod ledger;
 pub mod report;
 pub mod scope;
+pub mod tokens;
 pub mod totp;
 pub mod verify;
 

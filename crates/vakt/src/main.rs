@@ -33,6 +33,11 @@ enum Command {
     /// Decisions (throttle, step_up, block) from policies or by hand: list, add, delete.
     #[command(subcommand)]
     Decisions(cmd::ledger::DecisionsCommand),
+    /// HTTP API: POST /v1/events, GET/POST/DELETE /v1/decisions, GET /v1/alerts.
+    Serve(cmd::serve::ServeArgs),
+    /// API tokens for `vakt serve`: create (prints the secret once), list, revoke.
+    #[command(subcommand)]
+    Token(cmd::token::TokenCommand),
     /// Accounts and organisations ranked by what they reached and what it is worth.
     Exposure(cmd::ledger::ExposureArgs),
     /// Draft the breach notification (GDPR Art. 33) for an alert.
@@ -65,6 +70,8 @@ fn main() -> ExitCode {
         Command::Ledger(c) => cmd::ledger::ledger(c),
         Command::Scope(args) => cmd::ledger::scope(args),
         Command::Decisions(c) => cmd::ledger::decisions(c),
+        Command::Serve(args) => cmd::serve::run(args),
+        Command::Token(c) => cmd::token::run(c),
         Command::Exposure(args) => cmd::ledger::exposure(args),
         Command::Report(args) => cmd::ledger::report(args),
         Command::Proxy(c) => cmd::proxy::proxy(c),

@@ -6,5 +6,7 @@ pub mod eval;
 pub mod ledger;
 pub mod proxy;
 pub mod proxy_http;
+pub mod serve;
 pub mod simulate;
+pub mod token;
 pub mod watch;

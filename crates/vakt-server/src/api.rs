@@ -1,0 +1,547 @@
+//! Routes, authentication and the JSON error shape `{"error": "..."}`.
+
+use crate::{worker, State};
+use axum::body::{to_bytes, Body};
+use axum::extract::{Path, RawQuery};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::Arc;
+use vakt_event::{Event, Origin, Severity, Timestamp};
+use vakt_ledger::alerts::AlertFilter;
+use vakt_ledger::decisions::Decision;
+use vakt_ledger::tokens::{Role, TokenInfo};
+
+/// Largest `POST /v1/decisions` body.
+const DECISION_BODY_LIMIT: usize = 64 << 10;
+/// Most alerts one `GET /v1/alerts` returns.
+const MAX_ALERTS: usize = 10_000;
+
+pub(crate) fn router(state: Arc<State>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/v1/decisions", get(list_decisions).post(add_decision))
+        .route("/v1/decisions/{id}", delete(delete_decision))
+        .route("/v1/events", axum::routing::post(post_events))
+        .route("/v1/alerts", get(list_alerts))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+type Shared = axum::extract::State<Arc<State>>;
+
+/// An answer other than success: a status and a sentence that says what to do.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    message: String,
+    retry_after: Option<u32>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    fn internal(e: impl std::fmt::Display) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = (self.status, Json(json!({ "error": self.message }))).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"vakt\""),
+            );
+        }
+        if let Some(s) = self.retry_after {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        r
+    }
+}
+
+/// Runs ledger work off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(ApiError::internal(format!("request task failed: {e}"))))
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The token of the request, if it may do what `needed` allows. The
+/// secret is never logged or echoed.
+async fn authorize(
+    state: &Arc<State>,
+    headers: &HeaderMap,
+    needed: Role,
+) -> Result<TokenInfo, ApiError> {
+    let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, m);
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Err(unauthorized(
+            "no token: send `Authorization: Bearer <token>`; `vakt token create --name NAME --role ROLE` makes one",
+        ));
+    };
+    let secret = value
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            let (scheme, rest) = v.split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then(|| rest.trim().to_owned())
+        })
+        .ok_or_else(|| unauthorized("the Authorization header must be `Bearer <token>`"))?;
+    let state2 = state.clone();
+    let token = blocking(move || {
+        lock(&state2.reader)
+            .token(&secret)
+            .map_err(ApiError::internal)
+    })
+    .await?
+    .ok_or_else(|| {
+        unauthorized(
+            "the token is not known (mistyped, or revoked); `vakt token list` shows the tokens",
+        )
+    })?;
+    if !token.role.allows(needed) {
+        let why = match needed {
+            Role::Ingest => "posting events needs an ingest token",
+            Role::Read => "reading needs a read or admin token",
+            Role::Admin => "changing decisions needs an admin token",
+        };
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("token {} has the role {}; {why}", token.name, token.role),
+        ));
+    }
+    Ok(token)
+}
+
+async fn healthz(state: Shared) -> Response {
+    match state.failure.get() {
+        None => Json(json!({ "status": "ok" })).into_response(),
+        Some(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "failing", "error": e })),
+        )
+            .into_response(),
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no such route; the routes are /healthz, /v1/events, /v1/decisions, /v1/alerts (docs/EVENTS.md section 7)",
+    )
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "this route does not take that method (docs/EVENTS.md section 7)",
+    )
+}
+
+/// `a=1&b=2` as pairs, percent-decoded.
+fn query_pairs(q: Option<String>) -> Result<Vec<(String, String)>, ApiError> {
+    let q = q.unwrap_or_default();
+    let mut out = Vec::new();
+    for part in q.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = part.split_once('=').unwrap_or((part, ""));
+        let dec = |s: &str| {
+            percent_decode(s).ok_or_else(|| {
+                ApiError::bad_request(format!("query `{part}` is not valid percent-encoding"))
+            })
+        };
+        out.push((dec(k)?, dec(v)?));
+    }
+    Ok(out)
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' => {
+                let h = s.get(i + 1..i + 3)?;
+                out.push(u8::from_str_radix(h, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn parse_bool(key: &str, v: &str) -> Result<bool, ApiError> {
+    match v {
+        "" | "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(ApiError::bad_request(format!(
+            "`{key}={v}`: write {key}=true or {key}=false"
+        ))),
+    }
+}
+
+fn now() -> Timestamp {
+    Timestamp(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0),
+    )
+}
+
+async fn list_decisions(
+    state: Shared,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Vec<Decision>>, ApiError> {
+    authorize(&state, &headers, Role::Read).await?;
+    let mut all = false;
+    for (k, v) in query_pairs(q)? {
+        match k.as_str() {
+            "all" => all = parse_bool("all", &v)?,
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter `{k}`; /v1/decisions takes all=true"
+                )))
+            }
+        }
+    }
+    let state = state.0.clone();
+    let list = blocking(move || {
+        lock(&state.reader)
+            .decisions((!all).then(now))
+            .map_err(ApiError::internal)
+    })
+    .await?;
+    Ok(Json(list))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewDecision {
+    scope: String,
+    value: String,
+    action: String,
+    ttl: String,
+    reason: Option<String>,
+}
+
+/// Reads a body of at most `limit` bytes, or answers 413.
+async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<axum::body::Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is over {limit} bytes; send it in smaller batches"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    to_bytes(body, limit).await.map_err(|e| {
+        if std::error::Error::source(&e)
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| e.to_string())
+            .contains("length limit")
+        {
+            too_large()
+        } else {
+            ApiError::bad_request(format!("cannot read the body: {e}"))
+        }
+    })
+}
+
+async fn add_decision(state: Shared, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let token = authorize(&state, &headers, Role::Admin).await?;
+    let bytes = read_body(&headers, body, DECISION_BODY_LIMIT).await?;
+    let new: NewDecision = serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the body must be a JSON object {{\"scope\", \"value\", \"action\", \"ttl\", \"reason\" (optional)}}: {e}"
+        ))
+    })?;
+    if !["account", "ip", "organization"].contains(&new.scope.as_str()) {
+        return Err(ApiError::bad_request(format!(
+            "`scope` \"{}\" is not a scope; use account, ip or organization",
+            new.scope.escape_debug()
+        )));
+    }
+    if !["throttle", "step_up", "block"].contains(&new.action.as_str()) {
+        return Err(ApiError::bad_request(format!(
+            "`action` \"{}\" is not an action; use throttle, step_up or block",
+            new.action.escape_debug()
+        )));
+    }
+    let value = new.value.trim().to_owned();
+    if value.is_empty() {
+        return Err(ApiError::bad_request(
+            "`value` is empty; give the account name, address or organisation id",
+        ));
+    }
+    if new.scope == "ip" && value.parse::<std::net::IpAddr>().is_err() {
+        return Err(ApiError::bad_request(format!(
+            "`value` \"{}\" is not an IP address; write e.g. 198.51.100.7 or 2001:db8::7",
+            value.escape_debug()
+        )));
+    }
+    let ttl_ms = vakt_event::directory::parse_ttl(&new.ttl).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "`ttl` \"{}\" is not a duration; write e.g. 90s, 10m, 1h or 7d",
+            new.ttl.escape_debug()
+        ))
+    })?;
+    let created = now();
+    let d = Decision {
+        id: format!("manual-{}-{}-{}", new.scope, value, created.0),
+        scope: new.scope,
+        value,
+        action: new.action,
+        reason: new
+            .reason
+            .unwrap_or_else(|| format!("added over the API by token {}", token.name)),
+        created,
+        expires: created.saturating_add(ttl_ms),
+    };
+    let state = state.0.clone();
+    let d = blocking(move || {
+        lock(&state.writer)
+            .put_decision(&d)
+            .map_err(ApiError::internal)?;
+        Ok(d)
+    })
+    .await?;
+    let mut r = (StatusCode::CREATED, Json(&d)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("/v1/decisions/{}", d.id)) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(r)
+}
+
+async fn delete_decision(
+    state: Shared,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    authorize(&state, &headers, Role::Admin).await?;
+    let state = state.0.clone();
+    let id2 = id.clone();
+    let found = blocking(move || {
+        lock(&state.writer)
+            .delete_decision(&id2)
+            .map_err(ApiError::internal)
+    })
+    .await?;
+    if found {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no decision {id}; GET /v1/decisions?all=true lists them"),
+        ))
+    }
+}
+
+async fn list_alerts(
+    state: Shared,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers, Role::Read).await?;
+    let mut f = AlertFilter {
+        limit: 100,
+        ..Default::default()
+    };
+    for (k, v) in query_pairs(q)? {
+        match k.as_str() {
+            "rule" if !v.is_empty() => f.rule = Some(v),
+            "rule" => {}
+            "severity" if v.is_empty() => {}
+            "severity" => {
+                f.min_severity = Some(
+                    serde_json::from_value::<Severity>(json!(v)).map_err(|_| {
+                        ApiError::bad_request(format!(
+                            "`severity={v}`: use low, medium, high or critical (that severity and above)"
+                        ))
+                    })?,
+                )
+            }
+            "limit" => {
+                f.limit = v
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=MAX_ALERTS).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::bad_request(format!(
+                            "`limit={v}`: give a number from 1 to {MAX_ALERTS}"
+                        ))
+                    })?
+            }
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter `{k}`; /v1/alerts takes rule, severity and limit"
+                )))
+            }
+        }
+    }
+    let state = state.0.clone();
+    let lines =
+        blocking(move || lock(&state.reader).alerts(&f).map_err(ApiError::internal)).await?;
+    // The stored lines are already JSON: join them into an array as they are.
+    let body = format!("[{}]", lines.join(","));
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// What became of a batch: parsed events with their text, and rejections.
+struct Parsed {
+    good: Vec<(Event, String)>,
+    rejected: Vec<serde_json::Value>,
+    lines: usize,
+}
+
+fn parse_batch(bytes: &[u8]) -> Parsed {
+    let origin = Origin::new(Arc::from(crate::journal::FILE_NAME), 0);
+    let mut p = Parsed {
+        good: Vec::new(),
+        rejected: Vec::new(),
+        lines: 0,
+    };
+    for (i, raw) in bytes.split(|b| *b == b'\n').enumerate() {
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if raw.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        p.lines += 1;
+        let line = i + 1;
+        let text = match std::str::from_utf8(raw) {
+            Ok(t) => t,
+            Err(e) => {
+                p.rejected.push(json!({"line": line, "error": format!("not UTF-8 ({e}); send JSON text in UTF-8")}));
+                continue;
+            }
+        };
+        match vakt_ingest::parsers::jsonl::parse_event(text, &origin) {
+            Ok(ev) => p.good.push((ev, text.to_owned())),
+            Err(e) => p
+                .rejected
+                .push(json!({"line": line, "error": e.to_string()})),
+        }
+    }
+    p
+}
+
+async fn post_events(state: Shared, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    authorize(&state, &headers, Role::Ingest).await?;
+    if let Some(e) = state.failure.get() {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the engine stopped ({e}); nothing was accepted, send again after vakt serve restarts"),
+        ));
+    }
+    let bytes = read_body(&headers, body, state.body_limit).await?;
+    let state = state.0.clone();
+    blocking(move || {
+        let Parsed {
+            good,
+            rejected,
+            lines,
+        } = parse_batch(&bytes);
+        let n = good.len();
+        if n > 0 {
+            if n > state.queue_events {
+                return Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!(
+                        "{n} events in one batch are more than the queue holds ({}); send smaller batches",
+                        state.queue_events
+                    ),
+                ));
+            }
+            let permit = state
+                .queue
+                .clone()
+                .try_acquire_many_owned(n as u32)
+                .map_err(|_| ApiError {
+                    status: StatusCode::TOO_MANY_REQUESTS,
+                    message: "the engine's queue is full; nothing of this batch was accepted, send it again after Retry-After seconds".into(),
+                    retry_after: Some(1),
+                })?;
+            let mut ingest = lock(&state.ingest);
+            let first = ingest
+                .journal
+                .append(good.iter().map(|(_, t)| t.as_str()))
+                .map_err(|e| {
+                    ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("cannot write the journal ({e}); nothing was accepted, send again later"),
+                    )
+                })?;
+            let events: Vec<Event> = good
+                .into_iter()
+                .zip(first..)
+                .map(|((mut ev, _), k)| {
+                    ev.origin_mut().line = k;
+                    ev
+                })
+                .collect();
+            let last_line = first + n as u64 - 1;
+            // Journaled: even if the engine stopped just now, the next
+            // start replays these lines, so they count as accepted.
+            let _ = ingest.tx.send(worker::Msg::Batch {
+                events,
+                last_line,
+                permit,
+            });
+        }
+        let status = if n == 0 && lines > 0 {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::OK
+        };
+        let mut answer = json!({ "accepted": n, "rejected": rejected });
+        if status == StatusCode::BAD_REQUEST {
+            answer["error"] = json!("no line of the batch was accepted; fix the lines listed in `rejected` (EVENTS.md sections 1 and 2)");
+        }
+        Ok((status, Json(answer)).into_response())
+    })
+    .await
+}

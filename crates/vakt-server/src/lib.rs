@@ -1,0 +1,356 @@
+//! `vakt serve`: vakt's HTTP API.
+//!
+//! - `POST /v1/events` (role `ingest`): EVENTS.md JSON lines. Good lines
+//!   are appended to a journal in the data directory and synced to disk
+//!   before the answer; bad lines are answered with their line numbers.
+//! - `GET /v1/decisions` (`read`), `POST /v1/decisions` and
+//!   `DELETE /v1/decisions/{id}` (`admin`): what enforcement points act on.
+//! - `GET /v1/alerts` (`read`): incidents recorded in the ledger.
+//! - `GET /healthz`: no token needed.
+//!
+//! One engine thread runs the detectors on what was journaled, appends
+//! accesses to the ledger and makes decisions from alerts with the
+//! directory's `[[policy]]` entries, as `vakt watch --data` does. A
+//! bounded queue sits between the handlers and that thread: when it is
+//! full, ingest answers 429 with `Retry-After` instead of dropping.
+
+mod api;
+mod journal;
+mod worker;
+
+pub use journal::FILE_NAME as JOURNAL_FILE;
+pub use worker::EngineReport;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, Semaphore};
+use vakt_event::Directory;
+use vakt_ledger::{DataDir, Ledger, LedgerError};
+
+/// Largest request body accepted on `POST /v1/events` by default: 16 MiB.
+pub const DEFAULT_BODY_LIMIT: usize = 16 << 20;
+/// Events that may wait for the engine by default.
+pub const DEFAULT_QUEUE_EVENTS: usize = 262_144;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("journal {path}: {source}; check the data directory's disk and permissions")]
+    Journal {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "cannot listen on {addr}: {source}; choose another --listen address or stop what uses it"
+    )]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the engine stopped: {0}; restart vakt serve, the journal is replayed")]
+    Engine(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What the server needs.
+pub struct Config {
+    pub data: DataDir,
+    /// Organisations, accounts, canaries and `[[policy]]` entries.
+    pub directory: Directory,
+    /// Largest `POST /v1/events` body, in bytes.
+    pub body_limit: usize,
+    /// Events that may wait for the engine; past it ingest answers 429.
+    pub queue_events: usize,
+}
+
+impl Config {
+    pub fn new(data: DataDir, directory: Directory) -> Config {
+        Config {
+            data,
+            directory,
+            body_limit: DEFAULT_BODY_LIMIT,
+            queue_events: DEFAULT_QUEUE_EVENTS,
+        }
+    }
+}
+
+/// Shared by the handlers.
+pub(crate) struct State {
+    /// Token look-ups and reads (autocommit; WAL lets them run beside the engine's writes).
+    pub(crate) reader: Mutex<Ledger>,
+    /// Decisions added or lifted over the API.
+    pub(crate) writer: Mutex<Ledger>,
+    /// The journal and the way to the engine, taken together so the
+    /// engine sees batches in journal order.
+    pub(crate) ingest: Mutex<Ingest>,
+    pub(crate) queue: Arc<Semaphore>,
+    pub(crate) queue_events: usize,
+    pub(crate) body_limit: usize,
+    pub(crate) failure: Arc<worker::Failure>,
+}
+
+pub(crate) struct Ingest {
+    pub(crate) journal: journal::Journal,
+    pub(crate) tx: mpsc::UnboundedSender<worker::Msg>,
+}
+
+/// A server with its engine running; [`Server::serve`] answers requests.
+pub struct Server {
+    state: Arc<State>,
+    tx: mpsc::UnboundedSender<worker::Msg>,
+    engine: std::thread::JoinHandle<Result<EngineReport, ServerError>>,
+}
+
+impl Server {
+    /// Opens the ledger and the journal in the data directory (creating
+    /// them when missing) and starts the engine, which first replays the
+    /// journal.
+    pub fn open(config: Config) -> Result<Server, ServerError> {
+        let ledger = Ledger::open(&config.data)?;
+        let reader = Ledger::open_read(&config.data)?;
+        let writer = Ledger::open_read(&config.data)?;
+        let journal = journal::Journal::open(&config.data.path.join(journal::FILE_NAME))?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let failure = Arc::new(worker::Failure::default());
+        let engine = worker::spawn(
+            ledger,
+            Arc::new(config.directory),
+            journal.path.clone(),
+            journal.lines,
+            rx,
+            failure.clone(),
+        )?;
+        let queue_events = config.queue_events.clamp(1, Semaphore::MAX_PERMITS);
+        let state = Arc::new(State {
+            reader: Mutex::new(reader),
+            writer: Mutex::new(writer),
+            ingest: Mutex::new(Ingest {
+                journal,
+                tx: tx.clone(),
+            }),
+            queue: Arc::new(Semaphore::new(queue_events)),
+            queue_events,
+            body_limit: config.body_limit,
+            failure,
+        });
+        Ok(Server { state, tx, engine })
+    }
+
+    /// The routes, for serving or for tests.
+    pub fn router(&self) -> axum::Router {
+        api::router(self.state.clone())
+    }
+
+    /// Serves on `listener` until `shutdown` completes (or the engine
+    /// fails), then lets the engine drain the queue and commit.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<EngineReport, ServerError> {
+        let failure = self.state.failure.clone();
+        let stop = async move {
+            tokio::select! {
+                () = shutdown => {}
+                () = failure.notify.notified() => {}
+            }
+        };
+        let served = axum::serve(listener, self.router())
+            .with_graceful_shutdown(stop)
+            .await;
+        let report = self.stop().await;
+        served?;
+        report
+    }
+
+    /// Lets the engine finish what was accepted, commit, and stop.
+    pub async fn stop(self) -> Result<EngineReport, ServerError> {
+        let Server { state, tx, engine } = self;
+        let _ = tx.send(worker::Msg::Stop);
+        drop(tx);
+        drop(state);
+        match tokio::task::spawn_blocking(move || engine.join()).await {
+            Ok(Ok(r)) => r,
+            _ => Err(ServerError::Engine("the engine thread panicked".into())),
+        }
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+/// Runs the server on its own runtime until Ctrl-C or SIGTERM; calls
+/// `listening` with the bound address (useful with port 0).
+pub fn run(
+    config: Config,
+    listen: SocketAddr,
+    listening: impl FnOnce(SocketAddr),
+) -> Result<EngineReport, ServerError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let server = Server::open(config)?;
+        let listener = match tokio::net::TcpListener::bind(listen).await {
+            Ok(l) => l,
+            Err(source) => {
+                let _ = server.stop().await;
+                return Err(ServerError::Bind {
+                    addr: listen,
+                    source,
+                });
+            }
+        };
+        listening(listener.local_addr()?);
+        server.serve(listener, shutdown_signal()).await
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tower::ServiceExt;
+
+    fn line(user: &str) -> String {
+        format!(
+            r#"{{"@timestamp":"2026-11-02T08:00:00Z","user.name":"{user}","event.action":"lookup","customer.ids":["C-1"]}}"#
+        )
+    }
+
+    async fn post(
+        server: &Server,
+        token: &str,
+        body: String,
+    ) -> (StatusCode, Option<String>, serde_json::Value) {
+        let r = server
+            .router()
+            .oneshot(
+                Request::post("/v1/events")
+                    .header("authorization", format!("Bearer {token}"))
+                    .body(Body::from(body))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let status = r.status();
+        let retry = r
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let bytes = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+        (status, retry, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    fn server(tmp: &tempfile::TempDir, queue_events: usize, body_limit: usize) -> (Server, String) {
+        let data = DataDir {
+            path: tmp.path().join("data"),
+        };
+        let mut l = Ledger::open(&data).unwrap();
+        let token = l
+            .create_token("proxy", vakt_ledger::tokens::Role::Ingest)
+            .unwrap();
+        l.close().unwrap();
+        let mut config = Config::new(data, Directory::default());
+        config.queue_events = queue_events;
+        config.body_limit = body_limit;
+        (Server::open(config).unwrap(), token)
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_answers_429_with_retry_after_and_journals_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (server, token) = server(&tmp, 3, 1 << 20);
+        // Hold the queue's room, as a slow engine would.
+        let held = server
+            .state
+            .queue
+            .clone()
+            .try_acquire_many_owned(2)
+            .unwrap();
+        let (status, retry, body) =
+            post(&server, &token, format!("{}\n{}", line("a"), line("b"))).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(retry.as_deref(), Some("1"));
+        assert!(body["error"].as_str().unwrap().contains("queue is full"));
+        assert_eq!(lock_journal_lines(&server), 0);
+        // One event still fits.
+        let (status, _, body) = post(&server, &token, line("a")).await;
+        assert_eq!(
+            (status, &body["accepted"]),
+            (StatusCode::OK, &serde_json::json!(1))
+        );
+        assert_eq!(lock_journal_lines(&server), 1);
+        // More events in one batch than the queue can ever hold.
+        drop(held);
+        let big = (0..4).map(|_| line("a")).collect::<Vec<_>>().join("\n");
+        let (status, _, body) = post(&server, &token, big).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(body["error"].as_str().unwrap().contains("smaller batches"));
+        server.stop().await.unwrap();
+    }
+
+    fn lock_journal_lines(server: &Server) -> u64 {
+        server.state.ingest.lock().unwrap().journal.lines
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_answers_413_in_json() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (server, token) = server(&tmp, 100, 200);
+        let body = format!("{}\n{}", line("a"), line("b"));
+        assert!(body.len() > 200);
+        let (status, _, answer) = post(&server, &token, body).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(answer["error"].as_str().unwrap().contains("over 200 bytes"));
+        assert_eq!(lock_journal_lines(&server), 0);
+        let report = server.stop().await.unwrap();
+        assert_eq!(report.events, 0);
+    }
+
+    #[tokio::test]
+    async fn stopping_drains_what_was_accepted_into_the_ledger() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (server, token) = server(&tmp, 1000, 1 << 20);
+        let batch = (0..50)
+            .map(|i| line(&format!("u{i}")))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let (status, _, _) = post(&server, &token, batch).await;
+        assert_eq!(status, StatusCode::OK);
+        let report = server.stop().await.unwrap();
+        assert_eq!((report.events, report.appended), (50, 50));
+        let l = Ledger::open_read(&DataDir {
+            path: tmp.path().join("data"),
+        })
+        .unwrap();
+        assert_eq!(l.len(), 50);
+        assert_eq!(l.progress(JOURNAL_FILE).unwrap(), 50);
+    }
+}

@@ -1,0 +1,500 @@
+//! `vakt serve` over real HTTP on 127.0.0.1: tokens and roles, decisions
+//! by the API and by the CLI, ingest with good and bad lines, a canary
+//! read that ends in a block decision, and a restart that replays the
+//! journal without recording anything twice.
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const VAKT: &str = env!("CARGO_BIN_EXE_vakt");
+/// Longest wait for anything the server does by itself.
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A running `vakt serve`, stopped (SIGTERM) or killed when dropped.
+struct Serve {
+    child: Child,
+    url: String,
+    agent: ureq::Agent,
+}
+
+impl Serve {
+    fn start(data: &Path, directory: Option<&Path>) -> Serve {
+        let mut cmd = Command::new(VAKT);
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(d) = directory {
+            cmd.arg("--directory").arg(d);
+        }
+        let mut child = cmd.spawn().expect("vakt serve starts");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + WAIT;
+        let url = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(rest) = line.split("listening on ").nth(1) {
+                        break rest.split_whitespace().next().unwrap().to_owned();
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("vakt serve did not say where it listens within {WAIT:?}");
+                }
+            }
+        };
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(WAIT))
+            .build()
+            .into();
+        Serve { child, url, agent }
+    }
+
+    /// Method, path, token and body; returns the status, the headers we
+    /// look at and the body as JSON (Null when empty).
+    fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> Answer {
+        let url = format!("{}{path}", self.url);
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let r = match (method, body) {
+            ("GET", _) => {
+                let mut q = self.agent.get(&url);
+                if let Some(a) = &auth {
+                    q = q.header("Authorization", a);
+                }
+                q.call()
+            }
+            ("DELETE", _) => {
+                let mut q = self.agent.delete(&url);
+                if let Some(a) = &auth {
+                    q = q.header("Authorization", a);
+                }
+                q.call()
+            }
+            ("POST", b) => {
+                let mut q = self.agent.post(&url);
+                if let Some(a) = &auth {
+                    q = q.header("Authorization", a);
+                }
+                q.send(b.unwrap_or(""))
+            }
+            _ => unreachable!(),
+        };
+        let mut r = r.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let header = |n: &str| {
+            r.headers()
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let www_authenticate = header("www-authenticate");
+        let text = r.body_mut().read_to_string().unwrap();
+        Answer {
+            status: r.status().as_u16(),
+            www_authenticate,
+            json: if text.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text}: {e}"))
+            },
+        }
+    }
+
+    /// SIGTERM, then wait (bounded) for a clean exit.
+    fn stop(mut self) {
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "vakt serve exited with {status}");
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "vakt serve did not stop within {WAIT:?} of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    www_authenticate: Option<String>,
+    json: Value,
+}
+
+fn vakt(args: &[&str], data: &Path) -> String {
+    let out = Command::new(VAKT)
+        .args(args)
+        .arg("--data")
+        .arg(data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "vakt {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn token(data: &Path, name: &str, role: &str) -> String {
+    vakt(&["token", "create", "--name", name, "--role", role], data)
+        .trim()
+        .to_owned()
+}
+
+/// An access line at the current time, so decisions made from it are in force now.
+fn access(user: &str, customers: &[&str]) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    json!({
+        "@timestamp": vakt_event::Timestamp(now).to_string(),
+        "user.name": user,
+        "source.ip": "198.51.100.7",
+        "event.action": "lookup",
+        "customer.ids": customers,
+        "data.categories": ["name", "phone"],
+    })
+    .to_string()
+}
+
+/// Polls until `f` holds, for at most `limit`.
+fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+fn data_dir(tmp: &tempfile::TempDir) -> PathBuf {
+    tmp.path().join("data")
+}
+
+#[test]
+fn requests_without_a_valid_token_get_401_and_the_wrong_role_403() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = data_dir(&tmp);
+    let (ingest, read) = (
+        token(&data, "proxy", "ingest"),
+        token(&data, "dash", "read"),
+    );
+    let s = Serve::start(&data, None);
+
+    let a = s.call("GET", "/healthz", None, None);
+    assert_eq!((a.status, &a.json), (200, &json!({"status": "ok"})));
+
+    let a = s.call("GET", "/v1/decisions", None, None);
+    assert_eq!(a.status, 401);
+    assert!(a
+        .www_authenticate
+        .as_deref()
+        .unwrap_or("")
+        .starts_with("Bearer"));
+    assert!(
+        a.json["error"].as_str().unwrap().contains("Bearer"),
+        "{a:?}"
+    );
+    let a = s.call("POST", "/v1/events", Some("vakt_not-a-token"), Some("{}"));
+    assert_eq!(a.status, 401);
+    assert!(a.json["error"].as_str().unwrap().contains("not known"));
+
+    let body = r#"{"scope":"account","value":"x","action":"block","ttl":"10m"}"#;
+    let a = s.call("POST", "/v1/decisions", Some(&ingest), Some(body));
+    assert_eq!(a.status, 403, "{a:?}");
+    assert!(a.json["error"].as_str().unwrap().contains("admin"));
+    let a = s.call("POST", "/v1/decisions", Some(&read), Some(body));
+    assert_eq!(a.status, 403, "{a:?}");
+    let a = s.call("POST", "/v1/events", Some(&read), Some(&access("a", &[])));
+    assert_eq!(a.status, 403, "{a:?}");
+    assert!(a.json["error"].as_str().unwrap().contains("ingest"));
+    let a = s.call("GET", "/v1/decisions", Some(&ingest), None);
+    assert_eq!(a.status, 403, "{a:?}");
+
+    let a = s.call("GET", "/v1/decisions", Some(&read), None);
+    assert_eq!((a.status, &a.json), (200, &json!([])));
+    s.stop();
+
+    // A revoked token stops working.
+    vakt(&["token", "revoke", "dash"], &data);
+    let s = Serve::start(&data, None);
+    assert_eq!(
+        s.call("GET", "/v1/decisions", Some(&read), None).status,
+        401
+    );
+    s.stop();
+}
+
+#[test]
+fn an_admin_adds_lists_and_lifts_a_decision() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = data_dir(&tmp);
+    let admin = token(&data, "ops", "admin");
+    let s = Serve::start(&data, None);
+
+    for (body, says) in [
+        (
+            r#"{"scope":"user","value":"x","action":"block","ttl":"10m"}"#,
+            "account, ip or organization",
+        ),
+        (
+            r#"{"scope":"account","value":"x","action":"ban","ttl":"10m"}"#,
+            "throttle, step_up or block",
+        ),
+        (
+            r#"{"scope":"account","value":"x","action":"block","ttl":"ten"}"#,
+            "90s, 10m, 1h or 7d",
+        ),
+        (r#"{"scope":"account","value":"x","action":"block"}"#, "ttl"),
+        ("not json", "JSON object"),
+    ] {
+        let a = s.call("POST", "/v1/decisions", Some(&admin), Some(body));
+        assert_eq!(a.status, 400, "{body}: {a:?}");
+        let e = a.json["error"].as_str().unwrap();
+        assert!(e.contains(says), "{body}: {e}");
+    }
+
+    let a = s.call(
+        "POST",
+        "/v1/decisions",
+        Some(&admin),
+        Some(r#"{"scope":"account","value":"r016.elin","action":"block","ttl":"10m","reason":"ticket 7"}"#),
+    );
+    assert_eq!(a.status, 201, "{a:?}");
+    let d = a.json;
+    assert_eq!(
+        (&d["scope"], &d["value"], &d["action"], &d["reason"]),
+        (
+            &json!("account"),
+            &json!("r016.elin"),
+            &json!("block"),
+            &json!("ticket 7")
+        )
+    );
+    let id = d["id"].as_str().unwrap().to_owned();
+
+    let listed = s.call("GET", "/v1/decisions", Some(&admin), None).json;
+    assert_eq!(listed, json!([d]));
+    let a = s.call("DELETE", &format!("/v1/decisions/{id}"), Some(&admin), None);
+    assert_eq!((a.status, a.json), (204, Value::Null));
+    let a = s.call("DELETE", &format!("/v1/decisions/{id}"), Some(&admin), None);
+    assert_eq!(a.status, 404);
+    assert!(a.json["error"].as_str().unwrap().contains(&id));
+    assert_eq!(
+        s.call("GET", "/v1/decisions?all=true", Some(&admin), None)
+            .json,
+        json!([])
+    );
+    s.stop();
+}
+
+#[test]
+fn a_decision_added_with_the_cli_shows_in_the_api_within_a_second() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = data_dir(&tmp);
+    let read = token(&data, "dash", "read");
+    let s = Serve::start(&data, None);
+    let id = vakt(
+        &[
+            "decisions",
+            "add",
+            "--scope",
+            "ip",
+            "--value",
+            "203.0.113.9",
+            "--action",
+            "throttle",
+            "--ttl",
+            "1h",
+        ],
+        &data,
+    )
+    .trim()
+    .to_owned();
+    let seen = eventually(Duration::from_secs(1), || {
+        s.call("GET", "/v1/decisions", Some(&read), None).json[0]["id"] == json!(id)
+    });
+    assert!(seen, "decision {id} not listed within a second");
+    s.stop();
+}
+
+#[test]
+fn a_batch_keeps_its_good_lines_names_its_bad_ones_and_lands_in_the_ledger() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = data_dir(&tmp);
+    let ingest = token(&data, "proxy", "ingest");
+    let s = Serve::start(&data, None);
+    let batch = [
+        access("cc.anna", &["C-1", "C-2"]),
+        "{\"user.name\": \"cc.anna\"".to_owned(),
+        access("cc.anna", &["C-3"]),
+        r#"{"@timestamp":"2026-11-02T08:00:00Z","event.action":"lookup"}"#.to_owned(),
+        String::new(),
+        access("cc.bert", &["C-1"]),
+    ]
+    .join("\n");
+    let a = s.call("POST", "/v1/events", Some(&ingest), Some(&batch));
+    assert_eq!(a.status, 200, "{a:?}");
+    assert_eq!(a.json["accepted"], 3);
+    let rejected = a.json["rejected"].as_array().unwrap();
+    let lines: Vec<_> = rejected
+        .iter()
+        .map(|r| r["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(lines, [2, 4]);
+    assert!(
+        rejected[1]["error"].as_str().unwrap().contains("user.name"),
+        "{rejected:?}"
+    );
+
+    // A batch with nothing good is refused as a whole.
+    let a = s.call("POST", "/v1/events", Some(&ingest), Some("nope\n{}"));
+    assert_eq!((a.status, &a.json["accepted"]), (400, &json!(0)));
+    assert_eq!(a.json["rejected"].as_array().unwrap().len(), 2);
+
+    // The good lines reach the ledger while the server runs.
+    let scope = |account: &str| -> Value {
+        serde_json::from_str(&vakt(
+            &["scope", "--format", "json", "--account", account],
+            &data,
+        ))
+        .unwrap()
+    };
+    assert!(
+        eventually(Duration::from_secs(5), || scope("cc.anna")["accesses"] == 2),
+        "the accepted lines did not reach the ledger"
+    );
+    s.stop();
+    let anna = scope("cc.anna");
+    let customers: Vec<_> = anna["customers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["customer"].clone())
+        .collect();
+    assert_eq!(customers, [json!("C-1"), json!("C-2"), json!("C-3")]);
+    assert_eq!(scope("cc.bert")["accesses"], 1);
+    assert!(vakt(&["ledger", "verify"], &data).contains("intact"));
+}
+
+#[test]
+fn a_canary_read_posted_as_events_ends_in_a_block_decision_over_the_api() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = data_dir(&tmp);
+    let directory = tmp.path().join("directory.toml");
+    std::fs::write(
+        &directory,
+        "[[canary]]\ncustomer_id = \"C-900001\"\nlabel = \"planted\"\ncontact = [\"+46700000001\"]\n\n\
+         [[policy]]\nrule = \"canary\"\nmin_severity = \"low\"\naction = \"block\"\nttl = \"1h\"\n",
+    )
+    .unwrap();
+    let (ingest, read) = (
+        token(&data, "proxy", "ingest"),
+        token(&data, "enforcer", "read"),
+    );
+    let s = Serve::start(&data, Some(&directory));
+    let batch = format!(
+        "{}\n{}\n",
+        access("p3.bot", &["C-17"]),
+        access("p3.bot", &["C-18", "C-900001"])
+    );
+    let a = s.call("POST", "/v1/events", Some(&ingest), Some(&batch));
+    assert_eq!((a.status, &a.json["accepted"]), (200, &json!(2)), "{a:?}");
+
+    let mut decisions = Value::Null;
+    let found = eventually(Duration::from_secs(10), || {
+        decisions = s.call("GET", "/v1/decisions", Some(&read), None).json;
+        decisions.as_array().is_some_and(|d| !d.is_empty())
+    });
+    assert!(found, "no decision within 10 s");
+    let d = &decisions[0];
+    assert_eq!(
+        (&d["scope"], &d["value"], &d["action"]),
+        (&json!("account"), &json!("p3.bot"), &json!("block"))
+    );
+    assert!(d["reason"].as_str().unwrap().starts_with("canary "));
+
+    let alerts = s
+        .call(
+            "GET",
+            "/v1/alerts?rule=canary&severity=critical",
+            Some(&read),
+            None,
+        )
+        .json;
+    assert_eq!(alerts[0]["rule.id"], "canary");
+    assert_eq!(alerts[0]["user.name"], "p3.bot");
+    let none = s
+        .call("GET", "/v1/alerts?rule=rate", Some(&read), None)
+        .json;
+    assert_eq!(none, json!([]));
+    let a = s.call("GET", "/v1/alerts?severity=severe", Some(&read), None);
+    assert_eq!(a.status, 400);
+    s.stop();
+}
+
+#[test]
+fn a_restart_replays_the_journal_and_records_nothing_twice() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = data_dir(&tmp);
+    let ingest = token(&data, "proxy", "ingest");
+    let s = Serve::start(&data, None);
+    let a = s.call(
+        "POST",
+        "/v1/events",
+        Some(&ingest),
+        Some(&access("svc.a", &["C-1"])),
+    );
+    assert_eq!(a.json["accepted"], 1);
+    s.stop();
+    let s = Serve::start(&data, None);
+    let a = s.call(
+        "POST",
+        "/v1/events",
+        Some(&ingest),
+        Some(&access("svc.a", &["C-2"])),
+    );
+    assert_eq!(a.json["accepted"], 1);
+    s.stop();
+    let scope: Value = serde_json::from_str(&vakt(
+        &["scope", "--format", "json", "--account", "svc.a"],
+        &data,
+    ))
+    .unwrap();
+    assert_eq!(scope["accesses"], 2);
+    let journal = std::fs::read_to_string(data.join("serve-journal.jsonl")).unwrap();
+    assert_eq!(journal.lines().count(), 2);
+}
