@@ -17,6 +17,7 @@
 //! when the engine falls behind, so no access goes unrecorded.
 
 pub mod guard;
+pub mod pg;
 pub mod sink;
 
 pub use guard::{Guard, GuardConfig, Verdict};
