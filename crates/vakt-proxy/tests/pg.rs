@@ -748,11 +748,20 @@ async fn a_block_refuses_the_next_statement_within_a_second_and_spares_other_acc
     proxy.stop().await;
     // Refused statements are recorded as failed attempts without customers.
     assert_eq!(proxy.customers("anna"), strings(&["C-1", "C-2"]));
-    // Two reads, the refused simple query, two refused executions, the refused login.
-    assert!(
-        proxy.entries("anna").len() >= 6,
-        "{:?}",
-        proxy.entries("anna")
+    // After the reads: the refused simple query, two refused executions of
+    // the prepared statement (the prepares were refused before any
+    // execution), the refused login.
+    let e = proxy.entries("anna");
+    assert!(e.len() >= 6, "{e:?}");
+    assert_eq!(
+        e[e.len() - 4..],
+        [
+            ("lookup".to_string(), 0),
+            ("lookup".to_string(), 0),
+            ("lookup".to_string(), 0),
+            ("login".to_string(), 0)
+        ],
+        "{e:?}"
     );
 }
 

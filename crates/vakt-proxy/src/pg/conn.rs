@@ -302,7 +302,9 @@ fn refusal_bytes(r: &Refusal, severity: &str) -> BytesMut {
 pub(crate) async fn connection(client: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     match run(client, peer, shared).await {
         Ok(()) => tracing::debug!("pg proxy: {peer} closed"),
-        Err(e) => tracing::warn!("pg proxy: connection from {peer}: {e}"),
+        // A client or server going away mid-stream is routine.
+        Err(e @ PgError::Io { .. }) => tracing::debug!("pg proxy: connection from {peer}: {e}"),
+        Err(e) => tracing::warn!("pg proxy: connection from {peer}: {e}; connection closed"),
     }
 }
 
@@ -382,6 +384,8 @@ async fn run(mut client: TcpStream, peer: SocketAddr, shared: Arc<Shared>) -> Re
         prepared: HashMap::new(),
         portals: HashMap::new(),
         batch: Batch::Fresh,
+        dropped_statements: HashMap::new(),
+        dropped_portals: HashMap::new(),
     };
     let mut back = Backend::new(ctx.clone(), rx);
     tokio::select! {
@@ -505,6 +509,10 @@ struct Frontend {
     /// Portal -> (statement name, result format codes).
     portals: HashMap<String, (String, Arc<[i16]>)>,
     batch: Batch,
+    /// Statements and portals of a refused batch (never reached the
+    /// server), to name what an `Execute` in it would have run.
+    dropped_statements: HashMap<String, Arc<Stmt>>,
+    dropped_portals: HashMap<String, String>,
 }
 
 impl Frontend {
@@ -612,24 +620,16 @@ impl Frontend {
             b'P' | b'B' | b'D' | b'E' | b'C' | b'H' => {
                 let fwd = self.batch_gate();
                 if matches!(fwd, Fwd::Drop) {
-                    if f.ty == b'E' {
-                        // Record the refused execution.
-                        let portal = wire::execute(f.body)?;
-                        if let Some(s) = self
-                            .portals
-                            .get(&portal)
-                            .and_then(|(name, _)| self.prepared.get(name))
-                        {
-                            self.ctx.submit_refused(s);
-                        }
-                    }
-                    return Ok(fwd);
+                    self.refused(f)?;
+                } else {
+                    self.extended(f)?;
                 }
-                self.extended(f)?;
                 fwd
             }
             b'S' => match std::mem::replace(&mut self.batch, Batch::Fresh) {
                 Batch::Refused(r) => {
+                    self.dropped_statements.clear();
+                    self.dropped_portals.clear();
                     self.send(Expect::Refusal(r));
                     Fwd::Drop
                 }
@@ -641,6 +641,39 @@ impl Frontend {
             // Terminate, CopyData/CopyDone/CopyFail, password and SASL messages.
             _ => Fwd::Forward,
         })
+    }
+
+    /// A message of a refused batch: not forwarded; an `Execute` is
+    /// recorded as a failed attempt of the statement it would have run.
+    fn refused(&mut self, f: Frame<'_>) -> Result<(), PgError> {
+        match f.ty {
+            b'P' if self.dropped_statements.len() < MAX_NAMED => {
+                let (name, text) = wire::parse(f.body)?;
+                let stmt = self.ctx.shared.prepared(&text);
+                self.dropped_statements.insert(name, stmt);
+            }
+            b'B' if self.dropped_portals.len() < MAX_NAMED => {
+                let b = wire::bind(f.body)?;
+                self.dropped_portals.insert(b.portal, b.statement);
+            }
+            b'E' => {
+                let portal = wire::execute(f.body)?;
+                let statement = self
+                    .dropped_portals
+                    .get(&portal)
+                    .or_else(|| self.portals.get(&portal).map(|(s, _)| s));
+                let stmt = statement.and_then(|name| {
+                    self.dropped_statements
+                        .get(name)
+                        .or_else(|| self.prepared.get(name))
+                });
+                if let Some(s) = stmt {
+                    self.ctx.submit_refused(s);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     fn extended(&mut self, f: Frame<'_>) -> Result<(), PgError> {

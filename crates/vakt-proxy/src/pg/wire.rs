@@ -27,9 +27,7 @@ pub const MAX_MESSAGE: usize = 0x3fff_ffff;
 /// Startup, SSL, GSS and cancel packets are short (PostgreSQL's `MAX_STARTUP_PACKET_LENGTH`).
 pub const MAX_STARTUP: usize = 10_000;
 
-/// One complete frame at the start of `buf`: its type byte (0 for a
-/// startup packet), its body, and its total length. `Ok(None)` while
-/// incomplete; `need` says how many bytes the frame will take when known.
+/// One complete typed frame: its type byte, its body, and its total length.
 #[derive(Debug, Clone, Copy)]
 pub struct Frame<'a> {
     pub ty: u8,
@@ -37,7 +35,9 @@ pub struct Frame<'a> {
     pub len: usize,
 }
 
-/// Cuts the next typed frame off `buf`; `Err` for an impossible length.
+/// The typed frame at the start of `buf`, if complete, and the bytes the
+/// frame takes (once its header is in; 5 before); `Err` for an impossible
+/// length.
 pub fn next_frame(buf: &[u8]) -> Result<(Option<Frame<'_>>, usize), PgError> {
     if buf.len() < 5 {
         return Ok((None, 5));
