@@ -53,6 +53,17 @@
 //! the upstream as it is: `BackendKeyData` reaches the client unchanged and
 //! each client has its own backend, so its keys are the server's own.
 //!
+//! Cost: each request and each answer crosses the proxy, so a round trip
+//! takes two more socket writes and reads and two more wake-ups. The hot
+//! path reads into one reusable buffer per direction, forwards every
+//! whole message of a read in one write, sets `TCP_NODELAY` on both
+//! sockets, and allocates per row only for a new key column value; per
+//! statement it scans the SQL once and builds one event. Measured with
+//! `bench/pg-proxy.sh` on 2 shared vCPUs running pgbench, PostgreSQL and
+//! the proxy together: about 30 us of CPU per `pgbench -S` transaction,
+//! four fifths of it in the kernel's loopback TCP, about 6 us recording
+//! the event; there the proxy reaches 0.4-0.55 of direct throughput.
+//!
 //! Limits and blind spots: no TLS on either side yet (put the proxy next to
 //! the database, or on a loopback or private network); no pooling; customer
 //! ids come only from result columns named like a key column (an alias,
