@@ -18,6 +18,7 @@
 
 pub mod guard;
 pub mod http;
+pub mod pg;
 pub mod sink;
 
 pub use guard::{Guard, GuardConfig, Verdict};

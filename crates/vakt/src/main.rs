@@ -42,7 +42,7 @@ enum Command {
     Exposure(cmd::ledger::ExposureArgs),
     /// Draft the breach notification (GDPR Art. 33) for an alert.
     Report(cmd::ledger::ReportArgs),
-    /// Inline enforcement: `http` (reverse proxy for a lookup API).
+    /// Inline enforcement: `http` (reverse proxy for a lookup API), `pg` (PostgreSQL proxy).
     #[command(subcommand)]
     Proxy(cmd::proxy::ProxyCommand),
     /// Accounts: `enroll-totp` for step-up authentication at the proxies.

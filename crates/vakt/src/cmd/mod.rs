@@ -6,6 +6,7 @@ pub mod eval;
 pub mod ledger;
 pub mod proxy;
 pub mod proxy_http;
+pub mod proxy_pg;
 pub mod serve;
 pub mod simulate;
 pub mod token;

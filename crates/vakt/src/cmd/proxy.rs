@@ -17,6 +17,8 @@ use vakt_proxy::{AlertOut, EventSink, FailMode, Guard, GuardConfig, SinkConfig};
 pub enum ProxyCommand {
     /// Reverse proxy for a REST customer-lookup API.
     Http(super::proxy_http::HttpArgs),
+    /// PostgreSQL wire-protocol proxy for the customer database.
+    Pg(super::proxy_pg::PgArgs),
 }
 
 /// Options every proxy shares: where decisions and the ledger live, how
@@ -145,6 +147,7 @@ impl EnforceArgs {
 pub fn proxy(cmd: ProxyCommand) -> Result<ExitCode> {
     match cmd {
         ProxyCommand::Http(args) => super::proxy_http::run(args),
+        ProxyCommand::Pg(args) => super::proxy_pg::run(args),
     }
 }
 

@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# pgbench read-only (-S) directly against PostgreSQL and through vakt's
+# PostgreSQL proxy, on a throwaway cluster; prints both TPS and the ratio.
+#
+#   bench/pg-proxy.sh [SECONDS] [CLIENTS] [THREADS] [ROUNDS]   (default 20 8 2 3)
+#
+# Direct and proxied runs alternate ROUNDS times and the medians are
+# compared, since a shared machine's speed drifts from minute to minute.
+# PGBENCH_MODE (default -S) picks the workload, e.g. "-S -M prepared" for
+# the extended protocol, or "-N" for simple updates.
+#
+# Needs the PostgreSQL server binaries and pgbench (Debian: apt-get install
+# postgresql postgresql-contrib). As root, PostgreSQL runs as `postgres`
+# (or `nobody`). Everything listens on 127.0.0.1 and is removed at exit.
+set -euo pipefail
+
+SECONDS_RUN=${1:-20}
+CLIENTS=${2:-8}
+THREADS=${3:-2}
+ROUNDS=${4:-3}
+MODE=${PGBENCH_MODE:--S}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+
+bin=""
+for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+  if [[ -x $d/initdb && -x $d/postgres ]]; then bin=$d; break; fi
+done
+if [[ -z $bin ]]; then
+  bin=$(dirname "$(command -v initdb 2>/dev/null || echo /nonexistent/initdb)")
+fi
+for tool in initdb postgres pg_isready; do
+  if [[ ! -x $bin/$tool ]]; then
+    echo "pg-proxy.sh: $tool not found (looked in /usr/lib/postgresql/*/bin and PATH); install postgresql" >&2
+    exit 1
+  fi
+done
+PGBENCH=$(command -v pgbench || echo "$bin/pgbench")
+[[ -x $PGBENCH ]] || { echo "pg-proxy.sh: pgbench not found; install postgresql-contrib" >&2; exit 1; }
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+tmp=$(mktemp -d)
+as=()
+if [[ $(id -u) == 0 ]]; then
+  user=postgres; id -u postgres >/dev/null 2>&1 || user=nobody
+  chown "$user" "$tmp"
+  as=(runuser -u "$user" --)
+fi
+pg_pid=""; proxy_pid=""
+cleanup() {
+  [[ -n $proxy_pid ]] && kill "$proxy_pid" 2>/dev/null && wait "$proxy_pid" 2>/dev/null || true
+  if [[ -n $pg_pid ]]; then
+    kill -QUIT "$pg_pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pg_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pg_pid" 2>/dev/null || true
+  fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+PG_PORT=$(free_port)
+PROXY_PORT=$(free_port)
+echo "== cluster: $bin, port $PG_PORT" >&2
+"${as[@]}" "$bin/initdb" -D "$tmp/data" -U postgres -A trust -E UTF8 --locale=C --no-sync >"$tmp/initdb.log" 2>&1 \
+  || { cat "$tmp/initdb.log" >&2; exit 1; }
+"${as[@]}" "$bin/postgres" -D "$tmp/data" -c listen_addresses=127.0.0.1 -c port="$PG_PORT" -k "$tmp" \
+  -c fsync=off -c synchronous_commit=off -c max_connections=100 >"$tmp/postgres.log" 2>&1 &
+pg_pid=$!
+# As root `runuser` stays the parent; signal postgres itself.
+for _ in $(seq 300); do
+  "$bin/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" && break
+  kill -0 "$pg_pid" 2>/dev/null || { cat "$tmp/postgres.log" >&2; exit 1; }
+  sleep 0.1
+done
+"$bin/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" || { echo "postgres did not start in 30 s" >&2; cat "$tmp/postgres.log" >&2; exit 1; }
+pg_pid=$(head -1 "$tmp/data/postmaster.pid")
+
+echo "== pgbench -i -s 10" >&2
+"$PGBENCH" -i -s 10 -q -h 127.0.0.1 -p "$PG_PORT" -U postgres postgres >"$tmp/init.log" 2>&1 \
+  || { cat "$tmp/init.log" >&2; exit 1; }
+
+echo "== building the proxy" >&2
+(cd "$ROOT" && cargo build --release -q -p vakt-proxy --example pg_proxy)
+target=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+cat >"$tmp/directory.toml" <<'EOF'
+[postgres]
+key_columns = ["aid"]
+
+[[postgres.table]]
+name = "pgbench_accounts"
+categories = ["balance"]
+EOF
+"$target/release/examples/pg_proxy" --listen "127.0.0.1:$PROXY_PORT" --upstream "127.0.0.1:$PG_PORT" \
+  --data "$tmp/vakt-data" --directory "$tmp/directory.toml" 2>"$tmp/proxy.log" &
+proxy_pid=$!
+for _ in $(seq 100); do
+  "$bin/pg_isready" -q -h 127.0.0.1 -p "$PROXY_PORT" && break
+  sleep 0.1
+done
+
+tps() { # PORT SECONDS
+  # shellcheck disable=SC2086
+  "$PGBENCH" $MODE -c "$CLIENTS" -j "$THREADS" -T "$2" -n -h 127.0.0.1 -p "$1" -U postgres postgres 2>/dev/null \
+    | sed -n 's/^tps = \([0-9.]*\) (without initial connection time)$/\1/p'
+}
+
+echo "== warm-up (5 s, direct)" >&2
+tps "$PG_PORT" 5 >/dev/null
+direct=(); proxied=()
+for r in $(seq "$ROUNDS"); do
+  echo "== round $r/$ROUNDS: pgbench $MODE -c $CLIENTS -j $THREADS -T $SECONDS_RUN, direct then through the proxy" >&2
+  direct+=("$(tps "$PG_PORT" "$SECONDS_RUN")")
+  proxied+=("$(tps "$PROXY_PORT" "$SECONDS_RUN")")
+  echo "   direct ${direct[-1]} tps, proxy ${proxied[-1]} tps" >&2
+done
+kill "$proxy_pid"; wait "$proxy_pid" 2>/dev/null || true; proxy_pid=""
+
+printf 'pgbench %s -c %s -j %s -T %s, scale 10, %s rounds, %s cores\n' "$MODE" "$CLIENTS" "$THREADS" "$SECONDS_RUN" "$ROUNDS" "$(nproc)"
+python3 - "${direct[*]}" "${proxied[*]}" <<'PY'
+import statistics, sys
+d = [float(x) for x in sys.argv[1].split()]
+p = [float(x) for x in sys.argv[2].split()]
+md, mp = statistics.median(d), statistics.median(p)
+print("  direct:        %10.0f tps (median of %s)" % (md, ", ".join("%.0f" % x for x in d)))
+print("  through proxy: %10.0f tps (median of %s)" % (mp, ", ".join("%.0f" % x for x in p)))
+print("  ratio:         %10.3f (goal >= 0.9)" % (mp / md))
+PY
+grep 'access events' "$tmp/proxy.log" | sed 's/^/  /' || true

@@ -1,0 +1,456 @@
+//! A light scan of SQL text: statement boundaries, the verb, and the
+//! tables a statement names. Not a parser: it skips comments, string
+//! literals (also `E'...'` and dollar quoting) and reads quoted
+//! identifiers, which is all it takes to find `FROM`, `JOIN`, `INTO`,
+//! `UPDATE`, `COPY` and `TABLE` targets at any nesting depth. It runs once
+//! per simple query and once per prepared statement, in time linear in the
+//! text. A table reached only through a view, a function or dynamic SQL is
+//! not seen.
+
+/// What a statement does, by its leading keyword.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verb {
+    Read,
+    CopyTo,
+    CopyFrom,
+    Update,
+    Delete,
+    /// Anything else: DDL, transaction control, SET, SHOW, CALL, ...
+    Other,
+}
+
+/// One statement of a query string.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Scanned {
+    /// Byte range of the statement in the query string.
+    pub start: usize,
+    pub end: usize,
+    pub verb: Verb,
+    /// Tables named, lower case, as written (`schema.table` or `table`).
+    pub tables: Vec<String>,
+}
+
+#[derive(Debug, PartialEq)]
+enum Tok {
+    Word(String),
+    Quoted(String),
+    Open,
+    Close,
+    Comma,
+    Dot,
+    Semi,
+    Other,
+}
+
+struct Lexer<'a> {
+    s: &'a [u8],
+    at: usize,
+}
+
+impl Lexer<'_> {
+    fn next(&mut self) -> Option<(usize, Tok)> {
+        let s = self.s;
+        loop {
+            let c = *s.get(self.at)?;
+            if c.is_ascii_whitespace() {
+                self.at += 1;
+            } else if c == b'-' && s.get(self.at + 1) == Some(&b'-') {
+                while self.at < s.len() && s[self.at] != b'\n' {
+                    self.at += 1;
+                }
+            } else if c == b'/' && s.get(self.at + 1) == Some(&b'*') {
+                // Nested block comments, as PostgreSQL has them.
+                let mut depth = 0usize;
+                while self.at < s.len() {
+                    if s[self.at..].starts_with(b"/*") {
+                        depth += 1;
+                        self.at += 2;
+                    } else if s[self.at..].starts_with(b"*/") {
+                        depth -= 1;
+                        self.at += 2;
+                        if depth == 0 {
+                            break;
+                        }
+                    } else {
+                        self.at += 1;
+                    }
+                }
+            } else {
+                break;
+            }
+        }
+        let start = self.at;
+        let c = s[start];
+        let tok = match c {
+            b'(' => {
+                self.at += 1;
+                Tok::Open
+            }
+            b')' => {
+                self.at += 1;
+                Tok::Close
+            }
+            b',' => {
+                self.at += 1;
+                Tok::Comma
+            }
+            b'.' => {
+                self.at += 1;
+                Tok::Dot
+            }
+            b';' => {
+                self.at += 1;
+                Tok::Semi
+            }
+            b'\'' => {
+                self.string(false);
+                Tok::Other
+            }
+            b'"' => {
+                self.at += 1;
+                let mut id = Vec::new();
+                while self.at < s.len() {
+                    if s[self.at] == b'"' {
+                        if s.get(self.at + 1) == Some(&b'"') {
+                            id.push(b'"');
+                            self.at += 2;
+                            continue;
+                        }
+                        self.at += 1;
+                        break;
+                    }
+                    id.push(s[self.at]);
+                    self.at += 1;
+                }
+                Tok::Quoted(String::from_utf8_lossy(&id).into_owned())
+            }
+            b'$' => {
+                // $1 parameter, or a dollar-quoted string $tag$...$tag$.
+                let e = s[start + 1..]
+                    .iter()
+                    .position(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
+                    .map_or(s.len(), |n| start + 1 + n);
+                let quote = e < s.len()
+                    && s[e] == b'$'
+                    && (e == start + 1 || !s[start + 1].is_ascii_digit());
+                if quote {
+                    let tag = &s[start..=e];
+                    let body = e + 1;
+                    self.at = s[body..]
+                        .windows(tag.len())
+                        .position(|w| w == tag)
+                        .map_or(s.len(), |n| body + n + tag.len());
+                } else {
+                    self.at = e.max(start + 1);
+                }
+                Tok::Other
+            }
+            c if c.is_ascii_alphabetic() || c == b'_' || c >= 0x80 => {
+                while self.at < s.len()
+                    && (s[self.at].is_ascii_alphanumeric()
+                        || s[self.at] == b'_'
+                        || s[self.at] == b'$'
+                        || s[self.at] >= 0x80)
+                {
+                    self.at += 1;
+                }
+                // E'...' strings take backslash escapes.
+                if self.at - start == 1
+                    && (c == b'e' || c == b'E')
+                    && s.get(self.at) == Some(&b'\'')
+                {
+                    self.string(true);
+                    return Some((start, Tok::Other));
+                }
+                Tok::Word(String::from_utf8_lossy(&s[start..self.at]).to_ascii_lowercase())
+            }
+            _ => {
+                self.at += 1;
+                Tok::Other
+            }
+        };
+        Some((start, tok))
+    }
+
+    /// Skips a '...' literal starting at the quote.
+    fn string(&mut self, escapes: bool) {
+        let s = self.s;
+        self.at += 1;
+        while self.at < s.len() {
+            match s[self.at] {
+                b'\\' if escapes => self.at += 2,
+                b'\'' if s.get(self.at + 1) == Some(&b'\'') => self.at += 2,
+                b'\'' => {
+                    self.at += 1;
+                    return;
+                }
+                _ => self.at += 1,
+            }
+        }
+        self.at = s.len();
+    }
+}
+
+const TABLE_AFTER: &[&str] = &["from", "join", "into", "update", "copy", "table", "using"];
+const NOT_ALIAS: &[&str] = &[
+    "where",
+    "join",
+    "inner",
+    "left",
+    "right",
+    "full",
+    "cross",
+    "natural",
+    "on",
+    "group",
+    "order",
+    "limit",
+    "offset",
+    "having",
+    "union",
+    "except",
+    "intersect",
+    "for",
+    "window",
+    "returning",
+    "set",
+    "values",
+    "select",
+    "to",
+    "from",
+    "with",
+    "lateral",
+    "only",
+    "default",
+    "using",
+    "tablesample",
+    "fetch",
+    "as",
+    "do",
+    "overriding",
+    "query",
+];
+
+/// Splits a query string into statements and scans each one.
+pub fn scan(sql: &str) -> Vec<Scanned> {
+    let mut lex = Lexer {
+        s: sql.as_bytes(),
+        at: 0,
+    };
+    let mut out = Vec::new();
+    let mut cur: Option<Scanned> = None;
+    let mut depth = 0usize;
+    let mut first_word: Option<String> = None;
+    // After FROM/JOIN/...: expecting a table name (and, in a FROM list, more after commas).
+    let mut want_table = false;
+    let mut in_from_list = false;
+    let mut last_table_end = false; // just read a table name: a `.` continues it
+    let mut after_table = false; // in a FROM list after a table (alias allowed)
+    let mut copy_seen = false;
+    while let Some((start, tok)) = lex.next() {
+        if tok == Tok::Semi {
+            if let Some(mut c) = cur.take() {
+                c.end = start;
+                out.push(c);
+            }
+            depth = 0;
+            first_word = None;
+            want_table = false;
+            in_from_list = false;
+            last_table_end = false;
+            after_table = false;
+            copy_seen = false;
+            continue;
+        }
+        let c = cur.get_or_insert_with(|| Scanned {
+            start,
+            end: sql.len(),
+            verb: Verb::Other,
+            tables: Vec::new(),
+        });
+        let word = match &tok {
+            Tok::Word(w) => Some(w.as_str()),
+            _ => None,
+        };
+        // The verb: the first keyword, and for WITH the first verb at depth 0 after it.
+        if let Some(w) = word {
+            if first_word.is_none() {
+                first_word = Some(w.to_owned());
+                c.verb = verb_of(w);
+                copy_seen = w == "copy";
+            } else if depth == 0
+                && first_word.as_deref() == Some("with")
+                && matches!(w, "select" | "insert" | "update" | "delete" | "merge")
+            {
+                c.verb = verb_of(w);
+                first_word = Some(w.to_owned());
+            }
+            if depth == 0 && copy_seen && (w == "to" || w == "from") && c.verb == Verb::Other {
+                c.verb = if w == "to" {
+                    Verb::CopyTo
+                } else {
+                    Verb::CopyFrom
+                };
+            }
+        }
+        // A dotted continuation of the table just read: schema.table.
+        if last_table_end && tok == Tok::Dot {
+            if let Some((_, next)) = lex.next() {
+                if let (Tok::Word(n) | Tok::Quoted(n), Some(t)) = (next, c.tables.last_mut()) {
+                    t.push('.');
+                    t.push_str(&n.to_ascii_lowercase());
+                }
+            }
+            continue;
+        }
+        last_table_end = false;
+        match &tok {
+            Tok::Word(w) if want_table => {
+                if w == "only" || w == "lateral" {
+                    continue;
+                }
+                want_table = false;
+                if !NOT_ALIAS.contains(&w.as_str()) {
+                    c.tables.push(w.clone());
+                    last_table_end = true;
+                    after_table = in_from_list;
+                }
+            }
+            Tok::Quoted(q) if want_table => {
+                want_table = false;
+                c.tables.push(q.to_ascii_lowercase());
+                last_table_end = true;
+                after_table = in_from_list;
+            }
+            Tok::Word(w) if copy_seen && depth == 0 && (w == "from" || w == "to") => {
+                // COPY's direction: a file or STDIN/STDOUT follows, not a table.
+                want_table = false;
+                after_table = false;
+            }
+            Tok::Word(w) if TABLE_AFTER.contains(&w.as_str()) => {
+                // `DELETE FROM`, `INSERT INTO`, `SELECT ... FROM`, `x JOIN`, `COPY x`, `TABLE x`,
+                // `MERGE ... USING`. Not `IS DISTINCT FROM`, `EXTRACT(x FROM y)` heuristically:
+                // a name after them that is not a table is harmless (no categories match it).
+                want_table = true;
+                in_from_list = w == "from";
+                after_table = false;
+            }
+            Tok::Comma if after_table && in_from_list => {
+                want_table = true;
+                after_table = false;
+            }
+            Tok::Word(w) if after_table && !NOT_ALIAS.contains(&w.as_str()) => {
+                // An alias: stay in the FROM list.
+            }
+            Tok::Quoted(_) if after_table => {}
+            Tok::Open => {
+                depth += 1;
+                want_table = false;
+                after_table = false;
+                in_from_list = false;
+            }
+            Tok::Close => {
+                depth = depth.saturating_sub(1);
+                want_table = false;
+                after_table = false;
+                in_from_list = false;
+            }
+            _ => {
+                want_table = false;
+                after_table = false;
+                if !matches!(tok, Tok::Word(_)) {
+                    in_from_list = false;
+                }
+            }
+        }
+    }
+    if let Some(c) = cur {
+        out.push(c);
+    }
+    for s in &mut out {
+        s.tables.sort();
+        s.tables.dedup();
+    }
+    out
+}
+
+fn verb_of(w: &str) -> Verb {
+    match w {
+        "select" | "with" | "table" | "values" | "fetch" => Verb::Read,
+        "insert" | "update" | "merge" => Verb::Update,
+        "delete" | "truncate" => Verb::Delete,
+        "copy" => Verb::Other,
+        _ => Verb::Other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(sql: &str) -> (Verb, Vec<String>) {
+        let s = scan(sql);
+        assert_eq!(s.len(), 1, "{sql}: {s:?}");
+        (s[0].verb, s[0].tables.clone())
+    }
+
+    fn v(t: &[&str]) -> Vec<String> {
+        t.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn finds_verbs_and_tables() {
+        assert_eq!(
+            one("SELECT name FROM customers WHERE customer_id = 'C-1'"),
+            (Verb::Read, v(&["customers"]))
+        );
+        assert_eq!(
+            one("select * from public.Customers c, \"Orders\" o join x.items i on true where c.id = o.id"),
+            (Verb::Read, v(&["orders", "public.customers", "x.items"]))
+        );
+        assert_eq!(
+            one("COPY (SELECT * FROM customers) TO STDOUT"),
+            (Verb::CopyTo, v(&["customers"]))
+        );
+        assert_eq!(
+            one("copy customers (customer_id, name) from stdin"),
+            (Verb::CopyFrom, v(&["customers"]))
+        );
+        assert_eq!(
+            one("INSERT INTO customers VALUES ('a', 'from x', $1)"),
+            (Verb::Update, v(&["customers"]))
+        );
+        assert_eq!(
+            one("WITH gone AS (SELECT id FROM a) DELETE FROM customers WHERE id IN (SELECT id FROM gone)"),
+            (Verb::Delete, v(&["a", "customers", "gone"]))
+        );
+        assert_eq!(
+            one("UPDATE customers SET phone = $$ from nowhere $$ WHERE customer_id = $1"),
+            (Verb::Update, v(&["customers"]))
+        );
+        assert_eq!(one("SELECT 1 -- from customers"), (Verb::Read, v(&[])));
+        assert_eq!(one("SELECT /* from /* a */ b */ 1"), (Verb::Read, v(&[])));
+        assert_eq!(one("SELECT E'it\\'s from x'"), (Verb::Read, v(&[])));
+        assert_eq!(one("TABLE customers"), (Verb::Read, v(&["customers"])));
+        assert_eq!(one("BEGIN"), (Verb::Other, v(&[])));
+    }
+
+    #[test]
+    fn splits_statements_outside_literals() {
+        let sql = "BEGIN; SELECT ';' FROM a;; DELETE FROM b";
+        let s = scan(sql);
+        assert_eq!(s.len(), 3);
+        assert_eq!(&sql[s[1].start..s[1].end], "SELECT ';' FROM a");
+        assert_eq!(s[2].verb, Verb::Delete);
+        assert!(scan("  ;  ").is_empty());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_scans_without_panic(s in ".{0,80}") {
+            for st in scan(&s) {
+                assert!(st.start <= st.end && st.end <= s.len());
+            }
+        }
+    }
+}

@@ -1,0 +1,927 @@
+//! The PostgreSQL proxy against a real PostgreSQL: a throwaway cluster
+//! (initdb, postgres) started by these tests on 127.0.0.1 and a free port,
+//! stopped when the last test using it ends, even on a panic. The server
+//! binaries are required: without them the tests fail and say what to
+//! install.
+
+use futures_util::{SinkExt, TryStreamExt};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+use vakt_event::{Directory, Timestamp};
+use vakt_ledger::decisions::Decision;
+use vakt_ledger::{DataDir, Ledger};
+use vakt_proxy::pg::{serve_pg, PgProxyConfig};
+use vakt_proxy::{EventSink, FailMode, Guard, GuardConfig, SinkConfig};
+
+// ---------------------------------------------------------------- the cluster
+
+struct Cluster {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    port: u16,
+    postgres: Child,
+}
+
+const SETUP: &str = "
+SET password_encryption = 'scram-sha-256';
+CREATE ROLE anna LOGIN PASSWORD 'anna-pw';
+CREATE ROLE erik LOGIN PASSWORD 'erik-pw';
+CREATE ROLE exporter LOGIN PASSWORD 'exporter-pw';
+CREATE ROLE trusty LOGIN;
+SET password_encryption = 'md5';
+CREATE ROLE md5user LOGIN PASSWORD 'md5-pw';
+CREATE TABLE customers(customer_id text PRIMARY KEY, name text, phone text);
+INSERT INTO customers VALUES
+  ('C-1', 'Anna Berg', '+46700000101'),
+  ('C-2', 'Erik Lund', '+46700000102'),
+  ('C-3', 'Sara Holm', '+46700000103'),
+  ('C-4', 'Karl Ek', '+46700000104'),
+  ('C-5', 'Eva Sjö', '+46700000105'),
+  ('C-900', 'Canary Person', '+46701740000');
+CREATE TABLE customers_staging(customer_id text PRIMARY KEY, name text, phone text);
+GRANT SELECT, INSERT, UPDATE, DELETE ON customers, customers_staging TO anna, erik, exporter, trusty, md5user;
+";
+
+const HBA: &str = "
+local all all trust
+host all md5user 127.0.0.1/32 md5
+host all trusty 127.0.0.1/32 trust
+host all all 127.0.0.1/32 scram-sha-256
+";
+
+fn server_bin() -> PathBuf {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .filter(|p| p.join("initdb").exists() && p.join("postgres").exists())
+        .collect();
+    dirs.sort_by_key(|p| {
+        p.parent()
+            .and_then(|v| v.file_name())
+            .and_then(|v| v.to_str())
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or(0)
+    });
+    if let Some(d) = dirs.pop() {
+        return d;
+    }
+    for d in std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()) {
+        if d.join("initdb").exists() && d.join("postgres").exists() && d.join("psql").exists() {
+            return d;
+        }
+    }
+    panic!(
+        "PostgreSQL server binaries (initdb, postgres, psql) were found neither in \
+         /usr/lib/postgresql/*/bin nor on PATH; install the `postgresql` package \
+         (apt-get install postgresql), as ./scripts/test does"
+    );
+}
+
+/// The user to run PostgreSQL as: ourselves, or when root (which initdb
+/// refuses) the `postgres` user, else `nobody`.
+fn run_as() -> Option<(u32, u32)> {
+    if unsafe { libc::geteuid() } != 0 {
+        return None;
+    }
+    let id = |flag: &str, user: &str| -> Option<u32> {
+        let out = Command::new("id").args([flag, user]).output().ok()?;
+        String::from_utf8(out.stdout).ok()?.trim().parse().ok()
+    };
+    for user in ["postgres", "nobody"] {
+        if let (Some(u), Some(g)) = (id("-u", user), id("-g", user)) {
+            return Some((u, g));
+        }
+    }
+    panic!(
+        "running as root and neither a `postgres` nor a `nobody` user exists to run PostgreSQL as"
+    );
+}
+
+fn as_user(cmd: &mut Command, who: Option<(u32, u32)>) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    if let Some((u, g)) = who {
+        cmd.uid(u).gid(g);
+    }
+    cmd
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let bin = server_bin();
+        let who = run_as();
+        let dir = tempfile::tempdir().unwrap();
+        if let Some((u, g)) = who {
+            std::os::unix::fs::chown(dir.path(), Some(u), Some(g)).unwrap();
+        }
+        let data = dir.path().join("data");
+        let pwfile = dir.path().join("pw");
+        std::fs::write(&pwfile, "secret\n").unwrap();
+        if let Some((u, g)) = who {
+            std::os::unix::fs::chown(&pwfile, Some(u), Some(g)).unwrap();
+        }
+        let out = as_user(&mut Command::new(bin.join("initdb")), who)
+            .arg("-D")
+            .arg(&data)
+            .args([
+                "-U",
+                "postgres",
+                "--auth=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ])
+            .arg(format!("--pwfile={}", pwfile.display()))
+            .current_dir(dir.path())
+            .output()
+            .expect("initdb runs");
+        assert!(
+            out.status.success(),
+            "initdb failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::write(data.join("pg_hba.conf"), HBA).unwrap();
+        let port = free_port();
+        let log = std::fs::File::create(dir.path().join("postgres.log")).unwrap();
+        let postgres = as_user(&mut Command::new(bin.join("postgres")), who)
+            .arg("-D")
+            .arg(&data)
+            .args([
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                &format!("port={port}"),
+            ])
+            .arg("-k")
+            .arg(dir.path())
+            .args(["-c", "fsync=off", "-c", "max_connections=200"])
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("postgres starts");
+        let mut c = Cluster {
+            dir,
+            bin,
+            port,
+            postgres,
+        };
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = c.postgres.try_wait() {
+                panic!("postgres exited with {status}: {}", c.log());
+            }
+            let ok = c
+                .psql_socket("SELECT 1")
+                .map(|o| o.status.success())
+                .unwrap_or(false);
+            if ok {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "postgres did not accept connections within 30 s: {}",
+                c.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let out = c.psql_socket(SETUP).unwrap();
+        assert!(
+            out.status.success(),
+            "setup failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        c
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("postgres.log")).unwrap_or_default()
+    }
+
+    fn psql_socket(&self, sql: &str) -> std::io::Result<std::process::Output> {
+        Command::new(self.bin.join("psql"))
+            .arg("-h")
+            .arg(self.dir.path())
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+            ])
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql])
+            .output()
+    }
+
+    /// `psql` over TCP to `port` (the server's or the proxy's).
+    fn psql(
+        &self,
+        port: u16,
+        user: &str,
+        password: Option<&str>,
+        cmd: &str,
+    ) -> (bool, String, String) {
+        let mut c = Command::new(self.bin.join("psql"));
+        c.args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            user,
+            "-d",
+            "postgres",
+        ])
+        .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", cmd])
+        .env_remove("PGPASSWORD")
+        .env("PGCONNECT_TIMEOUT", "10")
+        .stdin(Stdio::null());
+        if let Some(p) = password {
+            c.env("PGPASSWORD", p);
+        }
+        let out = c.output().expect("psql runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        // Immediate shutdown (SIGQUIT), then SIGKILL if it lingers.
+        let pid = self.postgres.id() as i32;
+        unsafe { libc::kill(pid, libc::SIGQUIT) };
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(5) {
+            if let Ok(Some(_)) = self.postgres.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.postgres.kill();
+        let _ = self.postgres.wait();
+    }
+}
+
+/// One cluster for the tests running at the same time; stopped when the
+/// last of them lets go.
+fn cluster() -> Arc<Cluster> {
+    static SHARED: Mutex<Weak<Cluster>> = Mutex::new(Weak::new());
+    let mut shared = SHARED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(c) = shared.upgrade() {
+        return c;
+    }
+    let c = Arc::new(Cluster::start());
+    *shared = Arc::downgrade(&c);
+    c
+}
+
+// ------------------------------------------------------------------ the proxy
+
+const DIRECTORY: &str = r#"
+[postgres]
+key_columns = ["customer_id"]
+
+[[postgres.table]]
+name = "customers"
+categories = ["name", "phone"]
+
+[[policy]]
+rule = "canary"
+min_severity = "high"
+action = "block"
+ttl = "1h"
+"#;
+
+struct Proxy {
+    addr: SocketAddr,
+    data: DataDir,
+    _tmp: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<vakt_proxy::Result<()>>>,
+    sink: Option<Arc<EventSink>>,
+}
+
+impl Proxy {
+    async fn start(
+        pg: &Cluster,
+        directory: &str,
+        tune: impl FnOnce(&mut PgProxyConfig, &mut GuardConfig),
+    ) -> Proxy {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = DataDir {
+            path: tmp.path().join("data"),
+        };
+        let directory = Arc::new(Directory::from_toml(directory, "test.toml").unwrap());
+        let sink = EventSink::start(
+            &data,
+            directory.clone(),
+            Box::new(|_: &vakt_event::Alert| Ok(())),
+            SinkConfig {
+                queue: 4096,
+                fail_mode: FailMode::Open,
+                source: "pg-proxy".into(),
+            },
+        )
+        .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut config =
+            PgProxyConfig::new(addr, format!("127.0.0.1:{}", pg.port)).with_directory(&directory);
+        config.shutdown_grace = Duration::from_secs(2);
+        let mut gc = GuardConfig {
+            refresh: Duration::from_millis(200),
+            contact: "security@example.net".into(),
+            ..Default::default()
+        };
+        tune(&mut config, &mut gc);
+        let guard = Guard::start(data.clone(), &directory, gc).unwrap();
+        let sink = Arc::new(sink);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(serve_pg(
+            listener,
+            config,
+            guard,
+            sink.clone(),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        Proxy {
+            addr,
+            data,
+            _tmp: tmp,
+            stop: Some(stop),
+            task: Some(task),
+            sink: Some(sink),
+        }
+    }
+
+    fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    fn block(&self, account: &str) {
+        let mut l = Ledger::open(&self.data).unwrap();
+        let t = vakt_proxy::now();
+        l.put_decision(&Decision {
+            id: format!("test-block-{account}"),
+            scope: "account".into(),
+            value: account.into(),
+            action: "block".into(),
+            reason: "test by hand".into(),
+            created: Timestamp(t.0 - 1000),
+            expires: Timestamp(t.0 + 3_600_000),
+        })
+        .unwrap();
+        l.close().unwrap();
+    }
+
+    /// Stops accepting, waits for the connections, drains the sink into the ledger.
+    async fn stop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(10), t)
+                .await
+                .expect("the proxy stops within 10 s")
+                .unwrap()
+                .unwrap();
+        }
+        if let Some(sink) = self.sink.take() {
+            let sink = Arc::try_unwrap(sink)
+                .ok()
+                .expect("no connection holds the sink after serve_pg returns");
+            tokio::task::spawn_blocking(move || sink.shutdown().unwrap())
+                .await
+                .unwrap();
+        }
+    }
+
+    /// (action, records) of the account's ledger entries, oldest first.
+    fn entries(&self, account: &str) -> Vec<(String, i64)> {
+        let db = rusqlite::Connection::open(self.data.db_path()).unwrap();
+        let mut s = db
+            .prepare(
+                "SELECT act.name, e.records FROM entries e
+                 JOIN names acc ON acc.id = e.account JOIN names act ON act.id = e.action
+                 WHERE acc.name = ?1 ORDER BY e.seq",
+            )
+            .unwrap();
+        let rows = s
+            .query_map([account], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        rows
+    }
+
+    fn customers(&self, account: &str) -> Vec<String> {
+        let l = Ledger::open_read(&self.data).unwrap();
+        let s = l
+            .scope_account(account, Timestamp(0), Timestamp(i64::MAX), None)
+            .unwrap();
+        s.customers.into_iter().map(|c| c.customer).collect()
+    }
+}
+
+async fn connect(port: u16, user: &str, password: &str) -> Result<Client, tokio_postgres::Error> {
+    let (client, connection) = tokio_postgres::connect(
+        &format!("host=127.0.0.1 port={port} user={user} password={password} dbname=postgres connect_timeout=10"),
+        NoTls,
+    )
+    .await?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+fn simple_rows(msgs: &[SimpleQueryMessage]) -> Vec<Vec<Option<String>>> {
+    msgs.iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => {
+                Some((0..r.len()).map(|i| r.get(i).map(str::to_owned)).collect())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn rows(rs: &[tokio_postgres::Row]) -> Vec<Vec<Option<String>>> {
+    rs.iter()
+        .map(|r| {
+            (0..r.len())
+                .map(|i| r.get::<_, Option<String>>(i))
+                .collect()
+        })
+        .collect()
+}
+
+fn refused(r: Result<Client, tokio_postgres::Error>) -> tokio_postgres::Error {
+    match r {
+        Ok(_) => panic!("the connection was not refused"),
+        Err(e) => e,
+    }
+}
+
+async fn copy_out(c: &Client) -> Vec<u8> {
+    let s = c.copy_out("COPY customers TO STDOUT").await.unwrap();
+    let chunks: Vec<bytes::Bytes> = s.try_collect().await.unwrap();
+    chunks.concat()
+}
+
+fn code(e: &tokio_postgres::Error) -> Option<SqlState> {
+    e.code().cloned()
+}
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+// ------------------------------------------------------------------ the tests
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn psql_gets_the_same_answers_through_the_proxy_with_scram_md5_and_trust() {
+    let pg = cluster();
+    let mut proxy = Proxy::start(&pg, DIRECTORY, |_, _| {}).await;
+    let (pg2, port) = (pg.clone(), proxy.port());
+    tokio::task::spawn_blocking(move || {
+        let q = "SELECT customer_id, name, phone FROM customers WHERE customer_id IN ('C-1', 'C-2') ORDER BY 1";
+        let direct = pg2.psql(pg2.port, "anna", Some("anna-pw"), q);
+        let proxied = pg2.psql(port, "anna", Some("anna-pw"), q);
+        assert!(direct.0, "direct: {}", direct.2);
+        assert!(proxied.0, "through the proxy: {}", proxied.2);
+        assert_eq!(proxied.1, direct.1);
+        assert!(proxied.1.contains("C-1|Anna Berg|+46700000101"));
+        // \copy is COPY TO STDOUT underneath.
+        let copy = "\\copy (SELECT customer_id, name FROM customers ORDER BY 1) to stdout";
+        let direct = pg2.psql(pg2.port, "anna", Some("anna-pw"), copy);
+        let proxied = pg2.psql(port, "anna", Some("anna-pw"), copy);
+        assert!(proxied.0, "{}", proxied.2);
+        assert_eq!(proxied.1, direct.1);
+        assert_eq!(proxied.1.lines().count(), 6);
+        // md5 and trust pass through too.
+        let md5 = pg2.psql(port, "md5user", Some("md5-pw"), "SELECT name FROM customers WHERE customer_id = 'C-3'");
+        assert!(md5.0, "md5: {}", md5.2);
+        assert_eq!(md5.1.trim(), "Sara Holm");
+        let trust = pg2.psql(port, "trusty", None, "SELECT count(*) FROM customers");
+        assert!(trust.0, "trust: {}", trust.2);
+        assert_eq!(trust.1.trim(), "6");
+        let wrong = pg2.psql(port, "md5user", Some("nope"), "SELECT 1");
+        assert!(!wrong.0 && wrong.2.contains("password authentication failed"), "{}", wrong.2);
+    })
+    .await
+    .unwrap();
+    proxy.stop().await;
+    assert_eq!(proxy.customers("anna"), strings(&["C-1", "C-2"]));
+    assert_eq!(
+        proxy.entries("anna"),
+        vec![("search".into(), 2), ("export".into(), 6)]
+    );
+    assert_eq!(proxy.customers("md5user"), Vec::<String>::new());
+    assert_eq!(
+        proxy.entries("md5user"),
+        vec![("lookup".into(), 1), ("login".into(), 0)]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn simple_and_extended_queries_match_direct_and_their_customers_reach_the_ledger() {
+    let pg = cluster();
+    let mut proxy = Proxy::start(&pg, DIRECTORY, |_, _| {}).await;
+    let direct = connect(pg.port, "anna", "anna-pw").await.unwrap();
+    let via = connect(proxy.port(), "anna", "anna-pw").await.unwrap();
+
+    let q =
+        "SELECT customer_id, name FROM customers WHERE customer_id IN ('C-1', 'C-2') ORDER BY 1";
+    let a = simple_rows(&direct.simple_query(q).await.unwrap());
+    let b = simple_rows(&via.simple_query(q).await.unwrap());
+    assert_eq!(a, b);
+    assert_eq!(b.len(), 2);
+
+    // Extended protocol, prepared with a parameter; results come in binary.
+    let p = "SELECT customer_id, name, phone FROM customers WHERE customer_id = $1";
+    let sd = direct.prepare(p).await.unwrap();
+    let sv = via.prepare(p).await.unwrap();
+    for id in ["C-3", "C-4"] {
+        assert_eq!(
+            rows(&via.query(&sv, &[&id]).await.unwrap()),
+            rows(&direct.query(&sd, &[&id]).await.unwrap())
+        );
+    }
+    // An unnamed statement, and a binary int4 key column.
+    let n: i32 = via
+        .query_one("SELECT 7::int4 AS customer_id, 'x'::text AS note", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 7);
+    // A failing statement does not break the session.
+    let e = via
+        .simple_query("SELECT nope FROM customers")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), Some(SqlState::UNDEFINED_COLUMN));
+    // A multi-statement simple query, an update and a delete.
+    let m = via
+        .simple_query("SELECT customer_id FROM customers WHERE customer_id = 'C-5'; UPDATE customers_staging SET name = 'x' WHERE customer_id = 'none'; DELETE FROM customers_staging WHERE customer_id = 'none'")
+        .await
+        .unwrap();
+    assert_eq!(simple_rows(&m), vec![vec![Some("C-5".to_string())]]);
+    // Utility statements without a table are not recorded.
+    via.simple_query("SELECT 1; SET application_name = 'x'")
+        .await
+        .unwrap();
+    drop(via);
+    proxy.stop().await;
+
+    // Stopped: no new connections.
+    assert!(connect(proxy.port(), "anna", "anna-pw").await.is_err());
+
+    assert_eq!(
+        proxy.customers("anna"),
+        strings(&["7", "C-1", "C-2", "C-3", "C-4", "C-5"])
+    );
+    let l = Ledger::open_read(&proxy.data).unwrap();
+    let s = l
+        .scope_account("anna", Timestamp(0), Timestamp(i64::MAX), None)
+        .unwrap();
+    let c1 = s.customers.iter().find(|c| c.customer == "C-1").unwrap();
+    assert_eq!(
+        c1.categories.iter().cloned().collect::<Vec<_>>(),
+        strings(&["name", "phone"])
+    );
+    assert_eq!(
+        s.source_ips.keys().cloned().collect::<Vec<_>>(),
+        strings(&["127.0.0.1"])
+    );
+    assert_eq!(
+        proxy.entries("anna"),
+        vec![
+            ("search".into(), 2),
+            ("lookup".into(), 1),
+            ("lookup".into(), 1),
+            ("lookup".into(), 1),
+            ("lookup".into(), 0),
+            ("lookup".into(), 1),
+            ("update".into(), 0),
+            ("delete".into(), 0),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn copy_to_is_an_export_with_its_row_count_and_copy_from_passes() {
+    let pg = cluster();
+    let mut proxy = Proxy::start(&pg, DIRECTORY, |_, _| {}).await;
+    let direct = connect(pg.port, "exporter", "exporter-pw").await.unwrap();
+    let via = connect(proxy.port(), "exporter", "exporter-pw")
+        .await
+        .unwrap();
+    let (a, b) = (copy_out(&direct).await, copy_out(&via).await);
+    assert_eq!(a, b);
+    assert_eq!(String::from_utf8(b).unwrap().lines().count(), 6);
+
+    let sink = via
+        .copy_in::<_, bytes::Bytes>("COPY customers_staging FROM STDIN")
+        .await
+        .unwrap();
+    futures_util::pin_mut!(sink);
+    sink.send(bytes::Bytes::from_static(
+        b"S-1\tNew One\t+46700000201\nS-2\tNew Two\t+46700000202\nS-3\tNew Three\t+46700000203\n",
+    ))
+    .await
+    .unwrap();
+    assert_eq!(sink.finish().await.unwrap(), 3);
+    let n: i64 = direct
+        .query_one(
+            "SELECT count(*) FROM customers_staging WHERE customer_id LIKE 'S-%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 3);
+    direct
+        .simple_query("DELETE FROM customers_staging WHERE customer_id LIKE 'S-%'")
+        .await
+        .unwrap();
+    drop(via);
+    proxy.stop().await;
+    assert_eq!(
+        proxy.entries("exporter"),
+        vec![("export".into(), 6), ("update".into(), 3)]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_block_refuses_the_next_statement_within_a_second_and_spares_other_accounts() {
+    let pg = cluster();
+    let mut proxy = Proxy::start(&pg, DIRECTORY, |_, _| {}).await;
+    let anna = connect(proxy.port(), "anna", "anna-pw").await.unwrap();
+    let erik = connect(proxy.port(), "erik", "erik-pw").await.unwrap();
+    let q = "SELECT customer_id, name FROM customers WHERE customer_id = 'C-1'";
+    let prepared = anna
+        .prepare("SELECT customer_id, name FROM customers WHERE customer_id = $1")
+        .await
+        .unwrap();
+    anna.simple_query(q).await.unwrap();
+    anna.query(&prepared, &[&"C-2"]).await.unwrap();
+
+    proxy.block("anna");
+    let start = Instant::now();
+    let err = loop {
+        match anna.simple_query(q).await {
+            Ok(_) => {
+                assert!(
+                    start.elapsed() < Duration::from_secs(1),
+                    "still passing a second after the block"
+                );
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            Err(e) => break e,
+        }
+    };
+    assert!(start.elapsed() < Duration::from_secs(1));
+    assert_eq!(
+        code(&err),
+        Some(SqlState::INSUFFICIENT_PRIVILEGE),
+        "{err:?}"
+    );
+    let db = err.as_db_error().unwrap();
+    assert!(
+        db.message().contains("\"anna\" is blocked by vakt until"),
+        "{}",
+        db.message()
+    );
+    assert!(db.detail().unwrap_or("").contains("test by hand"));
+    assert!(db.hint().unwrap_or("").contains("security@example.net"));
+
+    // The session is still in step: a prepared statement (extended protocol) is refused too, twice.
+    for _ in 0..2 {
+        let e = anna.query(&prepared, &[&"C-2"]).await.unwrap_err();
+        assert_eq!(code(&e), Some(SqlState::INSUFFICIENT_PRIVILEGE), "{e:?}");
+        let e = anna
+            .query(
+                "SELECT phone FROM customers WHERE customer_id = $1",
+                &[&"C-3"],
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(code(&e), Some(SqlState::INSUFFICIENT_PRIVILEGE), "{e:?}");
+    }
+    // Another account keeps working.
+    let r = erik
+        .query_one(
+            "SELECT name FROM customers WHERE customer_id = $1",
+            &[&"C-4"],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.get::<_, String>(0), "Karl Ek");
+    // A new connection is refused at startup.
+    let e = refused(connect(proxy.port(), "anna", "anna-pw").await);
+    assert_eq!(code(&e), Some(SqlState::INSUFFICIENT_PRIVILEGE), "{e:?}");
+    drop((anna, erik));
+    proxy.stop().await;
+    // Refused statements are recorded as failed attempts without customers.
+    assert_eq!(proxy.customers("anna"), strings(&["C-1", "C-2"]));
+    // After the reads: the refused simple query, two refused executions of
+    // the prepared statement (the prepares were refused before any
+    // execution), the refused login.
+    let e = proxy.entries("anna");
+    assert!(e.len() >= 6, "{e:?}");
+    assert_eq!(
+        e[e.len() - 4..],
+        [
+            ("lookup".to_string(), 0),
+            ("lookup".to_string(), 0),
+            ("lookup".to_string(), 0),
+            ("login".to_string(), 0)
+        ],
+        "{e:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reading_a_canary_blocks_the_account_through_the_policy() {
+    let pg = cluster();
+    let directory = format!("{DIRECTORY}\n[[canary]]\ncustomer_id = \"C-900\"\n");
+    let mut proxy = Proxy::start(&pg, &directory, |_, _| {}).await;
+    let anna = connect(proxy.port(), "anna", "anna-pw").await.unwrap();
+    anna.simple_query("SELECT customer_id, name FROM customers WHERE customer_id = 'C-900'")
+        .await
+        .unwrap();
+    let start = Instant::now();
+    let err = loop {
+        match anna
+            .simple_query("SELECT name FROM customers WHERE customer_id = 'C-1'")
+            .await
+        {
+            Ok(_) => {
+                assert!(
+                    start.elapsed() < Duration::from_secs(3),
+                    "no block 3 s after reading a canary"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(
+        code(&err),
+        Some(SqlState::INSUFFICIENT_PRIVILEGE),
+        "{err:?}"
+    );
+    assert!(err
+        .as_db_error()
+        .unwrap()
+        .detail()
+        .unwrap_or("")
+        .contains("canary"));
+    drop(anna);
+    proxy.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_throttle_holds_statements_back_for_at_most_the_configured_delay() {
+    let pg = cluster();
+    let mut proxy = Proxy::start(&pg, DIRECTORY, |c, g| {
+        c.throttle_delay = Duration::from_millis(400);
+        g.throttle_per_minute = 1;
+    })
+    .await;
+    let anna = connect(proxy.port(), "anna", "anna-pw").await.unwrap();
+    {
+        let mut l = Ledger::open(&proxy.data).unwrap();
+        let t = vakt_proxy::now();
+        l.put_decision(&Decision {
+            id: "test-throttle".into(),
+            scope: "account".into(),
+            value: "anna".into(),
+            action: "throttle".into(),
+            reason: "test".into(),
+            created: Timestamp(t.0 - 1000),
+            expires: Timestamp(t.0 + 3_600_000),
+        })
+        .unwrap();
+        l.close().unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await; // the guard re-reads decisions
+    let q = "SELECT name FROM customers WHERE customer_id = 'C-1'";
+    anna.simple_query(q).await.unwrap(); // the minute's allowance
+    let start = Instant::now();
+    anna.simple_query(q).await.unwrap();
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(350) && took < Duration::from_secs(3),
+        "took {took:?}"
+    );
+    drop(anna);
+    proxy.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cancel_request_reaches_postgres_through_the_proxy() {
+    let pg = cluster();
+    let mut proxy = Proxy::start(&pg, DIRECTORY, |_, _| {}).await;
+    let anna = Arc::new(connect(proxy.port(), "anna", "anna-pw").await.unwrap());
+    let token = anna.cancel_token();
+    let start = Instant::now();
+    let running = {
+        let anna = anna.clone();
+        tokio::spawn(async move { anna.simple_query("SELECT pg_sleep(10)").await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    token.cancel_query(NoTls).await.unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(5), running)
+        .await
+        .expect("cancelled well before the 10 s sleep ends")
+        .unwrap();
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert_eq!(code(&r.unwrap_err()), Some(SqlState::QUERY_CANCELED));
+    // The session goes on.
+    assert_eq!(
+        simple_rows(&anna.simple_query("SELECT 'after'").await.unwrap()),
+        vec![vec![Some("after".to_string())]]
+    );
+    drop(anna);
+    proxy.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn scram_passes_through_and_a_wrong_password_is_refused_by_postgres() {
+    let pg = cluster();
+    let mut proxy = Proxy::start(&pg, DIRECTORY, |_, _| {}).await;
+    let ok = connect(proxy.port(), "erik", "erik-pw").await.unwrap();
+    let r = ok
+        .query_one("SELECT current_user::text", &[])
+        .await
+        .unwrap();
+    assert_eq!(r.get::<_, String>(0), "erik");
+    let e = refused(connect(proxy.port(), "erik", "wrong").await);
+    assert_eq!(code(&e), Some(SqlState::INVALID_PASSWORD), "{e:?}");
+    drop(ok);
+    proxy.stop().await;
+    assert_eq!(proxy.entries("erik"), vec![("login".into(), 0)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn malformed_input_closes_only_that_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let pg = cluster();
+    let mut proxy = Proxy::start(&pg, DIRECTORY, |_, _| {}).await;
+    let closed = |mut s: tokio::net::TcpStream| async move {
+        let mut b = [0u8; 1024];
+        loop {
+            match tokio::time::timeout(Duration::from_secs(5), s.read(&mut b)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return true,
+                Ok(Ok(_)) => continue,
+                Err(_) => return false,
+            }
+        }
+    };
+    // Not a startup packet (a TLS ClientHello, say).
+    let mut s = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    s.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+        .await
+        .unwrap();
+    assert!(closed(s).await);
+    // A startup, then a message with an impossible length.
+    let mut s = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    let mut startup = Vec::new();
+    startup.extend_from_slice(&196608i32.to_be_bytes());
+    startup.extend_from_slice(b"user\0trusty\0database\0postgres\0\0");
+    let mut packet = ((startup.len() + 4) as i32).to_be_bytes().to_vec();
+    packet.extend_from_slice(&startup);
+    s.write_all(&packet).await.unwrap();
+    s.write_all(&[b'Q', 0, 0, 0, 2]).await.unwrap();
+    assert!(closed(s).await);
+    // Others are served.
+    let c = connect(proxy.port(), "erik", "erik-pw").await.unwrap();
+    c.simple_query("SELECT 1").await.unwrap();
+    drop(c);
+    proxy.stop().await;
+}

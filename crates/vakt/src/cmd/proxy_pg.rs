@@ -1,0 +1,75 @@
+//! `vakt proxy pg`: the PostgreSQL wire-protocol proxy in front of the customer database.
+
+use super::proxy::{EnforceArgs, Enforcement};
+use anyhow::{Context, Result};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use vakt_proxy::pg::{serve_pg, PgProxyConfig};
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct PgArgs {
+    /// Address to listen on (port 0 picks a free one; the address is printed).
+    #[arg(long, default_value = "127.0.0.1:6432", value_name = "ADDR")]
+    pub listen: SocketAddr,
+    /// PostgreSQL behind the proxy, as HOST:PORT.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub upstream: String,
+    /// Longest a throttled statement is held back, in seconds.
+    #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
+    pub throttle_delay: f64,
+    #[command(flatten)]
+    pub enforce: EnforceArgs,
+}
+
+pub fn run(args: PgArgs) -> Result<ExitCode> {
+    if !args.upstream.contains(':') {
+        anyhow::bail!(
+            "--upstream `{}` lacks a port; write HOST:PORT, e.g. 127.0.0.1:5432",
+            args.upstream
+        );
+    }
+    let e = args.enforce.start("pg-proxy")?;
+    let mut config =
+        PgProxyConfig::new(args.listen, args.upstream.clone()).with_directory(&e.directory);
+    config.throttle_delay = Duration::from_secs_f64(args.throttle_delay.max(0.0));
+    if config.key_columns.is_empty() {
+        eprintln!("vakt: note: the directory names no [postgres] key_columns; statements are recorded without customer ids");
+    }
+    let sink = Arc::new(e.sink);
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        eprintln!(
+            "vakt proxy pg: listening on {} -> {} (fail {:?})",
+            listener.local_addr()?,
+            args.upstream,
+            args.enforce.fail_mode
+        );
+        serve_pg(
+            listener,
+            config,
+            e.guard.clone(),
+            sink.clone(),
+            super::proxy::shutdown_signal(),
+        )
+        .await
+        .context("the proxy stopped")
+    })?;
+    drop(runtime);
+    let stats = sink.stats();
+    eprintln!(
+        "vakt proxy pg: {} statements recorded ({} spooled, {} replayed), {} alerts, {} decisions; draining to the ledger",
+        stats.submitted.load(Ordering::Relaxed),
+        stats.spooled.load(Ordering::Relaxed),
+        stats.replayed.load(Ordering::Relaxed),
+        stats.alerts.load(Ordering::Relaxed),
+        stats.decisions.load(Ordering::Relaxed),
+    );
+    Enforcement::finish(sink, e.deliverer)?;
+    Ok(ExitCode::SUCCESS)
+}
