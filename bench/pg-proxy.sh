@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# pgbench read-only (-S) directly against PostgreSQL and through vakt's
-# PostgreSQL proxy, on a throwaway cluster; prints both TPS and the ratio.
+# pgbench read-only (-S) directly against PostgreSQL, through `vakt proxy
+# pg`, and through PgBouncer (session pooling: the hop a user would add
+# anyway), on a throwaway cluster; prints TPS and the ratios to direct.
 #
 #   bench/pg-proxy.sh [SECONDS] [CLIENTS] [THREADS] [ROUNDS]   (default 20 8 2 3)
 #
@@ -10,7 +11,8 @@
 # the extended protocol, or "-N" for simple updates.
 #
 # Needs the PostgreSQL server binaries and pgbench (Debian: apt-get install
-# postgresql postgresql-contrib). As root, PostgreSQL runs as `postgres`
+# postgresql postgresql-contrib); PgBouncer is measured when installed
+# (apt-get install pgbouncer). As root, PostgreSQL runs as `postgres`
 # (or `nobody`). Everything listens on 127.0.0.1 and is removed at exit.
 set -euo pipefail
 
@@ -46,9 +48,10 @@ if [[ $(id -u) == 0 ]]; then
   chown "$user" "$tmp"
   as=(runuser -u "$user" --)
 fi
-pg_pid=""; proxy_pid=""
+pg_pid=""; proxy_pid=""; bouncer_pid=""
 cleanup() {
   [[ -n $proxy_pid ]] && kill "$proxy_pid" 2>/dev/null && wait "$proxy_pid" 2>/dev/null || true
+  [[ -n $bouncer_pid ]] && kill "$bouncer_pid" 2>/dev/null && wait "$bouncer_pid" 2>/dev/null || true
   if [[ -n $pg_pid ]]; then
     kill -QUIT "$pg_pid" 2>/dev/null || true
     for _ in $(seq 50); do kill -0 "$pg_pid" 2>/dev/null || break; sleep 0.1; done
@@ -60,6 +63,7 @@ trap cleanup EXIT
 
 PG_PORT=$(free_port)
 PROXY_PORT=$(free_port)
+BOUNCER_PORT=$(free_port)
 echo "== cluster: $bin, port $PG_PORT" >&2
 "${as[@]}" "$bin/initdb" -D "$tmp/data" -U postgres -A trust -E UTF8 --locale=C --no-sync >"$tmp/initdb.log" 2>&1 \
   || { cat "$tmp/initdb.log" >&2; exit 1; }
@@ -80,7 +84,7 @@ echo "== pgbench -i -s 10" >&2
   || { cat "$tmp/init.log" >&2; exit 1; }
 
 echo "== building the proxy" >&2
-(cd "$ROOT" && cargo build --release -q -p vakt-proxy --example pg_proxy)
+(cd "$ROOT" && cargo build --release -q -p vakt)
 target=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 cat >"$tmp/directory.toml" <<'EOF'
 [postgres]
@@ -90,9 +94,32 @@ key_columns = ["aid"]
 name = "pgbench_accounts"
 categories = ["balance"]
 EOF
-"$target/release/examples/pg_proxy" --listen "127.0.0.1:$PROXY_PORT" --upstream "127.0.0.1:$PG_PORT" \
-  --data "$tmp/vakt-data" --directory "$tmp/directory.toml" 2>"$tmp/proxy.log" &
+"$target/release/vakt" proxy pg --listen "127.0.0.1:$PROXY_PORT" --upstream "127.0.0.1:$PG_PORT" \
+  --data "$tmp/vakt-data" --directory "$tmp/directory.toml" --alerts "$tmp/alerts.jsonl" 2>"$tmp/proxy.log" &
 proxy_pid=$!
+BOUNCER=$(command -v pgbouncer || true)
+if [[ -n $BOUNCER ]]; then
+  printf '"postgres" ""\n' >"$tmp/users.txt"
+  cat >"$tmp/pgbouncer.ini" <<INI
+[databases]
+postgres = host=127.0.0.1 port=$PG_PORT dbname=postgres
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $BOUNCER_PORT
+unix_socket_dir =
+auth_type = trust
+auth_file = $tmp/users.txt
+pool_mode = session
+max_client_conn = 200
+default_pool_size = 50
+logfile = $tmp/pgbouncer.log
+INI
+  chmod a+r "$tmp"/pgbouncer.ini "$tmp"/users.txt
+  "${as[@]}" "$BOUNCER" "$tmp/pgbouncer.ini" >/dev/null 2>&1 &
+  bouncer_pid=$!
+else
+  echo "== pgbouncer not installed (apt-get install pgbouncer): measuring direct and vakt only" >&2
+fi
 for _ in $(seq 100); do
   "$bin/pg_isready" -q -h 127.0.0.1 -p "$PROXY_PORT" && break
   sleep 0.1
@@ -106,23 +133,28 @@ tps() { # PORT SECONDS
 
 echo "== warm-up (5 s, direct)" >&2
 tps "$PG_PORT" 5 >/dev/null
-direct=(); proxied=()
+direct=(); proxied=(); bounced=()
 for r in $(seq "$ROUNDS"); do
-  echo "== round $r/$ROUNDS: pgbench $MODE -c $CLIENTS -j $THREADS -T $SECONDS_RUN, direct then through the proxy" >&2
+  echo "== round $r/$ROUNDS: pgbench $MODE -c $CLIENTS -j $THREADS -T $SECONDS_RUN: direct, vakt, pgbouncer" >&2
   direct+=("$(tps "$PG_PORT" "$SECONDS_RUN")")
   proxied+=("$(tps "$PROXY_PORT" "$SECONDS_RUN")")
-  echo "   direct ${direct[-1]} tps, proxy ${proxied[-1]} tps" >&2
+  if [[ -n $bouncer_pid ]]; then bounced+=("$(tps "$BOUNCER_PORT" "$SECONDS_RUN")"); fi
+  echo "   direct ${direct[-1]} tps, vakt ${proxied[-1]} tps, pgbouncer ${bounced[-1]:-n/a} tps" >&2
 done
-kill "$proxy_pid"; wait "$proxy_pid" 2>/dev/null || true; proxy_pid=""
+kill -INT "$proxy_pid"; wait "$proxy_pid" 2>/dev/null || true; proxy_pid=""
 
 printf 'pgbench %s -c %s -j %s -T %s, scale 10, %s rounds, %s cores\n' "$MODE" "$CLIENTS" "$THREADS" "$SECONDS_RUN" "$ROUNDS" "$(nproc)"
-python3 - "${direct[*]}" "${proxied[*]}" <<'PY'
+python3 - "${direct[*]}" "${proxied[*]}" "${bounced[*]:-}" <<'PY'
 import statistics, sys
 d = [float(x) for x in sys.argv[1].split()]
 p = [float(x) for x in sys.argv[2].split()]
+b = [float(x) for x in sys.argv[3].split() if x]
 md, mp = statistics.median(d), statistics.median(p)
-print("  direct:        %10.0f tps (median of %s)" % (md, ", ".join("%.0f" % x for x in d)))
-print("  through proxy: %10.0f tps (median of %s)" % (mp, ", ".join("%.0f" % x for x in p)))
-print("  ratio:         %10.3f (goal >= 0.9)" % (mp / md))
+print("  direct:           %10.0f tps (median of %s)" % (md, ", ".join("%.0f" % x for x in d)))
+print("  vakt proxy pg:    %10.0f tps (median of %s)  ratio to direct %.3f" % (mp, ", ".join("%.0f" % x for x in p), mp / md))
+if b:
+    mb = statistics.median(b)
+    print("  pgbouncer:        %10.0f tps (median of %s)  ratio to direct %.3f" % (mb, ", ".join("%.0f" % x for x in b), mb / md))
+    print("  vakt / pgbouncer: %10.3f" % (mp / mb))
 PY
-grep 'access events' "$tmp/proxy.log" | sed 's/^/  /' || true
+grep 'statements recorded' "$tmp/proxy.log" | sed 's/^/  /' || true
