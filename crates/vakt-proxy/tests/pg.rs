@@ -328,6 +328,16 @@ impl Proxy {
         directory: &str,
         tune: impl FnOnce(&mut PgProxyConfig, &mut GuardConfig),
     ) -> Proxy {
+        Self::start_with(pg, directory, FailMode::Open, 4096, tune).await
+    }
+
+    async fn start_with(
+        pg: &Cluster,
+        directory: &str,
+        fail_mode: FailMode,
+        queue: usize,
+        tune: impl FnOnce(&mut PgProxyConfig, &mut GuardConfig),
+    ) -> Proxy {
         let tmp = tempfile::tempdir().unwrap();
         let data = DataDir {
             path: tmp.path().join("data"),
@@ -338,8 +348,8 @@ impl Proxy {
             directory.clone(),
             Box::new(|_: &vakt_event::Alert| Ok(())),
             SinkConfig {
-                queue: 4096,
-                fail_mode: FailMode::Open,
+                queue,
+                fail_mode,
                 source: "pg-proxy".into(),
             },
         )
@@ -924,4 +934,52 @@ async fn malformed_input_closes_only_that_connection() {
     c.simple_query("SELECT 1").await.unwrap();
     drop(c);
     proxy.stop().await;
+}
+
+/// Holds the ledger's write lock, as a stuck engine would.
+fn lock_ledger(data: &DataDir) -> rusqlite::Connection {
+    let c = rusqlite::Connection::open(data.db_path()).unwrap();
+    c.busy_timeout(Duration::from_secs(5)).unwrap();
+    c.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_closed_refuses_with_57p03_while_the_engine_is_stuck_and_records_every_attempt() {
+    let pg = cluster();
+    let mut proxy = Proxy::start_with(&pg, DIRECTORY, FailMode::Closed, 2, |_, _| {}).await;
+    let anna = connect(proxy.port(), "anna", "anna-pw").await.unwrap();
+    let q = "SELECT customer_id, name FROM customers WHERE customer_id = 'C-1'";
+    anna.simple_query(q).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await; // committed, lock free
+    let lock = lock_ledger(&proxy.data);
+    let mut refused = 0;
+    for _ in 0..20 {
+        match anna.simple_query(q).await {
+            Ok(_) => {}
+            Err(e) => {
+                assert_eq!(code(&e), Some(SqlState::CANNOT_CONNECT_NOW), "{e:?}");
+                refused += 1;
+            }
+        }
+    }
+    assert!(
+        refused >= 15,
+        "only {refused} of 20 refused while the engine was stuck"
+    );
+    lock.execute_batch("COMMIT").unwrap();
+    drop(lock);
+    let start = Instant::now();
+    while anna.simple_query(q).await.is_err() {
+        assert!(start.elapsed() < Duration::from_secs(10), "never recovered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(anna);
+    proxy.stop().await;
+    // Every statement is in the ledger, the refused ones too (as failures).
+    assert!(
+        proxy.entries("anna").len() >= 22,
+        "{:?}",
+        proxy.entries("anna")
+    );
 }
