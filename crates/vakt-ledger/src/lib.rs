@@ -8,10 +8,13 @@
 //! data directory's Ed25519 key. Exactly-once ingest comes from a unique
 //! (source, line) per entry, written in the same transaction as the entry.
 
+pub mod activity;
+pub mod alert_query;
 pub mod alerts;
 pub mod decisions;
 mod encode;
 pub mod exposure;
+pub mod incidents;
 pub mod keys;
 pub mod ledger;
 pub mod report;

@@ -9,9 +9,10 @@ use axum::routing::{delete, get};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use vakt_event::{Event, Origin, Severity, Timestamp};
-use vakt_ledger::alerts::AlertFilter;
+use vakt_ledger::alert_query::{AlertCursor, AlertQuery};
 use vakt_ledger::decisions::Decision;
 use vakt_ledger::tokens::{Role, TokenInfo};
 
@@ -20,6 +21,26 @@ const DECISION_BODY_LIMIT: usize = 64 << 10;
 /// Most alerts one `GET /v1/alerts` returns.
 const MAX_ALERTS: usize = 10_000;
 
+/// Every (method, path) the server answers, paths as in docs/openapi.yaml.
+pub fn routes() -> &'static [(&'static str, &'static str)] {
+    &[
+        ("GET", "/healthz"),
+        ("GET", "/metrics"),
+        ("POST", "/v1/events"),
+        ("POST", "/v1/csp-report"),
+        ("GET", "/v1/decisions"),
+        ("POST", "/v1/decisions"),
+        ("DELETE", "/v1/decisions/{id}"),
+        ("GET", "/v1/alerts"),
+        ("GET", "/v1/alerts/{id}"),
+        ("GET", "/v1/incidents"),
+        ("GET", "/v1/scope"),
+        ("GET", "/v1/canaries"),
+        ("GET", "/v1/exposure"),
+        ("POST", "/v1/reports/{alert_id}"),
+    ]
+}
+
 pub(crate) fn router(state: Arc<State>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
@@ -27,23 +48,37 @@ pub(crate) fn router(state: Arc<State>) -> Router {
         .route("/v1/decisions/{id}", delete(delete_decision))
         .route("/v1/events", axum::routing::post(post_events))
         .route("/v1/alerts", get(list_alerts))
+        .route("/v1/alerts/{id}", get(crate::views::one_alert))
+        .route("/v1/incidents", get(crate::views::incidents))
+        .route("/v1/scope", get(crate::views::scope))
+        .route("/v1/canaries", get(crate::views::canaries))
+        .route("/v1/exposure", get(crate::views::exposure))
+        .route(
+            "/v1/reports/{alert_id}",
+            axum::routing::post(crate::views::report),
+        )
+        .route(
+            "/v1/csp-report",
+            axum::routing::post(crate::csp::post_report),
+        )
+        .route("/metrics", get(crate::metrics::metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }
 
-type Shared = axum::extract::State<Arc<State>>;
+pub(crate) type Shared = axum::extract::State<Arc<State>>;
 
 /// An answer other than success: a status and a sentence that says what to do.
 #[derive(Debug)]
 pub(crate) struct ApiError {
-    status: StatusCode,
-    message: String,
-    retry_after: Option<u32>,
+    pub(crate) status: StatusCode,
+    pub(crate) message: String,
+    pub(crate) retry_after: Option<u32>,
 }
 
 impl ApiError {
-    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
             message: message.into(),
@@ -51,11 +86,11 @@ impl ApiError {
         }
     }
 
-    fn bad_request(message: impl Into<String>) -> ApiError {
+    pub(crate) fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, message)
     }
 
-    fn internal(e: impl std::fmt::Display) -> ApiError {
+    pub(crate) fn internal(e: impl std::fmt::Display) -> ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
     }
 }
@@ -78,7 +113,7 @@ impl IntoResponse for ApiError {
 }
 
 /// Runs ledger work off the async threads.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
@@ -86,13 +121,13 @@ async fn blocking<T: Send + 'static>(
         .unwrap_or_else(|e| Err(ApiError::internal(format!("request task failed: {e}"))))
 }
 
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The token of the request, if it may do what `needed` allows. The
 /// secret is never logged or echoed.
-async fn authorize(
+pub(crate) async fn authorize(
     state: &Arc<State>,
     headers: &HeaderMap,
     needed: Role,
@@ -129,7 +164,7 @@ async fn authorize(
         let why = match needed {
             Role::Ingest => "posting events needs an ingest token",
             Role::Read => "reading needs a read or admin token",
-            Role::Admin => "changing decisions needs an admin token",
+            Role::Admin => "changing decisions and drafting reports need an admin token",
         };
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -153,7 +188,7 @@ async fn healthz(state: Shared) -> Response {
 async fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
-        "no such route; the routes are /healthz, /v1/events, /v1/decisions, /v1/alerts (docs/EVENTS.md section 7)",
+        "no such route; the routes are listed in docs/EVENTS.md section 7 and docs/openapi.yaml",
     )
 }
 
@@ -165,7 +200,7 @@ async fn method_not_allowed() -> ApiError {
 }
 
 /// `a=1&b=2` as pairs, percent-decoded.
-fn query_pairs(q: Option<String>) -> Result<Vec<(String, String)>, ApiError> {
+pub(crate) fn query_pairs(q: Option<String>) -> Result<Vec<(String, String)>, ApiError> {
     let q = q.unwrap_or_default();
     let mut out = Vec::new();
     for part in q.split('&').filter(|p| !p.is_empty()) {
@@ -214,7 +249,7 @@ fn parse_bool(key: &str, v: &str) -> Result<bool, ApiError> {
     }
 }
 
-fn now() -> Timestamp {
+pub(crate) fn now() -> Timestamp {
     Timestamp(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -261,7 +296,7 @@ struct NewDecision {
 }
 
 /// Reads a body of at most `limit` bytes, or answers 413.
-async fn read_body(
+pub(crate) async fn read_body(
     headers: &HeaderMap,
     body: Body,
     limit: usize,
@@ -381,21 +416,55 @@ async fn delete_decision(
     }
 }
 
+/// `since=`/`until=` as RFC 3339.
+pub(crate) fn parse_time(key: &str, v: &str) -> Result<Timestamp, ApiError> {
+    Timestamp::parse(v).map_err(|_| {
+        ApiError::bad_request(format!(
+            "`{key}={v}` is not a time; write RFC 3339, e.g. {key}=2026-11-02T08:00:00Z"
+        ))
+    })
+}
+
+pub(crate) fn parse_count(key: &str, v: &str, max: usize) -> Result<usize, ApiError> {
+    v.parse::<usize>()
+        .ok()
+        .filter(|n| (1..=max).contains(n))
+        .ok_or_else(|| ApiError::bad_request(format!("`{key}={v}`: give a number from 1 to {max}")))
+}
+
+/// Percent-encodes a query value.
+pub(crate) fn encode_query(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 async fn list_alerts(
     state: Shared,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers, Role::Read).await?;
-    let mut f = AlertFilter {
+    let mut f = AlertQuery {
         limit: 100,
         ..Default::default()
     };
+    // Kept to build the next page's link: every parameter but the cursor and offset.
+    let mut kept = Vec::new();
     for (k, v) in query_pairs(q)? {
         match k.as_str() {
-            "rule" if !v.is_empty() => f.rule = Some(v),
-            "rule" => {}
-            "severity" if v.is_empty() => {}
+            "rule" | "actor" | "organization" | "severity" | "since" | "until" if v.is_empty() => {
+                continue
+            }
+            "rule" => f.rule = Some(v.clone()),
+            "actor" => f.actor = Some(v.clone()),
+            "organization" => f.organization = Some(v.clone()),
             "severity" => {
                 f.min_severity = Some(
                     serde_json::from_value::<Severity>(json!(v)).map_err(|_| {
@@ -405,30 +474,56 @@ async fn list_alerts(
                     })?,
                 )
             }
-            "limit" => {
-                f.limit = v
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| (1..=MAX_ALERTS).contains(n))
-                    .ok_or_else(|| {
-                        ApiError::bad_request(format!(
-                            "`limit={v}`: give a number from 1 to {MAX_ALERTS}"
-                        ))
-                    })?
+            "since" => f.since = Some(parse_time("since", &v)?),
+            "until" => f.until = Some(parse_time("until", &v)?),
+            "limit" => f.limit = parse_count("limit", &v, MAX_ALERTS)?,
+            "cursor" => {
+                f.cursor = Some(AlertCursor::decode(&v).ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "`cursor={v}` is not a cursor; pass on the one from the previous answer's `Vakt-Next-Cursor` header"
+                    ))
+                })?);
+                continue;
+            }
+            "offset" => {
+                f.offset = v.parse().map_err(|_| {
+                    ApiError::bad_request(format!("`offset={v}`: give a number of alerts to skip"))
+                })?;
+                continue;
             }
             _ => {
                 return Err(ApiError::bad_request(format!(
-                    "unknown query parameter `{k}`; /v1/alerts takes rule, severity and limit"
+                    "unknown query parameter `{k}`; /v1/alerts takes rule, severity, actor, organization, since, until, limit, cursor and offset"
                 )))
             }
         }
+        kept.push((k, v));
     }
     let state = state.0.clone();
-    let lines =
-        blocking(move || lock(&state.reader).alerts(&f).map_err(ApiError::internal)).await?;
+    let page = blocking(move || {
+        lock(&state.reader)
+            .alert_page(&f)
+            .map_err(ApiError::internal)
+    })
+    .await?;
     // The stored lines are already JSON: join them into an array as they are.
-    let body = format!("[{}]", lines.join(","));
-    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+    let body = format!("[{}]", page.lines.join(","));
+    let mut r = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
+    if let Some(next) = page.next {
+        let cursor = next.encode();
+        let mut link = String::from("/v1/alerts?");
+        for (k, v) in &kept {
+            link.push_str(&format!("{k}={}&", encode_query(v)));
+        }
+        link.push_str(&format!("cursor={}", encode_query(&cursor)));
+        if let Ok(v) = HeaderValue::from_str(&format!("<{link}>; rel=\"next\"")) {
+            r.headers_mut().insert(header::LINK, v);
+        }
+        if let Ok(v) = HeaderValue::from_str(&cursor) {
+            r.headers_mut().insert("vakt-next-cursor", v);
+        }
+    }
+    Ok(r)
 }
 
 /// What became of a batch: parsed events with their text, and rejections.
@@ -485,53 +580,11 @@ async fn post_events(state: Shared, headers: HeaderMap, body: Body) -> Result<Re
             rejected,
             lines,
         } = parse_batch(&bytes);
-        let n = good.len();
-        if n > 0 {
-            if n > state.queue_events {
-                return Err(ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!(
-                        "{n} events in one batch are more than the queue holds ({}); send smaller batches",
-                        state.queue_events
-                    ),
-                ));
-            }
-            let permit = state
-                .queue
-                .clone()
-                .try_acquire_many_owned(n as u32)
-                .map_err(|_| ApiError {
-                    status: StatusCode::TOO_MANY_REQUESTS,
-                    message: "the engine's queue is full; nothing of this batch was accepted, send it again after Retry-After seconds".into(),
-                    retry_after: Some(1),
-                })?;
-            let mut ingest = lock(&state.ingest);
-            let first = ingest
-                .journal
-                .append(good.iter().map(|(_, t)| t.as_str()))
-                .map_err(|e| {
-                    ApiError::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        format!("cannot write the journal ({e}); nothing was accepted, send again later"),
-                    )
-                })?;
-            let events: Vec<Event> = good
-                .into_iter()
-                .zip(first..)
-                .map(|((mut ev, _), k)| {
-                    ev.origin_mut().line = k;
-                    ev
-                })
-                .collect();
-            let last_line = first + n as u64 - 1;
-            // Journaled: even if the engine stopped just now, the next
-            // start replays these lines, so they count as accepted.
-            let _ = ingest.tx.send(worker::Msg::Batch {
-                events,
-                last_line,
-                permit,
-            });
-        }
+        state
+            .metrics
+            .events_rejected
+            .fetch_add(rejected.len() as u64, Ordering::Relaxed);
+        let n = journal_events(&state, good)?;
         let status = if n == 0 && lines > 0 {
             StatusCode::BAD_REQUEST
         } else {
@@ -544,4 +597,62 @@ async fn post_events(state: Shared, headers: HeaderMap, body: Body) -> Result<Re
         Ok((status, Json(answer)).into_response())
     })
     .await
+}
+
+/// Journals events (with their text) and hands them to the engine; all
+/// or nothing. Returns how many were accepted.
+pub(crate) fn journal_events(state: &State, good: Vec<(Event, String)>) -> Result<usize, ApiError> {
+    let n = good.len();
+    if n == 0 {
+        return Ok(0);
+    }
+    if n > state.queue_events {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "{n} events in one batch are more than the queue holds ({}); send smaller batches",
+                state.queue_events
+            ),
+        ));
+    }
+    let permit = state
+        .queue
+        .clone()
+        .try_acquire_many_owned(n as u32)
+        .map_err(|_| ApiError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            message: "the engine's queue is full; nothing of this batch was accepted, send it again after Retry-After seconds".into(),
+            retry_after: Some(1),
+        })?;
+    let mut ingest = lock(&state.ingest);
+    let first = ingest
+        .journal
+        .append(good.iter().map(|(_, t)| t.as_str()))
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("cannot write the journal ({e}); nothing was accepted, send again later"),
+            )
+        })?;
+    let events: Vec<Event> = good
+        .into_iter()
+        .zip(first..)
+        .map(|((mut ev, _), k)| {
+            ev.origin_mut().line = k;
+            ev
+        })
+        .collect();
+    let last_line = first + n as u64 - 1;
+    // Journaled: even if the engine stopped just now, the next
+    // start replays these lines, so they count as accepted.
+    let _ = ingest.tx.send(worker::Msg::Batch {
+        events,
+        last_line,
+        permit,
+    });
+    state
+        .metrics
+        .events_received
+        .fetch_add(n as u64, Ordering::Relaxed);
+    Ok(n)
 }

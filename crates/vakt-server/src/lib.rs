@@ -15,8 +15,13 @@
 //! full, ingest answers 429 with `Retry-After` instead of dropping.
 
 mod api;
+mod csp;
 mod journal;
+mod metrics;
+mod views;
 mod worker;
+
+pub use api::routes;
 
 pub use journal::FILE_NAME as JOURNAL_FILE;
 pub use worker::EngineReport;
@@ -52,6 +57,8 @@ pub enum ServerError {
     },
     #[error("the engine stopped: {0}; restart vakt serve, the journal is replayed")]
     Engine(String),
+    #[error("alert delivery: {0}")]
+    Deliver(#[from] vakt_deliver::DeliverError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -65,6 +72,12 @@ pub struct Config {
     pub body_limit: usize,
     /// Events that may wait for the engine; past it ingest answers 429.
     pub queue_events: usize,
+    /// Where alerts are delivered (`--deliver FILE`); none: only the ledger.
+    pub deliver: Option<vakt_deliver::DeliveryConfig>,
+    /// How long a stop waits for pending alerts to be delivered.
+    pub delivery_grace: std::time::Duration,
+    /// CSP reports accepted per minute from one document origin.
+    pub csp_per_minute: u32,
 }
 
 impl Config {
@@ -74,6 +87,9 @@ impl Config {
             directory,
             body_limit: DEFAULT_BODY_LIMIT,
             queue_events: DEFAULT_QUEUE_EVENTS,
+            deliver: None,
+            delivery_grace: std::time::Duration::from_secs(5),
+            csp_per_minute: csp::DEFAULT_PER_MINUTE,
         }
     }
 }
@@ -91,6 +107,10 @@ pub(crate) struct State {
     pub(crate) queue_events: usize,
     pub(crate) body_limit: usize,
     pub(crate) failure: Arc<worker::Failure>,
+    pub(crate) directory: Arc<Directory>,
+    pub(crate) metrics: Arc<metrics::Metrics>,
+    pub(crate) deliverer: Option<Arc<vakt_deliver::Deliverer>>,
+    pub(crate) csp_limiter: Mutex<csp::RateLimiter>,
 }
 
 pub(crate) struct Ingest {
@@ -103,6 +123,8 @@ pub struct Server {
     state: Arc<State>,
     tx: mpsc::UnboundedSender<worker::Msg>,
     engine: std::thread::JoinHandle<Result<EngineReport, ServerError>>,
+    deliverer: Option<Arc<vakt_deliver::Deliverer>>,
+    delivery_grace: std::time::Duration,
 }
 
 impl Server {
@@ -114,15 +136,28 @@ impl Server {
         let reader = Ledger::open_read(&config.data)?;
         let writer = Ledger::open_read(&config.data)?;
         let journal = journal::Journal::open(&config.data.path.join(journal::FILE_NAME))?;
+        let deliverer = match &config.deliver {
+            Some(d) => Some(Arc::new(vakt_deliver::Deliverer::start(
+                &config.data.path,
+                d,
+            )?)),
+            None => None,
+        };
         let (tx, rx) = mpsc::unbounded_channel();
         let failure = Arc::new(worker::Failure::default());
+        let directory = Arc::new(config.directory);
+        let metrics = Arc::new(metrics::Metrics::default());
         let engine = worker::spawn(
             ledger,
-            Arc::new(config.directory),
+            directory.clone(),
             journal.path.clone(),
             journal.lines,
             rx,
             failure.clone(),
+            worker::Outlets {
+                metrics: metrics.clone(),
+                deliverer: deliverer.clone(),
+            },
         )?;
         let queue_events = config.queue_events.clamp(1, Semaphore::MAX_PERMITS);
         let state = Arc::new(State {
@@ -136,8 +171,18 @@ impl Server {
             queue_events,
             body_limit: config.body_limit,
             failure,
+            directory,
+            metrics,
+            deliverer: deliverer.clone(),
+            csp_limiter: Mutex::new(csp::RateLimiter::new(config.csp_per_minute)),
         });
-        Ok(Server { state, tx, engine })
+        Ok(Server {
+            state,
+            tx,
+            engine,
+            deliverer,
+            delivery_grace: config.delivery_grace,
+        })
     }
 
     /// The routes, for serving or for tests.
@@ -169,14 +214,37 @@ impl Server {
 
     /// Lets the engine finish what was accepted, commit, and stop.
     pub async fn stop(self) -> Result<EngineReport, ServerError> {
-        let Server { state, tx, engine } = self;
+        let Server {
+            state,
+            tx,
+            engine,
+            deliverer,
+            delivery_grace,
+        } = self;
         let _ = tx.send(worker::Msg::Stop);
         drop(tx);
         drop(state);
-        match tokio::task::spawn_blocking(move || engine.join()).await {
+        let report = match tokio::task::spawn_blocking(move || engine.join()).await {
             Ok(Ok(r)) => r,
             _ => Err(ServerError::Engine("the engine thread panicked".into())),
+        };
+        if let Some(d) = deliverer {
+            // Give what is pending a moment to go out; the rest stays queued
+            // on disk and is sent at the next start.
+            let _ = tokio::task::spawn_blocking(move || {
+                let deadline = std::time::Instant::now() + delivery_grace;
+                while d.pending() > 0 && std::time::Instant::now() < deadline {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                let left = d.pending();
+                if left > 0 {
+                    eprintln!("vakt serve: {left} bytes of alerts not yet delivered; they are sent at the next start");
+                }
+                drop(d);
+            })
+            .await;
         }
+        report
     }
 }
 

@@ -8,10 +8,12 @@
 //! line) keeps each access once.
 
 use crate::journal;
+use crate::metrics::Metrics;
 use crate::ServerError;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit};
+use vakt_deliver::Deliverer;
 use vakt_detect::detectors::registry;
 use vakt_detect::Engine;
 use vakt_enrich::Enricher;
@@ -78,6 +80,13 @@ struct Worker {
     source: Arc<str>,
     report: EngineReport,
     since_commit: u64,
+    out: Outlets,
+}
+
+/// Where an alert goes besides the ledger: the counters and delivery.
+pub(crate) struct Outlets {
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) deliverer: Option<Arc<Deliverer>>,
 }
 
 pub(crate) fn spawn(
@@ -87,11 +96,12 @@ pub(crate) fn spawn(
     journal_lines: u64,
     rx: mpsc::UnboundedReceiver<Msg>,
     failure: Arc<Failure>,
+    out: Outlets,
 ) -> std::io::Result<std::thread::JoinHandle<Result<EngineReport, ServerError>>> {
     std::thread::Builder::new()
         .name("vakt-engine".into())
         .spawn(move || {
-            let r = run(ledger, directory, &journal_path, journal_lines, rx);
+            let r = run(ledger, directory, &journal_path, journal_lines, rx, out);
             if let Err(e) = &r {
                 failure.set(e.to_string());
             }
@@ -105,6 +115,7 @@ fn run(
     journal_path: &std::path::Path,
     journal_lines: u64,
     mut rx: mpsc::UnboundedReceiver<Msg>,
+    out: Outlets,
 ) -> Result<EngineReport, ServerError> {
     let engine = Engine::new(Enricher::new(directory.clone(), None, None), registry());
     let mut w = Worker {
@@ -114,6 +125,7 @@ fn run(
         source: Arc::from(journal::FILE_NAME),
         report: EngineReport::default(),
         since_commit: 0,
+        out,
     };
     w.replay(journal_path, journal_lines)?;
     let mut stop = false;
@@ -149,6 +161,7 @@ fn run(
 
 /// Records an alert and the decisions the policies make of it.
 fn act(
+    out: &Outlets,
     ledger: &mut Ledger,
     policies: &[Policy],
     report: &mut EngineReport,
@@ -156,6 +169,17 @@ fn act(
     a: Alert,
 ) {
     report.alert_lines += 1;
+    *out.metrics
+        .alerts
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry(a.rule.clone())
+        .or_default() += 1;
+    if let Some(d) = &out.deliverer {
+        if let Err(e) = d.enqueue(&a) {
+            eprintln!("vakt serve: cannot queue alert {} for delivery: {e}", a.id);
+        }
+    }
     let decisions = vakt_ledger::decisions::from_alert(policies, &a);
     report.decisions += decisions.len() as u64;
     let r = ledger
@@ -232,11 +256,12 @@ impl Worker {
             ledger,
             directory,
             report,
+            out,
             ..
         } = self;
         for ev in &events {
             engine.process(ev, &mut |a| {
-                act(ledger, &directory.policies, report, &mut error, a)
+                act(out, ledger, &directory.policies, report, &mut error, a)
             });
             if let Some(e) = error.take() {
                 return Err(e.into());

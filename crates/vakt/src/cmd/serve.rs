@@ -16,9 +16,17 @@ pub struct ServeArgs {
     /// `[[policy]]` entries that turn alerts into decisions.
     #[arg(long, short = 'd', value_name = "FILE")]
     pub directory: Option<PathBuf>,
-    /// Address and port to listen on; port 0 picks a free one (printed at start).
-    #[arg(long, default_value = "127.0.0.1:8480", value_name = "ADDR")]
-    pub listen: SocketAddr,
+    /// Address and port to listen on (default 127.0.0.1:8480); port 0
+    /// picks a free one (printed at start).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Alert delivery targets (TOML, as for `vakt watch --deliver`).
+    #[arg(long, value_name = "FILE")]
+    pub deliver: Option<PathBuf>,
+    /// Settings file (TOML): `listen`, `directory`, `deliver`; flags given
+    /// on the command line win. Relative paths are taken from the file's folder.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Largest POST /v1/events body, in bytes.
     #[arg(long, default_value_t = vakt_server::DEFAULT_BODY_LIMIT, value_name = "BYTES")]
     pub max_body: usize,
@@ -27,7 +35,78 @@ pub struct ServeArgs {
     pub queue: usize,
 }
 
-pub fn run(args: ServeArgs) -> Result<ExitCode> {
+/// `--config FILE`.
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    directory: Option<PathBuf>,
+    deliver: Option<PathBuf>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+}
+
+/// Where `offset` is in `text`, as (line, column), both from 1.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.len() - before.rfind('\n').map_or(0, |p| p + 1) + 1;
+    (line, col)
+}
+
+fn load_config(path: &std::path::Path) -> Result<(FileConfig, Option<SocketAddr>)> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the settings file {}", path.display()))?;
+    let mut c: FileConfig = toml::from_str(&text).map_err(|e| {
+        let (line, col) = line_col(&text, e.span().map_or(0, |s| s.start));
+        anyhow::anyhow!(
+            "{}:{line}:{col}: {}; the keys are listen, directory, deliver, tls_cert and tls_key",
+            path.display(),
+            e.message().trim()
+        )
+    })?;
+    let listen = match &c.listen {
+        None => None,
+        Some(l) => Some(l.parse::<SocketAddr>().map_err(|_| {
+            let at = text.find("listen").unwrap_or(0);
+            let (line, col) = line_col(&text, at);
+            anyhow::anyhow!(
+                "{}:{line}:{col}: listen = \"{l}\" is not an address and port; write e.g. listen = \"127.0.0.1:8480\"",
+                path.display()
+            )
+        })?),
+    };
+    if c.tls_cert.is_some() || c.tls_key.is_some() {
+        let at = text.find("tls_").unwrap_or(0);
+        let (line, col) = line_col(&text, at);
+        anyhow::bail!(
+            "{}:{line}:{col}: TLS is not built into vakt serve yet; remove tls_cert and tls_key and put a TLS proxy in front",
+            path.display()
+        );
+    }
+    let base = path.parent().map(PathBuf::from).unwrap_or_default();
+    for p in [&mut c.directory, &mut c.deliver].into_iter().flatten() {
+        if p.is_relative() {
+            *p = base.join(&*p);
+        }
+    }
+    Ok((c, listen))
+}
+
+pub fn run(mut args: ServeArgs) -> Result<ExitCode> {
+    if let Some(path) = args.config.clone() {
+        let (c, listen) = load_config(&path)?;
+        args.listen = args.listen.or(listen);
+        args.directory = args.directory.or(c.directory);
+        args.deliver = args.deliver.or(c.deliver);
+    }
+    let listen = args
+        .listen
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8480)));
+    let deliver = match &args.deliver {
+        Some(p) => Some(vakt_deliver::DeliveryConfig::load(p)?),
+        None => None,
+    };
     let directory = match &args.directory {
         Some(p) => Directory::load(p)?,
         None => {
@@ -45,13 +124,14 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
     let mut config = vakt_server::Config::new(dir.clone(), directory);
     config.body_limit = args.max_body;
     config.queue_events = args.queue;
-    let report = vakt_server::run(config, args.listen, |addr| {
+    config.deliver = deliver;
+    let report = vakt_server::run(config, listen, |addr| {
         eprintln!(
             "vakt serve: listening on http://{addr} (data {}); Ctrl-C stops",
             dir.path.display()
         );
     })
-    .with_context(|| format!("vakt serve on {}", args.listen))?;
+    .with_context(|| format!("vakt serve on {listen}"))?;
     eprintln!(
         "vakt serve: stopped; {} journal lines replayed, {} events processed, {} accesses appended to the ledger, {} alert lines, {} decisions made",
         report.replayed, report.events, report.appended, report.alert_lines, report.decisions

@@ -1,0 +1,103 @@
+//! `GET /metrics`: counters in the Prometheus text format (no token).
+
+use crate::api::{lock, Shared};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// Counted by the handlers and the engine.
+#[derive(Default)]
+pub(crate) struct Metrics {
+    pub(crate) events_received: AtomicU64,
+    pub(crate) events_rejected: AtomicU64,
+    /// Alert lines recorded, per rule.
+    pub(crate) alerts: Mutex<BTreeMap<String, u64>>,
+}
+
+/// A label value with `\`, `"` and newlines escaped.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+pub(crate) async fn metrics(state: Shared) -> Response {
+    let m = &state.metrics;
+    let mut out = String::new();
+    let mut counter = |name: &str, help: &str, kind: &str, rows: Vec<(String, u64)>| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, v) in rows {
+            let _ = writeln!(out, "{name}{labels} {v}");
+        }
+    };
+    counter(
+        "vakt_events_received_total",
+        "Events accepted and journaled (POST /v1/events and /v1/csp-report).",
+        "counter",
+        vec![(String::new(), m.events_received.load(Ordering::Relaxed))],
+    );
+    counter(
+        "vakt_events_rejected_total",
+        "Event lines rejected as malformed.",
+        "counter",
+        vec![(String::new(), m.events_rejected.load(Ordering::Relaxed))],
+    );
+    counter(
+        "vakt_alerts_total",
+        "Alert lines the engine recorded since start, per rule.",
+        "counter",
+        lock(&m.alerts)
+            .iter()
+            .map(|(r, n)| (format!("{{rule=\"{}\"}}", label(r)), *n))
+            .collect(),
+    );
+    counter(
+        "vakt_queue_depth",
+        "Events accepted but not yet processed by the engine.",
+        "gauge",
+        vec![(
+            String::new(),
+            state
+                .queue_events
+                .saturating_sub(state.queue.available_permits()) as u64,
+        )],
+    );
+    let (failures, pending) = match &state.deliverer {
+        Some(d) => (
+            d.stats()
+                .iter()
+                .map(|s| {
+                    (
+                        format!("{{target=\"{}\"}}", label(&s.name)),
+                        s.failures.load(Ordering::Relaxed),
+                    )
+                })
+                .collect(),
+            d.pending(),
+        ),
+        None => (Vec::new(), 0),
+    };
+    counter(
+        "vakt_delivery_failures_total",
+        "Failed attempts to deliver an alert, per target.",
+        "counter",
+        failures,
+    );
+    counter(
+        "vakt_delivery_pending_bytes",
+        "Bytes of queued alerts not yet delivered, summed over targets.",
+        "gauge",
+        vec![(String::new(), pending)],
+    );
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response()
+}

@@ -1,0 +1,287 @@
+//! Read routes over the ledger: one alert with the actor's activity,
+//! incidents, scope, canaries, exposure, and the GDPR draft.
+
+use crate::api::{
+    authorize, blocking, lock, parse_count, parse_time, query_pairs, ApiError, Shared,
+};
+use axum::extract::{Path, RawQuery};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use vakt_event::Timestamp;
+use vakt_ledger::scope::Cidr;
+use vakt_ledger::tokens::Role;
+
+const HOUR_MS: i64 = 3_600_000;
+const DAY_MS: i64 = 24 * HOUR_MS;
+
+fn no_params(route: &str, q: Option<String>) -> Result<(), ApiError> {
+    if let Some((k, _)) = query_pairs(q)?.into_iter().next() {
+        return Err(ApiError::bad_request(format!(
+            "unknown query parameter `{k}`; {route} takes none"
+        )));
+    }
+    Ok(())
+}
+
+fn no_alert(id: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no alert {id}; GET /v1/alerts lists the recorded alerts and their ids"),
+    )
+}
+
+/// The value at fraction `q` of sorted `v` (nearest rank).
+fn quantile(v: &[u64], q: f64) -> u64 {
+    if v.is_empty() {
+        return 0;
+    }
+    let k = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
+    v[k - 1]
+}
+
+/// `GET /v1/alerts/{id}`: the alert, and its account's accesses per hour
+/// from 7 days before `first_seen` to a day after, with the median and
+/// 90th percentile of the active hours before it as the baseline band.
+pub(crate) async fn one_alert(
+    state: Shared,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &headers, Role::Read).await?;
+    no_params("/v1/alerts/{id}", q)?;
+    let state = state.0.clone();
+    blocking(move || {
+        let l = lock(&state.reader);
+        let row = l
+            .alert_row(&id)
+            .map_err(ApiError::internal)?
+            .ok_or_else(|| no_alert(&id))?;
+        let alert: Value = serde_json::from_str(&row.line)
+            .map_err(|e| ApiError::internal(format!("alert {id} is stored damaged: {e}")))?;
+        let activity = match &row.user {
+            None => Value::Null,
+            Some(account) => {
+                let since = Timestamp(row.first_seen.0.saturating_sub(7 * DAY_MS)).floor(HOUR_MS);
+                let until = row.first_seen.saturating_add(DAY_MS);
+                let hours = l
+                    .activity_per_hour(account, since, until)
+                    .map_err(ApiError::internal)?;
+                let mut before: Vec<u64> = hours
+                    .iter()
+                    .filter(|(h, _)| *h < row.first_seen.floor(HOUR_MS))
+                    .map(|(_, n)| *n)
+                    .collect();
+                before.sort_unstable();
+                json!({
+                    "account": account,
+                    "since": since,
+                    "until": until,
+                    "hours": hours.iter().map(|(h, n)| json!({"hour": h, "accesses": n})).collect::<Vec<_>>(),
+                    "baseline": {
+                        "active_hours": before.len(),
+                        "median": quantile(&before, 0.5),
+                        "p90": quantile(&before, 0.9),
+                    },
+                })
+            }
+        };
+        Ok(Json(json!({ "alert": alert, "activity": activity })))
+    })
+    .await
+}
+
+/// `GET /v1/incidents?since&until&actor&limit`.
+pub(crate) async fn incidents(
+    state: Shared,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &headers, Role::Read).await?;
+    let (mut since, mut until, mut actor, mut limit) =
+        (Timestamp(i64::MIN), Timestamp(i64::MAX), None, 100);
+    for (k, v) in query_pairs(q)? {
+        match k.as_str() {
+            "since" => since = parse_time("since", &v)?,
+            "until" => until = parse_time("until", &v)?,
+            "actor" if !v.is_empty() => actor = Some(v),
+            "actor" => {}
+            "limit" => limit = parse_count("limit", &v, 10_000)?,
+            _ => return Err(ApiError::bad_request(format!(
+                "unknown query parameter `{k}`; /v1/incidents takes since, until, actor and limit"
+            ))),
+        }
+    }
+    let state = state.0.clone();
+    blocking(move || {
+        let mut list = lock(&state.reader)
+            .incidents(since, until)
+            .map_err(ApiError::internal)?;
+        if let Some(a) = &actor {
+            list.retain(|i| &i.actor == a || i.account.as_ref() == Some(a));
+        }
+        list.truncate(limit);
+        Ok(Json(json!(list)))
+    })
+    .await
+}
+
+/// `GET /v1/scope?account=NAME[&since&until&ip=CIDR]` or `?customer=ID`.
+pub(crate) async fn scope(
+    state: Shared,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &headers, Role::Read).await?;
+    let (mut account, mut customer, mut ip) = (None, None, None);
+    let (mut since, mut until) = (Timestamp(i64::MIN), Timestamp(i64::MAX));
+    for (k, v) in query_pairs(q)? {
+        match k.as_str() {
+            "account" if !v.is_empty() => account = Some(v),
+            "customer" if !v.is_empty() => customer = Some(v),
+            "since" => since = parse_time("since", &v)?,
+            "until" => until = parse_time("until", &v)?,
+            "ip" => {
+                ip = Some(Cidr::parse(&v).ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "`ip={v}` is not an address or network; write e.g. 198.51.100.0/24"
+                    ))
+                })?)
+            }
+            "account" | "customer" => {
+                return Err(ApiError::bad_request(format!("`{k}` is empty; give a name")))
+            }
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter `{k}`; /v1/scope takes account (with since, until, ip) or customer"
+                )))
+            }
+        }
+    }
+    let state = state.0.clone();
+    match (account, customer) {
+        (Some(account), None) => blocking(move || {
+            let s = lock(&state.reader)
+                .scope_account(&account, since, until, ip)
+                .map_err(ApiError::internal)?;
+            Ok(Json(json!(s)))
+        })
+        .await,
+        (None, Some(customer)) => blocking(move || {
+            let list = lock(&state.reader)
+                .scope_customer(&customer)
+                .map_err(ApiError::internal)?;
+            Ok(Json(json!({ "customer": customer, "accesses": list })))
+        })
+        .await,
+        _ => Err(ApiError::bad_request(
+            "give exactly one of account=NAME (which customers it read) or customer=ID (who read it)",
+        )),
+    }
+}
+
+/// `GET /v1/canaries`: the directory's canaries, and who read each.
+pub(crate) async fn canaries(
+    state: Shared,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &headers, Role::Read).await?;
+    no_params("/v1/canaries", q)?;
+    let state = state.0.clone();
+    blocking(move || {
+        let l = lock(&state.reader);
+        let mut out = Vec::new();
+        for c in &state.directory.canaries {
+            let reads = l
+                .scope_customer(&c.customer_id)
+                .map_err(ApiError::internal)?;
+            let by: BTreeSet<&str> = reads.iter().map(|r| r.account.as_str()).collect();
+            out.push(json!({
+                "customer_id": c.customer_id,
+                "label": c.label,
+                "read": !reads.is_empty(),
+                "reads": reads.len(),
+                "first_read": reads.first().map(|r| r.at),
+                "last_read": reads.last().map(|r| r.at),
+                "by": by,
+            }));
+        }
+        Ok(Json(json!(out)))
+    })
+    .await
+}
+
+/// `GET /v1/exposure?m=1.5&limit=20`.
+pub(crate) async fn exposure(
+    state: Shared,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &headers, Role::Read).await?;
+    let (mut m, mut limit, mut kind) = (1.5f64, 20usize, None);
+    for (k, v) in query_pairs(q)? {
+        match k.as_str() {
+            "m" => {
+                m = v
+                    .parse()
+                    .ok()
+                    .filter(|m: &f64| (1.0..=3.0).contains(m))
+                    .ok_or_else(|| {
+                        ApiError::bad_request(format!(
+                            "`m={v}`: give an exponent from 1 to 3, e.g. 1.5"
+                        ))
+                    })?
+            }
+            "limit" => limit = parse_count("limit", &v, 10_000)?,
+            "kind" if v == "account" || v == "organization" => kind = Some(v),
+            "kind" => {
+                return Err(ApiError::bad_request(format!(
+                    "`kind={v}`: use account or organization"
+                )))
+            }
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter `{k}`; /v1/exposure takes m, kind and limit"
+                )))
+            }
+        }
+    }
+    let state = state.0.clone();
+    blocking(move || {
+        let mut rows = lock(&state.reader)
+            .exposure(m)
+            .map_err(ApiError::internal)?;
+        if let Some(k) = &kind {
+            rows.retain(|r| r.kind == k);
+        }
+        rows.truncate(limit);
+        Ok(Json(json!(rows)))
+    })
+    .await
+}
+
+/// `POST /v1/reports/{alert_id}` (admin): the GDPR Art. 33 draft.
+pub(crate) async fn report(
+    state: Shared,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &headers, Role::Admin).await?;
+    let state = state.0.clone();
+    blocking(move || {
+        let l = lock(&state.reader);
+        if l.alert_row(&id).map_err(ApiError::internal)?.is_none() {
+            return Err(no_alert(&id));
+        }
+        let r = vakt_ledger::report::draft(&l, &id).map_err(ApiError::internal)?;
+        let markdown = r.markdown();
+        let html = vakt_ledger::report::to_html(&markdown);
+        Ok(Json(
+            json!({ "alert": id, "markdown": markdown, "html": html }),
+        ))
+    })
+    .await
+}
