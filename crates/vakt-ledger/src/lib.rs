@@ -12,12 +12,14 @@ pub mod alerts;
 pub mod decisions;
 mod encode;
 pub mod exposure;
+pub mod hourly;
 pub mod keys;
 pub mod ledger;
 pub mod report;
 pub mod scope;
 pub mod tokens;
 pub mod totp;
+pub mod users;
 pub mod verify;
 
 pub use keys::DataDir;

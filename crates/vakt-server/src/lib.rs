@@ -15,6 +15,7 @@
 //! full, ingest answers 429 with `Retry-After` instead of dropping.
 
 mod api;
+mod console;
 mod journal;
 mod worker;
 
@@ -91,6 +92,8 @@ pub(crate) struct State {
     pub(crate) queue_events: usize,
     pub(crate) body_limit: usize,
     pub(crate) failure: Arc<worker::Failure>,
+    /// Canaries and the rest, for the console.
+    pub(crate) directory: Arc<Directory>,
 }
 
 pub(crate) struct Ingest {
@@ -116,9 +119,10 @@ impl Server {
         let journal = journal::Journal::open(&config.data.path.join(journal::FILE_NAME))?;
         let (tx, rx) = mpsc::unbounded_channel();
         let failure = Arc::new(worker::Failure::default());
+        let directory = Arc::new(config.directory);
         let engine = worker::spawn(
             ledger,
-            Arc::new(config.directory),
+            directory.clone(),
             journal.path.clone(),
             journal.lines,
             rx,
@@ -136,13 +140,14 @@ impl Server {
             queue_events,
             body_limit: config.body_limit,
             failure,
+            directory,
         });
         Ok(Server { state, tx, engine })
     }
 
     /// The routes, for serving or for tests.
     pub fn router(&self) -> axum::Router {
-        api::router(self.state.clone())
+        api::router(self.state.clone()).merge(console::routes(self.state.clone()))
     }
 
     /// Serves on `listener` until `shutdown` completes (or the engine
