@@ -14,6 +14,7 @@ pub mod alerts;
 pub mod decisions;
 mod encode;
 pub mod exposure;
+pub mod hourly;
 pub mod incidents;
 pub mod keys;
 pub mod ledger;
@@ -21,6 +22,7 @@ pub mod report;
 pub mod scope;
 pub mod tokens;
 pub mod totp;
+pub mod users;
 pub mod verify;
 
 pub use keys::DataDir;

@@ -15,6 +15,7 @@
 //! full, ingest answers 429 with `Retry-After` instead of dropping.
 
 mod api;
+mod console;
 mod csp;
 mod journal;
 mod metrics;
@@ -187,7 +188,7 @@ impl Server {
 
     /// The routes, for serving or for tests.
     pub fn router(&self) -> axum::Router {
-        api::router(self.state.clone())
+        api::router(self.state.clone()).merge(console::routes(self.state.clone()))
     }
 
     /// Serves on `listener` until `shutdown` completes (or the engine

@@ -38,6 +38,9 @@ enum Command {
     /// API tokens for `vakt serve`: create (prints the secret once), list, revoke.
     #[command(subcommand)]
     Token(cmd::token::TokenCommand),
+    /// Web console users for `vakt serve`: add (password from stdin), list, delete.
+    #[command(subcommand)]
+    User(cmd::user::UserCommand),
     /// Accounts and organisations ranked by what they reached and what it is worth.
     Exposure(cmd::ledger::ExposureArgs),
     /// Draft the breach notification (GDPR Art. 33) for an alert.
@@ -72,6 +75,7 @@ fn main() -> ExitCode {
         Command::Decisions(c) => cmd::ledger::decisions(c),
         Command::Serve(args) => cmd::serve::run(args),
         Command::Token(c) => cmd::token::run(c),
+        Command::User(c) => cmd::user::run(c),
         Command::Exposure(args) => cmd::ledger::exposure(args),
         Command::Report(args) => cmd::ledger::report(args),
         Command::Proxy(c) => cmd::proxy::proxy(c),

@@ -10,4 +10,5 @@ pub mod proxy_pg;
 pub mod serve;
 pub mod simulate;
 pub mod token;
+pub mod user;
 pub mod watch;

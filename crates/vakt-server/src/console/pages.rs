@@ -1,0 +1,663 @@
+//! The console's pages, rendered on the server.
+
+use super::{form_pairs, lock, require, require_form, see_other, timeline, Session, Shared};
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use std::fmt::Write;
+use vakt_event::{Alert, Severity, Timestamp};
+use vakt_ledger::alerts::AlertFilter;
+use vakt_ledger::decisions::Decision;
+
+const DAY: i64 = 86_400_000;
+
+pub(crate) fn esc(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+pub(crate) fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn now() -> Timestamp {
+    Timestamp(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0),
+    )
+}
+
+fn short(t: Timestamp) -> String {
+    t.to_rfc3339()
+        .get(..16)
+        .unwrap_or_default()
+        .replace('T', " ")
+}
+
+fn sev(s: Severity) -> String {
+    format!("<span class=\"sev sev-{0}\">{0}</span>", s.as_str())
+}
+
+/// A whole page: header with navigation (and sign-out when signed in).
+pub(crate) fn page_status(
+    status: StatusCode,
+    title: &str,
+    session: Option<&Session>,
+    body: &str,
+) -> Response {
+    let nav = match session {
+        Some(s) => format!(
+            "<nav><a href=\"/\">Alerts</a><a href=\"/decisions\">Decisions</a><a href=\"/canaries\">Canaries</a><a href=\"/exposure\">Exposure</a></nav><form method=\"post\" action=\"/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><span class=\"muted\">{}</span> <button type=\"submit\">Sign out</button></form>",
+            esc(&s.csrf),
+            esc(&s.user)
+        ),
+        None => String::new(),
+    };
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><meta name=\"color-scheme\" content=\"dark light\"><title>{} - vakt</title><link rel=\"stylesheet\" href=\"/assets/console.css\"></head><body><header><span class=\"brand\">vakt</span>{nav}</header><main><h1>{}</h1>{body}</main><script src=\"/assets/console.js\"></script></body></html>",
+        esc(title),
+        esc(title)
+    );
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'self'; style-src 'self'; script-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'",
+            ),
+            (header::X_FRAME_OPTIONS, "DENY"),
+            (header::REFERRER_POLICY, "no-referrer"),
+        ],
+        html,
+    )
+        .into_response()
+}
+
+fn page(title: &str, s: &Session, body: &str) -> Response {
+    page_status(StatusCode::OK, title, Some(s), body)
+}
+
+fn fail(s: &Session, status: StatusCode, msg: &str) -> Response {
+    page_status(
+        status,
+        "Not possible",
+        Some(s),
+        &format!("<p class=\"error\">{}</p>", esc(msg)),
+    )
+}
+
+pub(crate) fn login_page(status: StatusCode, next: &str, error: Option<&str>) -> Response {
+    let err = error
+        .map(|e| format!("<p class=\"error\" id=\"login-error\">{}</p>", esc(e)))
+        .unwrap_or_default();
+    page_status(
+        status,
+        "Sign in",
+        None,
+        &format!(
+            "<div class=\"login panel\">{err}<form method=\"post\" action=\"/login\"><input type=\"hidden\" name=\"next\" value=\"{}\"><label>Name<input name=\"user\" id=\"user\" autocomplete=\"username\" required autofocus></label><label>Password<input type=\"password\" name=\"password\" id=\"password\" autocomplete=\"current-password\" required></label><button type=\"submit\" id=\"signin\">Sign in</button></form><p class=\"muted\">Users are added with <code>vakt user add NAME</code>.</p></div>",
+            esc(next)
+        ),
+    )
+}
+
+/// Runs ledger reads off the async threads.
+async fn read<T: Send + 'static>(
+    c: &Shared,
+    f: impl FnOnce(&vakt_ledger::Ledger) -> vakt_ledger::Result<T> + Send + 'static,
+) -> Result<T, String> {
+    let app = c.app.clone();
+    tokio::task::spawn_blocking(move || f(&lock(&app.reader)).map_err(|e| e.to_string()))
+        .await
+        .unwrap_or_else(|e| Err(format!("request task failed: {e}")))
+}
+
+async fn write<T: Send + 'static>(
+    c: &Shared,
+    f: impl FnOnce(&mut vakt_ledger::Ledger) -> vakt_ledger::Result<T> + Send + 'static,
+) -> Result<T, String> {
+    let app = c.app.clone();
+    tokio::task::spawn_blocking(move || f(&mut lock(&app.writer)).map_err(|e| e.to_string()))
+        .await
+        .unwrap_or_else(|e| Err(format!("request task failed: {e}")))
+}
+
+async fn all_alerts(c: &Shared, f: AlertFilter) -> Result<Vec<Alert>, String> {
+    let lines = read(c, move |l| l.alerts(&f)).await?;
+    Ok(lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Alert>(l).ok())
+        .collect())
+}
+
+async fn find_alert(c: &Shared, id: &str) -> Result<Option<Alert>, String> {
+    let f = AlertFilter {
+        limit: 100_000,
+        ..Default::default()
+    };
+    Ok(all_alerts(c, f).await?.into_iter().find(|a| a.id == id))
+}
+
+fn select(name: &str, options: &[&str], chosen: &str) -> String {
+    let mut s = format!("<select name=\"{name}\" id=\"f-{name}\"><option value=\"\">any</option>");
+    for o in options {
+        let sel = if *o == chosen { " selected" } else { "" };
+        let _ = write!(s, "<option{sel}>{}</option>", esc(o));
+    }
+    s + "</select>"
+}
+
+pub(crate) async fn alerts(c: Shared, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
+    let s = match require(&c, &headers, "/") {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let q = form_pairs(&q.unwrap_or_default());
+    let get = |k: &str| q.get(k).map(|v| v.trim().to_owned()).unwrap_or_default();
+    let (rule, severity, actor, org) = (get("rule"), get("severity"), get("actor"), get("org"));
+    let min = serde_json::from_value::<Severity>(serde_json::json!(severity)).ok();
+    let f = AlertFilter {
+        rule: None,
+        min_severity: min,
+        limit: 10_000,
+    };
+    let list = match all_alerts(&c, f).await {
+        Ok(l) => l,
+        Err(e) => return fail(&s, StatusCode::INTERNAL_SERVER_ERROR, &e),
+    };
+    let mut rules: Vec<&str> = list.iter().map(|a| a.rule.as_str()).collect();
+    rules.sort_unstable();
+    rules.dedup();
+    let shown: Vec<&Alert> = list
+        .iter()
+        .filter(|a| rule.is_empty() || a.rule == rule)
+        .filter(|a| actor.is_empty() || a.actor.label().contains(&actor))
+        .filter(|a| org.is_empty() || a.organization.as_deref() == Some(org.as_str()))
+        .take(500)
+        .collect();
+    let mut b = format!(
+        "<form class=\"filters\" method=\"get\" action=\"/\"><label>Rule{}</label><label>Severity (and above){}</label><label>Actor<input name=\"actor\" id=\"f-actor\" value=\"{}\"></label><label>Organisation<input name=\"org\" id=\"f-org\" value=\"{}\"></label><button type=\"submit\">Filter</button> <a href=\"/\">clear</a></form>",
+        select("rule", &rules, &rule),
+        select("severity", &["low", "medium", "high", "critical"], &severity),
+        esc(&actor),
+        esc(&org)
+    );
+    let _ = write!(
+        b,
+        "<p class=\"muted\">{} incident(s) shown, the most recently active first.</p><table id=\"alerts\"><tr><th>Severity</th><th>Rule</th><th>Actor</th><th>Organisation</th><th>First seen</th><th>Last</th><th class=\"num\">Customers</th><th>Message</th></tr>",
+        shown.len()
+    );
+    for a in shown {
+        let _ = write!(
+            b,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td><a class=\"alert-link\" href=\"/alerts/{}\">{}</a></td></tr>",
+            sev(a.severity),
+            esc(&a.rule),
+            esc(&a.actor.label()),
+            esc(a.organization.as_deref().unwrap_or("")),
+            short(a.first_seen),
+            short(a.timestamp),
+            a.customers,
+            url_encode(&a.id),
+            esc(&a.message)
+        );
+    }
+    b += "</table>";
+    page("Alerts", &s, &b)
+}
+
+/// Evidence as rows: `observed_x`, `baseline_x` and `threshold_x` side by
+/// side, the other fields below.
+fn evidence_table(e: &serde_json::Map<String, serde_json::Value>) -> String {
+    let show = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => esc(s),
+        v => esc(&v.to_string()),
+    };
+    let mut figures: std::collections::BTreeMap<&str, [Option<&serde_json::Value>; 3]> =
+        Default::default();
+    let mut other = Vec::new();
+    for (k, v) in e {
+        let (slot, name) = if let Some(n) = k.strip_prefix("observed_") {
+            (0, n)
+        } else if let Some(n) = k.strip_prefix("baseline_") {
+            (1, n)
+        } else if let Some(n) = k.strip_prefix("threshold_") {
+            (2, n)
+        } else {
+            other.push((k, v));
+            continue;
+        };
+        figures.entry(name).or_default()[slot] = Some(v);
+    }
+    let mut s = String::from("<table id=\"evidence\"><tr><th>Figure</th><th class=\"num\">Observed</th><th class=\"num\">Baseline</th><th class=\"num\">Threshold</th></tr>");
+    for (name, [o, b, t]) in figures {
+        let cell = |v: Option<&serde_json::Value>| v.map(show).unwrap_or_default();
+        let _ = write!(
+            s,
+            "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            esc(&name.replace('_', " ")),
+            cell(o),
+            cell(b),
+            cell(t)
+        );
+    }
+    for (k, v) in other {
+        let _ = write!(
+            s,
+            "<tr><td>{}</td><td colspan=\"3\">{}</td></tr>",
+            esc(&k.replace('_', " ")),
+            show(v)
+        );
+    }
+    s + "</table>"
+}
+
+pub(crate) async fn alert(c: Shared, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let s = match require(&c, &headers, &format!("/alerts/{id}")) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let a = match find_alert(&c, &id).await {
+        Ok(Some(a)) => a,
+        Ok(None) => return fail(&s, StatusCode::NOT_FOUND, &format!("no alert {id}")),
+        Err(e) => return fail(&s, StatusCode::INTERNAL_SERVER_ERROR, &e),
+    };
+    let mut b = format!(
+        "<div class=\"panel\"><p>{} <strong>{}</strong> &middot; {} &middot; {}</p><p id=\"message\">{}</p><p class=\"muted\">first seen {} &middot; last {} &middot; {} customer(s) &middot; {} update(s)</p><p><a class=\"button\" id=\"scope-link\" href=\"/alerts/{}/scope\">Scope and breach report</a></p></div>",
+        sev(a.severity),
+        esc(&a.rule),
+        esc(&a.actor.label()),
+        esc(a.organization.as_deref().unwrap_or("")),
+        esc(&a.message),
+        short(a.first_seen),
+        short(a.timestamp),
+        a.customers,
+        a.updates,
+        url_encode(&a.id)
+    );
+    b += "<h2>Evidence</h2>";
+    b += &evidence_table(&a.evidence);
+    b += "<h2>Activity</h2>";
+    match &a.actor.user {
+        Some(user) => {
+            let (user, first, last) = (user.clone(), a.first_seen, a.timestamp);
+            let (since, until) = (first.saturating_add(-3 * DAY), last.saturating_add(2 * DAY));
+            match read(&c, move |l| l.hourly(&user, since, until)).await {
+                Ok(hours) => {
+                    let band = match timeline::baseline(&hours, first) {
+                        Some((m, p)) => format!("the band is its usual active hour, {m} to {p} accesses (median to 90th percentile before the alert)"),
+                        None => "no activity before the alert to draw a usual range from".into(),
+                    };
+                    let _ = write!(
+                        b,
+                        "<p class=\"muted\">Accesses per hour by {}, three days before the alert to two days after; {band}; the alert's own hours are orange.</p><div class=\"panel\">{}<div id=\"hover\" class=\"muted\"></div></div>",
+                        esc(&a.actor.label()),
+                        timeline::svg(&hours, first, last)
+                    );
+                }
+                Err(e) => b += &format!("<p class=\"error\">{}</p>", esc(&e)),
+            }
+        }
+        None => b += "<p class=\"muted\">This alert is about a host, not an account: the ledger holds no accesses to chart.</p>",
+    }
+    page(&format!("Alert {}", a.id), &s, &b)
+}
+
+pub(crate) async fn scope(c: Shared, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let s = match require(&c, &headers, &format!("/alerts/{id}/scope")) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let id2 = id.clone();
+    let sc = read(&c, move |l| {
+        let (user, first, last) = l.alert_window(&id2)?;
+        l.scope_account(&user, first, last, None)
+    })
+    .await;
+    let sc = match sc {
+        Ok(sc) => sc,
+        Err(e) => return fail(&s, StatusCode::NOT_FOUND, &e),
+    };
+    let mut b = format!(
+        "<div class=\"panel\"><p><strong>{}</strong> from {} to {}: {} distinct customer(s) in {} access(es){}.</p><p><a class=\"button\" id=\"draft\" href=\"/alerts/{}/report\">Draft the breach report</a> <a href=\"/alerts/{}\">back to the alert</a></p></div>",
+        esc(&sc.account),
+        short(sc.since),
+        short(sc.until),
+        sc.customers.len(),
+        sc.accesses,
+        if sc.unlisted_records > 0 {
+            format!(", and {} records without customer ids", sc.unlisted_records)
+        } else {
+            String::new()
+        },
+        url_encode(&id),
+        url_encode(&id)
+    );
+    if !sc.by_category.is_empty() {
+        b += "<h2>Categories</h2><table><tr><th>Category</th><th class=\"num\">Customers</th></tr>";
+        for (k, n) in &sc.by_category {
+            let _ = write!(b, "<tr><td>{}</td><td class=\"num\">{n}</td></tr>", esc(k));
+        }
+        b += "</table>";
+    }
+    let _ = write!(b, "<h2>Customers</h2><table id=\"scope\"><tr><th>Customer</th><th>Categories</th><th>First exposure</th><th>Last exposure</th><th class=\"num\">Reads</th></tr>");
+    for e in sc.customers.iter().take(2000) {
+        let _ = write!(
+            b,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td></tr>",
+            esc(&e.customer),
+            esc(&e.categories.iter().cloned().collect::<Vec<_>>().join(", ")),
+            e.first,
+            e.last,
+            e.reads
+        );
+    }
+    b += "</table>";
+    if sc.customers.len() > 2000 {
+        b += "<p class=\"muted\">The first 2,000 shown; <code>vakt scope --alert ID --out FILE</code> writes them all.</p>";
+    }
+    page(&format!("Scope of {id}"), &s, &b)
+}
+
+pub(crate) async fn report(c: Shared, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let s = match require(&c, &headers, &format!("/alerts/{id}/report")) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let id2 = id.clone();
+    let md = match read(&c, move |l| {
+        vakt_ledger::report::draft(l, &id2).map(|r| r.markdown())
+    })
+    .await
+    {
+        Ok(md) => md,
+        Err(e) => return fail(&s, StatusCode::NOT_FOUND, &e),
+    };
+    let html = vakt_ledger::report::to_html(&md);
+    let inner = html
+        .split_once("<body>")
+        .map(|(_, b)| b)
+        .unwrap_or(&html)
+        .split("</body>")
+        .next()
+        .unwrap_or_default();
+    page(
+        "Breach notification draft",
+        &s,
+        &format!(
+            "<p class=\"muted\">A draft to review before sending; <code>vakt report --alert {} --format html</code> writes the same.</p><div class=\"report\" id=\"report\">{inner}</div>",
+            esc(&id)
+        ),
+    )
+}
+
+fn csrf_input(s: &Session) -> String {
+    format!(
+        "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
+        esc(&s.csrf)
+    )
+}
+
+pub(crate) async fn decisions(c: Shared, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
+    let s = match require(&c, &headers, "/decisions") {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let q = form_pairs(&q.unwrap_or_default());
+    let at = now();
+    let list = match read(&c, move |l| l.decisions(Some(at))).await {
+        Ok(l) => l,
+        Err(e) => return fail(&s, StatusCode::INTERNAL_SERVER_ERROR, &e),
+    };
+    let csrf = csrf_input(&s);
+    let mut b = String::new();
+    if let Some(e) = q.get("error") {
+        let _ = write!(b, "<p class=\"error\" id=\"form-error\">{}</p>", esc(e));
+    }
+    let _ = write!(
+        b,
+        "<div class=\"panel\"><form class=\"filters\" id=\"add-decision\" method=\"post\" action=\"/decisions\">{csrf}<label>Scope<select name=\"scope\" id=\"d-scope\"><option value=\"account\">account</option><option value=\"ip\">ip</option><option value=\"organization\">organization</option></select></label><label>Value<input name=\"value\" id=\"d-value\" required></label><label>Action<select name=\"action\" id=\"d-action\"><option value=\"throttle\">throttle</option><option value=\"step_up\">step_up</option><option value=\"block\">block</option></select></label><label>For<input name=\"ttl\" id=\"d-ttl\" value=\"1h\" size=\"6\" required></label><label>Reason<input name=\"reason\" id=\"d-reason\" size=\"30\"></label><button type=\"submit\" id=\"d-add\">Add decision</button></form></div><p class=\"muted\">{} decision(s) in force; enforcement points read them from <code>GET /v1/decisions</code>.</p><table id=\"decisions\"><tr><th>Scope</th><th>Value</th><th>Action</th><th>Reason</th><th>Since</th><th>Until</th><th></th></tr>",
+        list.len()
+    );
+    for d in &list {
+        let id = url_encode(&d.id);
+        let _ = write!(
+            b,
+            "<tr data-id=\"{}\"><td>{}</td><td class=\"value\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><form class=\"inline\" method=\"post\" action=\"/decisions/{id}/extend\">{csrf}<input name=\"ttl\" value=\"1h\" size=\"4\" aria-label=\"add time\"><button type=\"submit\" class=\"extend\">Extend</button></form> <form class=\"inline\" method=\"post\" action=\"/decisions/{id}/lift\">{csrf}<button type=\"submit\" class=\"danger lift\">Lift</button></form></td></tr>",
+            esc(&d.id),
+            esc(&d.scope),
+            esc(&d.value),
+            esc(&d.action),
+            esc(&d.reason),
+            short(d.created),
+            short(d.expires)
+        );
+    }
+    b += "</table>";
+    page("Decisions", &s, &b)
+}
+
+fn back_with_error(msg: &str) -> Response {
+    see_other(&format!("/decisions?error={}", url_encode(msg)))
+}
+
+pub(crate) async fn add_decision(c: Shared, headers: HeaderMap, body: Bytes) -> Response {
+    let form = form_pairs(&String::from_utf8_lossy(&body));
+    let s = match require_form(&c, &headers, &form) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let get = |k: &str| form.get(k).map(|v| v.trim().to_owned()).unwrap_or_default();
+    let (scope, value, action, ttl, reason) = (
+        get("scope"),
+        get("value"),
+        get("action"),
+        get("ttl"),
+        get("reason"),
+    );
+    if !["account", "ip", "organization"].contains(&scope.as_str()) {
+        return back_with_error("choose a scope: account, ip or organization");
+    }
+    if !["throttle", "step_up", "block"].contains(&action.as_str()) {
+        return back_with_error("choose an action: throttle, step_up or block");
+    }
+    if value.is_empty() {
+        return back_with_error("give the account name, address or organisation id");
+    }
+    if scope == "ip" && value.parse::<std::net::IpAddr>().is_err() {
+        return back_with_error(&format!("{value} is not an IP address"));
+    }
+    let Some(ttl_ms) = vakt_event::directory::parse_ttl(&ttl) else {
+        return back_with_error(&format!(
+            "{ttl} is not a duration; write e.g. 10m, 1h or 7d"
+        ));
+    };
+    let created = now();
+    let d = Decision {
+        id: format!("manual-{scope}-{value}-{}", created.0),
+        scope,
+        value,
+        action,
+        reason: if reason.is_empty() {
+            format!("added in the console by {}", s.user)
+        } else {
+            format!("{reason} ({})", s.user)
+        },
+        created,
+        expires: created.saturating_add(ttl_ms),
+    };
+    match write(&c, move |l| l.put_decision(&d)).await {
+        Ok(()) => see_other("/decisions"),
+        Err(e) => fail(&s, StatusCode::INTERNAL_SERVER_ERROR, &e),
+    }
+}
+
+pub(crate) async fn extend_decision(
+    c: Shared,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let form = form_pairs(&String::from_utf8_lossy(&body));
+    let s = match require_form(&c, &headers, &form) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let ttl = form.get("ttl").cloned().unwrap_or_default();
+    let Some(ms) = vakt_event::directory::parse_ttl(ttl.trim()) else {
+        return back_with_error(&format!(
+            "{ttl} is not a duration; write e.g. 10m, 1h or 7d"
+        ));
+    };
+    let r = write(&c, move |l| {
+        let Some(mut d) = l.decisions(None)?.into_iter().find(|d| d.id == id) else {
+            return Ok(false);
+        };
+        d.expires = d.expires.max(now()).saturating_add(ms);
+        l.put_decision(&d)?;
+        Ok(true)
+    })
+    .await;
+    match r {
+        Ok(true) => see_other("/decisions"),
+        Ok(false) => back_with_error("that decision is no longer there"),
+        Err(e) => fail(&s, StatusCode::INTERNAL_SERVER_ERROR, &e),
+    }
+}
+
+pub(crate) async fn lift_decision(
+    c: Shared,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let form = form_pairs(&String::from_utf8_lossy(&body));
+    let s = match require_form(&c, &headers, &form) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    match write(&c, move |l| l.delete_decision(&id)).await {
+        Ok(_) => see_other("/decisions"),
+        Err(e) => fail(&s, StatusCode::INTERNAL_SERVER_ERROR, &e),
+    }
+}
+
+pub(crate) async fn canaries(c: Shared, headers: HeaderMap) -> Response {
+    let s = match require(&c, &headers, "/canaries") {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let ids: Vec<(String, String)> = c
+        .app
+        .directory
+        .canaries
+        .iter()
+        .map(|k| (k.customer_id.clone(), k.label.clone().unwrap_or_default()))
+        .collect();
+    let ids2 = ids.clone();
+    let reads = read(&c, move |l| {
+        ids2.iter()
+            .map(|(id, _)| l.scope_customer(id))
+            .collect::<vakt_ledger::Result<Vec<_>>>()
+    })
+    .await;
+    let reads = match reads {
+        Ok(r) => r,
+        Err(e) => return fail(&s, StatusCode::INTERNAL_SERVER_ERROR, &e),
+    };
+    let mut b = format!(
+        "<p class=\"muted\">{} canary record(s) in the directory. Nobody has a reason to read one: any read is an alert.</p><table id=\"canaries\"><tr><th>Canary</th><th>Label</th><th>Read?</th><th>First read</th><th>Last read</th><th>By</th></tr>",
+        ids.len()
+    );
+    for ((id, label), acc) in ids.iter().zip(reads) {
+        let (state, first, last) = match (acc.first(), acc.last()) {
+            (Some(f), Some(l)) => (
+                format!(
+                    "<span class=\"sev sev-critical\">read {} time(s)</span>",
+                    acc.len()
+                ),
+                short(f.at),
+                short(l.at),
+            ),
+            _ => (
+                "<span class=\"muted\">untouched</span>".into(),
+                String::new(),
+                String::new(),
+            ),
+        };
+        let mut by: Vec<String> = acc
+            .iter()
+            .map(|a| format!("{} ({})", a.account, a.source_ip))
+            .collect();
+        by.sort();
+        by.dedup();
+        let _ = write!(
+            b,
+            "<tr><td>{}</td><td>{}</td><td>{state}</td><td>{first}</td><td>{last}</td><td>{}</td></tr>",
+            esc(id),
+            esc(label),
+            esc(&by.join(", "))
+        );
+    }
+    b += "</table>";
+    page("Canaries", &s, &b)
+}
+
+pub(crate) async fn exposure(c: Shared, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
+    let s = match require(&c, &headers, "/exposure") {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let q = form_pairs(&q.unwrap_or_default());
+    let m = q
+        .get("m")
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|m| (0.5..=3.0).contains(m))
+        .unwrap_or(1.5);
+    let list = match read(&c, move |l| l.exposure(m)).await {
+        Ok(l) => l,
+        Err(e) => return fail(&s, StatusCode::INTERNAL_SERVER_ERROR, &e),
+    };
+    let mut b = format!(
+        "<form class=\"filters\" method=\"get\" action=\"/exposure\"><label>m (value = value per record x records^m)<input name=\"m\" value=\"{m}\" size=\"4\"></label><button type=\"submit\">Rank</button></form><table id=\"exposure\"><tr><th>Name</th><th>Kind</th><th class=\"num\">Customers</th><th>Categories</th><th class=\"num\">Value</th><th class=\"num\">x median</th><th>First</th><th>Last</th><th>Advice</th></tr>"
+    );
+    for e in list.iter().take(200) {
+        let _ = write!(
+            b,
+            "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td><td class=\"num\">{:.0}</td><td class=\"num\">{:.1}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&e.name),
+            e.kind,
+            e.customers,
+            esc(&e.categories.iter().cloned().collect::<Vec<_>>().join(", ")),
+            e.value,
+            e.vs_median,
+            short(e.first),
+            short(e.last),
+            esc(&e.advice)
+        );
+    }
+    b += "</table>";
+    page("Exposure", &s, &b)
+}
