@@ -109,9 +109,11 @@ pub(crate) async fn incidents(
             "actor" if !v.is_empty() => actor = Some(v),
             "actor" => {}
             "limit" => limit = parse_count("limit", &v, 10_000)?,
-            _ => return Err(ApiError::bad_request(format!(
+            _ => {
+                return Err(ApiError::bad_request(format!(
                 "unknown query parameter `{k}`; /v1/incidents takes since, until, actor and limit"
-            ))),
+            )))
+            }
         }
     }
     let state = state.0.clone();
