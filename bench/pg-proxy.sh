@@ -157,4 +157,4 @@ if b:
     print("  pgbouncer:        %10.0f tps (median of %s)  ratio to direct %.3f" % (mb, ", ".join("%.0f" % x for x in b), mb / md))
     print("  vakt / pgbouncer: %10.3f" % (mp / mb))
 PY
-grep 'statements recorded' "$tmp/proxy.log" | sed 's/^/  /' || true
+grep 'accesses recorded' "$tmp/proxy.log" | sed 's/^/  /' || true

@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use vakt_deliver::{Deliverer, DeliveryConfig};
@@ -65,7 +66,20 @@ pub struct Enforcement {
 impl Enforcement {
     /// After the proxy stopped: drain events into the ledger, then give
     /// alert delivery a few seconds (what is left goes out at the next start).
-    pub fn finish(sink: Arc<EventSink>, deliverer: Option<Arc<Deliverer>>) -> Result<()> {
+    pub fn finish(
+        name: &str,
+        sink: Arc<EventSink>,
+        deliverer: Option<Arc<Deliverer>>,
+    ) -> Result<()> {
+        let stats = sink.stats();
+        eprintln!(
+            "vakt proxy {name}: {} accesses recorded ({} spooled, {} replayed), {} alerts, {} decisions; draining to the ledger",
+            stats.submitted.load(Ordering::Relaxed),
+            stats.spooled.load(Ordering::Relaxed),
+            stats.replayed.load(Ordering::Relaxed),
+            stats.alerts.load(Ordering::Relaxed),
+            stats.decisions.load(Ordering::Relaxed),
+        );
         Arc::try_unwrap(sink)
             .map_err(|_| anyhow::anyhow!("the proxy still holds the event sink"))?
             .shutdown()
@@ -179,28 +193,5 @@ pub fn account(cmd: AccountCommand) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-    }
-}
-
-/// Resolves on Ctrl-C or SIGTERM: the proxy stops accepting, finishes the
-/// requests in flight and drains its events into the ledger.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
     }
 }

@@ -4,7 +4,6 @@ use super::proxy::EnforceArgs;
 use anyhow::{anyhow, Context, Result};
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use vakt_proxy::http::{serve_http, HttpProxyConfig};
 
@@ -49,21 +48,12 @@ pub fn run(args: HttpArgs) -> Result<ExitCode> {
             config,
             e.guard.clone(),
             sink.clone(),
-            super::proxy::shutdown_signal(),
+            vakt_server::shutdown_signal(),
         )
         .await
         .context("the proxy stopped")
     })?;
     drop(runtime);
-    let stats = sink.stats();
-    eprintln!(
-        "vakt proxy http: {} accesses ({} spooled, {} replayed), {} alerts, {} decisions; draining to the ledger",
-        stats.submitted.load(Ordering::Relaxed),
-        stats.spooled.load(Ordering::Relaxed),
-        stats.replayed.load(Ordering::Relaxed),
-        stats.alerts.load(Ordering::Relaxed),
-        stats.decisions.load(Ordering::Relaxed),
-    );
-    super::proxy::Enforcement::finish(sink, e.deliverer)?;
+    super::proxy::Enforcement::finish("http", sink, e.deliverer)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,10 +1,9 @@
 //! `vakt proxy pg`: the PostgreSQL wire-protocol proxy in front of the customer database.
 
-use super::proxy::{EnforceArgs, Enforcement};
+use super::proxy::EnforceArgs;
 use anyhow::{Context, Result};
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use vakt_proxy::pg::{serve_pg, PgProxyConfig};
@@ -55,21 +54,12 @@ pub fn run(args: PgArgs) -> Result<ExitCode> {
             config,
             e.guard.clone(),
             sink.clone(),
-            super::proxy::shutdown_signal(),
+            vakt_server::shutdown_signal(),
         )
         .await
         .context("the proxy stopped")
     })?;
     drop(runtime);
-    let stats = sink.stats();
-    eprintln!(
-        "vakt proxy pg: {} statements recorded ({} spooled, {} replayed), {} alerts, {} decisions; draining to the ledger",
-        stats.submitted.load(Ordering::Relaxed),
-        stats.spooled.load(Ordering::Relaxed),
-        stats.replayed.load(Ordering::Relaxed),
-        stats.alerts.load(Ordering::Relaxed),
-        stats.decisions.load(Ordering::Relaxed),
-    );
-    Enforcement::finish(sink, e.deliverer)?;
+    super::proxy::Enforcement::finish("pg", sink, e.deliverer)?;
     Ok(ExitCode::SUCCESS)
 }
