@@ -8,6 +8,9 @@
 //! - `GET /v1/alerts` (`read`): incidents recorded in the ledger.
 //! - `GET /healthz`: no token needed.
 //!
+//! Plain HTTP, or HTTPS with rustls when [`Config::tls`] names a
+//! certificate and key.
+//!
 //! One engine thread runs the detectors on what was journaled, appends
 //! accesses to the ledger and makes decisions from alerts with the
 //! directory's `[[policy]]` entries, as `vakt watch --data` does. A
@@ -18,6 +21,7 @@ mod api;
 mod console;
 mod csp;
 mod journal;
+mod listen;
 mod metrics;
 mod views;
 mod worker;
@@ -25,6 +29,7 @@ mod worker;
 pub use api::routes;
 
 pub use journal::FILE_NAME as JOURNAL_FILE;
+pub use listen::{tls_config, ClientAddr, Incoming, TlsFiles};
 pub use worker::EngineReport;
 
 use std::future::Future;
@@ -60,6 +65,8 @@ pub enum ServerError {
     Engine(String),
     #[error("alert delivery: {0}")]
     Deliver(#[from] vakt_deliver::DeliverError),
+    #[error("TLS: {path}: {message}")]
+    Tls { path: PathBuf, message: String },
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -79,6 +86,8 @@ pub struct Config {
     pub delivery_grace: std::time::Duration,
     /// CSP reports accepted per minute from one document origin.
     pub csp_per_minute: u32,
+    /// Serve HTTPS with this certificate and key; none: plain HTTP.
+    pub tls: Option<TlsFiles>,
 }
 
 impl Config {
@@ -91,6 +100,7 @@ impl Config {
             deliver: None,
             delivery_grace: std::time::Duration::from_secs(5),
             csp_per_minute: csp::DEFAULT_PER_MINUTE,
+            tls: None,
         }
     }
 }
@@ -112,6 +122,8 @@ pub(crate) struct State {
     pub(crate) metrics: Arc<metrics::Metrics>,
     pub(crate) deliverer: Option<Arc<vakt_deliver::Deliverer>>,
     pub(crate) csp_limiter: Mutex<csp::RateLimiter>,
+    /// Served over TLS: the console's cookies are marked Secure.
+    pub(crate) https: bool,
 }
 
 pub(crate) struct Ingest {
@@ -126,6 +138,7 @@ pub struct Server {
     engine: std::thread::JoinHandle<Result<EngineReport, ServerError>>,
     deliverer: Option<Arc<vakt_deliver::Deliverer>>,
     delivery_grace: std::time::Duration,
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Server {
@@ -133,6 +146,8 @@ impl Server {
     /// them when missing) and starts the engine, which first replays the
     /// journal.
     pub fn open(config: Config) -> Result<Server, ServerError> {
+        // A bad certificate stops the start before anything else is opened.
+        let tls = config.tls.as_ref().map(tls_config).transpose()?;
         let ledger = Ledger::open(&config.data)?;
         let reader = Ledger::open_read(&config.data)?;
         let writer = Ledger::open_read(&config.data)?;
@@ -176,6 +191,7 @@ impl Server {
             metrics,
             deliverer: deliverer.clone(),
             csp_limiter: Mutex::new(csp::RateLimiter::new(config.csp_per_minute)),
+            https: tls.is_some(),
         });
         Ok(Server {
             state,
@@ -183,6 +199,7 @@ impl Server {
             engine,
             deliverer,
             delivery_grace: config.delivery_grace,
+            tls,
         })
     }
 
@@ -191,8 +208,9 @@ impl Server {
         api::router(self.state.clone()).merge(console::routes(self.state.clone()))
     }
 
-    /// Serves on `listener` until `shutdown` completes (or the engine
-    /// fails), then lets the engine drain the queue and commit.
+    /// Serves on `listener` (HTTPS when the config has a certificate)
+    /// until `shutdown` completes (or the engine fails), then lets the
+    /// engine drain the queue and commit.
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
@@ -205,7 +223,14 @@ impl Server {
                 () = failure.notify.notified() => {}
             }
         };
-        let served = axum::serve(listener, self.router())
+        let incoming = match &self.tls {
+            Some(config) => Incoming::tls(listener, config.clone())?,
+            None => Incoming::plain(listener)?,
+        };
+        let app = self
+            .router()
+            .into_make_service_with_connect_info::<ClientAddr>();
+        let served = axum::serve(incoming, app)
             .with_graceful_shutdown(stop)
             .await;
         let report = self.stop().await;
@@ -221,6 +246,7 @@ impl Server {
             engine,
             deliverer,
             delivery_grace,
+            tls: _,
         } = self;
         let _ = tx.send(worker::Msg::Stop);
         drop(tx);

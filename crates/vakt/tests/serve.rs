@@ -1,7 +1,8 @@
 //! `vakt serve` over real HTTP on 127.0.0.1: tokens and roles, decisions
 //! by the API and by the CLI, ingest with good and bad lines, a canary
 //! read that ends in a block decision, and a restart that replays the
-//! journal without recording anything twice.
+//! journal without recording anything twice; HTTPS with a certificate
+//! given on the command line or in the settings file.
 
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
@@ -23,6 +24,16 @@ struct Serve {
 
 impl Serve {
     fn start(data: &Path, directory: Option<&Path>) -> Serve {
+        Serve::start_with(data, directory, &[], None)
+    }
+
+    /// With more arguments, and a certificate (PEM) the client trusts.
+    fn start_with(
+        data: &Path,
+        directory: Option<&Path>,
+        extra: &[&str],
+        trust: Option<&str>,
+    ) -> Serve {
         let mut cmd = Command::new(VAKT);
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(data)
@@ -32,6 +43,7 @@ impl Serve {
         if let Some(d) = directory {
             cmd.arg("--directory").arg(d);
         }
+        cmd.args(extra);
         let mut child = cmd.spawn().expect("vakt serve starts");
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = mpsc::channel();
@@ -57,11 +69,21 @@ impl Serve {
                 }
             }
         };
-        let agent: ureq::Agent = ureq::Agent::config_builder()
+        let mut config = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_global(Some(WAIT))
-            .build()
-            .into();
+            .timeout_global(Some(WAIT));
+        if let Some(pem) = trust {
+            let cert = ureq::tls::Certificate::from_pem(pem.as_bytes()).unwrap();
+            config = config.tls_config(
+                ureq::tls::TlsConfig::builder()
+                    .provider(ureq::tls::TlsProvider::Rustls)
+                    .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(vec![
+                        cert,
+                    ])))
+                    .build(),
+            );
+        }
+        let agent: ureq::Agent = config.build().into();
         Serve { child, url, agent }
     }
 
@@ -497,4 +519,125 @@ fn a_restart_replays_the_journal_and_records_nothing_twice() {
     assert_eq!(scope["accesses"], 2);
     let journal = std::fs::read_to_string(data.join("serve-journal.jsonl")).unwrap();
     assert_eq!(journal.lines().count(), 2);
+}
+
+/// A self-signed certificate for 127.0.0.1, written as cert.pem and key.pem.
+fn self_signed(dir: &Path) -> (PathBuf, PathBuf, String) {
+    let c = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, c.cert.pem()).unwrap();
+    std::fs::write(&key, c.key_pair.serialize_pem()).unwrap();
+    (cert, key, c.cert.pem())
+}
+
+#[test]
+fn with_a_certificate_it_serves_https_only_and_ingests_over_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = data_dir(&tmp);
+    let ingest = token(&data, "collector", "ingest");
+    let read = token(&data, "analyst", "read");
+    let (cert, key, pem) = self_signed(tmp.path());
+    let s = Serve::start_with(
+        &data,
+        None,
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+        Some(&pem),
+    );
+    assert!(s.url.starts_with("https://127.0.0.1:"), "{}", s.url);
+    assert_eq!(s.call("GET", "/healthz", None, None).status, 200);
+    let a = s.call(
+        "POST",
+        "/v1/events",
+        Some(&ingest),
+        Some(&access("tls-user", &["C-1", "C-2"])),
+    );
+    assert_eq!((a.status, &a.json["accepted"]), (200, &json!(1)), "{a:?}");
+    assert!(eventually(WAIT, || {
+        let a = s.call("GET", "/v1/scope?account=tls-user", Some(&read), None);
+        a.status == 200 && a.json.to_string().contains("C-2")
+    }));
+
+    // Plain HTTP on the same port is refused, not answered in clear text.
+    let plain = s.url.replacen("https://", "http://", 1);
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(5)))
+        .build()
+        .into();
+    assert!(agent.get(format!("{plain}/healthz")).call().is_err());
+    // A client that does not trust the certificate gets no answer either.
+    let untrusting: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(5)))
+        .tls_config(
+            ureq::tls::TlsConfig::builder()
+                .provider(ureq::tls::TlsProvider::Rustls)
+                .build(),
+        )
+        .build()
+        .into();
+    assert!(untrusting.get(format!("{}/healthz", s.url)).call().is_err());
+    s.stop();
+}
+
+#[test]
+fn tls_files_come_from_the_settings_file_and_a_bad_key_stops_the_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = data_dir(&tmp);
+    let (_, _, pem) = self_signed(tmp.path());
+    let settings = tmp.path().join("serve.toml");
+    // Relative paths are taken from the settings file's folder.
+    std::fs::write(
+        &settings,
+        "tls_cert = \"cert.pem\"\ntls_key = \"key.pem\"\n",
+    )
+    .unwrap();
+    let s = Serve::start_with(
+        &data,
+        None,
+        &["--config", settings.to_str().unwrap()],
+        Some(&pem),
+    );
+    assert!(s.url.starts_with("https://"), "{}", s.url);
+    assert_eq!(s.call("GET", "/healthz", None, None).status, 200);
+    s.stop();
+
+    // A key that is not a key: refused at start, naming the file.
+    std::fs::write(tmp.path().join("key.pem"), "not a key\n").unwrap();
+    let out = Command::new(VAKT)
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&settings)
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("key.pem") && err.contains("PRIVATE KEY"),
+        "{err}"
+    );
+
+    // Only one of the two: refused with the line to fix.
+    std::fs::write(
+        &settings,
+        "listen = \"127.0.0.1:0\"\ntls_cert = \"cert.pem\"\n",
+    )
+    .unwrap();
+    let out = Command::new(VAKT)
+        .args(["serve", "--config"])
+        .arg(&settings)
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("serve.toml:2:") && err.contains("go together"),
+        "{err}"
+    );
 }

@@ -3,8 +3,8 @@
 //!
 //! Sessions live in memory (a restart signs everyone out) for 12 hours.
 //! The session id travels in the `vakt_session` cookie (HttpOnly,
-//! SameSite=Strict, Secure behind an HTTPS proxy that sets
-//! `X-Forwarded-Proto: https`); every form that changes something
+//! SameSite=Strict, Secure when served over TLS or behind an HTTPS proxy
+//! that sets `X-Forwarded-Proto: https`); every form that changes something
 //! carries the session's CSRF token, checked before anything is done.
 
 mod pages;
@@ -212,11 +212,13 @@ fn decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-fn secure(headers: &HeaderMap) -> bool {
-    headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("https"))
+/// Whether the browser reached us over HTTPS: ours, or a proxy's in front.
+fn secure(c: &Console, headers: &HeaderMap) -> bool {
+    c.app.https
+        || headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("https"))
 }
 
 fn safe_next(next: Option<&String>) -> String {
@@ -261,7 +263,7 @@ async fn login(c: Shared, headers: HeaderMap, body: Bytes) -> Response {
     let cookie = format!(
         "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
         SESSION_TTL.as_secs(),
-        if secure(&headers) { "; Secure" } else { "" }
+        if secure(&c, &headers) { "; Secure" } else { "" }
     );
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         r.headers_mut().insert(header::SET_COOKIE, v);

@@ -23,7 +23,14 @@ pub struct ServeArgs {
     /// Alert delivery targets (TOML, as for `vakt watch --deliver`).
     #[arg(long, value_name = "FILE")]
     pub deliver: Option<PathBuf>,
-    /// Settings file (TOML): `listen`, `directory`, `deliver`; flags given
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM: PKCS#8, RSA or EC).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Settings file (TOML): `listen`, `directory`, `deliver`, `tls_cert`,
+    /// `tls_key`; flags given
     /// on the command line win. Relative paths are taken from the file's folder.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -76,16 +83,24 @@ fn load_config(path: &std::path::Path) -> Result<(FileConfig, Option<SocketAddr>
             )
         })?),
     };
-    if c.tls_cert.is_some() || c.tls_key.is_some() {
+    if c.tls_cert.is_some() != c.tls_key.is_some() {
         let at = text.find("tls_").unwrap_or(0);
         let (line, col) = line_col(&text, at);
         anyhow::bail!(
-            "{}:{line}:{col}: TLS is not built into vakt serve yet; remove tls_cert and tls_key and put a TLS proxy in front",
+            "{}:{line}:{col}: tls_cert and tls_key go together; give both (HTTPS) or neither (HTTP)",
             path.display()
         );
     }
     let base = path.parent().map(PathBuf::from).unwrap_or_default();
-    for p in [&mut c.directory, &mut c.deliver].into_iter().flatten() {
+    for p in [
+        &mut c.directory,
+        &mut c.deliver,
+        &mut c.tls_cert,
+        &mut c.tls_key,
+    ]
+    .into_iter()
+    .flatten()
+    {
         if p.is_relative() {
             *p = base.join(&*p);
         }
@@ -99,6 +114,10 @@ pub fn run(mut args: ServeArgs) -> Result<ExitCode> {
         args.listen = args.listen.or(listen);
         args.directory = args.directory.or(c.directory);
         args.deliver = args.deliver.or(c.deliver);
+        if args.tls_cert.is_none() {
+            args.tls_cert = c.tls_cert;
+            args.tls_key = c.tls_key;
+        }
     }
     let listen = args
         .listen
@@ -125,9 +144,18 @@ pub fn run(mut args: ServeArgs) -> Result<ExitCode> {
     config.body_limit = args.max_body;
     config.queue_events = args.queue;
     config.deliver = deliver;
+    config.tls = match (args.tls_cert, args.tls_key) {
+        (Some(cert), Some(key)) => Some(vakt_server::TlsFiles { cert, key }),
+        _ => None,
+    };
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let report = vakt_server::run(config, listen, |addr| {
         eprintln!(
-            "vakt serve: listening on http://{addr} (data {}); Ctrl-C stops",
+            "vakt serve: listening on {scheme}://{addr} (data {}); Ctrl-C stops",
             dir.path.display()
         );
     })
