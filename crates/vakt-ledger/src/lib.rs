@@ -20,6 +20,7 @@ pub mod keys;
 pub mod ledger;
 pub mod report;
 pub mod scope;
+pub mod sessions;
 pub mod tokens;
 pub mod totp;
 pub mod users;

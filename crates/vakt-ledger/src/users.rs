@@ -39,7 +39,7 @@ fn valid_name(name: &str) -> bool {
 }
 
 impl Ledger {
-    fn users_table(&self) -> Result<()> {
+    pub(crate) fn users_table(&self) -> Result<()> {
         let r = self.conn.execute_batch(SCHEMA);
         self.db(r)
     }
@@ -116,9 +116,15 @@ impl Ledger {
         self.db(r)
     }
 
-    /// Deletes a user; returns whether there was one.
+    /// Deletes a user and ends their console sessions; returns whether
+    /// there was one.
     pub fn delete_user(&mut self, name: &str) -> Result<bool> {
         self.users_table()?;
+        self.sessions_table()?;
+        let r = self
+            .conn
+            .execute("DELETE FROM sessions WHERE user = ?1", [name]);
+        self.db(r)?;
         let r = self
             .conn
             .execute("DELETE FROM users WHERE name = ?1", [name]);

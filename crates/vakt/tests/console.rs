@@ -238,6 +238,87 @@ fn sign_in_failure_redirects_and_csrf_refusal_over_plain_http() {
     assert_eq!(r.status().as_u16(), 303);
 }
 
+#[test]
+fn a_session_survives_a_restart_and_guessing_is_stopped_after_ten_failures() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = prepare(tmp.path());
+    let a = agent();
+    let (serve1, url) = serve(tmp.path(), &data);
+    let r = post_form(
+        &a,
+        &format!("{url}/login"),
+        None,
+        &format!("user={USER}&password={PASSWORD}"),
+    );
+    assert_eq!(r.status().as_u16(), 303);
+    let cookie = header(&r, "set-cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    drop(serve1);
+
+    // Same data directory, new process: still signed in.
+    let (_serve2, url) = serve(tmp.path(), &data);
+    let (status, page) = get_page(&a, &format!("{url}/decisions"), &cookie);
+    assert_eq!(status, 200, "{page}");
+    // A made-up session id is not.
+    let forged = format!("vakt_session={}", "ab".repeat(32));
+    let r = a
+        .get(&format!("{url}/decisions"))
+        .header("cookie", &forged)
+        .call()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+
+    // Ten wrong passwords, then even the right one waits.
+    for i in 0..10 {
+        let r = post_form(
+            &a,
+            &format!("{url}/login"),
+            None,
+            &format!("user={USER}&password=guess-{i}"),
+        );
+        assert_eq!(r.status().as_u16(), 401, "guess {i}");
+    }
+    let mut r = post_form(
+        &a,
+        &format!("{url}/login"),
+        None,
+        &format!("user={USER}&password={PASSWORD}"),
+    );
+    assert_eq!(r.status().as_u16(), 429);
+    let retry: u64 = header(&r, "retry-after").parse().unwrap();
+    assert!((1..=900).contains(&retry), "{retry}");
+    assert!(header(&r, "set-cookie").is_empty());
+    assert!(r
+        .body_mut()
+        .read_to_string()
+        .unwrap()
+        .contains("Too many failed sign-ins"));
+    // The session made before is untouched.
+    let (status, _) = get_page(&a, &format!("{url}/decisions"), &cookie);
+    assert_eq!(status, 200);
+
+    // Deleting the user signs them out at once.
+    let out = Command::new(VAKT)
+        .args(["user", "delete", USER, "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = a
+        .get(&format!("{url}/decisions"))
+        .header("cookie", &cookie)
+        .call()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+}
+
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
 

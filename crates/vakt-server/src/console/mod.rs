@@ -1,7 +1,13 @@
 //! The web console of `vakt serve`: server-rendered pages for people,
 //! signed in with a name and password (`vakt user add`).
 //!
-//! Sessions live in memory (a restart signs everyone out) for 12 hours.
+//! Sessions last 12 hours and are kept in the ledger's database (only a
+//! hash of their id), so a restart signs nobody out and `vakt user
+//! delete` signs that user out at once. Failed sign-ins are limited per
+//! client address and per user name (10 in 15 minutes each; then 429
+//! with `Retry-After`), which also bounds the argon2 work a guesser can
+//! cause. Behind a reverse proxy every client shares the proxy's
+//! address, so the per-address limit applies to all of them together.
 //! The session id travels in the `vakt_session` cookie (HttpOnly,
 //! SameSite=Strict, Secure when served over TLS or behind an HTTPS proxy
 //! that sets `X-Forwarded-Proto: https`); every form that changes something
@@ -12,15 +18,19 @@ mod timeline;
 
 use crate::State;
 use axum::body::Bytes;
+use axum::extract::ConnectInfo;
 use axum::extract::RawQuery;
+use axum::http::Extensions;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use rand::RngCore;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use vakt_event::Timestamp;
+use vakt_ledger::sessions::SessionInfo;
 
 /// How long a session lasts after sign-in.
 pub(crate) const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
@@ -28,16 +38,72 @@ const COOKIE: &str = "vakt_session";
 const CSS: &str = include_str!("../../assets/console.css");
 const JS: &str = include_str!("../../assets/console.js");
 
+/// Failed sign-ins allowed per client address, and per user name, in [`FAILURE_WINDOW`].
+const FAILURES_ALLOWED: usize = 10;
+const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
+/// Addresses and names whose failures are remembered at most (memory stays bounded).
+const FAILURES_TRACKED: usize = 10_000;
+
 pub(crate) struct Console {
     pub(crate) app: Arc<State>,
-    sessions: Mutex<HashMap<String, Session>>,
+    failures: Mutex<Failures>,
 }
 
 #[derive(Clone)]
 pub(crate) struct Session {
     pub(crate) user: String,
     pub(crate) csrf: String,
-    expires: Instant,
+}
+
+/// Recent failed sign-ins per key (`ip:ADDR`, `user:NAME`).
+#[derive(Default)]
+struct Failures {
+    by_key: HashMap<String, VecDeque<Instant>>,
+}
+
+impl Failures {
+    /// How long `key` must wait before its next attempt, if it is over the limit.
+    fn wait(&mut self, key: &str, now: Instant) -> Option<Duration> {
+        let times = self.by_key.get_mut(key)?;
+        while times
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= FAILURE_WINDOW)
+        {
+            times.pop_front();
+        }
+        if times.len() < FAILURES_ALLOWED {
+            return None;
+        }
+        times
+            .front()
+            .map(|first| FAILURE_WINDOW.saturating_sub(now.duration_since(*first)))
+    }
+
+    fn record(&mut self, key: String, now: Instant) {
+        if self.by_key.len() >= FAILURES_TRACKED && !self.by_key.contains_key(&key) {
+            self.by_key.retain(|_, t| {
+                t.back()
+                    .is_some_and(|last| now.duration_since(*last) < FAILURE_WINDOW)
+            });
+            if self.by_key.len() >= FAILURES_TRACKED {
+                // Still full: forget the key that failed least recently.
+                if let Some(oldest) = self
+                    .by_key
+                    .iter()
+                    .min_by_key(|(_, t)| t.back().copied())
+                    .map(|(k, _)| k.clone())
+                {
+                    self.by_key.remove(&oldest);
+                }
+            }
+        }
+        let times = self.by_key.entry(key).or_default();
+        times.push_back(now);
+        // Only the last FAILURES_ALLOWED matter for the limit.
+        while times.len() > FAILURES_ALLOWED {
+            times.pop_front();
+        }
+    }
 }
 
 pub(crate) type Shared = axum::extract::State<Arc<Console>>;
@@ -46,7 +112,7 @@ pub(crate) type Shared = axum::extract::State<Arc<Console>>;
 pub(crate) fn routes(app: Arc<State>) -> Router {
     let console = Arc::new(Console {
         app,
-        sessions: Mutex::new(HashMap::new()),
+        failures: Mutex::new(Failures::default()),
     });
     Router::new()
         .route("/login", get(login_form).post(login))
@@ -115,29 +181,60 @@ fn cookie_value(headers: &HeaderMap) -> Option<String> {
         .map(|(_, v)| v.to_owned())
 }
 
+fn now_ms() -> Timestamp {
+    Timestamp(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0),
+    )
+}
+
 impl Console {
+    /// The session the request's cookie names, if it is valid now.
     pub(crate) fn session(&self, headers: &HeaderMap) -> Option<Session> {
         let id = cookie_value(headers)?;
-        let mut sessions = lock(&self.sessions);
-        let now = Instant::now();
-        sessions.retain(|_, s| s.expires > now);
-        sessions.get(&id).cloned()
+        // Ids are 64 hex digits; anything else is not looked up.
+        if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let found = lock(&self.app.reader).session(&id, now_ms());
+        found.ok().flatten().map(|s| Session {
+            user: s.user,
+            csrf: s.csrf,
+        })
     }
 
-    fn start(&self, user: String) -> String {
+    fn start(&self, user: String) -> Result<String, vakt_ledger::LedgerError> {
         let id = random_hex(32);
-        let s = Session {
+        let now = now_ms();
+        let s = SessionInfo {
             user,
             csrf: random_hex(32),
-            expires: Instant::now() + SESSION_TTL,
+            expires: now.saturating_add(SESSION_TTL.as_millis() as i64),
         };
-        lock(&self.sessions).insert(id.clone(), s);
-        id
+        lock(&self.app.writer).start_session(&id, &s, now)?;
+        Ok(id)
     }
 
     fn end(&self, headers: &HeaderMap) {
         if let Some(id) = cookie_value(headers) {
-            lock(&self.sessions).remove(&id);
+            let _ = lock(&self.app.writer).end_session(&id);
+        }
+    }
+
+    /// The wait before `keys` may try again, when any of them is over the limit.
+    fn sign_in_wait(&self, keys: &[String]) -> Option<Duration> {
+        let mut f = lock(&self.failures);
+        let now = Instant::now();
+        keys.iter().filter_map(|k| f.wait(k, now)).max()
+    }
+
+    fn sign_in_failed(&self, keys: Vec<String>) {
+        let mut f = lock(&self.failures);
+        let now = Instant::now();
+        for k in keys {
+            f.record(k, now);
         }
     }
 }
@@ -237,11 +334,31 @@ async fn login_form(c: Shared, headers: HeaderMap, RawQuery(q): RawQuery) -> Res
     pages::login_page(StatusCode::OK, &next, None)
 }
 
-async fn login(c: Shared, headers: HeaderMap, body: Bytes) -> Response {
+async fn login(c: Shared, ext: Extensions, headers: HeaderMap, body: Bytes) -> Response {
     let form = form_pairs(&String::from_utf8_lossy(&body));
     let next = safe_next(form.get("next"));
     let name = form.get("user").cloned().unwrap_or_default();
     let password = form.get("password").cloned().unwrap_or_default();
+    let address = ext
+        .get::<ConnectInfo<crate::ClientAddr>>()
+        .map_or_else(|| "unknown".to_owned(), |ci| ci.0 .0.ip().to_string());
+    let keys = vec![format!("ip:{address}"), format!("user:{name}")];
+    if let Some(wait) = c.sign_in_wait(&keys) {
+        let minutes = wait.as_secs().div_ceil(60).max(1);
+        let mut r = pages::login_page(
+            StatusCode::TOO_MANY_REQUESTS,
+            &next,
+            Some(&format!(
+                "Too many failed sign-ins from here or for this name; try again in {minutes} minute{}.",
+                if minutes == 1 { "" } else { "s" }
+            )),
+        );
+        r.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(wait.as_secs().max(1)),
+        );
+        return r;
+    }
     let app = c.app.clone();
     let n2 = name.clone();
     let ok = tokio::task::spawn_blocking(move || {
@@ -252,13 +369,25 @@ async fn login(c: Shared, headers: HeaderMap, body: Bytes) -> Response {
     .await
     .unwrap_or(false);
     if !ok {
+        c.sign_in_failed(keys);
         return pages::login_page(
             StatusCode::UNAUTHORIZED,
             &next,
             Some("Wrong name or password."),
         );
     }
-    let id = c.start(name);
+    let id = match c.start(name) {
+        Ok(id) => id,
+        Err(e) => {
+            return pages::login_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &next,
+                Some(&format!(
+                    "Cannot start a session: {e}. Try again in a moment."
+                )),
+            )
+        }
+    };
     let mut r = see_other(&next);
     let cookie = format!(
         "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
@@ -283,4 +412,35 @@ async fn logout(c: Shared, headers: HeaderMap, body: Bytes) -> Response {
         HeaderValue::from_static("vakt_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
     );
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_lock_a_key_for_the_rest_of_the_window_and_stay_bounded() {
+        let mut f = Failures::default();
+        let t0 = Instant::now();
+        for i in 0..FAILURES_ALLOWED {
+            assert_eq!(f.wait("ip:1", t0), None, "attempt {i}");
+            f.record("ip:1".into(), t0 + Duration::from_secs(i as u64));
+        }
+        let later = t0 + Duration::from_secs(60);
+        assert_eq!(
+            f.wait("ip:1", later),
+            Some(FAILURE_WINDOW - Duration::from_secs(60))
+        );
+        assert_eq!(f.wait("ip:2", later), None);
+        // Once the first failure is out of the window, one more try is allowed.
+        assert_eq!(f.wait("ip:1", t0 + FAILURE_WINDOW), None);
+
+        for i in 0..FAILURES_TRACKED + 50 {
+            f.record(format!("user:{i}"), t0 + FAILURE_WINDOW);
+        }
+        assert!(f.by_key.len() <= FAILURES_TRACKED);
+        assert!(f
+            .by_key
+            .contains_key(&format!("user:{}", FAILURES_TRACKED + 49)));
+    }
 }

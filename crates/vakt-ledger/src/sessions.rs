@@ -1,0 +1,126 @@
+//! Console sessions, kept in the database so a restart of `vakt serve`
+//! does not sign anyone out. Only a BLAKE3 hash of each session id is
+//! stored, so a copy of the database cannot be used to sign in, and a
+//! session ends with its user (`vakt user delete`).
+
+use crate::ledger::Ledger;
+use crate::Result;
+use rusqlite::{params, OptionalExtension};
+use vakt_event::Timestamp;
+
+const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS sessions(\
+    id_hash BLOB PRIMARY KEY, user TEXT NOT NULL, csrf TEXT NOT NULL, expires INTEGER NOT NULL)";
+
+/// A signed-in session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionInfo {
+    pub user: String,
+    /// The token every form of this session must carry.
+    pub csrf: String,
+    pub expires: Timestamp,
+}
+
+fn hash(id: &str) -> [u8; 32] {
+    *blake3::hash(id.as_bytes()).as_bytes()
+}
+
+impl Ledger {
+    pub(crate) fn sessions_table(&self) -> Result<()> {
+        let r = self.conn.execute_batch(SCHEMA);
+        self.db(r)
+    }
+
+    /// Records a session under `id` (a secret only the browser keeps) and
+    /// forgets sessions that expired before `now`.
+    pub fn start_session(&mut self, id: &str, session: &SessionInfo, now: Timestamp) -> Result<()> {
+        self.sessions_table()?;
+        let r = self
+            .conn
+            .execute("DELETE FROM sessions WHERE expires <= ?1", [now.0]);
+        self.db(r)?;
+        let r = self.conn.execute(
+            "INSERT OR REPLACE INTO sessions(id_hash, user, csrf, expires) VALUES (?1, ?2, ?3, ?4)",
+            params![&hash(id)[..], session.user, session.csrf, session.expires.0],
+        );
+        self.db(r).map(|_| ())
+    }
+
+    /// The session `id` names, when it has not expired at `now` and its
+    /// user still exists.
+    pub fn session(&self, id: &str, now: Timestamp) -> Result<Option<SessionInfo>> {
+        self.sessions_table()?;
+        self.users_table()?;
+        let r = self
+            .conn
+            .prepare_cached(
+                "SELECT s.user, s.csrf, s.expires FROM sessions s JOIN users u ON u.name = s.user \
+                 WHERE s.id_hash = ?1 AND s.expires > ?2",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![&hash(id)[..], now.0], |r| {
+                    Ok(SessionInfo {
+                        user: r.get(0)?,
+                        csrf: r.get(1)?,
+                        expires: Timestamp(r.get(2)?),
+                    })
+                })
+                .optional()
+            });
+        self.db(r)
+    }
+
+    /// Ends the session `id` (signing out).
+    pub fn end_session(&mut self, id: &str) -> Result<()> {
+        self.sessions_table()?;
+        let r = self
+            .conn
+            .execute("DELETE FROM sessions WHERE id_hash = ?1", [&hash(id)[..]]);
+        self.db(r).map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::DataDir;
+
+    #[test]
+    fn sessions_outlive_a_reopen_but_not_their_expiry_or_their_user() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir {
+            path: tmp.path().to_owned(),
+        };
+        let mut l = Ledger::open(&dir).unwrap();
+        l.add_user("anna", "correct horse").unwrap();
+        l.close().unwrap();
+        let mut l = Ledger::open_read(&dir).unwrap();
+        let s = SessionInfo {
+            user: "anna".into(),
+            csrf: "c5rf".into(),
+            expires: Timestamp(2_000),
+        };
+        l.start_session("secret-id", &s, Timestamp(1_000)).unwrap();
+        drop(l);
+
+        let mut l = Ledger::open_read(&dir).unwrap();
+        assert_eq!(
+            l.session("secret-id", Timestamp(1_500)).unwrap(),
+            Some(s.clone())
+        );
+        assert_eq!(l.session("other-id", Timestamp(1_500)).unwrap(), None);
+        assert_eq!(l.session("secret-id", Timestamp(2_000)).unwrap(), None);
+        let db = std::fs::read(dir.db_path()).unwrap();
+        assert!(!db.windows(9).any(|w| w == b"secret-id"));
+
+        l.end_session("secret-id").unwrap();
+        assert_eq!(l.session("secret-id", Timestamp(1_500)).unwrap(), None);
+
+        // Deleting the user ends the session for good, even if the name comes back.
+        l.start_session("second-id", &s, Timestamp(1_000)).unwrap();
+        assert!(l.session("second-id", Timestamp(1_500)).unwrap().is_some());
+        assert!(l.delete_user("anna").unwrap());
+        assert_eq!(l.session("second-id", Timestamp(1_500)).unwrap(), None);
+        l.add_user("anna", "correct horse").unwrap();
+        assert_eq!(l.session("second-id", Timestamp(1_500)).unwrap(), None);
+    }
+}
