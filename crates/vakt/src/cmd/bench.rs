@@ -16,6 +16,8 @@ pub enum Bench {
     Detection(crate::cmd::detection::DetectionArgs),
     /// Ledger append rate, scope query time and disk bytes per event.
     Ledger(LedgerBenchArgs),
+    /// `vakt serve` over HTTP: ingest rate, and read latency over a big ledger.
+    Serve(crate::cmd::bench_serve::ServeBenchArgs),
 }
 
 #[derive(clap::Args, Clone, Debug)]
@@ -30,6 +32,130 @@ pub struct LedgerBenchArgs {
     pub dir: PathBuf,
 }
 
+/// Accesses parsed and appended at a time: generation streams into the
+/// ledger, so memory stays bounded whatever the number of accesses.
+const CHUNK: usize = 65_536;
+
+/// What [`append_generated`] did.
+pub(crate) struct Appended {
+    pub(crate) events: u64,
+    /// Seconds in the ledger (open, append, commits, close), without
+    /// generating and parsing the events.
+    pub(crate) append_secs: f64,
+}
+
+/// Appends `events` generated accesses (`vakt_sim::bench_events` with
+/// `seed`) for `accounts` accounts to the ledger in `dir`, with a progress
+/// bar.
+pub(crate) fn append_generated(
+    dir: &vakt_ledger::DataDir,
+    events: u64,
+    accounts: u32,
+    seed: u64,
+) -> Result<Appended> {
+    let bar = ProgressBar::new(events);
+    bar.set_style(
+        ProgressStyle::with_template("appending {bar:30} {pos}/{len}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let t = std::time::Instant::now();
+    let ledger = vakt_ledger::Ledger::open(dir)
+        .with_context(|| format!("cannot open the ledger in {}", dir.path.display()))?;
+    let mut sink = ChunkSink {
+        ledger,
+        origin: vakt_event::Origin::new("bench.jsonl".into(), 0),
+        partial: Vec::new(),
+        chunk: Vec::with_capacity(CHUNK),
+        lines: 0,
+        appended: 0,
+        spent: t.elapsed(),
+        bar: &bar,
+        error: None,
+    };
+    let generated = vakt_sim::bench_events(events, accounts, seed, &mut sink);
+    if let Some(e) = sink.error.take() {
+        return Err(e);
+    }
+    generated.context("cannot generate the bench events")?;
+    sink.append_chunk()?;
+    let t = std::time::Instant::now();
+    sink.ledger.close()?;
+    bar.finish_and_clear();
+    Ok(Appended {
+        events: sink.appended,
+        append_secs: (sink.spent + t.elapsed()).as_secs_f64(),
+    })
+}
+
+/// Takes generated JSON lines as they are written and appends them to
+/// the ledger a chunk at a time.
+struct ChunkSink<'a> {
+    ledger: vakt_ledger::Ledger,
+    origin: vakt_event::Origin,
+    /// The line being written, until its line break.
+    partial: Vec<u8>,
+    chunk: Vec<vakt_event::AccessEvent>,
+    lines: u64,
+    appended: u64,
+    spent: std::time::Duration,
+    bar: &'a ProgressBar,
+    /// The cause when a write fails (io::Error would lose the context).
+    error: Option<anyhow::Error>,
+}
+
+impl ChunkSink<'_> {
+    fn line(&mut self) -> Result<()> {
+        let text = std::str::from_utf8(&self.partial).context("a generated line is not UTF-8")?;
+        if !text.is_empty() {
+            self.lines += 1;
+            if let vakt_event::Event::Access(mut a) =
+                vakt_ingest::parsers::jsonl::parse_event(text, &self.origin)
+                    .with_context(|| format!("generated line {}", self.lines))?
+            {
+                a.origin.line = self.lines;
+                self.chunk.push(a);
+            }
+        }
+        self.partial.clear();
+        if self.chunk.len() >= CHUNK {
+            self.append_chunk()?;
+        }
+        Ok(())
+    }
+
+    fn append_chunk(&mut self) -> Result<()> {
+        let t = std::time::Instant::now();
+        for e in self.chunk.drain(..) {
+            self.ledger.append(&e)?;
+            self.appended += 1;
+        }
+        self.spent += t.elapsed();
+        self.bar.set_position(self.appended);
+        Ok(())
+    }
+}
+
+impl std::io::Write for ChunkSink<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut rest = buf;
+        while let Some(p) = rest.iter().position(|&b| b == b'\n') {
+            self.partial.extend_from_slice(&rest[..p]);
+            rest = &rest[p + 1..];
+            if let Err(e) = self.line() {
+                let io = std::io::Error::other(format!("{e:#}"));
+                self.error = Some(e);
+                return Err(io);
+            }
+        }
+        self.partial.extend_from_slice(rest);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Appends generated accesses to a fresh ledger, then times scope queries.
 pub fn ledger(args: LedgerBenchArgs) -> Result<()> {
     use vakt_ledger::{DataDir, Ledger};
@@ -37,40 +163,8 @@ pub fn ledger(args: LedgerBenchArgs) -> Result<()> {
     let dir = DataDir {
         path: args.dir.clone(),
     };
-    let mut text = Vec::new();
-    vakt_sim::bench_events(args.events, args.accounts, 3, &mut text)?;
-    let origin = vakt_event::Origin::new("bench.jsonl".into(), 0);
-    let mut events = Vec::with_capacity(args.events as usize);
-    for (i, line) in text
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .enumerate()
-    {
-        let line = std::str::from_utf8(line)?;
-        if let vakt_event::Event::Access(mut a) =
-            vakt_ingest::parsers::jsonl::parse_event(line, &origin)?
-        {
-            a.origin.line = i as u64 + 1;
-            events.push(a);
-        }
-    }
-    drop(text);
-    let bar = ProgressBar::new(events.len() as u64);
-    bar.set_style(
-        ProgressStyle::with_template("appending {bar:30} {pos}/{len}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    let t = std::time::Instant::now();
-    let mut l = Ledger::open(&dir)?;
-    for (i, e) in events.iter().enumerate() {
-        l.append(e)?;
-        if i % 65_536 == 0 {
-            bar.set_position(i as u64);
-        }
-    }
-    l.close()?;
-    bar.finish_and_clear();
-    let append_secs = t.elapsed().as_secs_f64();
+    let appended = append_generated(&dir, args.events, args.accounts, 3)?;
+    let append_secs = appended.append_secs;
     let disk: u64 = std::fs::read_dir(&args.dir)?
         .filter_map(|e| e.ok()?.metadata().ok())
         .map(|m| m.len())
@@ -94,10 +188,10 @@ pub fn ledger(args: LedgerBenchArgs) -> Result<()> {
     let t = std::time::Instant::now();
     let who = l.scope_customer("C-0000001")?;
     let customer_ms = t.elapsed().as_secs_f64() * 1000.0;
-    let n = events.len() as f64;
+    let n = appended.events as f64;
     println!(
         "vakt bench ledger: {} accesses, {} accounts, BLAKE3 chain and signed checkpoints",
-        thousands(events.len() as u64),
+        thousands(appended.events),
         thousands(args.accounts as u64)
     );
     println!(
@@ -129,6 +223,7 @@ pub fn dispatch(b: Bench) -> Result<()> {
         Bench::Watch(a) => run(a),
         Bench::Detection(a) => crate::cmd::detection::run(a),
         Bench::Ledger(a) => ledger(a),
+        Bench::Serve(a) => crate::cmd::bench_serve::run(a),
     }
 }
 
@@ -206,11 +301,12 @@ pub fn run(args: BenchArgs) -> Result<()> {
     Ok(())
 }
 
-fn mib(b: u64) -> f64 {
+pub(crate) fn mib(b: u64) -> f64 {
     b as f64 / (1024.0 * 1024.0)
 }
 
-fn generate(dir: &Path, events: u64, accounts: u32) -> Result<(PathBuf, PathBuf)> {
+/// Writes (once) the events file and the directory for `accounts`.
+pub(crate) fn generate(dir: &Path, events: u64, accounts: u32) -> Result<(PathBuf, PathBuf)> {
     let path = dir.join(format!("bench-{events}-{accounts}.jsonl"));
     let directory = dir.join(format!("bench-{accounts}.toml"));
     std::fs::write(&directory, vakt_sim::bench_directory(accounts))?;

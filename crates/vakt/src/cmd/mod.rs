@@ -1,4 +1,5 @@
 pub mod bench;
+pub mod bench_serve;
 pub mod canary;
 pub mod demo;
 pub mod detection;
