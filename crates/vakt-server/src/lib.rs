@@ -20,6 +20,7 @@
 mod api;
 mod console;
 mod csp;
+mod follow;
 mod journal;
 mod listen;
 mod metrics;
@@ -28,6 +29,7 @@ mod worker;
 
 pub use api::routes;
 
+pub use follow::REJECTS_FILE as FOLLOW_REJECTS_FILE;
 pub use journal::FILE_NAME as JOURNAL_FILE;
 pub use listen::{tls_config, ClientAddr, Incoming, TlsFiles};
 pub use worker::EngineReport;
@@ -88,6 +90,8 @@ pub struct Config {
     pub csp_per_minute: u32,
     /// Serve HTTPS with this certificate and key; none: plain HTTP.
     pub tls: Option<TlsFiles>,
+    /// Log files to follow (`tail -F`), each its own ledger source.
+    pub follow: Vec<PathBuf>,
 }
 
 impl Config {
@@ -101,6 +105,7 @@ impl Config {
             delivery_grace: std::time::Duration::from_secs(5),
             csp_per_minute: csp::DEFAULT_PER_MINUTE,
             tls: None,
+            follow: Vec::new(),
         }
     }
 }
@@ -139,6 +144,7 @@ pub struct Server {
     deliverer: Option<Arc<vakt_deliver::Deliverer>>,
     delivery_grace: std::time::Duration,
     tls: Option<Arc<rustls::ServerConfig>>,
+    followers: follow::Followers,
 }
 
 impl Server {
@@ -176,6 +182,22 @@ impl Server {
             },
         )?;
         let queue_events = config.queue_events.clamp(1, Semaphore::MAX_PERMITS);
+        let queue = Arc::new(Semaphore::new(queue_events));
+        let followers = follow::Followers::start(
+            &config.follow,
+            &config.data.path,
+            tx.clone(),
+            queue.clone(),
+            metrics.clone(),
+        );
+        let followers = match followers {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = tx.send(worker::Msg::Stop);
+                let _ = engine.join();
+                return Err(e.into());
+            }
+        };
         let state = Arc::new(State {
             reader: Mutex::new(reader),
             writer: Mutex::new(writer),
@@ -183,7 +205,7 @@ impl Server {
                 journal,
                 tx: tx.clone(),
             }),
-            queue: Arc::new(Semaphore::new(queue_events)),
+            queue,
             queue_events,
             body_limit: config.body_limit,
             failure,
@@ -200,6 +222,7 @@ impl Server {
             deliverer,
             delivery_grace: config.delivery_grace,
             tls,
+            followers,
         })
     }
 
@@ -247,7 +270,10 @@ impl Server {
             deliverer,
             delivery_grace,
             tls: _,
+            followers,
         } = self;
+        // What the followers read is sent before Stop, so it is processed too.
+        let _ = tokio::task::spawn_blocking(move || followers.stop()).await;
         let _ = tx.send(worker::Msg::Stop);
         drop(tx);
         drop(state);

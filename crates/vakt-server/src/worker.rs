@@ -10,6 +10,7 @@
 use crate::journal;
 use crate::metrics::Metrics;
 use crate::ServerError;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit};
@@ -31,6 +32,13 @@ pub(crate) enum Msg {
     Batch {
         events: Vec<Event>,
         last_line: u64,
+        permit: OwnedSemaphorePermit,
+    },
+    /// One event of a followed file (`source` is its path); the permit
+    /// holds its room in the queue.
+    Followed {
+        source: Arc<str>,
+        event: Event,
         permit: OwnedSemaphorePermit,
     },
     /// Drain what came before, commit, stop.
@@ -81,6 +89,8 @@ struct Worker {
     report: EngineReport,
     since_commit: u64,
     out: Outlets,
+    /// Per followed file, the last line the ledger held at start.
+    followed_done: HashMap<Arc<str>, u64>,
 }
 
 /// Where an alert goes besides the ledger: the counters and delivery.
@@ -126,6 +136,7 @@ fn run(
         report: EngineReport::default(),
         since_commit: 0,
         out,
+        followed_done: HashMap::new(),
     };
     w.replay(journal_path, journal_lines)?;
     let mut stop = false;
@@ -137,6 +148,11 @@ fn run(
                 last_line,
                 permit,
             }) => w.batch(events, last_line, permit)?,
+            Some(Msg::Followed {
+                source,
+                event,
+                permit,
+            }) => w.followed(source, event, permit)?,
         }
         // Take what else is waiting, then commit once for all of it.
         let started = Instant::now();
@@ -147,6 +163,11 @@ fn run(
                     last_line,
                     permit,
                 }) => w.batch(events, last_line, permit)?,
+                Ok(Msg::Followed {
+                    source,
+                    event,
+                    permit,
+                }) => w.followed(source, event, permit)?,
                 Ok(Msg::Stop) => {
                     stop = true;
                     break;
@@ -219,11 +240,11 @@ impl Worker {
             pending.push(ev);
             if pending.len() >= 4096 {
                 let evs = std::mem::take(&mut pending);
-                self.process(evs, k)?;
+                self.process(evs, &source, k)?;
             }
             Ok(())
         })?;
-        self.process(pending, lines)?;
+        self.process(pending, &source, lines)?;
         self.commit()?;
         // Replayed events are not counted as new ones.
         self.report.events = 0;
@@ -243,13 +264,46 @@ impl Worker {
         last_line: u64,
         permit: OwnedSemaphorePermit,
     ) -> Result<(), ServerError> {
-        self.process(events, last_line)?;
+        let source = self.source.clone();
+        self.process(events, &source, last_line)?;
+        drop(permit);
+        Ok(())
+    }
+
+    /// An event of a followed file: lines the ledger held at start only
+    /// rebuild state, as in the journal's replay.
+    fn followed(
+        &mut self,
+        source: Arc<str>,
+        event: Event,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<(), ServerError> {
+        let done = match self.followed_done.get(&source) {
+            Some(d) => *d,
+            None => {
+                let d = self.ledger.progress(&source)?;
+                self.followed_done.insert(source.clone(), d);
+                d
+            }
+        };
+        let line = event.origin().line;
+        if line <= done {
+            self.engine.process(&event, &mut |_| {});
+            self.report.replayed += 1;
+        } else {
+            self.process(vec![event], &source, line)?;
+        }
         drop(permit);
         Ok(())
     }
 
     /// Detection first, then the ledger: an access is recorded once seen.
-    fn process(&mut self, events: Vec<Event>, last_line: u64) -> Result<(), ServerError> {
+    fn process(
+        &mut self,
+        events: Vec<Event>,
+        source: &str,
+        last_line: u64,
+    ) -> Result<(), ServerError> {
         let mut error = None;
         let Worker {
             engine,
@@ -275,7 +329,7 @@ impl Worker {
         }
         self.since_commit += events.len() as u64;
         if !events.is_empty() {
-            self.ledger.set_progress(&self.source, last_line)?;
+            self.ledger.set_progress(source, last_line)?;
         }
         Ok(())
     }

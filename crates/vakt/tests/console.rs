@@ -89,9 +89,9 @@ fn serve(tmp: &Path, data: &Path) -> (Proc, String) {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
+            // Keep reading after the address is known: a closed pipe would
+            // end the server on its next message.
+            let _ = tx.send(line);
         }
     });
     let deadline = Instant::now() + WAIT;

@@ -49,9 +49,9 @@ impl Serve {
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
+                // Keep reading after the address is known: a closed pipe would
+                // end the server on its next message.
+                let _ = tx.send(line);
             }
         });
         let deadline = Instant::now() + WAIT;
@@ -640,4 +640,75 @@ fn tls_files_come_from_the_settings_file_and_a_bad_key_stops_the_start() {
         err.contains("serve.toml:2:") && err.contains("go together"),
         "{err}"
     );
+}
+
+#[test]
+fn a_log_file_named_in_the_settings_is_followed_once_across_restarts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = data_dir(&tmp);
+    let read = token(&data, "analyst", "read");
+    let log = tmp.path().join("app.jsonl");
+    std::fs::write(
+        &log,
+        format!(
+            "{}\nthis is not an event\n{}\n",
+            access("f.ola", &["C-10", "C-11"]),
+            access("f.ola", &["C-12"])
+        ),
+    )
+    .unwrap();
+    let settings = tmp.path().join("serve.toml");
+    std::fs::write(&settings, "follow = [\"app.jsonl\"]\n").unwrap();
+    let scope = |s: &Serve| -> Vec<String> {
+        let a = s.call("GET", "/v1/scope?account=f.ola", Some(&read), None);
+        assert_eq!(a.status, 200, "{a:?}");
+        let mut ids: Vec<String> = a.json["customers"]
+            .as_array()
+            .map(|c| {
+                c.iter()
+                    .filter_map(|c| c["customer"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        ids.sort();
+        ids
+    };
+    let s = Serve::start_with(&data, None, &["--config", settings.to_str().unwrap()], None);
+    assert!(
+        eventually(WAIT, || scope(&s) == ["C-10", "C-11", "C-12"]),
+        "{:?}",
+        scope(&s)
+    );
+    // Lines written while it runs are picked up too.
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    use std::io::Write;
+    writeln!(f, "{}", access("f.ola", &["C-13"])).unwrap();
+    drop(f);
+    assert!(eventually(WAIT, || scope(&s).len() == 4), "{:?}", scope(&s));
+    let metrics = s.agent.get(format!("{}/metrics", s.url)).call();
+    let text = metrics.unwrap().body_mut().read_to_string().unwrap();
+    assert!(text.contains("vakt_events_rejected_total 1"), "{text}");
+    s.stop();
+    let dead = std::fs::read_to_string(data.join(vakt_server::FOLLOW_REJECTS_FILE)).unwrap();
+    assert!(
+        dead.contains("\"line\":2") && dead.contains("this is not an event"),
+        "{dead}"
+    );
+
+    // A restart reads the file again but records nothing twice.
+    let recorded = || {
+        vakt_ledger::Ledger::open_read(&vakt_ledger::DataDir { path: data.clone() })
+            .unwrap()
+            .len()
+    };
+    assert_eq!(recorded(), 3);
+    let s = Serve::start_with(&data, None, &["--config", settings.to_str().unwrap()], None);
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .and_then(|mut f| writeln!(f, "{}", access("f.ola", &["C-14"])))
+        .unwrap();
+    assert!(eventually(WAIT, || scope(&s).len() == 5), "{:?}", scope(&s));
+    s.stop();
+    assert_eq!(recorded(), 4);
 }

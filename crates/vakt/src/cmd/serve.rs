@@ -29,8 +29,12 @@ pub struct ServeArgs {
     /// The certificate's private key (PEM: PKCS#8, RSA or EC).
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Log file to follow like `tail -F` (repeat for more); any format
+    /// `vakt watch` reads. Added to the settings file's `follow` list.
+    #[arg(long, value_name = "FILE")]
+    pub follow: Vec<PathBuf>,
     /// Settings file (TOML): `listen`, `directory`, `deliver`, `tls_cert`,
-    /// `tls_key`; flags given
+    /// `tls_key`, `follow` (a list of log files); flags given
     /// on the command line win. Relative paths are taken from the file's folder.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -51,6 +55,8 @@ struct FileConfig {
     deliver: Option<PathBuf>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    #[serde(default)]
+    follow: Vec<PathBuf>,
 }
 
 /// Where `offset` is in `text`, as (line, column), both from 1.
@@ -67,7 +73,7 @@ fn load_config(path: &std::path::Path) -> Result<(FileConfig, Option<SocketAddr>
     let mut c: FileConfig = toml::from_str(&text).map_err(|e| {
         let (line, col) = line_col(&text, e.span().map_or(0, |s| s.start));
         anyhow::anyhow!(
-            "{}:{line}:{col}: {}; the keys are listen, directory, deliver, tls_cert and tls_key",
+            "{}:{line}:{col}: {}; the keys are listen, directory, deliver, tls_cert, tls_key and follow",
             path.display(),
             e.message().trim()
         )
@@ -100,6 +106,7 @@ fn load_config(path: &std::path::Path) -> Result<(FileConfig, Option<SocketAddr>
     ]
     .into_iter()
     .flatten()
+    .chain(c.follow.iter_mut())
     {
         if p.is_relative() {
             *p = base.join(&*p);
@@ -114,6 +121,7 @@ pub fn run(mut args: ServeArgs) -> Result<ExitCode> {
         args.listen = args.listen.or(listen);
         args.directory = args.directory.or(c.directory);
         args.deliver = args.deliver.or(c.deliver);
+        args.follow.extend(c.follow);
         if args.tls_cert.is_none() {
             args.tls_cert = c.tls_cert;
             args.tls_key = c.tls_key;
@@ -144,6 +152,15 @@ pub fn run(mut args: ServeArgs) -> Result<ExitCode> {
     config.body_limit = args.max_body;
     config.queue_events = args.queue;
     config.deliver = deliver;
+    for f in &args.follow {
+        if !f.is_file() {
+            anyhow::bail!(
+                "cannot follow {}: no such file; create it (it may be empty) or fix the path",
+                f.display()
+            );
+        }
+    }
+    config.follow = args.follow.clone();
     config.tls = match (args.tls_cert, args.tls_key) {
         (Some(cert), Some(key)) => Some(vakt_server::TlsFiles { cert, key }),
         _ => None,
