@@ -21,7 +21,9 @@ const DECISION_BODY_LIMIT: usize = 64 << 10;
 /// Most alerts one `GET /v1/alerts` returns.
 const MAX_ALERTS: usize = 10_000;
 
-/// Every (method, path) the server answers, paths as in docs/openapi.yaml.
+/// Every (method, path) of the HTTP API, written as in docs/openapi.yaml
+/// (`{name}` for a path parameter), which documents exactly these. The web
+/// console's HTML pages (`/`, `/login`, `/alerts/{id}`, ...) are not listed.
 pub fn routes() -> &'static [(&'static str, &'static str)] {
     &[
         ("GET", "/healthz"),
