@@ -388,7 +388,9 @@ async fn add_decision(state: Shared, headers: HeaderMap, body: Body) -> Result<R
     })
     .await?;
     let mut r = (StatusCode::CREATED, Json(&d)).into_response();
-    if let Ok(v) = HeaderValue::from_str(&format!("/v1/decisions/{}", d.id)) {
+    // The id holds the value as given (spaces, `/`, non-ASCII): encoded, so
+    // that the Location is one path segment that DELETE finds.
+    if let Ok(v) = HeaderValue::from_str(&format!("/v1/decisions/{}", encode_query(&d.id))) {
         r.headers_mut().insert(header::LOCATION, v);
     }
     Ok(r)

@@ -129,6 +129,7 @@ fn call(s: &Running, method: &str, path: &str, token: Option<&str>) -> Answer {
         token,
         content_type: None,
         body: (method == "POST" || method == "PUT").then(Vec::new),
+        authorization: None,
     })
 }
 

@@ -154,6 +154,8 @@ pub struct Req<'a> {
     pub token: Option<&'a str>,
     pub content_type: Option<&'a str>,
     pub body: Option<Vec<u8>>,
+    /// A raw `Authorization` header, instead of `Bearer <token>`.
+    pub authorization: Option<&'a str>,
 }
 
 impl Running {
@@ -162,6 +164,9 @@ impl Running {
         let mut b = ureq::http::Request::builder().method(r.method).uri(&url);
         if let Some(t) = r.token {
             b = b.header("Authorization", format!("Bearer {t}"));
+        }
+        if let Some(a) = r.authorization {
+            b = b.header("Authorization", a);
         }
         if let Some(c) = r.content_type {
             b = b.header("Content-Type", c);
@@ -202,6 +207,7 @@ impl Running {
             token,
             content_type: None,
             body: None,
+            authorization: None,
         })
     }
 
@@ -212,6 +218,7 @@ impl Running {
             token,
             content_type: None,
             body: Some(body.as_bytes().to_vec()),
+            authorization: None,
         })
     }
 
@@ -222,6 +229,7 @@ impl Running {
             token,
             content_type: Some("application/json"),
             body: Some(body.to_string().into_bytes()),
+            authorization: None,
         })
     }
 
@@ -232,6 +240,7 @@ impl Running {
             token,
             content_type: None,
             body: None,
+            authorization: None,
         })
     }
 
