@@ -21,7 +21,9 @@ const DECISION_BODY_LIMIT: usize = 64 << 10;
 /// Most alerts one `GET /v1/alerts` returns.
 const MAX_ALERTS: usize = 10_000;
 
-/// Every (method, path) the server answers, paths as in docs/openapi.yaml.
+/// Every (method, path) of the HTTP API, written as in docs/openapi.yaml
+/// (`{name}` for a path parameter), which documents exactly these. The web
+/// console's HTML pages (`/`, `/login`, `/alerts/{id}`, ...) are not listed.
 pub fn routes() -> &'static [(&'static str, &'static str)] {
     &[
         ("GET", "/healthz"),
@@ -386,7 +388,9 @@ async fn add_decision(state: Shared, headers: HeaderMap, body: Body) -> Result<R
     })
     .await?;
     let mut r = (StatusCode::CREATED, Json(&d)).into_response();
-    if let Ok(v) = HeaderValue::from_str(&format!("/v1/decisions/{}", d.id)) {
+    // The id holds the value as given (spaces, `/`, non-ASCII): encoded, so
+    // that the Location is one path segment that DELETE finds.
+    if let Ok(v) = HeaderValue::from_str(&format!("/v1/decisions/{}", encode_query(&d.id))) {
         r.headers_mut().insert(header::LOCATION, v);
     }
     Ok(r)

@@ -5,8 +5,12 @@
 //!   before the answer; bad lines are answered with their line numbers.
 //! - `GET /v1/decisions` (`read`), `POST /v1/decisions` and
 //!   `DELETE /v1/decisions/{id}` (`admin`): what enforcement points act on.
-//! - `GET /v1/alerts` (`read`): incidents recorded in the ledger.
-//! - `GET /healthz`: no token needed.
+//! - `GET /v1/alerts`, `/v1/alerts/{id}`, `/v1/incidents`, `/v1/scope`,
+//!   `/v1/canaries`, `/v1/exposure` (`read`): what the ledger recorded;
+//!   `POST /v1/reports/{alert_id}` (`admin`): a breach report draft.
+//! - `GET /healthz`, `GET /metrics` and `POST /v1/csp-report`: no token needed.
+//!
+//! [`routes`] lists them all; docs/openapi.yaml documents each.
 //!
 //! Plain HTTP, or HTTPS with rustls when [`Config::tls`] names a
 //! certificate and key.

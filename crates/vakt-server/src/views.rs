@@ -138,13 +138,13 @@ pub(crate) async fn scope(
 ) -> Result<Json<Value>, ApiError> {
     authorize(&state, &headers, Role::Read).await?;
     let (mut account, mut customer, mut ip) = (None, None, None);
-    let (mut since, mut until) = (Timestamp(i64::MIN), Timestamp(i64::MAX));
+    let (mut since, mut until) = (None, None);
     for (k, v) in query_pairs(q)? {
         match k.as_str() {
             "account" if !v.is_empty() => account = Some(v),
             "customer" if !v.is_empty() => customer = Some(v),
-            "since" => since = parse_time("since", &v)?,
-            "until" => until = parse_time("until", &v)?,
+            "since" => since = Some(parse_time("since", &v)?),
+            "until" => until = Some(parse_time("until", &v)?),
             "ip" => {
                 ip = Some(Cidr::parse(&v).ok_or_else(|| {
                     ApiError::bad_request(format!(
@@ -166,9 +166,19 @@ pub(crate) async fn scope(
     match (account, customer) {
         (Some(account), None) => blocking(move || {
             let s = lock(&state.reader)
-                .scope_account(&account, since, until, ip)
+                .scope_account(
+                    &account,
+                    since.unwrap_or(Timestamp(i64::MIN)),
+                    until.unwrap_or(Timestamp(i64::MAX)),
+                    ip,
+                )
                 .map_err(ApiError::internal)?;
-            Ok(Json(json!(s)))
+            // A side not asked for is unbounded: null, not the epoch that
+            // an out-of-range time would print as.
+            let mut s = json!(s);
+            s["since"] = json!(since);
+            s["until"] = json!(until);
+            Ok(Json(s))
         })
         .await,
         (None, Some(customer)) => blocking(move || {
