@@ -110,7 +110,7 @@ impl Followers {
                         metrics.events_received.fetch_add(1, Ordering::Relaxed);
                         let msg = Msg::Followed {
                             source: source.clone(),
-                            event: ev,
+                            event: Box::new(ev),
                             permit,
                         };
                         if tx.send(msg).is_err() {

@@ -38,7 +38,7 @@ pub(crate) enum Msg {
     /// holds its room in the queue.
     Followed {
         source: Arc<str>,
-        event: Event,
+        event: Box<Event>,
         permit: OwnedSemaphorePermit,
     },
     /// Drain what came before, commit, stop.
@@ -275,7 +275,7 @@ impl Worker {
     fn followed(
         &mut self,
         source: Arc<str>,
-        event: Event,
+        event: Box<Event>,
         permit: OwnedSemaphorePermit,
     ) -> Result<(), ServerError> {
         let done = match self.followed_done.get(&source) {
@@ -291,7 +291,7 @@ impl Worker {
             self.engine.process(&event, &mut |_| {});
             self.report.replayed += 1;
         } else {
-            self.process(vec![event], &source, line)?;
+            self.process(vec![*event], &source, line)?;
         }
         drop(permit);
         Ok(())
