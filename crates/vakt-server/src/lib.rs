@@ -1,4 +1,4 @@
-//! `vakt serve`: vakt's HTTP API.
+//! `vakt serve`: vakt's HTTP API and web console.
 //!
 //! - `POST /v1/events` (role `ingest`): EVENTS.md JSON lines. Good lines
 //!   are appended to a journal in the data directory and synced to disk
@@ -20,6 +20,8 @@
 //! directory's `[[policy]]` entries, as `vakt watch --data` does. A
 //! bounded queue sits between the handlers and that thread: when it is
 //! full, ingest answers 429 with `Retry-After` instead of dropping.
+//! Log files in [`Config::follow`] feed the same thread (module `follow`);
+//! the console (module `console`) is pages for people over the same state.
 
 mod api;
 mod console;

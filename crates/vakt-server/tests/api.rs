@@ -1449,3 +1449,124 @@ fn csp_reports_past_the_per_origin_limit_answer_429_for_that_origin_only() {
     assert_eq!(metric(&s, "vakt_events_received_total"), Some(5.0));
     s.stop();
 }
+
+/// A webhook receiver on `listener`: answers 200 to every POST and keeps
+/// the bodies, until `stop` is set (polled, so the thread always ends).
+fn receiver(
+    listener: std::net::TcpListener,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> (
+    std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+    std::thread::JoinHandle<()>,
+) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::atomic::Ordering;
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = got.clone();
+    listener.set_nonblocking(true).unwrap();
+    let thread = std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            let Ok((conn, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            };
+            conn.set_nonblocking(false).unwrap();
+            conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut r = BufReader::new(conn);
+            // One request after another on a kept-alive connection.
+            loop {
+                let mut length = None;
+                let mut line = String::new();
+                let mut first = true;
+                loop {
+                    line.clear();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 {
+                        break;
+                    }
+                    if line == "\r\n" && !first {
+                        break;
+                    }
+                    first = false;
+                    if let Some((k, v)) = line.split_once(':') {
+                        if k.eq_ignore_ascii_case("content-length") {
+                            length = v.trim().parse::<usize>().ok();
+                        }
+                    }
+                }
+                let Some(n) = length else { break };
+                let mut body = vec![0; n];
+                if r.read_exact(&mut body).is_err() {
+                    break;
+                }
+                if let Ok(v) = serde_json::from_slice(&body) {
+                    keep.lock().unwrap().push(v);
+                }
+                let _ = r
+                    .get_mut()
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+            }
+        }
+    });
+    (got, thread)
+}
+
+#[test]
+fn webhook_delivery_survives_a_receiver_that_is_down_and_comes_back() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    // The receiver's port, with nobody listening yet.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut deliver = vakt_deliver::DeliveryConfig::from_toml(
+        &format!("[[target]]\nname = \"soc\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{port}/hook\"\n"),
+        "deliver.toml",
+    )
+    .unwrap();
+    deliver.max_backoff = Duration::from_millis(300);
+    let (s, tokens) = start(DIRECTORY, |c| {
+        c.deliver = Some(deliver);
+        c.delivery_grace = Duration::from_secs(2);
+    });
+    let (body, _) = batch();
+    assert_eq!(
+        s.post("/v1/events", Some(&tokens.ingest), &body).status,
+        200
+    );
+    // Down: the alerts are recorded and wait, failures are counted.
+    eventually(WAIT, || {
+        let m = metrics(&s);
+        (series(&m, "vakt_delivery_failures_total{target=\"soc\"}").is_some_and(|n| n >= 2.0)
+            && series(&m, "vakt_alerts_total{rule=\"canary\"}") == Some(2.0))
+        .then_some(())
+    })
+    .expect("delivery fails while the receiver is down");
+
+    // Back: everything recorded arrives, each alert once.
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let (got, thread) = receiver(listener, stop.clone());
+    let ids = eventually(WAIT, || {
+        let m = metrics(&s);
+        let ids: BTreeSet<String> = got
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|a| a["id"].as_str().map(str::to_owned))
+            .collect();
+        (series(&m, "vakt_delivery_pending_bytes") == Some(0.0) && ids.len() >= 4).then_some(ids)
+    })
+    .unwrap_or_else(|| panic!("not delivered: {:?} / {}", got.lock().unwrap(), metrics(&s)));
+    let alerts = s.get("/v1/alerts", Some(&tokens.read)).json();
+    let recorded: BTreeSet<String> = alerts
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["id"].as_str().map(str::to_owned))
+        .collect();
+    assert!(recorded.len() >= 4, "{alerts}");
+    assert_eq!(ids, recorded);
+    stop.store(true, Ordering::Relaxed);
+    s.stop();
+    thread.join().unwrap();
+}
