@@ -54,7 +54,8 @@ enum Command {
     /// Canary customers: `new` generates fake customers to plant.
     #[command(subcommand)]
     Canary(cmd::canary::CanaryCommand),
-    /// Measure: `watch` (events per second, memory per account) or `detection` (over seeds).
+    /// Measure: `watch` (events/s, memory per account), `detection` (over seeds),
+    /// `ledger` (append rate, scope time) or `serve` (HTTP ingest, API latency).
     #[command(subcommand)]
     Bench(cmd::bench::Bench),
 }
