@@ -77,6 +77,16 @@ impl Timestamp {
         Timestamp(self.0.div_euclid(width) * width)
     }
 
+    /// The wall clock now (the epoch if the clock is before it).
+    pub fn now() -> Timestamp {
+        Timestamp(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0),
+        )
+    }
+
     pub fn saturating_add(self, ms: i64) -> Timestamp {
         Timestamp(self.0.saturating_add(ms))
     }

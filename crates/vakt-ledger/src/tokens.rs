@@ -67,15 +67,6 @@ fn hash(secret: &str) -> [u8; 32] {
     *blake3::hash(secret.as_bytes()).as_bytes()
 }
 
-fn now() -> Timestamp {
-    Timestamp(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0),
-    )
-}
-
 fn role_of(name: &str, stored: &str) -> Result<Role> {
     Role::parse(stored).ok_or_else(|| {
         LedgerError::Invalid(format!(
@@ -99,7 +90,7 @@ impl Ledger {
         let secret = format!("{SECRET_PREFIX}{}", hex(&bytes));
         let r = self.conn.execute(
             "INSERT INTO tokens(name, role, hash, created) VALUES (?1, ?2, ?3, ?4) ON CONFLICT(name) DO NOTHING",
-            params![name, role.as_str(), &hash(&secret)[..], now().0],
+            params![name, role.as_str(), &hash(&secret)[..], Timestamp::now().0],
         );
         if self.db(r)? == 0 {
             return Err(LedgerError::Invalid(format!(

@@ -21,15 +21,6 @@ pub struct UserInfo {
     pub created: Timestamp,
 }
 
-fn now() -> Timestamp {
-    Timestamp(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0),
-    )
-}
-
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
@@ -65,7 +56,7 @@ impl Ledger {
             .to_string();
         let r = self.conn.execute(
             "INSERT INTO users(name, hash, created) VALUES (?1, ?2, ?3) ON CONFLICT(name) DO NOTHING",
-            rusqlite::params![name, hash, now().0],
+            rusqlite::params![name, hash, Timestamp::now().0],
         );
         if self.db(r)? == 0 {
             return Err(LedgerError::Invalid(format!(

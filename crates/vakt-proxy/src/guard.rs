@@ -8,7 +8,7 @@
 //! `step_up_for`), then throttle (a token bucket of `throttle_per_minute`
 //! requests per decision and subject).
 
-use crate::{now, Result};
+use crate::Result;
 use ipnet::IpNet;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -117,7 +117,7 @@ impl Guard {
     }
 
     fn refresh(&self, reader: &Ledger) -> Result<()> {
-        let list = reader.decisions(Some(now()))?;
+        let list = reader.decisions(Some(vakt_event::Timestamp::now()))?;
         *self.active.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(list);
         Ok(())
     }
@@ -154,7 +154,7 @@ impl Guard {
         if active.is_empty() {
             return Verdict::Pass;
         }
-        let t = now();
+        let t = vakt_event::Timestamp::now();
         let ip_text = ip.map(|i| i.to_string());
         let org = self.organization(account, ip);
         let applies = |d: &&Decision| {
@@ -297,7 +297,7 @@ mod tests {
             path: tmp.path().join("data"),
         };
         let mut l = Ledger::open(&data).unwrap();
-        let t = now();
+        let t = vakt_event::Timestamp::now();
         for (i, (scope, value, action)) in decisions.iter().enumerate() {
             l.put_decision(&Decision {
                 id: format!("d{i}"),
@@ -391,7 +391,7 @@ mod tests {
         let (_t, g) = setup(&[]);
         assert_eq!(g.verdict(Some("bot"), None), Verdict::Pass);
         let mut l = Ledger::open(&g.data).unwrap();
-        let t = now();
+        let t = vakt_event::Timestamp::now();
         l.put_decision(&Decision {
             id: "late".into(),
             scope: "account".into(),

@@ -20,7 +20,6 @@
 //! read whole to find the customers.
 
 use crate::guard::{Guard, Verdict};
-use crate::now;
 use crate::sink::{EventSink, FailMode};
 use base64::Engine as _;
 use bytes::Bytes;
@@ -210,7 +209,7 @@ async fn handle(state: &State, peer: SocketAddr, req: Request<Incoming>) -> Resp
         .to_owned();
     let route = state.config.routes.find(method.as_str(), &target);
     let mut ev = AccessEvent {
-        timestamp: now(),
+        timestamp: vakt_event::Timestamp::now(),
         user: account.clone().unwrap_or_else(|| ip.to_string()),
         source_ip: Some(ip),
         user_agent: req

@@ -43,12 +43,3 @@ pub(crate) fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) 
     let context = context.into();
     move |source| ProxyError::Io { context, source }
 }
-
-/// Wall-clock time as an event timestamp.
-pub fn now() -> vakt_event::Timestamp {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
-    vakt_event::Timestamp(ms)
-}

@@ -10,7 +10,7 @@
 //! the proxy does with a request meanwhile: `Open` passes it, `Closed`
 //! refuses it. Either way its access event is kept.
 
-use crate::{io_err, now, ProxyError, Result};
+use crate::{io_err, ProxyError, Result};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -122,7 +122,8 @@ impl EventSink {
             })
             .map_err(io_err("cannot start the engine thread"))?;
         // Sources are unique per start, so line numbers never collide in the ledger.
-        let source: Arc<str> = format!("{}@{}", config.source, now().0).into();
+        let source: Arc<str> =
+            format!("{}@{}", config.source, vakt_event::Timestamp::now().0).into();
         Ok(EventSink {
             tx: Some(tx),
             config,
@@ -363,7 +364,8 @@ impl Spool {
                     continue; // another proxy's spool
                 }
                 if p.extension().is_some_and(|x| x == "ndjson") {
-                    let taken = p.with_extension(format!("taken-{}", now().0));
+                    let taken =
+                        p.with_extension(format!("taken-{}", vakt_event::Timestamp::now().0));
                     std::fs::rename(&p, &taken)
                         .map_err(io_err(format!("cannot take {}", p.display())))?;
                     files.push(taken);

@@ -14,7 +14,7 @@ use vakt_event::{Directory, Timestamp};
 use vakt_ledger::decisions::Decision;
 use vakt_ledger::{DataDir, Ledger};
 use vakt_proxy::http::{serve_http, HttpProxyConfig};
-use vakt_proxy::{now, EventSink, FailMode, Guard, GuardConfig, SinkConfig};
+use vakt_proxy::{EventSink, FailMode, Guard, GuardConfig, SinkConfig};
 
 const DIRECTORY: &str = r#"
 [http]
@@ -202,7 +202,7 @@ impl Fixture {
 
     fn decide(&self, account: &str, action: &str) {
         let mut l = Ledger::open(&self.data).unwrap();
-        let t = now();
+        let t = vakt_event::Timestamp::now();
         l.put_decision(&Decision {
             id: format!("manual-{account}-{action}"),
             scope: "account".into(),
@@ -316,7 +316,8 @@ fn step_up_asks_for_a_totp_code_and_a_correct_one_lets_the_account_through() {
     let f = Fixture::start(FailMode::Open, 1024);
     let secret = vakt_proxy::guard::new_totp_secret();
     let mut l = Ledger::open(&f.data).unwrap();
-    l.set_totp_secret("p3.erik", &secret, now()).unwrap();
+    l.set_totp_secret("p3.erik", &secret, vakt_event::Timestamp::now())
+        .unwrap();
     l.close().unwrap();
     f.decide("p3.erik", "step_up");
     let (status, body, challenge) = f.get("p3.erik", "/api/v1/customers/C-1", &[]);

@@ -393,7 +393,7 @@ impl Proxy {
 
     fn block(&self, account: &str) {
         let mut l = Ledger::open(&self.data).unwrap();
-        let t = vakt_proxy::now();
+        let t = vakt_event::Timestamp::now();
         l.put_decision(&Decision {
             id: format!("test-block-{account}"),
             scope: "account".into(),
@@ -826,7 +826,7 @@ async fn a_throttle_holds_statements_back_for_at_most_the_configured_delay() {
     let anna = connect(proxy.port(), "anna", "anna-pw").await.unwrap();
     {
         let mut l = Ledger::open(&proxy.data).unwrap();
-        let t = vakt_proxy::now();
+        let t = vakt_event::Timestamp::now();
         l.put_decision(&Decision {
             id: "test-throttle".into(),
             scope: "account".into(),

@@ -217,7 +217,9 @@ pub(crate) fn query_pairs(q: Option<String>) -> Result<Vec<(String, String)>, Ap
     Ok(out)
 }
 
-fn percent_decode(s: &str) -> Option<String> {
+/// Percent-decoding with `+` as space, strict where `form_urlencoded` is
+/// lossy: a bad escape or invalid UTF-8 is refused, not replaced.
+pub(crate) fn percent_decode(s: &str) -> Option<String> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -251,15 +253,6 @@ fn parse_bool(key: &str, v: &str) -> Result<bool, ApiError> {
     }
 }
 
-pub(crate) fn now() -> Timestamp {
-    Timestamp(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0),
-    )
-}
-
 async fn list_decisions(
     state: Shared,
     headers: HeaderMap,
@@ -280,7 +273,7 @@ async fn list_decisions(
     let state = state.0.clone();
     let list = blocking(move || {
         lock(&state.reader)
-            .decisions((!all).then(now))
+            .decisions((!all).then(Timestamp::now))
             .map_err(ApiError::internal)
     })
     .await?;
@@ -367,7 +360,7 @@ async fn add_decision(state: Shared, headers: HeaderMap, body: Body) -> Result<R
             new.ttl.escape_debug()
         ))
     })?;
-    let created = now();
+    let created = Timestamp::now();
     let d = Decision {
         id: format!("manual-{}-{}-{}", new.scope, value, created.0),
         scope: new.scope,

@@ -7,7 +7,7 @@
 //! per document origin (429 with `Retry-After` when empty), in a map of at
 //! most [`MAX_ORIGINS`] origins.
 
-use crate::api::{journal_events, lock, now, read_body, ApiError, Shared};
+use crate::api::{journal_events, lock, read_body, ApiError, Shared};
 use axum::body::Body;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
-use vakt_event::Origin;
+use vakt_event::{Origin, Timestamp};
 
 /// Largest report body: 64 KiB.
 pub const BODY_LIMIT: usize = 64 << 10;
@@ -191,7 +191,7 @@ pub(crate) async fn post_report(
             retry_after: Some(secs),
         });
     }
-    let at = now();
+    let at = Timestamp::now();
     let source = Origin::new(Arc::from(crate::journal::FILE_NAME), 0);
     let mut good = Vec::new();
     let mut ignored = 0;

@@ -12,7 +12,7 @@ use super::sql::{self, Verb};
 use super::wire::{self, Column, Frame};
 use super::{io, PgError, PgProxyConfig};
 use crate::guard::Verdict;
-use crate::{now, EventSink, FailMode, Guard};
+use crate::{EventSink, FailMode, Guard};
 use bytes::{Buf, BytesMut};
 use pgwire::messages::cancel::CancelRequest;
 use pgwire::messages::startup::{GssEncRequest, SslRequest};
@@ -197,7 +197,7 @@ impl Ctx {
     ) {
         let pid = self.pid.load(Ordering::Relaxed);
         let ev = AccessEvent {
-            timestamp: now(),
+            timestamp: vakt_event::Timestamp::now(),
             user: self.user.clone(),
             organization: None,
             source_ip: Some(self.ip()),

@@ -16,6 +16,7 @@
 mod pages;
 mod timeline;
 
+use crate::api::percent_decode;
 use crate::State;
 use axum::body::Bytes;
 use axum::extract::ConnectInfo;
@@ -181,15 +182,6 @@ fn cookie_value(headers: &HeaderMap) -> Option<String> {
         .map(|(_, v)| v.to_owned())
 }
 
-fn now_ms() -> Timestamp {
-    Timestamp(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0),
-    )
-}
-
 impl Console {
     /// The session the request's cookie names, if it is valid now.
     pub(crate) fn session(&self, headers: &HeaderMap) -> Option<Session> {
@@ -198,7 +190,7 @@ impl Console {
         if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return None;
         }
-        let found = lock(&self.app.reader).session(&id, now_ms());
+        let found = lock(&self.app.reader).session(&id, Timestamp::now());
         found.ok().flatten().map(|s| Session {
             user: s.user,
             csrf: s.csrf,
@@ -207,7 +199,7 @@ impl Console {
 
     fn start(&self, user: String) -> Result<String, vakt_ledger::LedgerError> {
         let id = random_hex(32);
-        let now = now_ms();
+        let now = Timestamp::now();
         let s = SessionInfo {
             user,
             csrf: random_hex(32),
@@ -281,32 +273,9 @@ pub(crate) fn form_pairs(s: &str) -> HashMap<String, String> {
         .filter(|p| !p.is_empty())
         .filter_map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            Some((decode(k)?, decode(v)?))
+            Some((percent_decode(k)?, percent_decode(v)?))
         })
         .collect()
-}
-
-fn decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' => {
-                out.push(u8::from_str_radix(s.get(i + 1..i + 3)?, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// Whether the browser reached us over HTTPS: ours, or a proxy's in front.

@@ -38,15 +38,6 @@ pub(crate) fn url_encode(s: &str) -> String {
         .collect()
 }
 
-fn now() -> Timestamp {
-    Timestamp(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0),
-    )
-}
-
 fn short(t: Timestamp) -> String {
     t.to_rfc3339()
         .get(..16)
@@ -426,7 +417,7 @@ pub(crate) async fn decisions(c: Shared, headers: HeaderMap, RawQuery(q): RawQue
         Err(r) => return r,
     };
     let q = form_pairs(&q.unwrap_or_default());
-    let at = now();
+    let at = Timestamp::now();
     let list = match read(&c, move |l| l.decisions(Some(at))).await {
         Ok(l) => l,
         Err(e) => return fail(&s, StatusCode::INTERNAL_SERVER_ERROR, &e),
@@ -494,7 +485,7 @@ pub(crate) async fn add_decision(c: Shared, headers: HeaderMap, body: Bytes) -> 
             "{ttl} is not a duration; write e.g. 10m, 1h or 7d"
         ));
     };
-    let created = now();
+    let created = Timestamp::now();
     let d = Decision {
         id: format!("manual-{scope}-{value}-{}", created.0),
         scope,
@@ -535,7 +526,7 @@ pub(crate) async fn extend_decision(
         let Some(mut d) = l.decisions(None)?.into_iter().find(|d| d.id == id) else {
             return Ok(false);
         };
-        d.expires = d.expires.max(now()).saturating_add(ms);
+        d.expires = d.expires.max(Timestamp::now()).saturating_add(ms);
         l.put_decision(&d)?;
         Ok(true)
     })

@@ -369,15 +369,6 @@ pub enum DecisionsCommand {
     },
 }
 
-fn now() -> Timestamp {
-    Timestamp(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0),
-    )
-}
-
 pub fn decisions(cmd: DecisionsCommand) -> Result<ExitCode> {
     use vakt_ledger::decisions::Decision;
     match cmd {
@@ -391,7 +382,7 @@ pub fn decisions(cmd: DecisionsCommand) -> Result<ExitCode> {
             let at = match (all, at) {
                 (true, _) => None,
                 (false, Some(t)) => Some(Timestamp::parse(&t)?),
-                (false, None) => Some(now()),
+                (false, None) => Some(Timestamp::now()),
             };
             let list = l.decisions(at)?;
             if format == "json" {
@@ -423,7 +414,7 @@ pub fn decisions(cmd: DecisionsCommand) -> Result<ExitCode> {
                 format!("--ttl `{ttl}` is not a duration; write e.g. 90s, 10m, 1h or 7d")
             })?;
             let mut l = Ledger::open(&data.dir())?;
-            let created = now();
+            let created = Timestamp::now();
             let d = Decision {
                 id: format!("manual-{}-{}-{}", scope, value, created.0),
                 scope,

@@ -181,7 +181,7 @@ pub fn account(cmd: AccountCommand) -> Result<ExitCode> {
         AccountCommand::EnrollTotp { data, account } => {
             let secret = vakt_proxy::guard::new_totp_secret();
             let mut l = Ledger::open(&data.dir())?;
-            l.set_totp_secret(&account, &secret, vakt_proxy::now())?;
+            l.set_totp_secret(&account, &secret, vakt_event::Timestamp::now())?;
             l.close()?;
             println!("account: {account}");
             println!("secret:  {secret}");
