@@ -72,16 +72,7 @@ pub struct AlertRow {
 impl Ledger {
     /// A page of the latest line of each recorded incident, most recently active first.
     pub fn alert_page(&self, q: &AlertQuery) -> Result<AlertPage> {
-        let severities: Vec<&str> = [
-            Severity::Low,
-            Severity::Medium,
-            Severity::High,
-            Severity::Critical,
-        ]
-        .into_iter()
-        .filter(|s| q.min_severity.is_none_or(|m| *s >= m))
-        .map(Severity::as_str)
-        .collect();
+        let severities = crate::alerts::severities_json(q.min_severity);
         let limit = q.limit.min(i64::MAX as usize - 1);
         let r = self
             .conn
@@ -100,7 +91,7 @@ impl Ledger {
                 s.query_map(
                     rusqlite::params![
                         q.rule,
-                        serde_json::to_string(&severities).unwrap_or_default(),
+                        severities,
                         q.actor,
                         q.organization,
                         q.since.map(|t| t.0),

@@ -15,20 +15,27 @@ pub struct AlertFilter {
     pub limit: usize,
 }
 
+/// The severities at or above `min` (all when none), as the JSON array
+/// the alert queries read with `json_each`.
+pub(crate) fn severities_json(min: Option<Severity>) -> String {
+    let names: Vec<&str> = [
+        Severity::Low,
+        Severity::Medium,
+        Severity::High,
+        Severity::Critical,
+    ]
+    .into_iter()
+    .filter(|s| min.is_none_or(|m| *s >= m))
+    .map(Severity::as_str)
+    .collect();
+    serde_json::to_string(&names).unwrap_or_default()
+}
+
 impl Ledger {
     /// The latest line of each recorded incident (EVENTS.md section 5), the
     /// most recently active first.
     pub fn alerts(&self, f: &AlertFilter) -> Result<Vec<String>> {
-        let severities: Vec<&str> = [
-            Severity::Low,
-            Severity::Medium,
-            Severity::High,
-            Severity::Critical,
-        ]
-        .into_iter()
-        .filter(|s| f.min_severity.is_none_or(|m| *s >= m))
-        .map(Severity::as_str)
-        .collect();
+        let severities = severities_json(f.min_severity);
         let r = self
             .conn
             .prepare(
@@ -39,7 +46,7 @@ impl Ledger {
                 s.query_map(
                     rusqlite::params![
                         f.rule,
-                        serde_json::to_string(&severities).unwrap_or_default(),
+                        severities,
                         f.limit.min(i64::MAX as usize) as i64
                     ],
                     |r| r.get::<_, String>(0),

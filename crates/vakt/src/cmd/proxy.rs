@@ -195,3 +195,34 @@ pub fn account(cmd: AccountCommand) -> Result<ExitCode> {
         }
     }
 }
+
+/// Completes on Ctrl-C or SIGTERM.
+pub type Shutdown = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// Binds `listen`, says where it forwards, and runs `serve` on the
+/// listener until Ctrl-C or SIGTERM (the future `serve` is given).
+pub fn serve_until_stopped<F, E>(
+    name: &str,
+    listen: std::net::SocketAddr,
+    upstream: &str,
+    fail_mode: FailMode,
+    serve: impl FnOnce(tokio::net::TcpListener, Shutdown) -> F,
+) -> Result<()>
+where
+    F: std::future::Future<Output = std::result::Result<(), E>>,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        eprintln!(
+            "vakt proxy {name}: listening on {} -> {upstream} (fail {fail_mode:?})",
+            listener.local_addr()?
+        );
+        serve(listener, Box::pin(vakt_server::shutdown_signal()))
+            .await
+            .context("the proxy stopped")
+    })
+}

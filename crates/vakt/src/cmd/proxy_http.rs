@@ -1,7 +1,7 @@
 //! `vakt proxy http`: the reverse proxy in front of a lookup API.
 
 use super::proxy::EnforceArgs;
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, Result};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -32,28 +32,15 @@ pub fn run(args: HttpArgs) -> Result<ExitCode> {
         )
     })?;
     let sink = Arc::new(e.sink);
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", args.listen))?;
-        eprintln!(
-            "vakt proxy http: listening on {} -> {} (fail {:?})",
-            listener.local_addr()?,
-            args.upstream,
-            args.enforce.fail_mode
-        );
-        serve_http(
-            listener,
-            config,
-            e.guard.clone(),
-            sink.clone(),
-            vakt_server::shutdown_signal(),
-        )
-        .await
-        .context("the proxy stopped")
-    })?;
-    drop(runtime);
+    let guard = e.guard.clone();
+    let serving = sink.clone();
+    super::proxy::serve_until_stopped(
+        "http",
+        args.listen,
+        &args.upstream,
+        args.enforce.fail_mode,
+        |listener, stop| serve_http(listener, config, guard, serving, stop),
+    )?;
     super::proxy::Enforcement::finish("http", sink, e.deliverer)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,7 +1,7 @@
 //! `vakt proxy pg`: the PostgreSQL wire-protocol proxy in front of the customer database.
 
 use super::proxy::EnforceArgs;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -38,28 +38,15 @@ pub fn run(args: PgArgs) -> Result<ExitCode> {
         eprintln!("vakt: note: the directory names no [postgres] key_columns; statements are recorded without customer ids");
     }
     let sink = Arc::new(e.sink);
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", args.listen))?;
-        eprintln!(
-            "vakt proxy pg: listening on {} -> {} (fail {:?})",
-            listener.local_addr()?,
-            args.upstream,
-            args.enforce.fail_mode
-        );
-        serve_pg(
-            listener,
-            config,
-            e.guard.clone(),
-            sink.clone(),
-            vakt_server::shutdown_signal(),
-        )
-        .await
-        .context("the proxy stopped")
-    })?;
-    drop(runtime);
+    let guard = e.guard.clone();
+    let serving = sink.clone();
+    super::proxy::serve_until_stopped(
+        "pg",
+        args.listen,
+        &args.upstream,
+        args.enforce.fail_mode,
+        |listener, stop| serve_pg(listener, config, guard, serving, stop),
+    )?;
     super::proxy::Enforcement::finish("pg", sink, e.deliverer)?;
     Ok(ExitCode::SUCCESS)
 }
