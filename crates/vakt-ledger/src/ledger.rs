@@ -187,13 +187,19 @@ impl Ledger {
     }
 
     /// Appends one access, unless this source line is already in the
-    /// ledger (a restart on the same input). Returns whether it was new.
+    /// ledger (a restart on the same input), and commits when the batch is
+    /// due. Returns whether it was new.
     pub fn append(&mut self, e: &AccessEvent) -> Result<bool> {
-        self.append_as(e, e.organization.as_deref())
+        let new = self.append_as(e, e.organization.as_deref())?;
+        self.commit_if_due()?;
+        Ok(new)
     }
 
     /// Appends one access recorded under `organization` (the directory's,
-    /// which wins over the event's).
+    /// which wins over the event's), in the open batch: nothing is
+    /// committed here, so the caller can record what the access led to
+    /// (alerts, decisions) in the same transaction and then call
+    /// [`Ledger::commit_if_due`].
     pub fn append_as(&mut self, e: &AccessEvent, organization: Option<&str>) -> Result<bool> {
         let source = e.origin.source.to_string();
         let line = e.origin.line as i64;
@@ -260,12 +266,22 @@ impl Ledger {
         self.last_seq = seq;
         self.appended += 1;
         self.in_batch += 1;
+        Ok(true)
+    }
+
+    /// Commits when the open batch holds [`BATCH`] entries or has been open
+    /// for [`BATCH_TIME`] (checked every 1,024 entries, to keep the clock
+    /// off the hot path). Returns whether it committed.
+    pub fn commit_if_due(&mut self) -> Result<bool> {
         if self.in_batch >= BATCH
-            || (self.in_batch.is_multiple_of(1024) && self.batch_started.elapsed() >= BATCH_TIME)
+            || (self.in_batch > 0
+                && self.in_batch.is_multiple_of(1024)
+                && self.batch_started.elapsed() >= BATCH_TIME)
         {
             self.commit()?;
+            return Ok(true);
         }
-        Ok(true)
+        Ok(false)
     }
 
     /// Records an alert line (the latest line per incident wins).

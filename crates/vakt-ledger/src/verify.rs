@@ -56,7 +56,16 @@ pub struct VerifyReport {
 }
 
 pub fn verify(dir: &DataDir) -> Result<VerifyReport> {
+    verify_with_progress(dir, &mut |_, _| {})
+}
+
+/// [`verify`], calling `progress(entries checked, entries in all)` now and then.
+pub fn verify_with_progress(
+    dir: &DataDir,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<VerifyReport> {
     let l = Ledger::open_read(dir)?;
+    let total = l.len().max(0) as u64;
     let key = dir.verifying_key()?;
     let names: HashMap<i64, String> = {
         let r = l
@@ -92,6 +101,9 @@ pub fn verify(dir: &DataDir) -> Result<VerifyReport> {
         let get = |i| row.get::<_, i64>(i);
         let seq = l.db(get(0))?;
         entries += 1;
+        if entries % (1 << 16) == 0 {
+            progress(entries as u64, total);
+        }
         if seq != expected {
             problem = Some(if seq > expected {
                 Problem::Removed {

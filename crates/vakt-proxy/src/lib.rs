@@ -22,12 +22,14 @@ pub mod pg;
 pub mod sink;
 
 pub use guard::{Guard, GuardConfig, Verdict};
-pub use sink::{write_alerts, AlertOut, EventSink, FailMode, SinkConfig, SinkStats};
+pub use sink::{EventSink, FailMode, SinkConfig, SinkStats};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
     #[error(transparent)]
     Ledger(#[from] vakt_ledger::LedgerError),
+    #[error(transparent)]
+    Pipeline(#[from] vakt_pipeline::PipelineError),
     #[error("{context}: {source}")]
     Io {
         context: String,

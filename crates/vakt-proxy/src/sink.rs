@@ -1,14 +1,17 @@
-//! Where a proxy's access events go: the same engine `vakt watch` runs
-//! (enrich, detect), the ledger, alert lines, and the directory's policies,
-//! which turn alerts into decisions the guard then enforces.
+//! Where a proxy's access events go: the act pipeline `vakt watch` and
+//! `vakt serve` run too (`vakt_pipeline`: ledger, detect, decide,
+//! deliver), whose policies turn alerts into decisions the guard then
+//! enforces.
 //!
-//! The engine runs in its own thread behind a bounded queue. When the queue
-//! is full (the engine is slow, or the ledger is busy) or the engine is
-//! gone, events go to a spool file in the data directory (`spool/`), which
-//! the engine drains when it catches up and at the next start; the ledger's
-//! unique (source, line) makes a replay exactly-once. `FailMode` says what
-//! the proxy does with a request meanwhile: `Open` passes it, `Closed`
-//! refuses it. Either way its access event is kept.
+//! The pipeline runs in its own thread behind a bounded queue. When the
+//! queue is full (the engine is slow, or the ledger is busy) or the engine
+//! is gone, events go to a spool file in the data directory (`spool/`),
+//! which the engine drains when it catches up and at the next start; the
+//! ledger's unique (source, line) makes a replay exactly-once. An access
+//! the ledger refuses goes back to the spool untouched (the pipeline
+//! writes the ledger before detecting). `FailMode` says what the proxy
+//! does with a request meanwhile: `Open` passes it, `Closed` refuses it.
+//! Either way its access event is kept.
 
 use crate::{io_err, ProxyError, Result};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
@@ -19,23 +22,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
-use vakt_detect::detectors::registry;
-use vakt_detect::Engine;
-use vakt_enrich::Enricher;
-use vakt_event::{AccessEvent, Alert, Directory, Event, Origin};
+use vakt_event::{AccessEvent, Event, Origin};
 use vakt_ingest::parsers::{self, ParserContext};
 use vakt_ledger::{DataDir, Ledger};
-
-/// Where alerts go once recorded: a file, stdout, a delivery queue.
-pub type AlertOut = Box<dyn FnMut(&Alert) -> std::io::Result<()> + Send>;
-
-/// Alert lines (JSON) written and flushed one by one to `w`.
-pub fn write_alerts(mut w: impl Write + Send + 'static) -> AlertOut {
-    Box::new(move |a| {
-        writeln!(w, "{}", a.to_json_line())?;
-        w.flush()
-    })
-}
+use vakt_pipeline::{Outlet, Pipeline, PipelineConfig, PipelineError};
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum FailMode {
@@ -88,24 +78,25 @@ pub struct EventSink {
 }
 
 impl EventSink {
-    /// Starts the engine thread; every alert goes to `alerts`.
+    /// Starts the engine thread; every alert goes to each of `outlets`.
     pub fn start(
         data: &DataDir,
-        directory: Arc<Directory>,
-        alerts: AlertOut,
+        pipeline: PipelineConfig,
+        outlets: Vec<Box<dyn Outlet>>,
         config: SinkConfig,
     ) -> Result<EventSink> {
         let mut ledger = Ledger::open(data)?;
         ledger.commit()?;
+        let mut pipeline = Pipeline::new(pipeline, Some(ledger))?;
+        for o in outlets {
+            pipeline = pipeline.with_outlet(o);
+        }
         let spool = Arc::new(Spool::open(&data.path.join("spool"), &config.source)?);
         let (tx, rx) = crossbeam_channel::bounded(config.queue.max(1));
         let stats = Arc::new(SinkStats::default());
         let engine_down = Arc::new(AtomicBool::new(false));
         let worker = Worker {
-            engine: Engine::new(Enricher::new(directory.clone(), None, None), registry()),
-            directory,
-            ledger,
-            alerts,
+            pipeline,
             spool: spool.clone(),
             stats: stats.clone(),
         };
@@ -195,10 +186,7 @@ impl Drop for EventSink {
 }
 
 struct Worker {
-    engine: Engine,
-    directory: Arc<Directory>,
-    ledger: Ledger,
-    alerts: AlertOut,
+    pipeline: Pipeline,
     spool: Arc<Spool>,
     stats: Arc<SinkStats>,
 }
@@ -211,7 +199,7 @@ impl Worker {
             match rx.recv_timeout(Duration::from_millis(200)) {
                 Ok(ev) => self.handle(ev)?,
                 Err(RecvTimeoutError::Timeout) => {
-                    self.ledger.commit()?;
+                    self.pipeline.commit()?;
                     if rx.is_empty() {
                         self.drain_spool()?;
                     }
@@ -220,54 +208,38 @@ impl Worker {
             }
         }
         self.drain_spool()?;
-        let mut alerts = Vec::new();
-        self.engine.finish(&mut |a| alerts.push(a));
-        for a in alerts {
-            self.alert(a)?;
+        let finished = self.pipeline.finish(true)?;
+        for (outlet, e) in &finished.report.outlet_errors {
+            tracing::warn!("alerts could not all be written to {outlet}: {e}");
         }
-        self.ledger.commit()?;
         Ok(())
     }
 
-    /// Ledger first: an access the ledger could not take goes back to the
-    /// spool, undetected, and is handled whole when replayed.
+    /// An access the ledger could not take goes back to the spool,
+    /// undetected, and is handled whole when replayed.
     fn handle(&mut self, ev: AccessEvent) -> Result<()> {
-        let org = self
-            .engine
-            .enricher()
-            .organization_of(&ev)
-            .map(str::to_owned);
-        match self.ledger.append_as(&ev, org.as_deref()) {
+        let counts = |r: &vakt_pipeline::PipelineReport| (r.appended, r.alert_lines, r.decisions);
+        let before = counts(self.pipeline.report());
+        let ev = Event::Access(ev);
+        match self.pipeline.process(&ev) {
             Ok(_) => {}
-            Err(e) => {
+            Err(PipelineError::NotRecorded(e)) => {
                 tracing::warn!("ledger busy, spooling: {e}");
-                self.spool.push(&ev)?;
+                if let Event::Access(a) = &ev {
+                    self.spool.push(a)?;
+                }
                 self.stats.spooled.fetch_add(1, Ordering::Relaxed);
                 std::thread::sleep(Duration::from_millis(100));
                 return Ok(());
             }
+            Err(e) => return Err(e.into()),
         }
-        self.stats.recorded.fetch_add(1, Ordering::Relaxed);
-        let mut alerts = Vec::new();
-        self.engine
-            .process(&Event::Access(ev), &mut |a| alerts.push(a));
-        for a in alerts {
-            self.alert(a)?;
-        }
+        let after = counts(self.pipeline.report());
+        let add = |c: &AtomicU64, n: u64| c.fetch_add(n, Ordering::Relaxed);
+        add(&self.stats.recorded, after.0 - before.0);
+        add(&self.stats.alerts, after.1 - before.1);
+        add(&self.stats.decisions, after.2 - before.2);
         Ok(())
-    }
-
-    /// Records the alert and the decisions its policies make, committed at
-    /// once so enforcement sees them within the guard's refresh.
-    fn alert(&mut self, a: Alert) -> Result<()> {
-        self.stats.alerts.fetch_add(1, Ordering::Relaxed);
-        self.ledger.record_alert(&a)?;
-        for d in vakt_ledger::decisions::from_alert(&self.directory.policies, &a) {
-            self.ledger.put_decision(&d)?;
-            self.stats.decisions.fetch_add(1, Ordering::Relaxed);
-        }
-        self.ledger.commit()?;
-        (self.alerts)(&a).map_err(io_err("cannot write alerts"))
     }
 
     fn drain_spool(&mut self) -> Result<()> {

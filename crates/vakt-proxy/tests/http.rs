@@ -14,6 +14,7 @@ use vakt_event::{Directory, Timestamp};
 use vakt_ledger::decisions::Decision;
 use vakt_ledger::{DataDir, Ledger};
 use vakt_proxy::http::{serve_http, HttpProxyConfig};
+use vakt_pipeline::{JsonLines, PipelineConfig};
 use vakt_proxy::{EventSink, FailMode, Guard, GuardConfig, SinkConfig};
 
 const DIRECTORY: &str = r#"
@@ -101,8 +102,11 @@ impl Fixture {
         let sink = Arc::new(
             EventSink::start(
                 &data,
-                directory.clone(),
-                vakt_proxy::write_alerts(alerts),
+                PipelineConfig {
+                    directory: directory.clone(),
+                    ..Default::default()
+                },
+                vec![Box::new(JsonLines::new("alerts", alerts, true))],
                 SinkConfig {
                     queue,
                     fail_mode,

@@ -15,6 +15,7 @@ use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 use vakt_event::{Directory, Timestamp};
 use vakt_ledger::decisions::Decision;
 use vakt_ledger::{DataDir, Ledger};
+use vakt_pipeline::PipelineConfig;
 use vakt_proxy::pg::{serve_pg, PgProxyConfig};
 use vakt_proxy::{EventSink, FailMode, Guard, GuardConfig, SinkConfig};
 
@@ -345,8 +346,11 @@ impl Proxy {
         let directory = Arc::new(Directory::from_toml(directory, "test.toml").unwrap());
         let sink = EventSink::start(
             &data,
-            directory.clone(),
-            Box::new(|_: &vakt_event::Alert| Ok(())),
+            PipelineConfig {
+                directory: directory.clone(),
+                ..Default::default()
+            },
+            Vec::new(),
             SinkConfig {
                 queue,
                 fail_mode,

@@ -57,6 +57,8 @@ pub const DEFAULT_QUEUE_EVENTS: usize = 262_144;
 pub enum ServerError {
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Pipeline(#[from] vakt_pipeline::PipelineError),
     #[error("journal {path}: {source}; check the data directory's disk and permissions")]
     Journal {
         path: PathBuf,
@@ -175,17 +177,23 @@ impl Server {
         let failure = Arc::new(worker::Failure::default());
         let directory = Arc::new(config.directory);
         let metrics = Arc::new(metrics::Metrics::default());
+        let mut pipeline = vakt_pipeline::Pipeline::new(
+            vakt_pipeline::PipelineConfig {
+                directory: directory.clone(),
+                ..Default::default()
+            },
+            Some(ledger),
+        )?
+        .with_outlet(worker::AlertCounter(metrics.clone()));
+        if let Some(d) = &deliverer {
+            pipeline = pipeline.with_outlet(vakt_pipeline::Delivery(d.clone()));
+        }
         let engine = worker::spawn(
-            ledger,
-            directory.clone(),
+            pipeline,
             journal.path.clone(),
             journal.lines,
             rx,
             failure.clone(),
-            worker::Outlets {
-                metrics: metrics.clone(),
-                deliverer: deliverer.clone(),
-            },
         )?;
         let queue_events = config.queue_events.clamp(1, Semaphore::MAX_PERMITS);
         let queue = Arc::new(Semaphore::new(queue_events));

@@ -1,26 +1,22 @@
-//! The engine task: one thread that runs continuously, like `vakt watch
-//! --data`: enrich and detect, append accesses to the ledger, record
-//! alerts and turn them into decisions with the directory's policies.
+//! The engine task: one thread that runs the act pipeline
+//! (`vakt_pipeline`: ledger, detect, decide, deliver) continuously over
+//! the journal's batches and the followed files' lines.
 //!
-//! At start it replays the journal: lines the ledger already covers only
-//! rebuild the detectors' state; later lines (accepted before a crash but
-//! not yet committed) are processed in full. The ledger's unique (source,
-//! line) keeps each access once.
+//! At start it replays the journal through the same pipeline: lines the
+//! ledger's progress covers only rebuild the detectors' state; later lines
+//! (accepted before a crash but not yet committed) are processed in full.
+//! Each batch's progress is committed with its entries, alerts and
+//! decisions, so nothing is recorded or raised twice.
 
 use crate::journal;
 use crate::metrics::Metrics;
 use crate::ServerError;
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit};
-use vakt_deliver::Deliverer;
-use vakt_detect::detectors::registry;
-use vakt_detect::Engine;
-use vakt_enrich::Enricher;
-use vakt_event::directory::Policy;
-use vakt_event::{Alert, Directory, Event, Origin};
-use vakt_ledger::{Ledger, LedgerError};
+use vakt_event::{Alert, Event, Origin};
+use vakt_ledger::decisions::Decision;
+use vakt_pipeline::{Outlet, Pipeline};
 
 /// Events between commits while batches keep arriving.
 const COMMIT_EVENTS: u64 = 50_000;
@@ -48,7 +44,7 @@ pub(crate) enum Msg {
 /// What the engine did in this run.
 #[derive(Clone, Debug, Default)]
 pub struct EngineReport {
-    /// Journal lines read again at start.
+    /// Journal lines read again at start, and followed lines the ledger held.
     pub replayed: u64,
     /// Events processed after the replay.
     pub events: u64,
@@ -58,6 +54,26 @@ pub struct EngineReport {
     pub alert_lines: u64,
     /// Decisions made by policies.
     pub decisions: u64,
+}
+
+/// Counts alert lines by rule for `/metrics`.
+pub(crate) struct AlertCounter(pub(crate) Arc<Metrics>);
+
+impl Outlet for AlertCounter {
+    fn name(&self) -> &str {
+        "metrics"
+    }
+
+    fn alert(&mut self, alert: &Alert, _: &[Decision]) -> std::io::Result<()> {
+        *self
+            .0
+            .alerts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(alert.rule.clone())
+            .or_default() += 1;
+        Ok(())
+    }
 }
 
 /// Set when the engine stops on an error: ingest answers 503 and the
@@ -82,36 +98,28 @@ impl Failure {
 }
 
 struct Worker {
-    engine: Engine,
-    ledger: Ledger,
-    directory: Arc<Directory>,
+    pipeline: Pipeline,
+    /// The journal's name in the ledger.
     source: Arc<str>,
-    report: EngineReport,
+    /// Journal lines read at start.
+    journal_replayed: u64,
+    /// Events processed, and events replayed, when the journal's replay ended.
+    events_at_start: u64,
+    replayed_at_start: u64,
     since_commit: u64,
-    out: Outlets,
-    /// Per followed file, the last line the ledger held at start.
-    followed_done: HashMap<Arc<str>, u64>,
-}
-
-/// Where an alert goes besides the ledger: the counters and delivery.
-pub(crate) struct Outlets {
-    pub(crate) metrics: Arc<Metrics>,
-    pub(crate) deliverer: Option<Arc<Deliverer>>,
 }
 
 pub(crate) fn spawn(
-    ledger: Ledger,
-    directory: Arc<Directory>,
+    pipeline: Pipeline,
     journal_path: std::path::PathBuf,
     journal_lines: u64,
     rx: mpsc::UnboundedReceiver<Msg>,
     failure: Arc<Failure>,
-    out: Outlets,
 ) -> std::io::Result<std::thread::JoinHandle<Result<EngineReport, ServerError>>> {
     std::thread::Builder::new()
         .name("vakt-engine".into())
         .spawn(move || {
-            let r = run(ledger, directory, &journal_path, journal_lines, rx, out);
+            let r = run(pipeline, &journal_path, journal_lines, rx);
             if let Err(e) = &r {
                 failure.set(e.to_string());
             }
@@ -120,58 +128,35 @@ pub(crate) fn spawn(
 }
 
 fn run(
-    ledger: Ledger,
-    directory: Arc<Directory>,
+    pipeline: Pipeline,
     journal_path: &std::path::Path,
     journal_lines: u64,
     mut rx: mpsc::UnboundedReceiver<Msg>,
-    out: Outlets,
 ) -> Result<EngineReport, ServerError> {
-    let engine = Engine::new(Enricher::new(directory.clone(), None, None), registry());
     let mut w = Worker {
-        engine,
-        ledger,
-        directory,
+        pipeline,
         source: Arc::from(journal::FILE_NAME),
-        report: EngineReport::default(),
+        journal_replayed: 0,
+        events_at_start: 0,
+        replayed_at_start: 0,
         since_commit: 0,
-        out,
-        followed_done: HashMap::new(),
     };
     w.replay(journal_path, journal_lines)?;
     let mut stop = false;
     while !stop {
         match rx.blocking_recv() {
             None | Some(Msg::Stop) => break,
-            Some(Msg::Batch {
-                events,
-                last_line,
-                permit,
-            }) => w.batch(events, last_line, permit)?,
-            Some(Msg::Followed {
-                source,
-                event,
-                permit,
-            }) => w.followed(source, event, permit)?,
+            Some(msg) => w.handle(msg)?,
         }
         // Take what else is waiting, then commit once for all of it.
         let started = Instant::now();
         while w.since_commit < COMMIT_EVENTS && started.elapsed() < COMMIT_TIME {
             match rx.try_recv() {
-                Ok(Msg::Batch {
-                    events,
-                    last_line,
-                    permit,
-                }) => w.batch(events, last_line, permit)?,
-                Ok(Msg::Followed {
-                    source,
-                    event,
-                    permit,
-                }) => w.followed(source, event, permit)?,
                 Ok(Msg::Stop) => {
                     stop = true;
                     break;
                 }
+                Ok(msg) => w.handle(msg)?,
                 Err(_) => break,
             }
         }
@@ -180,44 +165,13 @@ fn run(
     w.finish()
 }
 
-/// Records an alert and the decisions the policies make of it.
-fn act(
-    out: &Outlets,
-    ledger: &mut Ledger,
-    policies: &[Policy],
-    report: &mut EngineReport,
-    error: &mut Option<LedgerError>,
-    a: Alert,
-) {
-    report.alert_lines += 1;
-    *out.metrics
-        .alerts
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .entry(a.rule.clone())
-        .or_default() += 1;
-    if let Some(d) = &out.deliverer {
-        if let Err(e) = d.enqueue(&a) {
-            eprintln!("vakt serve: cannot queue alert {} for delivery: {e}", a.id);
-        }
-    }
-    let decisions = vakt_ledger::decisions::from_alert(policies, &a);
-    report.decisions += decisions.len() as u64;
-    let r = ledger
-        .record_alert(&a)
-        .and_then(|()| decisions.iter().try_for_each(|d| ledger.put_decision(d)));
-    if let Err(e) = r {
-        error.get_or_insert(e);
-    }
-}
-
 impl Worker {
     fn replay(&mut self, path: &std::path::Path, lines: u64) -> Result<(), ServerError> {
         if lines == 0 {
             return Ok(());
         }
-        let done = self.ledger.progress(&self.source)?;
         let source = self.source.clone();
+        let done = self.pipeline.resume(&source)?;
         let mut pending = Vec::new();
         journal::read(path, lines, &mut |k, text| {
             let ev = match vakt_ingest::parsers::jsonl::parse_event(
@@ -227,16 +181,11 @@ impl Worker {
                 Ok(ev) => ev,
                 Err(e) => {
                     // Only lines that parsed are journaled; a change by hand is skipped, not fatal.
-                    eprintln!("vakt serve: {} line {k}: {e}; skipped", path.display());
+                    tracing::warn!("{} line {k}: {e}; skipped", path.display());
                     return Ok(());
                 }
             };
-            self.report.replayed += 1;
-            if k <= done {
-                // Already in the ledger with its alerts and decisions: rebuild state only.
-                self.engine.process(&ev, &mut |_| {});
-                return Ok(());
-            }
+            self.journal_replayed += 1;
             pending.push(ev);
             if pending.len() >= 4096 {
                 let evs = std::mem::take(&mut pending);
@@ -247,10 +196,11 @@ impl Worker {
         self.process(pending, &source, lines)?;
         self.commit()?;
         // Replayed events are not counted as new ones.
-        self.report.events = 0;
+        self.events_at_start = self.pipeline.report().events;
+        self.replayed_at_start = self.pipeline.report().replayed;
         if lines > done {
-            eprintln!(
-                "vakt serve: replayed {} journal lines, {} of them not yet in the ledger",
+            tracing::warn!(
+                "replayed {} journal lines, {} of them not yet in the ledger",
                 lines,
                 lines - done
             );
@@ -258,84 +208,53 @@ impl Worker {
         Ok(())
     }
 
-    fn batch(
-        &mut self,
-        events: Vec<Event>,
-        last_line: u64,
-        permit: OwnedSemaphorePermit,
-    ) -> Result<(), ServerError> {
-        let source = self.source.clone();
-        self.process(events, &source, last_line)?;
-        drop(permit);
-        Ok(())
-    }
-
-    /// An event of a followed file: lines the ledger held at start only
-    /// rebuild state, as in the journal's replay.
-    fn followed(
-        &mut self,
-        source: Arc<str>,
-        event: Box<Event>,
-        permit: OwnedSemaphorePermit,
-    ) -> Result<(), ServerError> {
-        let done = match self.followed_done.get(&source) {
-            Some(d) => *d,
-            None => {
-                let d = self.ledger.progress(&source)?;
-                self.followed_done.insert(source.clone(), d);
-                d
+    fn handle(&mut self, msg: Msg) -> Result<(), ServerError> {
+        match msg {
+            Msg::Batch {
+                events,
+                last_line,
+                permit,
+            } => {
+                let source = self.source.clone();
+                self.process(events, &source, last_line)?;
+                drop(permit);
             }
-        };
-        let line = event.origin().line;
-        if line <= done {
-            self.engine.process(&event, &mut |_| {});
-            self.report.replayed += 1;
-        } else {
-            self.process(vec![*event], &source, line)?;
+            Msg::Followed {
+                source,
+                event,
+                permit,
+            } => {
+                // Lines the ledger held at start only rebuild state.
+                self.pipeline.resume(&source)?;
+                let line = event.origin().line;
+                self.process(vec![*event], &source, line)?;
+                drop(permit);
+            }
+            Msg::Stop => {}
         }
-        drop(permit);
         Ok(())
     }
 
-    /// Detection first, then the ledger: an access is recorded once seen.
+    /// Runs events of one source through the pipeline and records how far
+    /// that source is processed, in the same batch.
     fn process(
         &mut self,
         events: Vec<Event>,
-        source: &str,
+        source: &Arc<str>,
         last_line: u64,
     ) -> Result<(), ServerError> {
-        let mut error = None;
-        let Worker {
-            engine,
-            ledger,
-            directory,
-            report,
-            out,
-            ..
-        } = self;
         for ev in &events {
-            engine.process(ev, &mut |a| {
-                act(out, ledger, &directory.policies, report, &mut error, a)
-            });
-            if let Some(e) = error.take() {
-                return Err(e.into());
-            }
-            report.events += 1;
-            if let Event::Access(a) = ev {
-                if ledger.append_as(a, engine.enricher().organization_of(a))? {
-                    report.appended += 1;
-                }
-            }
+            self.pipeline.process(ev)?;
         }
         self.since_commit += events.len() as u64;
         if !events.is_empty() {
-            self.ledger.set_progress(source, last_line)?;
+            self.pipeline.set_progress(source, last_line)?;
         }
         Ok(())
     }
 
     fn commit(&mut self) -> Result<(), ServerError> {
-        self.ledger.commit()?;
+        self.pipeline.commit()?;
         self.since_commit = 0;
         Ok(())
     }
@@ -344,7 +263,14 @@ impl Worker {
     /// of the server is not the end of the stream, and the replay at the
     /// next start rebuilds them.
     fn finish(self) -> Result<EngineReport, ServerError> {
-        self.ledger.close()?;
-        Ok(self.report)
+        let finished = self.pipeline.finish(false)?;
+        let r = finished.report;
+        Ok(EngineReport {
+            replayed: self.journal_replayed + r.replayed.saturating_sub(self.replayed_at_start),
+            events: r.events.saturating_sub(self.events_at_start),
+            appended: r.appended,
+            alert_lines: r.alert_lines,
+            decisions: r.decisions,
+        })
     }
 }

@@ -2,6 +2,7 @@
 
 mod cmd;
 mod fmt;
+mod progress;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

@@ -2,12 +2,13 @@
 //! watched with the embedded defaults; shows what a security engineer
 //! wants to see first.
 
-use crate::cmd::watch::{watch, WatchArgs};
 use crate::fmt::thousands;
 use anyhow::{Context, Result};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use vakt_event::{Alert, Severity};
+use vakt_ingest::Input;
+use vakt_pipeline::watch::{watch, WatchConfig, WatchReport};
 use vakt_sim::eval::{evaluate, read_alerts};
 use vakt_sim::{Scale, Scenario, SimConfig};
 
@@ -26,7 +27,7 @@ pub struct DemoArgs {
 pub struct Month {
     pub sim: vakt_sim::SimSummary,
     pub sim_secs: f64,
-    pub report: crate::cmd::watch::WatchReport,
+    pub report: WatchReport,
     pub alerts: Vec<Alert>,
     pub eval: vakt_sim::Evaluation,
 }
@@ -45,27 +46,19 @@ pub fn simulate_and_watch(dir: &std::path::Path, seed: u64, days: u32) -> Result
     let sim_secs = t0.elapsed().as_secs_f64();
 
     let alerts_path = dir.join("alerts.jsonl");
-    let watch_args = WatchArgs {
+    let watch_config = WatchConfig {
         directory: Some(dir.join("directory.toml")),
         cases: Some(dir.join("cases.csv")),
-        geoip: Vec::new(),
-        format: "jsonl".into(),
+        format: WatchConfig::format_named("jsonl")?,
         dead_letter: Some(dir.join("rejected.jsonl")),
-        output: None,
-        follow: false,
-        idle_exit: None,
-        max_line: vakt_ingest::lines::DEFAULT_MAX_LINE,
-        deliver: None,
-        stats_json: None,
-        data: None,
-        quiet: true,
-        inputs: vec![dir.join("events.jsonl").display().to_string()],
+        inputs: vec![Input::File(dir.join("events.jsonl"))],
+        ..WatchConfig::default()
     };
     let out = std::io::BufWriter::new(
         std::fs::File::create(&alerts_path)
             .with_context(|| format!("cannot create {}", alerts_path.display()))?,
     );
-    let report = watch(&watch_args, Box::new(out))?;
+    let report = watch(watch_config, Box::new(out))?;
     let alerts = read_alerts(&alerts_path)?;
     let labels = crate::cmd::eval::load_labels(&dir.join("labels.json"))?;
     let eval = evaluate(&labels, &alerts);
@@ -92,7 +85,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         args.days,
         thousands(sim.events),
         sim_secs,
-        thousands((report.total_events() as f64 / report.elapsed.as_secs_f64().max(1e-9)) as u64),
+        thousands(report.events_per_second() as u64),
         args.seed
     );
     println!();

@@ -52,8 +52,14 @@ pub fn ledger(cmd: LedgerCommand) -> Result<ExitCode> {
     match cmd {
         LedgerCommand::Verify(args) => {
             let dir = args.dir();
-            let r = verify::verify(&dir)
-                .with_context(|| format!("cannot verify the ledger in {}", dir.path.display()))?;
+            let mut bar: Option<crate::progress::Bar> = None;
+            let r = verify::verify_with_progress(&dir, &mut |done, total| {
+                bar.get_or_insert_with(|| crate::progress::items(total, "verifying"))
+                    .0
+                    .set_position(done)
+            })
+            .with_context(|| format!("cannot verify the ledger in {}", dir.path.display()))?;
+            drop(bar);
             match &r.problem {
                 None => {
                     println!(

@@ -12,7 +12,8 @@ use std::time::Duration;
 use vakt_deliver::{Deliverer, DeliveryConfig};
 use vakt_event::Directory;
 use vakt_ledger::Ledger;
-use vakt_proxy::{AlertOut, EventSink, FailMode, Guard, GuardConfig, SinkConfig};
+use vakt_pipeline::{Delivery, JsonLines, Outlet, PipelineConfig};
+use vakt_proxy::{EventSink, FailMode, Guard, GuardConfig, SinkConfig};
 
 #[derive(clap::Subcommand)]
 pub enum ProxyCommand {
@@ -112,7 +113,6 @@ impl EnforceArgs {
             )),
             None => Box::new(std::io::stdout()),
         };
-        let mut write = vakt_proxy::write_alerts(out);
         let deliverer = match &self.deliver {
             Some(p) => Some(Arc::new(Deliverer::start(
                 &data.path,
@@ -120,18 +120,18 @@ impl EnforceArgs {
             )?)),
             None => None,
         };
-        let queue = deliverer.clone();
-        let alerts: AlertOut = Box::new(move |a| {
-            write(a)?;
-            match &queue {
-                Some(d) => d.enqueue(a).map_err(std::io::Error::other),
-                None => Ok(()),
-            }
-        });
+        let mut outlets: Vec<Box<dyn Outlet>> =
+            vec![Box::new(JsonLines::new("alert output", out, true))];
+        if let Some(d) = &deliverer {
+            outlets.push(Box::new(Delivery(d.clone())));
+        }
         let sink = EventSink::start(
             &data,
-            directory.clone(),
-            alerts,
+            PipelineConfig {
+                directory: directory.clone(),
+                ..Default::default()
+            },
+            outlets,
             SinkConfig {
                 queue: self.queue,
                 fail_mode: self.fail_mode,

@@ -61,7 +61,7 @@ pub fn simulate(cfg: &SimConfig, out: &Path) -> Result<SimSummary> {
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let bar = ProgressBar::new(cfg.days as u64 * 86_400_000);
     bar.set_style(
-        ProgressStyle::with_template("simulating {bar:30} {percent:>3}% {msg}")
+        ProgressStyle::with_template("simulating {bar:30} {percent:>3}% {msg}, {eta} left")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let start = cfg.start.0;

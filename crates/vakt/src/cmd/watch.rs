@@ -1,23 +1,16 @@
-//! `vakt watch`: inputs -> parse -> enrich -> detect -> alerts on stdout.
+//! `vakt watch`: what the user typed ([`WatchArgs`]) turned into a
+//! [`WatchConfig`], run by `vakt_pipeline::watch`, summarised on stderr.
 
 use crate::fmt::{peak_rss, rss, thousands};
-use anyhow::{bail, Context, Result};
-use std::cell::RefCell;
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use anyhow::{Context, Result};
+use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
-use std::sync::{mpsc, Arc, Mutex};
-use std::time::{Duration, Instant};
-use vakt_detect::detectors::registry;
-use vakt_detect::Engine;
-use vakt_enrich::{Cases, Enricher, GeoIp};
-use vakt_event::{Alert, Directory, Event, EventKind};
-use vakt_ingest::parsers;
-use vakt_ingest::{
-    EventStream, FollowControl, Input, InputStats, Merge, ParserContext, Rejects, StreamConfig,
-};
-use vakt_ledger::{DataDir, Ledger};
+use std::sync::Arc;
+use std::time::Duration;
+use vakt_ingest::Input;
+use vakt_ledger::DataDir;
+use vakt_pipeline::watch::{watch, WatchConfig, WatchReport};
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct WatchArgs {
@@ -67,52 +60,114 @@ pub struct WatchArgs {
     pub inputs: Vec<String>,
 }
 
-/// What a run did, for the summary and for callers such as `vakt demo`.
-pub struct WatchReport {
-    pub inputs: Vec<InputStats>,
-    pub rejected: u64,
-    pub events: Vec<(&'static str, u64)>,
-    pub incidents: Vec<(&'static str, u64)>,
-    pub alert_lines: u64,
-    pub elapsed: Duration,
-    pub actors: usize,
-    pub detector_keys: usize,
+impl WatchArgs {
+    /// The run these flags describe.
+    pub fn to_config(&self) -> Result<WatchConfig> {
+        let quiet = self.quiet;
+        let data = self
+            .data
+            .as_ref()
+            .map(|p| DataDir::resolve((p.as_os_str() != "-").then_some(p.as_path())));
+        let deliver = match &self.deliver {
+            Some(p) => {
+                let config = vakt_deliver::DeliveryConfig::load(p)?;
+                let dir = DataDir::resolve(self.data.as_deref().filter(|p| p.as_os_str() != "-"));
+                Some((config, dir))
+            }
+            None => None,
+        };
+        let total_bytes: u64 = self
+            .inputs
+            .iter()
+            .filter(|i| i.as_str() != "-")
+            .filter_map(|i| std::fs::metadata(i).ok())
+            .map(|m| m.len())
+            .sum();
+        let progress = (!quiet && !self.follow && total_bytes > 0 && io::stderr().is_terminal())
+            .then(|| crate::progress::bytes_callback(total_bytes, "watching"));
+        Ok(WatchConfig {
+            directory: self.directory.clone(),
+            cases: self.cases.clone(),
+            geoip: self.geoip.clone(),
+            format: WatchConfig::format_named(&self.format)?,
+            dead_letter: self.dead_letter.clone(),
+            follow: self.follow,
+            idle_exit: self.idle_exit.map(Duration::from_secs_f64),
+            max_line: self.max_line,
+            data,
+            deliver,
+            inputs: self.inputs.iter().map(|s| Input::parse(s)).collect(),
+            notify: Arc::new(move |m: &str| {
+                if !quiet {
+                    eprintln!("vakt: {m}")
+                }
+            }),
+            progress,
+        })
+    }
+}
+
+pub fn run(args: WatchArgs) -> Result<ExitCode> {
+    let out: Box<dyn Write + Send> = match &args.output {
+        Some(p) => Box::new(io::BufWriter::new(std::fs::File::create(p).with_context(
+            || format!("cannot create the output file {}", p.display()),
+        )?)),
+        None => Box::new(io::BufWriter::new(io::stdout())),
+    };
+    let report = watch(args.to_config()?, out)?;
+    let summary = Summary::of(report);
+    if let Some(p) = &args.stats_json {
+        std::fs::write(p, serde_json::to_string_pretty(&summary.to_json())?)
+            .with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    if !args.quiet {
+        summary.print();
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A run's report with this process's memory figures.
+pub struct Summary {
+    pub report: WatchReport,
     pub peak_rss: u64,
     /// Resident memory at the end of the run, with all state still held.
     pub end_rss: u64,
-    /// Accesses appended to the ledger, and lines it already held.
-    pub ledger: Option<(u64, u64)>,
 }
 
-impl WatchReport {
-    pub fn total_events(&self) -> u64 {
-        self.events.iter().map(|(_, n)| n).sum()
+impl Summary {
+    pub fn of(report: WatchReport) -> Summary {
+        Summary {
+            report,
+            peak_rss: peak_rss(),
+            end_rss: rss(),
+        }
     }
 
     pub fn to_json(&self) -> serde_json::Value {
-        let secs = self.elapsed.as_secs_f64();
+        let r = &self.report;
         serde_json::json!({
-            "events": self.total_events(),
-            "events_by_kind": self.events.iter().map(|(k, n)| (k.to_string(), serde_json::json!(n))).collect::<serde_json::Map<_, _>>(),
-            "rejected": self.rejected,
-            "incidents_by_rule": self.incidents.iter().map(|(k, n)| (k.to_string(), serde_json::json!(n))).collect::<serde_json::Map<_, _>>(),
-            "alert_lines": self.alert_lines,
-            "seconds": secs,
-            "events_per_second": self.total_events() as f64 / secs.max(1e-9),
-            "actors": self.actors,
-            "detector_keys": self.detector_keys,
+            "events": r.total_events(),
+            "events_by_kind": r.events.iter().map(|(k, n)| (k.to_string(), serde_json::json!(n))).collect::<serde_json::Map<_, _>>(),
+            "rejected": r.rejected,
+            "replayed": r.replayed,
+            "incidents_by_rule": r.incidents.iter().map(|(k, n)| (k.to_string(), serde_json::json!(n))).collect::<serde_json::Map<_, _>>(),
+            "alert_lines": r.alert_lines,
+            "seconds": r.elapsed.as_secs_f64(),
+            "events_per_second": r.events_per_second(),
+            "actors": r.actors,
+            "detector_keys": r.detector_keys,
             "peak_rss_bytes": self.peak_rss,
             "end_rss_bytes": self.end_rss,
-            "inputs": self.inputs.iter().map(|i| serde_json::json!({
+            "inputs": r.inputs.iter().map(|i| serde_json::json!({
                 "name": i.name, "format": i.format, "lines": i.lines, "events": i.events, "rejected": i.rejected,
             })).collect::<Vec<_>>(),
         })
     }
 
     pub fn print(&self) {
-        let total = self.total_events();
-        let secs = self.elapsed.as_secs_f64().max(1e-9);
-        let kinds: Vec<String> = self
+        let r = &self.report;
+        let total = r.total_events();
+        let kinds: Vec<String> = r
             .events
             .iter()
             .map(|(k, n)| format!("{k} {}", thousands(*n)))
@@ -125,10 +180,10 @@ impl WatchReport {
             } else {
                 kinds.join(", ")
             },
-            secs,
-            thousands((total as f64 / secs) as u64)
+            r.elapsed.as_secs_f64(),
+            thousands(r.events_per_second() as u64)
         );
-        for i in &self.inputs {
+        for i in &r.inputs {
             eprintln!(
                 "  input {} ({}): {} lines, {} events, {} rejected",
                 i.name,
@@ -138,9 +193,9 @@ impl WatchReport {
                 thousands(i.rejected)
             );
         }
-        eprintln!("  lines rejected: {}", thousands(self.rejected));
-        let n: u64 = self.incidents.iter().map(|(_, n)| n).sum();
-        let rules: Vec<String> = self
+        eprintln!("  lines rejected: {}", thousands(r.rejected));
+        let n: u64 = r.incidents.iter().map(|(_, n)| n).sum();
+        let rules: Vec<String> = r
             .incidents
             .iter()
             .map(|(r, n)| format!("{r} {n}"))
@@ -150,318 +205,29 @@ impl WatchReport {
             thousands(n),
             if rules.is_empty() { "" } else { ": " },
             rules.join(", "),
-            thousands(self.alert_lines)
+            thousands(r.alert_lines)
         );
-        if let Some((new, dup)) = self.ledger {
+        if let Some((new, dup)) = r.ledger {
             eprintln!(
                 "  ledger: {} accesses appended, {} already recorded",
                 thousands(new),
                 thousands(dup)
             );
         }
+        if r.replayed > 0 {
+            eprintln!(
+                "  replayed: {} events the ledger already held rebuilt detector state and raised nothing again",
+                thousands(r.replayed)
+            );
+        }
+        if r.undelivered_bytes > 0 {
+            eprintln!("  delivery: alerts still undelivered after 10 s stay queued in the data directory and go out at the next run");
+        }
         eprintln!(
             "  state: {} actors, {} detector keys, peak memory {:.1} MiB",
-            thousands(self.actors as u64),
-            thousands(self.detector_keys as u64),
+            thousands(r.actors as u64),
+            thousands(r.detector_keys as u64),
             self.peak_rss as f64 / (1024.0 * 1024.0)
         );
     }
-}
-
-pub fn run(args: WatchArgs) -> Result<ExitCode> {
-    let quiet = args.quiet;
-    let out: Box<dyn Write> = match &args.output {
-        Some(p) => Box::new(io::BufWriter::new(std::fs::File::create(p).with_context(
-            || format!("cannot create the output file {}", p.display()),
-        )?)),
-        None => Box::new(io::BufWriter::new(io::stdout().lock())),
-    };
-    let report = watch(&args, out)?;
-    if let Some(p) = &args.stats_json {
-        std::fs::write(p, serde_json::to_string_pretty(&report.to_json())?)
-            .with_context(|| format!("cannot write {}", p.display()))?;
-    }
-    if !quiet {
-        report.print();
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Builds the engine from the command line's side inputs, telling once
-/// what each detector lacks.
-pub fn build_engine(args: &WatchArgs) -> Result<(Engine, Arc<Directory>)> {
-    let directory = match &args.directory {
-        Some(p) => Directory::load(p)?,
-        None => {
-            if !args.quiet {
-                eprintln!("vakt: note: no --directory given; detectors that need organisations, networks or accounts say so below");
-            }
-            Directory::default()
-        }
-    };
-    let directory = Arc::new(directory);
-    let cases = match &args.cases {
-        Some(p) => Some(Cases::load(p)?),
-        None => None,
-    };
-    let geoip = if args.geoip.is_empty() {
-        None
-    } else {
-        Some(GeoIp::open(&args.geoip)?)
-    };
-    let engine = Engine::new(Enricher::new(directory.clone(), cases, geoip), registry());
-    if !args.quiet {
-        for (id, note) in engine.missing_inputs() {
-            eprintln!("vakt: note: {id}: {note}");
-        }
-    }
-    Ok((engine, directory))
-}
-
-/// Runs the pipeline, writing alert lines to `out`.
-pub fn watch(args: &WatchArgs, mut out: Box<dyn Write>) -> Result<WatchReport> {
-    let format = match args.format.as_str() {
-        "auto" => None,
-        name => match parsers::format(name) {
-            Some(f) => Some(f),
-            None => bail!(
-                "unknown --format `{name}`; use auto or one of: {}",
-                parsers::names().join(", ")
-            ),
-        },
-    };
-    let (mut engine, directory) = build_engine(args)?;
-    let config = StreamConfig {
-        format,
-        context: ParserContext {
-            directory: directory.clone(),
-        },
-        max_line: args.max_line,
-        lateness: vakt_detect::LATENESS,
-    };
-    let quiet = args.quiet;
-    let rejects = Mutex::new(Rejects::new(
-        args.dead_letter.as_deref(),
-        Box::new(move |m| {
-            if !quiet {
-                eprintln!("vakt: {m}")
-            }
-        }),
-    )?);
-    let inputs: Vec<Input> = if args.inputs.is_empty() {
-        vec![Input::Stdin]
-    } else {
-        args.inputs.iter().map(|s| Input::parse(s)).collect()
-    };
-
-    let ledger = match &args.data {
-        Some(p) => {
-            let dir = DataDir::resolve((p.as_os_str() != "-").then_some(p.as_path()));
-            if !dir.exists() && !quiet {
-                eprintln!(
-                    "vakt: note: creating the data directory {} (ledger and signing key)",
-                    dir.path.display()
-                );
-            }
-            Some(
-                Ledger::open(&dir)
-                    .with_context(|| format!("cannot open the ledger in {}", dir.path.display()))?,
-            )
-        }
-        None => None,
-    };
-    let deliverer = match &args.deliver {
-        Some(p) => {
-            let config = vakt_deliver::DeliveryConfig::load(p)?;
-            let dir = DataDir::resolve(args.data.as_deref().filter(|p| p.as_os_str() != "-"));
-            Some(vakt_deliver::Deliverer::start(&dir.path, &config)?)
-        }
-        None => None,
-    };
-    let mut deliver_error: Option<vakt_deliver::DeliverError> = None;
-    let ledger = RefCell::new(ledger);
-    let mut ledger_error: Option<vakt_ledger::LedgerError> = None;
-
-    let started = Instant::now();
-    let mut alert_lines = 0u64;
-    let mut write_error: Option<io::Error> = None;
-    let follow = args.follow;
-    let mut emit = |a: Alert| {
-        alert_lines += 1;
-        if let Some(l) = ledger.borrow_mut().as_mut() {
-            // The alert, and the decisions the directory's policies make of it.
-            let recorded = l.record_alert(&a).and_then(|()| {
-                vakt_ledger::decisions::from_alert(&directory.policies, &a)
-                    .iter()
-                    .try_for_each(|d| l.put_decision(d))
-            });
-            if let Err(e) = recorded {
-                ledger_error.get_or_insert(e);
-            }
-        }
-        if let Some(d) = &deliverer {
-            if let Err(e) = d.enqueue(&a) {
-                deliver_error.get_or_insert(e);
-            }
-        }
-        if write_error.is_none() {
-            let r = writeln!(out, "{}", a.to_json_line()).and_then(|()| {
-                if follow {
-                    out.flush()
-                } else {
-                    Ok(())
-                }
-            });
-            if let Err(e) = r {
-                write_error = Some(e);
-            }
-        }
-    };
-
-    // Detection first, then the ledger: an access is recorded once it is seen.
-    // The ledger records the organisation the directory names, which wins over the event's.
-    let record = |engine: &Engine, ev: &Event| -> Result<()> {
-        if let (Some(l), Event::Access(a)) = (ledger.borrow_mut().as_mut(), ev) {
-            l.append_as(a, engine.enricher().organization_of(a))
-                .context("cannot append to the ledger")?;
-        }
-        Ok(())
-    };
-    let input_stats = if args.follow {
-        follow_inputs(&inputs, config, args.idle_exit, &rejects, &mut |ev| {
-            engine.process(&ev, &mut emit);
-            record(&engine, &ev)
-        })?
-    } else {
-        let mut streams = Vec::new();
-        for i in &inputs {
-            streams.push(
-                EventStream::open(i, config.clone())
-                    .with_context(|| format!("cannot open input {}", i.name()))?,
-            );
-        }
-        let mut merge = Merge::new(streams);
-        while let Some(ev) = merge.next_event(&rejects)? {
-            engine.process(&ev, &mut emit);
-            record(&engine, &ev)?;
-        }
-        merge.stats()
-    };
-    engine.finish(&mut emit);
-    if let Some(e) = ledger_error {
-        return Err(e).context("cannot record alerts in the ledger");
-    }
-    if let Some(e) = deliver_error {
-        return Err(e).context("cannot queue alerts for delivery");
-    }
-    if let Some(d) = deliverer {
-        if d.shutdown(std::time::Duration::from_secs(10)) > 0 && !quiet {
-            eprintln!("vakt: note: alerts still undelivered after 10 s stay queued in the data directory and go out at the next run");
-        }
-    }
-    let ledger_counts = match ledger.into_inner() {
-        Some(l) => {
-            let counts = l.counts();
-            l.close().context("cannot commit the ledger")?;
-            Some(counts)
-        }
-        None => None,
-    };
-    if let Some(e) = write_error {
-        if e.kind() != io::ErrorKind::BrokenPipe {
-            return Err(e).context("cannot write alerts");
-        }
-    }
-    out.flush().or_else(|e| {
-        if e.kind() == io::ErrorKind::BrokenPipe {
-            Ok(())
-        } else {
-            Err(e)
-        }
-    })?;
-    let elapsed = started.elapsed();
-    let mut rejects = rejects.into_inner().unwrap_or_else(|p| p.into_inner());
-    rejects
-        .flush()
-        .context("cannot write the dead-letter file")?;
-    let (detector_keys, actors) = engine.tracked();
-    Ok(WatchReport {
-        inputs: input_stats,
-        rejected: rejects.count(),
-        events: [EventKind::Access, EventKind::Flow]
-            .into_iter()
-            .map(|k| (k.as_str(), engine.events(k)))
-            .filter(|(_, n)| *n > 0)
-            .collect(),
-        incidents: engine
-            .incidents_by_rule()
-            .iter()
-            .map(|(k, v)| (*k, *v))
-            .collect(),
-        alert_lines,
-        elapsed,
-        actors,
-        detector_keys,
-        peak_rss: peak_rss(),
-        end_rss: rss(),
-        ledger: ledger_counts,
-    })
-}
-
-/// Follows every input in its own thread; events reach the engine in
-/// arrival order (each input is in order within the tolerated lateness).
-fn follow_inputs(
-    inputs: &[Input],
-    config: StreamConfig,
-    idle_exit: Option<f64>,
-    rejects: &Mutex<Rejects>,
-    process: &mut dyn FnMut(Event) -> Result<()>,
-) -> Result<Vec<InputStats>> {
-    let control = FollowControl {
-        idle_exit: idle_exit.map(Duration::from_secs_f64),
-        ..Default::default()
-    };
-    let stop = control.stop.clone();
-    // A second Ctrl-C while stopping falls through to the default (exit).
-    let _ = ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed));
-    let mut streams = Vec::new();
-    for i in inputs {
-        let s = match i {
-            Input::File(p) => follow_path(p, &config, &control)?,
-            Input::Stdin => EventStream::open(i, config.clone())?,
-        };
-        streams.push(s);
-    }
-    let (tx, rx) = mpsc::sync_channel::<Event>(4096);
-    std::thread::scope(|scope| -> Result<Vec<InputStats>> {
-        let mut handles = Vec::new();
-        for mut s in streams {
-            let tx = tx.clone();
-            handles.push(scope.spawn(move || -> io::Result<InputStats> {
-                while let Some(ev) = s.next_event(rejects)? {
-                    if tx.send(ev).is_err() {
-                        break;
-                    }
-                }
-                Ok(s.stats().clone())
-            }));
-        }
-        drop(tx);
-        for ev in rx {
-            process(ev)?;
-        }
-        let mut stats = Vec::new();
-        for h in handles {
-            stats.push(
-                h.join()
-                    .map_err(|_| anyhow::anyhow!("an input thread failed"))??,
-            );
-        }
-        Ok(stats)
-    })
-}
-
-fn follow_path(p: &Path, config: &StreamConfig, control: &FollowControl) -> Result<EventStream> {
-    EventStream::follow(p, config.clone(), control.clone())
-        .with_context(|| format!("cannot follow {}", p.display()))
 }

@@ -1,0 +1,446 @@
+//! [`Pipeline`]: ledger write, detect, decide, deliver, in that order (the
+//! crate doc says why).
+
+use crate::outlet::Outlet;
+use crate::PipelineError;
+use std::collections::HashMap;
+use std::sync::Arc;
+use vakt_detect::detectors::registry;
+use vakt_detect::Engine;
+use vakt_enrich::{Cases, Enricher, GeoIp};
+use vakt_event::{Alert, Directory, Event};
+use vakt_ledger::decisions::{self, Decision};
+use vakt_ledger::Ledger;
+
+/// What the engine is built from: the side inputs of a run. A plain
+/// value, so front ends, benches and tests build it the same way.
+#[derive(Default)]
+pub struct PipelineConfig {
+    /// Organisations, networks, accounts, canaries, and the `[[policy]]`
+    /// entries that turn alerts into decisions.
+    pub directory: Arc<Directory>,
+    /// Business context (cases), for `no_business_context`.
+    pub cases: Option<Cases>,
+    /// Country and ASN databases for flows' destinations.
+    pub geoip: Option<GeoIp>,
+}
+
+/// What a pipeline did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PipelineReport {
+    /// Events processed in full.
+    pub events: u64,
+    /// Events that only rebuilt detector state (the ledger had them).
+    pub replayed: u64,
+    /// Accesses appended to the ledger.
+    pub appended: u64,
+    /// Alert lines raised.
+    pub alert_lines: u64,
+    /// Decisions the policies made.
+    pub decisions: u64,
+    /// The first error of each outlet that failed, by outlet name. An
+    /// outlet's failure does not stop the pipeline.
+    pub outlet_errors: Vec<(String, String)>,
+}
+
+/// How an event went through [`Pipeline::process`].
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Processed {
+    /// Recorded, detected, decided and delivered.
+    New,
+    /// Already in the ledger: it rebuilt detector state only.
+    Replayed,
+}
+
+/// The act step: owns the engine, the ledger, the policies and the
+/// outlets. See the crate doc for the order and the replay story.
+pub struct Pipeline {
+    engine: Engine,
+    ledger: Option<Ledger>,
+    directory: Arc<Directory>,
+    outlets: Vec<Box<dyn Outlet>>,
+    report: PipelineReport,
+    /// Per source read in line order, the last line the ledger held in
+    /// full when the source was resumed.
+    replay_until: HashMap<Arc<str>, u64>,
+    alerts: Vec<Alert>,
+}
+
+impl Pipeline {
+    /// A pipeline over `ledger` (none: detect and deliver only). Detector
+    /// parameters are checked here, so a bad one stops the start.
+    pub fn new(config: PipelineConfig, ledger: Option<Ledger>) -> Result<Pipeline, PipelineError> {
+        let directory = config.directory;
+        let enricher = Enricher::new(directory.clone(), config.cases, config.geoip);
+        Ok(Pipeline {
+            engine: Engine::new(enricher, registry()),
+            ledger,
+            directory,
+            outlets: Vec::new(),
+            report: PipelineReport::default(),
+            replay_until: HashMap::new(),
+            alerts: Vec::new(),
+        })
+    }
+
+    /// Adds an outlet; every alert line goes to each, in the order added.
+    pub fn with_outlet(mut self, outlet: impl Outlet + 'static) -> Pipeline {
+        self.outlets.push(Box::new(outlet));
+        self
+    }
+
+    /// One note per detector that lacks an input it needs, to say once at start.
+    pub fn missing_inputs(&self) -> Vec<(&'static str, String)> {
+        self.engine.missing_inputs()
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn directory(&self) -> &Arc<Directory> {
+        &self.directory
+    }
+
+    pub fn ledger(&self) -> Option<&Ledger> {
+        self.ledger.as_ref()
+    }
+
+    pub fn report(&self) -> &PipelineReport {
+        &self.report
+    }
+
+    /// Runs one event through the act step. On
+    /// [`PipelineError::NotRecorded`] nothing happened to the event; on
+    /// any other error the pipeline should be stopped.
+    pub fn process(&mut self, event: &Event) -> Result<Processed, PipelineError> {
+        if self.is_behind_progress(event) {
+            self.rebuild(event);
+            return Ok(Processed::Replayed);
+        }
+        if let (Some(ledger), Event::Access(a)) = (self.ledger.as_mut(), event) {
+            let organization = self.engine.enricher().organization_of(a);
+            match ledger.append_as(a, organization) {
+                Ok(true) => self.report.appended += 1,
+                Ok(false) => {
+                    self.rebuild(event);
+                    return Ok(Processed::Replayed);
+                }
+                Err(e) => return Err(PipelineError::NotRecorded(e)),
+            }
+        }
+        self.report.events += 1;
+        let mut alerts = std::mem::take(&mut self.alerts);
+        self.engine.process(event, &mut |a| alerts.push(a));
+        let acted = self.act(&mut alerts);
+        self.alerts = alerts;
+        let decided = acted?;
+        if let Some(l) = self.ledger.as_mut() {
+            if decided {
+                l.commit()?;
+            } else {
+                l.commit_if_due()?;
+            }
+        }
+        Ok(Processed::New)
+    }
+
+    /// Shows an event the ledger already holds to the detectors, for their
+    /// state only: nothing is recorded, raised or sent.
+    pub fn rebuild(&mut self, event: &Event) {
+        self.report.replayed += 1;
+        self.engine.process(event, &mut |_| {});
+    }
+
+    /// Makes the events of `source` at or before the line its recorded
+    /// progress names replays, and returns that line (0 without a ledger or
+    /// a record). For sources read in line order; call it once a source is
+    /// first seen, before its events. The cut stays where the ledger had it
+    /// at that moment, so events of this run that arrive out of line order
+    /// are never mistaken for replays.
+    pub fn resume(&mut self, source: &Arc<str>) -> Result<u64, PipelineError> {
+        if let Some(done) = self.replay_until.get(source) {
+            return Ok(*done);
+        }
+        let done = match self.ledger.as_ref() {
+            Some(l) => l.progress(source)?,
+            None => 0,
+        };
+        self.replay_until.insert(source.clone(), done);
+        Ok(done)
+    }
+
+    /// Records that `source` is processed up to `line`; committed with the
+    /// entries, alerts and decisions of the open batch, and read back by
+    /// [`Pipeline::resume`] at the next start.
+    pub fn set_progress(&mut self, source: &str, line: u64) -> Result<(), PipelineError> {
+        if let Some(l) = self.ledger.as_mut() {
+            l.set_progress(source, line)?;
+        }
+        Ok(())
+    }
+
+    fn is_behind_progress(&self, event: &Event) -> bool {
+        if self.replay_until.is_empty() {
+            return false;
+        }
+        let origin = event.origin();
+        self.replay_until
+            .get(&origin.source)
+            .is_some_and(|done| origin.line <= *done)
+    }
+
+    /// Commits the open batch now (a caller that goes idle, or stops).
+    pub fn commit(&mut self) -> Result<(), PipelineError> {
+        if let Some(l) = self.ledger.as_mut() {
+            l.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Records each alert and its decisions, then hands them to the
+    /// outlets. Returns whether any decision was made.
+    fn act(&mut self, alerts: &mut Vec<Alert>) -> Result<bool, PipelineError> {
+        let mut decided = false;
+        for alert in alerts.drain(..) {
+            self.report.alert_lines += 1;
+            let made: Vec<Decision> = decisions::from_alert(&self.directory.policies, &alert);
+            self.report.decisions += made.len() as u64;
+            decided |= !made.is_empty();
+            if let Some(l) = self.ledger.as_mut() {
+                l.record_alert(&alert)?;
+                for d in &made {
+                    l.put_decision(d)?;
+                }
+            }
+            for o in &mut self.outlets {
+                if let Err(e) = o.alert(&alert, &made) {
+                    tracing::warn!("cannot send alert {} to {}: {e}", alert.id, o.name());
+                    let name = o.name();
+                    if !self.report.outlet_errors.iter().any(|(n, _)| n == name) {
+                        self.report
+                            .outlet_errors
+                            .push((name.to_owned(), e.to_string()));
+                    }
+                }
+            }
+        }
+        Ok(decided)
+    }
+
+    /// Ends the run: with `close_incidents`, the engine's open incidents
+    /// give their last lines first (the end of a finite input); without,
+    /// they stay open for the next start to rebuild (a server stopping).
+    /// Commits and closes the ledger, finishes the outlets.
+    pub fn finish(mut self, close_incidents: bool) -> Result<Finished, PipelineError> {
+        if close_incidents {
+            let mut alerts = Vec::new();
+            self.engine.finish(&mut |a| alerts.push(a));
+            self.act(&mut alerts)?;
+        }
+        let ledger_counts = match self.ledger.take() {
+            Some(l) => {
+                let counts = l.counts();
+                l.close()?;
+                Some(counts)
+            }
+            None => None,
+        };
+        for o in &mut self.outlets {
+            if let Err(e) = o.finish() {
+                let name = o.name().to_owned();
+                if !self.report.outlet_errors.iter().any(|(n, _)| *n == name) {
+                    self.report.outlet_errors.push((name, e.to_string()));
+                }
+            }
+        }
+        Ok(Finished {
+            report: self.report,
+            engine: self.engine,
+            ledger_counts,
+        })
+    }
+}
+
+/// A finished pipeline: its report, and the engine for its figures.
+pub struct Finished {
+    pub report: PipelineReport,
+    pub engine: Engine,
+    /// Accesses appended and lines already recorded, when a ledger was kept.
+    pub ledger_counts: Option<(u64, u64)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+    use vakt_ledger::DataDir;
+
+    const DIRECTORY: &str = r#"
+[[organization]]
+id = "partner-3"
+networks = ["192.0.2.0/24"]
+
+[[account]]
+name = "p3.anna"
+organization = "partner-3"
+role = "sales"
+
+[[canary]]
+customer_id = "C-900001"
+label = "planted"
+
+[[policy]]
+rule = "canary"
+min_severity = "critical"
+action = "block"
+ttl = "1h"
+"#;
+
+    /// Records what reached it, for the tests.
+    #[derive(Clone, Default)]
+    struct Seen(Arc<Mutex<Vec<(String, usize)>>>);
+
+    impl Outlet for Seen {
+        fn name(&self) -> &str {
+            "seen"
+        }
+        fn alert(&mut self, a: &Alert, d: &[Decision]) -> std::io::Result<()> {
+            self.0.lock().unwrap().push((a.rule.clone(), d.len()));
+            Ok(())
+        }
+    }
+
+    fn read(source: &str, line: u64, minute: u32, customer: &str) -> Event {
+        let json = format!(
+            r#"{{"@timestamp":"2026-11-02T08:{minute:02}:00Z","event.kind":"access","event.action":"lookup","user.name":"p3.anna","source.ip":"192.0.2.10","customer.ids":["{customer}"],"records":1}}"#
+        );
+        vakt_ingest::parsers::jsonl::parse_event(
+            &json,
+            &vakt_event::Origin::new(source.into(), line),
+        )
+        .unwrap()
+    }
+
+    fn pipeline(data: &DataDir, seen: &Seen) -> Pipeline {
+        let config = PipelineConfig {
+            directory: Arc::new(Directory::from_toml(DIRECTORY, "d.toml").unwrap()),
+            ..Default::default()
+        };
+        Pipeline::new(config, Some(Ledger::open(data).unwrap()))
+            .unwrap()
+            .with_outlet(seen.clone())
+    }
+
+    #[test]
+    fn a_canary_read_is_recorded_alerted_decided_and_delivered_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = DataDir {
+            path: tmp.path().join("data"),
+        };
+        let seen = Seen::default();
+        let mut p = pipeline(&data, &seen);
+        assert_eq!(
+            p.process(&read("a.jsonl", 1, 0, "C-1")).unwrap(),
+            Processed::New
+        );
+        assert_eq!(
+            p.process(&read("a.jsonl", 2, 1, "C-900001")).unwrap(),
+            Processed::New
+        );
+        // The decision was committed at once: another reader sees it now.
+        let reader = Ledger::open_read(&data).unwrap();
+        let decisions = reader.decisions(None).unwrap();
+        assert_eq!(decisions.len(), 1, "{decisions:?}");
+        assert_eq!(
+            seen.0.lock().unwrap().as_slice(),
+            &[("canary".to_string(), 1)]
+        );
+        let done = p.finish(true).unwrap();
+        assert_eq!((done.report.appended, done.report.decisions), (2, 1));
+
+        // The same input again: every access is a replay, nothing is raised again.
+        let again = Seen::default();
+        let mut p = pipeline(&data, &again);
+        for (line, minute, c) in [(1, 0, "C-1"), (2, 1, "C-900001")] {
+            assert_eq!(
+                p.process(&read("a.jsonl", line, minute, c)).unwrap(),
+                Processed::Replayed
+            );
+        }
+        let done = p.finish(true).unwrap();
+        assert_eq!((done.report.appended, done.report.replayed), (0, 2));
+        assert!(again.0.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn lines_at_or_before_a_resumed_sources_progress_only_rebuild_state() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = DataDir {
+            path: tmp.path().join("data"),
+        };
+        let source: Arc<str> = "journal".into();
+        let seen = Seen::default();
+        let mut p = pipeline(&data, &seen);
+        assert_eq!(p.resume(&source).unwrap(), 0);
+        p.process(&read("journal", 1, 0, "C-1")).unwrap();
+        p.set_progress(&source, 1).unwrap();
+        p.finish(false).unwrap();
+
+        let mut p = pipeline(&data, &seen);
+        assert_eq!(p.resume(&source).unwrap(), 1);
+        assert_eq!(
+            p.process(&read("journal", 1, 0, "C-1")).unwrap(),
+            Processed::Replayed
+        );
+        assert_eq!(
+            p.process(&read("journal", 3, 1, "C-900001")).unwrap(),
+            Processed::New
+        );
+        // A line that arrives out of order in this run is not mistaken for a replay.
+        p.set_progress(&source, 3).unwrap();
+        assert_eq!(
+            p.process(&read("journal", 2, 1, "C-2")).unwrap(),
+            Processed::New
+        );
+        assert_eq!(seen.0.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn an_access_the_ledger_refuses_reaches_no_detector() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = DataDir {
+            path: tmp.path().join("data"),
+        };
+        let seen = Seen::default();
+        let mut p = pipeline(&data, &seen);
+        p.commit().unwrap();
+        // Another writer holds the database: the append fails.
+        let mut other = rusqlite_lock(&data);
+        let r = p.process(&read("a.jsonl", 1, 0, "C-900001"));
+        assert!(matches!(r, Err(PipelineError::NotRecorded(_))), "{r:?}");
+        assert_eq!(p.engine().events(vakt_event::EventKind::Access), 0);
+        assert!(seen.0.lock().unwrap().is_empty());
+        other.release();
+        assert_eq!(
+            p.process(&read("a.jsonl", 1, 0, "C-900001")).unwrap(),
+            Processed::New
+        );
+        assert_eq!(seen.0.lock().unwrap().len(), 1);
+    }
+
+    /// Holds the ledger's write lock, as another writer would.
+    struct WriteLock(rusqlite::Connection);
+
+    impl WriteLock {
+        fn release(&mut self) {
+            self.0.execute_batch("COMMIT").unwrap();
+        }
+    }
+
+    fn rusqlite_lock(data: &DataDir) -> WriteLock {
+        let c = rusqlite::Connection::open(data.path.join("ledger.db")).unwrap();
+        c.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        WriteLock(c)
+    }
+}
