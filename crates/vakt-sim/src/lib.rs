@@ -8,7 +8,7 @@
 
 pub mod bench;
 pub mod eval;
-mod operator;
+mod world;
 mod rng;
 mod scenarios;
 
@@ -167,5 +167,5 @@ pub fn simulate(
     out_dir: &Path,
     progress: impl FnMut(u64),
 ) -> Result<SimSummary, SimError> {
-    operator::run(cfg, out_dir, progress)
+    world::run(cfg, out_dir, progress)
 }
