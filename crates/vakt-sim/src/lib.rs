@@ -7,10 +7,12 @@
 //! stays constant whatever the size.
 
 pub mod bench;
+mod benign;
 pub mod eval;
-mod world;
+mod operator;
 mod rng;
 mod scenarios;
+mod world;
 
 pub use bench::{bench_directory, bench_events};
 pub use eval::{evaluate, Evaluation};
@@ -167,5 +169,5 @@ pub fn simulate(
     out_dir: &Path,
     progress: impl FnMut(u64),
 ) -> Result<SimSummary, SimError> {
-    world::run(cfg, out_dir, progress)
+    operator::run(cfg, out_dir, progress)
 }

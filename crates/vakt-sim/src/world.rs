@@ -1,8 +1,10 @@
-//! The benign operator: who works when, reads what, sends where.
+//! The simulated operator's world: its organisations and accounts (the
+//! actors), customers, the calendar of its hours, and the events and cases
+//! it writes. What happens in it is told elsewhere: benign behaviour in
+//! `benign.rs`, incidents in `scenarios.rs`, the hours in `operator.rs`.
 
-use crate::rng::{lognormal, poisson, SimRng};
-use crate::scenarios::Plans;
-use crate::{BenignSummary, Labels, Scale, SimConfig, SimError, SimSummary};
+use crate::rng::SimRng;
+use crate::{Scale, SimConfig};
 use chrono::{Datelike, TimeZone, Timelike, Weekday};
 use chrono_tz::Tz;
 use rand::{Rng, SeedableRng};
@@ -10,7 +12,6 @@ use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::Path;
 use vakt_event::time::{DAY, HOUR};
 use vakt_event::{AccessEvent, Action, Event, FlowEvent, Timestamp};
 
@@ -134,10 +135,11 @@ pub(crate) struct World {
     pub actors: Vec<Actor>,
     pub customers: u32,
     pub dest_pool: Vec<(IpAddr, &'static str)>,
-    active: Vec<bool>,
+    /// Whether actor `i` was active on day `d`, at `i * days + d`.
+    pub active: Vec<bool>,
     out: Vec<(i64, u64, String)>,
     seq: u64,
-    cases: BufWriter<File>,
+    pub cases: BufWriter<File>,
     case_seq: u64,
     pub cases_written: u64,
     pub access_events: u64,
@@ -146,90 +148,8 @@ pub(crate) struct World {
     tz: Tz,
 }
 
-fn io(path: &Path) -> impl Fn(std::io::Error) -> SimError + '_ {
-    move |source| SimError::Io {
-        path: path.display().to_string(),
-        source,
-    }
-}
-
-pub(crate) fn run(
-    cfg: &SimConfig,
-    dir: &Path,
-    mut progress: impl FnMut(u64),
-) -> Result<SimSummary, SimError> {
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let events_path = dir.join("events.jsonl");
-    let cases_path = dir.join("cases.csv");
-    let mut events = BufWriter::with_capacity(
-        1 << 20,
-        File::create(&events_path).map_err(io(&events_path))?,
-    );
-    let mut cases = BufWriter::new(File::create(&cases_path).map_err(io(&cases_path))?);
-    writeln!(cases, "case_id,customer_id,account,opened,closed").map_err(io(&cases_path))?;
-
-    let mut world = World::new(cfg.clone(), cases);
-    let mut plans = Plans::new(&mut world);
-    let dir_path = dir.join("directory.toml");
-    std::fs::write(&dir_path, world.directory_toml()).map_err(io(&dir_path))?;
-
-    let hours = cfg.days as i64 * 24;
-    for h in 0..hours {
-        let hour = world.hour(cfg.start.0 + h * HOUR);
-        world.benign_hour(&hour);
-        plans.hour(&mut world, &hour);
-        world.flush_hour(&mut events).map_err(io(&events_path))?;
-        progress(hour.start as u64 + HOUR as u64);
-    }
-    events.flush().map_err(io(&events_path))?;
-    world.cases.flush().map_err(io(&cases_path))?;
-
-    let scenario_labels = plans.labels();
-    let scenario_actors: HashSet<&str> = scenario_labels
-        .iter()
-        .flat_map(|l| l.actors.users.iter().chain(&l.actors.hosts))
-        .map(String::as_str)
-        .collect();
-    let mut benign = BenignSummary::default();
-    let days = cfg.days as usize;
-    for (i, a) in world.actors.iter().enumerate() {
-        if scenario_actors.contains(a.name.as_str()) {
-            continue;
-        }
-        let d = world.active[i * days..(i + 1) * days]
-            .iter()
-            .filter(|&&x| x)
-            .count() as u64;
-        if d > 0 {
-            benign.actors += 1;
-            benign.actor_days += d;
-        }
-    }
-    let labels = Labels {
-        seed: cfg.seed,
-        days: cfg.days,
-        start: cfg.start,
-        end: Timestamp(cfg.start.0 + hours * HOUR),
-        scenarios: scenario_labels.clone(),
-        benign,
-    };
-    let labels_path = dir.join("labels.json");
-    std::fs::write(
-        &labels_path,
-        serde_json::to_string_pretty(&labels).expect("labels serialize"),
-    )
-    .map_err(io(&labels_path))?;
-    Ok(SimSummary {
-        events: world.access_events + world.flow_events,
-        access_events: world.access_events,
-        flow_events: world.flow_events,
-        cases: world.cases_written,
-        labels: Some(labels),
-    })
-}
-
 impl World {
-    fn new(cfg: SimConfig, cases: BufWriter<File>) -> World {
+    pub fn new(cfg: SimConfig, cases: BufWriter<File>) -> World {
         let mut rng = SimRng::seed_from_u64(cfg.seed);
         let s = sizes(cfg.scale);
         let days = cfg.days;
@@ -527,7 +447,7 @@ impl World {
         self.emit(Some(actor), Event::Flow(ev));
     }
 
-    fn open_case(&mut self, actor: usize, customer: u32, ts: i64) -> String {
+    pub fn open_case(&mut self, actor: usize, customer: u32, ts: i64) -> String {
         self.case_seq += 1;
         let id = format!("K-{:07}", self.case_seq);
         let opened = Timestamp(ts - self.rng.gen_range(0..20 * 60_000));
@@ -545,194 +465,7 @@ impl World {
         id
     }
 
-    fn times(&mut self, hour: &Hour, n: u32) -> Vec<i64> {
-        (0..n)
-            .map(|_| hour.start + self.rng.gen_range(0..HOUR))
-            .collect()
-    }
-
-    /// Poisson(`lambda`) lookups of one customer each within the hour.
-    fn lookups(&mut self, actor: usize, h: &Hour, lambda: f64, categories: &[&str]) {
-        let n = poisson(&mut self.rng, lambda);
-        for t in self.times(h, n) {
-            let c = self.customer();
-            self.access(actor, t, Action::Lookup, &[c], None, categories, None, None);
-        }
-    }
-
-    /// Poisson(`lambda`) flows to the host's usual destinations within the hour.
-    fn usual_flows(&mut self, actor: usize, h: &Hour, lambda: f64, median_bytes: f64, sigma: f64) {
-        let n = poisson(&mut self.rng, lambda);
-        for t in self.times(h, n) {
-            let d = self.actors[actor].dests[self.rng.gen_range(0..self.actors[actor].dests.len())];
-            let (ip, cc) = self.dest_pool[d];
-            let bytes = lognormal(&mut self.rng, median_bytes, sigma) as u64;
-            self.flow(actor, t, ip, cc, bytes);
-        }
-    }
-
-    fn benign_hour(&mut self, h: &Hour) {
-        for i in 0..self.actors.len() {
-            let a = &self.actors[i];
-            if h.day < a.join_day || h.day >= a.leave_day {
-                continue;
-            }
-            let (role, pace) = (a.role, a.pace);
-            let busy = if h.launch { 3.0 } else { 1.0 };
-            match role {
-                Role::Store => {
-                    let open = if h.holiday {
-                        false
-                    } else {
-                        match h.weekday {
-                            Weekday::Sun => false,
-                            Weekday::Sat => h.in_local(10, 16),
-                            _ => h.in_local(9, 19),
-                        }
-                    };
-                    if open {
-                        self.lookups(i, h, 4.0 * pace * busy, &["name", "phone", "address"]);
-                    }
-                }
-                Role::Agent => {
-                    if h.weekday_work() && h.in_local(8, 18) {
-                        let n = poisson(&mut self.rng, 7.0 * pace);
-                        let mut last: Option<(u32, String)> = None;
-                        for t in sorted(self.times(h, n)) {
-                            let r: f64 = self.rng.gen();
-                            if r < 0.04 {
-                                // A quick look without a case: callers who hang up, colleagues asking.
-                                let c = self.customer();
-                                self.access(
-                                    i,
-                                    t,
-                                    Action::Lookup,
-                                    &[c],
-                                    None,
-                                    &["name", "phone"],
-                                    None,
-                                    None,
-                                );
-                            } else if r < 0.45 && last.is_some() {
-                                let (c, id) = last.clone().expect("checked");
-                                self.access(
-                                    i,
-                                    t,
-                                    Action::Lookup,
-                                    &[c],
-                                    None,
-                                    &["name", "phone", "address"],
-                                    Some(id),
-                                    None,
-                                );
-                            } else {
-                                let c = self.customer();
-                                let id = self.open_case(i, c, t);
-                                self.access(
-                                    i,
-                                    t,
-                                    Action::Lookup,
-                                    &[c],
-                                    None,
-                                    &["name", "phone", "address"],
-                                    Some(id.clone()),
-                                    None,
-                                );
-                                last = Some((c, id));
-                            }
-                        }
-                    }
-                }
-                Role::Reseller | Role::Partner => {
-                    if !h.holiday && h.weekday != Weekday::Sun && h.in_local(10, 18) {
-                        self.lookups(i, h, 3.0 * pace * busy, &["name", "address"]);
-                    }
-                }
-                Role::SelfService => {
-                    let diurnal = if h.in_local(7, 23) { 1.0 } else { 0.25 };
-                    self.lookups(i, h, 300.0 * pace * diurnal, &["name", "address", "email"]);
-                }
-                Role::Billing => {
-                    // A sync every 20 s, like clockwork.
-                    let per_hour = (180.0 * pace).round() as i64;
-                    for k in 0..per_hour {
-                        let t = h.start + k * HOUR / per_hour.max(1);
-                        let c = self.customer();
-                        self.access(
-                            i,
-                            t,
-                            Action::Update,
-                            &[c],
-                            None,
-                            &["name", "address"],
-                            None,
-                            None,
-                        );
-                    }
-                }
-                Role::Batch => {
-                    if h.local_hour == 1 {
-                        let t = h.start + self.rng.gen_range(20 * 60_000..50 * 60_000);
-                        let records = self.rng.gen_range(50_000..100_000);
-                        self.access(
-                            i,
-                            t,
-                            Action::Export,
-                            &[],
-                            Some(records),
-                            &["name", "address", "phone"],
-                            None,
-                            None,
-                        );
-                    }
-                }
-                Role::Vendor => {
-                    let lambda = if h.in_local(8, 22) { 60.0 } else { 8.0 } * pace.min(5.0);
-                    self.lookups(i, h, lambda, &["name", "email"]);
-                }
-                Role::Dba => {
-                    if h.weekday_work() && h.in_local(9, 17) {
-                        let n = poisson(&mut self.rng, 0.4);
-                        for t in self.times(h, n) {
-                            let k = self.rng.gen_range(1..4);
-                            let cs: Vec<u32> = (0..k).map(|_| self.customer()).collect();
-                            self.access(i, t, Action::Search, &cs, None, &["name"], None, None);
-                        }
-                    }
-                }
-                Role::Laptop => {
-                    let lambda = if h.weekday_work() && h.in_local(8, 18) {
-                        6.0 * pace
-                    } else {
-                        0.15
-                    };
-                    self.usual_flows(i, h, lambda, 150_000.0, 1.2);
-                }
-                Role::Server => {
-                    self.usual_flows(i, h, 20.0, 1_000_000.0, 0.8);
-                }
-                Role::Backup => {
-                    if h.local_hour == 2 {
-                        let dest: IpAddr = BACKUP_DEST.parse().expect("constant address");
-                        for k in 0..4 {
-                            let bytes = self.rng.gen_range(500_000_000..1_200_000_000);
-                            self.flow(i, h.start + k * 10 * 60_000, dest, "SE", bytes);
-                        }
-                    }
-                }
-                Role::ChatGateway => {
-                    let dest: IpAddr = VENDOR_DEST.parse().expect("constant address");
-                    let n = poisson(&mut self.rng, 12.0);
-                    for t in self.times(h, n) {
-                        let bytes = lognormal(&mut self.rng, 40_000.0, 0.7) as u64;
-                        self.flow(i, t, dest, "IE", bytes);
-                    }
-                }
-            }
-        }
-    }
-
-    fn flush_hour(&mut self, w: &mut impl Write) -> std::io::Result<()> {
+    pub fn flush_hour(&mut self, w: &mut impl Write) -> std::io::Result<()> {
         self.out.sort_unstable_by_key(|(t, s, _)| (*t, *s));
         for (_, _, line) in self.out.drain(..) {
             w.write_all(line.as_bytes())?;
@@ -747,7 +480,7 @@ impl World {
             .collect()
     }
 
-    fn directory_toml(&self) -> String {
+    pub fn directory_toml(&self) -> String {
         let mut s =
             String::from("# Directory of the simulated operator (written by `vakt simulate`).\n\n");
         let mut orgs: Vec<(String, &'static str, Vec<String>)> = Vec::new();
@@ -824,11 +557,6 @@ impl World {
         );
         s
     }
-}
-
-fn sorted(mut v: Vec<i64>) -> Vec<i64> {
-    v.sort_unstable();
-    v
 }
 
 pub(crate) fn ip4(a: u8, b: u8, c: u8, d: u8) -> IpAddr {
