@@ -19,6 +19,7 @@
 //! format = "cef"                   # rfc5424 (default) or cef
 //! ```
 
+use crate::targets::{self, Kind, Settings, Target};
 use crate::{DeliverError, Result};
 use serde::Deserialize;
 use std::time::Duration;
@@ -27,7 +28,7 @@ use vakt_event::Severity;
 
 #[derive(Clone, Debug)]
 pub struct DeliveryConfig {
-    pub targets: Vec<Target>,
+    pub targets: Vec<TargetConfig>,
     /// Longest wait between retries of a failing target.
     pub max_backoff: Duration,
 }
@@ -41,26 +42,20 @@ impl Default for DeliveryConfig {
     }
 }
 
-#[derive(Clone, Debug, PartialEq)]
-pub struct Target {
+/// One `[[target]]` entry, checked: its kind builds a target from it.
+#[derive(Clone, Debug)]
+pub struct TargetConfig {
     pub name: String,
-    pub kind: TargetKind,
+    pub kind: &'static Kind,
+    pub settings: Settings,
     pub min_severity: Severity,
 }
 
-#[derive(Clone, Debug, PartialEq)]
-pub enum TargetKind {
-    Webhook {
-        url: String,
-    },
-    Slack {
-        url: String,
-    },
-    Syslog {
-        tcp: bool,
-        address: String,
-        cef: bool,
-    },
+impl TargetConfig {
+    /// The target itself (the settings were checked at load).
+    pub fn build(&self) -> std::result::Result<Box<dyn Target>, String> {
+        (self.kind.build)(&self.settings)
+    }
 }
 
 #[derive(Deserialize)]
@@ -120,7 +115,7 @@ impl DeliveryConfig {
                 e.message().trim().to_owned(),
             )
         })?;
-        let mut targets: Vec<Target> = Vec::new();
+        let mut targets: Vec<TargetConfig> = Vec::new();
         for t in file.target {
             let start = t.span().start;
             let t = t.into_inner();
@@ -144,73 +139,28 @@ impl DeliveryConfig {
                     format!("two targets are named `{}`; give each its own name", t.name),
                 ));
             }
-            let url = |kind: &str| -> Result<String> {
-                match &t.url {
-                    Some(u) if u.starts_with("http://") || u.starts_with("https://") => {
-                        Ok(u.clone())
-                    }
-                    Some(u) => Err(at(
-                        start,
-                        format!(
-                            "{kind} target `{}`: url `{u}` must start with http:// or https://",
-                            t.name
-                        ),
-                    )),
-                    None => Err(at(
-                        start,
-                        format!("{kind} target `{}` needs `url = \"https://...\"`", t.name),
-                    )),
-                }
+            let Some(kind) = targets::kind(&t.kind) else {
+                return Err(at(
+                    start,
+                    format!(
+                        "target `{}`: kind `{}` is not {}",
+                        t.name,
+                        t.kind,
+                        targets::names()
+                    ),
+                ));
             };
-            let kind = match t.kind.as_str() {
-                "webhook" => TargetKind::Webhook {
-                    url: url("webhook")?,
-                },
-                "slack" => TargetKind::Slack { url: url("slack")? },
-                "syslog" => {
-                    let address = t.address.as_deref().unwrap_or("");
-                    let (tcp, rest) = if let Some(r) = address.strip_prefix("tcp://") {
-                        (true, r)
-                    } else if let Some(r) = address.strip_prefix("udp://") {
-                        (false, r)
-                    } else {
-                        return Err(at(start, format!("syslog target `{}` needs `address = \"udp://HOST:PORT\"` or `\"tcp://HOST:PORT\"`", t.name)));
-                    };
-                    if !rest.contains(':') {
-                        return Err(at(start, format!("syslog target `{}`: address `{address}` lacks a port, e.g. udp://127.0.0.1:514", t.name)));
-                    }
-                    let cef = match t.format.as_deref() {
-                        None | Some("rfc5424") => false,
-                        Some("cef") => true,
-                        Some(f) => {
-                            return Err(at(
-                                start,
-                                format!(
-                                    "syslog target `{}`: format `{f}` is neither rfc5424 nor cef",
-                                    t.name
-                                ),
-                            ))
-                        }
-                    };
-                    TargetKind::Syslog {
-                        tcp,
-                        address: rest.to_owned(),
-                        cef,
-                    }
-                }
-                k => {
-                    return Err(at(
-                        start,
-                        format!(
-                            "target `{}`: kind `{k}` is not webhook, slack or syslog",
-                            t.name
-                        ),
-                    ))
-                }
+            let settings = Settings {
+                name: t.name.clone(),
+                url: t.url,
+                address: t.address,
+                format: t.format,
             };
-            targets.push(Target {
+            (kind.build)(&settings).map_err(|message| at(start, message))?;
+            targets.push(TargetConfig {
                 name: t.name,
                 kind,
+                settings,
                 min_severity: t.min_severity,
             });
         }
@@ -234,12 +184,8 @@ mod tests {
         .unwrap();
         assert_eq!(c.targets.len(), 2);
         assert_eq!(
-            c.targets[1].kind,
-            TargetKind::Syslog {
-                tcp: true,
-                address: "127.0.0.1:6514".into(),
-                cef: true
-            }
+            c.targets[1].build().unwrap().describe(),
+            "syslog tcp://127.0.0.1:6514 (cef)"
         );
         assert_eq!(c.targets[1].min_severity, Severity::High);
         let e = DeliveryConfig::from_toml(

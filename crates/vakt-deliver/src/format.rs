@@ -1,21 +1,14 @@
-//! What each receiver gets, and the senders.
+//! What each receiver gets (the senders are in [`crate::targets`]).
 //!
 //! - webhook: the alert line itself (EVENTS.md section 5), `POST` as JSON;
 //! - slack: `{"text": ...}` with severity, rule, actor and message;
 //! - syslog: RFC 5424 (`<PRI>1 TIME HOST vakt - RULE [vakt@32473 ...] MSG`,
-//!   facility authpriv) or CEF (`CEF:0|vakt|vakt|VERSION|RULE|MSG|SEV|ext`),
-//!   over UDP (one datagram per alert) or TCP (octet-counted framing, RFC 6587).
+//!   facility authpriv) or CEF (`CEF:0|vakt|vakt|VERSION|RULE|MSG|SEV|ext`).
 //!
 //! Written by hand: both formats are one line of text with a few escaping
 //! rules, and the syslog crates on crates.io format only RFC 3164 or lack CEF.
 
-use crate::config::{Target, TargetKind};
-use std::io::Write;
-use std::net::{TcpStream, UdpSocket};
-use std::time::Duration;
 use vakt_event::{Alert, Severity};
-
-const TIMEOUT: Duration = Duration::from_secs(10);
 
 pub fn slack(a: &Alert) -> serde_json::Value {
     let emoji = match a.severity {
@@ -137,86 +130,6 @@ pub fn cef(a: &Alert) -> String {
         cef_header(&a.rule),
         cef_header(&a.message)
     )
-}
-
-/// Sends to one target, keeping a TCP connection open between alerts.
-pub(crate) struct Sender {
-    kind: TargetKind,
-    hostname: String,
-    tcp: Option<TcpStream>,
-    agent: ureq::Agent,
-}
-
-impl Sender {
-    pub(crate) fn new(t: &Target) -> Sender {
-        Sender {
-            kind: t.kind.clone(),
-            hostname: std::fs::read_to_string("/etc/hostname")
-                .map(|h| h.trim().to_owned())
-                .unwrap_or_default(),
-            tcp: None,
-            agent: ureq::AgentBuilder::new().timeout(TIMEOUT).build(),
-        }
-    }
-
-    pub(crate) fn send(&mut self, a: &Alert) -> Result<(), String> {
-        match &self.kind.clone() {
-            TargetKind::Webhook { url } => {
-                self.post(url, &serde_json::to_value(a).map_err(|e| e.to_string())?)
-            }
-            TargetKind::Slack { url } => self.post(url, &slack(a)),
-            TargetKind::Syslog {
-                tcp,
-                address,
-                cef: as_cef,
-            } => {
-                let line = if *as_cef {
-                    cef(a)
-                } else {
-                    rfc5424(a, &self.hostname)
-                };
-                if *tcp {
-                    self.send_tcp(address, &line)
-                } else {
-                    let sock = UdpSocket::bind(if address.starts_with('[') {
-                        "[::]:0"
-                    } else {
-                        "0.0.0.0:0"
-                    })
-                    .map_err(|e| e.to_string())?;
-                    sock.send_to(line.as_bytes(), address.as_str())
-                        .map(|_| ())
-                        .map_err(|e| format!("udp {address}: {e}"))
-                }
-            }
-        }
-    }
-
-    fn post(&self, url: &str, body: &serde_json::Value) -> Result<(), String> {
-        match self.agent.post(url).send_json(body) {
-            Ok(_) => Ok(()),
-            Err(ureq::Error::Status(code, _)) => Err(format!("{url} answered {code}")),
-            Err(e) => Err(format!("{url}: {e}")),
-        }
-    }
-
-    fn send_tcp(&mut self, address: &str, line: &str) -> Result<(), String> {
-        let framed = format!("{} {line}", line.len());
-        if self.tcp.is_none() {
-            let s = TcpStream::connect(address).map_err(|e| format!("tcp {address}: {e}"))?;
-            let _ = s.set_write_timeout(Some(TIMEOUT));
-            self.tcp = Some(s);
-        }
-        let r = self
-            .tcp
-            .as_mut()
-            .expect("connected above")
-            .write_all(framed.as_bytes());
-        r.map_err(|e| {
-            self.tcp = None; // reconnect next time
-            format!("tcp {address}: {e}")
-        })
-    }
 }
 
 #[cfg(test)]

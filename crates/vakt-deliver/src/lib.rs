@@ -11,7 +11,8 @@
 //!
 //! Targets (`--deliver FILE`, TOML, see [`config`]): `webhook` (the alert
 //! as JSON), `slack` (an incoming-webhook message), `syslog` over UDP or
-//! TCP as RFC 5424 or CEF lines (see [`format`]).
+//! TCP as RFC 5424 or CEF lines (see [`format`]); one module each in
+//! [`targets`].
 //!
 //! Blind spot: the queue file grows with every alert until all targets
 //! have sent everything, when it is emptied at the next start; alerts are
@@ -20,8 +21,10 @@
 pub mod config;
 pub mod format;
 mod queue;
+pub mod targets;
 
-pub use config::{DeliveryConfig, Target, TargetKind};
+pub use config::{DeliveryConfig, TargetConfig};
+pub use targets::Target;
 
 use queue::Queue;
 use std::path::Path;
@@ -29,7 +32,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
-use vakt_event::Alert;
+use vakt_event::{Alert, Severity};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeliverError {
@@ -40,6 +43,8 @@ pub enum DeliverError {
         column: usize,
         message: String,
     },
+    #[error("delivery target `{name}`: {message}")]
+    Target { name: String, message: String },
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -88,19 +93,26 @@ impl Deliverer {
         });
         let mut threads = Vec::new();
         let mut stats = Vec::new();
-        for target in &config.targets {
+        let mut built = Vec::new();
+        for t in &config.targets {
+            let target = t.build().map_err(|message| DeliverError::Target {
+                name: t.name.clone(),
+                message,
+            })?;
+            built.push((target, t.min_severity));
+        }
+        for (target, min_severity) in built {
             let st = Arc::new(TargetStats {
-                name: target.name.clone(),
+                name: target.name().to_owned(),
                 ..Default::default()
             });
             stats.push(st.clone());
             let shared = shared.clone();
-            let target = target.clone();
             let max_backoff = config.max_backoff;
             threads.push(
                 std::thread::Builder::new()
-                    .name(format!("vakt-deliver-{}", target.name))
-                    .spawn(move || run_target(&shared, &target, &st, max_backoff))
+                    .name(format!("vakt-deliver-{}", target.name()))
+                    .spawn(move || run_target(&shared, target, min_severity, &st, max_backoff))
                     .map_err(io_err("cannot start a delivery thread"))?,
             );
         }
@@ -156,14 +168,19 @@ impl Drop for Deliverer {
     }
 }
 
-fn run_target(shared: &Shared, target: &Target, stats: &TargetStats, max_backoff: Duration) {
+fn run_target(
+    shared: &Shared,
+    mut target: Box<dyn Target>,
+    min_severity: Severity,
+    stats: &TargetStats,
+    max_backoff: Duration,
+) {
     let mut backoff = Duration::from_millis(200);
-    let mut sender = format::Sender::new(target);
     while !shared.stop.load(Ordering::Relaxed) {
-        let next = match shared.queue.next(&target.name) {
+        let next = match shared.queue.next(target.name()) {
             Ok(n) => n,
             Err(e) => {
-                tracing::error!("delivery to {}: {e}", target.name);
+                tracing::error!("delivery to {}: {e}", target.name());
                 wait(shared, max_backoff);
                 continue;
             }
@@ -173,16 +190,14 @@ fn run_target(shared: &Shared, target: &Target, stats: &TargetStats, max_backoff
             continue;
         };
         let alert: Option<Alert> = serde_json::from_str(&line).ok();
-        let wanted = alert
-            .as_ref()
-            .is_some_and(|a| a.severity >= target.min_severity);
+        let wanted = alert.as_ref().is_some_and(|a| a.severity >= min_severity);
         if wanted {
             let alert = alert.expect("checked above");
-            if let Err(e) = sender.send(&alert) {
+            if let Err(e) = target.send(&alert) {
                 stats.failures.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
                     "delivery to {} failed, retrying in {:?}: {e}",
-                    target.name,
+                    target.name(),
                     backoff
                 );
                 wait(shared, backoff);
@@ -194,8 +209,8 @@ fn run_target(shared: &Shared, target: &Target, stats: &TargetStats, max_backoff
             stats.skipped.fetch_add(1, Ordering::Relaxed);
         }
         backoff = Duration::from_millis(200);
-        if let Err(e) = shared.queue.advance(&target.name, end) {
-            tracing::error!("delivery to {}: cannot move the cursor: {e}", target.name);
+        if let Err(e) = shared.queue.advance(target.name(), end) {
+            tracing::error!("delivery to {}: cannot move the cursor: {e}", target.name());
         }
     }
 }

@@ -24,6 +24,7 @@
 //! the console (module `console`) is pages for people over the same state.
 
 mod api;
+pub mod child;
 mod console;
 mod csp;
 mod follow;

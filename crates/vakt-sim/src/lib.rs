@@ -7,10 +7,12 @@
 //! stays constant whatever the size.
 
 pub mod bench;
+mod benign;
 pub mod eval;
 mod operator;
 mod rng;
 mod scenarios;
+mod world;
 
 pub use bench::{bench_directory, bench_events};
 pub use eval::{evaluate, Evaluation};

@@ -1,7 +1,7 @@
 //! The incidents of PRODUCT.md, injected into the operator's traffic with
 //! variations drawn from the seed, and labelled.
 
-use crate::operator::{ip4, Hour, Role, World};
+use crate::world::{ip4, Hour, Role, World};
 use crate::{LabelActors, Scenario, ScenarioLabel};
 use rand::seq::SliceRandom;
 use rand::Rng;

@@ -4,26 +4,16 @@
 //! CSRF, and headless Chromium (through chromedriver and WebDriver) for
 //! the pages a person uses.
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+mod support;
 
-const VAKT: &str = env!("CARGO_BIN_EXE_vakt");
-const WAIT: Duration = Duration::from_secs(20);
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use support::{free_port, vakt, Child, WAIT};
+
 const USER: &str = "anna";
 const PASSWORD: &str = "hunter22-pass";
-
-/// A child process killed (and reaped) when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Four working days of one partner account, then a read of a canary.
 fn prepare(tmp: &Path) -> PathBuf {
@@ -48,7 +38,7 @@ fn prepare(tmp: &Path) -> PathBuf {
     )
     .unwrap();
     let data = tmp.join("data");
-    let st = Command::new(VAKT)
+    let st = vakt()
         .args(["watch", "-q", "--data"])
         .arg(&data)
         .arg("--directory")
@@ -58,7 +48,7 @@ fn prepare(tmp: &Path) -> PathBuf {
         .status()
         .unwrap();
     assert!(st.success());
-    let mut add = Command::new(VAKT)
+    let mut add = vakt()
         .args(["user", "add", USER, "--password-stdin", "--data"])
         .arg(&data)
         .stdin(Stdio::piped())
@@ -73,38 +63,9 @@ fn prepare(tmp: &Path) -> PathBuf {
 }
 
 /// `vakt serve` on a free port; returns the process and its base URL.
-fn serve(tmp: &Path, data: &Path) -> (Proc, String) {
-    let mut child = Command::new(VAKT)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(data)
-        .arg("--directory")
-        .arg(tmp.join("dir.toml"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let proc = Proc(child);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            // Keep reading after the address is known: a closed pipe would
-            // end the server on its next message.
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + WAIT;
-    loop {
-        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(line) => {
-                if let Some(rest) = line.split("listening on ").nth(1) {
-                    return (proc, rest.split_whitespace().next().unwrap().to_owned());
-                }
-            }
-            Err(_) => panic!("vakt serve did not say where it listens within {WAIT:?}"),
-        }
-    }
+fn serve(tmp: &Path, data: &Path) -> (Child, String) {
+    let directory = tmp.join("dir.toml");
+    support::serve(data, &["--directory".as_ref(), directory.as_os_str()])
 }
 
 fn agent() -> ureq::Agent {
@@ -301,7 +262,7 @@ fn a_session_survives_a_restart_and_guessing_is_stopped_after_ten_failures() {
     assert_eq!(status, 200);
 
     // Deleting the user signs them out at once.
-    let out = Command::new(VAKT)
+    let out = vakt()
         .args(["user", "delete", USER, "--data"])
         .arg(&data)
         .output()
@@ -321,14 +282,6 @@ fn a_session_survives_a_restart_and_guessing_is_stopped_after_ten_failures() {
 
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn shots() -> PathBuf {
     let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/console-screenshots");
@@ -352,14 +305,13 @@ async fn a_person_signs_in_reads_an_alert_and_adds_and_lifts_a_decision_in_chrom
     let data = prepare(tmp.path());
     let (_serve, url) = serve(tmp.path(), &data);
     let port = free_port();
-    let _driver = Proc(
+    let _driver = Child::spawn(
+        "chromedriver",
         Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+            .stdout(Stdio::null()),
+    )
+    .unwrap();
     let webdriver = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + WAIT;
     let status = agent();

@@ -1,11 +1,13 @@
 //! `vakt demo` end to end: a simulated month, every incident found, no false positives.
 
-use std::process::Command;
+mod support;
+
+use support::vakt;
 
 #[test]
 fn the_demo_finds_every_incident_without_false_positives_and_leaves_its_files() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_vakt"))
+    let out = vakt()
         .args(["demo", "--seed", "3", "--out"])
         .arg(tmp.path())
         .output()
@@ -32,7 +34,7 @@ fn the_demo_finds_every_incident_without_false_positives_and_leaves_its_files() 
         assert!(tmp.path().join(f).exists(), "{f} missing");
     }
     // The next command of the tour works on what the demo left.
-    let eval = Command::new(env!("CARGO_BIN_EXE_vakt"))
+    let eval = vakt()
         .args(["eval", "--format", "json", "--labels"])
         .arg(tmp.path().join("labels.json"))
         .arg(tmp.path().join("alerts.jsonl"))

@@ -1,11 +1,10 @@
 //! The ledger through the binary: exactly once after `kill -9`, verify, scope.
 
-use std::process::{Command, Stdio};
-use std::time::Duration;
+mod support;
 
-fn vakt() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_vakt"))
-}
+use std::process::Stdio;
+use std::time::Duration;
+use support::vakt;
 
 #[test]
 fn after_kill_9_at_random_moments_the_ledger_holds_every_access_exactly_once() {

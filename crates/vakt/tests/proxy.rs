@@ -3,14 +3,12 @@
 //! second, `vakt account enroll-totp` enrols step-up, and Ctrl-C drains
 //! every access into the ledger.
 
+mod support;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn vakt() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_vakt"))
-}
+use support::vakt;
 
 /// A one-thread upstream answering every request with a customer record.
 fn upstream() -> u16 {
@@ -59,14 +57,6 @@ fn get(port: u16, account: &str, path: &str) -> u16 {
         .unwrap_or(0)
 }
 
-struct Proxy(Child);
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn a_decision_typed_in_another_shell_reaches_the_running_proxy_within_a_second() {
     let tmp = tempfile::tempdir().unwrap();
@@ -74,34 +64,27 @@ fn a_decision_typed_in_another_shell_reaches_the_running_proxy_within_a_second()
     let dir = tmp.path().join("directory.toml");
     std::fs::write(&dir, "[http]\naccount = \"header:X-Account\"\n\n[[http.route]]\npattern = \"/api/v1/customers/{customer}\"\n").unwrap();
     let up = upstream();
-    let mut child = vakt()
-        .args([
-            "proxy",
-            "http",
-            "--listen",
-            "127.0.0.1:0",
-            "--upstream",
-            &format!("http://127.0.0.1:{up}"),
-        ])
-        .arg("--directory")
-        .arg(&dir)
-        .arg("--data")
-        .arg(&data)
-        .arg("--alerts")
-        .arg(tmp.path().join("alerts.jsonl"))
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    err.read_line(&mut line).unwrap();
-    let port: u16 = line
-        .split("listening on 127.0.0.1:")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
+    let (mut proxy, address) = support::start(
+        vakt()
+            .args([
+                "proxy",
+                "http",
+                "--listen",
+                "127.0.0.1:0",
+                "--upstream",
+                &format!("http://127.0.0.1:{up}"),
+            ])
+            .arg("--directory")
+            .arg(&dir)
+            .arg("--data")
+            .arg(&data)
+            .arg("--alerts")
+            .arg(tmp.path().join("alerts.jsonl")),
+    );
+    let port: u16 = address
+        .strip_prefix("127.0.0.1:")
         .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {line:?}"));
-    let proxy = Proxy(child);
+        .unwrap_or_else(|| panic!("no port in {address:?}"));
 
     assert_eq!(get(port, "p3.bot", "/api/v1/customers/C-1"), 200);
     let out = vakt()
@@ -148,18 +131,10 @@ fn a_decision_typed_in_another_shell_reaches_the_running_proxy_within_a_second()
     assert!(text.contains("otpauth://totp/"), "{text}");
 
     // SIGINT: stop, drain, commit; then the ledger holds every access.
-    let mut proxy = proxy;
-    unsafe { libc::kill(proxy.0.id() as i32, libc::SIGINT) };
-    let start = Instant::now();
-    while proxy.0.try_wait().unwrap().is_none() {
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "the proxy did not stop on SIGINT"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let mut rest = String::new();
-    let _ = err.read_to_string(&mut rest);
+    proxy
+        .signal_and_wait(libc::SIGINT, Duration::from_secs(15))
+        .unwrap_or_else(|e| panic!("the proxy did not stop on SIGINT: {e}"));
+    let rest = proxy.stderr_to_end();
     assert!(rest.contains("accesses"), "{rest}");
     let out = vakt()
         .args(["scope", "--account", "p3.anna", "--format", "json"])

@@ -4,16 +4,13 @@
 //! journal without recording anything twice; HTTPS with a certificate
 //! given on the command line or in the settings file.
 
-use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+mod support;
 
-const VAKT: &str = env!("CARGO_BIN_EXE_vakt");
-/// Longest wait for anything the server does by itself.
-const WAIT: Duration = Duration::from_secs(20);
+use serde_json::{json, Value};
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use support::{Child, WAIT};
 
 /// A running `vakt serve`, stopped (SIGTERM) or killed when dropped.
 struct Serve {
@@ -34,41 +31,12 @@ impl Serve {
         extra: &[&str],
         trust: Option<&str>,
     ) -> Serve {
-        let mut cmd = Command::new(VAKT);
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
-            .arg(data)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        let mut args: Vec<&OsStr> = Vec::new();
         if let Some(d) = directory {
-            cmd.arg("--directory").arg(d);
+            args.extend([OsStr::new("--directory"), d.as_os_str()]);
         }
-        cmd.args(extra);
-        let mut child = cmd.spawn().expect("vakt serve starts");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                // Keep reading after the address is known: a closed pipe would
-                // end the server on its next message.
-                let _ = tx.send(line);
-            }
-        });
-        let deadline = Instant::now() + WAIT;
-        let url = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) => {
-                    if let Some(rest) = line.split("listening on ").nth(1) {
-                        break rest.split_whitespace().next().unwrap().to_owned();
-                    }
-                }
-                Err(_) => {
-                    let _ = child.kill();
-                    panic!("vakt serve did not say where it listens within {WAIT:?}");
-                }
-            }
-        };
+        args.extend(extra.iter().map(OsStr::new));
+        let (child, url) = support::serve(data, &args);
         let mut config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(WAIT));
@@ -137,29 +105,8 @@ impl Serve {
     }
 
     /// SIGTERM, then wait (bounded) for a clean exit.
-    fn stop(mut self) {
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "vakt serve exited with {status}");
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "vakt serve did not stop within {WAIT:?} of SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    fn stop(self) {
+        self.child.stop(WAIT).unwrap_or_else(|e| panic!("{e}"));
     }
 }
 
@@ -171,7 +118,7 @@ struct Answer {
 }
 
 fn vakt(args: &[&str], data: &Path) -> String {
-    let out = Command::new(VAKT)
+    let out = support::vakt()
         .args(args)
         .arg("--data")
         .arg(data)
@@ -607,7 +554,7 @@ fn tls_files_come_from_the_settings_file_and_a_bad_key_stops_the_start() {
 
     // A key that is not a key: refused at start, naming the file.
     std::fs::write(tmp.path().join("key.pem"), "not a key\n").unwrap();
-    let out = Command::new(VAKT)
+    let out = support::vakt()
         .args(["serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(&settings)
         .arg("--data")
@@ -627,7 +574,7 @@ fn tls_files_come_from_the_settings_file_and_a_bad_key_stops_the_start() {
         "listen = \"127.0.0.1:0\"\ntls_cert = \"cert.pem\"\n",
     )
     .unwrap();
-    let out = Command::new(VAKT)
+    let out = support::vakt()
         .args(["serve", "--config"])
         .arg(&settings)
         .arg("--data")

@@ -1,7 +1,10 @@
 //! `vakt watch` end to end: the real binary on real files.
 
+mod support;
+
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
+use support::vakt;
 
 const DIR: &str = r#"
 [[organization]]
@@ -17,10 +20,6 @@ role = "sales"
 [[canary]]
 customer_id = "C-900001"
 "#;
-
-fn vakt() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_vakt"))
-}
 
 fn access(ts: &str, customer: &str) -> String {
     format!(

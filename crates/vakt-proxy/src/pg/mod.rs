@@ -74,8 +74,15 @@
 //! top-level semicolons and each `CommandComplete` is matched to the next
 //! statement. Replication connections pass through unrecorded.
 
+mod backend;
 mod conn;
+mod frontend;
+mod gate;
+mod pump;
+mod record;
+mod session;
 mod sql;
+mod startup;
 mod wire;
 
 use crate::{EventSink, Guard};
@@ -221,7 +228,7 @@ pub async fn serve_pg(
     shutdown: impl Future<Output = ()>,
 ) -> crate::Result<()> {
     let grace = config.shutdown_grace;
-    let shared = Arc::new(conn::Shared::new(config, guard, sink));
+    let shared = Arc::new(session::Shared::new(config, guard, sink));
     let mut tasks = JoinSet::new();
     tokio::pin!(shutdown);
     loop {

@@ -22,7 +22,7 @@ use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -30,6 +30,7 @@ use vakt_event::{Actor, Alert, AlertStatus, Severity, Timestamp};
 use vakt_ledger::alert_query::AlertQuery;
 use vakt_ledger::tokens::Role;
 use vakt_ledger::{DataDir, Ledger};
+use vakt_server::child::Child;
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct ServeBenchArgs {
@@ -79,104 +80,21 @@ pub fn run(args: ServeBenchArgs) -> Result<()> {
     Ok(())
 }
 
-/// A `vakt serve` child process, killed if dropped before [`Serve::stop`].
-struct Serve {
-    child: Child,
-    url: String,
-    /// Its stderr lines, kept for error messages.
-    log: mpsc::Receiver<String>,
-}
-
-impl Serve {
-    fn start(data: &Path, directory: Option<&Path>) -> Result<Serve> {
-        let exe = std::env::current_exe().context("cannot find the vakt executable")?;
-        let mut cmd = Command::new(exe);
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
-            .arg(data)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        if let Some(d) = directory {
-            cmd.arg("--directory").arg(d);
-        }
-        let mut child = cmd.spawn().context("cannot start `vakt serve`")?;
-        let stderr = child.stderr.take().context("no stderr from `vakt serve`")?;
-        let (tx, log) = mpsc::channel();
-        // Read stderr to the end so the server never blocks on a full pipe.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let mut serve = Serve {
-            child,
-            url: String::new(),
-            log,
-        };
-        let deadline = Instant::now() + WAIT;
-        let mut seen = Vec::new();
-        loop {
-            match serve
-                .log
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            {
-                Ok(line) => {
-                    if let Some(rest) = line.split("listening on ").nth(1) {
-                        serve.url = rest.split_whitespace().next().unwrap_or("").to_owned();
-                        return Ok(serve);
-                    }
-                    seen.push(line);
-                }
-                Err(_) => bail!(
-                    "`vakt serve --data {}` did not say where it listens within {WAIT:?}: {}",
-                    data.display(),
-                    seen.join("; ")
-                ),
-            }
-        }
+/// `vakt serve` (this executable) on a free port of 127.0.0.1, with its
+/// base URL; killed if dropped before it is stopped.
+fn serve(data: &Path, directory: Option<&Path>) -> Result<(Child, String)> {
+    let exe = std::env::current_exe().context("cannot find the vakt executable")?;
+    let mut cmd = Command::new(exe);
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    if let Some(d) = directory {
+        cmd.arg("--directory").arg(d);
     }
-
-    /// What the server wrote to stderr so far (after its start line).
-    fn stderr(&self) -> String {
-        self.log.try_iter().collect::<Vec<_>>().join("; ")
-    }
-
-    /// Fails if the server exited.
-    fn check(&mut self) -> Result<()> {
-        if let Some(status) = self.child.try_wait()? {
-            bail!("`vakt serve` exited with {status}: {}", self.stderr());
-        }
-        Ok(())
-    }
-
-    /// SIGTERM, as an operator would stop it, and wait for a clean exit.
-    fn stop(mut self) -> Result<()> {
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                if !status.success() {
-                    bail!("`vakt serve` exited with {status}: {}", self.stderr());
-                }
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!("`vakt serve` did not stop within {WAIT:?} of SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+    let mut child = Child::spawn(format!("`vakt serve --data {}`", data.display()), &mut cmd)?;
+    let url = child.listening(WAIT)?;
+    Ok((child, url))
 }
 
 /// One client connection (ureq keeps it alive between requests); every
@@ -215,8 +133,8 @@ fn ingest(args: &ServeBenchArgs) -> Result<()> {
             .with_context(|| format!("cannot remove {}", data.path.display()))?;
     }
     let secret = token(&data, "bench-ingest", Role::Ingest)?;
-    let mut server = Serve::start(&data.path, Some(&directory))?;
-    let url = format!("{}/v1/events", server.url);
+    let (mut server, base) = serve(&data.path, Some(&directory))?;
+    let url = format!("{base}/v1/events");
     let auth = format!("Bearer {secret}");
     let accepted = AtomicU64::new(0);
     let throttled = AtomicU64::new(0);
@@ -284,8 +202,8 @@ fn ingest(args: &ServeBenchArgs) -> Result<()> {
     let total_secs = started.elapsed().as_secs_f64();
     wait.finish_and_clear();
     drop(ledger);
-    let alerts = alert_lines(&server.url)?;
-    server.stop()?;
+    let alerts = alert_lines(&base)?;
+    server.stop(WAIT)?;
     let journal = std::fs::metadata(data.path.join(vakt_server::JOURNAL_FILE))
         .map(|m| m.len())
         .unwrap_or(0);
@@ -509,7 +427,7 @@ fn reads(args: &ServeBenchArgs) -> Result<()> {
         })?;
         (l.len() as u64, all.lines.len())
     };
-    let server = Serve::start(&data.path, None)?;
+    let (server, base) = serve(&data.path, None)?;
     let agent = agent();
     let auth = format!("Bearer {secret}");
     let n = args.requests.max(1);
@@ -572,11 +490,11 @@ fn reads(args: &ServeBenchArgs) -> Result<()> {
     bar.set_style(spinner("reading {bar:30} {pos}/{len} requests"));
     for (label, count, noun, path) in &routes {
         // One request first, not counted: the first one also opens the connection.
-        get(&agent, &server.url, &auth, &path(0))?;
+        get(&agent, &base, &auth, &path(0))?;
         let (mut ms, mut bytes, mut listed) = (Vec::with_capacity(*count as usize), 0, 0);
         for i in 0..*count {
             let t = Instant::now();
-            let body = get(&agent, &server.url, &auth, &path(i))?;
+            let body = get(&agent, &base, &auth, &path(i))?;
             ms.push(t.elapsed().as_secs_f64() * 1000.0);
             bytes += body.len() as u64;
             listed += listed_items(&body);
@@ -587,7 +505,7 @@ fn reads(args: &ServeBenchArgs) -> Result<()> {
         rows.push((label, ms, per(bytes), per(listed), noun));
     }
     bar.finish_and_clear();
-    server.stop()?;
+    server.stop(WAIT)?;
     println!(
         "vakt bench serve, reads: ledger of {} accesses ({} accounts) and {} alerts, one connection, one request at a time",
         thousands(size),

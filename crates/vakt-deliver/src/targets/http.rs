@@ -1,0 +1,45 @@
+//! What the HTTP targets share: the `url` setting and a JSON `POST`.
+
+use super::Settings;
+use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The entry's `url`, which must be http(s).
+pub(super) fn url(kind: &str, s: &Settings) -> Result<String, String> {
+    match &s.url {
+        Some(u) if u.starts_with("http://") || u.starts_with("https://") => Ok(u.clone()),
+        Some(u) => Err(format!(
+            "{kind} target `{}`: url `{u}` must start with http:// or https://",
+            s.name
+        )),
+        None => Err(format!(
+            "{kind} target `{}` needs `url = \"https://...\"`",
+            s.name
+        )),
+    }
+}
+
+/// Posts JSON to one URL.
+pub(super) struct Poster {
+    pub(super) url: String,
+    agent: ureq::Agent,
+}
+
+impl Poster {
+    pub(super) fn new(url: String) -> Poster {
+        Poster {
+            url,
+            agent: ureq::AgentBuilder::new().timeout(TIMEOUT).build(),
+        }
+    }
+
+    pub(super) fn post(&self, body: &serde_json::Value) -> Result<(), String> {
+        let url = &self.url;
+        match self.agent.post(url).send_json(body) {
+            Ok(_) => Ok(()),
+            Err(ureq::Error::Status(code, _)) => Err(format!("{url} answered {code}")),
+            Err(e) => Err(format!("{url}: {e}")),
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! The client pump: reads requests, takes the guard's verdict per request
+//! or extended-protocol batch, forwards or drops them, and tells the server
+//! pump what each forwarded request will be answered with.
+
+use super::gate::{gate, Gate, Refusal};
+use super::pump::{make_room, write, Expect, MAX_NAMED, READ_CHUNK};
+use super::record::Stmt;
+use super::session::Ctx;
+use super::sql;
+use super::wire::{self, Frame};
+use super::{io, PgError};
+use bytes::{Buf, BytesMut};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::mpsc;
+
+/// How the client pump treats one frame.
+enum Fwd {
+    Forward,
+    Drop,
+    Delay(Duration),
+}
+
+/// The verdict for the extended-protocol batch under way.
+enum Batch {
+    /// No message since the last `Sync`.
+    Fresh,
+    Pass,
+    Refused(Refusal),
+}
+
+pub(super) struct Frontend {
+    ctx: Arc<Ctx>,
+    tx: mpsc::UnboundedSender<Expect>,
+    prepared: HashMap<String, Arc<Stmt>>,
+    /// Portal -> (statement name, result format codes).
+    portals: HashMap<String, (String, Arc<[i16]>)>,
+    batch: Batch,
+    /// Statements and portals of a refused batch (never reached the
+    /// server), to name what an `Execute` in it would have run.
+    dropped_statements: HashMap<String, Arc<Stmt>>,
+    dropped_portals: HashMap<String, String>,
+}
+
+impl Frontend {
+    pub(super) fn new(ctx: Arc<Ctx>, tx: mpsc::UnboundedSender<Expect>) -> Frontend {
+        Frontend {
+            ctx,
+            tx,
+            prepared: HashMap::new(),
+            portals: HashMap::new(),
+            batch: Batch::Fresh,
+            dropped_statements: HashMap::new(),
+            dropped_portals: HashMap::new(),
+        }
+    }
+
+    pub(super) async fn pump(
+        &mut self,
+        mut rd: OwnedReadHalf,
+        mut up: OwnedWriteHalf,
+    ) -> Result<(), PgError> {
+        let mut buf = BytesMut::with_capacity(READ_CHUNK);
+        let mut want = 0;
+        loop {
+            make_room(&mut buf, want);
+            let n = rd
+                .read_buf(&mut buf)
+                .await
+                .map_err(io("reading from the client"))?;
+            if n == 0 {
+                return Ok(());
+            }
+            let (mut pos, mut from) = (0, 0);
+            loop {
+                let (frame, len) = wire::next_frame(&buf[pos..])?;
+                let Some(frame) = frame else {
+                    want = len;
+                    break;
+                };
+                match self.on_frame(frame)? {
+                    Fwd::Forward => {}
+                    Fwd::Drop => {
+                        write(&mut up, &buf[from..pos]).await?;
+                        from = pos + frame.len;
+                    }
+                    Fwd::Delay(d) => {
+                        write(&mut up, &buf[from..pos]).await?;
+                        from = pos;
+                        tokio::time::sleep(d).await;
+                    }
+                }
+                pos += frame.len;
+            }
+            write(&mut up, &buf[from..pos]).await?;
+            buf.advance(pos);
+        }
+    }
+
+    fn send(&self, e: Expect) {
+        // The server pump only goes away with the connection.
+        let _ = self.tx.send(e);
+    }
+
+    /// The verdict for the batch this extended-protocol message belongs to.
+    fn batch_gate(&mut self) -> Fwd {
+        if let Batch::Fresh = self.batch {
+            self.batch = match gate(&self.ctx) {
+                Gate::Pass => Batch::Pass,
+                Gate::Delay(d) => {
+                    self.batch = Batch::Pass;
+                    return Fwd::Delay(d);
+                }
+                Gate::Refuse(r) => Batch::Refused(r),
+            };
+        }
+        match self.batch {
+            Batch::Refused(_) => Fwd::Drop,
+            _ => Fwd::Forward,
+        }
+    }
+
+    fn on_frame(&mut self, f: Frame<'_>) -> Result<Fwd, PgError> {
+        Ok(match f.ty {
+            b'Q' => {
+                let text = wire::query(f.body)?;
+                let stmts: Vec<Arc<Stmt>> = sql::scan(&text)
+                    .iter()
+                    .map(|s| self.ctx.shared.statement(&text, s))
+                    .collect();
+                match gate(&self.ctx) {
+                    Gate::Refuse(r) => {
+                        for s in &stmts {
+                            self.ctx.submit_refused(s);
+                        }
+                        self.send(Expect::Refusal(r));
+                        Fwd::Drop
+                    }
+                    g => {
+                        self.send(Expect::Simple(stmts));
+                        self.send(Expect::Sync);
+                        match g {
+                            Gate::Delay(d) => Fwd::Delay(d),
+                            _ => Fwd::Forward,
+                        }
+                    }
+                }
+            }
+            b'F' => match gate(&self.ctx) {
+                // A function call (fast path): answered with ReadyForQuery too.
+                Gate::Refuse(r) => {
+                    self.send(Expect::Refusal(r));
+                    Fwd::Drop
+                }
+                g => {
+                    self.send(Expect::Sync);
+                    match g {
+                        Gate::Delay(d) => Fwd::Delay(d),
+                        _ => Fwd::Forward,
+                    }
+                }
+            },
+            b'P' | b'B' | b'D' | b'E' | b'C' | b'H' => {
+                let fwd = self.batch_gate();
+                if matches!(fwd, Fwd::Drop) {
+                    self.refused(f)?;
+                } else {
+                    self.extended(f)?;
+                }
+                fwd
+            }
+            b'S' => match std::mem::replace(&mut self.batch, Batch::Fresh) {
+                Batch::Refused(r) => {
+                    self.dropped_statements.clear();
+                    self.dropped_portals.clear();
+                    self.send(Expect::Refusal(r));
+                    Fwd::Drop
+                }
+                _ => {
+                    self.send(Expect::Sync);
+                    Fwd::Forward
+                }
+            },
+            // Terminate, CopyData/CopyDone/CopyFail, password and SASL messages.
+            _ => Fwd::Forward,
+        })
+    }
+
+    /// A message of a refused batch: not forwarded; an `Execute` is
+    /// recorded as a failed attempt of the statement it would have run.
+    fn refused(&mut self, f: Frame<'_>) -> Result<(), PgError> {
+        match f.ty {
+            b'P' if self.dropped_statements.len() < MAX_NAMED => {
+                let (name, text) = wire::parse(f.body)?;
+                let stmt = self.ctx.shared.prepared(&text);
+                self.dropped_statements.insert(name, stmt);
+            }
+            b'B' if self.dropped_portals.len() < MAX_NAMED => {
+                let b = wire::bind(f.body)?;
+                self.dropped_portals.insert(b.portal, b.statement);
+            }
+            b'E' => {
+                let portal = wire::execute(f.body)?;
+                let statement = self
+                    .dropped_portals
+                    .get(&portal)
+                    .or_else(|| self.portals.get(&portal).map(|(s, _)| s));
+                let stmt = statement.and_then(|name| {
+                    self.dropped_statements
+                        .get(name)
+                        .or_else(|| self.prepared.get(name))
+                });
+                if let Some(s) = stmt {
+                    self.ctx.submit_refused(s);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn extended(&mut self, f: Frame<'_>) -> Result<(), PgError> {
+        match f.ty {
+            b'P' => {
+                let (name, text) = wire::parse(f.body)?;
+                let stmt = self.ctx.shared.prepared(&text);
+                if self.prepared.len() >= MAX_NAMED && !self.prepared.contains_key(&name) {
+                    self.prepared.clear();
+                }
+                self.prepared.insert(name.clone(), stmt);
+                self.send(Expect::Parse(name));
+            }
+            b'B' => {
+                let b = wire::bind(f.body)?;
+                if self.portals.len() >= MAX_NAMED && !self.portals.contains_key(&b.portal) {
+                    self.portals.clear();
+                }
+                self.portals
+                    .insert(b.portal, (b.statement, b.result_formats.into()));
+            }
+            b'D' => {
+                let (kind, name) = wire::target(f.body, "Describe")?;
+                let statement = if kind == b'S' {
+                    Some(name)
+                } else {
+                    self.portals.get(&name).map(|(s, _)| s.clone())
+                };
+                self.send(Expect::Describe(statement));
+            }
+            b'E' => {
+                let portal = wire::execute(f.body)?;
+                let (statement, formats) = self
+                    .portals
+                    .get(&portal)
+                    .cloned()
+                    .unwrap_or_else(|| (String::new(), Arc::from(Vec::new())));
+                let stmt = self.prepared.get(&statement).cloned();
+                self.send(Expect::Execute {
+                    stmt,
+                    statement,
+                    formats,
+                });
+            }
+            b'C' => {
+                let (kind, name) = wire::target(f.body, "Close")?;
+                if kind == b'S' {
+                    self.prepared.remove(&name);
+                    self.send(Expect::Close(Some(name)));
+                } else {
+                    self.portals.remove(&name);
+                    self.send(Expect::Close(None));
+                }
+            }
+            _ => {} // Flush
+        }
+        Ok(())
+    }
+}

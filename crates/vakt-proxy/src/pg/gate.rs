@@ -1,0 +1,80 @@
+//! Enforcement: the guard's verdict for a connection's user and address,
+//! taken at startup and per request, and the refusals the proxy answers
+//! itself.
+
+use super::record::truncate;
+use super::session::Ctx;
+use super::wire;
+use crate::guard::Verdict;
+use crate::FailMode;
+use bytes::BytesMut;
+use std::time::Duration;
+
+/// A refusal the proxy answers itself: an `ErrorResponse`, and for a
+/// request (not a startup) then `ReadyForQuery`.
+#[derive(Clone, Debug)]
+pub(super) struct Refusal {
+    pub(super) code: &'static str,
+    pub(super) message: String,
+    pub(super) detail: Option<String>,
+    pub(super) hint: Option<String>,
+}
+
+pub(super) enum Gate {
+    Pass,
+    Delay(Duration),
+    Refuse(Refusal),
+}
+
+/// Pass, hold back, or refuse a request of `ctx` now.
+pub(super) fn gate(ctx: &Ctx) -> Gate {
+    let shared = &ctx.shared;
+    let contact = &shared.guard.config().contact;
+    if shared.sink.fail_mode() == FailMode::Closed && !shared.sink.keeping_up() {
+        return Gate::Refuse(Refusal {
+            code: "57P03",
+            message: "vakt's audit engine is behind, so requests are refused for now (fail-closed)"
+                .into(),
+            detail: None,
+            hint: Some(format!(
+                "retry in a moment; if this persists, contact {contact}"
+            )),
+        });
+    }
+    match shared.guard.verdict(Some(&ctx.user), Some(ctx.ip())) {
+        Verdict::Pass => Gate::Pass,
+        Verdict::Throttle { wait, .. } => Gate::Delay(wait.min(shared.config.throttle_delay)),
+        Verdict::Block(d) => Gate::Refuse(Refusal {
+            code: "42501",
+            message: format!(
+                "account \"{}\" is blocked by vakt until {}",
+                ctx.user,
+                d.expires.to_rfc3339()
+            ),
+            detail: Some(format!("reason: {} (decision {})", d.reason, d.id)),
+            hint: Some(format!("contact {contact} if this is a mistake")),
+        }),
+        Verdict::StepUp(d) => Gate::Refuse(Refusal {
+            code: "42501",
+            message: format!(
+                "account \"{}\" must confirm a second factor before reading customer data (vakt step-up, until {})",
+                ctx.user,
+                d.expires.to_rfc3339()
+            ),
+            detail: Some(format!("reason: {} (decision {})", d.reason, d.id)),
+            hint: Some(format!(
+                "the database protocol cannot ask for a code: confirm it in vakt's web console, or contact {contact}"
+            )),
+        }),
+    }
+}
+
+pub(super) fn refusal_bytes(r: &Refusal, severity: &str) -> BytesMut {
+    wire::error_response(
+        severity,
+        r.code,
+        truncate(&r.message, 2000),
+        r.detail.as_deref().map(|d| truncate(d, 2000)),
+        r.hint.as_deref().map(|h| truncate(h, 2000)),
+    )
+}

@@ -1,0 +1,135 @@
+//! What a connection knows: the settings every connection shares, and the
+//! client's identity, through which its accesses are submitted.
+
+use super::record::{truncate, verb_action, Access, Stmt, Who, STATEMENT_TEXT};
+use super::sql::{self, Verb};
+use super::PgProxyConfig;
+use crate::{EventSink, Guard};
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Arc;
+use vakt_event::Outcome;
+
+/// What every connection shares.
+pub(crate) struct Shared {
+    pub(super) config: PgProxyConfig,
+    pub(super) guard: Arc<Guard>,
+    pub(super) sink: Arc<EventSink>,
+    /// Key column names, lower case, bare (`customers.customer_id` -> `customer_id`).
+    keys: HashSet<Vec<u8>>,
+    /// Table (lower case) -> categories.
+    tables: Vec<(String, Vec<String>)>,
+}
+
+impl Shared {
+    pub(crate) fn new(config: PgProxyConfig, guard: Arc<Guard>, sink: Arc<EventSink>) -> Shared {
+        let keys = config
+            .key_columns
+            .iter()
+            .map(|k| {
+                let k = k.to_ascii_lowercase();
+                k.rsplit('.').next().unwrap_or(&k).as_bytes().to_vec()
+            })
+            .collect();
+        let tables = config
+            .tables
+            .iter()
+            .map(|t| (t.name.to_ascii_lowercase(), t.categories.clone()))
+            .collect();
+        Shared {
+            config,
+            guard,
+            sink,
+            keys,
+            tables,
+        }
+    }
+
+    pub(super) fn is_key(&self, name: &[u8]) -> bool {
+        !self.keys.is_empty() && self.keys.contains(&name.to_ascii_lowercase())
+    }
+
+    /// Categories of the configured tables among `named` (as written in SQL).
+    fn categories(&self, named: &[String]) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for n in named {
+            let bare = n.rsplit('.').next().unwrap_or(n);
+            for (t, cats) in &self.tables {
+                let t_bare = t.rsplit('.').next().unwrap_or(t);
+                let hit =
+                    t == n || (!t.contains('.') && t == bare) || (!n.contains('.') && t_bare == n);
+                if hit {
+                    out.extend(cats.iter().cloned());
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    pub(super) fn statement(&self, text: &str, s: &sql::Scanned) -> Arc<Stmt> {
+        let body = text.get(s.start..s.end).unwrap_or(text).trim();
+        Arc::new(Stmt {
+            sql: truncate(body, STATEMENT_TEXT).into(),
+            verb: s.verb,
+            names_table: !s.tables.is_empty(),
+            categories: self.categories(&s.tables),
+        })
+    }
+
+    /// A prepared statement's text as one statement.
+    pub(super) fn prepared(&self, text: &str) -> Arc<Stmt> {
+        let scanned = sql::scan(text);
+        let mut tables: Vec<String> = scanned.iter().flat_map(|s| s.tables.clone()).collect();
+        tables.sort();
+        tables.dedup();
+        let verb = scanned.first().map_or(Verb::Other, |s| s.verb);
+        Arc::new(Stmt {
+            sql: truncate(text.trim(), STATEMENT_TEXT).into(),
+            verb,
+            names_table: !tables.is_empty(),
+            categories: self.categories(&tables),
+        })
+    }
+}
+
+/// The connection's identity, shared by both pumps.
+pub(super) struct Ctx {
+    pub(super) shared: Arc<Shared>,
+    pub(super) peer: SocketAddr,
+    pub(super) user: String,
+    pub(super) application: Option<String>,
+    /// Backend pid from `BackendKeyData`; 0 until known.
+    pub(super) pid: AtomicI32,
+}
+
+impl Ctx {
+    pub(super) fn ip(&self) -> IpAddr {
+        self.peer.ip()
+    }
+
+    pub(super) fn submit(&self, stmt: Option<&Stmt>, access: Access) {
+        let who = Who {
+            user: &self.user,
+            ip: self.ip(),
+            application: self.application.as_deref(),
+            pid: self.pid.load(Ordering::Relaxed),
+        };
+        let ev = access.event(&who, stmt, vakt_event::Timestamp::now());
+        if let Err(e) = self.shared.sink.submit(ev) {
+            tracing::error!(
+                "pg proxy: an access by {} could not be recorded: {e}",
+                self.user
+            );
+        }
+    }
+
+    /// Records a refused statement as a failed access, when it reads or changes data.
+    pub(super) fn submit_refused(&self, stmt: &Stmt) {
+        if let Some(action) = verb_action(stmt.verb) {
+            self.submit(Some(stmt), Access::bare(action, Outcome::Failure));
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! The benign operator: who works when, reads what, sends where.
+
+use crate::rng::{lognormal, poisson};
+use crate::world::{Hour, Role, World, BACKUP_DEST, VENDOR_DEST};
+use chrono::Weekday;
+use rand::Rng;
+use std::net::IpAddr;
+use vakt_event::time::HOUR;
+use vakt_event::Action;
+
+impl World {
+    fn times(&mut self, hour: &Hour, n: u32) -> Vec<i64> {
+        (0..n)
+            .map(|_| hour.start + self.rng.gen_range(0..HOUR))
+            .collect()
+    }
+
+    /// Poisson(`lambda`) lookups of one customer each within the hour.
+    fn lookups(&mut self, actor: usize, h: &Hour, lambda: f64, categories: &[&str]) {
+        let n = poisson(&mut self.rng, lambda);
+        for t in self.times(h, n) {
+            let c = self.customer();
+            self.access(actor, t, Action::Lookup, &[c], None, categories, None, None);
+        }
+    }
+
+    /// Poisson(`lambda`) flows to the host's usual destinations within the hour.
+    fn usual_flows(&mut self, actor: usize, h: &Hour, lambda: f64, median_bytes: f64, sigma: f64) {
+        let n = poisson(&mut self.rng, lambda);
+        for t in self.times(h, n) {
+            let d = self.actors[actor].dests[self.rng.gen_range(0..self.actors[actor].dests.len())];
+            let (ip, cc) = self.dest_pool[d];
+            let bytes = lognormal(&mut self.rng, median_bytes, sigma) as u64;
+            self.flow(actor, t, ip, cc, bytes);
+        }
+    }
+
+    pub(crate) fn benign_hour(&mut self, h: &Hour) {
+        for i in 0..self.actors.len() {
+            let a = &self.actors[i];
+            if h.day < a.join_day || h.day >= a.leave_day {
+                continue;
+            }
+            let (role, pace) = (a.role, a.pace);
+            let busy = if h.launch { 3.0 } else { 1.0 };
+            match role {
+                Role::Store => {
+                    let open = if h.holiday {
+                        false
+                    } else {
+                        match h.weekday {
+                            Weekday::Sun => false,
+                            Weekday::Sat => h.in_local(10, 16),
+                            _ => h.in_local(9, 19),
+                        }
+                    };
+                    if open {
+                        self.lookups(i, h, 4.0 * pace * busy, &["name", "phone", "address"]);
+                    }
+                }
+                Role::Agent => {
+                    if h.weekday_work() && h.in_local(8, 18) {
+                        let n = poisson(&mut self.rng, 7.0 * pace);
+                        let mut last: Option<(u32, String)> = None;
+                        for t in sorted(self.times(h, n)) {
+                            let r: f64 = self.rng.gen();
+                            if r < 0.04 {
+                                // A quick look without a case: callers who hang up, colleagues asking.
+                                let c = self.customer();
+                                self.access(
+                                    i,
+                                    t,
+                                    Action::Lookup,
+                                    &[c],
+                                    None,
+                                    &["name", "phone"],
+                                    None,
+                                    None,
+                                );
+                            } else if r < 0.45 && last.is_some() {
+                                let (c, id) = last.clone().expect("checked");
+                                self.access(
+                                    i,
+                                    t,
+                                    Action::Lookup,
+                                    &[c],
+                                    None,
+                                    &["name", "phone", "address"],
+                                    Some(id),
+                                    None,
+                                );
+                            } else {
+                                let c = self.customer();
+                                let id = self.open_case(i, c, t);
+                                self.access(
+                                    i,
+                                    t,
+                                    Action::Lookup,
+                                    &[c],
+                                    None,
+                                    &["name", "phone", "address"],
+                                    Some(id.clone()),
+                                    None,
+                                );
+                                last = Some((c, id));
+                            }
+                        }
+                    }
+                }
+                Role::Reseller | Role::Partner => {
+                    if !h.holiday && h.weekday != Weekday::Sun && h.in_local(10, 18) {
+                        self.lookups(i, h, 3.0 * pace * busy, &["name", "address"]);
+                    }
+                }
+                Role::SelfService => {
+                    let diurnal = if h.in_local(7, 23) { 1.0 } else { 0.25 };
+                    self.lookups(i, h, 300.0 * pace * diurnal, &["name", "address", "email"]);
+                }
+                Role::Billing => {
+                    // A sync every 20 s, like clockwork.
+                    let per_hour = (180.0 * pace).round() as i64;
+                    for k in 0..per_hour {
+                        let t = h.start + k * HOUR / per_hour.max(1);
+                        let c = self.customer();
+                        self.access(
+                            i,
+                            t,
+                            Action::Update,
+                            &[c],
+                            None,
+                            &["name", "address"],
+                            None,
+                            None,
+                        );
+                    }
+                }
+                Role::Batch => {
+                    if h.local_hour == 1 {
+                        let t = h.start + self.rng.gen_range(20 * 60_000..50 * 60_000);
+                        let records = self.rng.gen_range(50_000..100_000);
+                        self.access(
+                            i,
+                            t,
+                            Action::Export,
+                            &[],
+                            Some(records),
+                            &["name", "address", "phone"],
+                            None,
+                            None,
+                        );
+                    }
+                }
+                Role::Vendor => {
+                    let lambda = if h.in_local(8, 22) { 60.0 } else { 8.0 } * pace.min(5.0);
+                    self.lookups(i, h, lambda, &["name", "email"]);
+                }
+                Role::Dba => {
+                    if h.weekday_work() && h.in_local(9, 17) {
+                        let n = poisson(&mut self.rng, 0.4);
+                        for t in self.times(h, n) {
+                            let k = self.rng.gen_range(1..4);
+                            let cs: Vec<u32> = (0..k).map(|_| self.customer()).collect();
+                            self.access(i, t, Action::Search, &cs, None, &["name"], None, None);
+                        }
+                    }
+                }
+                Role::Laptop => {
+                    let lambda = if h.weekday_work() && h.in_local(8, 18) {
+                        6.0 * pace
+                    } else {
+                        0.15
+                    };
+                    self.usual_flows(i, h, lambda, 150_000.0, 1.2);
+                }
+                Role::Server => {
+                    self.usual_flows(i, h, 20.0, 1_000_000.0, 0.8);
+                }
+                Role::Backup => {
+                    if h.local_hour == 2 {
+                        let dest: IpAddr = BACKUP_DEST.parse().expect("constant address");
+                        for k in 0..4 {
+                            let bytes = self.rng.gen_range(500_000_000..1_200_000_000);
+                            self.flow(i, h.start + k * 10 * 60_000, dest, "SE", bytes);
+                        }
+                    }
+                }
+                Role::ChatGateway => {
+                    let dest: IpAddr = VENDOR_DEST.parse().expect("constant address");
+                    let n = poisson(&mut self.rng, 12.0);
+                    for t in self.times(h, n) {
+                        let bytes = lognormal(&mut self.rng, 40_000.0, 0.7) as u64;
+                        self.flow(i, t, dest, "IE", bytes);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn sorted(mut v: Vec<i64>) -> Vec<i64> {
+    v.sort_unstable();
+    v
+}
