@@ -155,7 +155,10 @@ impl Sender {
                 .map(|h| h.trim().to_owned())
                 .unwrap_or_default(),
             tcp: None,
-            agent: ureq::AgentBuilder::new().timeout(TIMEOUT).build(),
+            agent: ureq::Agent::config_builder()
+                .timeout_global(Some(TIMEOUT))
+                .build()
+                .into(),
         }
     }
 
@@ -195,7 +198,7 @@ impl Sender {
     fn post(&self, url: &str, body: &serde_json::Value) -> Result<(), String> {
         match self.agent.post(url).send_json(body) {
             Ok(_) => Ok(()),
-            Err(ureq::Error::Status(code, _)) => Err(format!("{url} answered {code}")),
+            Err(ureq::Error::StatusCode(code)) => Err(format!("{url} answered {code}")),
             Err(e) => Err(format!("{url}: {e}")),
         }
     }
