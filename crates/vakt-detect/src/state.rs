@@ -5,6 +5,7 @@
 
 use cardinality_estimator::CardinalityEstimator;
 use rustc_hash::FxHashMap;
+use vakt_event::stats::quantile;
 use vakt_event::time::DAY;
 use vakt_event::Timestamp;
 
@@ -130,7 +131,8 @@ impl DailyCounts {
 
     pub fn quantile(&self, q: f64) -> f64 {
         let mut v: Vec<u32> = self.history().collect();
-        quantile(&mut v, q)
+        v.sort_unstable();
+        f64::from(quantile(&v, q))
     }
 }
 
@@ -194,23 +196,8 @@ impl PeerSample {
             sorted.sort_unstable();
             *at = self.pushes;
         }
-        nearest_rank(sorted, q)
+        f64::from(quantile(sorted, q))
     }
-}
-
-/// The `q` quantile of an already sorted slice, by nearest rank.
-fn nearest_rank(sorted: &[u32], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let idx = ((sorted.len() - 1) as f64 * q.clamp(0.0, 1.0)).round() as usize;
-    sorted[idx] as f64
-}
-
-/// The `q` quantile (0..=1) of `v`, by nearest rank; 0 for an empty slice.
-pub fn quantile(v: &mut [u32], q: f64) -> f64 {
-    v.sort_unstable();
-    nearest_rank(v, q)
 }
 
 #[cfg(test)]

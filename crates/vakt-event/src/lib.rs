@@ -8,6 +8,7 @@ pub mod alert;
 pub mod directory;
 pub mod event;
 pub mod routes;
+pub mod stats;
 pub mod time;
 
 pub use alert::{Actor, Alert, AlertStatus, Severity};

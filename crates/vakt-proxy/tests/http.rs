@@ -186,21 +186,26 @@ impl Fixture {
         path: &str,
         extra: &[(&str, &str)],
     ) -> (u16, serde_json::Value, Option<String>) {
-        let mut req = ureq::get(&format!("http://{}{path}", self.proxy))
-            .timeout(Duration::from_secs(10))
-            .set("X-Account", account);
+        let mut req = ureq::get(format!("http://{}{path}", self.proxy))
+            .config()
+            .timeout_global(Some(Duration::from_secs(10)))
+            .http_status_as_error(false)
+            .build()
+            .header("X-Account", account);
         for (k, v) in extra {
-            req = req.set(k, v);
+            req = req.header(*k, *v);
         }
-        let resp = match req.call() {
-            Ok(r) => r,
-            Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => panic!("request failed: {e}"),
+        let mut resp = req.call().unwrap_or_else(|e| panic!("request failed: {e}"));
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
         };
-        let status = resp.status();
-        let retry = resp.header("retry-after").map(str::to_owned);
-        let auth = resp.header("www-authenticate").map(str::to_owned);
-        let body: serde_json::Value = resp.into_json().unwrap_or(serde_json::Value::Null);
+        let (retry, auth) = (header("retry-after"), header("www-authenticate"));
+        let status = resp.status().as_u16();
+        let body = resp.body_mut().read_to_string().unwrap_or_default();
+        let body = serde_json::from_str(&body).unwrap_or(serde_json::Value::Null);
         (status, body, retry.or(auth))
     }
 

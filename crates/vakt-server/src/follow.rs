@@ -47,7 +47,7 @@ impl Followers {
         }
         let rejects = Arc::new(Mutex::new(Rejects::new(
             Some(&data.join(REJECTS_FILE)),
-            Box::new(|m| eprintln!("vakt serve: {m}")),
+            Box::new(|m| tracing::warn!("{m}")),
         )?));
         for path in paths {
             let control = FollowControl {
@@ -85,7 +85,7 @@ impl Followers {
                             Ok(Some(ev)) => ev,
                             Ok(None) => break,
                             Err(e) => {
-                                eprintln!("vakt serve: following {source} stopped: {e}");
+                                tracing::error!("following {source} stopped: {e}");
                                 break;
                             }
                         };

@@ -306,7 +306,9 @@ impl Server {
                 }
                 let left = d.pending();
                 if left > 0 {
-                    eprintln!("vakt serve: {left} bytes of alerts not yet delivered; they are sent at the next start");
+                    tracing::warn!(
+                        "{left} bytes of alerts not yet delivered; they are sent at the next start"
+                    );
                 }
                 drop(d);
             })

@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
+use vakt_event::stats::{usual_range, usual_range_since};
 use vakt_event::Timestamp;
 use vakt_ledger::scope::Cidr;
 use vakt_ledger::tokens::Role;
@@ -32,18 +33,9 @@ fn no_alert(id: &str) -> ApiError {
     )
 }
 
-/// The value at fraction `q` of sorted `v` (nearest rank).
-fn quantile(v: &[u64], q: f64) -> u64 {
-    if v.is_empty() {
-        return 0;
-    }
-    let k = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
-    v[k - 1]
-}
-
 /// `GET /v1/alerts/{id}`: the alert, and its account's accesses per hour
-/// from 7 days before `first_seen` to a day after, with the median and
-/// 90th percentile of the active hours before it as the baseline band.
+/// from 7 days before `first_seen` to a day after, with its usual range
+/// ([`usual_range`]) as the baseline band.
 pub(crate) async fn one_alert(
     state: Shared,
     headers: HeaderMap,
@@ -64,26 +56,21 @@ pub(crate) async fn one_alert(
         let activity = match &row.user {
             None => Value::Null,
             Some(account) => {
-                let since = Timestamp(row.first_seen.0.saturating_sub(7 * DAY_MS)).floor(HOUR_MS);
+                let since = usual_range_since(row.first_seen);
                 let until = row.first_seen.saturating_add(DAY_MS);
                 let hours = l
                     .activity_per_hour(account, since, until)
                     .map_err(ApiError::internal)?;
-                let mut before: Vec<u64> = hours
-                    .iter()
-                    .filter(|(h, _)| *h < row.first_seen.floor(HOUR_MS))
-                    .map(|(_, n)| *n)
-                    .collect();
-                before.sort_unstable();
+                let usual = usual_range(&hours, row.first_seen).unwrap_or_default();
                 json!({
                     "account": account,
                     "since": since,
                     "until": until,
                     "hours": hours.iter().map(|(h, n)| json!({"hour": h, "accesses": n})).collect::<Vec<_>>(),
                     "baseline": {
-                        "active_hours": before.len(),
-                        "median": quantile(&before, 0.5),
-                        "p90": quantile(&before, 0.9),
+                        "active_hours": usual.active_hours,
+                        "median": usual.median,
+                        "p90": usual.p90,
                     },
                 })
             }

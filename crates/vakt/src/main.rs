@@ -4,14 +4,53 @@ mod cmd;
 mod fmt;
 mod progress;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "vakt", version, about = "Breach early warning for customer data", long_about = None)]
+#[command(
+    name = "vakt",
+    version,
+    about = "Breach early warning for customer data",
+    long_about = None,
+    after_help = "Diagnostics (a webhook that fails, a proxy that cannot accept) are logged to stderr. \
+RUST_LOG sets what is logged, e.g. RUST_LOG=info or RUST_LOG=vakt_deliver=debug; the default is warn."
+)]
 struct Cli {
+    /// How diagnostics on stderr are written: `text` for people, `json` (one object a line) for a log collector.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Sends the libraries' `tracing` events to stderr, filtered by `RUST_LOG`
+/// (default `warn`). Command summaries are printed by the commands
+/// themselves and do not go through here.
+fn init_logs(format: LogFormat) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.trim().is_empty() => EnvFilter::try_new(&v).unwrap_or_else(|e| {
+            eprintln!("vakt: RUST_LOG={v:?} is not a log filter ({e}); logging warnings. Write e.g. RUST_LOG=info or RUST_LOG=vakt_deliver=debug");
+            EnvFilter::new("warn")
+        }),
+        _ => EnvFilter::new("warn"),
+    };
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
 }
 
 #[derive(Subcommand)]
@@ -69,6 +108,7 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = Cli::parse();
+    init_logs(cli.log_format);
     let result = match cli.command {
         Command::Watch(args) => cmd::watch::run(args),
         Command::Init(args) => cmd::ledger::init(args),

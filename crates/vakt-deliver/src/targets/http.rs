@@ -30,7 +30,10 @@ impl Poster {
     pub(super) fn new(url: String) -> Poster {
         Poster {
             url,
-            agent: ureq::AgentBuilder::new().timeout(TIMEOUT).build(),
+            agent: ureq::Agent::config_builder()
+                .timeout_global(Some(TIMEOUT))
+                .build()
+                .into(),
         }
     }
 
@@ -38,7 +41,7 @@ impl Poster {
         let url = &self.url;
         match self.agent.post(url).send_json(body) {
             Ok(_) => Ok(()),
-            Err(ureq::Error::Status(code, _)) => Err(format!("{url} answered {code}")),
+            Err(ureq::Error::StatusCode(code)) => Err(format!("{url} answered {code}")),
             Err(e) => Err(format!("{url}: {e}")),
         }
     }

@@ -6,6 +6,8 @@ use axum::extract::{Path, RawQuery};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::fmt::Write;
+use vakt_event::stats::{usual_range, usual_range_since, USUAL_RANGE_DAYS};
+use vakt_event::time::HOUR;
 use vakt_event::{Alert, Severity, Timestamp};
 use vakt_ledger::alerts::AlertFilter;
 use vakt_ledger::decisions::Decision;
@@ -294,18 +296,23 @@ pub(crate) async fn alert(c: Shared, headers: HeaderMap, Path(id): Path<String>)
     match &a.actor.user {
         Some(user) => {
             let (user, first, last) = (user.clone(), a.first_seen, a.timestamp);
-            let (since, until) = (first.saturating_add(-3 * DAY), last.saturating_add(2 * DAY));
+            // Read from where the usual range starts; chart the last three days of it.
+            let (since, until) = (usual_range_since(first), last.saturating_add(2 * DAY));
             match read(&c, move |l| l.hourly(&user, since, until)).await {
                 Ok(hours) => {
-                    let band = match timeline::baseline(&hours, first) {
-                        Some((m, p)) => format!("the band is its usual active hour, {m} to {p} accesses (median to 90th percentile before the alert)"),
-                        None => "no activity before the alert to draw a usual range from".into(),
+                    let usual = usual_range(&hours, first);
+                    let band = match &usual {
+                        Some(u) => format!("the band is its usual active hour, {}", timeline::describe(u)),
+                        None => format!("no activity in the {USUAL_RANGE_DAYS} days before the alert to draw a usual range from"),
                     };
+                    let from = first.saturating_add(-3 * DAY).floor(HOUR);
+                    let shown = &hours[hours.partition_point(|(t, _)| *t < from)..];
                     let _ = write!(
                         b,
-                        "<p class=\"muted\">Accesses per hour by {}, three days before the alert to two days after; {band}; the alert's own hours are orange.</p><div class=\"panel\">{}<div id=\"hover\" class=\"muted\"></div></div>",
+                        "<p class=\"muted\">Accesses per hour by {}, three days before the alert to two days after; {}; the alert's own hours are orange.</p><div class=\"panel\">{}<div id=\"hover\" class=\"muted\"></div></div>",
                         esc(&a.actor.label()),
-                        timeline::svg(&hours, first, last)
+                        esc(&band),
+                        timeline::svg(shown, usual.as_ref(), first, last)
                     );
                 }
                 Err(e) => b += &format!("<p class=\"error\">{}</p>", esc(&e)),

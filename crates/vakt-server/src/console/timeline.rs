@@ -1,7 +1,9 @@
 //! The alert page's activity chart: accesses per hour as inline SVG,
-//! with the actor's usual range as a band and the alert time marked.
+//! with the actor's usual range ([`vakt_event::stats::usual_range`], as
+//! the API gives it) as a band and the alert time marked.
 
 use super::pages::esc;
+use vakt_event::stats::{UsualRange, USUAL_RANGE_DAYS};
 use vakt_event::Timestamp;
 
 const W: f64 = 960.0;
@@ -10,22 +12,22 @@ const PAD_L: f64 = 40.0;
 const PAD_B: f64 = 24.0;
 const PAD_T: f64 = 16.0;
 
-/// Median and 90th percentile of the active hours before `before`.
-pub(crate) fn baseline(hours: &[(Timestamp, u64)], before: Timestamp) -> Option<(u64, u64)> {
-    let mut v: Vec<u64> = hours
-        .iter()
-        .filter(|(t, n)| *t < before && *n > 0)
-        .map(|(_, n)| *n)
-        .collect();
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_unstable();
-    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
-    Some((at(0.5), at(0.9)))
+/// The usual range in words, for the band's tooltip and the sentence
+/// under the chart.
+pub(crate) fn describe(u: &UsualRange) -> String {
+    format!(
+        "{} to {} accesses (median to 90th percentile of its {} active hour(s) in the {USUAL_RANGE_DAYS} days before the alert)",
+        u.median, u.p90, u.active_hours
+    )
 }
 
-pub(crate) fn svg(hours: &[(Timestamp, u64)], first: Timestamp, last: Timestamp) -> String {
+/// The chart of `hours` (oldest first), with `usual` as its band.
+pub(crate) fn svg(
+    hours: &[(Timestamp, u64)],
+    usual: Option<&UsualRange>,
+    first: Timestamp,
+    last: Timestamp,
+) -> String {
     let n = hours.len().max(1);
     let max = hours.iter().map(|(_, c)| *c).max().unwrap_or(0).max(1) as f64;
     let plot_w = W - PAD_L - 8.0;
@@ -40,11 +42,14 @@ pub(crate) fn svg(hours: &[(Timestamp, u64)], first: Timestamp, last: Timestamp)
         "<svg id=\"timeline\" data-points=\"{}\" viewBox=\"0 0 {W} {H}\" role=\"img\" aria-label=\"accesses per hour\" xmlns=\"http://www.w3.org/2000/svg\">",
         hours.len()
     );
-    if let Some((med, p90)) = baseline(hours, first) {
-        let (top, bottom) = (y(p90 as f64), y(med as f64));
+    if let Some(u) = usual {
+        let (top, bottom) = (y(u.p90 as f64), y(u.median as f64));
         s += &format!(
-            "<rect class=\"band\" x=\"{PAD_L}\" y=\"{top:.1}\" width=\"{plot_w:.1}\" height=\"{:.1}\"><title>usual hour: {med} to {p90} accesses (median to 90th percentile of active hours before the alert)</title></rect>",
-            (bottom - top).max(1.5)
+            "<rect class=\"band\" x=\"{PAD_L}\" y=\"{top:.1}\" width=\"{plot_w:.1}\" height=\"{:.1}\" data-median=\"{}\" data-p90=\"{}\"><title>usual hour: {}</title></rect>",
+            (bottom - top).max(1.5),
+            u.median,
+            u.p90,
+            esc(&describe(u))
         );
     }
     s += &format!(

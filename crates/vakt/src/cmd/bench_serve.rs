@@ -26,6 +26,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
+use vakt_event::stats::quantile;
 use vakt_event::{Actor, Alert, AlertStatus, Severity, Timestamp};
 use vakt_ledger::alert_query::AlertQuery;
 use vakt_ledger::tokens::Role;
@@ -561,13 +562,4 @@ fn listed_items(body: &[u8]) -> u64 {
         },
         Err(_) => 0,
     }
-}
-
-/// The value at fraction `q` of sorted `v` (nearest rank).
-fn quantile(v: &[f64], q: f64) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    let k = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
-    v[k - 1]
 }
