@@ -59,11 +59,12 @@ pub struct Policy {
     #[serde(default = "any_rule")]
     pub rule: String,
     pub min_severity: crate::Severity,
-    pub action: Spanned<String>,
+    pub action: Spanned<crate::decision::Action>,
     pub ttl: Spanned<String>,
     #[serde(default = "account_scope")]
-    pub scope: Spanned<String>,
-    /// The time to live, in milliseconds (checked at load).
+    pub scope: Spanned<crate::decision::Scope>,
+    /// The time to live, in milliseconds (checked at load, within the
+    /// bounds a decision may last).
     #[serde(skip)]
     pub ttl_ms: i64,
     #[serde(skip)]
@@ -74,8 +75,8 @@ fn any_rule() -> String {
     "*".into()
 }
 
-fn account_scope() -> Spanned<String> {
-    Spanned::new(0..0, "account".into())
+fn account_scope() -> Spanned<crate::decision::Scope> {
+    Spanned::new(0..0, crate::decision::Scope::Account)
 }
 
 /// `90s`, `10m`, `1h`, `7d` in milliseconds.
@@ -362,29 +363,9 @@ impl Directory {
             }
         }
         for p in &mut dir.policies {
-            let action = p.action.get_ref();
-            if !["throttle", "step_up", "block"].contains(&action.as_str()) {
-                return Err(at(
-                    p.base + p.action.span().start,
-                    format!("action `{action}` is not one of throttle, step_up, block"),
-                ));
-            }
-            let scope = p.scope.get_ref();
-            if !["account", "ip", "organization"].contains(&scope.as_str()) {
-                return Err(at(
-                    p.base + p.scope.span().start,
-                    format!("scope `{scope}` is not one of account, ip, organization"),
-                ));
-            }
-            p.ttl_ms = parse_ttl(p.ttl.get_ref()).ok_or_else(|| {
-                at(
-                    p.base + p.ttl.span().start,
-                    format!(
-                        "ttl `{}` is not a duration; write e.g. \"90s\", \"10m\", \"1h\" or \"7d\"",
-                        p.ttl.get_ref()
-                    ),
-                )
-            })?;
+            // Action and scope were checked as they were read.
+            p.ttl_ms = crate::decision::ttl_ms(p.ttl.get_ref())
+                .map_err(|e| at(p.base + p.ttl.span().start, e.to_string()))?;
         }
         if let Some(http) = &dir.http {
             if let Some(acc) = &http.account {
@@ -597,8 +578,8 @@ destinations = ["203.0.113.10"]
         let text = format!("{GOOD}\n[[policy]]\nrule = \"rate\"\nmin_severity = \"high\"\naction = \"block\"\nttl = \"2h\"\n");
         let d = Directory::from_toml(&text, "d").unwrap();
         assert_eq!(
-            (d.policies[0].ttl_ms, d.policies[0].scope.get_ref().as_str()),
-            (2 * 3_600_000, "account")
+            (d.policies[0].ttl_ms, *d.policies[0].scope.get_ref()),
+            (2 * 3_600_000, crate::decision::Scope::Account)
         );
         let bad = text.replace("\"2h\"", "\"two hours\"");
         let e = Directory::from_toml(&bad, "d").unwrap_err();
@@ -607,11 +588,33 @@ destinations = ["203.0.113.10"]
             bad.lines().position(|l| l.starts_with("ttl")).unwrap() + 1,
             "{e}"
         );
-        let bad = text.replace("\"block\"", "\"ban\"");
-        assert!(Directory::from_toml(&bad, "d")
-            .unwrap_err()
-            .message
-            .contains("throttle, step_up, block"));
+        let bad = text.replace("\"2h\"", "\"400d\"");
+        let e = Directory::from_toml(&bad, "d").unwrap_err();
+        assert!(e.message.contains("at most 365 days"), "{e}");
+    }
+
+    #[test]
+    fn a_policy_with_a_bad_action_or_scope_names_its_file_line_and_the_words_to_use() {
+        let text = format!(
+            "{GOOD}\n[[policy]]\nmin_severity = \"high\"\naction = \"ban\"\nttl = \"2h\"\n"
+        );
+        let e = Directory::from_toml(&text, "dir.toml").unwrap_err();
+        let want = text.lines().position(|l| l == "action = \"ban\"").unwrap() + 1;
+        assert_eq!(
+            (e.path.as_str(), e.line, e.column),
+            ("dir.toml", want, 10),
+            "{e}"
+        );
+        assert!(
+            e.to_string().starts_with(&format!("dir.toml:{want}:10: "))
+                && e.message
+                    .contains("\"ban\" is not an action; use throttle, step_up or block"),
+            "{e}"
+        );
+        let bad = text.replace("\"ban\"", "\"block\"\nscope = \"user\"");
+        let e = Directory::from_toml(&bad, "dir.toml").unwrap_err();
+        assert_eq!(e.line, want + 1, "{e}");
+        assert!(e.message.contains("use account, ip or organization"), "{e}");
     }
 
     #[test]

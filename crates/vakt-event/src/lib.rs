@@ -1,10 +1,11 @@
 //! vakt's data model and interchange formats: access and flow events,
-//! alerts, and the directory, as documented in EVENTS.md.
+//! alerts, decisions and the directory, as documented in EVENTS.md.
 //!
 //! Everything downstream (ingest, enrichment, detection, the binary)
 //! depends on this crate and nothing here depends on them.
 
 pub mod alert;
+pub mod decision;
 pub mod directory;
 pub mod event;
 pub mod routes;
@@ -12,6 +13,8 @@ pub mod stats;
 pub mod time;
 
 pub use alert::{Actor, Alert, AlertStatus, Severity};
+// `decision::Action` is not re-exported here: `Action` is an event's action.
+pub use decision::{Decision, DecisionError, Scope};
 pub use directory::{AccountKind, Directory, DirectoryError};
 pub use event::{AccessEvent, Action, CategorySet, Event, EventKind, FlowEvent, Origin, Outcome};
 pub use time::Timestamp;

@@ -6,47 +6,38 @@
 use crate::ledger::Ledger;
 use crate::Result;
 use rusqlite::params;
-use serde::{Deserialize, Serialize};
 use vakt_event::directory::Policy;
 use vakt_event::{Alert, Timestamp};
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Decision {
-    pub id: String,
-    /// `account`, `ip` or `organization`.
-    pub scope: String,
-    pub value: String,
-    /// `throttle`, `step_up` or `block`.
-    pub action: String,
-    /// The rule and alert that caused it, or who made it by hand.
-    pub reason: String,
-    pub created: Timestamp,
-    pub expires: Timestamp,
-}
+pub use vakt_event::decision::{Action, Decision, DecisionError, Scope};
 
 /// The decisions the policies make for an alert line. Times are the
 /// alert's event time, so a replay decides as live watching would have.
+/// A value that cannot be a decision (an over-long account name, say) is
+/// left out with a warning.
 pub fn from_alert(policies: &[Policy], alert: &Alert) -> Vec<Decision> {
     policies
         .iter()
         .filter(|p| (p.rule == "*" || p.rule == alert.rule) && alert.severity >= p.min_severity)
         .filter_map(|p| {
-            let scope = p.scope.get_ref().as_str();
+            let scope = *p.scope.get_ref();
             let value = match scope {
-                "account" => alert.actor.user.clone(),
-                "ip" => alert.actor.ip.map(|i| i.to_string()),
-                _ => alert.organization.clone(),
+                Scope::Account => alert.actor.user.clone(),
+                Scope::Ip => alert.actor.ip.map(|i| i.to_string()),
+                Scope::Organization => alert.organization.clone(),
             }?;
-            let action = p.action.get_ref().clone();
-            Some(Decision {
-                id: format!("{}-{action}-{scope}", alert.id),
-                scope: scope.to_owned(),
-                value,
+            let action = *p.action.get_ref();
+            Decision::new(
+                format!("{}-{action}-{scope}", alert.id),
+                scope,
+                &value,
                 action,
-                reason: format!("{} {}", alert.rule, alert.id),
-                created: alert.timestamp,
-                expires: Timestamp(alert.timestamp.0.saturating_add(p.ttl_ms)),
-            })
+                format!("{} {}", alert.rule, alert.id),
+                alert.timestamp,
+                p.ttl_ms,
+            )
+            .map_err(|e| tracing::warn!("alert {}: no {action} decision: {e}", alert.id))
+            .ok()
         })
         .collect()
 }
@@ -56,7 +47,15 @@ impl Ledger {
     pub fn put_decision(&mut self, d: &Decision) -> Result<()> {
         let r = self.conn.execute(
             "INSERT OR REPLACE INTO decisions(id, scope, value, action, reason, created, expires) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![d.id, d.scope, d.value, d.action, d.reason, d.created.0, d.expires.0],
+            params![
+                d.id,
+                d.scope.as_str(),
+                d.value,
+                d.action.as_str(),
+                d.reason,
+                d.created.0,
+                d.expires.0
+            ],
         );
         self.db(r).map(|_| ())
     }
@@ -69,26 +68,38 @@ impl Ledger {
         self.db(r).map(|n| n > 0)
     }
 
-    /// Decisions in force at `at`, or all of them.
+    /// Decisions in force at `at`, or all of them. A row that is no longer
+    /// a decision (edited by hand) is left out with a warning naming it.
     pub fn decisions(&self, at: Option<Timestamp>) -> Result<Vec<Decision>> {
+        type Row = (String, String, String, String, String, i64, i64);
         let r = self
             .conn
             .prepare("SELECT id, scope, value, action, reason, created, expires FROM decisions WHERE ?1 IS NULL OR (created <= ?1 AND expires > ?1) ORDER BY created, id")
             .and_then(|mut s| {
                 s.query_map([at.map(|t| t.0)], |r| {
-                    Ok(Decision {
-                        id: r.get(0)?,
-                        scope: r.get(1)?,
-                        value: r.get(2)?,
-                        action: r.get(3)?,
-                        reason: r.get(4)?,
-                        created: Timestamp(r.get(5)?),
-                        expires: Timestamp(r.get(6)?),
-                    })
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
                 })?
-                .collect()
+                .collect::<rusqlite::Result<Vec<Row>>>()
             });
-        self.db(r)
+        let rows = self.db(r)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, scope, value, action, reason, created, expires)| {
+                Decision::stored(
+                    id.clone(),
+                    &scope,
+                    &value,
+                    &action,
+                    reason,
+                    Timestamp(created),
+                    Timestamp(expires),
+                )
+                .map_err(|e| {
+                    tracing::warn!("decision {} is skipped: {e}; lift it with `vakt decisions delete` and add it again", id.escape_debug())
+                })
+                .ok()
+            })
+            .collect())
     }
 }
 
@@ -114,19 +125,61 @@ mod tests {
         let d = from_alert(&dir.policies, &line("high", "rate"));
         assert_eq!(d.len(), 1);
         assert_eq!(
-            (
-                d[0].scope.as_str(),
-                d[0].value.as_str(),
-                d[0].action.as_str()
-            ),
-            ("account", "p3.bot", "block")
+            (d[0].scope, d[0].value.as_str(), d[0].action),
+            (Scope::Account, "p3.bot", Action::Block)
         );
         assert_eq!(d[0].expires.0 - d[0].created.0, 3_600_000);
         assert_eq!(d[0].reason, "rate rate-1");
         let d = from_alert(&dir.policies, &line("critical", "canary"));
         assert_eq!(
-            (d.len(), d[0].value.as_str(), d[0].action.as_str()),
-            (1, "partner-3", "step_up")
+            (d.len(), d[0].value.as_str(), d[0].action),
+            (1, "partner-3", Action::StepUp)
+        );
+    }
+
+    #[test]
+    fn a_row_edited_by_hand_into_nonsense_is_skipped_and_the_rest_are_read() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = crate::DataDir {
+            path: tmp.path().join("data"),
+        };
+        let mut l = Ledger::open(&data).unwrap();
+        let t = Timestamp(1_793_000_000_000);
+        for (id, value) in [("a", "192.0.2.7"), ("b", "::1")] {
+            let d = Decision::new(
+                id.into(),
+                Scope::Ip,
+                value,
+                Action::Block,
+                "r".into(),
+                t,
+                60_000,
+            )
+            .unwrap();
+            l.put_decision(&d).unwrap();
+        }
+        l.conn
+            .execute(
+                "UPDATE decisions SET value = 'somewhere' WHERE id = 'a'",
+                [],
+            )
+            .unwrap();
+        l.conn
+            .execute(
+                "UPDATE decisions SET value = '0:0:0:0:0:0:0:1', action = 'ban' WHERE id = 'b'",
+                [],
+            )
+            .unwrap();
+        assert!(l.decisions(None).unwrap().is_empty());
+        l.conn
+            .execute("UPDATE decisions SET action = 'block' WHERE id = 'b'", [])
+            .unwrap();
+        let read = l.decisions(Some(t)).unwrap();
+        assert_eq!(
+            read.iter()
+                .map(|d| (d.id.as_str(), d.value.as_str()))
+                .collect::<Vec<_>>(),
+            [("b", "::1")]
         );
     }
 }

@@ -15,7 +15,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 use vakt_event::Directory;
-use vakt_ledger::decisions::Decision;
+use vakt_ledger::decisions::{Action, Decision, Scope};
 use vakt_ledger::{DataDir, Ledger};
 
 #[derive(Clone, Debug)]
@@ -139,7 +139,7 @@ impl Guard {
         account
             .and_then(|a| self.organization_of.get(a))
             .or_else(|| {
-                let ip = ip?;
+                let ip = ip?.to_canonical();
                 self.networks
                     .iter()
                     .find(|(n, _)| n.contains(&ip))
@@ -155,34 +155,37 @@ impl Guard {
             return Verdict::Pass;
         }
         let t = vakt_event::Timestamp::now();
-        let ip_text = ip.map(|i| i.to_string());
+        // A client seen by a proxy on `[::]` as `::ffff:192.0.2.7` is 192.0.2.7.
+        let ip = ip.map(|i| i.to_canonical());
         let org = self.organization(account, ip);
         let applies = |d: &&Decision| {
             d.created <= t
                 && d.expires > t
-                && match d.scope.as_str() {
-                    "account" => account == Some(d.value.as_str()),
-                    "ip" => ip_text.as_deref() == Some(d.value.as_str()),
-                    "organization" => org == Some(d.value.as_str()),
-                    _ => false,
+                && match d.scope {
+                    Scope::Account => account == Some(d.value.as_str()),
+                    Scope::Ip => ip.is_some_and(|i| d.covers(i)),
+                    Scope::Organization => org == Some(d.value.as_str()),
                 }
         };
+        let strength = |d: &&Decision| match d.action {
+            Action::Block => 0,
+            Action::StepUp => 1,
+            Action::Throttle => 2,
+        };
         let mut found: Vec<&Decision> = active.iter().filter(applies).collect();
-        found.sort_by_key(|d| match d.action.as_str() {
-            "block" => 0,
-            "step_up" => 1,
-            _ => 2,
-        });
+        found.sort_by_key(strength);
         for d in found {
-            match d.action.as_str() {
-                "block" => return Verdict::Block(d.clone()),
-                "step_up" if !account.is_some_and(|a| self.has_stepped_up(a)) => {
-                    return Verdict::StepUp(d.clone());
+            match d.action {
+                Action::Block => return Verdict::Block(d.clone()),
+                Action::StepUp => {
+                    if !account.is_some_and(|a| self.has_stepped_up(a)) {
+                        return Verdict::StepUp(d.clone());
+                    }
                 }
-                "throttle" => {
+                Action::Throttle => {
                     let subject = account
                         .map(str::to_owned)
-                        .or_else(|| ip_text.clone())
+                        .or_else(|| ip.map(|i| i.to_string()))
                         .unwrap_or_default();
                     if let Some(wait) = self.take_token(&d.id, subject) {
                         return Verdict::Throttle {
@@ -191,7 +194,6 @@ impl Guard {
                         };
                     }
                 }
-                _ => {}
             }
         }
         Verdict::Pass
@@ -299,15 +301,18 @@ mod tests {
         let mut l = Ledger::open(&data).unwrap();
         let t = vakt_event::Timestamp::now();
         for (i, (scope, value, action)) in decisions.iter().enumerate() {
-            l.put_decision(&Decision {
-                id: format!("d{i}"),
-                scope: (*scope).into(),
-                value: (*value).into(),
-                action: (*action).into(),
-                reason: "test".into(),
-                created: Timestamp(t.0 - 1000),
-                expires: Timestamp(t.0 + 60_000),
-            })
+            l.put_decision(
+                &Decision::new(
+                    format!("d{i}"),
+                    scope.parse().unwrap(),
+                    value,
+                    action.parse().unwrap(),
+                    "test".into(),
+                    Timestamp(t.0 - 1000),
+                    61_000,
+                )
+                .unwrap(),
+            )
             .unwrap();
         }
         l.set_totp_secret("anna", "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", t)
@@ -355,6 +360,32 @@ mod tests {
     }
 
     #[test]
+    fn an_address_block_holds_however_the_address_is_written_or_seen() {
+        let (_t, g) = setup(&[
+            ("ip", "0:0:0:0:0:0:0:1", "block"),
+            ("ip", "127.0.0.1", "block"),
+            ("ip", "192.0.2.0/24", "block"),
+        ]);
+        let verdict = |s: &str| g.verdict(None, Some(s.parse().unwrap()));
+        assert!(matches!(verdict("::1"), Verdict::Block(d) if d.id == "d0"));
+        // A proxy listening on [::] sees IPv4 clients in mapped form.
+        assert!(matches!(verdict("::ffff:127.0.0.1"), Verdict::Block(d) if d.id == "d1"));
+        assert!(matches!(verdict("127.0.0.1"), Verdict::Block(d) if d.id == "d1"));
+        assert!(matches!(verdict("192.0.2.7"), Verdict::Block(d) if d.id == "d2"));
+        assert!(matches!(verdict("::ffff:192.0.2.7"), Verdict::Block(d) if d.id == "d2"));
+        // The neighbouring network, and other spellings that are other addresses.
+        for other in [
+            "192.0.3.7",
+            "192.0.1.255",
+            "127.0.0.2",
+            "::2",
+            "::127.0.0.1",
+        ] {
+            assert_eq!(verdict(other), Verdict::Pass, "{other}");
+        }
+    }
+
+    #[test]
     fn a_throttle_lets_the_allowance_through_then_says_how_long_to_wait() {
         let (_t, g) = setup(&[("account", "bot", "throttle")]);
         assert_eq!(g.verdict(Some("bot"), None), Verdict::Pass);
@@ -392,16 +423,16 @@ mod tests {
         assert_eq!(g.verdict(Some("bot"), None), Verdict::Pass);
         let mut l = Ledger::open(&g.data).unwrap();
         let t = vakt_event::Timestamp::now();
-        l.put_decision(&Decision {
-            id: "late".into(),
-            scope: "account".into(),
-            value: "bot".into(),
-            action: "block".into(),
-            reason: "by hand".into(),
-            created: t,
-            expires: Timestamp(t.0 + 60_000),
-        })
-        .unwrap();
+        let d = Decision::new(
+            "late".into(),
+            Scope::Account,
+            "bot",
+            Action::Block,
+            "by hand".into(),
+            t,
+            60_000,
+        );
+        l.put_decision(&d.unwrap()).unwrap();
         l.close().unwrap();
         let start = Instant::now();
         while g.verdict(Some("bot"), None) == Verdict::Pass {

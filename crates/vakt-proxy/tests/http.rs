@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use vakt_event::{Directory, Timestamp};
-use vakt_ledger::decisions::Decision;
+use vakt_ledger::decisions::{Action, Decision, Scope};
 use vakt_ledger::{DataDir, Ledger};
 use vakt_proxy::http::{serve_http, HttpProxyConfig};
 use vakt_pipeline::{JsonLines, PipelineConfig};
@@ -209,19 +209,19 @@ impl Fixture {
         (status, body, retry.or(auth))
     }
 
-    fn decide(&self, account: &str, action: &str) {
+    fn decide(&self, account: &str, action: Action) {
         let mut l = Ledger::open(&self.data).unwrap();
         let t = vakt_event::Timestamp::now();
-        l.put_decision(&Decision {
-            id: format!("manual-{account}-{action}"),
-            scope: "account".into(),
-            value: account.into(),
-            action: action.into(),
-            reason: "by hand in a test".into(),
-            created: Timestamp(t.0 - 1),
-            expires: Timestamp(t.0 + 600_000),
-        })
-        .unwrap();
+        let d = Decision::new(
+            format!("manual-{account}-{action}"),
+            Scope::Account,
+            account,
+            action,
+            "by hand in a test".into(),
+            Timestamp(t.0 - 1),
+            600_001,
+        );
+        l.put_decision(&d.unwrap()).unwrap();
         l.close().unwrap();
         // The guard re-reads every 100 ms.
         let start = Instant::now();
@@ -284,7 +284,7 @@ fn lookups_and_searches_pass_and_their_customers_reach_the_ledger() {
 #[test]
 fn a_blocked_account_gets_403_saying_why_while_others_pass() {
     let f = Fixture::start(FailMode::Open, 1024);
-    f.decide("p3.bot", "block");
+    f.decide("p3.bot", Action::Block);
     let (status, body, _) = f.get("p3.bot", "/api/v1/customers/C-1", &[]);
     assert_eq!(status, 403);
     assert_eq!(body["error"], "blocked");
@@ -310,7 +310,7 @@ fn a_blocked_account_gets_403_saying_why_while_others_pass() {
 #[test]
 fn a_throttled_account_gets_its_allowance_then_429_with_retry_after() {
     let f = Fixture::start(FailMode::Open, 1024);
-    f.decide("p3.busy", "throttle");
+    f.decide("p3.busy", Action::Throttle);
     assert_eq!(f.get("p3.busy", "/api/v1/customers/C-1", &[]).0, 200);
     assert_eq!(f.get("p3.busy", "/api/v1/customers/C-2", &[]).0, 200);
     let (status, body, retry) = f.get("p3.busy", "/api/v1/customers/C-3", &[]);
@@ -328,7 +328,7 @@ fn step_up_asks_for_a_totp_code_and_a_correct_one_lets_the_account_through() {
     l.set_totp_secret("p3.erik", &secret, vakt_event::Timestamp::now())
         .unwrap();
     l.close().unwrap();
-    f.decide("p3.erik", "step_up");
+    f.decide("p3.erik", Action::StepUp);
     let (status, body, challenge) = f.get("p3.erik", "/api/v1/customers/C-1", &[]);
     assert_eq!(
         (status, body["error"].as_str()),
@@ -365,7 +365,7 @@ fn step_up_asks_for_a_totp_code_and_a_correct_one_lets_the_account_through() {
         "the code reached the upstream"
     );
     // Another account under step-up is not satisfied by erik's code.
-    f.decide("p3.olle", "step_up");
+    f.decide("p3.olle", Action::StepUp);
     assert_eq!(
         f.get(
             "p3.olle",
@@ -420,9 +420,9 @@ fn a_bot_hammering_through_one_account_is_blocked_within_seconds_while_a_person_
     let (l, _f) = f.finish();
     let decisions = l.decisions(None).unwrap();
     assert!(
-        decisions
-            .iter()
-            .any(|d| d.value == "p3.bot" && d.action == "block" && d.reason.starts_with("rate ")),
+        decisions.iter().any(|d| d.value == "p3.bot"
+            && d.action == Action::Block
+            && d.reason.starts_with("rate ")),
         "{decisions:?}"
     );
     assert!(!decisions.iter().any(|d| d.value == "p3.anna"));

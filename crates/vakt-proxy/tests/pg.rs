@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 use vakt_event::{Directory, Timestamp};
-use vakt_ledger::decisions::Decision;
+use vakt_ledger::decisions::{Action, Decision, Scope};
 use vakt_ledger::{DataDir, Ledger};
 use vakt_pipeline::PipelineConfig;
 use vakt_proxy::pg::{serve_pg, PgProxyConfig};
@@ -398,16 +398,16 @@ impl Proxy {
     fn block(&self, account: &str) {
         let mut l = Ledger::open(&self.data).unwrap();
         let t = vakt_event::Timestamp::now();
-        l.put_decision(&Decision {
-            id: format!("test-block-{account}"),
-            scope: "account".into(),
-            value: account.into(),
-            action: "block".into(),
-            reason: "test by hand".into(),
-            created: Timestamp(t.0 - 1000),
-            expires: Timestamp(t.0 + 3_600_000),
-        })
-        .unwrap();
+        let d = Decision::new(
+            format!("test-block-{account}"),
+            Scope::Account,
+            account,
+            Action::Block,
+            "test by hand".into(),
+            Timestamp(t.0 - 1000),
+            3_601_000,
+        );
+        l.put_decision(&d.unwrap()).unwrap();
         l.close().unwrap();
     }
 
@@ -831,16 +831,16 @@ async fn a_throttle_holds_statements_back_for_at_most_the_configured_delay() {
     {
         let mut l = Ledger::open(&proxy.data).unwrap();
         let t = vakt_event::Timestamp::now();
-        l.put_decision(&Decision {
-            id: "test-throttle".into(),
-            scope: "account".into(),
-            value: "anna".into(),
-            action: "throttle".into(),
-            reason: "test".into(),
-            created: Timestamp(t.0 - 1000),
-            expires: Timestamp(t.0 + 3_600_000),
-        })
-        .unwrap();
+        let d = Decision::new(
+            "test-throttle".into(),
+            Scope::Account,
+            "anna",
+            Action::Throttle,
+            "test".into(),
+            Timestamp(t.0 - 1000),
+            3_601_000,
+        );
+        l.put_decision(&d.unwrap()).unwrap();
         l.close().unwrap();
     }
     tokio::time::sleep(Duration::from_millis(600)).await; // the guard re-reads decisions

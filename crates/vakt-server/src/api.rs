@@ -280,14 +280,29 @@ async fn list_decisions(
     Ok(Json(list))
 }
 
+/// A decision as a person writes it, over the API or in the console.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NewDecision {
-    scope: String,
-    value: String,
-    action: String,
-    ttl: String,
-    reason: Option<String>,
+pub(crate) struct NewDecision {
+    pub scope: String,
+    pub value: String,
+    pub action: String,
+    pub ttl: String,
+    pub reason: Option<String>,
+}
+
+impl NewDecision {
+    /// The decision, made now; `by` is the reason when none is given.
+    pub(crate) fn decide(self, by: String) -> Result<Decision, vakt_event::DecisionError> {
+        Decision::manual(
+            self.scope.parse()?,
+            &self.value,
+            self.action.parse()?,
+            self.reason.unwrap_or(by),
+            Timestamp::now(),
+            vakt_event::decision::ttl_ms(&self.ttl)?,
+        )
+    }
 }
 
 /// Reads a body of at most `limit` bytes, or answers 413.
@@ -330,48 +345,9 @@ async fn add_decision(state: Shared, headers: HeaderMap, body: Body) -> Result<R
             "the body must be a JSON object {{\"scope\", \"value\", \"action\", \"ttl\", \"reason\" (optional)}}: {e}"
         ))
     })?;
-    if !["account", "ip", "organization"].contains(&new.scope.as_str()) {
-        return Err(ApiError::bad_request(format!(
-            "`scope` \"{}\" is not a scope; use account, ip or organization",
-            new.scope.escape_debug()
-        )));
-    }
-    if !["throttle", "step_up", "block"].contains(&new.action.as_str()) {
-        return Err(ApiError::bad_request(format!(
-            "`action` \"{}\" is not an action; use throttle, step_up or block",
-            new.action.escape_debug()
-        )));
-    }
-    let value = new.value.trim().to_owned();
-    if value.is_empty() {
-        return Err(ApiError::bad_request(
-            "`value` is empty; give the account name, address or organisation id",
-        ));
-    }
-    if new.scope == "ip" && value.parse::<std::net::IpAddr>().is_err() {
-        return Err(ApiError::bad_request(format!(
-            "`value` \"{}\" is not an IP address; write e.g. 198.51.100.7 or 2001:db8::7",
-            value.escape_debug()
-        )));
-    }
-    let ttl_ms = vakt_event::directory::parse_ttl(&new.ttl).ok_or_else(|| {
-        ApiError::bad_request(format!(
-            "`ttl` \"{}\" is not a duration; write e.g. 90s, 10m, 1h or 7d",
-            new.ttl.escape_debug()
-        ))
-    })?;
-    let created = Timestamp::now();
-    let d = Decision {
-        id: format!("manual-{}-{}-{}", new.scope, value, created.0),
-        scope: new.scope,
-        value,
-        action: new.action,
-        reason: new
-            .reason
-            .unwrap_or_else(|| format!("added over the API by token {}", token.name)),
-        created,
-        expires: created.saturating_add(ttl_ms),
-    };
+    let d = new
+        .decide(format!("added over the API by token {}", token.name))
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let state = state.0.clone();
     let d = blocking(move || {
         lock(&state.writer)

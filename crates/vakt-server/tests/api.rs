@@ -363,6 +363,14 @@ fn a_decision_can_be_lifted_at_its_location_whatever_its_value() {
             "is not a duration",
         ),
         (
+            json!({"scope": "account", "value": "a", "action": "block", "ttl": "400d"}),
+            "at most 365 days",
+        ),
+        (
+            json!({"scope": "account", "value": "a\u{1b}[2J", "action": "block", "ttl": "1h"}),
+            "control character",
+        ),
+        (
             json!({"scope": "account", "value": "a", "action": "block", "ttl": "1h", "until": "x"}),
             "must be a JSON object",
         ),
@@ -372,6 +380,24 @@ fn a_decision_can_be_lifted_at_its_location_whatever_its_value() {
         assert!(a.error().contains(says), "{body}: {}", a.text);
     }
     assert_eq!(s.get("/v1/decisions?all=true", admin).json(), json!([]));
+    // Addresses are kept in the form enforcement compares.
+    for (given, kept) in [
+        ("::ffff:192.0.2.7", "192.0.2.7"),
+        ("0:0:0:0:0:0:0:1", "::1"),
+        ("198.51.100.9/24", "198.51.100.0/24"),
+    ] {
+        let a = s.post_json(
+            "/v1/decisions",
+            admin,
+            &json!({"scope": "ip", "value": given, "action": "block", "ttl": "1h"}),
+        );
+        assert_eq!(
+            (a.status, a.json()["value"].clone()),
+            (201, json!(kept)),
+            "{given}: {}",
+            a.text
+        );
+    }
     s.stop();
 }
 

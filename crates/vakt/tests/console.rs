@@ -183,6 +183,20 @@ fn sign_in_failure_redirects_and_csrf_refusal_over_plain_http() {
     assert_eq!(r.status().as_u16(), 303);
     let (_, page) = get_page(&a, &format!("{url}/decisions"), &cookie);
     assert!(page.contains("r9.mallory"));
+    // A value that is not an address comes back with what to write instead.
+    let r = post_form(
+        &a,
+        &format!("{url}/decisions"),
+        Some(&cookie),
+        &format!("scope=ip&value=host-1&action=block&ttl=1h&csrf={csrf}"),
+    );
+    assert_eq!(r.status().as_u16(), 303);
+    let (_, page) = get_page(&a, &format!("{url}{}", header(&r, "location")), &cookie);
+    assert!(
+        page.contains("is not an IP address or network; write e.g. 198.51.100.7"),
+        "{page}"
+    );
+    assert!(!page.contains("<td class=\"value\">host-1"));
     // Signing out ends the session.
     let r = post_form(
         &a,

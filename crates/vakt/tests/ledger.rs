@@ -296,3 +296,49 @@ fn policies_make_decisions_and_people_add_list_and_lift_them() {
         .unwrap();
     assert_eq!(again.status.code(), Some(1));
 }
+
+#[test]
+fn decisions_add_keeps_addresses_canonical_and_says_what_to_write_instead() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let add = |scope: &str, value: &str, action: &str, ttl: &str| {
+        let out = vakt()
+            .args(["decisions", "add", "--scope", scope, "--value", value])
+            .args(["--action", action, "--ttl", ttl, "--data"])
+            .arg(&data)
+            .output()
+            .unwrap();
+        let text = if out.status.success() {
+            out.stdout
+        } else {
+            out.stderr
+        };
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&text).into_owned(),
+        )
+    };
+    let (ok, id) = add("ip", "::ffff:203.0.113.9", "block", "1h");
+    assert!(ok && id.starts_with("manual-ip-203.0.113.9-"), "{id}");
+    let (ok, id) = add("ip", "2001:db8:0:0:0:0:0:1/32", "block", "1h");
+    assert!(ok && id.starts_with("manual-ip-2001:db8::/32-"), "{id}");
+    for (args, says) in [
+        (
+            ["user", "a", "block", "1h"],
+            "is not a scope; use account, ip or organization",
+        ),
+        (
+            ["account", "a", "ban", "1h"],
+            "is not an action; use throttle, step_up or block",
+        ),
+        (
+            ["ip", "host-1", "block", "1h"],
+            "is not an IP address or network",
+        ),
+        (["account", "a", "block", "400d"], "at most 365 days"),
+        (["account", "a\tb", "block", "1h"], "control character"),
+    ] {
+        let (ok, err) = add(args[0], args[1], args[2], args[3]);
+        assert!(!ok && err.contains(says), "{args:?}: {err}");
+    }
+}

@@ -1,6 +1,7 @@
 //! The console's pages, rendered on the server.
 
 use super::{form_pairs, lock, require, require_form, see_other, timeline, Session, Shared};
+use crate::api::NewDecision;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -10,7 +11,6 @@ use vakt_event::stats::{usual_range, usual_range_since, USUAL_RANGE_DAYS};
 use vakt_event::time::HOUR;
 use vakt_event::{Alert, Severity, Timestamp};
 use vakt_ledger::alerts::AlertFilter;
-use vakt_ledger::decisions::Decision;
 
 const DAY: i64 = 86_400_000;
 
@@ -445,9 +445,9 @@ pub(crate) async fn decisions(c: Shared, headers: HeaderMap, RawQuery(q): RawQue
             b,
             "<tr data-id=\"{}\"><td>{}</td><td class=\"value\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><form class=\"inline\" method=\"post\" action=\"/decisions/{id}/extend\">{csrf}<input name=\"ttl\" value=\"1h\" size=\"4\" aria-label=\"add time\"><button type=\"submit\" class=\"extend\">Extend</button></form> <form class=\"inline\" method=\"post\" action=\"/decisions/{id}/lift\">{csrf}<button type=\"submit\" class=\"danger lift\">Lift</button></form></td></tr>",
             esc(&d.id),
-            esc(&d.scope),
+            d.scope,
             esc(&d.value),
-            esc(&d.action),
+            d.action,
             esc(&d.reason),
             short(d.created),
             short(d.expires)
@@ -475,36 +475,16 @@ pub(crate) async fn add_decision(c: Shared, headers: HeaderMap, body: Bytes) -> 
         get("ttl"),
         get("reason"),
     );
-    if !["account", "ip", "organization"].contains(&scope.as_str()) {
-        return back_with_error("choose a scope: account, ip or organization");
-    }
-    if !["throttle", "step_up", "block"].contains(&action.as_str()) {
-        return back_with_error("choose an action: throttle, step_up or block");
-    }
-    if value.is_empty() {
-        return back_with_error("give the account name, address or organisation id");
-    }
-    if scope == "ip" && value.parse::<std::net::IpAddr>().is_err() {
-        return back_with_error(&format!("{value} is not an IP address"));
-    }
-    let Some(ttl_ms) = vakt_event::directory::parse_ttl(&ttl) else {
-        return back_with_error(&format!(
-            "{ttl} is not a duration; write e.g. 10m, 1h or 7d"
-        ));
-    };
-    let created = Timestamp::now();
-    let d = Decision {
-        id: format!("manual-{scope}-{value}-{}", created.0),
+    let new = NewDecision {
         scope,
         value,
         action,
-        reason: if reason.is_empty() {
-            format!("added in the console by {}", s.user)
-        } else {
-            format!("{reason} ({})", s.user)
-        },
-        created,
-        expires: created.saturating_add(ttl_ms),
+        ttl,
+        reason: (!reason.is_empty()).then(|| format!("{reason} ({})", s.user)),
+    };
+    let d = match new.decide(format!("added in the console by {}", s.user)) {
+        Ok(d) => d,
+        Err(e) => return back_with_error(&e.to_string()),
     };
     match write(&c, move |l| l.put_decision(&d)).await {
         Ok(()) => see_other("/decisions"),
@@ -524,10 +504,9 @@ pub(crate) async fn extend_decision(
         Err(r) => return r,
     };
     let ttl = form.get("ttl").cloned().unwrap_or_default();
-    let Some(ms) = vakt_event::directory::parse_ttl(ttl.trim()) else {
-        return back_with_error(&format!(
-            "{ttl} is not a duration; write e.g. 10m, 1h or 7d"
-        ));
+    let ms = match vakt_event::decision::ttl_ms(&ttl) {
+        Ok(ms) => ms,
+        Err(e) => return back_with_error(&e.to_string()),
     };
     let r = write(&c, move |l| {
         let Some(mut d) = l.decisions(None)?.into_iter().find(|d| d.id == id) else {

@@ -6,6 +6,7 @@ use anyhow::{bail, Context, Result};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use vakt_event::decision::{Action, Decision, Scope};
 use vakt_event::{Directory, Timestamp};
 use vakt_ledger::scope::Cidr;
 use vakt_ledger::{verify, DataDir, Ledger};
@@ -355,13 +356,16 @@ pub enum DecisionsCommand {
     Add {
         #[command(flatten)]
         data: DataArgs,
-        #[arg(long, value_parser = ["account", "ip", "organization"])]
-        scope: String,
+        /// account, ip or organization.
+        #[arg(long)]
+        scope: Scope,
+        /// The account name, organisation id, or IP address or network (192.0.2.0/24).
         #[arg(long)]
         value: String,
-        #[arg(long, value_parser = ["throttle", "step_up", "block"])]
-        action: String,
-        /// How long: 90s, 10m, 1h, 7d.
+        /// throttle, step_up or block.
+        #[arg(long)]
+        action: Action,
+        /// How long: 90s, 10m, 1h, 7d (at most 365d).
         #[arg(long)]
         ttl: String,
         #[arg(long, default_value = "added by hand")]
@@ -376,7 +380,6 @@ pub enum DecisionsCommand {
 }
 
 pub fn decisions(cmd: DecisionsCommand) -> Result<ExitCode> {
-    use vakt_ledger::decisions::Decision;
     match cmd {
         DecisionsCommand::List {
             data,
@@ -416,20 +419,10 @@ pub fn decisions(cmd: DecisionsCommand) -> Result<ExitCode> {
             ttl,
             reason,
         } => {
-            let ttl_ms = vakt_event::directory::parse_ttl(&ttl).with_context(|| {
-                format!("--ttl `{ttl}` is not a duration; write e.g. 90s, 10m, 1h or 7d")
-            })?;
+            let ttl_ms = vakt_event::decision::ttl_ms(&ttl).context("--ttl")?;
+            let d = Decision::manual(scope, &value, action, reason, Timestamp::now(), ttl_ms)
+                .context("--value")?;
             let mut l = Ledger::open(&data.dir())?;
-            let created = Timestamp::now();
-            let d = Decision {
-                id: format!("manual-{}-{}-{}", scope, value, created.0),
-                scope,
-                value,
-                action,
-                reason,
-                created,
-                expires: Timestamp(created.0 + ttl_ms),
-            };
             l.put_decision(&d)?;
             l.close()?;
             println!("{}", d.id);
