@@ -9,6 +9,7 @@ pub mod directory;
 pub mod event;
 pub mod routes;
 pub mod time;
+pub mod tuning;
 
 pub use alert::{Actor, Alert, AlertStatus, Severity};
 pub use directory::{AccountKind, Directory, DirectoryError};
