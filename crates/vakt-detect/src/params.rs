@@ -258,7 +258,8 @@ mod tests {
     use crate::detectors::settings;
     use vakt_event::{Directory, DirectoryError};
 
-    const ORGS: &str = "[[organization]]\nid = \"callcenter\"\n\n[[organization]]\nid = \"stores\"\n";
+    const ORGS: &str =
+        "[[organization]]\nid = \"callcenter\"\n\n[[organization]]\nid = \"stores\"\n";
 
     fn load(tables: &str) -> Result<Vec<super::Settings>, DirectoryError> {
         let dir = Directory::from_toml(&format!("{ORGS}\n{tables}"), "dir.toml")?;
@@ -347,7 +348,11 @@ mod tests {
         let tables = "[detectors.bulk_read.organization.stores]\nmin_records = 10\n";
         let e = load(tables).unwrap_err();
         assert_eq!(e.line, line_of(tables, "[detectors"), "{e}");
-        assert!(e.message.contains("rate, volume_peers, no_business_context"), "{e}");
+        assert!(
+            e.message
+                .contains("rate, volume_peers, no_business_context"),
+            "{e}"
+        );
 
         let tables = "[detectors.rate.organization.callcentre]\nfactor = 2\n";
         let e = load(tables).unwrap_err();

@@ -6,10 +6,10 @@
 //! line and what to change, because a wrong directory silently skews every
 //! detector that trusts it.
 
+use crate::tuning::{Place, RawDetectors, RuleSettings};
 use chrono_tz::Tz;
 use ipnet::IpNet;
 use serde::Deserialize;
-use crate::tuning::{Place, RawDetectors, RuleSettings};
 use std::path::Path;
 use toml::Spanned;
 

@@ -64,7 +64,10 @@ pub(crate) struct RawDetectors(Vec<(Spanned<String>, RawRule)>);
 #[derive(Debug, Default)]
 pub(crate) struct RawRule {
     values: Vec<(Spanned<String>, Spanned<toml::Value>)>,
-    organizations: Vec<(Spanned<String>, Vec<(Spanned<String>, Spanned<toml::Value>)>)>,
+    organizations: Vec<(
+        Spanned<String>,
+        Vec<(Spanned<String>, Spanned<toml::Value>)>,
+    )>,
 }
 
 /// A TOML table, keys with their spans.

@@ -184,8 +184,7 @@ impl Detector for Egress {
         if let Some(c) = country {
             h.countries |= country_bit(c);
         }
-        let learning =
-            h.days < lim.learn_days || now.0 - h.first.0 < lim.learn_days as i64 * DAY;
+        let learning = h.days < lim.learn_days || now.0 - h.first.0 < lim.learn_days as i64 * DAY;
         if known || learning {
             return;
         }

@@ -29,8 +29,16 @@ pub const INFO: DetectorInfo = DetectorInfo {
 };
 
 pub const PARAMS: &[Param] = &[
-    Param::count("min_run", 30.0, "consecutive near-sequential reads for `medium`"),
-    Param::count("high_run", 300.0, "consecutive near-sequential reads for `high`"),
+    Param::count(
+        "min_run",
+        30.0,
+        "consecutive near-sequential reads for `medium`",
+    ),
+    Param::count(
+        "high_run",
+        300.0,
+        "consecutive near-sequential reads for `high`",
+    ),
     Param::count(
         "max_step",
         3.0,

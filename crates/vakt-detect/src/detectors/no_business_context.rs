@@ -171,8 +171,8 @@ impl Detector for NoBusinessContext {
         if today == uncased {
             acc.first_uncased_today = now;
         }
-        let works_with_cases =
-            group.reads >= lim.group_min_reads && group.cased as f64 / group.reads as f64 > lim.case_share;
+        let works_with_cases = group.reads >= lim.group_min_reads
+            && group.cased as f64 / group.reads as f64 > lim.case_share;
         if !works_with_cases || (today as f64) < lim.min_reads {
             return;
         }

@@ -51,7 +51,11 @@ pub const PARAMS: &[Param] = &[
         "active hours before the account's own busiest hour counts",
     ),
     Param::number("high_factor", 3.0, "times the threshold for `high`"),
-    Param::number("critical_factor", 10.0, "times the threshold for `critical`"),
+    Param::number(
+        "critical_factor",
+        10.0,
+        "times the threshold for `critical`",
+    ),
 ];
 
 struct Limits {
@@ -160,7 +164,11 @@ impl Detector for Rate {
             let basis = format!(
                 "its own busiest hour {own:.0} and its peers' 99th percentile hour {peer:.0}"
             );
-            (last_hour, (lim.factor * baseline).max(lim.min_per_hour), basis)
+            (
+                last_hour,
+                (lim.factor * baseline).max(lim.min_per_hour),
+                basis,
+            )
         };
         if observed <= threshold {
             if observed < threshold / 2.0 {

@@ -51,11 +51,7 @@ pub const PARAMS: &[Param] = &[
         3.0,
         "times the larger of the account's 90th percentile day and its peers' 95th percentile day",
     ),
-    Param::number(
-        "high_factor",
-        10.0,
-        "times that baseline for `high`",
-    ),
+    Param::number("high_factor", 10.0, "times that baseline for `high`"),
     Param::count(
         "own_days",
         5.0,
