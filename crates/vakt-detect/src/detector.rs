@@ -1,5 +1,6 @@
 //! The one trait every detector implements, and what it reports.
 
+use crate::params::Param;
 use serde_json::{Map, Value};
 use vakt_enrich::{Enriched, Enricher};
 use vakt_event::{Actor, Severity, Timestamp};
@@ -18,8 +19,13 @@ use vakt_event::{Actor, Severity, Timestamp};
 /// State must stay bounded per key and idle keys must be forgotten in
 /// [`Detector::evict`], in event time, so memory does not grow with events.
 pub trait Detector: Send {
+    /// What the detector is, declared once in its file.
+    fn info(&self) -> &'static DetectorInfo;
+
     /// The stable rule id (EVENTS.md section 5), e.g. `rate`.
-    fn id(&self) -> &'static str;
+    fn id(&self) -> &'static str {
+        self.info().id
+    }
 
     /// What this detector needs that the run lacks, said once at start
     /// (e.g. "no networks in the directory"). The detector still runs and
@@ -35,6 +41,26 @@ pub trait Detector: Send {
 
     /// Keys currently held, for memory accounting.
     fn tracked_keys(&self) -> usize;
+}
+
+/// What a detector is for and how to read its alerts: `vakt detectors`
+/// lists these, and reports take their remediation from here.
+#[derive(Debug)]
+pub struct DetectorInfo {
+    /// The stable rule id (EVENTS.md section 5), e.g. `rate`.
+    pub id: &'static str,
+    /// A short title, e.g. "reading customers far faster than usual".
+    pub title: &'static str,
+    /// The incidents it is for (S1 to S6, docs/PRODUCT.md).
+    pub incidents: &'static [&'static str],
+    /// What to do when it fires.
+    pub remediation: &'static str,
+    /// What it cannot see (from its module doc).
+    pub blind_spots: &'static str,
+    /// Its thresholds, with defaults; overridable in the directory.
+    pub params: &'static [Param],
+    /// Whether an organisation may have its own parameter values.
+    pub per_organization: bool,
 }
 
 /// One detector's verdict on one actor at one moment.

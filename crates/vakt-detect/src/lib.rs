@@ -2,16 +2,19 @@
 //!
 //! Data flows `event -> enrich -> every detector -> findings -> incidents
 //! -> alerts`. Each detector lives in its own file under `detectors/`,
-//! implements [`Detector`], and is registered once in
-//! [`detectors::registry`].
+//! implements [`Detector`], declares its [`DetectorInfo`] (title,
+//! remediation, blind spots, parameters), and is registered once in
+//! [`detectors::registry`]. [`detectors::build`] builds them with the
+//! directory's parameter overrides.
 
 pub mod detector;
 pub mod detectors;
 pub mod engine;
 pub mod incidents;
+pub mod params;
 pub mod state;
 
-pub use detector::{Detector, Finding};
+pub use detector::{Detector, DetectorInfo, Finding};
 pub use engine::{Engine, EngineStats};
 
 /// Out-of-order input tolerated, in milliseconds of event time: events up

@@ -1,7 +1,7 @@
 //! Helpers for detector tests: build events tersely, run them through the
 //! real engine with a directory, collect the alerts.
 
-use crate::detectors::registry;
+use crate::detectors::build;
 use crate::engine::Engine;
 use std::sync::Arc;
 use vakt_enrich::{Cases, Enricher};
@@ -22,7 +22,8 @@ impl Harness {
         let dir = Directory::from_toml(directory, "test.toml").expect("test directory");
         let cases =
             cases.map(|c| Cases::from_reader(c.as_bytes(), "cases.csv").expect("test cases"));
-        let engine = Engine::new(Enricher::new(Arc::new(dir), cases, None), registry());
+        let detectors = build(&dir).expect("test parameters");
+        let engine = Engine::new(Enricher::new(Arc::new(dir), cases, None), detectors);
         Harness {
             engine,
             alerts: Vec::new(),

@@ -6,6 +6,7 @@
 //! line and what to change, because a wrong directory silently skews every
 //! detector that trusts it.
 
+use crate::tuning::{Place, RawDetectors, RuleSettings};
 use chrono_tz::Tz;
 use ipnet::IpNet;
 use serde::Deserialize;
@@ -41,6 +42,12 @@ pub struct Directory {
     pub postgres: Option<PostgresMapping>,
     #[serde(default, rename = "policy")]
     pub policies: Vec<Policy>,
+    #[serde(default, rename = "detectors")]
+    raw_detectors: RawDetectors,
+    /// `[detectors.RULE]` parameter overrides, unchecked but for their
+    /// organisations: the detectors' builder checks them.
+    #[serde(skip)]
+    pub detectors: Vec<RuleSettings>,
 }
 
 /// What to do when an alert reaches a severity: EVENTS.md section 6.
@@ -287,21 +294,24 @@ impl Directory {
 
     /// Parses and checks a directory. `path` names the file in errors.
     pub fn from_toml(text: &str, path: &str) -> Result<Directory, DirectoryError> {
-        let at = |offset: usize, message: String| {
+        let place = |offset: usize| {
             let (line, column) = line_col(text, offset);
-            DirectoryError {
+            Place {
                 path: path.to_owned(),
                 line,
                 column,
-                message,
             }
         };
+        let at = |offset: usize, message: String| place(offset).error(message);
         let mut dir = Directory::default();
         for (base, chunk) in chunks(text) {
-            let part: Directory = toml::from_str(chunk).map_err(|e| {
+            let mut part: Directory = toml::from_str(chunk).map_err(|e| {
                 let offset = e.span().map(|s| s.start).unwrap_or(0);
                 at(base + offset, e.message().trim().to_owned())
             })?;
+            let raw = std::mem::take(&mut part.raw_detectors);
+            dir.detectors
+                .extend(raw.locate(&|offset| place(base + offset)));
             dir.merge(part, base).map_err(|m| at(base, m))?;
         }
 
@@ -321,6 +331,14 @@ impl Directory {
                     .push(parse_net(n).map_err(|m| at(org.base + n.span().start, m))?);
             }
         }
+        for r in &dir.detectors {
+            if let Some((org, p)) = &r.organization {
+                if !seen.contains(org) {
+                    return Err(p.error(format!("organization `{org}` is not declared; add an [[organization]] with id = \"{org}\" or fix the name")));
+                }
+            }
+        }
+        crate::tuning::check_unique(&dir.detectors)?;
         let known_org = |base: usize, o: &Option<Spanned<String>>| -> Result<(), DirectoryError> {
             match o {
                 Some(o) if !seen.contains(o.get_ref()) => Err(at(

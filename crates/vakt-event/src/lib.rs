@@ -11,6 +11,7 @@ pub mod event;
 pub mod routes;
 pub mod stats;
 pub mod time;
+pub mod tuning;
 
 pub use alert::{Actor, Alert, AlertStatus, Severity};
 // `decision::Action` is not re-exported here: `Action` is an event's action.

@@ -105,7 +105,14 @@ fn consequences(categories: &[&str]) -> Vec<&'static str> {
 }
 
 impl Report {
-    pub fn markdown(&self) -> String {
+    /// The draft in Markdown. `remediation` is what to do about the
+    /// incident's rule, from the detector that declares it
+    /// (`vakt_detect::detectors::info(rule)`): the caller passes it because
+    /// the ledger does not depend on the detectors, and an alert stored
+    /// before a rule changed its advice gets today's advice, not a copy
+    /// carried on every alert line. `None` (an unknown rule) gives a
+    /// general measure.
+    pub fn markdown(&self, remediation: Option<&str>) -> String {
         let a = &self.alert;
         let mut s = String::new();
         let actor = a.actor.label();
@@ -165,16 +172,7 @@ impl Report {
         }
         s += "\n## 3. Contact point (Art. 33(3)(b))\n\nData protection officer: _name, email, phone_.\n";
         s += "\n## 4. Measures taken or proposed (Art. 33(3)(d))\n\n";
-        let measure = match a.rule.as_str() {
-            "rate" | "automation" | "enumeration" | "login_failures" => "block or throttle the account and require step-up authentication; rotate its credentials",
-            "foreign_network" | "account_sharing" => "close or re-issue the account, bind it to a personal e-ID, restrict it to the organisation's networks",
-            "no_business_context" | "volume_peers" => "suspend the account pending investigation; require a case for every customer read",
-            "bulk_read" => "revoke bulk export rights; limit exports to declared batch jobs",
-            "new_category" => "remove the categories outside the integration's purpose from what it can read; review the vendor's code",
-            "egress" => "isolate the host; block the destinations; investigate for malware",
-            "canary" => "treat the account as compromised; block it and review all its reads",
-            _ => "contain the actor's access and review its activity",
-        };
+        let measure = remediation.unwrap_or("contain the actor's access and review its activity");
         s += &format!("- Proposed: {measure}.\n- Notify the data subjects if the risk to them is high (Art. 34).\n");
         s += "\n## Timeline\n\n| | event time |\n|---|---|\n";
         s += &format!("| first seen | {} |\n| detected | {} |\n| last activity | {} |\n| contained | _not yet recorded_ |\n", a.first_seen, self.detected, a.timestamp);

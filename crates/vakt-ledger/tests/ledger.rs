@@ -270,7 +270,11 @@ fn the_report_draft_has_what_article_33_asks_for_and_the_checkpoint() {
     l.close().unwrap();
     let l = Ledger::open_read(&dir).unwrap();
     let r = vakt_ledger::report::draft(&l, "rate-1").unwrap();
-    let md = r.markdown();
+    let md = r.markdown(Some("rotate its credentials"));
+    assert!(md.contains("- Proposed: rotate its credentials."), "{md}");
+    assert!(r
+        .markdown(None)
+        .contains("- Proposed: contain the actor's access and review its activity."));
     let scope = l
         .scope_account("acct3", evs[0].timestamp, evs[1500].timestamp, None)
         .unwrap();

@@ -276,7 +276,7 @@ pub(crate) async fn report(
             return Err(no_alert(&id));
         }
         let r = vakt_ledger::report::draft(&l, &id).map_err(ApiError::internal)?;
-        let markdown = r.markdown();
+        let markdown = r.markdown(vakt_detect::detectors::remediation(&r.alert.rule));
         let html = vakt_ledger::report::to_html(&markdown);
         Ok(Json(
             json!({ "alert": id, "markdown": markdown, "html": html }),

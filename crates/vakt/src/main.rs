@@ -61,6 +61,8 @@ enum Command {
     Demo(cmd::demo::DemoArgs),
     /// Write a telecom operator's traffic with labelled incidents (events, directory, cases, labels).
     Simulate(cmd::simulate::SimulateArgs),
+    /// Every detector: title, incidents, parameters (with a directory's values), remediation, blind spots.
+    Detectors(cmd::detectors::DetectorsArgs),
     /// Score alerts against a simulation's labels: detected, time to detect, false positives.
     Eval(cmd::eval::EvalArgs),
     /// Create a data directory with its signing key.
@@ -126,6 +128,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => cmd::demo::run(args).map(|()| ExitCode::SUCCESS),
         Command::Simulate(args) => cmd::simulate::run(args).map(|()| ExitCode::SUCCESS),
         Command::Eval(args) => cmd::eval::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Detectors(args) => cmd::detectors::run(args).map(|()| ExitCode::SUCCESS),
         Command::Bench(b) => cmd::bench::dispatch(b).map(|()| ExitCode::SUCCESS),
     };
     match result {

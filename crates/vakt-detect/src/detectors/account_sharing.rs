@@ -7,15 +7,15 @@
 //! - State: per account, the last four networks (/24 for IPv4, /48 for
 //!   IPv6) it was seen from with their last time, and a count of switches
 //!   between networks within the last hour (about 64 bytes).
-//! - Thresholds: 6 switches between two or more networks within an hour
-//!   (back and forth, not a single move from office to home) is `medium`;
-//!   30 is `high`. Declared services are not judged.
-//! - Blind spots: sharing in turns (one user by day, another by night) and
-//!   sharing inside one network; a mobile user hopping carriers can look
-//!   like sharing, which is why one switch is not enough.
+//! - Thresholds: 6 switches (`medium_switches`) between two or more
+//!   networks within an hour (back and forth, not a single move from
+//!   office to home) is `medium`; 30 (`high_switches`) is `high`. Declared
+//!   services are not judged. Each threshold is a parameter ([`PARAMS`]).
+//! - Blind spots: in [`INFO`] (`vakt detectors` shows them).
 
-use crate::detector::{actor_of, reference, Detector, Finding};
+use crate::detector::{actor_of, reference, Detector, DetectorInfo, Finding};
 use crate::evidence;
+use crate::params::{Param, Settings, Values};
 use crate::state::Keyed;
 use std::net::IpAddr;
 use vakt_enrich::Enriched;
@@ -24,8 +24,51 @@ use vakt_event::time::HOUR;
 use vakt_event::{Event, Severity, Timestamp};
 
 const SLOTS: usize = 4;
-const MEDIUM_SWITCHES: u32 = 6;
-const HIGH_SWITCHES: u32 = 30;
+
+pub const INFO: DetectorInfo = DetectorInfo {
+    id: "account_sharing",
+    title: "one account used from several networks at once",
+    incidents: &["S2"],
+    remediation: super::REISSUE_ACCOUNT,
+    blind_spots: "sharing in turns (one user by day, another by night) and sharing inside one network; a mobile user hopping carriers can look like sharing, which is why one switch is not enough",
+    params: PARAMS,
+    per_organization: false,
+};
+
+pub const PARAMS: &[Param] = &[
+    Param::count(
+        "medium_switches",
+        6.0,
+        "switches between networks within an hour for `medium`",
+    ),
+    Param::count(
+        "high_switches",
+        30.0,
+        "switches between networks within an hour for `high`",
+    ),
+];
+
+struct Limits {
+    medium: u32,
+    high: u32,
+}
+
+impl Limits {
+    fn new(v: &Values) -> Limits {
+        let n = |name| v.get(name).min(u32::MAX as f64) as u32;
+        Limits {
+            medium: n("medium_switches"),
+            high: n("high_switches"),
+        }
+    }
+}
+
+pub(crate) fn build(s: &Settings) -> Box<dyn Detector> {
+    Box::new(AccountSharing {
+        limits: Limits::new(&s.global),
+        accounts: Keyed::default(),
+    })
+}
 
 #[derive(Default)]
 struct Seen {
@@ -52,14 +95,14 @@ fn show(net: u64) -> String {
     }
 }
 
-#[derive(Default)]
 pub struct AccountSharing {
+    limits: Limits,
     accounts: Keyed<Seen>,
 }
 
 impl Detector for AccountSharing {
-    fn id(&self) -> &'static str {
-        "account_sharing"
+    fn info(&self) -> &'static DetectorInfo {
+        &INFO
     }
 
     fn observe(&mut self, ev: &Enriched, out: &mut Vec<Finding>) {
@@ -69,6 +112,7 @@ impl Detector for AccountSharing {
             return;
         }
         let now = a.timestamp;
+        let lim = &self.limits;
         let net = network(ip);
         let s = self.accounts.touch(ev.actor, now, Seen::default);
         match s.nets.iter_mut().find(|(n, _)| *n == net) {
@@ -92,7 +136,7 @@ impl Detector for AccountSharing {
         }
         if now.0 - s.window_start.0 > HOUR {
             // A quiet hour ends the incident as far as this detector is concerned.
-            if s.switches < MEDIUM_SWITCHES {
+            if s.switches < lim.medium {
                 s.reported = None;
             }
             s.window_start = now;
@@ -100,8 +144,8 @@ impl Detector for AccountSharing {
         }
         s.switches += 1;
         let severity = match s.switches {
-            n if n >= HIGH_SWITCHES => Severity::High,
-            n if n >= MEDIUM_SWITCHES => Severity::Medium,
+            n if n >= lim.high => Severity::High,
+            n if n >= lim.medium => Severity::Medium,
             _ => return,
         };
         if s.reported.is_some_and(|r| r >= severity) {
@@ -115,7 +159,7 @@ impl Detector for AccountSharing {
             .map(|(n, _)| show(*n))
             .collect();
         out.push(Finding {
-            rule: "account_sharing",
+            rule: INFO.id,
             key: a.user.clone(),
             actor: actor_of(ev),
             organization: ev.organization.map(str::to_owned),
@@ -131,7 +175,7 @@ impl Detector for AccountSharing {
             ),
             evidence: evidence! {
                 "observed_switches_1h" => s.switches,
-                "threshold_switches_1h" => MEDIUM_SWITCHES,
+                "threshold_switches_1h" => lim.medium,
                 "networks" => recent,
                 "source_ip" => ip.to_string(),
                 "event" => reference(ev),

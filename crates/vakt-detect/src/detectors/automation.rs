@@ -6,25 +6,80 @@
 //! - State: per account, a moving mean and variance of the interval
 //!   between its reads, the length of the current regular run and what
 //!   was reported (about 24 bytes).
-//! - Thresholds: 50 consecutive intervals with a coefficient of variation
-//!   under 0.25 at a mean under 10 s is `medium`; 500 such intervals is
-//!   `high`. Declared services and batch jobs are machines by declaration
-//!   and are left to `rate`.
-//! - Blind spots: a bot that randomises its pace like a person (S2's
-//!   30-120 s with jitter) has a human coefficient of variation; it is
-//!   left to `volume_peers`, `foreign_network` and `account_sharing`.
+//! - Thresholds: 50 consecutive intervals (`min_requests`) with a
+//!   coefficient of variation under 0.25 (`max_cv`) at a mean under 10 s
+//!   (`max_mean_interval_s`) is `medium`; 500 such intervals
+//!   (`high_requests`) is `high`. Declared services and batch jobs are
+//!   machines by declaration and are left to `rate`. Each threshold is a
+//!   parameter ([`PARAMS`]).
+//! - Blind spots: in [`INFO`] (`vakt detectors` shows them).
 
-use crate::detector::{actor_of, reference, Detector, Finding};
+use crate::detector::{actor_of, reference, Detector, DetectorInfo, Finding};
 use crate::evidence;
+use crate::params::{Param, Settings, Values};
 use crate::state::Keyed;
 use vakt_enrich::Enriched;
 use vakt_event::directory::AccountKind;
 use vakt_event::{Event, Severity, Timestamp};
 
-const RUN: u32 = 50;
-const LONG_RUN: u32 = 500;
-const MAX_CV: f64 = 0.25;
-const MAX_MEAN_MS: f64 = 10_000.0;
+pub const INFO: DetectorInfo = DetectorInfo {
+    id: "automation",
+    title: "a human account working at a machine's steady cadence",
+    incidents: &["S1"],
+    remediation: super::CONTAIN_ACCOUNT,
+    blind_spots: "a bot that randomises its pace like a person (S2's 30-120 s with jitter) has a human coefficient of variation; it is left to `volume_peers`, `foreign_network` and `account_sharing`",
+    params: PARAMS,
+    per_organization: false,
+};
+
+pub const PARAMS: &[Param] = &[
+    Param::count(
+        "min_requests",
+        50.0,
+        "consecutive requests at a steady cadence for `medium`",
+    ),
+    Param::count(
+        "high_requests",
+        500.0,
+        "consecutive requests at a steady cadence for `high`",
+    ),
+    Param::number(
+        "max_cv",
+        0.25,
+        "coefficient of variation of the intervals below which a cadence is steady",
+    ),
+    Param::number(
+        "max_mean_interval_s",
+        10.0,
+        "seconds between requests, on average, below which a cadence counts",
+    ),
+];
+
+struct Limits {
+    run: u32,
+    long_run: u32,
+    max_cv: f64,
+    max_mean_ms: f64,
+}
+
+impl Limits {
+    fn new(v: &Values) -> Limits {
+        let n = |name| v.get(name).min(u32::MAX as f64) as u32;
+        Limits {
+            run: n("min_requests"),
+            long_run: n("high_requests"),
+            max_cv: v.get("max_cv"),
+            max_mean_ms: v.get("max_mean_interval_s") * 1000.0,
+        }
+    }
+}
+
+pub(crate) fn build(s: &Settings) -> Box<dyn Detector> {
+    Box::new(Automation {
+        limits: Limits::new(&s.global),
+        accounts: Keyed::default(),
+    })
+}
 /// Weight of the newest interval in the moving figures.
 const ALPHA: f64 = 1.0 / 16.0;
 
@@ -38,14 +93,14 @@ struct Cadence {
     reported: Option<Severity>,
 }
 
-#[derive(Default)]
 pub struct Automation {
+    limits: Limits,
     accounts: Keyed<Cadence>,
 }
 
 impl Detector for Automation {
-    fn id(&self) -> &'static str {
-        "automation"
+    fn info(&self) -> &'static DetectorInfo {
+        &INFO
     }
 
     fn observe(&mut self, ev: &Enriched, out: &mut Vec<Finding>) {
@@ -54,6 +109,7 @@ impl Detector for Automation {
             return;
         }
         let now = a.timestamp;
+        let lim = &self.limits;
         let c = self.accounts.touch(ev.actor, now, Cadence::default);
         if c.last.0 == 0 {
             c.last = now;
@@ -73,7 +129,7 @@ impl Detector for Automation {
         c.mean = new_mean as f32;
         c.var = new_var as f32;
         let cv = new_var.sqrt() / new_mean.max(1.0);
-        if cv < MAX_CV && new_mean < MAX_MEAN_MS {
+        if cv < lim.max_cv && new_mean < lim.max_mean_ms {
             if c.run == 0 {
                 c.run_start = now;
             }
@@ -84,8 +140,8 @@ impl Detector for Automation {
             return;
         }
         let severity = match c.run {
-            r if r >= LONG_RUN => Severity::High,
-            r if r >= RUN => Severity::Medium,
+            r if r >= lim.long_run => Severity::High,
+            r if r >= lim.run => Severity::Medium,
             _ => return,
         };
         if c.reported.is_some_and(|r| r >= severity) {
@@ -93,7 +149,7 @@ impl Detector for Automation {
         }
         c.reported = Some(severity);
         out.push(Finding {
-            rule: "automation",
+            rule: INFO.id,
             key: a.user.clone(),
             actor: actor_of(ev),
             organization: ev.organization.map(str::to_owned),
@@ -111,8 +167,8 @@ impl Detector for Automation {
                 "observed_regular_requests" => c.run,
                 "observed_mean_interval_s" => (new_mean / 100.0).round() / 10.0,
                 "observed_cv" => (cv * 1000.0).round() / 1000.0,
-                "threshold_cv" => MAX_CV,
-                "threshold_requests" => RUN,
+                "threshold_cv" => lim.max_cv,
+                "threshold_requests" => lim.run,
                 "event" => reference(ev),
             },
             customers: c.run as u64,

@@ -8,29 +8,85 @@
 //! - State: per account, the largest read it made (decaying) and how many
 //!   reads it was learned from; per peer group, a bounded sample of the
 //!   largest reads of its accounts (about 16 bytes per account).
-//! - Thresholds: a read of at least 1,000 records and over 10x the larger
-//!   of the account's own largest read and its peers' 99th percentile is
-//!   `medium`; 10,000 records, sensitive categories (national id, payment
-//!   card, password, driver's licence) or a time outside the account's
-//!   hours each raise it. A declared batch job inside its hours and under
-//!   its `max_records` is expected; outside either it is judged like any
-//!   account. An export or unkeyed search whose size the log cannot tell
-//!   (pgaudit `COPY ... TO`) is `medium` unless the account does that
-//!   routinely.
-//! - Blind spots: many small reads (for `rate` and `volume_peers`); a
-//!   baseline that already includes earlier bulk reads by the same account.
+//! - Thresholds: a read of at least 1,000 records (`min_records`) and over
+//!   10x (`factor`) the larger of the account's own largest read and its
+//!   peers' 99th percentile is `medium`; 10,000 records (`large_records`),
+//!   sensitive categories (national id, payment card, password, driver's
+//!   licence) or a time outside the account's hours each raise it. A
+//!   declared batch job inside its hours and under its `max_records` is
+//!   expected; outside either it is judged like any account. An export or
+//!   unkeyed search whose size the log cannot tell (pgaudit `COPY ... TO`)
+//!   is `medium` unless the account does that routinely (more than 5
+//!   times, `routine_exports`). Each threshold is a parameter ([`PARAMS`]).
+//! - Blind spots: in [`INFO`] (`vakt detectors` shows them).
 
-use crate::detector::{actor_of, reference, Detector, Finding};
+use crate::detector::{actor_of, reference, Detector, DetectorInfo, Finding};
 use crate::evidence;
+use crate::params::{Param, Settings, Values};
 use crate::state::{Keyed, PeerSample};
 use vakt_enrich::Enriched;
 use vakt_event::directory::AccountKind;
 use vakt_event::event::category_weight;
 use vakt_event::{Action, Event, Severity, Timestamp};
 
-const MIN_RECORDS: u64 = 1_000;
-const LARGE: u64 = 10_000;
-const FACTOR: f64 = 10.0;
+pub const INFO: DetectorInfo = DetectorInfo {
+    id: "bulk_read",
+    title: "one request returning far more records than the account ever needs",
+    incidents: &["S3"],
+    remediation: "revoke bulk export rights; limit exports to declared batch jobs",
+    blind_spots: "many small reads (for `rate` and `volume_peers`); a baseline that already includes earlier bulk reads by the same account",
+    params: PARAMS,
+    per_organization: false,
+};
+
+pub const PARAMS: &[Param] = &[
+    Param::count(
+        "min_records",
+        1_000.0,
+        "records in one read below which it is not judged",
+    ),
+    Param::number(
+        "factor",
+        10.0,
+        "times the larger of the account's largest read and its peers' 99th percentile",
+    ),
+    Param::count(
+        "large_records",
+        10_000.0,
+        "records in one read that raise the severity",
+    ),
+    Param::count(
+        "routine_exports",
+        5.0,
+        "exports of unknown size after which the account does them routinely",
+    ),
+];
+
+struct Limits {
+    min_records: u64,
+    factor: f64,
+    large: u64,
+    routine_exports: u16,
+}
+
+impl Limits {
+    fn new(v: &Values) -> Limits {
+        Limits {
+            min_records: v.get("min_records") as u64,
+            factor: v.get("factor"),
+            large: v.get("large_records") as u64,
+            routine_exports: v.get("routine_exports").min(u16::MAX as f64) as u16,
+        }
+    }
+}
+
+pub(crate) fn build(s: &Settings) -> Box<dyn Detector> {
+    Box::new(BulkRead {
+        limits: Limits::new(&s.global),
+        accounts: Keyed::default(),
+        peers: Keyed::default(),
+    })
+}
 
 #[derive(Default)]
 struct Reads {
@@ -39,15 +95,15 @@ struct Reads {
     unsized_bulk: u16,
 }
 
-#[derive(Default)]
 pub struct BulkRead {
+    limits: Limits,
     accounts: Keyed<Reads>,
     peers: Keyed<PeerSample>,
 }
 
 impl Detector for BulkRead {
-    fn id(&self) -> &'static str {
-        "bulk_read"
+    fn info(&self) -> &'static DetectorInfo {
+        &INFO
     }
 
     fn observe(&mut self, ev: &Enriched, out: &mut Vec<Finding>) {
@@ -56,6 +112,7 @@ impl Detector for BulkRead {
             return;
         }
         let now = a.timestamp;
+        let lim = &self.limits;
         let expected_batch = ev.kind() == AccountKind::Batch
             && ev.in_hours != Some(false)
             && a.records
@@ -84,15 +141,15 @@ impl Detector for BulkRead {
         if size_unknown {
             acc.unsized_bulk = acc.unsized_bulk.saturating_add(1);
         }
-        let routine_unknown = acc.unsized_bulk > 5;
-        if records > 0 && records as f64 >= MIN_RECORDS as f64 / 10.0 {
+        let routine_unknown = acc.unsized_bulk > lim.routine_exports;
+        if records > 0 && records as f64 >= lim.min_records as f64 / 10.0 {
             let p = self.peers.touch(ev.peer_group, now, PeerSample::default);
             p.push(records.min(u32::MAX as u64) as u32);
         }
         if expected_batch {
             return;
         }
-        let over = records >= MIN_RECORDS && records as f64 > FACTOR * baseline;
+        let over = records >= lim.min_records && records as f64 > lim.factor * baseline;
         let report_unknown_size = size_unknown && !routine_unknown;
         if !over && !report_unknown_size {
             return;
@@ -104,7 +161,7 @@ impl Detector for BulkRead {
             .map(String::as_str)
             .collect();
         let mut severity = Severity::Medium;
-        if records >= LARGE {
+        if records >= lim.large {
             severity = severity.raised();
         }
         if !sensitive.is_empty() {
@@ -119,7 +176,7 @@ impl Detector for BulkRead {
             format!("{records} records")
         };
         out.push(Finding {
-            rule: "bulk_read",
+            rule: INFO.id,
             key: a.user.clone(),
             actor: actor_of(ev),
             organization: ev.organization.map(str::to_owned),
@@ -140,7 +197,7 @@ impl Detector for BulkRead {
                 "observed_records" => records,
                 "baseline_own_largest" => own.round(),
                 "baseline_peers_p99" => peer.round(),
-                "threshold" => (FACTOR * baseline).max(MIN_RECORDS as f64).round(),
+                "threshold" => (lim.factor * baseline).max(lim.min_records as f64).round(),
                 "sensitive_categories" => sensitive,
                 "outside_hours" => ev.in_hours == Some(false),
                 "source_ip" => a.source_ip.map(|i| i.to_string()),

@@ -8,15 +8,28 @@
 //! - State: per account, the number of canary touches and the first time
 //!   (a few bytes per account that ever touched one).
 //! - Thresholds: none; the first touch is `critical`.
-//! - Blind spots: only customer ids named in the event count, so a bulk
-//!   export whose rows are not listed (a pgaudit `COPY` without row data)
-//!   is caught by `bulk_read`, not here. Needs `[[canary]]` entries.
+//! - Blind spots: in [`INFO`] (`vakt detectors` shows them).
 
-use crate::detector::{actor_of, reference, Detector, Finding};
+use crate::detector::{actor_of, reference, Detector, DetectorInfo, Finding};
 use crate::evidence;
+use crate::params::Settings;
 use crate::state::Keyed;
 use vakt_enrich::{Enriched, Enricher};
 use vakt_event::{Event, Severity, Timestamp};
+
+pub const INFO: DetectorInfo = DetectorInfo {
+    id: "canary",
+    title: "an account touched a planted fake customer",
+    incidents: &["S1", "S2", "S3", "S4", "S5", "S6"],
+    remediation: "treat the account as compromised; block it and review all its reads",
+    blind_spots: "only customer ids named in the event count, so a bulk export whose rows are not listed (a pgaudit `COPY` without row data) is caught by `bulk_read`, not here; needs `[[canary]]` entries",
+    params: &[],
+    per_organization: false,
+};
+
+pub(crate) fn build(_: &Settings) -> Box<dyn Detector> {
+    Box::new(Canary::default())
+}
 
 #[derive(Default)]
 pub struct Canary {
@@ -24,8 +37,8 @@ pub struct Canary {
 }
 
 impl Detector for Canary {
-    fn id(&self) -> &'static str {
-        "canary"
+    fn info(&self) -> &'static DetectorInfo {
+        &INFO
     }
 
     fn missing(&self, enricher: &Enricher) -> Option<String> {
@@ -43,7 +56,7 @@ impl Detector for Canary {
             .touch(ev.actor, a.timestamp, || (a.timestamp, 0));
         *count += ev.canaries.len() as u32;
         out.push(Finding {
-            rule: "canary",
+            rule: INFO.id,
             key: a.user.clone(),
             actor: actor_of(ev),
             organization: ev.organization.map(str::to_owned),

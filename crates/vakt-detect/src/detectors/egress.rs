@@ -8,27 +8,82 @@
 //!   has sent to (a 64-bit set), its mean daily bytes out, days observed,
 //!   and the bytes and new countries sent to new destinations in the
 //!   current 6-hour window (about 200 bytes per host).
-//! - Thresholds: a host learns for its first 2 days. After that, 100 MB
-//!   to destinations it never used within 6 hours, and over 5x its mean
-//!   daily volume, is `medium`; two or more new countries in that window,
-//!   or a time between 22:00 and 06:00 UTC+1, raise it. A new destination
-//!   in a new country with little data is `low`. Destinations allowed for
-//!   the host in the directory (`[[egress_allow]]`) never count.
-//! - Blind spots: exfiltration to a destination the host already uses
-//!   (a cloud drive), slow drips under the volume threshold, and hosts
-//!   that have no history yet.
+//! - Thresholds: a host learns for its first 2 days (`learn_days`). After
+//!   that, 100 MB (`min_new_bytes`) to destinations it never used within 6
+//!   hours (`window_hours`), and over 5x (`volume_factor`) its mean daily
+//!   volume, is `medium`; two or more new countries in that window, or a
+//!   time between 22:00 and 06:00 UTC+1, raise it. A new destination in a
+//!   new country with little data is `low`. Destinations allowed for the
+//!   host in the directory (`[[egress_allow]]`) never count. Each
+//!   threshold is a parameter ([`PARAMS`]).
+//! - Blind spots: in [`INFO`] (`vakt detectors` shows them).
 
-use crate::detector::{actor_of, reference, Detector, Finding};
+use crate::detector::{actor_of, reference, Detector, DetectorInfo, Finding};
 use crate::evidence;
+use crate::params::{Param, Settings, Values};
 use crate::state::Keyed;
 use vakt_enrich::Enriched;
 use vakt_event::time::{DAY, HOUR};
 use vakt_event::{Event, Severity, Timestamp};
 
-const LEARN_DAYS: u16 = 2;
-const WINDOW: i64 = 6 * HOUR;
-const MIN_NEW_BYTES: u64 = 100_000_000;
-const VOLUME_FACTOR: f64 = 5.0;
+pub const INFO: DetectorInfo = DetectorInfo {
+    id: "egress",
+    title: "a host sending unusual volumes to destinations and countries it has never used",
+    incidents: &["S4", "S6"],
+    remediation: "isolate the host; block the destinations; investigate for malware",
+    blind_spots: "exfiltration to a destination the host already uses (a cloud drive), slow drips under the volume threshold, and hosts that have no history yet",
+    params: PARAMS,
+    per_organization: false,
+};
+
+pub const PARAMS: &[Param] = &[
+    Param::count(
+        "learn_days",
+        2.0,
+        "days a host only learns its destinations and volume",
+    ),
+    Param::count(
+        "window_hours",
+        6.0,
+        "hours over which bytes to new destinations add up",
+    ),
+    Param::count(
+        "min_new_bytes",
+        100_000_000.0,
+        "bytes to new destinations within the window below which it is not `medium`",
+    ),
+    Param::number(
+        "volume_factor",
+        5.0,
+        "times the host's mean daily bytes that new destinations must exceed",
+    ),
+];
+
+struct Limits {
+    learn_days: u16,
+    window: i64,
+    min_new_bytes: u64,
+    volume_factor: f64,
+}
+
+impl Limits {
+    fn new(v: &Values) -> Limits {
+        Limits {
+            learn_days: v.get("learn_days").min(u16::MAX as f64) as u16,
+            // Past a year the window no longer changes what is seen.
+            window: v.get("window_hours").min(24.0 * 366.0) as i64 * HOUR,
+            min_new_bytes: v.get("min_new_bytes") as u64,
+            volume_factor: v.get("volume_factor"),
+        }
+    }
+}
+
+pub(crate) fn build(s: &Settings) -> Box<dyn Detector> {
+    Box::new(Egress {
+        limits: Limits::new(&s.global),
+        hosts: Keyed::default(),
+    })
+}
 const KNOWN: usize = 32;
 
 struct Host {
@@ -81,19 +136,20 @@ fn country_bit(cc: &str) -> u64 {
     1u64 << (hash(cc.as_bytes()) % 64)
 }
 
-#[derive(Default)]
 pub struct Egress {
+    limits: Limits,
     hosts: Keyed<Host>,
 }
 
 impl Detector for Egress {
-    fn id(&self) -> &'static str {
-        "egress"
+    fn info(&self) -> &'static DetectorInfo {
+        &INFO
     }
 
     fn observe(&mut self, ev: &Enriched, out: &mut Vec<Finding>) {
         let Event::Flow(f) = ev.event else { return };
         let now = f.timestamp;
+        let lim = &self.limits;
         let h = self.hosts.touch(ev.actor, now, || Host::new(now));
         let day = now.0.div_euclid(DAY) as i32;
         if day != h.day {
@@ -128,11 +184,11 @@ impl Detector for Egress {
         if let Some(c) = country {
             h.countries |= country_bit(c);
         }
-        let learning = h.days < LEARN_DAYS || now.0 - h.first.0 < LEARN_DAYS as i64 * DAY;
+        let learning = h.days < lim.learn_days || now.0 - h.first.0 < lim.learn_days as i64 * DAY;
         if known || learning {
             return;
         }
-        let window = now.0.div_euclid(WINDOW) as i32;
+        let window = now.0.div_euclid(lim.window) as i32;
         if window != h.window {
             if window > h.window + 1 {
                 h.reported = None;
@@ -155,8 +211,8 @@ impl Detector for Egress {
             let hour = (now.0 + HOUR).rem_euclid(DAY) / HOUR;
             !(6..22).contains(&hour)
         };
-        let volume =
-            h.new_bytes >= MIN_NEW_BYTES && h.new_bytes as f64 > VOLUME_FACTOR * h.mean_daily;
+        let volume = h.new_bytes >= lim.min_new_bytes
+            && h.new_bytes as f64 > lim.volume_factor * h.mean_daily;
         let severity = if volume {
             let mut s = Severity::Medium;
             if n_countries >= 2 {
@@ -176,7 +232,7 @@ impl Detector for Egress {
         }
         h.reported = Some(severity);
         out.push(Finding {
-            rule: "egress",
+            rule: INFO.id,
             key: f.host.clone(),
             actor: actor_of(ev),
             organization: ev.organization.map(str::to_owned),
@@ -200,7 +256,7 @@ impl Detector for Egress {
                 "observed_new_destinations" => h.new_dests,
                 "observed_new_countries" => n_countries,
                 "baseline_mean_daily_bytes" => h.mean_daily.round(),
-                "threshold_bytes" => (VOLUME_FACTOR * h.mean_daily).max(MIN_NEW_BYTES as f64).round(),
+                "threshold_bytes" => (lim.volume_factor * h.mean_daily).max(lim.min_new_bytes as f64).round(),
                 "destination" => f.destination(),
                 "country" => country,
                 "night" => night,

@@ -5,20 +5,70 @@
 //!
 //! - State: per account, the last customer number read, the length of the
 //!   current near-sequential run and when it began (about 24 bytes).
-//! - Thresholds: 30 consecutive reads whose ids each differ from the
-//!   previous by 1 to 3 (either direction) is `medium`; 300 is `high`.
-//! - Blind spots: random ids (caught by `rate` and `automation` when fast),
-//!   non-numeric ids, and a walk spread over several accounts.
+//! - Thresholds: 30 consecutive reads (`min_run`) whose ids each differ
+//!   from the previous by 1 to 3 (`max_step`, either direction) is
+//!   `medium`; 300 (`high_run`) is `high`. Each threshold is a parameter
+//!   ([`PARAMS`]).
+//! - Blind spots: in [`INFO`] (`vakt detectors` shows them).
 
-use crate::detector::{actor_of, reference, Detector, Finding};
+use crate::detector::{actor_of, reference, Detector, DetectorInfo, Finding};
 use crate::evidence;
+use crate::params::{Param, Settings, Values};
 use crate::state::{id_number, Keyed};
 use vakt_enrich::Enriched;
 use vakt_event::{Event, Severity, Timestamp};
 
-const RUN: u32 = 30;
-const LONG_RUN: u32 = 300;
-const MAX_STEP: u64 = 3;
+pub const INFO: DetectorInfo = DetectorInfo {
+    id: "enumeration",
+    title: "an account walking through customer ids in order",
+    incidents: &["S1"],
+    remediation: super::CONTAIN_ACCOUNT,
+    blind_spots: "random ids (caught by `rate` and `automation` when fast), non-numeric ids, and a walk spread over several accounts",
+    params: PARAMS,
+    per_organization: false,
+};
+
+pub const PARAMS: &[Param] = &[
+    Param::count(
+        "min_run",
+        30.0,
+        "consecutive near-sequential reads for `medium`",
+    ),
+    Param::count(
+        "high_run",
+        300.0,
+        "consecutive near-sequential reads for `high`",
+    ),
+    Param::count(
+        "max_step",
+        3.0,
+        "largest difference between consecutive customer numbers that still counts as a walk",
+    ),
+];
+
+struct Limits {
+    run: u32,
+    long_run: u32,
+    max_step: u64,
+}
+
+impl Limits {
+    fn new(v: &Values) -> Limits {
+        let n = |name| v.get(name).min(u32::MAX as f64) as u32;
+        Limits {
+            run: n("min_run"),
+            long_run: n("high_run"),
+            max_step: v.get("max_step") as u64,
+        }
+    }
+}
+
+pub(crate) fn build(s: &Settings) -> Box<dyn Detector> {
+    Box::new(Enumeration {
+        limits: Limits::new(&s.global),
+        accounts: Keyed::default(),
+    })
+}
 
 #[derive(Default)]
 struct Walk {
@@ -29,14 +79,14 @@ struct Walk {
     reported: Option<Severity>,
 }
 
-#[derive(Default)]
 pub struct Enumeration {
+    limits: Limits,
     accounts: Keyed<Walk>,
 }
 
 impl Detector for Enumeration {
-    fn id(&self) -> &'static str {
-        "enumeration"
+    fn info(&self) -> &'static DetectorInfo {
+        &INFO
     }
 
     fn observe(&mut self, ev: &Enriched, out: &mut Vec<Finding>) {
@@ -47,12 +97,13 @@ impl Detector for Enumeration {
         let Some(id) = id_number(&a.customer_ids[0]) else {
             return;
         };
+        let lim = &self.limits;
         let w = self.accounts.touch(ev.actor, a.timestamp, Walk::default);
         let step = id.abs_diff(w.last);
         if step == 0 {
             return;
         }
-        if step <= MAX_STEP {
+        if step <= lim.max_step {
             if w.run == 0 {
                 w.since = a.timestamp;
                 w.first_id = w.last;
@@ -64,8 +115,8 @@ impl Detector for Enumeration {
         }
         w.last = id;
         let severity = match w.run {
-            r if r >= LONG_RUN => Severity::High,
-            r if r >= RUN => Severity::Medium,
+            r if r >= lim.long_run => Severity::High,
+            r if r >= lim.run => Severity::Medium,
             _ => return,
         };
         if w.reported.is_some_and(|r| r >= severity) {
@@ -73,7 +124,7 @@ impl Detector for Enumeration {
         }
         w.reported = Some(severity);
         out.push(Finding {
-            rule: "enumeration",
+            rule: INFO.id,
             key: a.user.clone(),
             actor: actor_of(ev),
             organization: ev.organization.map(str::to_owned),
@@ -89,7 +140,7 @@ impl Detector for Enumeration {
             ),
             evidence: evidence! {
                 "observed_sequential_reads" => w.run + 1,
-                "threshold" => RUN,
+                "threshold" => lim.run,
                 "first_id" => w.first_id,
                 "last_id" => id,
                 "event" => reference(ev),

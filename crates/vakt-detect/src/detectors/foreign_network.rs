@@ -9,22 +9,70 @@
 //!   HyperLogLog, created only for accounts that go outside), the first
 //!   such read and what was reported.
 //! - Thresholds: the first customer read from outside is `low`; 20
-//!   distinct customers is `medium`, 200 `high`, 2,000 `critical`. An
-//!   address inside another organisation's networks is reported the same
-//!   way, naming that organisation. Logins and other actions without
-//!   customers are left to `account_sharing`.
-//! - Blind spots: needs `networks` on the organisation; an attacker inside
-//!   the shop's network (or its VPN) looks local.
+//!   distinct customers (`medium_customers`) is `medium`, 200 `high`,
+//!   2,000 `critical`. An address inside another organisation's networks
+//!   is reported the same way, naming that organisation. Logins and other
+//!   actions without customers are left to `account_sharing`. Each
+//!   threshold is a parameter ([`PARAMS`]).
+//! - Blind spots: in [`INFO`] (`vakt detectors` shows them).
 
-use crate::detector::{actor_of, reference, Detector, Finding};
+use crate::detector::{actor_of, reference, Detector, DetectorInfo, Finding};
 use crate::evidence;
+use crate::params::{Param, Settings, Values};
 use crate::state::{Distinct, Keyed};
 use vakt_enrich::{Enriched, Enricher, NetworkMatch};
 use vakt_event::{Event, Severity, Timestamp};
 
-const MEDIUM: u64 = 20;
-const HIGH: u64 = 200;
-const CRITICAL: u64 = 2_000;
+pub const INFO: DetectorInfo = DetectorInfo {
+    id: "foreign_network",
+    title: "an account reading customers from an address outside its organisation's declared networks",
+    incidents: &["S1", "S2"],
+    remediation: super::REISSUE_ACCOUNT,
+    blind_spots: "needs `networks` on the organisation; an attacker inside the shop's network (or its VPN) looks local",
+    params: PARAMS,
+    per_organization: false,
+};
+
+pub const PARAMS: &[Param] = &[
+    Param::count(
+        "medium_customers",
+        20.0,
+        "distinct customers read from outside for `medium`",
+    ),
+    Param::count(
+        "high_customers",
+        200.0,
+        "distinct customers read from outside for `high`",
+    ),
+    Param::count(
+        "critical_customers",
+        2_000.0,
+        "distinct customers read from outside for `critical`",
+    ),
+];
+
+struct Limits {
+    medium: u64,
+    high: u64,
+    critical: u64,
+}
+
+impl Limits {
+    fn new(v: &Values) -> Limits {
+        Limits {
+            medium: v.get("medium_customers") as u64,
+            high: v.get("high_customers") as u64,
+            critical: v.get("critical_customers") as u64,
+        }
+    }
+}
+
+pub(crate) fn build(s: &Settings) -> Box<dyn Detector> {
+    Box::new(ForeignNetwork {
+        limits: Limits::new(&s.global),
+        accounts: Keyed::default(),
+    })
+}
 
 struct Outside {
     customers: Box<Distinct>,
@@ -35,14 +83,14 @@ struct Outside {
     reported_customers: u64,
 }
 
-#[derive(Default)]
 pub struct ForeignNetwork {
+    limits: Limits,
     accounts: Keyed<Outside>,
 }
 
 impl Detector for ForeignNetwork {
-    fn id(&self) -> &'static str {
-        "foreign_network"
+    fn info(&self) -> &'static DetectorInfo {
+        &INFO
     }
 
     fn missing(&self, enricher: &Enricher) -> Option<String> {
@@ -68,9 +116,9 @@ impl Detector for ForeignNetwork {
         o.reads += 1;
         let n = (o.customers.estimate() as u64).max(a.records.min(1_000_000));
         let severity = match n {
-            n if n >= CRITICAL => Severity::Critical,
-            n if n >= HIGH => Severity::High,
-            n if n >= MEDIUM => Severity::Medium,
+            n if n >= self.limits.critical => Severity::Critical,
+            n if n >= self.limits.high => Severity::High,
+            n if n >= self.limits.medium => Severity::Medium,
             _ => Severity::Low,
         };
         if o.reported.is_some_and(|r| r >= severity) && n < 2 * o.reported_customers {
@@ -84,7 +132,7 @@ impl Detector for ForeignNetwork {
             _ => "in no network the directory declares".into(),
         };
         out.push(Finding {
-            rule: "foreign_network",
+            rule: INFO.id,
             key: a.user.clone(),
             actor: actor_of(ev),
             organization: ev.organization.map(str::to_owned),

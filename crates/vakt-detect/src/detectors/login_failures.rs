@@ -7,25 +7,79 @@
 //!
 //! - State: per actor, failed and total logins in the current and the
 //!   previous 10-minute window (16 bytes plus the key).
-//! - Thresholds: at least 20 failures in a sliding 10 minutes with over
-//!   80% of logins failing is `medium`; 100 failures is `high`. A person
-//!   who mistypes a password a few times stays far below.
-//! - Blind spots: a slow spray (a few attempts per address per hour from
-//!   many addresses) stays under the per-actor threshold; successful
-//!   logins with stolen credentials are for `foreign_network` and
-//!   `account_sharing`.
+//! - Thresholds: at least 20 failures (`min_failures`) in a sliding 10
+//!   minutes (`window_minutes`) with over 80% of logins failing
+//!   (`min_failure_share`) is `medium`; 100 failures (`high_failures`) is
+//!   `high`. A person who mistypes a password a few times stays far below.
+//!   Each threshold is a parameter ([`PARAMS`]).
+//! - Blind spots: in [`INFO`] (`vakt detectors` shows them).
 
-use crate::detector::{actor_of, reference, Detector, Finding};
+use crate::detector::{actor_of, reference, Detector, DetectorInfo, Finding};
 use crate::evidence;
+use crate::params::{Param, Settings, Values};
 use crate::state::Keyed;
 use vakt_enrich::Enriched;
 use vakt_event::time::MINUTE;
 use vakt_event::{Action, Event, Outcome, Severity, Timestamp};
 
-const WINDOW: i64 = 10 * MINUTE;
-const MIN_FAILURES: f64 = 20.0;
-const HIGH_FAILURES: f64 = 100.0;
-const MIN_FAILURE_SHARE: f64 = 0.8;
+pub const INFO: DetectorInfo = DetectorInfo {
+    id: "login_failures",
+    title: "many failed logins from one actor in minutes",
+    incidents: &["S1"],
+    remediation: super::CONTAIN_ACCOUNT,
+    blind_spots: "a slow spray (a few attempts per address per hour from many addresses) stays under the per-actor threshold; successful logins with stolen credentials are for `foreign_network` and `account_sharing`",
+    params: PARAMS,
+    per_organization: false,
+};
+
+pub const PARAMS: &[Param] = &[
+    Param::count(
+        "window_minutes",
+        10.0,
+        "minutes of the sliding window failures are counted in",
+    ),
+    Param::count(
+        "min_failures",
+        20.0,
+        "failed logins in the window for `medium`",
+    ),
+    Param::count(
+        "high_failures",
+        100.0,
+        "failed logins in the window for `high`",
+    ),
+    Param::share(
+        "min_failure_share",
+        0.8,
+        "share of the window's logins that must fail",
+    ),
+];
+
+struct Limits {
+    window: i64,
+    min_failures: f64,
+    high_failures: f64,
+    min_failure_share: f64,
+}
+
+impl Limits {
+    fn new(v: &Values) -> Limits {
+        Limits {
+            // Past a year the window no longer changes what is seen.
+            window: v.get("window_minutes").min(60.0 * 24.0 * 366.0) as i64 * MINUTE,
+            min_failures: v.get("min_failures"),
+            high_failures: v.get("high_failures"),
+            min_failure_share: v.get("min_failure_share"),
+        }
+    }
+}
+
+pub(crate) fn build(s: &Settings) -> Box<dyn Detector> {
+    Box::new(LoginFailures {
+        limits: Limits::new(&s.global),
+        actors: Keyed::default(),
+    })
+}
 
 #[derive(Default)]
 struct Counts {
@@ -38,14 +92,14 @@ struct Counts {
     reported: Option<Severity>,
 }
 
-#[derive(Default)]
 pub struct LoginFailures {
+    limits: Limits,
     actors: Keyed<Counts>,
 }
 
 impl Detector for LoginFailures {
-    fn id(&self) -> &'static str {
-        "login_failures"
+    fn info(&self) -> &'static DetectorInfo {
+        &INFO
     }
 
     fn observe(&mut self, ev: &Enriched, out: &mut Vec<Finding>) {
@@ -54,8 +108,9 @@ impl Detector for LoginFailures {
             return;
         }
         let now = a.timestamp;
+        let lim = &self.limits;
         let c = self.actors.touch(ev.actor, now, Counts::default);
-        let window = now.0.div_euclid(WINDOW);
+        let window = now.0.div_euclid(lim.window);
         if window != c.window {
             let adjacent = window == c.window + 1;
             c.prev_failed = if adjacent { c.failed } else { 0 };
@@ -76,13 +131,13 @@ impl Detector for LoginFailures {
         }
         c.failed += 1;
         // Sliding estimate: the previous window weighs by how much of it is still in range.
-        let into = (now.0.rem_euclid(WINDOW)) as f64 / WINDOW as f64;
+        let into = (now.0.rem_euclid(lim.window)) as f64 / lim.window as f64;
         let failed = c.failed as f64 + c.prev_failed as f64 * (1.0 - into);
         let total = c.total as f64 + c.prev_total as f64 * (1.0 - into);
-        if failed < MIN_FAILURES || failed / total < MIN_FAILURE_SHARE {
+        if failed < lim.min_failures || failed / total < lim.min_failure_share {
             return;
         }
-        let severity = if failed >= HIGH_FAILURES {
+        let severity = if failed >= lim.high_failures {
             Severity::High
         } else {
             Severity::Medium
@@ -92,7 +147,7 @@ impl Detector for LoginFailures {
         }
         c.reported = Some(severity);
         out.push(Finding {
-            rule: "login_failures",
+            rule: INFO.id,
             key: a.user.clone(),
             actor: actor_of(ev),
             organization: ev.organization.map(str::to_owned),
@@ -100,14 +155,14 @@ impl Detector for LoginFailures {
             at: now,
             first_seen: c.first_failure,
             message: format!(
-                "{} failed {:.0} of {:.0} logins in the last 10 min; a person mistyping stays under {MIN_FAILURES:.0}",
-                a.user, failed, total
+                "{} failed {:.0} of {:.0} logins in the last {} min; a person mistyping stays under {:.0}",
+                a.user, failed, total, lim.window / MINUTE, lim.min_failures
             ),
             evidence: evidence! {
                 "observed_failures_10min" => failed.round(),
                 "observed_logins_10min" => total.round(),
-                "threshold_failures" => MIN_FAILURES,
-                "threshold_failure_share" => MIN_FAILURE_SHARE,
+                "threshold_failures" => lim.min_failures,
+                "threshold_failure_share" => lim.min_failure_share,
                 "event" => reference(ev),
             },
             customers: 0,

@@ -1,6 +1,9 @@
-//! Every detector, one file each, registered in [`registry`].
+//! Every detector, one file each, registered in [`ALL`]: what it is
+//! ([`DetectorInfo`]) and how it is built from its [`Settings`].
 
-use crate::detector::Detector;
+use crate::detector::{Detector, DetectorInfo};
+use crate::params::{self, Settings};
+use vakt_event::{Directory, DirectoryError};
 
 pub mod account_sharing;
 pub mod automation;
@@ -15,21 +18,68 @@ pub mod no_business_context;
 pub mod rate;
 pub mod volume_peers;
 
+type Build = fn(&Settings) -> Box<dyn Detector>;
+
 /// All detectors, in the order they see each event. Adding a detector is
 /// one file in this folder plus one line here.
+static ALL: [(&DetectorInfo, Build); 12] = [
+    (&canary::INFO, canary::build),
+    (&login_failures::INFO, login_failures::build),
+    (&rate::INFO, rate::build),
+    (&automation::INFO, automation::build),
+    (&enumeration::INFO, enumeration::build),
+    (&bulk_read::INFO, bulk_read::build),
+    (&egress::INFO, egress::build),
+    (&foreign_network::INFO, foreign_network::build),
+    (&account_sharing::INFO, account_sharing::build),
+    (&new_category::INFO, new_category::build),
+    (&volume_peers::INFO, volume_peers::build),
+    (&no_business_context::INFO, no_business_context::build),
+];
+
+/// Remediations shared by several rules.
+const CONTAIN_ACCOUNT: &str =
+    "block or throttle the account and require step-up authentication; rotate its credentials";
+const REISSUE_ACCOUNT: &str = "close or re-issue the account, bind it to a personal e-ID, restrict it to the organisation's networks";
+const SUSPEND_ACCOUNT: &str =
+    "suspend the account pending investigation; require a case for every customer read";
+
+/// What every detector is, in registry order.
+pub fn infos() -> Vec<&'static DetectorInfo> {
+    ALL.iter().map(|(i, _)| *i).collect()
+}
+
+/// The detector behind a rule id, if any.
+pub fn info(rule: &str) -> Option<&'static DetectorInfo> {
+    ALL.iter().map(|(i, _)| *i).find(|i| i.id == rule)
+}
+
+/// What to do when a rule fires, for reports.
+pub fn remediation(rule: &str) -> Option<&'static str> {
+    info(rule).map(|i| i.remediation)
+}
+
+/// All detectors with their default parameters.
 pub fn registry() -> Vec<Box<dyn Detector>> {
-    vec![
-        Box::new(canary::Canary::default()),
-        Box::new(login_failures::LoginFailures::default()),
-        Box::new(rate::Rate::default()),
-        Box::new(automation::Automation::default()),
-        Box::new(enumeration::Enumeration::default()),
-        Box::new(bulk_read::BulkRead::default()),
-        Box::new(egress::Egress::default()),
-        Box::new(foreign_network::ForeignNetwork::default()),
-        Box::new(account_sharing::AccountSharing::default()),
-        Box::new(new_category::NewCategory::default()),
-        Box::new(volume_peers::VolumePeers::default()),
-        Box::new(no_business_context::NoBusinessContext::default()),
-    ]
+    ALL.iter()
+        .map(|(info, build)| build(&Settings::defaults(info)))
+        .collect()
+}
+
+/// Every detector's parameters: defaults with the directory's
+/// `[detectors.RULE]` overrides, checked; a mistake names its file:line
+/// and the valid names.
+pub fn settings(directory: &Directory) -> Result<Vec<Settings>, DirectoryError> {
+    params::settings(&infos(), directory)
+}
+
+/// All detectors with the directory's parameters: [`registry`] when the
+/// directory sets none. Call it at start, so a bad parameter stops the run
+/// before any event is read.
+pub fn build(directory: &Directory) -> Result<Vec<Box<dyn Detector>>, DirectoryError> {
+    Ok(settings(directory)?
+        .iter()
+        .zip(ALL.iter())
+        .map(|(s, (_, build))| build(s))
+        .collect())
 }

@@ -11,21 +11,42 @@
 //! - Thresholds: a declared `[[service]]` with `categories` reading any
 //!   other category is `high` at once (`critical` for payment card,
 //!   password, national id or driver's licence). Other accounts learn for
-//!   their first 3 days; after that a new sensitive category is `high`
-//!   and any other new category `low`.
-//! - Blind spots: events without `data.categories`; an account whose
-//!   first days already include the abuse; new categories read once and
-//!   legitimately (they stay `low`).
+//!   their first 3 days (`learn_days`, a parameter); after that a new
+//!   sensitive category is `high` and any other new category `low`.
+//! - Blind spots: in [`INFO`] (`vakt detectors` shows them).
 
-use crate::detector::{actor_of, reference, Detector, Finding};
+use crate::detector::{actor_of, reference, Detector, DetectorInfo, Finding};
 use crate::evidence;
+use crate::params::{Param, Settings};
 use crate::state::Keyed;
 use vakt_enrich::Enriched;
 use vakt_event::event::category_weight;
 use vakt_event::time::DAY;
 use vakt_event::{CategorySet, Event, Severity, Timestamp};
 
-const LEARN: i64 = 3 * DAY;
+pub const INFO: DetectorInfo = DetectorInfo {
+    id: "new_category",
+    title: "an account reading a kind of data it never read before, or outside a service's declared purpose",
+    incidents: &["S6"],
+    remediation: "remove the categories outside the integration's purpose from what it can read; review the vendor's code",
+    blind_spots: "events without `data.categories`; an account whose first days already include the abuse; new categories read once and legitimately (they stay `low`)",
+    params: PARAMS,
+    per_organization: false,
+};
+
+pub const PARAMS: &[Param] = &[Param::count(
+    "learn_days",
+    3.0,
+    "days an account (not a declared service) only learns what it reads",
+)];
+
+pub(crate) fn build(s: &Settings) -> Box<dyn Detector> {
+    Box::new(NewCategory {
+        // Past ten years learning never ends; the cap keeps the product in range.
+        learn: s.global.get("learn_days").min(3660.0) as i64 * DAY,
+        accounts: Keyed::default(),
+    })
+}
 
 struct Known {
     seen: CategorySet,
@@ -33,14 +54,14 @@ struct Known {
     reported: CategorySet,
 }
 
-#[derive(Default)]
 pub struct NewCategory {
+    learn: i64,
     accounts: Keyed<Known>,
 }
 
 impl Detector for NewCategory {
-    fn id(&self) -> &'static str {
-        "new_category"
+    fn info(&self) -> &'static DetectorInfo {
+        &INFO
     }
 
     fn observe(&mut self, ev: &Enriched, out: &mut Vec<Finding>) {
@@ -62,7 +83,7 @@ impl Detector for NewCategory {
         let (new, basis) = match declared {
             Some(d) => (cats.minus(d), "its declared purpose"),
             None => {
-                let learning = now.0 - k.first.0 < LEARN;
+                let learning = now.0 - k.first.0 < self.learn;
                 let new = cats.minus(k.seen);
                 k.seen = k.seen.union(cats);
                 if learning {
@@ -99,7 +120,7 @@ impl Detector for NewCategory {
                 .collect(),
         };
         out.push(Finding {
-            rule: "new_category",
+            rule: INFO.id,
             key: a.user.clone(),
             actor: actor_of(ev),
             organization: ev.organization.map(str::to_owned),

@@ -8,31 +8,102 @@
 //! - State: per account, 14 days of daily counts of customers read without
 //!   a case (about 70 bytes); per peer group, how often its reads carry a
 //!   case, and a bounded sample of its account-days without a case.
-//! - Thresholds: only in peer groups where most reads (over 50%, after 200
-//!   reads) carry a case; today's reads without a case above 2x the larger
-//!   of the account's own median day (after 5 days; the median, so that a
-//!   ramp does not raise its own bar) and its peers' 95th percentile, and
-//!   at least 10, is `medium`; 2x that is `high`. Judged as the day goes; until the peer group has 20
-//!   account-days or the account 5 days, it only learns.
-//! - Blind spots: needs cases (a cases file, or `case.id` on events);
-//!   an insider who opens a fake case for each read; peer groups that do
-//!   not work with cases (stores, resellers) are not judged at all.
+//! - Thresholds: only in peer groups where most reads (over 50%,
+//!   `case_share`, after 200 reads, `group_min_reads`) carry a case;
+//!   today's reads without a case above 2x (`factor`) the larger of the
+//!   account's own median day (after 5 days, `own_days`; the median, so
+//!   that a ramp does not raise its own bar) and its peers' 95th
+//!   percentile, and at least 10 (`min_reads`), is `medium`; 2x that
+//!   (`high_factor`) is `high`. Judged as the day goes; until the peer
+//!   group has 20 account-days (`peer_days`) or the account 5 days, it only
+//!   learns. Each threshold is a parameter ([`PARAMS`]), also per
+//!   organisation.
+//! - Blind spots: in [`INFO`] (`vakt detectors` shows them).
 
-use crate::detector::{actor_of, reference, Detector, Finding};
+use crate::detector::{actor_of, reference, Detector, DetectorInfo, Finding};
 use crate::evidence;
+use crate::params::{Param, PerOrg, Settings, Values};
 use crate::state::{DailyCounts, Keyed, PeerSample};
 use vakt_enrich::{BusinessContext, Enriched, Enricher};
 use vakt_event::directory::AccountKind;
 use vakt_event::time::DAY;
 use vakt_event::{Event, Severity, Timestamp};
 
-const MIN_DAY: f64 = 10.0;
-const FACTOR: f64 = 2.0;
-const OWN_DAYS: usize = 5;
-/// Account-days a peer group needs before it can serve as a baseline.
-const PEER_DAYS: usize = 20;
-const CASE_SHARE: f64 = 0.5;
-const GROUP_MIN_READS: u64 = 200;
+pub const INFO: DetectorInfo = DetectorInfo {
+    id: "no_business_context",
+    title: "an account reading customers it has no case for, more than it and its peers normally do",
+    incidents: &["S5"],
+    remediation: super::SUSPEND_ACCOUNT,
+    blind_spots: "needs cases (a cases file, or `case.id` on events); an insider who opens a fake case for each read; peer groups that do not work with cases (stores, resellers) are not judged at all",
+    params: PARAMS,
+    per_organization: true,
+};
+
+pub const PARAMS: &[Param] = &[
+    Param::count(
+        "min_reads",
+        10.0,
+        "customers read without a case today below which an account is not judged",
+    ),
+    Param::number(
+        "factor",
+        2.0,
+        "times the larger of the account's median day and its peers' 95th percentile day",
+    ),
+    Param::number("high_factor", 2.0, "times the threshold for `high`"),
+    Param::count(
+        "own_days",
+        5.0,
+        "days before the account's own days count (at most 14 are kept)",
+    ),
+    Param::count(
+        "peer_days",
+        20.0,
+        "account-days a peer group needs before it serves as a baseline",
+    ),
+    Param::share(
+        "case_share",
+        0.5,
+        "share of a peer group's reads that must carry a case for it to be judged (more than this)",
+    ),
+    Param::count(
+        "group_min_reads",
+        200.0,
+        "reads a peer group needs before its case share counts",
+    ),
+];
+
+struct Limits {
+    min_reads: f64,
+    factor: f64,
+    high: f64,
+    own_days: usize,
+    peer_days: usize,
+    case_share: f64,
+    group_min_reads: u64,
+}
+
+impl Limits {
+    fn new(v: &Values) -> Limits {
+        Limits {
+            min_reads: v.get("min_reads"),
+            factor: v.get("factor"),
+            high: v.get("high_factor"),
+            own_days: v.get("own_days") as usize,
+            peer_days: v.get("peer_days") as usize,
+            case_share: v.get("case_share"),
+            group_min_reads: v.get("group_min_reads") as u64,
+        }
+    }
+}
+
+pub(crate) fn build(s: &Settings) -> Box<dyn Detector> {
+    Box::new(NoBusinessContext {
+        limits: s.per_org(Limits::new),
+        accounts: Keyed::default(),
+        groups: Keyed::default(),
+    })
+}
 
 #[derive(Default)]
 struct Account {
@@ -50,15 +121,15 @@ struct Group {
     sample: PeerSample,
 }
 
-#[derive(Default)]
 pub struct NoBusinessContext {
+    limits: PerOrg<Limits>,
     accounts: Keyed<Account>,
     groups: Keyed<Group>,
 }
 
 impl Detector for NoBusinessContext {
-    fn id(&self) -> &'static str {
-        "no_business_context"
+    fn info(&self) -> &'static DetectorInfo {
+        &INFO
     }
 
     fn missing(&self, enricher: &Enricher) -> Option<String> {
@@ -78,6 +149,7 @@ impl Detector for NoBusinessContext {
             BusinessContext::Without(n) => n,
             BusinessContext::Unknown => a.customer_ids.len() as u32,
         };
+        let lim = self.limits.get(ev.organization);
         let group = self.groups.touch(ev.peer_group, now, Group::default);
         group.reads += 1;
         if uncased == 0 {
@@ -99,26 +171,26 @@ impl Detector for NoBusinessContext {
         if today == uncased {
             acc.first_uncased_today = now;
         }
-        let works_with_cases =
-            group.reads >= GROUP_MIN_READS && group.cased as f64 / group.reads as f64 > CASE_SHARE;
-        if !works_with_cases || (today as f64) < MIN_DAY {
+        let works_with_cases = group.reads >= lim.group_min_reads
+            && group.cased as f64 / group.reads as f64 > lim.case_share;
+        if !works_with_cases || (today as f64) < lim.min_reads {
             return;
         }
-        if group.sample.len() < PEER_DAYS && acc.uncased.days() < OWN_DAYS {
+        if group.sample.len() < lim.peer_days && acc.uncased.days() < lim.own_days {
             // Nothing to compare with yet: learn first.
             return;
         }
         let peer = group.sample.quantile(0.95);
-        let own = if acc.uncased.days() >= OWN_DAYS {
+        let own = if acc.uncased.days() >= lim.own_days {
             acc.uncased.quantile(0.5)
         } else {
             0.0
         };
-        let threshold = (FACTOR * own.max(peer)).max(MIN_DAY);
+        let threshold = (lim.factor * own.max(peer)).max(lim.min_reads);
         if today as f64 <= threshold {
             return;
         }
-        let severity = if today as f64 > FACTOR * threshold {
+        let severity = if today as f64 > lim.high * threshold {
             Severity::High
         } else {
             Severity::Medium
@@ -130,7 +202,7 @@ impl Detector for NoBusinessContext {
         acc.reported = Some(severity);
         let share = group.cased as f64 / group.reads as f64;
         out.push(Finding {
-            rule: "no_business_context",
+            rule: INFO.id,
             key: a.user.clone(),
             actor: actor_of(ev),
             organization: ev.organization.map(str::to_owned),

@@ -6,25 +6,85 @@
 //! - State: per account, a sliding-hour counter, its busiest completed hour
 //!   (decaying), hours observed, and what was reported (about 32 bytes);
 //!   per peer group, a bounded sample of busy hours of its accounts.
-//! - Thresholds: lookups in the last hour above 4x the larger of the
-//!   account's own busiest hour (once it has 20 active hours) and its peers'
-//!   99th percentile hour, and at least 120; `high` at 3x that, `critical`
-//!   at 10x. A declared service is held to its `max_rate_per_minute` over
-//!   ten minutes instead; a batch job inside its hours is not judged here.
-//! - Blind spots: a bot that keeps under 4x a busy peer (S2's human pace)
-//!   is for `volume_peers`, `foreign_network` and `account_sharing`.
+//! - Thresholds: lookups in the last hour above 4x (`factor`) the larger
+//!   of the account's own busiest hour (once it has 20 active hours,
+//!   `own_hours`) and its peers' 99th percentile hour, and at least 120
+//!   (`min_per_hour`); `high` at 3x that, `critical` at 10x. A declared
+//!   service is held to its `max_rate_per_minute` over ten minutes
+//!   instead; a batch job inside its hours is not judged here. Each
+//!   threshold is a parameter ([`PARAMS`]), also per organisation.
+//! - Blind spots: in [`INFO`] (`vakt detectors` shows them).
 
-use crate::detector::{actor_of, reference, Detector, Finding};
+use crate::detector::{actor_of, reference, Detector, DetectorInfo, Finding};
 use crate::evidence;
+use crate::params::{Param, PerOrg, Settings, Values};
 use crate::state::{Keyed, PeerSample, SlidingCount};
 use vakt_enrich::Enriched;
 use vakt_event::directory::AccountKind;
 use vakt_event::time::{HOUR, MINUTE};
 use vakt_event::{Event, Severity, Timestamp};
 
-const MIN_PER_HOUR: f64 = 120.0;
-const FACTOR: f64 = 4.0;
-const OWN_HOURS: u16 = 20;
+pub const INFO: DetectorInfo = DetectorInfo {
+    id: "rate",
+    title: "an account reading customers far faster than it and its peers do",
+    incidents: &["S1"],
+    remediation: super::CONTAIN_ACCOUNT,
+    blind_spots: "a bot that keeps under 4x a busy peer (S2's human pace) is for `volume_peers`, `foreign_network` and `account_sharing`",
+    params: PARAMS,
+    per_organization: true,
+};
+
+pub const PARAMS: &[Param] = &[
+    Param::count(
+        "min_per_hour",
+        120.0,
+        "lookups in the last hour below which an account is not judged",
+    ),
+    Param::number(
+        "factor",
+        4.0,
+        "times the larger of the account's busiest hour and its peers' 99th percentile hour",
+    ),
+    Param::count(
+        "own_hours",
+        20.0,
+        "active hours before the account's own busiest hour counts",
+    ),
+    Param::number("high_factor", 3.0, "times the threshold for `high`"),
+    Param::number(
+        "critical_factor",
+        10.0,
+        "times the threshold for `critical`",
+    ),
+];
+
+struct Limits {
+    min_per_hour: f64,
+    factor: f64,
+    own_hours: u16,
+    high: f64,
+    critical: f64,
+}
+
+impl Limits {
+    fn new(v: &Values) -> Limits {
+        Limits {
+            min_per_hour: v.get("min_per_hour"),
+            factor: v.get("factor"),
+            own_hours: v.get("own_hours").min(u16::MAX as f64) as u16,
+            high: v.get("high_factor"),
+            critical: v.get("critical_factor"),
+        }
+    }
+}
+
+pub(crate) fn build(s: &Settings) -> Box<dyn Detector> {
+    Box::new(Rate {
+        limits: s.per_org(Limits::new),
+        accounts: Keyed::default(),
+        peers: Keyed::default(),
+    })
+}
 
 #[derive(Default)]
 struct Account {
@@ -39,15 +99,15 @@ struct Account {
     since: Timestamp,
 }
 
-#[derive(Default)]
 pub struct Rate {
+    limits: PerOrg<Limits>,
     accounts: Keyed<Account>,
     peers: Keyed<PeerSample>,
 }
 
 impl Detector for Rate {
-    fn id(&self) -> &'static str {
-        "rate"
+    fn info(&self) -> &'static DetectorInfo {
+        &INFO
     }
 
     fn observe(&mut self, ev: &Enriched, out: &mut Vec<Finding>) {
@@ -61,6 +121,7 @@ impl Detector for Rate {
             return;
         }
         let n = a.customer_ids.len().max(1) as u32;
+        let lim = self.limits.get(ev.organization);
         let acc = self.accounts.touch(ev.actor, now, Account::default);
         let clock_hour = now.0.div_euclid(HOUR) as i32;
         if clock_hour != acc.clock_hour {
@@ -86,7 +147,7 @@ impl Detector for Rate {
                 format!("its declared maximum of {}/min", svc.max_rate_per_minute),
             )
         } else {
-            if last_hour < MIN_PER_HOUR {
+            if last_hour < lim.min_per_hour {
                 return;
             }
             let peer = self
@@ -94,7 +155,7 @@ impl Detector for Rate {
                 .get(ev.peer_group)
                 .map(|p| p.quantile(0.99))
                 .unwrap_or(0.0);
-            let own = if acc.hours >= OWN_HOURS {
+            let own = if acc.hours >= lim.own_hours {
                 acc.busiest as f64
             } else {
                 0.0
@@ -103,7 +164,11 @@ impl Detector for Rate {
             let basis = format!(
                 "its own busiest hour {own:.0} and its peers' 99th percentile hour {peer:.0}"
             );
-            (last_hour, (FACTOR * baseline).max(MIN_PER_HOUR), basis)
+            (
+                last_hour,
+                (lim.factor * baseline).max(lim.min_per_hour),
+                basis,
+            )
         };
         if observed <= threshold {
             if observed < threshold / 2.0 {
@@ -111,9 +176,9 @@ impl Detector for Rate {
             }
             return;
         }
-        let severity = if observed > 10.0 * threshold {
+        let severity = if observed > lim.critical * threshold {
             Severity::Critical
-        } else if observed > 3.0 * threshold {
+        } else if observed > lim.high * threshold {
             Severity::High
         } else {
             Severity::Medium
@@ -131,7 +196,7 @@ impl Detector for Rate {
             "hour"
         };
         out.push(Finding {
-            rule: "rate",
+            rule: INFO.id,
             key: a.user.clone(),
             actor: actor_of(ev),
             organization: ev.organization.map(str::to_owned),
@@ -294,5 +359,77 @@ max_rate_per_minute = 30
             "{}",
             rate[0].message
         );
+    }
+}
+
+#[cfg(test)]
+mod parameter_tests {
+    use crate::testing::*;
+    use vakt_event::time::{DAY, HOUR, SECOND};
+
+    const DIR: &str = r#"
+[[organization]]
+id = "partner-3"
+kind = "partner"
+
+[[organization]]
+id = "partner-4"
+kind = "partner"
+
+[[account]]
+name = "p3.shop"
+organization = "partner-3"
+role = "sales"
+
+[[account]]
+name = "p4.shop"
+organization = "partner-4"
+role = "sales"
+"#;
+
+    /// Two weeks of 100 lookups an hour in shop hours, then an hour at 300.
+    fn busy_then_triple(h: &mut Harness, user: &str, base: u64) {
+        for day in 0..14 {
+            for hour in 10..18 {
+                for k in 0..100 {
+                    let t = t0() + day * DAY + hour * HOUR + k * 30 * SECOND;
+                    h.lookup(t, user, "172.20.3.2", base + k as u64, false);
+                }
+            }
+        }
+        for k in 0..300 {
+            let t = t0() + 15 * DAY + 10 * HOUR + k * 12 * SECOND;
+            h.lookup(t, user, "172.20.3.2", base + 1000 + k as u64, false);
+        }
+    }
+
+    fn rate_actors(alerts: &[vakt_event::Alert]) -> Vec<String> {
+        let mut v: Vec<String> = Harness::rule(alerts, "rate")
+            .iter()
+            .filter_map(|a| a.actor.user.clone())
+            .collect();
+        v.dedup();
+        v
+    }
+
+    #[test]
+    fn a_busy_hour_at_three_times_the_usual_is_an_alert_only_with_a_lower_factor() {
+        let mut h = Harness::new(DIR, None);
+        busy_then_triple(&mut h, "p3.shop", 0);
+        assert!(rate_actors(&h.finish()).is_empty());
+
+        let tuned = format!("{DIR}\n[detectors.rate]\nfactor = 2.0\n");
+        let mut h = Harness::new(&tuned, None);
+        busy_then_triple(&mut h, "p3.shop", 0);
+        assert_eq!(rate_actors(&h.finish()), ["p3.shop"]);
+    }
+
+    #[test]
+    fn an_organisations_own_factor_applies_to_its_accounts_only() {
+        let tuned = format!("{DIR}\n[detectors.rate.organization.partner-3]\nfactor = 2\n");
+        let mut h = Harness::new(&tuned, None);
+        busy_then_triple(&mut h, "p3.shop", 0);
+        busy_then_triple(&mut h, "p4.shop", 50_000);
+        assert_eq!(rate_actors(&h.finish()), ["p3.shop"]);
     }
 }

@@ -9,29 +9,102 @@
 //! - State: per account, 14 days of daily customer counts (about 70
 //!   bytes); per peer group, a bounded sample of its account-days and
 //!   today's running total and active accounts.
-//! - Thresholds: today's customers above 3x the larger of the account's
-//!   own 90th percentile day (once it has 5 days) and its peers' 95th
-//!   percentile day, and at least 50, is `medium`; 10x is `high`. Until the
-//!   peer group has 20 account-days or the account 5 days, it only learns. When the
-//!   whole peer group is busier today (a launch day), the threshold rises
-//!   with the group's mean. Judged as the day goes, not at its end.
-//!   Declared services and batch jobs are not judged.
-//! - Blind spots: abuse spread across many accounts of one group (it
-//!   raises the group's own mean); a slow ramp that stays within 3x.
+//! - Thresholds: today's customers above 3x (`factor`) the larger of the
+//!   account's own 90th percentile day (once it has 5 days, `own_days`)
+//!   and its peers' 95th percentile day, and at least 50 (`min_day`), is
+//!   `medium`; 10x (`high_factor`) is `high`. Until the peer group has 20
+//!   account-days (`peer_days`) or the account 5 days, it only learns.
+//!   When the whole peer group (at least 5 active accounts) is busier today
+//!   (a launch day), the threshold rises with the group's mean, up to 5x.
+//!   Judged as the day goes, not at its end. Declared services and batch
+//!   jobs are not judged. Each threshold is a parameter ([`PARAMS`]), also
+//!   per organisation.
+//! - Blind spots: in [`INFO`] (`vakt detectors` shows them).
 
-use crate::detector::{actor_of, reference, Detector, Finding};
+use crate::detector::{actor_of, reference, Detector, DetectorInfo, Finding};
 use crate::evidence;
+use crate::params::{Param, PerOrg, Settings, Values};
 use crate::state::{DailyCounts, Keyed, PeerSample};
 use vakt_enrich::Enriched;
 use vakt_event::directory::AccountKind;
 use vakt_event::time::DAY;
 use vakt_event::{Event, Severity, Timestamp};
 
-const MIN_DAY: f64 = 50.0;
-const FACTOR: f64 = 3.0;
-const OWN_DAYS: usize = 5;
-/// Account-days a peer group needs before it can serve as a baseline.
-const PEER_DAYS: usize = 20;
+pub const INFO: DetectorInfo = DetectorInfo {
+    id: "volume_peers",
+    title: "an account reading many more customers today than it and its peers normally do",
+    incidents: &["S2", "S5"],
+    remediation: super::SUSPEND_ACCOUNT,
+    blind_spots: "abuse spread across many accounts of one group (it raises the group's own mean); a slow ramp that stays within 3x",
+    params: PARAMS,
+    per_organization: true,
+};
+
+pub const PARAMS: &[Param] = &[
+    Param::count(
+        "min_day",
+        50.0,
+        "customers read today below which an account is not judged",
+    ),
+    Param::number(
+        "factor",
+        3.0,
+        "times the larger of the account's 90th percentile day and its peers' 95th percentile day",
+    ),
+    Param::number("high_factor", 10.0, "times that baseline for `high`"),
+    Param::count(
+        "own_days",
+        5.0,
+        "days before the account's own days count (at most 14 are kept)",
+    ),
+    Param::count(
+        "peer_days",
+        20.0,
+        "account-days a peer group needs before it serves as a baseline",
+    ),
+    Param::count(
+        "launch_accounts",
+        5.0,
+        "active accounts of a group today before its busier day lifts the threshold",
+    ),
+    Param::number(
+        "launch_lift",
+        5.0,
+        "most a busy group day (a launch) multiplies the threshold by",
+    ),
+];
+
+struct Limits {
+    min_day: f64,
+    factor: f64,
+    high: f64,
+    own_days: usize,
+    peer_days: usize,
+    launch_accounts: u32,
+    launch_lift: f64,
+}
+
+impl Limits {
+    fn new(v: &Values) -> Limits {
+        Limits {
+            min_day: v.get("min_day"),
+            factor: v.get("factor"),
+            high: v.get("high_factor"),
+            own_days: v.get("own_days") as usize,
+            peer_days: v.get("peer_days") as usize,
+            launch_accounts: v.get("launch_accounts").min(u32::MAX as f64) as u32,
+            launch_lift: v.get("launch_lift").max(1.0),
+        }
+    }
+}
+
+pub(crate) fn build(s: &Settings) -> Box<dyn Detector> {
+    Box::new(VolumePeers {
+        limits: s.per_org(Limits::new),
+        accounts: Keyed::default(),
+        groups: Keyed::default(),
+    })
+}
 
 #[derive(Default)]
 struct Account {
@@ -49,15 +122,15 @@ struct Group {
     today_active: u32,
 }
 
-#[derive(Default)]
 pub struct VolumePeers {
+    limits: PerOrg<Limits>,
     accounts: Keyed<Account>,
     groups: Keyed<Group>,
 }
 
 impl Detector for VolumePeers {
-    fn id(&self) -> &'static str {
-        "volume_peers"
+    fn info(&self) -> &'static DetectorInfo {
+        &INFO
     }
 
     fn observe(&mut self, ev: &Enriched, out: &mut Vec<Finding>) {
@@ -68,6 +141,7 @@ impl Detector for VolumePeers {
         let now = a.timestamp;
         let day = now.0.div_euclid(DAY) as i32;
         let n = a.customer_ids.len() as u32;
+        let lim = self.limits.get(ev.organization);
         let acc = self.accounts.touch(ev.actor, now, Account::default);
         let group = self.groups.touch(ev.peer_group, now, Group::default);
         if group.day != day {
@@ -89,15 +163,15 @@ impl Detector for VolumePeers {
             group.today_active += 1;
         }
         group.today_total += n as u64;
-        if (today as f64) < MIN_DAY {
+        if (today as f64) < lim.min_day {
             return;
         }
-        if group.sample.len() < PEER_DAYS && acc.days.days() < OWN_DAYS {
+        if group.sample.len() < lim.peer_days && acc.days.days() < lim.own_days {
             // Nothing to compare with yet: learn first.
             return;
         }
         let peer = group.sample.quantile(0.95);
-        let own = if acc.days.days() >= OWN_DAYS {
+        let own = if acc.days.days() >= lim.own_days {
             acc.days.quantile(0.9)
         } else {
             0.0
@@ -109,17 +183,17 @@ impl Detector for VolumePeers {
         };
         let today_mean = group.today_total as f64 / group.today_active.max(1) as f64;
         // Only a clearly busier group (a launch day) lifts the bar.
-        let day_factor = if group.today_active >= 5 && hist_mean > 0.0 {
-            (today_mean / hist_mean).clamp(1.0, 5.0)
+        let day_factor = if group.today_active >= lim.launch_accounts && hist_mean > 0.0 {
+            (today_mean / hist_mean).clamp(1.0, lim.launch_lift)
         } else {
             1.0
         };
         let baseline = own.max(peer);
-        let threshold = (FACTOR * baseline * day_factor).max(MIN_DAY);
+        let threshold = (lim.factor * baseline * day_factor).max(lim.min_day);
         if today as f64 <= threshold {
             return;
         }
-        let severity = if today as f64 > 10.0 / FACTOR * threshold {
+        let severity = if today as f64 > lim.high / lim.factor * threshold {
             Severity::High
         } else {
             Severity::Medium
@@ -130,7 +204,7 @@ impl Detector for VolumePeers {
         acc.reported_day = day;
         acc.reported = Some(severity);
         out.push(Finding {
-            rule: "volume_peers",
+            rule: INFO.id,
             key: a.user.clone(),
             actor: actor_of(ev),
             organization: ev.organization.map(str::to_owned),

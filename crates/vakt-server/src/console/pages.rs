@@ -386,7 +386,8 @@ pub(crate) async fn report(c: Shared, headers: HeaderMap, Path(id): Path<String>
     };
     let id2 = id.clone();
     let md = match read(&c, move |l| {
-        vakt_ledger::report::draft(l, &id2).map(|r| r.markdown())
+        vakt_ledger::report::draft(l, &id2)
+            .map(|r| r.markdown(vakt_detect::detectors::remediation(&r.alert.rule)))
     })
     .await
     {

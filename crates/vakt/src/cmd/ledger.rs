@@ -328,7 +328,7 @@ pub fn report(args: ReportArgs) -> Result<ExitCode> {
     let dir = args.data.dir();
     let l = Ledger::open_read(&dir)?;
     let r = vakt_ledger::report::draft(&l, &args.alert)?;
-    let md = r.markdown();
+    let md = r.markdown(vakt_detect::detectors::remediation(&r.alert.rule));
     if args.format == "html" {
         println!("{}", vakt_ledger::report::to_html(&md));
     } else {

@@ -3,6 +3,7 @@ pub mod bench_serve;
 pub mod canary;
 pub mod demo;
 pub mod detection;
+pub mod detectors;
 pub mod eval;
 pub mod ledger;
 pub mod proxy;
