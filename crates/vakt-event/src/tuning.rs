@@ -61,13 +61,13 @@ pub struct RuleSettings {
 #[derive(Debug, Default)]
 pub(crate) struct RawDetectors(Vec<(Spanned<String>, RawRule)>);
 
+/// Parameter names and values, as written.
+type RawValues = Vec<(Spanned<String>, Spanned<toml::Value>)>;
+
 #[derive(Debug, Default)]
 pub(crate) struct RawRule {
-    values: Vec<(Spanned<String>, Spanned<toml::Value>)>,
-    organizations: Vec<(
-        Spanned<String>,
-        Vec<(Spanned<String>, Spanned<toml::Value>)>,
-    )>,
+    values: RawValues,
+    organizations: Vec<(Spanned<String>, RawValues)>,
 }
 
 /// A TOML table, keys with their spans.

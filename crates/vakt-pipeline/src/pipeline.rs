@@ -5,7 +5,7 @@ use crate::outlet::Outlet;
 use crate::PipelineError;
 use std::collections::HashMap;
 use std::sync::Arc;
-use vakt_detect::detectors::registry;
+use vakt_detect::detectors;
 use vakt_detect::Engine;
 use vakt_enrich::{Cases, Enricher, GeoIp};
 use vakt_event::{Alert, Directory, Event};
@@ -71,9 +71,10 @@ impl Pipeline {
     /// parameters are checked here, so a bad one stops the start.
     pub fn new(config: PipelineConfig, ledger: Option<Ledger>) -> Result<Pipeline, PipelineError> {
         let directory = config.directory;
+        let detectors = detectors::build(&directory)?;
         let enricher = Enricher::new(directory.clone(), config.cases, config.geoip);
         Ok(Pipeline {
-            engine: Engine::new(enricher, registry()),
+            engine: Engine::new(enricher, detectors),
             ledger,
             directory,
             outlets: Vec::new(),

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use vakt_event::{Directory, Timestamp};
 use vakt_ledger::decisions::{Action, Decision, Scope};
 use vakt_ledger::{DataDir, Ledger};
-use vakt_proxy::http::{serve_http, HttpProxyConfig};
 use vakt_pipeline::{JsonLines, PipelineConfig};
+use vakt_proxy::http::{serve_http, HttpProxyConfig};
 use vakt_proxy::{EventSink, FailMode, Guard, GuardConfig, SinkConfig};
 
 const DIRECTORY: &str = r#"

@@ -126,7 +126,6 @@ fn a_bad_parameter_stops_vakt_detectors_with_its_line_and_the_valid_names() {
 }
 
 #[test]
-#[ignore = "needs `vakt watch` to build its detectors with vakt_detect::detectors::build"]
 fn a_bad_parameter_stops_vakt_watch_at_start_with_its_line() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = write(&tmp, &DIR.replace("min_reads = 30", "min_reads = 0"));
