@@ -7,7 +7,8 @@
 //! per document origin (429 with `Retry-After` when empty), in a map of at
 //! most [`MAX_ORIGINS`] origins.
 
-use crate::api::{journal_events, lock, read_body, ApiError, Shared};
+use crate::http::{lock, read_body, ApiError, Shared};
+use crate::ingest::journal_events;
 use axum::body::Body;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
@@ -226,7 +227,7 @@ pub(crate) async fn post_report(
         .events_rejected
         .fetch_add(ignored as u64, Ordering::Relaxed);
     let state = state.0.clone();
-    let n = crate::api::blocking(move || journal_events(&state, good)).await?;
+    let n = crate::http::blocking(move || journal_events(&state, good)).await?;
     Ok(Json(json!({ "accepted": n, "ignored": ignored })))
 }
 

@@ -23,11 +23,16 @@
 //! Log files in [`Config::follow`] feed the same thread (module `follow`);
 //! the console (module `console`) is pages for people over the same state.
 
+mod alerts;
 mod api;
+mod auth;
 pub mod child;
 mod console;
 mod csp;
+mod decisions;
 mod follow;
+mod http;
+mod ingest;
 mod journal;
 mod listen;
 mod metrics;

@@ -1,6 +1,6 @@
 //! `GET /metrics`: counters in the Prometheus text format (no token).
 
-use crate::api::{lock, Shared};
+use crate::http::{lock, Shared};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use std::collections::BTreeMap;

@@ -1,9 +1,8 @@
 //! Read routes over the ledger: one alert with the actor's activity,
 //! incidents, scope, canaries, exposure, and the GDPR draft.
 
-use crate::api::{
-    authorize, blocking, lock, parse_count, parse_time, query_pairs, ApiError, Shared,
-};
+use crate::auth::authorize;
+use crate::http::{blocking, lock, parse_count, parse_time, query_pairs, ApiError, Shared};
 use axum::extract::{Path, RawQuery};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;

@@ -16,7 +16,7 @@
 mod pages;
 mod timeline;
 
-use crate::api::percent_decode;
+use crate::http::percent_decode;
 use crate::State;
 use axum::body::Bytes;
 use axum::extract::ConnectInfo;

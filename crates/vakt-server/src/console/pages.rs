@@ -1,7 +1,7 @@
 //! The console's pages, rendered on the server.
 
 use super::{form_pairs, lock, require, require_form, see_other, timeline, Session, Shared};
-use crate::api::NewDecision;
+use crate::decisions::NewDecision;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery};
 use axum::http::{header, HeaderMap, StatusCode};

@@ -1,5 +1,4 @@
 pub mod bench;
-pub mod bench_serve;
 pub mod canary;
 pub mod demo;
 pub mod detection;
@@ -7,8 +6,6 @@ pub mod detectors;
 pub mod eval;
 pub mod ledger;
 pub mod proxy;
-pub mod proxy_http;
-pub mod proxy_pg;
 pub mod serve;
 pub mod simulate;
 pub mod token;

@@ -16,7 +16,7 @@
 //! the figures include HTTP, authentication and JSON as deployed. Client
 //! and server share the machine's cores.
 
-use crate::cmd::bench::{append_generated, generate, mib};
+use super::{append_generated, generate, mib};
 use crate::fmt::thousands;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};

@@ -1,10 +1,9 @@
 //! `vakt proxy pg`: the PostgreSQL wire-protocol proxy in front of the customer database.
 
-use super::proxy::EnforceArgs;
+use super::EnforceArgs;
 use anyhow::Result;
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 use vakt_proxy::pg::{serve_pg, PgProxyConfig};
 
@@ -37,16 +36,11 @@ pub fn run(args: PgArgs) -> Result<ExitCode> {
     if config.key_columns.is_empty() {
         eprintln!("vakt: note: the directory names no [postgres] key_columns; statements are recorded without customer ids");
     }
-    let sink = Arc::new(e.sink);
-    let guard = e.guard.clone();
-    let serving = sink.clone();
-    super::proxy::serve_until_stopped(
+    e.serve(
         "pg",
         args.listen,
         &args.upstream,
         args.enforce.fail_mode,
-        |listener, stop| serve_pg(listener, config, guard, serving, stop),
-    )?;
-    super::proxy::Enforcement::finish("pg", sink, e.deliverer)?;
-    Ok(ExitCode::SUCCESS)
+        |listener, stop, guard, sink| serve_pg(listener, config, guard, sink, stop),
+    )
 }

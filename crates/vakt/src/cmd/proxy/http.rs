@@ -1,10 +1,9 @@
 //! `vakt proxy http`: the reverse proxy in front of a lookup API.
 
-use super::proxy::EnforceArgs;
+use super::EnforceArgs;
 use anyhow::{anyhow, Result};
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::Arc;
 use vakt_proxy::http::{serve_http, HttpProxyConfig};
 
 #[derive(clap::Args, Clone, Debug)]
@@ -31,16 +30,11 @@ pub fn run(args: HttpArgs) -> Result<ExitCode> {
                 .unwrap_or_default()
         )
     })?;
-    let sink = Arc::new(e.sink);
-    let guard = e.guard.clone();
-    let serving = sink.clone();
-    super::proxy::serve_until_stopped(
+    e.serve(
         "http",
         args.listen,
         &args.upstream,
         args.enforce.fail_mode,
-        |listener, stop| serve_http(listener, config, guard, serving, stop),
-    )?;
-    super::proxy::Enforcement::finish("http", sink, e.deliverer)?;
-    Ok(ExitCode::SUCCESS)
+        |listener, stop, guard, sink| serve_http(listener, config, guard, sink, stop),
+    )
 }

@@ -1,6 +1,9 @@
 //! `vakt proxy http|pg`: inline enforcement in front of a lookup API or
 //! the customer database, and `vakt account enroll-totp` for step-up.
 
+mod http;
+mod pg;
+
 use super::ledger::DataArgs;
 use anyhow::{Context, Result};
 use std::io::Write;
@@ -18,9 +21,9 @@ use vakt_proxy::{EventSink, FailMode, Guard, GuardConfig, SinkConfig};
 #[derive(clap::Subcommand)]
 pub enum ProxyCommand {
     /// Reverse proxy for a REST customer-lookup API.
-    Http(super::proxy_http::HttpArgs),
+    Http(http::HttpArgs),
     /// PostgreSQL wire-protocol proxy for the customer database.
-    Pg(super::proxy_pg::PgArgs),
+    Pg(pg::PgArgs),
 }
 
 /// Options every proxy shares: where decisions and the ledger live, how
@@ -67,11 +70,7 @@ pub struct Enforcement {
 impl Enforcement {
     /// After the proxy stopped: drain events into the ledger, then give
     /// alert delivery a few seconds (what is left goes out at the next start).
-    pub fn finish(
-        name: &str,
-        sink: Arc<EventSink>,
-        deliverer: Option<Arc<Deliverer>>,
-    ) -> Result<()> {
+    fn finish(name: &str, sink: Arc<EventSink>, deliverer: Option<Arc<Deliverer>>) -> Result<()> {
         let stats = sink.stats();
         eprintln!(
             "vakt proxy {name}: {} accesses recorded ({} spooled, {} replayed), {} alerts, {} decisions; draining to the ledger",
@@ -160,8 +159,8 @@ impl EnforceArgs {
 
 pub fn proxy(cmd: ProxyCommand) -> Result<ExitCode> {
     match cmd {
-        ProxyCommand::Http(args) => super::proxy_http::run(args),
-        ProxyCommand::Pg(args) => super::proxy_pg::run(args),
+        ProxyCommand::Http(args) => http::run(args),
+        ProxyCommand::Pg(args) => pg::run(args),
     }
 }
 
@@ -199,30 +198,44 @@ pub fn account(cmd: AccountCommand) -> Result<ExitCode> {
 /// Completes on Ctrl-C or SIGTERM.
 pub type Shutdown = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
-/// Binds `listen`, says where it forwards, and runs `serve` on the
-/// listener until Ctrl-C or SIGTERM (the future `serve` is given).
-pub fn serve_until_stopped<F, E>(
-    name: &str,
-    listen: std::net::SocketAddr,
-    upstream: &str,
-    fail_mode: FailMode,
-    serve: impl FnOnce(tokio::net::TcpListener, Shutdown) -> F,
-) -> Result<()>
-where
-    F: std::future::Future<Output = std::result::Result<(), E>>,
-    E: std::error::Error + Send + Sync + 'static,
-{
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("cannot listen on {listen}"))?;
-        eprintln!(
-            "vakt proxy {name}: listening on {} -> {upstream} (fail {fail_mode:?})",
-            listener.local_addr()?
-        );
-        serve(listener, Box::pin(vakt_server::shutdown_signal()))
+impl Enforcement {
+    /// Binds `listen`, says where it forwards, runs `serve` on the listener
+    /// until Ctrl-C or SIGTERM (the future `serve` is given), then drains
+    /// the events into the ledger.
+    pub fn serve<F, E>(
+        self,
+        name: &str,
+        listen: std::net::SocketAddr,
+        upstream: &str,
+        fail_mode: FailMode,
+        serve: impl FnOnce(tokio::net::TcpListener, Shutdown, Arc<Guard>, Arc<EventSink>) -> F,
+    ) -> Result<ExitCode>
+    where
+        F: std::future::Future<Output = std::result::Result<(), E>>,
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let sink = Arc::new(self.sink);
+        let serving = sink.clone();
+        let guard = self.guard;
+        let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+        runtime.block_on(async {
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen}"))?;
+            eprintln!(
+                "vakt proxy {name}: listening on {} -> {upstream} (fail {fail_mode:?})",
+                listener.local_addr()?
+            );
+            serve(
+                listener,
+                Box::pin(vakt_server::shutdown_signal()),
+                guard,
+                serving,
+            )
             .await
             .context("the proxy stopped")
-    })
+        })?;
+        Enforcement::finish(name, sink, self.deliverer)?;
+        Ok(ExitCode::SUCCESS)
+    }
 }

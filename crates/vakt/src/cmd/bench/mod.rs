@@ -1,0 +1,68 @@
+//! `vakt bench`: figures anyone can rerun. One file per bench: `watch`
+//! (throughput and memory of `vakt watch`), `ledger` (append rate, disk,
+//! scope time), `serve` (`vakt serve` over HTTP); `detection` lives with
+//! the simulator's evaluation in `cmd/detection.rs`.
+
+mod ledger;
+mod serve;
+mod watch;
+
+pub(crate) use ledger::append_generated;
+
+use crate::fmt::thousands;
+use anyhow::Result;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Subcommand, Clone, Debug)]
+pub enum Bench {
+    /// Throughput and memory of `vakt watch` on generated JSON lines.
+    Watch(watch::BenchArgs),
+    /// Detection quality over several simulated months (seeds).
+    Detection(crate::cmd::detection::DetectionArgs),
+    /// Ledger append rate, scope query time and disk bytes per event.
+    Ledger(ledger::LedgerBenchArgs),
+    /// `vakt serve` over HTTP: ingest rate, and read latency over a big ledger.
+    Serve(serve::ServeBenchArgs),
+}
+
+pub fn dispatch(b: Bench) -> Result<()> {
+    match b {
+        Bench::Watch(a) => watch::run(a),
+        Bench::Detection(a) => crate::cmd::detection::run(a),
+        Bench::Ledger(a) => ledger::ledger(a),
+        Bench::Serve(a) => serve::run(a),
+    }
+}
+
+pub(crate) fn mib(b: u64) -> f64 {
+    b as f64 / (1024.0 * 1024.0)
+}
+
+/// Writes (once) the events file and the directory for `accounts`.
+pub(crate) fn generate(dir: &Path, events: u64, accounts: u32) -> Result<(PathBuf, PathBuf)> {
+    let path = dir.join(format!("bench-{events}-{accounts}.jsonl"));
+    let directory = dir.join(format!("bench-{accounts}.toml"));
+    std::fs::write(&directory, vakt_sim::bench_directory(accounts))?;
+    if !path.exists() {
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.set_message(format!(
+            "generating {} events for {} accounts",
+            thousands(events),
+            thousands(accounts as u64)
+        ));
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        let tmp = path.with_extension("tmp");
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+        vakt_sim::bench_events(events, accounts, 1, &mut w)?;
+        std::io::Write::flush(&mut w)?;
+        drop(w);
+        std::fs::rename(&tmp, &path)?;
+        bar.finish_and_clear();
+    }
+    Ok((path, directory))
+}
