@@ -185,14 +185,26 @@ impl Report {
     }
 }
 
+/// Escapes text for HTML content and attribute values.
+pub fn escape_html(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
 /// A minimal Markdown-to-HTML rendering for the draft: headings, lists,
 /// tables, paragraphs; everything escaped.
 pub fn to_html(md: &str) -> String {
-    let esc = |s: &str| {
-        s.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-    };
+    let esc = escape_html;
     let inline = |s: &str| {
         let mut out = String::new();
         let (mut bold, mut code) = (false, false);

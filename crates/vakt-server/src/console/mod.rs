@@ -13,6 +13,7 @@
 //! that sets `X-Forwarded-Proto: https`); every form that changes something
 //! carries the session's CSRF token, checked before anything is done.
 
+mod html;
 mod pages;
 mod timeline;
 
@@ -244,7 +245,7 @@ pub(crate) fn see_other(to: &str) -> Response {
 #[allow(clippy::result_large_err)] // the error is the answer, returned at once
 pub(crate) fn require(c: &Console, headers: &HeaderMap, here: &str) -> Result<Session, Response> {
     c.session(headers)
-        .ok_or_else(|| see_other(&format!("/login?next={}", pages::url_encode(here))))
+        .ok_or_else(|| see_other(&format!("/login?next={}", html::url_encode(here))))
 }
 
 /// The session, when the form's CSRF token is the session's; else 403
@@ -258,7 +259,7 @@ pub(crate) fn require_form(
     let s = require(c, headers, "/")?;
     match form.get("csrf") {
         Some(t) if same(t, &s.csrf) => Ok(s),
-        _ => Err(pages::page_status(
+        _ => Err(html::page_status(
             StatusCode::FORBIDDEN,
             "Refused",
             None,
@@ -300,7 +301,7 @@ async fn login_form(c: Shared, headers: HeaderMap, RawQuery(q): RawQuery) -> Res
     if c.session(&headers).is_some() {
         return see_other(&next);
     }
-    pages::login_page(StatusCode::OK, &next, None)
+    html::login_page(StatusCode::OK, &next, None)
 }
 
 async fn login(c: Shared, ext: Extensions, headers: HeaderMap, body: Bytes) -> Response {
@@ -314,7 +315,7 @@ async fn login(c: Shared, ext: Extensions, headers: HeaderMap, body: Bytes) -> R
     let keys = vec![format!("ip:{address}"), format!("user:{name}")];
     if let Some(wait) = c.sign_in_wait(&keys) {
         let minutes = wait.as_secs().div_ceil(60).max(1);
-        let mut r = pages::login_page(
+        let mut r = html::login_page(
             StatusCode::TOO_MANY_REQUESTS,
             &next,
             Some(&format!(
@@ -339,7 +340,7 @@ async fn login(c: Shared, ext: Extensions, headers: HeaderMap, body: Bytes) -> R
     .unwrap_or(false);
     if !ok {
         c.sign_in_failed(keys);
-        return pages::login_page(
+        return html::login_page(
             StatusCode::UNAUTHORIZED,
             &next,
             Some("Wrong name or password."),
@@ -348,7 +349,7 @@ async fn login(c: Shared, ext: Extensions, headers: HeaderMap, body: Bytes) -> R
     let id = match c.start(name) {
         Ok(id) => id,
         Err(e) => {
-            return pages::login_page(
+            return html::login_page(
                 StatusCode::SERVICE_UNAVAILABLE,
                 &next,
                 Some(&format!(

@@ -1,11 +1,12 @@
 //! The console's pages, rendered on the server.
 
-use super::{form_pairs, lock, require, require_form, see_other, timeline, Session, Shared};
+use super::html::{csrf_input, esc, fail, page, select, sev, short, url_encode};
+use super::{form_pairs, lock, require, require_form, see_other, timeline, Shared};
 use crate::decisions::NewDecision;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery};
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use std::fmt::Write;
 use vakt_event::stats::{usual_range, usual_range_since, USUAL_RANGE_DAYS};
 use vakt_event::time::HOUR;
@@ -13,108 +14,6 @@ use vakt_event::{Alert, Severity, Timestamp};
 use vakt_ledger::alerts::AlertFilter;
 
 const DAY: i64 = 86_400_000;
-
-pub(crate) fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            c => o.push(c),
-        }
-    }
-    o
-}
-
-pub(crate) fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-fn short(t: Timestamp) -> String {
-    t.to_rfc3339()
-        .get(..16)
-        .unwrap_or_default()
-        .replace('T', " ")
-}
-
-fn sev(s: Severity) -> String {
-    format!("<span class=\"sev sev-{0}\">{0}</span>", s.as_str())
-}
-
-/// A whole page: header with navigation (and sign-out when signed in).
-pub(crate) fn page_status(
-    status: StatusCode,
-    title: &str,
-    session: Option<&Session>,
-    body: &str,
-) -> Response {
-    let nav = match session {
-        Some(s) => format!(
-            "<nav><a href=\"/\">Alerts</a><a href=\"/decisions\">Decisions</a><a href=\"/canaries\">Canaries</a><a href=\"/exposure\">Exposure</a></nav><form method=\"post\" action=\"/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><span class=\"muted\">{}</span> <button type=\"submit\">Sign out</button></form>",
-            esc(&s.csrf),
-            esc(&s.user)
-        ),
-        None => String::new(),
-    };
-    let html = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><meta name=\"color-scheme\" content=\"dark light\"><title>{} - vakt</title><link rel=\"stylesheet\" href=\"/assets/console.css\"></head><body><header><span class=\"brand\">vakt</span>{nav}</header><main><h1>{}</h1>{body}</main><script src=\"/assets/console.js\"></script></body></html>",
-        esc(title),
-        esc(title)
-    );
-    (
-        status,
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-store"),
-            (
-                header::CONTENT_SECURITY_POLICY,
-                "default-src 'self'; style-src 'self'; script-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'",
-            ),
-            (header::X_FRAME_OPTIONS, "DENY"),
-            (header::REFERRER_POLICY, "no-referrer"),
-        ],
-        html,
-    )
-        .into_response()
-}
-
-fn page(title: &str, s: &Session, body: &str) -> Response {
-    page_status(StatusCode::OK, title, Some(s), body)
-}
-
-fn fail(s: &Session, status: StatusCode, msg: &str) -> Response {
-    page_status(
-        status,
-        "Not possible",
-        Some(s),
-        &format!("<p class=\"error\">{}</p>", esc(msg)),
-    )
-}
-
-pub(crate) fn login_page(status: StatusCode, next: &str, error: Option<&str>) -> Response {
-    let err = error
-        .map(|e| format!("<p class=\"error\" id=\"login-error\">{}</p>", esc(e)))
-        .unwrap_or_default();
-    page_status(
-        status,
-        "Sign in",
-        None,
-        &format!(
-            "<div class=\"login panel\">{err}<form method=\"post\" action=\"/login\"><input type=\"hidden\" name=\"next\" value=\"{}\"><label>Name<input name=\"user\" id=\"user\" autocomplete=\"username\" required autofocus></label><label>Password<input type=\"password\" name=\"password\" id=\"password\" autocomplete=\"current-password\" required></label><button type=\"submit\" id=\"signin\">Sign in</button></form><p class=\"muted\">Users are added with <code>vakt user add NAME</code>.</p></div>",
-            esc(next)
-        ),
-    )
-}
 
 /// Runs ledger reads off the async threads.
 async fn read<T: Send + 'static>(
@@ -151,15 +50,6 @@ async fn find_alert(c: &Shared, id: &str) -> Result<Option<Alert>, String> {
         ..Default::default()
     };
     Ok(all_alerts(c, f).await?.into_iter().find(|a| a.id == id))
-}
-
-fn select(name: &str, options: &[&str], chosen: &str) -> String {
-    let mut s = format!("<select name=\"{name}\" id=\"f-{name}\"><option value=\"\">any</option>");
-    for o in options {
-        let sel = if *o == chosen { " selected" } else { "" };
-        let _ = write!(s, "<option{sel}>{}</option>", esc(o));
-    }
-    s + "</select>"
 }
 
 pub(crate) async fn alerts(c: Shared, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
@@ -409,13 +299,6 @@ pub(crate) async fn report(c: Shared, headers: HeaderMap, Path(id): Path<String>
             "<p class=\"muted\">A draft to review before sending; <code>vakt report --alert {} --format html</code> writes the same.</p><div class=\"report\" id=\"report\">{inner}</div>",
             esc(&id)
         ),
-    )
-}
-
-fn csrf_input(s: &Session) -> String {
-    format!(
-        "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
-        esc(&s.csrf)
     )
 }
 

@@ -2,7 +2,7 @@
 //! with the actor's usual range ([`vakt_event::stats::usual_range`], as
 //! the API gives it) as a band and the alert time marked.
 
-use super::pages::esc;
+use super::html::esc;
 use vakt_event::stats::{UsualRange, USUAL_RANGE_DAYS};
 use vakt_event::Timestamp;
 
