@@ -39,7 +39,14 @@ impl Poster {
 
     pub(super) fn post(&self, body: &serde_json::Value) -> Result<(), String> {
         let url = &self.url;
-        match self.agent.post(url).send_json(body) {
+        // Compact, one line, as the alert lines are; `send_json` would pretty-print.
+        let bytes = serde_json::to_vec(body).map_err(|e| e.to_string())?;
+        match self
+            .agent
+            .post(url)
+            .header("content-type", "application/json")
+            .send(&bytes[..])
+        {
             Ok(_) => Ok(()),
             Err(ureq::Error::StatusCode(code)) => Err(format!("{url} answered {code}")),
             Err(e) => Err(format!("{url}: {e}")),
