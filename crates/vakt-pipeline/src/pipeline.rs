@@ -217,12 +217,7 @@ impl Pipeline {
             for o in &mut self.outlets {
                 if let Err(e) = o.alert(&alert, &made) {
                     tracing::warn!("cannot send alert {} to {}: {e}", alert.id, o.name());
-                    let name = o.name();
-                    if !self.report.outlet_errors.iter().any(|(n, _)| n == name) {
-                        self.report
-                            .outlet_errors
-                            .push((name.to_owned(), e.to_string()));
-                    }
+                    note_outlet_error(&mut self.report, o.name(), &e);
                 }
             }
         }
@@ -249,10 +244,7 @@ impl Pipeline {
         };
         for o in &mut self.outlets {
             if let Err(e) = o.finish() {
-                let name = o.name().to_owned();
-                if !self.report.outlet_errors.iter().any(|(n, _)| *n == name) {
-                    self.report.outlet_errors.push((name, e.to_string()));
-                }
+                note_outlet_error(&mut self.report, o.name(), &e);
             }
         }
         Ok(Finished {
@@ -260,6 +252,15 @@ impl Pipeline {
             engine: self.engine,
             ledger_counts,
         })
+    }
+}
+
+/// Keeps the first error of each outlet for the report.
+fn note_outlet_error(report: &mut PipelineReport, outlet: &str, e: &std::io::Error) {
+    if !report.outlet_errors.iter().any(|(n, _)| n == outlet) {
+        report
+            .outlet_errors
+            .push((outlet.to_owned(), e.to_string()));
     }
 }
 
