@@ -6,6 +6,11 @@ use rand::RngCore;
 use std::path::{Path, PathBuf};
 
 /// A vakt data directory: `ledger.db`, `ledger.key` (secret), `ledger.pub`.
+///
+/// The ledger holds access records, TOTP secrets, password hashes and token
+/// digests, so the directory is created `0700` and the database `0600`
+/// (SQLite gives its `-wal` and `-shm` files the database's mode); a
+/// directory or file that others may read is named at open with a warning.
 #[derive(Clone, Debug)]
 pub struct DataDir {
     pub path: PathBuf,
@@ -32,7 +37,7 @@ impl DataDir {
             path: self.path.clone(),
             source,
         };
-        std::fs::create_dir_all(&self.path).map_err(io)?;
+        create_private_dir(&self.path).map_err(io)?;
         if self.exists() {
             return Ok(false);
         }
@@ -74,6 +79,83 @@ impl DataDir {
     pub fn db_path(&self) -> PathBuf {
         self.path.join("ledger.db")
     }
+
+    /// The directory, and the files in it, that users other than the owner
+    /// may read, write or enter, with their modes; the public key is not
+    /// counted. Empty where modes do not exist (not Unix).
+    pub fn loose_permissions(&self) -> Vec<(PathBuf, u32)> {
+        let mut loose = Vec::new();
+        let mut check = |path: PathBuf| {
+            if let Some(mode) = mode_of(&path).filter(|m| m & 0o077 != 0) {
+                loose.push((path, mode));
+            }
+        };
+        check(self.path.clone());
+        if let Ok(entries) = std::fs::read_dir(&self.path) {
+            for e in entries.flatten() {
+                if e.file_name() != "ledger.pub" {
+                    check(e.path());
+                }
+            }
+        }
+        loose
+    }
+
+    /// Logs, once per directory and process, what [`DataDir::loose_permissions`] finds.
+    pub(crate) fn warn_if_loose(&self) {
+        static WARNED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+        let mut warned = WARNED.lock().unwrap_or_else(|p| p.into_inner());
+        if warned.contains(&self.path) {
+            return;
+        }
+        warned.push(self.path.clone());
+        for (path, mode) in self.loose_permissions() {
+            tracing::warn!(
+                "{} is readable by other users (mode {mode:o}); it holds access records and secrets: chmod {} {}",
+                path.display(),
+                if path == self.path { "700" } else { "600" },
+                path.display()
+            );
+        }
+    }
+
+    /// Creates `ledger.db` readable by its owner only, before SQLite opens it.
+    pub(crate) fn create_private_db(&self) -> std::io::Result<()> {
+        let path = self.db_path();
+        if path.exists() {
+            return Ok(());
+        }
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        options.open(path).map(drop)
+    }
+}
+
+#[cfg(unix)]
+fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+}
+
+#[cfg(not(unix))]
+fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(path)
+}
+
+#[cfg(unix)]
+fn mode_of(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    Some(std::fs::metadata(path).ok()?.permissions().mode() & 0o777)
+}
+
+#[cfg(not(unix))]
+fn mode_of(_path: &Path) -> Option<u32> {
+    None
 }
 
 /// 32 bytes written as hex in a file.

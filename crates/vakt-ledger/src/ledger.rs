@@ -89,6 +89,10 @@ impl Ledger {
     /// the key) when missing.
     pub fn open(dir: &DataDir) -> Result<Ledger> {
         dir.init()?;
+        dir.create_private_db().map_err(|source| LedgerError::Io {
+            path: dir.db_path(),
+            source,
+        })?;
         let mut l = Self::open_db(dir)?;
         l.key = Some(dir.signing_key()?);
         l.begin()?;
@@ -108,6 +112,7 @@ impl Ledger {
     }
 
     fn open_db(dir: &DataDir) -> Result<Ledger> {
+        dir.warn_if_loose();
         let path = dir.db_path();
         let db = |source| LedgerError::Db {
             path: path.clone(),

@@ -297,3 +297,35 @@ fn the_report_draft_has_what_article_33_asks_for_and_the_checkpoint() {
     assert!(html.contains("<h2>") && html.contains("<table>") && !html.contains("**"));
     assert!(vakt_ledger::report::draft(&l, "nope").is_err());
 }
+
+#[cfg(unix)]
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// Finding 12: the data directory was 0755 and `ledger.db` 0644, so every
+/// local user could read TOTP secrets, password hashes and access records.
+#[cfg(unix)]
+#[test]
+fn finding_12_data_directory_and_ledger_files_are_private() {
+    let (_tmp, dir, _) = filled(50);
+    let mut l = Ledger::open(&dir).unwrap();
+    l.append(&events(1, 99)[0]).unwrap();
+    assert_eq!(mode(&dir.path), 0o700, "the data directory");
+    for name in ["ledger.db", "ledger.db-wal", "ledger.db-shm", "ledger.key"] {
+        let path = dir.path.join(name);
+        assert!(path.exists(), "{name} is there while the ledger is open");
+        assert_eq!(mode(&path), 0o600, "{name}");
+    }
+    assert!(dir.loose_permissions().is_empty());
+    l.close().unwrap();
+
+    // A directory made looser by hand is named, with its mode.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir.path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(dir.db_path(), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let loose = dir.loose_permissions();
+    assert!(loose.contains(&(dir.path.clone(), 0o755)), "{loose:?}");
+    assert!(loose.contains(&(dir.db_path(), 0o644)), "{loose:?}");
+}
