@@ -43,14 +43,49 @@ fn syslog_severity(s: Severity) -> u8 {
 /// Facility 10 (authpriv): security messages.
 const FACILITY: u8 = 10;
 
+/// Control characters (newlines above all) written out as `\n`, `\r`,
+/// `\t` or `\u{..}`: a receiver that stores one record per line must never
+/// be handed a second, forged record inside a user name or message.
+fn escape_controls(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() || c == '\u{2028}' || c == '\u{2029}' => {
+                out.push_str(&format!("\\u{{{:x}}}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 fn sd_escape(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace(']', "\\]")
+    escape_controls(
+        &s.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace(']', "\\]"),
+    )
 }
 
 fn one_line(s: &str) -> String {
-    s.replace(['\n', '\r'], " ")
+    escape_controls(s)
+}
+
+/// RFC 5424 MSGID: 1 to 32 printable ASCII characters, no space.
+fn msg_id(rule: &str) -> String {
+    let id: String = rule
+        .chars()
+        .map(|c| if c.is_ascii_graphic() { c } else { '_' })
+        .take(32)
+        .collect();
+    if id.is_empty() {
+        "-".into()
+    } else {
+        id
+    }
 }
 
 pub fn rfc5424(a: &Alert, hostname: &str) -> String {
@@ -82,7 +117,7 @@ pub fn rfc5424(a: &Alert, hostname: &str) -> String {
         FACILITY * 8 + syslog_severity(a.severity),
         a.timestamp,
         if hostname.is_empty() { "-" } else { hostname },
-        a.rule.replace(' ', "_"),
+        msg_id(&a.rule),
         sd,
         one_line(&a.message)
     )
@@ -93,10 +128,7 @@ fn cef_header(s: &str) -> String {
 }
 
 fn cef_ext(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('=', "\\=")
-        .replace('\n', "\\n")
-        .replace('\r', "\\r")
+    escape_controls(&s.replace('\\', "\\\\").replace('=', "\\="))
 }
 
 pub fn cef(a: &Alert) -> String {
@@ -146,7 +178,7 @@ mod tests {
             actor: Actor::user("p3.bot"),
             organization: Some("partner|3".into()),
             first_seen: Timestamp(0),
-            message: "p3.bot read 4002 customers = 10x its peers\nsecond line".into(),
+            message: "p3.bot read 4002 customers = 10x its peers; second line".into(),
             evidence: serde_json::Map::new(),
             customers: 4002,
             status: AlertStatus::New,
@@ -159,7 +191,7 @@ mod tests {
         let l = rfc5424(&alert(), "sensor-1");
         assert_eq!(
             l,
-            "<83>1 2026-11-02T08:00:00.000Z sensor-1 vakt - rate [vakt@32473 id=\"rate-1a\" severity=\"high\" customers=\"4002\" status=\"new\" user=\"p3.bot\" organization=\"partner|3\"] p3.bot read 4002 customers = 10x its peers second line"
+            "<83>1 2026-11-02T08:00:00.000Z sensor-1 vakt - rate [vakt@32473 id=\"rate-1a\" severity=\"high\" customers=\"4002\" status=\"new\" user=\"p3.bot\" organization=\"partner|3\"] p3.bot read 4002 customers = 10x its peers; second line"
         );
     }
 
@@ -168,7 +200,7 @@ mod tests {
         let l = cef(&alert());
         assert!(l.starts_with("CEF:0|vakt|vakt|"), "{l}");
         assert!(
-            l.contains("|rate|p3.bot read 4002 customers = 10x its peers second line|8|"),
+            l.contains("|rate|p3.bot read 4002 customers = 10x its peers; second line|8|"),
             "{l}"
         );
         assert!(
@@ -178,6 +210,26 @@ mod tests {
         let mut a = alert();
         a.actor = Actor::user("a=b");
         assert!(cef(&a).contains("suser=a\\=b"));
+    }
+
+    /// Finding 15: a user name with a newline made a forged second record.
+    #[test]
+    fn finding_15_newlines_in_user_names_and_messages_cannot_forge_a_record() {
+        let mut a = alert();
+        let forged = "x\"]\n<83>1 2026-11-02T08:00:00.000Z sensor-1 vakt - rate [vakt@32473 id=\"fake\"] fake";
+        a.actor = Actor::user(forged);
+        a.rule = "rate\nx".into();
+        a.message = format!("{forged}\r\u{2028}\u{0}end");
+        for line in [rfc5424(&a, "sensor-1"), cef(&a)] {
+            assert!(
+                !line.chars().any(|c| c.is_control() || c == '\u{2028}'),
+                "{line:?}"
+            );
+            assert!(line.contains("\\n<83>1"), "the newline is written out: {line}");
+        }
+        let l = rfc5424(&a, "sensor-1");
+        assert!(l.contains(" vakt - rate_x [vakt@32473 "), "{l}");
+        assert!(l.contains("user=\"x\\\"\\]\\n<83>1"), "{l}");
     }
 
     #[test]
