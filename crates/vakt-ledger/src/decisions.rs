@@ -11,11 +11,13 @@ use vakt_event::{Alert, Timestamp};
 
 pub use vakt_event::decision::{Action, Decision, DecisionError, Scope};
 
-/// The decisions the policies make for an alert line. Times are the
-/// alert's event time, so a replay decides as live watching would have.
-/// A value that cannot be a decision (an over-long account name, say) is
-/// left out with a warning.
-pub fn from_alert(policies: &[Policy], alert: &Alert) -> Vec<Decision> {
+/// The decisions the policies make for an alert line, made at `made` (the
+/// wall clock when live): a decision lives its whole time to live from when
+/// it is made, so an alert on a late event (a log shipped an hour late, a
+/// replay) still blocks now instead of being born expired. The alert's
+/// event time stays in the alert the reason names. A value that cannot be
+/// a decision (an over-long account name, say) is left out with a warning.
+pub fn from_alert(policies: &[Policy], alert: &Alert, made: Timestamp) -> Vec<Decision> {
     policies
         .iter()
         .filter(|p| (p.rule == "*" || p.rule == alert.rule) && alert.severity >= p.min_severity)
@@ -33,7 +35,7 @@ pub fn from_alert(policies: &[Policy], alert: &Alert) -> Vec<Decision> {
                 &value,
                 action,
                 format!("{} {}", alert.rule, alert.id),
-                alert.timestamp,
+                made,
                 p.ttl_ms,
             )
             .map_err(|e| tracing::warn!("alert {}: no {action} decision: {e}", alert.id))
@@ -121,8 +123,9 @@ mod tests {
             ))
             .unwrap()
         };
-        assert!(from_alert(&dir.policies, &line("medium", "rate")).is_empty());
-        let d = from_alert(&dir.policies, &line("high", "rate"));
+        let now = Timestamp::now();
+        assert!(from_alert(&dir.policies, &line("medium", "rate"), now).is_empty());
+        let d = from_alert(&dir.policies, &line("high", "rate"), now);
         assert_eq!(d.len(), 1);
         assert_eq!(
             (d[0].scope, d[0].value.as_str(), d[0].action),
@@ -130,11 +133,37 @@ mod tests {
         );
         assert_eq!(d[0].expires.0 - d[0].created.0, 3_600_000);
         assert_eq!(d[0].reason, "rate rate-1");
-        let d = from_alert(&dir.policies, &line("critical", "canary"));
+        let d = from_alert(&dir.policies, &line("critical", "canary"), now);
         assert_eq!(
             (d.len(), d[0].value.as_str(), d[0].action),
             (1, "partner-3", Action::StepUp)
         );
+    }
+
+    /// Finding 16: a decision stamped with its (late) event's time was born
+    /// expired, and the account it should have blocked went on reading.
+    #[test]
+    fn finding_16_decisions_from_late_events_live_from_when_they_are_made() {
+        let dir = Directory::from_toml(
+            "[[policy]]\nrule = \"rate\"\nmin_severity = \"high\"\naction = \"block\"\nttl = \"1h\"\n",
+            "d",
+        )
+        .unwrap();
+        let now = Timestamp::now();
+        let two_hours_ago = Timestamp(now.0 - 2 * 3_600_000);
+        let alert: Alert = serde_json::from_str(&format!(
+            r#"{{"id":"rate-1","@timestamp":"{two_hours_ago}","rule.id":"rate","severity":"high","user.name":"p3.bot","first_seen":"{two_hours_ago}","message":"m","evidence":{{}},"customers":1,"alert.status":"new","alert.updates":0}}"#
+        ))
+        .unwrap();
+        let d = from_alert(&dir.policies, &alert, now);
+        assert_eq!(d.len(), 1);
+        assert!(
+            d[0].created <= now && d[0].expires > now,
+            "in force now: {:?}..{:?}",
+            d[0].created,
+            d[0].expires
+        );
+        assert_eq!(d[0].expires.0, now.0 + 3_600_000);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use vakt_detect::detectors;
 use vakt_detect::Engine;
 use vakt_enrich::{Cases, Enricher, GeoIp};
-use vakt_event::{Alert, Directory, Event};
+use vakt_event::{Alert, Directory, Event, Timestamp};
 use vakt_ledger::decisions::{self, Decision};
 use vakt_ledger::Ledger;
 
@@ -205,7 +205,7 @@ impl Pipeline {
         let mut decided = false;
         for alert in alerts.drain(..) {
             self.report.alert_lines += 1;
-            let made: Vec<Decision> = decisions::from_alert(&self.directory.policies, &alert);
+            let made: Vec<Decision> = decisions::from_alert(&self.directory.policies, &alert, Timestamp::now());
             self.report.decisions += made.len() as u64;
             decided |= !made.is_empty();
             if let Some(l) = self.ledger.as_mut() {
