@@ -225,7 +225,10 @@ mod tests {
                 !line.chars().any(|c| c.is_control() || c == '\u{2028}'),
                 "{line:?}"
             );
-            assert!(line.contains("\\n<83>1"), "the newline is written out: {line}");
+            assert!(
+                line.contains("\\n<83>1"),
+                "the newline is written out: {line}"
+            );
         }
         let l = rfc5424(&a, "sensor-1");
         assert!(l.contains(" vakt - rate_x [vakt@32473 "), "{l}");

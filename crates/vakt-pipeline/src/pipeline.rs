@@ -205,7 +205,8 @@ impl Pipeline {
         let mut decided = false;
         for alert in alerts.drain(..) {
             self.report.alert_lines += 1;
-            let made: Vec<Decision> = decisions::from_alert(&self.directory.policies, &alert, Timestamp::now());
+            let made: Vec<Decision> =
+                decisions::from_alert(&self.directory.policies, &alert, Timestamp::now());
             self.report.decisions += made.len() as u64;
             decided |= !made.is_empty();
             if let Some(l) = self.ledger.as_mut() {

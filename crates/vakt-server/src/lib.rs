@@ -27,6 +27,7 @@ mod alerts;
 mod api;
 mod auth;
 pub mod child;
+mod connections;
 mod console;
 mod csp;
 mod decisions;
@@ -40,6 +41,9 @@ mod views;
 mod worker;
 
 pub use api::routes;
+pub use connections::{
+    ConnectionLimits, DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_REQUEST_TIMEOUT,
+};
 
 pub use follow::REJECTS_FILE as FOLLOW_REJECTS_FILE;
 pub use journal::FILE_NAME as JOURNAL_FILE;
@@ -106,6 +110,8 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// Log files to follow (`tail -F`), each its own ledger source.
     pub follow: Vec<PathBuf>,
+    /// Connections at once, and how long a request may take to arrive.
+    pub limits: ConnectionLimits,
 }
 
 impl Config {
@@ -120,6 +126,7 @@ impl Config {
             csp_per_minute: csp::DEFAULT_PER_MINUTE,
             tls: None,
             follow: Vec::new(),
+            limits: ConnectionLimits::default(),
         }
     }
 }
@@ -159,6 +166,7 @@ pub struct Server {
     delivery_grace: std::time::Duration,
     tls: Option<Arc<rustls::ServerConfig>>,
     followers: follow::Followers,
+    limits: ConnectionLimits,
 }
 
 impl Server {
@@ -243,6 +251,7 @@ impl Server {
             delivery_grace: config.delivery_grace,
             tls,
             followers,
+            limits: config.limits,
         })
     }
 
@@ -270,15 +279,8 @@ impl Server {
             Some(config) => Incoming::tls(listener, config.clone())?,
             None => Incoming::plain(listener)?,
         };
-        let app = self
-            .router()
-            .into_make_service_with_connect_info::<ClientAddr>();
-        let served = axum::serve(incoming, app)
-            .with_graceful_shutdown(stop)
-            .await;
-        let report = self.stop().await;
-        served?;
-        report
+        connections::serve(incoming, self.router(), self.limits, stop).await;
+        self.stop().await
     }
 
     /// Lets the engine finish what was accepted, commit, and stop.
@@ -291,6 +293,7 @@ impl Server {
             delivery_grace,
             tls: _,
             followers,
+            limits: _,
         } = self;
         // What the followers read is sent before Stop, so it is processed too.
         let _ = tokio::task::spawn_blocking(move || followers.stop()).await;

@@ -44,6 +44,18 @@ pub struct ServeArgs {
     /// Events that may wait for the engine; past it, ingest answers 429.
     #[arg(long, default_value_t = vakt_server::DEFAULT_QUEUE_EVENTS, value_name = "EVENTS")]
     pub queue: usize,
+    /// Connections served at once; past it, new ones wait until one ends.
+    #[arg(long, default_value_t = vakt_server::DEFAULT_MAX_CONNECTIONS, value_name = "N")]
+    pub max_connections: usize,
+    /// Seconds a client has to send a request's headers (also how long an
+    /// idle keep-alive connection stays open).
+    #[arg(long, default_value_t = vakt_server::DEFAULT_HEADER_TIMEOUT.as_secs(), value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout: u64,
+    /// Seconds a whole request may take to arrive and be answered (408 past it).
+    #[arg(long, default_value_t = vakt_server::DEFAULT_REQUEST_TIMEOUT.as_secs(), value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_timeout: u64,
 }
 
 /// `--config FILE`.
@@ -151,6 +163,11 @@ pub fn run(mut args: ServeArgs) -> Result<ExitCode> {
     let mut config = vakt_server::Config::new(dir.clone(), directory);
     config.body_limit = args.max_body;
     config.queue_events = args.queue;
+    config.limits = vakt_server::ConnectionLimits {
+        max_connections: args.max_connections.max(1),
+        header_timeout: std::time::Duration::from_secs(args.header_timeout),
+        request_timeout: std::time::Duration::from_secs(args.request_timeout),
+    };
     config.deliver = deliver;
     for f in &args.follow {
         if !f.is_file() {
