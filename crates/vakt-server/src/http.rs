@@ -87,6 +87,16 @@ pub(crate) fn query_pairs(q: Option<String>) -> Result<Vec<(String, String)>, Ap
 
 /// Percent-decoding with `+` as space, strict where `form_urlencoded` is
 /// lossy: a bad escape or invalid UTF-8 is refused, not replaced.
+/// Refuses any query parameter, for routes that take none.
+pub(crate) fn no_params(route: &str, q: Option<String>) -> Result<(), ApiError> {
+    if let Some((k, _)) = query_pairs(q)?.into_iter().next() {
+        return Err(ApiError::bad_request(format!(
+            "unknown query parameter `{k}`; {route} takes none"
+        )));
+    }
+    Ok(())
+}
+
 pub(crate) fn percent_decode(s: &str) -> Option<String> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());

@@ -8,7 +8,8 @@
 //! - `GET /v1/alerts`, `/v1/alerts/{id}`, `/v1/incidents`, `/v1/scope`,
 //!   `/v1/canaries`, `/v1/exposure` (`read`): what the ledger recorded;
 //!   `POST /v1/reports/{alert_id}` (`admin`): a breach report draft.
-//! - `GET /healthz`, `GET /metrics` and `POST /v1/csp-report`: no token needed.
+//! - `GET /metrics` (`read`, or open with [`Config::open_metrics`]).
+//! - `GET /healthz` and `POST /v1/csp-report`: no token needed.
 //!
 //! [`routes`] lists them all; docs/openapi.yaml documents each.
 //!
@@ -112,6 +113,8 @@ pub struct Config {
     pub follow: Vec<PathBuf>,
     /// Connections at once, and how long a request may take to arrive.
     pub limits: ConnectionLimits,
+    /// `GET /metrics` without a token (for a scraper on a trusted network).
+    pub open_metrics: bool,
 }
 
 impl Config {
@@ -127,6 +130,7 @@ impl Config {
             tls: None,
             follow: Vec::new(),
             limits: ConnectionLimits::default(),
+            open_metrics: false,
         }
     }
 }
@@ -150,6 +154,7 @@ pub(crate) struct State {
     pub(crate) csp_limiter: Mutex<csp::RateLimiter>,
     /// Served over TLS: the console's cookies are marked Secure.
     pub(crate) https: bool,
+    pub(crate) open_metrics: bool,
 }
 
 pub(crate) struct Ingest {
@@ -242,6 +247,7 @@ impl Server {
             deliverer: deliverer.clone(),
             csp_limiter: Mutex::new(csp::RateLimiter::new(config.csp_per_minute)),
             https: tls.is_some(),
+            open_metrics: config.open_metrics,
         });
         Ok(Server {
             state,

@@ -1,4 +1,6 @@
-//! `GET /metrics`: counters in the Prometheus text format (no token).
+//! `GET /metrics`: counters in the Prometheus text format, for a `read`
+//! token (or anyone, with `Config::open_metrics`): alert counts per rule
+//! and queue depth tell an attacker whether they were seen.
 
 use crate::http::{lock, Shared};
 use axum::http::header;
@@ -24,7 +26,21 @@ fn label(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
-pub(crate) async fn metrics(state: Shared) -> Response {
+pub(crate) async fn metrics(
+    state: Shared,
+    headers: axum::http::HeaderMap,
+    axum::extract::RawQuery(q): axum::extract::RawQuery,
+) -> Response {
+    if !state.open_metrics {
+        if let Err(e) =
+            crate::auth::authorize(&state, &headers, vakt_ledger::tokens::Role::Read).await
+        {
+            return e.into_response();
+        }
+    }
+    if let Err(e) = crate::http::no_params("/metrics", q) {
+        return e.into_response();
+    }
     let m = &state.metrics;
     let mut out = String::new();
     let mut counter = |name: &str, help: &str, kind: &str, rows: Vec<(String, u64)>| {

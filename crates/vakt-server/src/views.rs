@@ -2,7 +2,9 @@
 //! incidents, scope, canaries, exposure, and the GDPR draft.
 
 use crate::auth::authorize;
-use crate::http::{blocking, lock, parse_count, parse_time, query_pairs, ApiError, Shared};
+use crate::http::{
+    blocking, lock, no_params, parse_count, parse_time, query_pairs, ApiError, Shared,
+};
 use axum::extract::{Path, RawQuery};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
@@ -15,15 +17,6 @@ use vakt_ledger::tokens::Role;
 
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
-
-fn no_params(route: &str, q: Option<String>) -> Result<(), ApiError> {
-    if let Some((k, _)) = query_pairs(q)?.into_iter().next() {
-        return Err(ApiError::bad_request(format!(
-            "unknown query parameter `{k}`; {route} takes none"
-        )));
-    }
-    Ok(())
-}
 
 fn no_alert(id: &str) -> ApiError {
     ApiError::new(

@@ -58,8 +58,8 @@ fn journal_lines(s: &Running) -> Vec<Value> {
         .collect()
 }
 
-fn metrics(s: &Running) -> String {
-    let a = s.get("/metrics", None);
+fn metrics(s: &Running, tokens: &Tokens) -> String {
+    let a = s.get("/metrics", Some(&tokens.read));
     assert_eq!(a.status, 200, "{}", a.text);
     assert!(
         a.header("content-type")
@@ -70,8 +70,8 @@ fn metrics(s: &Running) -> String {
     a.text
 }
 
-fn metric(s: &Running, name: &str) -> Option<f64> {
-    series(&metrics(s), name)
+fn metric(s: &Running, tokens: &Tokens, name: &str) -> Option<f64> {
+    series(&metrics(s, tokens), name)
 }
 
 /// The `id`s of a JSON array of alerts, in order.
@@ -163,7 +163,6 @@ fn without_a_known_token_every_closed_route_answers_401_with_www_authenticate() 
     }
     // The open routes answer without one.
     assert_eq!(s.get("/healthz", None).json(), json!({"status": "ok"}));
-    assert_eq!(s.get("/metrics", None).status, 200);
     // Nothing was journaled by the refused posts.
     assert!(journal_lines(&s).is_empty());
     s.stop();
@@ -499,8 +498,8 @@ fn a_batch_keeps_its_good_lines_and_names_the_bad_ones_by_line_number() {
     // An empty body is fine and keeps nothing.
     let a = s.post("/v1/events", ingest, "");
     assert_eq!(a.json(), json!({"accepted": 0, "rejected": []}));
-    assert_eq!(metric(&s, "vakt_events_received_total"), Some(4.0));
-    assert_eq!(metric(&s, "vakt_events_rejected_total"), Some(6.0));
+    assert_eq!(metric(&s, &tokens, "vakt_events_received_total"), Some(4.0));
+    assert_eq!(metric(&s, &tokens, "vakt_events_rejected_total"), Some(6.0));
     let report = s.stop();
     assert_eq!((report.events, report.appended), (4, 3));
 }
@@ -1129,7 +1128,7 @@ fn metrics_count_events_rejections_alerts_and_delivery_failures() {
         c.deliver = Some(deliver);
         c.delivery_grace = Duration::from_millis(100);
     });
-    let before = metrics(&s);
+    let before = metrics(&s, &tokens);
     for (name, value) in [
         ("vakt_events_received_total", 0.0),
         ("vakt_events_rejected_total", 0.0),
@@ -1146,14 +1145,14 @@ fn metrics_count_events_rejections_alerts_and_delivery_failures() {
     let a = s.post("/v1/events", Some(&tokens.ingest), &body);
     assert_eq!(a.status, 200, "{}", a.text);
     let after = eventually(WAIT, || {
-        let m = metrics(&s);
+        let m = metrics(&s, &tokens);
         let done = series(&m, "vakt_alerts_total{rule=\"canary\"}") == Some(2.0)
             && series(&m, "vakt_queue_depth") == Some(0.0)
             && series(&m, "vakt_delivery_failures_total{target=\"down\"}")
                 .is_some_and(|n| n >= 1.0);
         done.then_some(m)
     })
-    .unwrap_or_else(|| panic!("the metrics did not move: {}", metrics(&s)));
+    .unwrap_or_else(|| panic!("the metrics did not move: {}", metrics(&s, &tokens)));
     assert_eq!(series(&after, "vakt_events_received_total"), Some(53.0));
     assert_eq!(series(&after, "vakt_events_rejected_total"), Some(2.0));
     assert_eq!(
@@ -1179,8 +1178,11 @@ fn metrics_count_events_rejections_alerts_and_delivery_failures() {
         &format!("{}\nbad", event_line()),
     );
     assert_eq!(a.json()["accepted"], 1);
-    assert_eq!(metric(&s, "vakt_events_received_total"), Some(54.0));
-    assert_eq!(metric(&s, "vakt_events_rejected_total"), Some(3.0));
+    assert_eq!(
+        metric(&s, &tokens, "vakt_events_received_total"),
+        Some(54.0)
+    );
+    assert_eq!(metric(&s, &tokens, "vakt_events_rejected_total"), Some(3.0));
     s.stop();
 }
 
@@ -1196,13 +1198,17 @@ fn the_queue_depth_counts_accepted_events_until_the_engine_has_them() {
         .collect();
     let a = s.post("/v1/events", Some(&tokens.ingest), &lines.join("\n"));
     assert_eq!(a.json()["accepted"], 5, "{}", a.text);
-    let depth = metric(&s, "vakt_queue_depth");
+    let depth = metric(&s, &tokens, "vakt_queue_depth");
     blocker.close().unwrap();
     assert_eq!(depth, Some(5.0), "the batch waits for the engine");
     let drained = eventually(WAIT, || {
-        (metric(&s, "vakt_queue_depth") == Some(0.0)).then_some(())
+        (metric(&s, &tokens, "vakt_queue_depth") == Some(0.0)).then_some(())
     });
-    assert!(drained.is_some(), "the queue drains: {}", metrics(&s));
+    assert!(
+        drained.is_some(),
+        "the queue drains: {}",
+        metrics(&s, &tokens)
+    );
     let scope = eventually(WAIT, || {
         let v = s.get("/v1/scope?account=u1", Some(&tokens.read)).json();
         (v["accesses"] == 5).then_some(v)
@@ -1235,7 +1241,7 @@ fn post_csp(s: &Running, content_type: &str, body: Vec<u8>) -> Answer {
 
 #[test]
 fn csp_reports_in_both_formats_are_taken_without_a_token() {
-    let (s, _) = start("", |_| {});
+    let (s, tokens) = start("", |_| {});
     let a = post_csp(
         &s,
         "application/csp-report",
@@ -1298,7 +1304,7 @@ fn csp_reports_in_both_formats_are_taken_without_a_token() {
             ),
         ]
     );
-    assert_eq!(metric(&s, "vakt_events_received_total"), Some(2.0));
+    assert_eq!(metric(&s, &tokens, "vakt_events_received_total"), Some(2.0));
     // Not a report type, not JSON, no document: refused, nothing kept.
     let a = post_csp(&s, "text/plain", b"{}".to_vec());
     assert_eq!(a.status, 415, "{}", a.text);
@@ -1446,7 +1452,7 @@ fn bodies_over_the_limit_answer_413_also_when_sent_in_chunks() {
 
 #[test]
 fn csp_reports_past_the_per_origin_limit_answer_429_for_that_origin_only() {
-    let (s, _) = start("", |c| c.csp_per_minute = 3);
+    let (s, tokens) = start("", |c| c.csp_per_minute = 3);
     let from = |document: &str| {
         post_csp(
             &s,
@@ -1479,7 +1485,7 @@ fn csp_reports_past_the_per_origin_limit_answer_429_for_that_origin_only() {
     assert_eq!(from("https://shop.example:8443/admin").status, 200);
     assert_eq!(from("https://shop.example/again").status, 429);
     assert_eq!(journal_lines(&s).len(), 5);
-    assert_eq!(metric(&s, "vakt_events_received_total"), Some(5.0));
+    assert_eq!(metric(&s, &tokens, "vakt_events_received_total"), Some(5.0));
     s.stop();
 }
 
@@ -1568,7 +1574,7 @@ fn webhook_delivery_survives_a_receiver_that_is_down_and_comes_back() {
     );
     // Down: the alerts are recorded and wait, failures are counted.
     eventually(WAIT, || {
-        let m = metrics(&s);
+        let m = metrics(&s, &tokens);
         (series(&m, "vakt_delivery_failures_total{target=\"soc\"}").is_some_and(|n| n >= 2.0)
             && series(&m, "vakt_alerts_total{rule=\"canary\"}") == Some(2.0))
         .then_some(())
@@ -1580,7 +1586,7 @@ fn webhook_delivery_survives_a_receiver_that_is_down_and_comes_back() {
     let stop = std::sync::Arc::new(AtomicBool::new(false));
     let (got, thread) = receiver(listener, stop.clone());
     let ids = eventually(WAIT, || {
-        let m = metrics(&s);
+        let m = metrics(&s, &tokens);
         let ids: BTreeSet<String> = got
             .lock()
             .unwrap()
@@ -1589,7 +1595,13 @@ fn webhook_delivery_survives_a_receiver_that_is_down_and_comes_back() {
             .collect();
         (series(&m, "vakt_delivery_pending_bytes") == Some(0.0) && ids.len() >= 4).then_some(ids)
     })
-    .unwrap_or_else(|| panic!("not delivered: {:?} / {}", got.lock().unwrap(), metrics(&s)));
+    .unwrap_or_else(|| {
+        panic!(
+            "not delivered: {:?} / {}",
+            got.lock().unwrap(),
+            metrics(&s, &tokens)
+        )
+    });
     let alerts = s.get("/v1/alerts", Some(&tokens.read)).json();
     let recorded: BTreeSet<String> = alerts
         .as_array()

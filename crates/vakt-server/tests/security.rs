@@ -105,3 +105,42 @@ fn finding_9_connections_past_the_cap_wait_for_a_free_slot() {
     assert_eq!(ok.status, 200);
     assert!(started.elapsed() < Duration::from_secs(1));
 }
+
+/// Finding 17: `/metrics` told anyone how many alerts each rule raised and
+/// how full the queue was; it now needs a read token unless opened.
+#[test]
+fn finding_17_metrics_need_a_read_token_unless_configured_open() {
+    let (server, tokens) = start("", |_| {});
+    let get = |token: Option<&str>| {
+        server.send(Req {
+            method: "GET",
+            path: "/metrics",
+            token,
+            content_type: None,
+            body: None,
+            authorization: None,
+        })
+    };
+    assert_eq!(get(None).status, 401);
+    assert_eq!(get(Some(&tokens.ingest)).status, 403);
+    let ok = get(Some(&tokens.read));
+    assert_eq!(ok.status, 200);
+    assert!(
+        ok.text.contains("vakt_events_received_total"),
+        "{}",
+        ok.text
+    );
+    server.stop();
+
+    let (open, _) = start("", |c| c.open_metrics = true);
+    let a = open.send(Req {
+        method: "GET",
+        path: "/metrics",
+        token: None,
+        content_type: None,
+        body: None,
+        authorization: None,
+    });
+    assert_eq!(a.status, 200);
+    open.stop();
+}

@@ -632,7 +632,11 @@ fn a_log_file_named_in_the_settings_is_followed_once_across_restarts() {
     writeln!(f, "{}", access("f.ola", &["C-13"])).unwrap();
     drop(f);
     assert!(eventually(WAIT, || scope(&s).len() == 4), "{:?}", scope(&s));
-    let metrics = s.agent.get(format!("{}/metrics", s.url)).call();
+    let metrics = s
+        .agent
+        .get(format!("{}/metrics", s.url))
+        .header("Authorization", format!("Bearer {read}"))
+        .call();
     let text = metrics.unwrap().body_mut().read_to_string().unwrap();
     assert!(text.contains("vakt_events_rejected_total 1"), "{text}");
     s.stop();

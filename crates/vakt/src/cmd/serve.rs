@@ -56,6 +56,10 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = vakt_server::DEFAULT_REQUEST_TIMEOUT.as_secs(), value_name = "SECS",
           value_parser = clap::value_parser!(u64).range(1..))]
     pub request_timeout: u64,
+    /// Answer GET /metrics without a token (a scraper on a trusted
+    /// network); by default it needs a read token.
+    #[arg(long)]
+    pub open_metrics: bool,
 }
 
 /// `--config FILE`.
@@ -163,6 +167,7 @@ pub fn run(mut args: ServeArgs) -> Result<ExitCode> {
     let mut config = vakt_server::Config::new(dir.clone(), directory);
     config.body_limit = args.max_body;
     config.queue_events = args.queue;
+    config.open_metrics = args.open_metrics;
     config.limits = vakt_server::ConnectionLimits {
         max_connections: args.max_connections.max(1),
         header_timeout: std::time::Duration::from_secs(args.header_timeout),

@@ -134,6 +134,7 @@ fn ingest(args: &ServeBenchArgs) -> Result<()> {
             .with_context(|| format!("cannot remove {}", data.path.display()))?;
     }
     let secret = token(&data, "bench-ingest", Role::Ingest)?;
+    let read = token(&data, "bench-read", Role::Read)?;
     let (mut server, base) = serve(&data.path, Some(&directory))?;
     let url = format!("{base}/v1/events");
     let auth = format!("Bearer {secret}");
@@ -203,7 +204,7 @@ fn ingest(args: &ServeBenchArgs) -> Result<()> {
     let total_secs = started.elapsed().as_secs_f64();
     wait.finish_and_clear();
     drop(ledger);
-    let alerts = alert_lines(&base)?;
+    let alerts = alert_lines(&base, &read)?;
     server.stop(WAIT)?;
     let journal = std::fs::metadata(data.path.join(vakt_server::JOURNAL_FILE))
         .map(|m| m.len())
@@ -318,9 +319,10 @@ fn post_batches(
 }
 
 /// Alert lines the engine recorded, from `GET /metrics`.
-fn alert_lines(base: &str) -> Result<u64> {
+fn alert_lines(base: &str, read_token: &str) -> Result<u64> {
     let text = agent()
         .get(format!("{base}/metrics"))
+        .header("Authorization", format!("Bearer {read_token}"))
         .call()
         .context("GET /metrics")?
         .body_mut()
