@@ -134,7 +134,7 @@ fn ingest(args: &ServeBenchArgs) -> Result<()> {
             .with_context(|| format!("cannot remove {}", data.path.display()))?;
     }
     let secret = token(&data, "bench-ingest", Role::Ingest)?;
-    let read = token(&data, "bench-read", Role::Read)?;
+    let read_token = token(&data, "bench-read", Role::Read)?;
     let (mut server, base) = serve(&data.path, Some(&directory))?;
     let url = format!("{base}/v1/events");
     let auth = format!("Bearer {secret}");
@@ -204,7 +204,7 @@ fn ingest(args: &ServeBenchArgs) -> Result<()> {
     let total_secs = started.elapsed().as_secs_f64();
     wait.finish_and_clear();
     drop(ledger);
-    let alerts = alert_lines(&base, &read)?;
+    let alerts = alert_lines(&base, &read_token)?;
     server.stop(WAIT)?;
     let journal = std::fs::metadata(data.path.join(vakt_server::JOURNAL_FILE))
         .map(|m| m.len())
