@@ -21,7 +21,12 @@ pub struct UserInfo {
     pub created: Timestamp,
 }
 
-fn valid_name(name: &str) -> bool {
+/// Longest password taken, in bytes: hashing a megabyte costs as much as
+/// a thousand sign-ins.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// Whether `name` may be a user's name (1 to 64 letters, digits, `._-@`).
+pub fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
         && name
@@ -41,6 +46,11 @@ impl Ledger {
             return Err(LedgerError::Invalid(format!(
                 "user name `{}` is not allowed; use up to 64 letters, digits, `.`, `_`, `-` or `@`",
                 name.escape_debug()
+            )));
+        }
+        if password.len() > MAX_PASSWORD_BYTES {
+            return Err(LedgerError::Invalid(format!(
+                "the password is longer than {MAX_PASSWORD_BYTES} bytes; choose a shorter one"
             )));
         }
         if password.chars().count() < MIN_PASSWORD {
@@ -69,6 +79,14 @@ impl Ledger {
     /// Whether `password` is `name`'s. An unknown name costs the same
     /// hashing work as a known one.
     pub fn verify_user(&self, name: &str, password: &str) -> Result<bool> {
+        let stored = self.user_hash(name)?;
+        Ok(check_password(stored.as_deref(), password))
+    }
+
+    /// The stored hash of `name`'s password: a quick look-up, so a server
+    /// can run [`check_password`]'s slow hashing without holding the
+    /// connection others wait for.
+    pub fn user_hash(&self, name: &str) -> Result<Option<String>> {
         self.users_table()?;
         let r = self
             .conn
@@ -76,17 +94,7 @@ impl Ledger {
                 r.get::<_, String>(0)
             })
             .optional();
-        let stored = self.db(r)?;
-        let known = stored.is_some();
-        let hash = stored.unwrap_or_else(dummy_hash);
-        let ok = PasswordHash::new(&hash)
-            .map(|h| {
-                Argon2::default()
-                    .verify_password(password.as_bytes(), &h)
-                    .is_ok()
-            })
-            .unwrap_or(false);
-        Ok(known && ok)
+        self.db(r)
     }
 
     /// The users, by name.
@@ -124,6 +132,32 @@ impl Ledger {
 }
 
 /// A hash of a random password, verified against when the user is unknown.
+/// Whether `password` matches the argon2 hash `stored`. `None` (an unknown
+/// user) costs the same work and is never a match; so is a password over
+/// [`MAX_PASSWORD_BYTES`], refused before any hashing.
+pub fn check_password(stored: Option<&str>, password: &str) -> bool {
+    if password.len() > MAX_PASSWORD_BYTES {
+        return false;
+    }
+    let known = stored.is_some();
+    let dummy;
+    let hash = match stored {
+        Some(h) => h,
+        None => {
+            dummy = dummy_hash();
+            &dummy
+        }
+    };
+    let ok = PasswordHash::new(hash)
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+        .unwrap_or(false);
+    known && ok
+}
+
 fn dummy_hash() -> String {
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     DUMMY

@@ -144,3 +144,56 @@ fn finding_17_metrics_need_a_read_token_unless_configured_open() {
     assert_eq!(a.status, 200);
     open.stop();
 }
+
+fn sign_in(server: &common::Running, form: String) -> common::Answer {
+    server.send(Req {
+        method: "POST",
+        path: "/login",
+        token: None,
+        content_type: Some("application/x-www-form-urlencoded"),
+        body: Some(form.into_bytes()),
+        authorization: None,
+    })
+}
+
+/// Finding 7: the limit was checked before the password and recorded
+/// after it, so 100 parallel guesses were all checked.
+#[test]
+fn finding_7_parallel_sign_in_guesses_are_counted_before_they_are_checked() {
+    let (server, _tokens) = start("", |_| {});
+    let mut l = vakt_ledger::Ledger::open(&server.data).unwrap();
+    l.add_user("anna", "right-password-1").unwrap();
+    l.close().unwrap();
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let guesses: Vec<_> = (0..40)
+            .map(|i| {
+                let server = &server;
+                s.spawn(move || sign_in(server, format!("user=anna&password=guess-{i}")).status)
+            })
+            .collect();
+        guesses.into_iter().map(|g| g.join().unwrap()).collect()
+    });
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(checked + refused, 40, "{statuses:?}");
+    assert!(checked <= 10, "{checked} guesses were checked: {statuses:?}");
+    // Locked out now, even with the right password.
+    let a = sign_in(&server, "user=anna&password=right-password-1".into());
+    assert_eq!(a.status, 429);
+    assert!(a.header("retry-after").is_some());
+    server.stop();
+}
+
+/// Finding 7: a 1 MB user name grew memory to 2.4 GB; forms are capped and
+/// names that cannot be a user's are not remembered or hashed.
+#[test]
+fn finding_7_oversized_sign_in_forms_are_refused() {
+    let (server, _tokens) = start("", |_| {});
+    let huge = format!("user={}&password=x", "a".repeat(1 << 20));
+    assert_eq!(sign_in(&server, huge).status, 413);
+    let long_name = format!("user={}&password=wrong-password", "a".repeat(65));
+    assert_eq!(sign_in(&server, long_name).status, 401);
+    let long_password = format!("user=anna&password={}", "p".repeat(2000));
+    assert_eq!(sign_in(&server, long_password).status, 401);
+    server.stop();
+}

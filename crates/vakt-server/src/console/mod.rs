@@ -3,11 +3,15 @@
 //!
 //! Sessions last 12 hours and are kept in the ledger's database (only a
 //! hash of their id), so a restart signs nobody out and `vakt user
-//! delete` signs that user out at once. Failed sign-ins are limited per
-//! client address and per user name (10 in 15 minutes each; then 429
-//! with `Retry-After`), which also bounds the argon2 work a guesser can
-//! cause. Behind a reverse proxy every client shares the proxy's
-//! address, so the per-address limit applies to all of them together.
+//! delete` signs that user out at once. Sign-in attempts are counted per
+//! client address and per user name before the password is checked (so
+//! parallel guesses cannot slip in together): the 10th failure in 15
+//! minutes locks the key out for 15 minutes (429 with `Retry-After`),
+//! which also bounds the argon2 work a guesser can cause. Forms over 8 KiB
+//! are refused, a name that cannot be a user's is never hashed, and the
+//! hashing runs outside the lock token checks use. Behind a reverse proxy
+//! every client shares the proxy's address, so the per-address limit
+//! applies to all of them together.
 //! The session id travels in the `vakt_session` cookie (HttpOnly,
 //! SameSite=Strict, Secure when served over TLS or behind an HTTPS proxy
 //! that sets `X-Forwarded-Proto: https`); every form that changes something
@@ -21,18 +25,20 @@ use crate::http::percent_decode;
 use crate::State;
 use axum::body::Bytes;
 use axum::extract::ConnectInfo;
-use axum::extract::RawQuery;
+use axum::extract::{DefaultBodyLimit, RawQuery};
 use axum::http::Extensions;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use rand::RngCore;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use vakt_event::Timestamp;
 use vakt_ledger::sessions::SessionInfo;
+use vakt_limit::{AttemptPolicy, Attempts};
 
 /// How long a session lasts after sign-in.
 pub(crate) const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
@@ -40,15 +46,23 @@ const COOKIE: &str = "vakt_session";
 const CSS: &str = include_str!("../../assets/console.css");
 const JS: &str = include_str!("../../assets/console.js");
 
-/// Failed sign-ins allowed per client address, and per user name, in [`FAILURE_WINDOW`].
-const FAILURES_ALLOWED: usize = 10;
-const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
-/// Addresses and names whose failures are remembered at most (memory stays bounded).
-const FAILURES_TRACKED: usize = 10_000;
+/// Sign-in attempts allowed per client address, and per user name, in a
+/// window of 15 minutes; the one that reaches it locks the key out for 15
+/// minutes. A right password takes its own attempt back.
+const SIGN_IN: AttemptPolicy = AttemptPolicy {
+    allowed: 10,
+    window: Duration::from_secs(15 * 60),
+    lockout: Duration::from_secs(15 * 60),
+};
+/// Addresses and names whose attempts are remembered at most.
+const SIGN_IN_KEYS: NonZeroUsize = NonZeroUsize::new(10_000).expect("not zero");
+/// Largest sign-in form: a name of 64 and a password of 1024 bytes,
+/// percent-encoded, fit.
+const LOGIN_FORM_LIMIT: usize = 8 << 10;
 
 pub(crate) struct Console {
     pub(crate) app: Arc<State>,
-    failures: Mutex<Failures>,
+    attempts: Mutex<Attempts<String>>,
 }
 
 #[derive(Clone)]
@@ -57,67 +71,21 @@ pub(crate) struct Session {
     pub(crate) csrf: String,
 }
 
-/// Recent failed sign-ins per key (`ip:ADDR`, `user:NAME`).
-#[derive(Default)]
-struct Failures {
-    by_key: HashMap<String, VecDeque<Instant>>,
-}
-
-impl Failures {
-    /// How long `key` must wait before its next attempt, if it is over the limit.
-    fn wait(&mut self, key: &str, now: Instant) -> Option<Duration> {
-        let times = self.by_key.get_mut(key)?;
-        while times
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= FAILURE_WINDOW)
-        {
-            times.pop_front();
-        }
-        if times.len() < FAILURES_ALLOWED {
-            return None;
-        }
-        times
-            .front()
-            .map(|first| FAILURE_WINDOW.saturating_sub(now.duration_since(*first)))
-    }
-
-    fn record(&mut self, key: String, now: Instant) {
-        if self.by_key.len() >= FAILURES_TRACKED && !self.by_key.contains_key(&key) {
-            self.by_key.retain(|_, t| {
-                t.back()
-                    .is_some_and(|last| now.duration_since(*last) < FAILURE_WINDOW)
-            });
-            if self.by_key.len() >= FAILURES_TRACKED {
-                // Still full: forget the key that failed least recently.
-                if let Some(oldest) = self
-                    .by_key
-                    .iter()
-                    .min_by_key(|(_, t)| t.back().copied())
-                    .map(|(k, _)| k.clone())
-                {
-                    self.by_key.remove(&oldest);
-                }
-            }
-        }
-        let times = self.by_key.entry(key).or_default();
-        times.push_back(now);
-        // Only the last FAILURES_ALLOWED matter for the limit.
-        while times.len() > FAILURES_ALLOWED {
-            times.pop_front();
-        }
-    }
-}
-
 pub(crate) type Shared = axum::extract::State<Arc<Console>>;
 
 /// The console's routes, with their own state, to merge into the API's.
 pub(crate) fn routes(app: Arc<State>) -> Router {
     let console = Arc::new(Console {
         app,
-        failures: Mutex::new(Failures::default()),
+        attempts: Mutex::new(Attempts::new(SIGN_IN, SIGN_IN_KEYS)),
     });
     Router::new()
-        .route("/login", get(login_form).post(login))
+        .route(
+            "/login",
+            get(login_form)
+                .post(login)
+                .layer(DefaultBodyLimit::max(LOGIN_FORM_LIMIT)),
+        )
         .route("/logout", post(logout))
         .route(
             "/assets/console.css",
@@ -215,21 +183,6 @@ impl Console {
             let _ = lock(&self.app.writer).end_session(&id);
         }
     }
-
-    /// The wait before `keys` may try again, when any of them is over the limit.
-    fn sign_in_wait(&self, keys: &[String]) -> Option<Duration> {
-        let mut f = lock(&self.failures);
-        let now = Instant::now();
-        keys.iter().filter_map(|k| f.wait(k, now)).max()
-    }
-
-    fn sign_in_failed(&self, keys: Vec<String>) {
-        let mut f = lock(&self.failures);
-        let now = Instant::now();
-        for k in keys {
-            f.record(k, now);
-        }
-    }
 }
 
 /// A redirect (303, so a POST becomes a GET).
@@ -312,40 +265,65 @@ async fn login(c: Shared, ext: Extensions, headers: HeaderMap, body: Bytes) -> R
     let address = ext
         .get::<ConnectInfo<crate::ClientAddr>>()
         .map_or_else(|| "unknown".to_owned(), |ci| ci.0 .0.ip().to_string());
-    let keys = vec![format!("ip:{address}"), format!("user:{name}")];
-    if let Some(wait) = c.sign_in_wait(&keys) {
-        let minutes = wait.as_secs().div_ceil(60).max(1);
-        let mut r = html::login_page(
-            StatusCode::TOO_MANY_REQUESTS,
-            &next,
-            Some(&format!(
-                "Too many failed sign-ins from here or for this name; try again in {minutes} minute{}.",
-                if minutes == 1 { "" } else { "s" }
-            )),
-        );
-        r.headers_mut().insert(
-            header::RETRY_AFTER,
-            HeaderValue::from(wait.as_secs().max(1)),
-        );
-        return r;
+    // A name that cannot be a user's is not a key of its own: a flood of
+    // made-up names must not fill the table or push real names out.
+    let mut keys = vec![format!("ip:{address}")];
+    if vakt_ledger::users::valid_name(&name) {
+        keys.push(format!("user:{name}"));
     }
-    let app = c.app.clone();
-    let n2 = name.clone();
-    let ok = tokio::task::spawn_blocking(move || {
-        lock(&app.reader)
-            .verify_user(&n2, &password)
-            .unwrap_or(false)
-    })
-    .await
-    .unwrap_or(false);
+    // Counted before the password is checked, so parallel guesses cannot
+    // all be checked before the first failure is counted.
+    let attempt = lock(&c.attempts).begin(&keys, Instant::now());
+    let attempt = match attempt {
+        Ok(a) => a,
+        Err(wait) => {
+            let minutes = wait.as_secs().div_ceil(60).max(1);
+            let mut r = html::login_page(
+                StatusCode::TOO_MANY_REQUESTS,
+                &next,
+                Some(&format!(
+                    "Too many failed sign-ins from here or for this name; try again in {minutes} minute{}.",
+                    if minutes == 1 { "" } else { "s" }
+                )),
+            );
+            r.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(wait.as_secs().max(1)),
+            );
+            return r;
+        }
+    };
+    let ok = vakt_ledger::users::valid_name(&name) && {
+        let app = c.app.clone();
+        let n2 = name.clone();
+        // Only the look-up holds the reader; the hashing runs beside
+        // token checks and other sign-ins.
+        let stored = tokio::task::spawn_blocking(move || lock(&app.reader).user_hash(&n2))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .flatten();
+        tokio::task::spawn_blocking(move || {
+            vakt_ledger::users::check_password(stored.as_deref(), &password)
+        })
+        .await
+        .unwrap_or(false)
+    };
     if !ok {
-        c.sign_in_failed(keys);
+        if attempt.locks {
+            tracing::warn!(
+                "console sign-in locked out for 15 minutes after {} failed attempts from {address}{}",
+                attempt.count,
+                if keys.len() > 1 { format!(" or for user {name:?}") } else { String::new() }
+            );
+        }
         return html::login_page(
             StatusCode::UNAUTHORIZED,
             &next,
             Some("Wrong name or password."),
         );
     }
+    lock(&c.attempts).succeeded(&keys);
     let id = match c.start(name) {
         Ok(id) => id,
         Err(e) => {
@@ -382,35 +360,4 @@ async fn logout(c: Shared, headers: HeaderMap, body: Bytes) -> Response {
         HeaderValue::from_static("vakt_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
     );
     r
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn failures_lock_a_key_for_the_rest_of_the_window_and_stay_bounded() {
-        let mut f = Failures::default();
-        let t0 = Instant::now();
-        for i in 0..FAILURES_ALLOWED {
-            assert_eq!(f.wait("ip:1", t0), None, "attempt {i}");
-            f.record("ip:1".into(), t0 + Duration::from_secs(i as u64));
-        }
-        let later = t0 + Duration::from_secs(60);
-        assert_eq!(
-            f.wait("ip:1", later),
-            Some(FAILURE_WINDOW - Duration::from_secs(60))
-        );
-        assert_eq!(f.wait("ip:2", later), None);
-        // Once the first failure is out of the window, one more try is allowed.
-        assert_eq!(f.wait("ip:1", t0 + FAILURE_WINDOW), None);
-
-        for i in 0..FAILURES_TRACKED + 50 {
-            f.record(format!("user:{i}"), t0 + FAILURE_WINDOW);
-        }
-        assert!(f.by_key.len() <= FAILURES_TRACKED);
-        assert!(f
-            .by_key
-            .contains_key(&format!("user:{}", FAILURES_TRACKED + 49)));
-    }
 }
