@@ -176,7 +176,10 @@ fn finding_7_parallel_sign_in_guesses_are_counted_before_they_are_checked() {
     let checked = statuses.iter().filter(|s| **s == 401).count();
     let refused = statuses.iter().filter(|s| **s == 429).count();
     assert_eq!(checked + refused, 40, "{statuses:?}");
-    assert!(checked <= 10, "{checked} guesses were checked: {statuses:?}");
+    assert!(
+        checked <= 10,
+        "{checked} guesses were checked: {statuses:?}"
+    );
     // Locked out now, even with the right password.
     let a = sign_in(&server, "user=anna&password=right-password-1".into());
     assert_eq!(a.status, 429);

@@ -241,9 +241,22 @@ fn secure(c: &Console, headers: &HeaderMap) -> bool {
             .is_some_and(|v| v.eq_ignore_ascii_case("https"))
 }
 
+/// Where to go after signing in: a local path only. Browsers drop tabs and
+/// newlines from URLs and read `\\` as `/`, so `/\t/evil.example/` would
+/// be `//evil.example/`, another site; any control character, space or
+/// backslash, or a second leading slash, falls back to `/`.
 fn safe_next(next: Option<&String>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.clone(),
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && n.len() <= 2048
+                && !n
+                    .chars()
+                    .any(|c| c.is_control() || c.is_whitespace() || c == '\\') =>
+        {
+            n.clone()
+        }
         _ => "/".into(),
     }
 }
@@ -360,4 +373,37 @@ async fn logout(c: Shared, headers: HeaderMap, body: Bytes) -> Response {
         HeaderValue::from_static("vakt_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
     );
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Finding 14: `next=/%09/evil.example/` sent a signed-in user to
+    /// another site (browsers drop the tab and see `//evil.example/`).
+    #[test]
+    fn finding_14_sign_in_redirects_only_to_local_paths() {
+        let next = |raw: &str| safe_next(form_pairs(&format!("next={raw}")).get("next"));
+        for evil in [
+            "/%09/evil.example/",
+            "/%0A/evil.example/",
+            "/%0D%0A/evil.example/",
+            "//evil.example/",
+            "/%5Cevil.example/",
+            "/\\evil.example/",
+            "https://evil.example/",
+            "/%20/evil.example/",
+            "%2F%2Fevil.example",
+        ] {
+            assert_eq!(next(evil), "/", "{evil}");
+        }
+        for local in [
+            "/",
+            "/alerts/rate-1a",
+            "/alerts/x/scope?window=7d",
+            "/decisions#top",
+        ] {
+            assert_eq!(next(local), local);
+        }
+    }
 }
