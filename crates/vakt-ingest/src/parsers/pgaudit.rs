@@ -51,6 +51,9 @@ fn pg_line() -> &'static Regex {
     })
 }
 
+/// Longest csvlog record kept while its quotes are open.
+const MAX_CSV_RECORD: usize = 4 << 20;
+
 pub struct PgAudit {
     key_columns: HashSet<String>,
     tables: Vec<(String, Vec<String>)>,
@@ -58,6 +61,10 @@ pub struct PgAudit {
     pending: Option<Pending>,
     /// A csvlog record spanning several lines.
     csv_buffer: String,
+    /// Whether `csv_buffer` holds an odd number of quotes (a quoted field
+    /// still open). Kept as lines arrive: recounting the whole record at
+    /// each line made a record of n lines cost n^2.
+    csv_open_quote: bool,
     csv_origin: Option<Origin>,
 }
 
@@ -91,6 +98,7 @@ impl PgAudit {
                 .unwrap_or_default(),
             pending: None,
             csv_buffer: String::new(),
+            csv_open_quote: false,
             csv_origin: None,
         }
     }
@@ -260,15 +268,18 @@ impl PgAudit {
         } else {
             self.csv_buffer.push('\n');
         }
+        if self.csv_buffer.len() + line.len() > MAX_CSV_RECORD {
+            self.csv_buffer.clear();
+            self.csv_open_quote = false;
+            return Err(ParseError::new(
+                "a csvlog record with an unclosed quote ran past 4 MiB; skipped",
+            ));
+        }
         self.csv_buffer.push_str(line);
         // A record ends when its quotes balance.
-        if self.csv_buffer.bytes().filter(|&b| b == b'"').count() % 2 == 1 {
-            if self.csv_buffer.len() > 4 << 20 {
-                self.csv_buffer.clear();
-                return Err(ParseError::new(
-                    "a csvlog record with an unclosed quote ran past 4 MiB; skipped",
-                ));
-            }
+        let quotes = line.bytes().filter(|&b| b == b'"').count();
+        self.csv_open_quote ^= quotes % 2 == 1;
+        if self.csv_open_quote {
             return Ok(());
         }
         let record = std::mem::take(&mut self.csv_buffer);
@@ -476,6 +487,7 @@ impl Parser for PgAudit {
     fn finish(&mut self, out: &mut Vec<Event>) -> Result<(), ParseError> {
         if !self.csv_buffer.is_empty() {
             self.csv_buffer.clear();
+            self.csv_open_quote = false;
             return Err(ParseError::new(
                 "the input ended inside a csvlog record (unclosed quote)",
             ));

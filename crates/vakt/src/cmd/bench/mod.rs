@@ -1,9 +1,11 @@
 //! `vakt bench`: figures anyone can rerun. One file per bench: `watch`
 //! (throughput and memory of `vakt watch`), `ledger` (append rate, disk,
-//! scope time), `serve` (`vakt serve` over HTTP); `detection` lives with
+//! scope time), `serve` (`vakt serve` over HTTP), `parse` (parsing cost
+//! as hostile records grow); `detection` lives with
 //! the simulator's evaluation in `cmd/detection.rs`.
 
 mod ledger;
+mod parse;
 mod serve;
 mod watch;
 
@@ -24,6 +26,8 @@ pub enum Bench {
     Ledger(ledger::LedgerBenchArgs),
     /// `vakt serve` over HTTP: ingest rate, and read latency over a big ledger.
     Serve(serve::ServeBenchArgs),
+    /// Parsing cost per line as a hostile csvlog record grows (must stay flat).
+    Parse(parse::ParseBenchArgs),
 }
 
 pub fn dispatch(b: Bench) -> Result<()> {
@@ -32,6 +36,7 @@ pub fn dispatch(b: Bench) -> Result<()> {
         Bench::Detection(a) => crate::cmd::detection::run(a),
         Bench::Ledger(a) => ledger::ledger(a),
         Bench::Serve(a) => serve::run(a),
+        Bench::Parse(a) => parse::run(a),
     }
 }
 
