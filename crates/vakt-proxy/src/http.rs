@@ -13,6 +13,13 @@
 //!   request with the account's current code in `X-Vakt-TOTP` (enrolled
 //!   with `vakt account enroll-totp`), which satisfies step-up for a while.
 //!
+//! The account is read strictly: the `Authorization` scheme is matched
+//! case-insensitively (RFC 9110), and a request that names no account, an
+//! unreadable one or two (the header twice) is refused (`400`, or `401`
+//! with a challenge for basic auth and JWTs) unless `unreadable_account`
+//! says to take the client address; otherwise a blocked account could
+//! pass as its address by spelling the scheme `basic`.
+//!
 //! A JWT's signature is not checked here: the upstream checks it, and a
 //! forged token only gets its own refused request recorded under the
 //! forged name. Bodies are streamed through untouched except for routes
@@ -71,15 +78,29 @@ impl AccountFrom {
         })
     }
 
+    /// Where the account is read from, for messages.
+    fn describe(&self) -> String {
+        match self {
+            AccountFrom::Address => "the client address".into(),
+            AccountFrom::Header(h) => format!("the {h} header"),
+            AccountFrom::Basic => "HTTP basic auth (Authorization: Basic ...)".into(),
+            AccountFrom::Jwt(c) => {
+                format!("the `{c}` claim of a bearer JWT (Authorization: Bearer ...)")
+            }
+        }
+    }
+
+    /// The account a request names; `None` when it names none, or when it
+    /// could name two (the header twice): which one an upstream would take
+    /// is its own choice.
     fn account(&self, headers: &HeaderMap) -> Option<String> {
-        let auth = || headers.get(header::AUTHORIZATION)?.to_str().ok();
         let b64 = |s: &str, engine: &base64::engine::GeneralPurpose| engine.decode(s.trim()).ok();
         let name = match self {
             AccountFrom::Address => None,
-            AccountFrom::Header(h) => headers.get(h)?.to_str().ok().map(str::to_owned),
+            AccountFrom::Header(h) => only(headers, h)?.to_str().ok().map(str::to_owned),
             AccountFrom::Basic => {
                 let raw = b64(
-                    auth()?.strip_prefix("Basic ")?,
+                    credentials(headers, "Basic")?,
                     &base64::engine::general_purpose::STANDARD,
                 )?;
                 let text = String::from_utf8(raw).ok()?;
@@ -90,7 +111,7 @@ impl AccountFrom {
                 )
             }
             AccountFrom::Jwt(claim) => {
-                let token = auth()?.strip_prefix("Bearer ")?;
+                let token = credentials(headers, "Bearer")?;
                 let payload = token.split('.').nth(1)?;
                 let raw = b64(
                     payload.trim_end_matches('='),
@@ -109,10 +130,49 @@ impl AccountFrom {
     }
 }
 
+/// The header's value when it is there exactly once.
+fn only<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Option<&'h HeaderValue> {
+    let mut all = headers.get_all(name).iter();
+    let first = all.next()?;
+    all.next().is_none().then_some(first)
+}
+
+/// The credentials of the one `Authorization` header when its scheme is
+/// `scheme`, compared case-insensitively with any spaces after it (RFC
+/// 9110 11.4: `basic`, `BASIC` and `Basic` are one scheme).
+fn credentials<'h>(headers: &'h HeaderMap, scheme: &str) -> Option<&'h str> {
+    let value = only(headers, &header::AUTHORIZATION)?.to_str().ok()?;
+    let (name, rest) = value.trim_start().split_once([' ', '\t'])?;
+    name.eq_ignore_ascii_case(scheme).then(|| rest.trim())
+}
+
+/// What to do with a request whose account cannot be read while accounts
+/// are read from a header, basic auth or a JWT.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum UnreadableAccount {
+    /// Refuse it: `400` (header) or `401` with a challenge (basic, JWT).
+    Refuse,
+    /// Let it through as the client address, as when no account is set.
+    Address,
+}
+
+impl std::str::FromStr for UnreadableAccount {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "refuse" => Ok(UnreadableAccount::Refuse),
+            "address" => Ok(UnreadableAccount::Address),
+            _ => Err(format!("`{s}`: write `refuse` or `address`")),
+        }
+    }
+}
+
 pub struct HttpProxyConfig {
     /// The upstream's scheme and authority (`http://127.0.0.1:9000`).
     pub upstream: Uri,
     pub account: AccountFrom,
+    /// What a request whose account cannot be read gets.
+    pub unreadable_account: UnreadableAccount,
     pub routes: Routes,
     /// Largest response body read to find customers.
     pub max_body: usize,
@@ -131,6 +191,7 @@ impl HttpProxyConfig {
         Ok(HttpProxyConfig {
             upstream,
             account: AccountFrom::parse(mapping.and_then(|m| m.account.as_deref()))?,
+            unreadable_account: UnreadableAccount::Refuse,
             routes: mapping.map(|m| Routes::new(&m.routes)).unwrap_or_default(),
             max_body: 8 << 20,
         })
@@ -224,6 +285,17 @@ async fn handle(state: &State, peer: SocketAddr, req: Request<Incoming>) -> Resp
     };
     let path_customer = route.map(|(_, c)| c.to_owned()).filter(|c| !c.is_empty());
     let pointer = route.and_then(|(r, _)| r.response_customers.clone());
+
+    // An account that cannot be read is never taken for the address by
+    // accident: a blocked account would pass as `basic` instead of `Basic`.
+    if account.is_none()
+        && state.config.account != AccountFrom::Address
+        && state.config.unreadable_account == UnreadableAccount::Refuse
+    {
+        ev.outcome = Outcome::Failure;
+        submit(state, ev);
+        return unreadable_account(&state.config.account);
+    }
 
     // A step-up code proves the account before the verdict.
     let mut wrong_code = false;
@@ -383,6 +455,28 @@ async fn handle(state: &State, peer: SocketAddr, req: Request<Incoming>) -> Resp
     Response::from_parts(parts, body)
 }
 
+fn unreadable_account(from: &AccountFrom) -> Response<Body> {
+    let (status, challenge) = match from {
+        AccountFrom::Basic => (StatusCode::UNAUTHORIZED, Some("Basic realm=\"vakt\"")),
+        AccountFrom::Jwt(_) => (StatusCode::UNAUTHORIZED, Some("Bearer realm=\"vakt\"")),
+        AccountFrom::Header(_) | AccountFrom::Address => (StatusCode::BAD_REQUEST, None),
+    };
+    json_response(
+        status,
+        serde_json::json!({
+            "error": "account_unreadable",
+            "message": format!(
+                "vakt reads the account from {}, which this request lacks, sends twice or sends unreadable; send it once, well-formed",
+                from.describe()
+            ),
+        }),
+        &challenge
+            .map(|c| (header::WWW_AUTHENTICATE, c.to_owned()))
+            .into_iter()
+            .collect::<Vec<_>>(),
+    )
+}
+
 fn submit(state: &State, ev: AccessEvent) {
     if let Err(e) = state.sink.submit(ev) {
         tracing::error!("an access event could not be queued or spooled: {e}");
@@ -468,7 +562,17 @@ mod tests {
             Some("erik")
         );
         assert_eq!(
+            j.account(&headers(&[("authorization", &format!("bearer   {token}"))]))
+                .as_deref(),
+            Some("erik"),
+            "the scheme is case-insensitive"
+        );
+        assert_eq!(
             j.account(&headers(&[("authorization", "Bearer not-a-jwt")])),
+            None
+        );
+        assert_eq!(
+            j.account(&headers(&[("authorization", &format!("Bearerx {token}"))])),
             None
         );
         assert!(AccountFrom::parse(Some("cookie"))

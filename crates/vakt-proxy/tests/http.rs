@@ -6,6 +6,7 @@ use http_body_util::Full;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::convert::Infallible;
+use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -33,11 +34,33 @@ action = "search"
 categories = ["name"]
 response_customers = "/results/*/id"
 
+[[canary]]
+customer_id = "C-900001"
+label = "planted for the tests"
+
 [[policy]]
 rule = "rate"
 min_severity = "medium"
 action = "block"
 ttl = "10m"
+
+[[policy]]
+rule = "step_up_failures"
+min_severity = "high"
+action = "block"
+ttl = "10m"
+"#;
+
+/// The same API, with accounts from HTTP basic auth.
+const BASIC_DIRECTORY: &str = r#"
+[http]
+account = "remote_user"
+
+[[http.route]]
+pattern = "/api/v1/customers/{customer}"
+method = "GET"
+action = "lookup"
+categories = ["name", "phone"]
 "#;
 
 /// What the upstream saw.
@@ -46,6 +69,7 @@ struct Seen {
     requests: AtomicU64,
     leaked_totp: AtomicU64,
     forwarded_for: Mutex<Vec<String>>,
+    paths: Mutex<Vec<String>>,
 }
 
 async fn upstream(
@@ -63,6 +87,7 @@ async fn upstream(
             .push(v.to_str().unwrap().to_owned());
     }
     let path = req.uri().path().to_owned();
+    seen.paths.lock().unwrap().push(path.clone());
     let body = if let Some(id) = path.strip_prefix("/api/v1/customers/") {
         format!(r#"{{"id":"{id}","name":"Customer {id}","phone":"+46700000000"}}"#)
     } else if path == "/api/v1/search" {
@@ -93,11 +118,21 @@ struct Fixture {
 
 impl Fixture {
     fn start(fail_mode: FailMode, queue: usize) -> Fixture {
+        Fixture::start_with(DIRECTORY, fail_mode, queue, |_| {})
+    }
+
+    /// A proxy over `directory`, its configuration changed by `tweak`.
+    fn start_with(
+        directory: &str,
+        fail_mode: FailMode,
+        queue: usize,
+        tweak: impl FnOnce(&mut HttpProxyConfig),
+    ) -> Fixture {
         let tmp = tempfile::tempdir().unwrap();
         let data = DataDir {
             path: tmp.path().join("data"),
         };
-        let directory = Arc::new(Directory::from_toml(DIRECTORY, "test.toml").unwrap());
+        let directory = Arc::new(Directory::from_toml(directory, "test.toml").unwrap());
         let alerts = std::fs::File::create(tmp.path().join("alerts.jsonl")).unwrap();
         let sink = Arc::new(
             EventSink::start(
@@ -152,9 +187,10 @@ impl Fixture {
             });
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let proxy = listener.local_addr().unwrap();
-            let config =
+            let mut config =
                 HttpProxyConfig::new(&format!("http://{up_addr}"), directory.http.as_ref())
                     .unwrap();
+            tweak(&mut config);
             let (tx, rx) = tokio::sync::oneshot::channel::<()>();
             let served = tokio::spawn(serve_http(
                 listener,
@@ -186,13 +222,24 @@ impl Fixture {
         path: &str,
         extra: &[(&str, &str)],
     ) -> (u16, serde_json::Value, Option<String>) {
+        let mut headers = vec![("X-Account", account)];
+        headers.extend_from_slice(extra);
+        self.request(path, &headers)
+    }
+
+    /// A GET with exactly these headers; the status, the JSON body, and
+    /// `Retry-After` or else `WWW-Authenticate`.
+    fn request(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> (u16, serde_json::Value, Option<String>) {
         let mut req = ureq::get(format!("http://{}{path}", self.proxy))
             .config()
             .timeout_global(Some(Duration::from_secs(10)))
             .http_status_as_error(false)
-            .build()
-            .header("X-Account", account);
-        for (k, v) in extra {
+            .build();
+        for (k, v) in headers {
             req = req.header(*k, *v);
         }
         let mut resp = req.call().unwrap_or_else(|e| panic!("request failed: {e}"));
@@ -234,6 +281,22 @@ impl Fixture {
         }
     }
 
+    /// Sends `head` as written (a request line and headers, no body) on a
+    /// connection of its own; returns the status of the answer.
+    fn raw(&self, head: &str) -> u16 {
+        let mut s = std::net::TcpStream::connect(self.proxy).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(head.as_bytes()).unwrap();
+        let mut answer = Vec::new();
+        let _ = s.read_to_end(&mut answer);
+        let answer = String::from_utf8_lossy(&answer);
+        answer
+            .strip_prefix("HTTP/1.1 ")
+            .and_then(|rest| rest.get(..3))
+            .and_then(|code| code.parse().ok())
+            .unwrap_or_else(|| panic!("not an HTTP answer: {answer:?}"))
+    }
+
     /// Stops the proxy, drains the engine; returns the ledger to read.
     fn finish(mut self) -> (Ledger, Fixture) {
         let _ = self.stop.take().unwrap().send(());
@@ -247,6 +310,22 @@ impl Fixture {
             .unwrap();
         (Ledger::open_read(&self.data).unwrap(), self)
     }
+}
+
+impl Fixture {
+    /// The alert lines written so far (all of them once finished).
+    fn alerts(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self._tmp.path().join("alerts.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+fn basic(user_and_password: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(user_and_password)
 }
 
 fn scope(l: &Ledger, account: &str) -> (u64, Vec<String>) {
@@ -494,4 +573,82 @@ fn fail_closed_refuses_while_the_engine_is_stuck_and_recovers_after() {
     // Every attempt is recorded, refused ones without customers.
     let (accesses, _) = scope(&l, "p3.anna");
     assert!(accesses >= 22, "{accesses} accesses recorded");
+}
+
+#[test]
+fn finding_2_lower_case_basic_scheme_is_still_blocked() {
+    let f = Fixture::start_with(BASIC_DIRECTORY, FailMode::Open, 1024, |_| {});
+    f.decide("p3.bot", Action::Block);
+    let credentials = basic("p3.bot:secret");
+    // RFC 9110: the scheme is case-insensitive, and spaces may be repeated.
+    for auth in [
+        format!("Basic {credentials}"),
+        format!("basic {credentials}"),
+        format!("BASIC {credentials}"),
+        format!("bAsIc    {credentials}"),
+    ] {
+        let (status, body, _) = f.request("/api/v1/customers/C-1", &[("Authorization", &auth)]);
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (403, Some("blocked")),
+            "{auth}"
+        );
+    }
+    assert_eq!(f.seen.requests.load(Ordering::Relaxed), 0);
+    let anna = format!("basic {}", basic("p3.anna:pw"));
+    assert_eq!(
+        f.request("/api/v1/customers/C-2", &[("Authorization", &anna)])
+            .0,
+        200
+    );
+    let (l, _f) = f.finish();
+    assert_eq!(scope(&l, "p3.bot"), (4, vec![]));
+    assert_eq!(scope(&l, "p3.anna"), (1, vec!["C-2".to_string()]));
+    assert_eq!(scope(&l, "127.0.0.1").0, 0, "recorded under the address");
+}
+
+#[test]
+fn finding_2_unreadable_account_is_refused() {
+    let f = Fixture::start_with(BASIC_DIRECTORY, FailMode::Open, 1024, |_| {});
+    let two = [
+        ("Authorization", "Basic cDMuYm90OnNlY3JldA=="),
+        ("Authorization", "Basic cDMuYW5uYTpwdw=="),
+    ];
+    for (why, headers) in [
+        ("no credentials", &[][..]),
+        (
+            "another scheme",
+            &[("Authorization", "Digest username=\"p3.bot\"")][..],
+        ),
+        ("not base64", &[("Authorization", "Basic %%%")][..]),
+        ("an empty user", &[("Authorization", "Basic OnB3")][..]),
+        ("two accounts", &two[..]),
+    ] {
+        let (status, body, challenge) = f.request("/api/v1/customers/C-1", headers);
+        assert_eq!(status, 401, "{why}: {body}");
+        assert_eq!(body["error"], "account_unreadable", "{why}");
+        assert!(
+            body["message"].as_str().unwrap().contains("basic"),
+            "{why}: {body}"
+        );
+        assert!(challenge.unwrap().starts_with("Basic"), "{why}");
+    }
+    assert_eq!(f.seen.requests.load(Ordering::Relaxed), 0);
+    drop(f);
+
+    // Header mode: a request without the header is refused too.
+    let f = Fixture::start(FailMode::Open, 1024);
+    let (status, body, _) = f.request("/api/v1/customers/C-1", &[]);
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("account_unreadable"))
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("x-account"),
+        "{body}"
+    );
+    assert_eq!(f.seen.requests.load(Ordering::Relaxed), 0);
+    let (l, _f) = f.finish();
+    // The refused attempt is recorded under the address.
+    assert_eq!(scope(&l, "127.0.0.1"), (1, vec![]));
 }

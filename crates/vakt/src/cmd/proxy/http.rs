@@ -4,7 +4,7 @@ use super::EnforceArgs;
 use anyhow::{anyhow, Result};
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use vakt_proxy::http::{serve_http, HttpProxyConfig};
+use vakt_proxy::http::{serve_http, HttpProxyConfig, UnreadableAccount};
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct HttpArgs {
@@ -14,22 +14,30 @@ pub struct HttpArgs {
     /// The API behind the proxy, e.g. http://127.0.0.1:9000.
     #[arg(long, value_name = "URL")]
     pub upstream: String,
+    /// A request whose account cannot be read (the directory's `[http]
+    /// account` header or credentials missing, malformed or sent twice):
+    /// `refuse` answers 400, or 401 for basic auth and JWTs; `address`
+    /// passes it as the client address.
+    #[arg(long, default_value = "refuse", value_name = "MODE")]
+    pub unreadable_account: UnreadableAccount,
     #[command(flatten)]
     pub enforce: EnforceArgs,
 }
 
 pub fn run(args: HttpArgs) -> Result<ExitCode> {
     let e = args.enforce.start("http-proxy")?;
-    let config = HttpProxyConfig::new(&args.upstream, e.directory.http.as_ref()).map_err(|m| {
-        anyhow!(
-            "{m}{}",
-            args.enforce
-                .directory
-                .as_ref()
-                .map(|p| format!(" (directory {})", p.display()))
-                .unwrap_or_default()
-        )
-    })?;
+    let mut config =
+        HttpProxyConfig::new(&args.upstream, e.directory.http.as_ref()).map_err(|m| {
+            anyhow!(
+                "{m}{}",
+                args.enforce
+                    .directory
+                    .as_ref()
+                    .map(|p| format!(" (directory {})", p.display()))
+                    .unwrap_or_default()
+            )
+        })?;
+    config.unreadable_account = args.unreadable_account;
     e.serve(
         "http",
         args.listen,
