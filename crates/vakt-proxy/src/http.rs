@@ -13,6 +13,13 @@
 //!   request with the account's current code in `X-Vakt-TOTP` (enrolled
 //!   with `vakt account enroll-totp`), which satisfies step-up for a while.
 //!
+//! Paths are resolved before routes are matched (`vakt_event::routes`):
+//! percent escapes decoded, `.`/`..` and repeated slashes resolved, and
+//! the upstream is sent that canonical path, so what is recorded is what
+//! it serves. Paths servers disagree on (`%2F`, `\`, NUL, `%2531`, bytes
+//! that are not UTF-8) are refused with `400`; with `encoded_paths` =
+//! `Refuse`, so is every path not already canonical.
+//!
 //! The account is read strictly: the `Authorization` scheme is matched
 //! case-insensitively (RFC 9110), and a request that names no account, an
 //! unreadable one or two (the header twice) is refused (`400`, or `401`
@@ -42,7 +49,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use vakt_event::directory::HttpMapping;
-use vakt_event::routes::{customers_at, Routes};
+use vakt_event::routes::{customers_at, EncodedPaths, Routes, Target};
 use vakt_event::{AccessEvent, Action, Outcome};
 
 type Body = http_body_util::combinators::BoxBody<Bytes, hyper::Error>;
@@ -174,6 +181,8 @@ pub struct HttpProxyConfig {
     /// What a request whose account cannot be read gets.
     pub unreadable_account: UnreadableAccount,
     pub routes: Routes,
+    /// How percent-encoded paths are taken (ambiguous ones are always refused).
+    pub encoded_paths: EncodedPaths,
     /// Largest response body read to find customers.
     pub max_body: usize,
 }
@@ -193,6 +202,7 @@ impl HttpProxyConfig {
             account: AccountFrom::parse(mapping.and_then(|m| m.account.as_deref()))?,
             unreadable_account: UnreadableAccount::Refuse,
             routes: mapping.map(|m| Routes::new(&m.routes)).unwrap_or_default(),
+            encoded_paths: EncodedPaths::Decode,
             max_body: 8 << 20,
         })
     }
@@ -263,12 +273,21 @@ async fn handle(state: &State, peer: SocketAddr, req: Request<Incoming>) -> Resp
     let ip = peer.ip();
     let account = state.config.account.account(req.headers());
     let method = req.method().clone();
-    let target = req
+    let written = req
         .uri()
         .path_and_query()
         .map_or("/", |p| p.as_str())
         .to_owned();
-    let route = state.config.routes.find(method.as_str(), &target);
+    // Matched, recorded and forwarded in the form the upstream resolves:
+    // `C-100%31` is a read of `C-1001`, and the upstream is sent `C-1001`.
+    let resolved = Target::parse(&written, state.config.encoded_paths);
+    let (target, route) = match &resolved {
+        Ok(t) => (
+            t.canonical(),
+            state.config.routes.find_path(method.as_str(), &t.path),
+        ),
+        Err(_) => (written.clone(), None),
+    };
     let mut ev = AccessEvent {
         timestamp: vakt_event::Timestamp::now(),
         user: account.clone().unwrap_or_else(|| ip.to_string()),
@@ -285,6 +304,19 @@ async fn handle(state: &State, peer: SocketAddr, req: Request<Incoming>) -> Resp
     };
     let path_customer = route.map(|(_, c)| c.to_owned()).filter(|c| !c.is_empty());
     let pointer = route.and_then(|(r, _)| r.response_customers.clone());
+
+    if let Err(e) = &resolved {
+        ev.outcome = Outcome::Failure;
+        submit(state, ev);
+        return json_response(
+            StatusCode::BAD_REQUEST,
+            serde_json::json!({
+                "error": "ambiguous_path",
+                "message": format!("vakt refuses this path, as servers would not agree on what it names: {e}; send the path without it"),
+            }),
+            &[],
+        );
+    }
 
     // An account that cannot be read is never taken for the address by
     // accident: a blocked account would pass as `basic` instead of `Basic`.

@@ -652,3 +652,79 @@ fn finding_2_unreadable_account_is_refused() {
     // The refused attempt is recorded under the address.
     assert_eq!(scope(&l, "127.0.0.1"), (1, vec![]));
 }
+
+#[test]
+fn finding_4_percent_encoded_canary_read_is_recorded_decoded() {
+    let f = Fixture::start(FailMode::Open, 1024);
+    let (status, body, _) = f.get("p3.anna", "/api/v1/customers/C-90000%31", &[]);
+    assert_eq!((status, body["id"].as_str()), (200, Some("C-900001")));
+    // Dot segments and repeated slashes resolve as a web server would.
+    let (status, body, _) = f.get("p3.anna", "//api/v1/x/..//customers/./C-7", &[]);
+    assert_eq!((status, body["id"].as_str()), (200, Some("C-7")));
+    // The upstream is sent the path that was recorded.
+    assert_eq!(
+        *f.seen.paths.lock().unwrap(),
+        ["/api/v1/customers/C-900001", "/api/v1/customers/C-7"]
+    );
+    let (l, f) = f.finish();
+    assert_eq!(
+        scope(&l, "p3.anna"),
+        (2, vec!["C-7".to_string(), "C-900001".to_string()])
+    );
+    assert!(
+        f.alerts()
+            .iter()
+            .any(|a| a["rule.id"] == "canary" && a["user.name"] == "p3.anna"),
+        "{:?}",
+        f.alerts()
+    );
+}
+
+#[test]
+fn finding_4_ambiguous_encodings_are_refused() {
+    let f = Fixture::start(FailMode::Open, 1024);
+    for path in [
+        "/api/v1/customers/C-1%2F..%2FC-900001",
+        "/api/v1/customers/C-1%5C",
+        "/api/v1/customers/C-1\\x",
+        "/api/v1/customers/C-1%00",
+        "/api/v1/customers/C-90000%2531",
+        "/api/v1/customers/C-%ff",
+        "/api/v1/customers/C-%zz",
+        "/../api/v1/customers/C-1",
+    ] {
+        let status = f.raw(&format!(
+            "GET {path} HTTP/1.1\r\nHost: x\r\nX-Account: p3.anna\r\nConnection: close\r\n\r\n"
+        ));
+        assert_eq!(status, 400, "{path}");
+    }
+    assert_eq!(
+        f.seen.requests.load(Ordering::Relaxed),
+        0,
+        "{:?}",
+        f.seen.paths.lock().unwrap()
+    );
+}
+
+#[test]
+fn with_encoded_paths_refused_only_canonical_paths_pass() {
+    let f = Fixture::start_with(DIRECTORY, FailMode::Open, 1024, |c| {
+        c.encoded_paths = vakt_event::routes::EncodedPaths::Refuse;
+    });
+    assert_eq!(f.get("p3.anna", "/api/v1/customers/C-1?q=%31", &[]).0, 200);
+    for path in ["/api/v1/customers/C-%31", "/api//v1/customers/C-1"] {
+        let (status, body, _) = f.get("p3.anna", path, &[]);
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("ambiguous_path"))
+        );
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("/api/v1/customers/C-1"),
+            "{body}"
+        );
+    }
+    assert_eq!(f.seen.requests.load(Ordering::Relaxed), 1);
+}

@@ -4,6 +4,7 @@ use super::EnforceArgs;
 use anyhow::{anyhow, Result};
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use vakt_event::routes::EncodedPaths;
 use vakt_proxy::http::{serve_http, HttpProxyConfig, UnreadableAccount};
 
 #[derive(clap::Args, Clone, Debug)]
@@ -20,6 +21,13 @@ pub struct HttpArgs {
     /// passes it as the client address.
     #[arg(long, default_value = "refuse", value_name = "MODE")]
     pub unreadable_account: UnreadableAccount,
+    /// Request paths with percent-escapes, `.`/`..` or repeated slashes:
+    /// `decode` resolves them as a web server would, matches routes on the
+    /// result and forwards it; `refuse` answers 400 to any path not already
+    /// in that form. Either way, paths servers disagree on (`%2F`, `\`,
+    /// NUL, `%2531`, not UTF-8) are refused.
+    #[arg(long, default_value = "decode", value_name = "MODE")]
+    pub encoded_paths: EncodedPaths,
     #[command(flatten)]
     pub enforce: EnforceArgs,
 }
@@ -38,6 +46,7 @@ pub fn run(args: HttpArgs) -> Result<ExitCode> {
             )
         })?;
     config.unreadable_account = args.unreadable_account;
+    config.encoded_paths = args.encoded_paths;
     e.serve(
         "http",
         args.listen,
