@@ -12,6 +12,16 @@
 //! - step-up: `401` with `WWW-Authenticate: TOTP`; the client repeats the
 //!   request with the account's current code in `X-Vakt-TOTP` (enrolled
 //!   with `vakt account enroll-totp`), which satisfies step-up for a while.
+//!   Codes are limited ([`STEP_UP_LIMIT`] by default: five wrong ones in
+//!   15 minutes per account and per address), counted before they are
+//!   checked; then `429` with `Retry-After` and no code is checked until
+//!   the lockout ends, and the lockout is raised as a `step_up_failures`
+//!   alert through the engine, whose policies may block the account. A
+//!   person's wrong guess costs little; the lockout is what stops a
+//!   guesser. Its blind spot: anyone may lock an account out of step-up
+//!   by sending it wrong codes, and addresses behind one NAT share their
+//!   allowance; both end with the lockout, and step-up only applies to
+//!   accounts already under a decision.
 //!
 //! Paths are resolved before routes are matched (`vakt_event::routes`):
 //! percent escapes decoded, `.`/`..` and repeated slashes resolved, and
@@ -44,13 +54,16 @@ use hyper::{Method, Request, Response, StatusCode, Uri};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use vakt_event::directory::HttpMapping;
 use vakt_event::routes::{customers_at, EncodedPaths, Routes, Target};
-use vakt_event::{AccessEvent, Action, Outcome};
+use vakt_event::{AccessEvent, Action, Actor, Alert, AlertStatus, Outcome, Severity};
+pub use vakt_limit::AttemptPolicy;
+use vakt_limit::Attempts;
 
 type Body = http_body_util::combinators::BoxBody<Bytes, hyper::Error>;
 
@@ -185,7 +198,21 @@ pub struct HttpProxyConfig {
     pub encoded_paths: EncodedPaths,
     /// Largest response body read to find customers.
     pub max_body: usize,
+    /// Wrong step-up codes an account or an address may send in a window,
+    /// and how long it is then refused.
+    pub step_up_limit: AttemptPolicy,
+    /// Accounts and addresses whose step-up attempts are remembered; past
+    /// it the least recently seen is forgotten.
+    pub step_up_table: NonZeroUsize,
 }
+
+/// Five wrong codes in 15 minutes lock out for 15 minutes: with three codes
+/// valid at a time, a guesser's odds are about 1 in 67,000 per window.
+pub const STEP_UP_LIMIT: AttemptPolicy = AttemptPolicy {
+    allowed: 5,
+    window: Duration::from_secs(15 * 60),
+    lockout: Duration::from_secs(15 * 60),
+};
 
 impl HttpProxyConfig {
     pub fn new(upstream: &str, mapping: Option<&HttpMapping>) -> Result<HttpProxyConfig, String> {
@@ -204,11 +231,14 @@ impl HttpProxyConfig {
             routes: mapping.map(|m| Routes::new(&m.routes)).unwrap_or_default(),
             encoded_paths: EncodedPaths::Decode,
             max_body: 8 << 20,
+            step_up_limit: STEP_UP_LIMIT,
+            step_up_table: NonZeroUsize::new(100_000).expect("not zero"),
         })
     }
 }
 
 struct State {
+    step_up: Mutex<Attempts<AttemptKey>>,
     config: HttpProxyConfig,
     guard: Arc<Guard>,
     sink: Arc<EventSink>,
@@ -229,6 +259,7 @@ pub async fn serve_http(
         .pool_idle_timeout(Duration::from_secs(30))
         .build(connector);
     let state = Arc::new(State {
+        step_up: Mutex::new(Attempts::new(config.step_up_limit, config.step_up_table)),
         config,
         guard,
         sink,
@@ -329,22 +360,37 @@ async fn handle(state: &State, peer: SocketAddr, req: Request<Incoming>) -> Resp
         return unreadable_account(&state.config.account);
     }
 
-    // A step-up code proves the account before the verdict.
+    // A step-up code is checked only when step-up is asked for, and only
+    // while the account and the address have attempts left.
+    let mut verdict = state.guard.verdict(account.as_deref(), Some(ip));
     let mut wrong_code = false;
-    if let (Some(a), Some(code)) = (&account, req.headers().get(TOTP_HEADER)) {
-        let (guard, a, code) = (
-            state.guard.clone(),
-            a.clone(),
-            code.to_str().unwrap_or("").to_owned(),
-        );
-        let ok = tokio::task::spawn_blocking(move || guard.verify_totp(&a, &code))
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or(false);
-        wrong_code = !ok;
+    let code = req
+        .headers()
+        .get(TOTP_HEADER)
+        .map(|c| c.to_str().unwrap_or("").to_owned());
+    if let (Verdict::StepUp(_), Some(a), Some(code)) = (&verdict, &account, code) {
+        match check_code(state, a, ip, code).await {
+            // Step-up was the strongest decision and returned before any
+            // throttle took a token, so asking again counts nothing twice.
+            CodeCheck::Right => verdict = state.guard.verdict(account.as_deref(), Some(ip)),
+            CodeCheck::Wrong => wrong_code = true,
+            CodeCheck::Locked(wait) => {
+                ev.outcome = Outcome::Failure;
+                submit(state, ev);
+                let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+                return json_response(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    serde_json::json!({
+                        "error": "step_up_locked",
+                        "message": format!("too many wrong TOTP codes for {a} or from {ip}: vakt checks no code for {secs} s; retry then with the current code"),
+                        "retry_after": secs,
+                    }),
+                    &[(header::RETRY_AFTER, secs.to_string())],
+                );
+            }
+        }
     }
-    let refusal = match state.guard.verdict(account.as_deref(), Some(ip)) {
+    let refusal = match verdict {
         Verdict::Pass => None,
         Verdict::Block(d) => Some(json_response(
             StatusCode::FORBIDDEN,
@@ -485,6 +531,99 @@ async fn handle(state: &State, peer: SocketAddr, req: Request<Incoming>) -> Resp
     }
     submit(state, ev);
     Response::from_parts(parts, body)
+}
+
+/// Who step-up attempts are counted against.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum AttemptKey {
+    Account(String),
+    Address(IpAddr),
+}
+
+enum CodeCheck {
+    Right,
+    Wrong,
+    /// Not checked: the account or the address is locked out for this long.
+    Locked(Duration),
+}
+
+/// Checks a step-up code within the attempts the account and the address
+/// have left; the attempt that uses them up raises `step_up_failures`.
+async fn check_code(state: &State, account: &str, ip: IpAddr, code: String) -> CodeCheck {
+    let keys = [
+        AttemptKey::Account(account.to_owned()),
+        AttemptKey::Address(ip.to_canonical()),
+    ];
+    let attempts = || state.step_up.lock().unwrap_or_else(|p| p.into_inner());
+    // Counted before the code is checked, so parallel guesses all count.
+    let attempt = match attempts().begin(&keys, Instant::now()) {
+        Ok(a) => a,
+        Err(wait) => return CodeCheck::Locked(wait),
+    };
+    let (guard, a) = (state.guard.clone(), account.to_owned());
+    let right = tokio::task::spawn_blocking(move || guard.verify_totp(&a, &code))
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or(false);
+    if right {
+        attempts().succeeded(&keys);
+        return CodeCheck::Right;
+    }
+    if !attempt.locks {
+        return CodeCheck::Wrong;
+    }
+    let alert = lockout_alert(state, account, ip, attempt.count);
+    let line = alert.to_json_line();
+    if let Err(e) = state.sink.raise(alert) {
+        tracing::error!("{e}; the alert: {line}");
+    }
+    CodeCheck::Locked(state.config.step_up_limit.lockout)
+}
+
+/// The `step_up_failures` alert of one lockout (docs/EVENTS.md section 5).
+fn lockout_alert(state: &State, account: &str, ip: IpAddr, failures: u32) -> Alert {
+    let now = vakt_event::Timestamp::now();
+    let limit = state.config.step_up_limit;
+    // FNV-1a over the actor and the time: one id per lockout.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in format!("{account}\t{ip}")
+        .bytes()
+        .chain(now.0.to_le_bytes())
+    {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    let mut evidence = serde_json::Map::new();
+    evidence.insert("failures".into(), failures.into());
+    evidence.insert("allowed".into(), limit.allowed.into());
+    evidence.insert("window_seconds".into(), limit.window.as_secs().into());
+    evidence.insert("lockout_seconds".into(), limit.lockout.as_secs().into());
+    Alert {
+        id: format!("step_up_failures-{:012x}", h & 0xffff_ffff_ffff),
+        timestamp: now,
+        rule: "step_up_failures".into(),
+        severity: Severity::High,
+        actor: Actor {
+            user: Some(account.to_owned()),
+            host: None,
+            ip: Some(ip.to_canonical()),
+        },
+        organization: state
+            .guard
+            .organization(Some(account), Some(ip))
+            .map(str::to_owned),
+        first_seen: now,
+        message: format!(
+            "{failures} wrong step-up codes for {account} or from {ip} within {} s: someone without the account's second factor may be guessing it; codes are refused for {} s",
+            limit.window.as_secs(),
+            limit.lockout.as_secs()
+        ),
+        evidence,
+        customers: 0,
+        status: AlertStatus::New,
+        updates: 0,
+    }
 }
 
 fn unreadable_account(from: &AccountFrom) -> Response<Body> {

@@ -728,3 +728,67 @@ fn with_encoded_paths_refused_only_canonical_paths_pass() {
     }
     assert_eq!(f.seen.requests.load(Ordering::Relaxed), 1);
 }
+
+#[test]
+fn finding_5_step_up_codes_lock_out_and_alert() {
+    let f = Fixture::start(FailMode::Open, 1024);
+    let secret = vakt_proxy::guard::new_totp_secret();
+    let mut l = Ledger::open(&f.data).unwrap();
+    l.set_totp_secret("p3.erik", &secret, Timestamp::now())
+        .unwrap();
+    l.close().unwrap();
+    f.decide("p3.erik", Action::StepUp);
+    let code = vakt_proxy::guard::totp_code(&secret).unwrap();
+    let wrong = format!(
+        "{:06}",
+        (code.parse::<u32>().unwrap() + 500_000) % 1_000_000
+    );
+    let mut locked_after = None;
+    for n in 1..=50 {
+        let (status, body, retry) = f.get(
+            "p3.erik",
+            "/api/v1/customers/C-1",
+            &[("X-Vakt-TOTP", &wrong)],
+        );
+        if status == 429 {
+            assert_eq!(body["error"], "step_up_locked", "{body}");
+            let retry: u64 = retry.expect("Retry-After").parse().unwrap();
+            assert!((60..=900).contains(&retry), "retry after {retry}");
+            locked_after = Some(n);
+            break;
+        }
+        assert_eq!(status, 401, "{body}");
+    }
+    let n = locked_after.expect("50 wrong codes and no lockout");
+    assert!(n <= 6, "locked out only after {n} wrong codes");
+    // Locked: even the right code is not checked now.
+    assert_eq!(
+        f.get(
+            "p3.erik",
+            "/api/v1/customers/C-1",
+            &[("X-Vakt-TOTP", &code)]
+        )
+        .0,
+        429
+    );
+    assert_eq!(f.seen.requests.load(Ordering::Relaxed), 0);
+    // Others are not affected.
+    assert_eq!(f.get("p3.anna", "/api/v1/customers/C-1", &[]).0, 200);
+    let (l, f) = f.finish();
+    let alerts = f.alerts();
+    let alert = alerts
+        .iter()
+        .find(|a| a["rule.id"] == "step_up_failures")
+        .unwrap_or_else(|| panic!("no step_up_failures alert in {alerts:?}"));
+    assert_eq!(alert["user.name"], "p3.erik");
+    assert_eq!(alert["source.ip"], "127.0.0.1");
+    assert_eq!(alert["severity"], "high");
+    // The alert went through the pipeline: recorded, and the policy decided.
+    assert!(l
+        .decisions(None)
+        .unwrap()
+        .iter()
+        .any(|d| d.value == "p3.erik"
+            && d.action == Action::Block
+            && d.reason.starts_with("step_up_failures ")));
+}

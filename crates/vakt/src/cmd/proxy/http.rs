@@ -4,8 +4,9 @@ use super::EnforceArgs;
 use anyhow::{anyhow, Result};
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Duration;
 use vakt_event::routes::EncodedPaths;
-use vakt_proxy::http::{serve_http, HttpProxyConfig, UnreadableAccount};
+use vakt_proxy::http::{serve_http, AttemptPolicy, HttpProxyConfig, UnreadableAccount};
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct HttpArgs {
@@ -28,8 +29,27 @@ pub struct HttpArgs {
     /// NUL, `%2531`, not UTF-8) are refused.
     #[arg(long, default_value = "decode", value_name = "MODE")]
     pub encoded_paths: EncodedPaths,
+    /// Wrong step-up (TOTP) codes an account or an address may send within
+    /// --step-up-lockout; the one that uses them up locks both out for
+    /// --step-up-lockout (429 with Retry-After, no code checked) and raises
+    /// a `step_up_failures` alert.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub step_up_attempts: u32,
+    /// The window wrong step-up codes are counted in, and how long a
+    /// lockout lasts (e.g. 15m).
+    #[arg(long, default_value = "15m", value_name = "DURATION")]
+    pub step_up_lockout: String,
     #[command(flatten)]
     pub enforce: EnforceArgs,
+}
+
+fn duration(flag: &str, text: &str) -> Result<Duration> {
+    match vakt_event::directory::parse_ttl(text) {
+        Some(ms) if ms > 0 => Ok(Duration::from_millis(ms as u64)),
+        _ => Err(anyhow!(
+            "{flag} `{text}` is not a duration above zero; write e.g. 30s, 15m or 1h"
+        )),
+    }
 }
 
 pub fn run(args: HttpArgs) -> Result<ExitCode> {
@@ -47,6 +67,12 @@ pub fn run(args: HttpArgs) -> Result<ExitCode> {
         })?;
     config.unreadable_account = args.unreadable_account;
     config.encoded_paths = args.encoded_paths;
+    let lockout = duration("--step-up-lockout", &args.step_up_lockout)?;
+    config.step_up_limit = AttemptPolicy {
+        allowed: args.step_up_attempts.max(1),
+        window: lockout,
+        lockout,
+    };
     e.serve(
         "http",
         args.listen,
