@@ -37,6 +37,15 @@
 //! says to take the client address; otherwise a blocked account could
 //! pass as its address by spelling the scheme `basic`.
 //!
+//! Connections are bounded: a client has `header_timeout` (10 s) to start
+//! its first request and to send each request's headers (and an HTTP/1
+//! connection idle between requests is closed after as long), so a
+//! half-sent request cannot hold a connection open; at most
+//! `max_connections` (1024) are served at once, and further ones wait in
+//! the listen backlog to be accepted, so a flood of slow clients costs
+//! bounded memory and tasks. HTTP/2 connections are checked with pings
+//! every `header_timeout`; one that answers pings and idles holds its slot.
+//!
 //! A JWT's signature is not checked here: the upstream checks it, and a
 //! forged token only gets its own refused request recorded under the
 //! forged name. Bodies are streamed through untouched except for routes
@@ -53,12 +62,14 @@ use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode, Uri};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use vakt_event::directory::HttpMapping;
 use vakt_event::routes::{customers_at, EncodedPaths, Routes, Target};
 use vakt_event::{AccessEvent, Action, Actor, Alert, AlertStatus, Outcome, Severity};
@@ -204,6 +215,12 @@ pub struct HttpProxyConfig {
     /// Accounts and addresses whose step-up attempts are remembered; past
     /// it the least recently seen is forgotten.
     pub step_up_table: NonZeroUsize,
+    /// How long a client may take to send a request's headers, and to
+    /// start its first request; a connection idle between requests is
+    /// closed after it too.
+    pub header_timeout: Duration,
+    /// Connections served at once; further ones wait to be accepted.
+    pub max_connections: usize,
 }
 
 /// Five wrong codes in 15 minutes lock out for 15 minutes: with three codes
@@ -233,6 +250,8 @@ impl HttpProxyConfig {
             max_body: 8 << 20,
             step_up_limit: STEP_UP_LIMIT,
             step_up_table: NonZeroUsize::new(100_000).expect("not zero"),
+            header_timeout: Duration::from_secs(10),
+            max_connections: 1024,
         })
     }
 }
@@ -266,9 +285,29 @@ pub async fn serve_http(
         client,
     });
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let header_timeout = state.config.header_timeout;
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    // HTTP/2 has no header timeout: pings find clients that went away.
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(header_timeout)
+        .keep_alive_timeout(header_timeout);
+    let slots = Arc::new(Semaphore::new(state.config.max_connections.max(1)));
     tokio::pin!(shutdown);
     loop {
+        // At the cap nothing is accepted: new connections wait in the
+        // listen backlog until a slot frees (at the latest when a silent
+        // client's header timeout ends), rather than being turned away.
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot,
+            () = &mut shutdown => break,
+        };
+        let Ok(slot) = slot else { break };
         tokio::select! {
             accepted = listener.accept() => {
                 let (stream, peer) = match accepted {
@@ -281,14 +320,28 @@ pub async fn serve_http(
                 };
                 let _ = stream.set_nodelay(true);
                 let state = state.clone();
+                let started = Arc::new(AtomicBool::new(false));
+                let seen = started.clone();
                 let service = hyper::service::service_fn(move |req| {
                     let state = state.clone();
+                    seen.store(true, Ordering::Relaxed);
                     async move { Ok::<_, std::convert::Infallible>(handle(&state, peer, req).await) }
                 });
                 let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
                 let conn = graceful.watch(conn.into_owned());
                 tokio::spawn(async move {
-                    let _ = conn.await;
+                    let _slot = slot;
+                    tokio::pin!(conn);
+                    // hyper times out HTTP/1 headers, but not the bytes read
+                    // to tell HTTP/1 from HTTP/2: a first request must have
+                    // begun by the header timeout, or the connection is dropped.
+                    tokio::select! {
+                        _ = &mut conn => return,
+                        () = tokio::time::sleep(header_timeout) => {}
+                    }
+                    if started.load(Ordering::Relaxed) {
+                        let _ = conn.await;
+                    }
                 });
             }
             () = &mut shutdown => break,

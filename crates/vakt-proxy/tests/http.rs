@@ -792,3 +792,86 @@ fn finding_5_step_up_codes_lock_out_and_alert() {
             && d.action == Action::Block
             && d.reason.starts_with("step_up_failures ")));
 }
+
+/// Reads until the proxy closes the connection; how long that took.
+fn closed_within(s: &mut std::net::TcpStream, limit: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    s.set_read_timeout(Some(limit)).unwrap();
+    let mut buf = [0u8; 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return Some(start.elapsed()),
+            Ok(_) if start.elapsed() < limit => continue,
+            Ok(_) => return None,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                return Some(start.elapsed())
+            }
+            Err(_) => return None,
+        }
+    }
+}
+
+#[test]
+fn finding_9_half_sent_request_is_closed() {
+    let f = Fixture::start_with(DIRECTORY, FailMode::Open, 1024, |c| {
+        c.header_timeout = Duration::from_millis(300);
+    });
+    // Headers that never end, and a connection that never says anything.
+    let mut half = std::net::TcpStream::connect(f.proxy).unwrap();
+    half.write_all(b"GET /api/v1/customers/C-1 HTTP/1.1\r\nHost: x\r\nX-Acc")
+        .unwrap();
+    let mut silent = std::net::TcpStream::connect(f.proxy).unwrap();
+    let mut preface = std::net::TcpStream::connect(f.proxy).unwrap();
+    preface.write_all(b"PRI * HTTP/2.0\r\n").unwrap();
+    for (what, s) in [
+        ("half-sent headers", &mut half),
+        ("silence", &mut silent),
+        ("half an HTTP/2 preface", &mut preface),
+    ] {
+        let took = closed_within(s, Duration::from_secs(3))
+            .unwrap_or_else(|| panic!("{what}: still open after 3 s"));
+        assert!(
+            took < Duration::from_secs(2),
+            "{what}: closed after {took:?}"
+        );
+    }
+    // A client that keeps to the timeout is served as before.
+    assert_eq!(f.get("p3.anna", "/api/v1/customers/C-1", &[]).0, 200);
+}
+
+#[test]
+fn finding_9_connections_over_the_cap_wait_for_a_free_one() {
+    let f = Fixture::start_with(DIRECTORY, FailMode::Open, 1024, |c| {
+        c.max_connections = 2;
+        c.header_timeout = Duration::from_secs(5);
+    });
+    let idle: Vec<_> = (0..2)
+        .map(|_| std::net::TcpStream::connect(f.proxy).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    let mut third = std::net::TcpStream::connect(f.proxy).unwrap();
+    third
+        .write_all(
+            b"GET /api/v1/customers/C-1 HTTP/1.1\r\nHost: x\r\nX-Account: p3.anna\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let early = third.read_to_end(&mut answer);
+    assert!(
+        early.is_err() && answer.is_empty(),
+        "a third connection was served past a cap of two: {:?}",
+        String::from_utf8_lossy(&answer)
+    );
+    assert_eq!(f.seen.requests.load(Ordering::Relaxed), 0);
+    // One slot frees: the waiting connection is served.
+    drop(idle);
+    third
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let _ = third.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+}

@@ -39,6 +39,14 @@ pub struct HttpArgs {
     /// lockout lasts (e.g. 15m).
     #[arg(long, default_value = "15m", value_name = "DURATION")]
     pub step_up_lockout: String,
+    /// How long a client may take to start a request and to send its
+    /// headers; a connection idle between requests is closed after as long.
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    pub header_timeout: String,
+    /// Connections served at once; past it, new connections wait to be
+    /// accepted until one closes.
+    #[arg(long, default_value_t = 1024, value_name = "N")]
+    pub max_connections: usize,
     #[command(flatten)]
     pub enforce: EnforceArgs,
 }
@@ -67,6 +75,8 @@ pub fn run(args: HttpArgs) -> Result<ExitCode> {
         })?;
     config.unreadable_account = args.unreadable_account;
     config.encoded_paths = args.encoded_paths;
+    config.header_timeout = duration("--header-timeout", &args.header_timeout)?;
+    config.max_connections = args.max_connections.max(1);
     let lockout = duration("--step-up-lockout", &args.step_up_lockout)?;
     config.step_up_limit = AttemptPolicy {
         allowed: args.step_up_attempts.max(1),
