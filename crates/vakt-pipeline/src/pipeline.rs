@@ -146,6 +146,16 @@ impl Pipeline {
         Ok(Processed::New)
     }
 
+    /// Raises an alert found outside the detectors (an enforcement point's
+    /// own finding, such as a step-up lockout): recorded, decided by the
+    /// policies and delivered as a detector's alert is, and committed at
+    /// once so its decisions apply. Returns whether a decision was made.
+    pub fn raise(&mut self, alert: Alert) -> Result<bool, PipelineError> {
+        let decided = self.act(&mut vec![alert])?;
+        self.commit()?;
+        Ok(decided)
+    }
+
     /// Shows an event the ledger already holds to the detectors, for their
     /// state only: nothing is recorded, raised or sent.
     pub fn rebuild(&mut self, event: &Event) {

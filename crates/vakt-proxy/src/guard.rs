@@ -7,16 +7,28 @@
 //! wins: block, then step-up (unless the account proved a TOTP code within
 //! `step_up_for`), then throttle (a token bucket of `throttle_per_minute`
 //! requests per decision and subject).
+//!
+//! Subjects are accounts and addresses a client chooses, so the tables
+//! kept per subject (throttle buckets, accounts that stepped up) hold at
+//! most `table_capacity` entries (100,000) and evict the least recently
+//! used in O(1) (`vakt_limit`). A throttled subject is touched by each of
+//! its requests and so stays; a flood must bring more new subjects than
+//! the capacity between two of its requests to make the guard forget it,
+//! and then it only regains its allowance. An evicted step-up asks for a
+//! code again.
 
 use crate::Result;
 use ipnet::IpNet;
+use lru::LruCache;
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 use vakt_event::Directory;
 use vakt_ledger::decisions::{Action, Decision, Scope};
 use vakt_ledger::{DataDir, Ledger};
+use vakt_limit::Buckets;
 
 #[derive(Clone, Debug)]
 pub struct GuardConfig {
@@ -28,6 +40,9 @@ pub struct GuardConfig {
     pub refresh: Duration,
     /// Whom a blocked user should contact, said in the refusal.
     pub contact: String,
+    /// Subjects remembered per table (throttle buckets, stepped-up
+    /// accounts); past it the least recently seen is forgotten.
+    pub table_capacity: usize,
 }
 
 impl Default for GuardConfig {
@@ -37,6 +52,7 @@ impl Default for GuardConfig {
             step_up_for: Duration::from_secs(15 * 60),
             refresh: Duration::from_millis(500),
             contact: "your security team".into(),
+            table_capacity: 100_000,
         }
     }
 }
@@ -55,11 +71,6 @@ pub enum Verdict {
     Block(Decision),
 }
 
-struct Bucket {
-    tokens: f64,
-    at: Instant,
-}
-
 pub struct Guard {
     data: DataDir,
     config: GuardConfig,
@@ -67,8 +78,10 @@ pub struct Guard {
     /// Account -> organisation, and organisations' networks, from the directory.
     organization_of: HashMap<String, String>,
     networks: Vec<(IpNet, String)>,
-    buckets: Mutex<HashMap<(String, String), Bucket>>,
-    stepped_up: Mutex<HashMap<String, Instant>>,
+    /// (decision, subject) -> tokens; bounded, least recently used evicted.
+    buckets: Mutex<Buckets<(String, String)>>,
+    /// Account -> until when its step-up holds; bounded the same way.
+    stepped_up: Mutex<LruCache<String, Instant>>,
 }
 
 impl Guard {
@@ -89,14 +102,16 @@ impl Guard {
             .iter()
             .flat_map(|o| o.nets.iter().map(|n| (*n, o.id.get_ref().clone())))
             .collect();
+        let capacity = NonZeroUsize::new(config.table_capacity).unwrap_or(NonZeroUsize::MIN);
+        let per_minute = config.throttle_per_minute.max(1);
         let guard = Arc::new(Guard {
             data,
             config,
             active: RwLock::new(Arc::new(Vec::new())),
             organization_of,
             networks,
-            buckets: Mutex::new(HashMap::new()),
-            stepped_up: Mutex::new(HashMap::new()),
+            buckets: Mutex::new(Buckets::new(per_minute, per_minute, capacity)),
+            stepped_up: Mutex::new(LruCache::new(capacity)),
         });
         Ledger::open(&guard.data)?.close()?;
         let reader = Ledger::open_read(&guard.data)?;
@@ -201,29 +216,10 @@ impl Guard {
 
     /// Takes one request from the subject's bucket; `Some(wait)` when empty.
     fn take_token(&self, decision: &str, subject: String) -> Option<Duration> {
-        let per_minute = self.config.throttle_per_minute.max(1) as f64;
-        let rate = per_minute / 60.0;
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        if buckets.len() > 100_000 {
-            // Bounded: forget full buckets (idle subjects) first.
-            let cap = per_minute;
-            buckets.retain(|_, b| b.tokens + b.at.elapsed().as_secs_f64() * rate < cap);
-        }
-        let now = Instant::now();
-        let b = buckets
-            .entry((decision.to_owned(), subject))
-            .or_insert(Bucket {
-                tokens: per_minute,
-                at: now,
-            });
-        b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * rate).min(per_minute);
-        b.at = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            None
-        } else {
-            Some(Duration::from_secs_f64((1.0 - b.tokens) / rate))
-        }
+        buckets
+            .take((decision.to_owned(), subject), Instant::now())
+            .err()
     }
 
     fn has_stepped_up(&self, account: &str) -> bool {
@@ -244,10 +240,22 @@ impl Guard {
         if !totp_matches(&secret, code) {
             return Ok(false);
         }
-        let mut s = self.stepped_up.lock().unwrap_or_else(|p| p.into_inner());
-        s.retain(|_, until| *until > Instant::now());
-        s.insert(account.to_owned(), Instant::now() + self.config.step_up_for);
+        self.mark_stepped_up(account);
         Ok(true)
+    }
+
+    fn mark_stepped_up(&self, account: &str) {
+        self.stepped_up
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .put(account.to_owned(), Instant::now() + self.config.step_up_for);
+    }
+
+    /// Entries in the throttle and the step-up tables.
+    pub fn table_sizes(&self) -> (usize, usize) {
+        let buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let stepped = self.stepped_up.lock().unwrap_or_else(|p| p.into_inner());
+        (buckets.len(), stepped.len())
     }
 }
 
@@ -294,6 +302,13 @@ mod tests {
     use vakt_event::Timestamp;
 
     fn setup(decisions: &[(&str, &str, &str)]) -> (tempfile::TempDir, Arc<Guard>) {
+        setup_with(decisions, 100_000)
+    }
+
+    fn setup_with(
+        decisions: &[(&str, &str, &str)],
+        table_capacity: usize,
+    ) -> (tempfile::TempDir, Arc<Guard>) {
         let tmp = tempfile::tempdir().unwrap();
         let data = DataDir {
             path: tmp.path().join("data"),
@@ -328,6 +343,7 @@ mod tests {
             &dir,
             GuardConfig {
                 throttle_per_minute: 2,
+                table_capacity,
                 ..Default::default()
             },
         )
@@ -415,6 +431,40 @@ mod tests {
         assert!(matches!(g.verdict(Some("anna"), None), Verdict::StepUp(_)));
         assert!(g.verify_totp("anna", &code).unwrap());
         assert_eq!(g.verdict(Some("anna"), None), Verdict::Pass);
+    }
+
+    #[test]
+    fn finding_11_throttle_table_stays_bounded_under_a_flood() {
+        // One decision covers a whole network: every address is a subject.
+        let (_t, g) = setup_with(&[("ip", "10.0.0.0/8", "throttle")], 1000);
+        let attacker = Some("10.9.9.9".parse::<IpAddr>().unwrap());
+        assert_eq!(g.verdict(None, attacker), Verdict::Pass);
+        assert_eq!(g.verdict(None, attacker), Verdict::Pass);
+        for i in 0..20_000u32 {
+            let ip = IpAddr::from([10, (i >> 16) as u8, (i >> 8) as u8, i as u8]);
+            assert_eq!(g.verdict(None, Some(ip)), Verdict::Pass);
+            if i % 200 == 0 {
+                // The active key keeps asking, and stays throttled.
+                assert!(
+                    matches!(g.verdict(None, attacker), Verdict::Throttle { .. }),
+                    "at {i}"
+                );
+            }
+        }
+        assert!(g.table_sizes().0 <= 1000, "{:?}", g.table_sizes());
+    }
+
+    #[test]
+    fn finding_11_step_up_table_stays_bounded_under_a_flood() {
+        let (_t, g) = setup_with(&[("account", "anna", "step_up")], 1000);
+        g.mark_stepped_up("anna");
+        for i in 0..20_000u32 {
+            g.mark_stepped_up(&format!("flood-{i}"));
+            if i % 200 == 0 {
+                assert_eq!(g.verdict(Some("anna"), None), Verdict::Pass, "at {i}");
+            }
+        }
+        assert!(g.table_sizes().1 <= 1000, "{:?}", g.table_sizes());
     }
 
     #[test]

@@ -12,6 +12,39 @@
 //! - step-up: `401` with `WWW-Authenticate: TOTP`; the client repeats the
 //!   request with the account's current code in `X-Vakt-TOTP` (enrolled
 //!   with `vakt account enroll-totp`), which satisfies step-up for a while.
+//!   Codes are limited ([`STEP_UP_LIMIT`] by default: five wrong ones in
+//!   15 minutes per account and per address), counted before they are
+//!   checked; then `429` with `Retry-After` and no code is checked until
+//!   the lockout ends, and the lockout is raised as a `step_up_failures`
+//!   alert through the engine, whose policies may block the account. A
+//!   person's wrong guess costs little; the lockout is what stops a
+//!   guesser. Its blind spot: anyone may lock an account out of step-up
+//!   by sending it wrong codes, and addresses behind one NAT share their
+//!   allowance; both end with the lockout, and step-up only applies to
+//!   accounts already under a decision.
+//!
+//! Paths are resolved before routes are matched (`vakt_event::routes`):
+//! percent escapes decoded, `.`/`..` and repeated slashes resolved, and
+//! the upstream is sent that canonical path, so what is recorded is what
+//! it serves. Paths servers disagree on (`%2F`, `\`, NUL, `%2531`, bytes
+//! that are not UTF-8) are refused with `400`; with `encoded_paths` =
+//! `Refuse`, so is every path not already canonical.
+//!
+//! The account is read strictly: the `Authorization` scheme is matched
+//! case-insensitively (RFC 9110), and a request that names no account, an
+//! unreadable one or two (the header twice) is refused (`400`, or `401`
+//! with a challenge for basic auth and JWTs) unless `unreadable_account`
+//! says to take the client address; otherwise a blocked account could
+//! pass as its address by spelling the scheme `basic`.
+//!
+//! Connections are bounded: a client has `header_timeout` (10 s) to start
+//! its first request and to send each request's headers (and an HTTP/1
+//! connection idle between requests is closed after as long), so a
+//! half-sent request cannot hold a connection open; at most
+//! `max_connections` (1024) are served at once, and further ones wait in
+//! the listen backlog to be accepted, so a flood of slow clients costs
+//! bounded memory and tasks. HTTP/2 connections are checked with pings
+//! every `header_timeout`; one that answers pings and idles holds its slot.
 //!
 //! A JWT's signature is not checked here: the upstream checks it, and a
 //! forged token only gets its own refused request recorded under the
@@ -29,14 +62,19 @@ use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode, Uri};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use vakt_event::directory::HttpMapping;
-use vakt_event::routes::{customers_at, Routes};
-use vakt_event::{AccessEvent, Action, Outcome};
+use vakt_event::routes::{customers_at, EncodedPaths, Routes, Target};
+use vakt_event::{AccessEvent, Action, Actor, Alert, AlertStatus, Outcome, Severity};
+pub use vakt_limit::AttemptPolicy;
+use vakt_limit::Attempts;
 
 type Body = http_body_util::combinators::BoxBody<Bytes, hyper::Error>;
 
@@ -71,15 +109,29 @@ impl AccountFrom {
         })
     }
 
+    /// Where the account is read from, for messages.
+    fn describe(&self) -> String {
+        match self {
+            AccountFrom::Address => "the client address".into(),
+            AccountFrom::Header(h) => format!("the {h} header"),
+            AccountFrom::Basic => "HTTP basic auth (Authorization: Basic ...)".into(),
+            AccountFrom::Jwt(c) => {
+                format!("the `{c}` claim of a bearer JWT (Authorization: Bearer ...)")
+            }
+        }
+    }
+
+    /// The account a request names; `None` when it names none, or when it
+    /// could name two (the header twice): which one an upstream would take
+    /// is its own choice.
     fn account(&self, headers: &HeaderMap) -> Option<String> {
-        let auth = || headers.get(header::AUTHORIZATION)?.to_str().ok();
         let b64 = |s: &str, engine: &base64::engine::GeneralPurpose| engine.decode(s.trim()).ok();
         let name = match self {
             AccountFrom::Address => None,
-            AccountFrom::Header(h) => headers.get(h)?.to_str().ok().map(str::to_owned),
+            AccountFrom::Header(h) => only(headers, h)?.to_str().ok().map(str::to_owned),
             AccountFrom::Basic => {
                 let raw = b64(
-                    auth()?.strip_prefix("Basic ")?,
+                    credentials(headers, "Basic")?,
                     &base64::engine::general_purpose::STANDARD,
                 )?;
                 let text = String::from_utf8(raw).ok()?;
@@ -90,7 +142,7 @@ impl AccountFrom {
                 )
             }
             AccountFrom::Jwt(claim) => {
-                let token = auth()?.strip_prefix("Bearer ")?;
+                let token = credentials(headers, "Bearer")?;
                 let payload = token.split('.').nth(1)?;
                 let raw = b64(
                     payload.trim_end_matches('='),
@@ -109,14 +161,75 @@ impl AccountFrom {
     }
 }
 
+/// The header's value when it is there exactly once.
+fn only<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Option<&'h HeaderValue> {
+    let mut all = headers.get_all(name).iter();
+    let first = all.next()?;
+    all.next().is_none().then_some(first)
+}
+
+/// The credentials of the one `Authorization` header when its scheme is
+/// `scheme`, compared case-insensitively with any spaces after it (RFC
+/// 9110 11.4: `basic`, `BASIC` and `Basic` are one scheme).
+fn credentials<'h>(headers: &'h HeaderMap, scheme: &str) -> Option<&'h str> {
+    let value = only(headers, &header::AUTHORIZATION)?.to_str().ok()?;
+    let (name, rest) = value.trim_start().split_once([' ', '\t'])?;
+    name.eq_ignore_ascii_case(scheme).then(|| rest.trim())
+}
+
+/// What to do with a request whose account cannot be read while accounts
+/// are read from a header, basic auth or a JWT.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum UnreadableAccount {
+    /// Refuse it: `400` (header) or `401` with a challenge (basic, JWT).
+    Refuse,
+    /// Let it through as the client address, as when no account is set.
+    Address,
+}
+
+impl std::str::FromStr for UnreadableAccount {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "refuse" => Ok(UnreadableAccount::Refuse),
+            "address" => Ok(UnreadableAccount::Address),
+            _ => Err(format!("`{s}`: write `refuse` or `address`")),
+        }
+    }
+}
+
 pub struct HttpProxyConfig {
     /// The upstream's scheme and authority (`http://127.0.0.1:9000`).
     pub upstream: Uri,
     pub account: AccountFrom,
+    /// What a request whose account cannot be read gets.
+    pub unreadable_account: UnreadableAccount,
     pub routes: Routes,
+    /// How percent-encoded paths are taken (ambiguous ones are always refused).
+    pub encoded_paths: EncodedPaths,
     /// Largest response body read to find customers.
     pub max_body: usize,
+    /// Wrong step-up codes an account or an address may send in a window,
+    /// and how long it is then refused.
+    pub step_up_limit: AttemptPolicy,
+    /// Accounts and addresses whose step-up attempts are remembered; past
+    /// it the least recently seen is forgotten.
+    pub step_up_table: NonZeroUsize,
+    /// How long a client may take to send a request's headers, and to
+    /// start its first request; a connection idle between requests is
+    /// closed after it too.
+    pub header_timeout: Duration,
+    /// Connections served at once; further ones wait to be accepted.
+    pub max_connections: usize,
 }
+
+/// Five wrong codes in 15 minutes lock out for 15 minutes: with three codes
+/// valid at a time, a guesser's odds are about 1 in 67,000 per window.
+pub const STEP_UP_LIMIT: AttemptPolicy = AttemptPolicy {
+    allowed: 5,
+    window: Duration::from_secs(15 * 60),
+    lockout: Duration::from_secs(15 * 60),
+};
 
 impl HttpProxyConfig {
     pub fn new(upstream: &str, mapping: Option<&HttpMapping>) -> Result<HttpProxyConfig, String> {
@@ -131,13 +244,20 @@ impl HttpProxyConfig {
         Ok(HttpProxyConfig {
             upstream,
             account: AccountFrom::parse(mapping.and_then(|m| m.account.as_deref()))?,
+            unreadable_account: UnreadableAccount::Refuse,
             routes: mapping.map(|m| Routes::new(&m.routes)).unwrap_or_default(),
+            encoded_paths: EncodedPaths::Decode,
             max_body: 8 << 20,
+            step_up_limit: STEP_UP_LIMIT,
+            step_up_table: NonZeroUsize::new(100_000).expect("not zero"),
+            header_timeout: Duration::from_secs(10),
+            max_connections: 1024,
         })
     }
 }
 
 struct State {
+    step_up: Mutex<Attempts<AttemptKey>>,
     config: HttpProxyConfig,
     guard: Arc<Guard>,
     sink: Arc<EventSink>,
@@ -158,15 +278,36 @@ pub async fn serve_http(
         .pool_idle_timeout(Duration::from_secs(30))
         .build(connector);
     let state = Arc::new(State {
+        step_up: Mutex::new(Attempts::new(config.step_up_limit, config.step_up_table)),
         config,
         guard,
         sink,
         client,
     });
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let header_timeout = state.config.header_timeout;
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    // HTTP/2 has no header timeout: pings find clients that went away.
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(header_timeout)
+        .keep_alive_timeout(header_timeout);
+    let slots = Arc::new(Semaphore::new(state.config.max_connections.max(1)));
     tokio::pin!(shutdown);
     loop {
+        // At the cap nothing is accepted: new connections wait in the
+        // listen backlog until a slot frees (at the latest when a silent
+        // client's header timeout ends), rather than being turned away.
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot,
+            () = &mut shutdown => break,
+        };
+        let Ok(slot) = slot else { break };
         tokio::select! {
             accepted = listener.accept() => {
                 let (stream, peer) = match accepted {
@@ -179,14 +320,28 @@ pub async fn serve_http(
                 };
                 let _ = stream.set_nodelay(true);
                 let state = state.clone();
+                let started = Arc::new(AtomicBool::new(false));
+                let seen = started.clone();
                 let service = hyper::service::service_fn(move |req| {
                     let state = state.clone();
+                    seen.store(true, Ordering::Relaxed);
                     async move { Ok::<_, std::convert::Infallible>(handle(&state, peer, req).await) }
                 });
                 let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
                 let conn = graceful.watch(conn.into_owned());
                 tokio::spawn(async move {
-                    let _ = conn.await;
+                    let _slot = slot;
+                    tokio::pin!(conn);
+                    // hyper times out HTTP/1 headers, but not the bytes read
+                    // to tell HTTP/1 from HTTP/2: a first request must have
+                    // begun by the header timeout, or the connection is dropped.
+                    tokio::select! {
+                        _ = &mut conn => return,
+                        () = tokio::time::sleep(header_timeout) => {}
+                    }
+                    if started.load(Ordering::Relaxed) {
+                        let _ = conn.await;
+                    }
                 });
             }
             () = &mut shutdown => break,
@@ -202,12 +357,21 @@ async fn handle(state: &State, peer: SocketAddr, req: Request<Incoming>) -> Resp
     let ip = peer.ip();
     let account = state.config.account.account(req.headers());
     let method = req.method().clone();
-    let target = req
+    let written = req
         .uri()
         .path_and_query()
         .map_or("/", |p| p.as_str())
         .to_owned();
-    let route = state.config.routes.find(method.as_str(), &target);
+    // Matched, recorded and forwarded in the form the upstream resolves:
+    // `C-100%31` is a read of `C-1001`, and the upstream is sent `C-1001`.
+    let resolved = Target::parse(&written, state.config.encoded_paths);
+    let (target, route) = match &resolved {
+        Ok(t) => (
+            t.canonical(),
+            state.config.routes.find_path(method.as_str(), &t.path),
+        ),
+        Err(_) => (written.clone(), None),
+    };
     let mut ev = AccessEvent {
         timestamp: vakt_event::Timestamp::now(),
         user: account.clone().unwrap_or_else(|| ip.to_string()),
@@ -225,22 +389,61 @@ async fn handle(state: &State, peer: SocketAddr, req: Request<Incoming>) -> Resp
     let path_customer = route.map(|(_, c)| c.to_owned()).filter(|c| !c.is_empty());
     let pointer = route.and_then(|(r, _)| r.response_customers.clone());
 
-    // A step-up code proves the account before the verdict.
-    let mut wrong_code = false;
-    if let (Some(a), Some(code)) = (&account, req.headers().get(TOTP_HEADER)) {
-        let (guard, a, code) = (
-            state.guard.clone(),
-            a.clone(),
-            code.to_str().unwrap_or("").to_owned(),
+    if let Err(e) = &resolved {
+        ev.outcome = Outcome::Failure;
+        submit(state, ev);
+        return json_response(
+            StatusCode::BAD_REQUEST,
+            serde_json::json!({
+                "error": "ambiguous_path",
+                "message": format!("vakt refuses this path, as servers would not agree on what it names: {e}; send the path without it"),
+            }),
+            &[],
         );
-        let ok = tokio::task::spawn_blocking(move || guard.verify_totp(&a, &code))
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or(false);
-        wrong_code = !ok;
     }
-    let refusal = match state.guard.verdict(account.as_deref(), Some(ip)) {
+
+    // An account that cannot be read is never taken for the address by
+    // accident: a blocked account would pass as `basic` instead of `Basic`.
+    if account.is_none()
+        && state.config.account != AccountFrom::Address
+        && state.config.unreadable_account == UnreadableAccount::Refuse
+    {
+        ev.outcome = Outcome::Failure;
+        submit(state, ev);
+        return unreadable_account(&state.config.account);
+    }
+
+    // A step-up code is checked only when step-up is asked for, and only
+    // while the account and the address have attempts left.
+    let mut verdict = state.guard.verdict(account.as_deref(), Some(ip));
+    let mut wrong_code = false;
+    let code = req
+        .headers()
+        .get(TOTP_HEADER)
+        .map(|c| c.to_str().unwrap_or("").to_owned());
+    if let (Verdict::StepUp(_), Some(a), Some(code)) = (&verdict, &account, code) {
+        match check_code(state, a, ip, code).await {
+            // Step-up was the strongest decision and returned before any
+            // throttle took a token, so asking again counts nothing twice.
+            CodeCheck::Right => verdict = state.guard.verdict(account.as_deref(), Some(ip)),
+            CodeCheck::Wrong => wrong_code = true,
+            CodeCheck::Locked(wait) => {
+                ev.outcome = Outcome::Failure;
+                submit(state, ev);
+                let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+                return json_response(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    serde_json::json!({
+                        "error": "step_up_locked",
+                        "message": format!("too many wrong TOTP codes for {a} or from {ip}: vakt checks no code for {secs} s; retry then with the current code"),
+                        "retry_after": secs,
+                    }),
+                    &[(header::RETRY_AFTER, secs.to_string())],
+                );
+            }
+        }
+    }
+    let refusal = match verdict {
         Verdict::Pass => None,
         Verdict::Block(d) => Some(json_response(
             StatusCode::FORBIDDEN,
@@ -383,6 +586,121 @@ async fn handle(state: &State, peer: SocketAddr, req: Request<Incoming>) -> Resp
     Response::from_parts(parts, body)
 }
 
+/// Who step-up attempts are counted against.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum AttemptKey {
+    Account(String),
+    Address(IpAddr),
+}
+
+enum CodeCheck {
+    Right,
+    Wrong,
+    /// Not checked: the account or the address is locked out for this long.
+    Locked(Duration),
+}
+
+/// Checks a step-up code within the attempts the account and the address
+/// have left; the attempt that uses them up raises `step_up_failures`.
+async fn check_code(state: &State, account: &str, ip: IpAddr, code: String) -> CodeCheck {
+    let keys = [
+        AttemptKey::Account(account.to_owned()),
+        AttemptKey::Address(ip.to_canonical()),
+    ];
+    let attempts = || state.step_up.lock().unwrap_or_else(|p| p.into_inner());
+    // Counted before the code is checked, so parallel guesses all count.
+    let attempt = match attempts().begin(&keys, Instant::now()) {
+        Ok(a) => a,
+        Err(wait) => return CodeCheck::Locked(wait),
+    };
+    let (guard, a) = (state.guard.clone(), account.to_owned());
+    let right = tokio::task::spawn_blocking(move || guard.verify_totp(&a, &code))
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or(false);
+    if right {
+        attempts().succeeded(&keys);
+        return CodeCheck::Right;
+    }
+    if !attempt.locks {
+        return CodeCheck::Wrong;
+    }
+    let alert = lockout_alert(state, account, ip, attempt.count);
+    let line = alert.to_json_line();
+    if let Err(e) = state.sink.raise(alert) {
+        tracing::error!("{e}; the alert: {line}");
+    }
+    CodeCheck::Locked(state.config.step_up_limit.lockout)
+}
+
+/// The `step_up_failures` alert of one lockout (docs/EVENTS.md section 5).
+fn lockout_alert(state: &State, account: &str, ip: IpAddr, failures: u32) -> Alert {
+    let now = vakt_event::Timestamp::now();
+    let limit = state.config.step_up_limit;
+    // FNV-1a over the actor and the time: one id per lockout.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in format!("{account}\t{ip}")
+        .bytes()
+        .chain(now.0.to_le_bytes())
+    {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    let mut evidence = serde_json::Map::new();
+    evidence.insert("failures".into(), failures.into());
+    evidence.insert("allowed".into(), limit.allowed.into());
+    evidence.insert("window_seconds".into(), limit.window.as_secs().into());
+    evidence.insert("lockout_seconds".into(), limit.lockout.as_secs().into());
+    Alert {
+        id: format!("step_up_failures-{:012x}", h & 0xffff_ffff_ffff),
+        timestamp: now,
+        rule: "step_up_failures".into(),
+        severity: Severity::High,
+        actor: Actor {
+            user: Some(account.to_owned()),
+            host: None,
+            ip: Some(ip.to_canonical()),
+        },
+        organization: state
+            .guard
+            .organization(Some(account), Some(ip))
+            .map(str::to_owned),
+        first_seen: now,
+        message: format!(
+            "{failures} wrong step-up codes for {account} or from {ip} within {} s: someone without the account's second factor may be guessing it; codes are refused for {} s",
+            limit.window.as_secs(),
+            limit.lockout.as_secs()
+        ),
+        evidence,
+        customers: 0,
+        status: AlertStatus::New,
+        updates: 0,
+    }
+}
+
+fn unreadable_account(from: &AccountFrom) -> Response<Body> {
+    let (status, challenge) = match from {
+        AccountFrom::Basic => (StatusCode::UNAUTHORIZED, Some("Basic realm=\"vakt\"")),
+        AccountFrom::Jwt(_) => (StatusCode::UNAUTHORIZED, Some("Bearer realm=\"vakt\"")),
+        AccountFrom::Header(_) | AccountFrom::Address => (StatusCode::BAD_REQUEST, None),
+    };
+    json_response(
+        status,
+        serde_json::json!({
+            "error": "account_unreadable",
+            "message": format!(
+                "vakt reads the account from {}, which this request lacks, sends twice or sends unreadable; send it once, well-formed",
+                from.describe()
+            ),
+        }),
+        &challenge
+            .map(|c| (header::WWW_AUTHENTICATE, c.to_owned()))
+            .into_iter()
+            .collect::<Vec<_>>(),
+    )
+}
+
 fn submit(state: &State, ev: AccessEvent) {
     if let Err(e) = state.sink.submit(ev) {
         tracing::error!("an access event could not be queued or spooled: {e}");
@@ -468,7 +786,17 @@ mod tests {
             Some("erik")
         );
         assert_eq!(
+            j.account(&headers(&[("authorization", &format!("bearer   {token}"))]))
+                .as_deref(),
+            Some("erik"),
+            "the scheme is case-insensitive"
+        );
+        assert_eq!(
             j.account(&headers(&[("authorization", "Bearer not-a-jwt")])),
+            None
+        );
+        assert_eq!(
+            j.account(&headers(&[("authorization", &format!("Bearerx {token}"))])),
             None
         );
         assert!(AccountFrom::parse(Some("cookie"))

@@ -37,6 +37,8 @@ pub enum ProxyError {
     },
     #[error("{0}")]
     Config(String),
+    #[error("alert {0} could not be handed to the engine (it is behind or stopped)")]
+    AlertNotQueued(String),
 }
 
 pub type Result<T> = std::result::Result<T, ProxyError>;

@@ -12,9 +12,14 @@
 //! writes the ledger before detecting). `FailMode` says what the proxy
 //! does with a request meanwhile: `Open` passes it, `Closed` refuses it.
 //! Either way its access event is kept.
+//!
+//! A proxy's own findings (a step-up lockout) are raised as alerts through
+//! the same pipeline ([`EventSink::raise`]), on a queue of their own of
+//! [`ALERT_QUEUE`]; they are rare (one per lockout), and should that queue
+//! be full, the caller logs the alert line rather than wait.
 
 use crate::{io_err, ProxyError, Result};
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -22,7 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
-use vakt_event::{AccessEvent, Event, Origin};
+use vakt_event::{AccessEvent, Alert, Event, Origin};
 use vakt_ingest::parsers::{self, ParserContext};
 use vakt_ledger::{DataDir, Ledger};
 use vakt_pipeline::{Outlet, Pipeline, PipelineConfig, PipelineError};
@@ -66,8 +71,12 @@ pub struct SinkStats {
     pub decisions: AtomicU64,
 }
 
+/// Alerts waiting for the engine; see the module doc.
+pub const ALERT_QUEUE: usize = 1024;
+
 pub struct EventSink {
     tx: Option<Sender<AccessEvent>>,
+    alerts: Option<Sender<Alert>>,
     config: SinkConfig,
     source: Arc<str>,
     seq: AtomicU64,
@@ -93,6 +102,7 @@ impl EventSink {
         }
         let spool = Arc::new(Spool::open(&data.path.join("spool"), &config.source)?);
         let (tx, rx) = crossbeam_channel::bounded(config.queue.max(1));
+        let (alerts, alerts_rx) = crossbeam_channel::bounded(ALERT_QUEUE);
         let stats = Arc::new(SinkStats::default());
         let engine_down = Arc::new(AtomicBool::new(false));
         let worker = Worker {
@@ -104,7 +114,7 @@ impl EventSink {
         let engine = std::thread::Builder::new()
             .name("vakt-engine".into())
             .spawn(move || {
-                let r = worker.run(rx);
+                let r = worker.run(rx, alerts_rx);
                 down.store(true, Ordering::Relaxed);
                 if let Err(e) = &r {
                     tracing::error!("the engine stopped: {e}");
@@ -117,6 +127,7 @@ impl EventSink {
             format!("{}@{}", config.source, vakt_event::Timestamp::now().0).into();
         Ok(EventSink {
             tx: Some(tx),
+            alerts: Some(alerts),
             config,
             source,
             seq: AtomicU64::new(0),
@@ -159,6 +170,19 @@ impl EventSink {
         }
     }
 
+    /// Hands an alert of the proxy's own to the engine, which records it,
+    /// applies the policies and delivers it as it does detectors' alerts.
+    /// Does not wait: when the alert queue is full or the engine is gone,
+    /// the error says so and the caller should log the alert line.
+    pub fn raise(&self, alert: Alert) -> Result<()> {
+        let id = alert.id.clone();
+        self.alerts
+            .as_ref()
+            .ok_or_else(|| ProxyError::AlertNotQueued(id.clone()))?
+            .try_send(alert)
+            .map_err(|_| ProxyError::AlertNotQueued(id))
+    }
+
     fn spool_event(&self, ev: &AccessEvent) -> Result<bool> {
         self.spool.push(ev)?;
         self.stats.spooled.fetch_add(1, Ordering::Relaxed);
@@ -168,6 +192,7 @@ impl EventSink {
     /// Drains the queue and the spool, commits the ledger, stops the engine.
     pub fn shutdown(mut self) -> Result<()> {
         drop(self.tx.take());
+        drop(self.alerts.take());
         match self.engine.take().map(|h| h.join()) {
             Some(Ok(r)) => r,
             Some(Err(_)) => Err(ProxyError::Config("the engine thread panicked".into())),
@@ -179,6 +204,7 @@ impl EventSink {
 impl Drop for EventSink {
     fn drop(&mut self) {
         drop(self.tx.take());
+        drop(self.alerts.take());
         if let Some(h) = self.engine.take() {
             let _ = h.join();
         }
@@ -192,20 +218,33 @@ struct Worker {
 }
 
 impl Worker {
-    fn run(mut self, rx: Receiver<AccessEvent>) -> Result<()> {
+    fn run(mut self, rx: Receiver<AccessEvent>, alerts: Receiver<Alert>) -> Result<()> {
         // Whatever an earlier run left behind comes first.
         self.drain_spool()?;
         loop {
-            match rx.recv_timeout(Duration::from_millis(200)) {
-                Ok(ev) => self.handle(ev)?,
-                Err(RecvTimeoutError::Timeout) => {
+            crossbeam_channel::select! {
+                recv(rx) -> ev => match ev {
+                    Ok(ev) => self.handle(ev)?,
+                    Err(_) => break,
+                },
+                recv(alerts) -> a => match a {
+                    Ok(a) => self.raise(a)?,
+                    Err(_) => break,
+                },
+                default(Duration::from_millis(200)) => {
                     self.pipeline.commit()?;
                     if rx.is_empty() {
                         self.drain_spool()?;
                     }
                 }
-                Err(RecvTimeoutError::Disconnected) => break,
             }
+        }
+        // Both queues close together at shutdown: take what is left of each.
+        for ev in rx.try_iter() {
+            self.handle(ev)?;
+        }
+        for a in alerts.try_iter() {
+            self.raise(a)?;
         }
         self.drain_spool()?;
         let finished = self.pipeline.finish(true)?;
@@ -239,6 +278,15 @@ impl Worker {
         add(&self.stats.recorded, after.0 - before.0);
         add(&self.stats.alerts, after.1 - before.1);
         add(&self.stats.decisions, after.2 - before.2);
+        Ok(())
+    }
+
+    fn raise(&mut self, alert: Alert) -> Result<()> {
+        let decisions = self.pipeline.report().decisions;
+        self.pipeline.raise(alert)?;
+        let made = self.pipeline.report().decisions - decisions;
+        self.stats.alerts.fetch_add(1, Ordering::Relaxed);
+        self.stats.decisions.fetch_add(made, Ordering::Relaxed);
         Ok(())
     }
 

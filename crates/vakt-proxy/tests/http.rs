@@ -6,6 +6,7 @@ use http_body_util::Full;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::convert::Infallible;
+use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -33,11 +34,33 @@ action = "search"
 categories = ["name"]
 response_customers = "/results/*/id"
 
+[[canary]]
+customer_id = "C-900001"
+label = "planted for the tests"
+
 [[policy]]
 rule = "rate"
 min_severity = "medium"
 action = "block"
 ttl = "10m"
+
+[[policy]]
+rule = "step_up_failures"
+min_severity = "high"
+action = "block"
+ttl = "10m"
+"#;
+
+/// The same API, with accounts from HTTP basic auth.
+const BASIC_DIRECTORY: &str = r#"
+[http]
+account = "remote_user"
+
+[[http.route]]
+pattern = "/api/v1/customers/{customer}"
+method = "GET"
+action = "lookup"
+categories = ["name", "phone"]
 "#;
 
 /// What the upstream saw.
@@ -46,6 +69,7 @@ struct Seen {
     requests: AtomicU64,
     leaked_totp: AtomicU64,
     forwarded_for: Mutex<Vec<String>>,
+    paths: Mutex<Vec<String>>,
 }
 
 async fn upstream(
@@ -63,6 +87,7 @@ async fn upstream(
             .push(v.to_str().unwrap().to_owned());
     }
     let path = req.uri().path().to_owned();
+    seen.paths.lock().unwrap().push(path.clone());
     let body = if let Some(id) = path.strip_prefix("/api/v1/customers/") {
         format!(r#"{{"id":"{id}","name":"Customer {id}","phone":"+46700000000"}}"#)
     } else if path == "/api/v1/search" {
@@ -93,11 +118,21 @@ struct Fixture {
 
 impl Fixture {
     fn start(fail_mode: FailMode, queue: usize) -> Fixture {
+        Fixture::start_with(DIRECTORY, fail_mode, queue, |_| {})
+    }
+
+    /// A proxy over `directory`, its configuration changed by `tweak`.
+    fn start_with(
+        directory: &str,
+        fail_mode: FailMode,
+        queue: usize,
+        tweak: impl FnOnce(&mut HttpProxyConfig),
+    ) -> Fixture {
         let tmp = tempfile::tempdir().unwrap();
         let data = DataDir {
             path: tmp.path().join("data"),
         };
-        let directory = Arc::new(Directory::from_toml(DIRECTORY, "test.toml").unwrap());
+        let directory = Arc::new(Directory::from_toml(directory, "test.toml").unwrap());
         let alerts = std::fs::File::create(tmp.path().join("alerts.jsonl")).unwrap();
         let sink = Arc::new(
             EventSink::start(
@@ -152,9 +187,10 @@ impl Fixture {
             });
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let proxy = listener.local_addr().unwrap();
-            let config =
+            let mut config =
                 HttpProxyConfig::new(&format!("http://{up_addr}"), directory.http.as_ref())
                     .unwrap();
+            tweak(&mut config);
             let (tx, rx) = tokio::sync::oneshot::channel::<()>();
             let served = tokio::spawn(serve_http(
                 listener,
@@ -186,13 +222,24 @@ impl Fixture {
         path: &str,
         extra: &[(&str, &str)],
     ) -> (u16, serde_json::Value, Option<String>) {
+        let mut headers = vec![("X-Account", account)];
+        headers.extend_from_slice(extra);
+        self.request(path, &headers)
+    }
+
+    /// A GET with exactly these headers; the status, the JSON body, and
+    /// `Retry-After` or else `WWW-Authenticate`.
+    fn request(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> (u16, serde_json::Value, Option<String>) {
         let mut req = ureq::get(format!("http://{}{path}", self.proxy))
             .config()
             .timeout_global(Some(Duration::from_secs(10)))
             .http_status_as_error(false)
-            .build()
-            .header("X-Account", account);
-        for (k, v) in extra {
+            .build();
+        for (k, v) in headers {
             req = req.header(*k, *v);
         }
         let mut resp = req.call().unwrap_or_else(|e| panic!("request failed: {e}"));
@@ -234,6 +281,22 @@ impl Fixture {
         }
     }
 
+    /// Sends `head` as written (a request line and headers, no body) on a
+    /// connection of its own; returns the status of the answer.
+    fn raw(&self, head: &str) -> u16 {
+        let mut s = std::net::TcpStream::connect(self.proxy).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(head.as_bytes()).unwrap();
+        let mut answer = Vec::new();
+        let _ = s.read_to_end(&mut answer);
+        let answer = String::from_utf8_lossy(&answer);
+        answer
+            .strip_prefix("HTTP/1.1 ")
+            .and_then(|rest| rest.get(..3))
+            .and_then(|code| code.parse().ok())
+            .unwrap_or_else(|| panic!("not an HTTP answer: {answer:?}"))
+    }
+
     /// Stops the proxy, drains the engine; returns the ledger to read.
     fn finish(mut self) -> (Ledger, Fixture) {
         let _ = self.stop.take().unwrap().send(());
@@ -247,6 +310,22 @@ impl Fixture {
             .unwrap();
         (Ledger::open_read(&self.data).unwrap(), self)
     }
+}
+
+impl Fixture {
+    /// The alert lines written so far (all of them once finished).
+    fn alerts(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self._tmp.path().join("alerts.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+fn basic(user_and_password: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(user_and_password)
 }
 
 fn scope(l: &Ledger, account: &str) -> (u64, Vec<String>) {
@@ -494,4 +573,305 @@ fn fail_closed_refuses_while_the_engine_is_stuck_and_recovers_after() {
     // Every attempt is recorded, refused ones without customers.
     let (accesses, _) = scope(&l, "p3.anna");
     assert!(accesses >= 22, "{accesses} accesses recorded");
+}
+
+#[test]
+fn finding_2_lower_case_basic_scheme_is_still_blocked() {
+    let f = Fixture::start_with(BASIC_DIRECTORY, FailMode::Open, 1024, |_| {});
+    f.decide("p3.bot", Action::Block);
+    let credentials = basic("p3.bot:secret");
+    // RFC 9110: the scheme is case-insensitive, and spaces may be repeated.
+    for auth in [
+        format!("Basic {credentials}"),
+        format!("basic {credentials}"),
+        format!("BASIC {credentials}"),
+        format!("bAsIc    {credentials}"),
+    ] {
+        let (status, body, _) = f.request("/api/v1/customers/C-1", &[("Authorization", &auth)]);
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (403, Some("blocked")),
+            "{auth}"
+        );
+    }
+    assert_eq!(f.seen.requests.load(Ordering::Relaxed), 0);
+    let anna = format!("basic {}", basic("p3.anna:pw"));
+    assert_eq!(
+        f.request("/api/v1/customers/C-2", &[("Authorization", &anna)])
+            .0,
+        200
+    );
+    let (l, _f) = f.finish();
+    assert_eq!(scope(&l, "p3.bot"), (4, vec![]));
+    assert_eq!(scope(&l, "p3.anna"), (1, vec!["C-2".to_string()]));
+    assert_eq!(scope(&l, "127.0.0.1").0, 0, "recorded under the address");
+}
+
+#[test]
+fn finding_2_unreadable_account_is_refused() {
+    let f = Fixture::start_with(BASIC_DIRECTORY, FailMode::Open, 1024, |_| {});
+    let two = [
+        ("Authorization", "Basic cDMuYm90OnNlY3JldA=="),
+        ("Authorization", "Basic cDMuYW5uYTpwdw=="),
+    ];
+    for (why, headers) in [
+        ("no credentials", &[][..]),
+        (
+            "another scheme",
+            &[("Authorization", "Digest username=\"p3.bot\"")][..],
+        ),
+        ("not base64", &[("Authorization", "Basic %%%")][..]),
+        ("an empty user", &[("Authorization", "Basic OnB3")][..]),
+        ("two accounts", &two[..]),
+    ] {
+        let (status, body, challenge) = f.request("/api/v1/customers/C-1", headers);
+        assert_eq!(status, 401, "{why}: {body}");
+        assert_eq!(body["error"], "account_unreadable", "{why}");
+        assert!(
+            body["message"].as_str().unwrap().contains("basic"),
+            "{why}: {body}"
+        );
+        assert!(challenge.unwrap().starts_with("Basic"), "{why}");
+    }
+    assert_eq!(f.seen.requests.load(Ordering::Relaxed), 0);
+    drop(f);
+
+    // Header mode: a request without the header is refused too.
+    let f = Fixture::start(FailMode::Open, 1024);
+    let (status, body, _) = f.request("/api/v1/customers/C-1", &[]);
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("account_unreadable"))
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("x-account"),
+        "{body}"
+    );
+    assert_eq!(f.seen.requests.load(Ordering::Relaxed), 0);
+    let (l, _f) = f.finish();
+    // The refused attempt is recorded under the address.
+    assert_eq!(scope(&l, "127.0.0.1"), (1, vec![]));
+}
+
+#[test]
+fn finding_4_percent_encoded_canary_read_is_recorded_decoded() {
+    let f = Fixture::start(FailMode::Open, 1024);
+    let (status, body, _) = f.get("p3.anna", "/api/v1/customers/C-90000%31", &[]);
+    assert_eq!((status, body["id"].as_str()), (200, Some("C-900001")));
+    // Dot segments and repeated slashes resolve as a web server would.
+    let (status, body, _) = f.get("p3.anna", "//api/v1/x/..//customers/./C-7", &[]);
+    assert_eq!((status, body["id"].as_str()), (200, Some("C-7")));
+    // The upstream is sent the path that was recorded.
+    assert_eq!(
+        *f.seen.paths.lock().unwrap(),
+        ["/api/v1/customers/C-900001", "/api/v1/customers/C-7"]
+    );
+    let (l, f) = f.finish();
+    assert_eq!(
+        scope(&l, "p3.anna"),
+        (2, vec!["C-7".to_string(), "C-900001".to_string()])
+    );
+    assert!(
+        f.alerts()
+            .iter()
+            .any(|a| a["rule.id"] == "canary" && a["user.name"] == "p3.anna"),
+        "{:?}",
+        f.alerts()
+    );
+}
+
+#[test]
+fn finding_4_ambiguous_encodings_are_refused() {
+    let f = Fixture::start(FailMode::Open, 1024);
+    for path in [
+        "/api/v1/customers/C-1%2F..%2FC-900001",
+        "/api/v1/customers/C-1%5C",
+        "/api/v1/customers/C-1\\x",
+        "/api/v1/customers/C-1%00",
+        "/api/v1/customers/C-90000%2531",
+        "/api/v1/customers/C-%ff",
+        "/api/v1/customers/C-%zz",
+        "/../api/v1/customers/C-1",
+    ] {
+        let status = f.raw(&format!(
+            "GET {path} HTTP/1.1\r\nHost: x\r\nX-Account: p3.anna\r\nConnection: close\r\n\r\n"
+        ));
+        assert_eq!(status, 400, "{path}");
+    }
+    assert_eq!(
+        f.seen.requests.load(Ordering::Relaxed),
+        0,
+        "{:?}",
+        f.seen.paths.lock().unwrap()
+    );
+}
+
+#[test]
+fn with_encoded_paths_refused_only_canonical_paths_pass() {
+    let f = Fixture::start_with(DIRECTORY, FailMode::Open, 1024, |c| {
+        c.encoded_paths = vakt_event::routes::EncodedPaths::Refuse;
+    });
+    assert_eq!(f.get("p3.anna", "/api/v1/customers/C-1?q=%31", &[]).0, 200);
+    for path in ["/api/v1/customers/C-%31", "/api//v1/customers/C-1"] {
+        let (status, body, _) = f.get("p3.anna", path, &[]);
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("ambiguous_path"))
+        );
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("/api/v1/customers/C-1"),
+            "{body}"
+        );
+    }
+    assert_eq!(f.seen.requests.load(Ordering::Relaxed), 1);
+}
+
+#[test]
+fn finding_5_step_up_codes_lock_out_and_alert() {
+    let f = Fixture::start(FailMode::Open, 1024);
+    let secret = vakt_proxy::guard::new_totp_secret();
+    let mut l = Ledger::open(&f.data).unwrap();
+    l.set_totp_secret("p3.erik", &secret, Timestamp::now())
+        .unwrap();
+    l.close().unwrap();
+    f.decide("p3.erik", Action::StepUp);
+    let code = vakt_proxy::guard::totp_code(&secret).unwrap();
+    let wrong = format!(
+        "{:06}",
+        (code.parse::<u32>().unwrap() + 500_000) % 1_000_000
+    );
+    let mut locked_after = None;
+    for n in 1..=50 {
+        let (status, body, retry) = f.get(
+            "p3.erik",
+            "/api/v1/customers/C-1",
+            &[("X-Vakt-TOTP", &wrong)],
+        );
+        if status == 429 {
+            assert_eq!(body["error"], "step_up_locked", "{body}");
+            let retry: u64 = retry.expect("Retry-After").parse().unwrap();
+            assert!((60..=900).contains(&retry), "retry after {retry}");
+            locked_after = Some(n);
+            break;
+        }
+        assert_eq!(status, 401, "{body}");
+    }
+    let n = locked_after.expect("50 wrong codes and no lockout");
+    assert!(n <= 6, "locked out only after {n} wrong codes");
+    // Locked: even the right code is not checked now.
+    assert_eq!(
+        f.get(
+            "p3.erik",
+            "/api/v1/customers/C-1",
+            &[("X-Vakt-TOTP", &code)]
+        )
+        .0,
+        429
+    );
+    assert_eq!(f.seen.requests.load(Ordering::Relaxed), 0);
+    // Others are not affected.
+    assert_eq!(f.get("p3.anna", "/api/v1/customers/C-1", &[]).0, 200);
+    let (l, f) = f.finish();
+    let alerts = f.alerts();
+    let alert = alerts
+        .iter()
+        .find(|a| a["rule.id"] == "step_up_failures")
+        .unwrap_or_else(|| panic!("no step_up_failures alert in {alerts:?}"));
+    assert_eq!(alert["user.name"], "p3.erik");
+    assert_eq!(alert["source.ip"], "127.0.0.1");
+    assert_eq!(alert["severity"], "high");
+    // The alert went through the pipeline: recorded, and the policy decided.
+    assert!(l
+        .decisions(None)
+        .unwrap()
+        .iter()
+        .any(|d| d.value == "p3.erik"
+            && d.action == Action::Block
+            && d.reason.starts_with("step_up_failures ")));
+}
+
+/// Reads until the proxy closes the connection; how long that took.
+fn closed_within(s: &mut std::net::TcpStream, limit: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    s.set_read_timeout(Some(limit)).unwrap();
+    let mut buf = [0u8; 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return Some(start.elapsed()),
+            Ok(_) if start.elapsed() < limit => continue,
+            Ok(_) => return None,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                return Some(start.elapsed())
+            }
+            Err(_) => return None,
+        }
+    }
+}
+
+#[test]
+fn finding_9_half_sent_request_is_closed() {
+    let f = Fixture::start_with(DIRECTORY, FailMode::Open, 1024, |c| {
+        c.header_timeout = Duration::from_millis(300);
+    });
+    // Headers that never end, and a connection that never says anything.
+    let mut half = std::net::TcpStream::connect(f.proxy).unwrap();
+    half.write_all(b"GET /api/v1/customers/C-1 HTTP/1.1\r\nHost: x\r\nX-Acc")
+        .unwrap();
+    let mut silent = std::net::TcpStream::connect(f.proxy).unwrap();
+    let mut preface = std::net::TcpStream::connect(f.proxy).unwrap();
+    preface.write_all(b"PRI * HTTP/2.0\r\n").unwrap();
+    for (what, s) in [
+        ("half-sent headers", &mut half),
+        ("silence", &mut silent),
+        ("half an HTTP/2 preface", &mut preface),
+    ] {
+        let took = closed_within(s, Duration::from_secs(3))
+            .unwrap_or_else(|| panic!("{what}: still open after 3 s"));
+        assert!(
+            took < Duration::from_secs(2),
+            "{what}: closed after {took:?}"
+        );
+    }
+    // A client that keeps to the timeout is served as before.
+    assert_eq!(f.get("p3.anna", "/api/v1/customers/C-1", &[]).0, 200);
+}
+
+#[test]
+fn finding_9_connections_over_the_cap_wait_for_a_free_one() {
+    let f = Fixture::start_with(DIRECTORY, FailMode::Open, 1024, |c| {
+        c.max_connections = 2;
+        c.header_timeout = Duration::from_secs(5);
+    });
+    let idle: Vec<_> = (0..2)
+        .map(|_| std::net::TcpStream::connect(f.proxy).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    let mut third = std::net::TcpStream::connect(f.proxy).unwrap();
+    third
+        .write_all(
+            b"GET /api/v1/customers/C-1 HTTP/1.1\r\nHost: x\r\nX-Account: p3.anna\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let early = third.read_to_end(&mut answer);
+    assert!(
+        early.is_err() && answer.is_empty(),
+        "a third connection was served past a cap of two: {:?}",
+        String::from_utf8_lossy(&answer)
+    );
+    assert_eq!(f.seen.requests.load(Ordering::Relaxed), 0);
+    // One slot frees: the waiting connection is served.
+    drop(idle);
+    third
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let _ = third.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
 }

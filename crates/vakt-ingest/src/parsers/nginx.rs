@@ -10,6 +10,10 @@
 //! logs). Where the log names no account, the source address is the
 //! actor: `user.name` is the address.
 //!
+//! Paths are matched as the server resolved them (percent escapes decoded,
+//! `.`/`..` and repeated slashes resolved: `vakt_event::routes`); a path
+//! servers would read differently (`%2F`, `%2531`, ...) matches no route.
+//!
 //! The combined format is read with one `regex` (the line is regular and
 //! the regex crate is linear-time, so hostile lines cannot slow it down).
 
@@ -18,7 +22,7 @@ use chrono::DateTime;
 use regex::Regex;
 use std::net::IpAddr;
 use std::sync::OnceLock;
-use vakt_event::routes::Routes;
+use vakt_event::routes::{EncodedPaths, Routes, Target};
 use vakt_event::{AccessEvent, Action, Event, Origin, Outcome, Timestamp};
 
 pub const FORMAT: Format = Format {
@@ -96,11 +100,7 @@ impl WebLog {
         let (action, customer_ids, categories) = match self.routes.find(r.method, r.target) {
             Some((rt, c)) => (
                 rt.action.clone(),
-                if c.is_empty() {
-                    Vec::new()
-                } else {
-                    vec![c.to_owned()]
-                },
+                if c.is_empty() { Vec::new() } else { vec![c] },
                 rt.categories.clone(),
             ),
             None => (Action::Other("http".into()), Vec::new(), Vec::new()),
@@ -120,7 +120,13 @@ impl WebLog {
             customer_ids,
             categories,
             bytes: r.bytes,
-            url_path: Some(format!("{} {}", r.method, r.target)),
+            // Recorded as the server resolved it (`%31` is `1`), as written when ambiguous.
+            url_path: Some(format!(
+                "{} {}",
+                r.method,
+                Target::parse(r.target, EncodedPaths::Decode)
+                    .map_or_else(|_| r.target.to_owned(), |t| t.canonical())
+            )),
             origin: origin.clone(),
             ..Default::default()
         }))
@@ -287,6 +293,27 @@ action = "login"
             Some(Event::Access(a)) => a,
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn finding_4_percent_encoded_paths_are_matched_and_recorded_decoded() {
+        let mut p = parser(DIR, false);
+        let a = one(
+            &mut p,
+            r#"198.51.100.7 - r17.anna [04/Mar/2024:10:42:01 +0100] "GET //customers/./123%34?tab=1 HTTP/1.1" 200 5120 "-" "-""#,
+        );
+        assert_eq!(a.customer_ids, ["1234"]);
+        assert_eq!(a.url_path.as_deref(), Some("GET /customers/1234?tab=1"));
+        // Servers disagree on what `%2F` names: no route, the path as written.
+        let b = one(
+            &mut p,
+            r#"198.51.100.7 - r17.anna [04/Mar/2024:10:42:01 +0100] "GET /customers/1%2F..%2F2 HTTP/1.1" 200 5120 "-" "-""#,
+        );
+        assert_eq!(
+            (b.action, b.customer_ids.len()),
+            (Action::Other("http".into()), 0)
+        );
+        assert_eq!(b.url_path.as_deref(), Some("GET /customers/1%2F..%2F2"));
     }
 
     #[test]
