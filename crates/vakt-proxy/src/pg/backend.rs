@@ -3,7 +3,7 @@
 //! answer to its record and submits the access when it ends, and answers
 //! the proxy's own refusals in their turn.
 
-use super::gate::refusal_bytes;
+use super::gate::{refusal_bytes, Refusal};
 use super::pump::{make_room, write, Expect, MAX_NAMED, READ_CHUNK};
 use super::record::{self, Acc, Stmt};
 use super::session::Ctx;
@@ -13,7 +13,7 @@ use bytes::{Buf, BytesMut};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 use vakt_event::{Action, Outcome};
@@ -29,6 +29,8 @@ pub(super) struct Backend {
     described: HashMap<String, Arc<[Column]>>,
     status: u8,
     ready_once: bool,
+    /// A `FATAL` error the client pump asked for, to write at once.
+    fatal: Option<Refusal>,
 }
 
 impl Backend {
@@ -42,6 +44,7 @@ impl Backend {
             described: HashMap::new(),
             status: b'I',
             ready_once: false,
+            fatal: None,
         }
     }
 
@@ -59,8 +62,9 @@ impl Backend {
                 biased;
                 e = self.rx.recv(), if rx_open => match e {
                     Some(e) => {
-                        self.queue.push_back(e);
+                        self.expect(e);
                         self.take_expected();
+                        self.answer_fatal(&mut client).await?;
                         self.answer_refusals(&mut client).await?;
                     }
                     None => rx_open = false,
@@ -71,9 +75,10 @@ impl Backend {
                         return Ok(());
                     }
                     self.take_expected();
+                    self.answer_fatal(&mut client).await?;
                     let (mut pos, mut from) = (0, 0);
                     loop {
-                        let (frame, len) = wire::next_frame(&buf[pos..])?;
+                        let (frame, len) = wire::next_frame(&buf[pos..], wire::MAX_MESSAGE)?;
                         let Some(frame) = frame else {
                             want = len;
                             break;
@@ -96,8 +101,26 @@ impl Backend {
     /// Everything the client pump has announced so far.
     fn take_expected(&mut self) {
         while let Ok(e) = self.rx.try_recv() {
-            self.queue.push_back(e);
+            self.expect(e);
         }
+    }
+
+    fn expect(&mut self, e: Expect) {
+        match e {
+            Expect::Fatal(r) => self.fatal = Some(r),
+            e => self.queue.push_back(e),
+        }
+    }
+
+    /// A `FATAL` error from the client pump goes out at once, between whole
+    /// messages, and ends the connection.
+    async fn answer_fatal(&mut self, client: &mut OwnedWriteHalf) -> Result<(), PgError> {
+        let Some(r) = self.fatal.take() else {
+            return Ok(());
+        };
+        write(client, &refusal_bytes(&r, "FATAL")).await?;
+        let _ = client.shutdown().await;
+        Err(PgError::Fatal(r.message))
     }
 
     /// Answers the refusals at the head of the queue (all before them is answered).
@@ -172,7 +195,11 @@ impl Backend {
             }
             b'Z' => {
                 self.status = wire::ready_status(f.body)?;
-                self.ready_once = true;
+                if !self.ready_once {
+                    // Before this reaches the client, so its next message is let through.
+                    self.ctx.logged_in.store(true, Ordering::Release);
+                    self.ready_once = true;
+                }
                 if self.queue.iter().any(|e| matches!(e, Expect::Sync)) {
                     while let Some(e) = self.queue.pop_front() {
                         if matches!(e, Expect::Sync) {

@@ -32,8 +32,20 @@ enum Batch {
     Refused(Refusal),
 }
 
+/// How long a connection ended with a `FATAL` error waits for the client to take it.
+const FATAL_WAIT: Duration = Duration::from_secs(5);
+
+fn before_login(ty: u8) -> PgError {
+    PgError::Malformed(format!(
+        "a `{}` message came before login, where only startup and authentication messages may",
+        wire::printable(ty)
+    ))
+}
+
 pub(super) struct Frontend {
     ctx: Arc<Ctx>,
+    /// Past the first `ReadyForQuery` (cached from [`Ctx::logged_in`]).
+    logged_in: bool,
     tx: mpsc::UnboundedSender<Expect>,
     prepared: HashMap<String, Arc<Stmt>>,
     /// Portal -> (statement name, result format codes).
@@ -49,6 +61,7 @@ impl Frontend {
     pub(super) fn new(ctx: Arc<Ctx>, tx: mpsc::UnboundedSender<Expect>) -> Frontend {
         Frontend {
             ctx,
+            logged_in: false,
             tx,
             prepared: HashMap::new(),
             portals: HashMap::new(),
@@ -76,12 +89,32 @@ impl Frontend {
             }
             let (mut pos, mut from) = (0, 0);
             loop {
-                let (frame, len) = wire::next_frame(&buf[pos..])?;
+                if !self.logged_in {
+                    self.logged_in = self.ctx.logged_in();
+                }
+                let max = if self.logged_in {
+                    self.ctx.shared.config.max_message
+                } else {
+                    // Refused on its type byte, before its length is even read.
+                    match buf.get(pos) {
+                        Some(b'p' | b'X') | None => {}
+                        Some(&ty) => return self.fatal(before_login(ty)).await,
+                    }
+                    wire::MAX_AUTH_MESSAGE
+                };
+                let (frame, len) = match wire::next_frame(&buf[pos..], max) {
+                    Ok(f) => f,
+                    Err(e) => return self.fatal(e).await,
+                };
                 let Some(frame) = frame else {
                     want = len;
                     break;
                 };
-                match self.on_frame(frame)? {
+                let fwd = match self.on_frame(frame) {
+                    Ok(fwd) => fwd,
+                    Err(e) => return self.fatal(e).await,
+                };
+                match fwd {
                     Fwd::Forward => {}
                     Fwd::Drop => {
                         write(&mut up, &buf[from..pos]).await?;
@@ -103,6 +136,32 @@ impl Frontend {
     fn send(&self, e: Expect) {
         // The server pump only goes away with the connection.
         let _ = self.tx.send(e);
+    }
+
+    /// Ends the connection over `e`: the server pump writes a `FATAL`
+    /// error saying why and closes; this side reads no more meanwhile.
+    async fn fatal(&self, e: PgError) -> Result<(), PgError> {
+        let r = match &e {
+            PgError::TooLarge { .. } if self.logged_in => Refusal {
+                code: "54000",
+                message: format!("vakt's proxy refuses {e}"),
+                detail: None,
+                hint: Some(
+                    "send less in one message, or ask the operator to raise `vakt proxy pg --max-message`"
+                        .into(),
+                ),
+            },
+            _ => Refusal {
+                code: "08P01",
+                message: format!("vakt's proxy refuses the connection: {e}"),
+                detail: None,
+                hint: None,
+            },
+        };
+        self.send(Expect::Fatal(r));
+        // Bounded: a client that reads nothing cannot hold the connection open.
+        tokio::time::sleep(FATAL_WAIT).await;
+        Err(e)
     }
 
     /// The verdict for the batch this extended-protocol message belongs to.
@@ -127,7 +186,23 @@ impl Frontend {
         Ok(match f.ty {
             b'Q' => {
                 let text = wire::query(f.body)?;
-                let stmts: Vec<Arc<Stmt>> = sql::scan(&text)
+                let max = self.ctx.shared.config.max_query_statements;
+                let (scanned, complete) = sql::scan_at_most(&text, max);
+                if !complete {
+                    self.send(Expect::Refusal(Refusal {
+                        code: "54000",
+                        message: format!(
+                            "vakt's proxy refuses a query of more than {max} statements"
+                        ),
+                        detail: None,
+                        hint: Some(
+                            "send the statements in several queries, or ask the operator to raise `vakt proxy pg --max-query-statements`"
+                                .into(),
+                        ),
+                    }));
+                    return Ok(Fwd::Drop);
+                }
+                let stmts: Vec<Arc<Stmt>> = scanned
                     .iter()
                     .map(|s| self.ctx.shared.statement(&text, s))
                     .collect();

@@ -45,6 +45,23 @@
 //! sink fails closed and the engine is behind, requests are refused with
 //! `57P03` and recorded as failures.
 //!
+//! Bounds: nothing is read or held for a client on the strength of a
+//! length it announced. The startup packet may be 10,000 bytes (as in
+//! PostgreSQL). Until the server's first `ReadyForQuery` the client may
+//! send only password, SASL and GSS messages (type `p`) and `Terminate`,
+//! each at most 65,539 bytes (PostgreSQL's 65,535-byte cap on an
+//! authentication message, plus the length field); any other message
+//! ends the connection with a `FATAL` error (`08P01`) as soon as its type
+//! byte arrives, so an unauthenticated client costs at most a read buffer.
+//! After login a message may be [`PgProxyConfig::max_message`] bytes (64
+//! MiB by default; the proxy holds each message whole, so this bounds what
+//! one connection can make it hold); a longer one ends the connection with
+//! a `FATAL` error (`54000`) once its header is in. Read buffers grow with
+//! the bytes that come, never with an announced length. A simple query
+//! may hold [`PgProxyConfig::max_query_statements`] statements (10,000 by
+//! default); one with more is refused with `54000` and the session goes
+//! on. The server's messages are capped at PostgreSQL's own 1 GiB.
+//!
 //! `SSLRequest` and `GSSENCRequest` are answered `N`: clients with
 //! `sslmode=prefer` (the default) carry on in plain text; `require` fails.
 //! Authentication (SCRAM-SHA-256, md5, password, trust) passes through
@@ -95,6 +112,7 @@ use tokio::task::JoinSet;
 use vakt_event::Directory;
 
 pub use sql::{scan, Scanned, Verb};
+pub use wire::MAX_MESSAGE;
 
 /// Why a connection ended early, or the proxy could not start.
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +126,11 @@ pub enum PgError {
     Upstream { upstream: String, reason: String },
     #[error("{0}")]
     Malformed(String),
+    #[error("a `{ty}` message of {len} bytes is over the limit of {max} bytes")]
+    TooLarge { ty: char, len: usize, max: usize },
+    /// The proxy ended the connection with a `FATAL` error saying this.
+    #[error("{0}")]
+    Fatal(String),
     #[error("timed out waiting for {0}")]
     Timeout(&'static str),
 }
@@ -123,6 +146,14 @@ pub struct PgTable {
     pub name: String,
     pub categories: Vec<String>,
 }
+
+/// [`PgProxyConfig::max_message`] by default: 64 MiB. PostgreSQL takes up
+/// to 1 GiB, but the proxy holds each message whole, so 1 GiB would let
+/// every connection cost 1 GiB; 64 MiB passes any query text and all but
+/// the largest `bytea` parameters, and is one setting away from 1 GiB.
+pub const DEFAULT_MAX_MESSAGE: usize = 64 << 20;
+/// [`PgProxyConfig::max_query_statements`] by default.
+pub const DEFAULT_MAX_QUERY_STATEMENTS: usize = 10_000;
 
 #[derive(Clone, Debug)]
 pub struct PgProxyConfig {
@@ -146,12 +177,24 @@ pub struct PgProxyConfig {
     pub startup_timeout: Duration,
     /// After shutdown, how long open connections may go on before they are cut.
     pub shutdown_grace: Duration,
+    /// The longest message a logged-in client may send, in bytes (the
+    /// length field, which counts itself but not the type byte). The proxy
+    /// holds a whole message in memory to look at it, so this is what one
+    /// connection can make it hold; a longer message ends the connection
+    /// with a `FATAL` error (SQLSTATE `54000`). At most PostgreSQL's own
+    /// limit of 1 GiB.
+    pub max_message: usize,
+    /// The most statements one simple `Query` may hold; a query with more is
+    /// refused with SQLSTATE `54000` and the session goes on. Each statement
+    /// is scanned and recorded, and counted by a throttle.
+    pub max_query_statements: usize,
 }
 
 impl PgProxyConfig {
     /// Defaults: throttle waits capped at 5 s, 100,000 customer ids per
     /// statement, 10 s to connect upstream, 30 s for a startup packet, 30 s
-    /// of grace at shutdown; no key columns or tables.
+    /// of grace at shutdown, messages up to 64 MiB, 10,000 statements per
+    /// simple query; no key columns or tables.
     pub fn new(listen: SocketAddr, upstream: impl Into<String>) -> Self {
         PgProxyConfig {
             listen,
@@ -163,6 +206,8 @@ impl PgProxyConfig {
             connect_timeout: Duration::from_secs(10),
             startup_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),
+            max_message: DEFAULT_MAX_MESSAGE,
+            max_query_statements: DEFAULT_MAX_QUERY_STATEMENTS,
         }
     }
 
