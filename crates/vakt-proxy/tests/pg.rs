@@ -551,8 +551,43 @@ fn cstrs(parts: &[&str]) -> Vec<u8> {
     v
 }
 
+fn m_parse(name: &str, sql: &str) -> Vec<u8> {
+    let mut b = cstrs(&[name, sql]);
+    b.extend_from_slice(&0i16.to_be_bytes());
+    msg(b'P', &b)
+}
+
+fn m_bind(portal: &str, statement: &str) -> Vec<u8> {
+    let mut b = cstrs(&[portal, statement]);
+    for _ in 0..3 {
+        b.extend_from_slice(&0i16.to_be_bytes()); // no formats, parameters, result formats
+    }
+    msg(b'B', &b)
+}
+
+/// `Describe` of a portal: its RowDescription names the key columns.
+fn m_describe_portal(portal: &str) -> Vec<u8> {
+    let mut b = vec![b'P'];
+    b.extend(cstrs(&[portal]));
+    msg(b'D', &b)
+}
+
+fn m_execute(portal: &str) -> Vec<u8> {
+    let mut b = cstrs(&[portal]);
+    b.extend_from_slice(&0i32.to_be_bytes());
+    msg(b'E', &b)
+}
+
 fn m_query(sql: &str) -> Vec<u8> {
     msg(b'Q', &cstrs(&[sql]))
+}
+
+fn m_sync() -> Vec<u8> {
+    msg(b'S', b"")
+}
+
+fn m_flush() -> Vec<u8> {
+    msg(b'H', b"")
 }
 
 /// A field (`C` SQLSTATE, `S` severity, `M` message) of an `ErrorResponse`.
@@ -637,6 +672,10 @@ impl Raw {
             }
         }
     }
+}
+
+fn types(got: &[(u8, Vec<u8>)]) -> String {
+    got.iter().map(|(t, _)| *t as char).collect()
 }
 
 // ------------------------------------------------------------------ the tests
@@ -1114,6 +1153,147 @@ async fn fail_closed_refuses_with_57p03_while_the_engine_is_stuck_and_records_ev
 }
 
 // ------------------------------------- findings of a security review, kept fixed
+
+/// Finding 1: the guard was asked only at the first message after a
+/// `Sync`, so a batch opened before a block kept reading after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn finding_1_blocked_account_cannot_read_in_an_open_extended_batch() {
+    let pg = cluster();
+    let mut proxy = Proxy::start(&pg, DIRECTORY, |_, _| {}).await;
+    let mut c = Raw::login(proxy.addr, "trusty").await;
+    // A batch opened before the block: one read, flushed, no Sync.
+    let read = "SELECT customer_id, name FROM customers WHERE customer_id = 'C-1'";
+    c.send(
+        &[
+            m_parse("s1", read),
+            m_bind("", "s1"),
+            m_describe_portal(""),
+            m_execute(""),
+            m_flush(),
+        ]
+        .concat(),
+    )
+    .await;
+    let got = c.until(b'C').await;
+    assert_eq!(types(&got), "12TDC");
+
+    proxy.block("trusty");
+    tokio::time::sleep(Duration::from_millis(600)).await; // the guard re-reads decisions
+                                                          // The same batch goes on: neither the read nor a change may reach the server.
+    c.send(
+        &[
+            m_bind("", "s1"),
+            m_execute(""),
+            m_parse(
+                "s2",
+                "INSERT INTO customers_staging VALUES ('F1-1', 'x', 'y')",
+            ),
+            m_bind("p2", "s2"),
+            m_execute("p2"),
+            m_flush(),
+        ]
+        .concat(),
+    )
+    .await;
+    let got = c.until(b'E').await;
+    assert!(!types(&got).contains('D'), "rows after the block: {got:?}");
+    let (_, err) = got.last().unwrap();
+    assert_eq!(error_field(err, b'C').as_deref(), Some("42501"));
+    assert!(error_field(err, b'M')
+        .unwrap()
+        .contains("\"trusty\" is blocked by vakt"));
+    // As PostgreSQL after an error: the rest is discarded up to Sync, then ReadyForQuery.
+    c.send(&m_sync()).await;
+    assert_eq!(types(&c.until(b'Z').await), "Z");
+    // The next batch is refused at its first execution.
+    c.send(&[m_bind("", "s1"), m_execute(""), m_sync()].concat())
+        .await;
+    let got = c.until(b'Z').await;
+    assert!(!types(&got).contains('D'), "{got:?}");
+    assert!(types(&got).ends_with("EZ"), "{got:?}");
+    drop(c);
+
+    let direct = connect(pg.port, "erik", "erik-pw").await.unwrap();
+    let n: i64 = direct
+        .query_one(
+            "SELECT count(*) FROM customers_staging WHERE customer_id = 'F1-1'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 0, "a refused statement reached the server");
+    drop(direct);
+    proxy.stop().await;
+    assert_eq!(proxy.customers("trusty"), strings(&["C-1"]));
+    assert_eq!(
+        proxy.entries("trusty"),
+        vec![
+            ("lookup".into(), 1),
+            ("lookup".into(), 0),
+            ("update".into(), 0),
+            ("lookup".into(), 0)
+        ]
+    );
+}
+
+/// Finding 1: a throttle counted batches and simple queries, so one
+/// message could carry any number of statements for one allowance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn finding_1_throttle_counts_statements() {
+    let pg = cluster();
+    let mut proxy = Proxy::start(&pg, DIRECTORY, |c, g| {
+        c.throttle_delay = Duration::from_millis(400);
+        g.throttle_per_minute = 2;
+    })
+    .await;
+    let mut c = Raw::login(proxy.addr, "trusty").await;
+    c.send(
+        &[
+            m_parse("s1", "SELECT name FROM customers WHERE customer_id = 'C-1'"),
+            m_sync(),
+        ]
+        .concat(),
+    )
+    .await;
+    c.until(b'Z').await;
+    proxy.decide("trusty", Action::Throttle);
+    tokio::time::sleep(Duration::from_millis(600)).await; // the guard re-reads decisions
+
+    // Three statements in one query: two on the allowance, the third held back.
+    let start = Instant::now();
+    c.send(&m_query(
+        "SELECT name FROM customers WHERE customer_id = 'C-1'; \
+         SELECT name FROM customers WHERE customer_id = 'C-2'; \
+         SELECT name FROM customers WHERE customer_id = 'C-3'",
+    ))
+    .await;
+    let got = c.until(b'Z').await;
+    let took = start.elapsed();
+    assert_eq!(types(&got).matches('C').count(), 3, "{got:?}");
+    assert!(
+        took >= Duration::from_millis(350) && took < Duration::from_secs(3),
+        "three statements over an allowance of two took {took:?}"
+    );
+    // Three executions in one batch: each held back.
+    let start = Instant::now();
+    let mut batch = Vec::new();
+    for _ in 0..3 {
+        batch.extend(m_bind("", "s1"));
+        batch.extend(m_execute(""));
+    }
+    batch.extend(m_sync());
+    c.send(&batch).await;
+    let got = c.until(b'Z').await;
+    let took = start.elapsed();
+    assert_eq!(types(&got).matches('C').count(), 3, "{got:?}");
+    assert!(
+        took >= Duration::from_millis(1100) && took < Duration::from_secs(4),
+        "three throttled executions in one batch took {took:?}"
+    );
+    drop(c);
+    proxy.stop().await;
+}
 
 /// Finding 6: before login the proxy buffered a message of any announced
 /// length (a 10 MB `Query` took it from 34 MB to 874 MB).

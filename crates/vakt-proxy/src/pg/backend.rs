@@ -65,7 +65,7 @@ impl Backend {
                         self.expect(e);
                         self.take_expected();
                         self.answer_fatal(&mut client).await?;
-                        self.answer_refusals(&mut client).await?;
+                        self.answer_own(&mut client).await?;
                     }
                     None => rx_open = false,
                 },
@@ -83,12 +83,12 @@ impl Backend {
                             want = len;
                             break;
                         };
-                        let ready = self.on_frame(frame)?;
+                        self.on_frame(frame)?;
                         pos += frame.len;
-                        if ready && matches!(self.queue.front(), Some(Expect::Refusal(_))) {
+                        if matches!(self.queue.front(), Some(Expect::Error(_) | Expect::Ready)) {
                             write(&mut client, &buf[from..pos]).await?;
                             from = pos;
-                            self.answer_refusals(&mut client).await?;
+                            self.answer_own(&mut client).await?;
                         }
                     }
                     write(&mut client, &buf[from..pos]).await?;
@@ -123,19 +123,23 @@ impl Backend {
         Err(PgError::Fatal(r.message))
     }
 
-    /// Answers the refusals at the head of the queue (all before them is answered).
-    async fn answer_refusals(&mut self, client: &mut OwnedWriteHalf) -> Result<(), PgError> {
-        while let Some(Expect::Refusal(r)) = self.queue.front() {
-            let mut out = refusal_bytes(r, "ERROR");
-            wire::ready_for_query(self.status, &mut out);
+    /// Answers what the proxy answers itself at the head of the queue
+    /// (everything before it is answered).
+    async fn answer_own(&mut self, client: &mut OwnedWriteHalf) -> Result<(), PgError> {
+        let mut out = BytesMut::new();
+        loop {
+            match self.queue.front() {
+                Some(Expect::Error(r)) => out.extend_from_slice(&refusal_bytes(r, "ERROR")),
+                Some(Expect::Ready) => wire::ready_for_query(self.status, &mut out),
+                _ => break,
+            }
             self.queue.pop_front();
-            write(client, &out).await?;
         }
-        Ok(())
+        write(client, &out).await
     }
 
-    /// Looks at one server message; `true` after a `ReadyForQuery`.
-    fn on_frame(&mut self, f: Frame<'_>) -> Result<bool, PgError> {
+    /// Looks at one server message.
+    fn on_frame(&mut self, f: Frame<'_>) -> Result<(), PgError> {
         match f.ty {
             b'D' => self.data_row(f.body)?,
             b'd' if self.acc.copy_out => self.acc.copy_rows += 1,
@@ -157,6 +161,11 @@ impl Backend {
                     if let Some(name) = name.clone() {
                         self.remember(name, Arc::from(Vec::new()));
                     }
+                    self.queue.pop_front();
+                }
+            }
+            b'2' => {
+                if let Some(Expect::Bind) = self.queue.front() {
                     self.queue.pop_front();
                 }
             }
@@ -209,11 +218,10 @@ impl Backend {
                 }
                 self.simple_at = 0;
                 self.acc.reset();
-                return Ok(true);
             }
             _ => {}
         }
-        Ok(false)
+        Ok(())
     }
 
     fn remember(&mut self, name: String, keys: Arc<[Column]>) {
@@ -302,7 +310,7 @@ impl Backend {
         let failed = self
             .queue
             .iter()
-            .take_while(|e| !matches!(e, Expect::Sync | Expect::Refusal(_)))
+            .take_while(|e| !matches!(e, Expect::Sync | Expect::Ready))
             .position(|e| matches!(e, Expect::Simple(_) | Expect::Execute { .. }));
         if let Some(i) = failed {
             for _ in 0..i {
@@ -314,7 +322,7 @@ impl Backend {
         while self
             .queue
             .front()
-            .is_some_and(|e| !matches!(e, Expect::Sync | Expect::Refusal(_)))
+            .is_some_and(|e| !matches!(e, Expect::Sync | Expect::Ready))
         {
             self.queue.pop_front();
         }

@@ -1,8 +1,9 @@
-//! The client pump: reads requests, takes the guard's verdict per request
-//! or extended-protocol batch, forwards or drops them, and tells the server
-//! pump what each forwarded request will be answered with.
+//! The client pump: reads requests, takes the guard's verdict per
+//! statement (each of a simple query, each `Parse` and `Execute`), forwards
+//! or drops them, and tells the server pump what each forwarded request
+//! will be answered with.
 
-use super::gate::{gate, Gate, Refusal};
+use super::gate::{gate, gate_statements, Gate, Refusal};
 use super::pump::{make_room, write, Expect, MAX_NAMED, READ_CHUNK};
 use super::record::Stmt;
 use super::session::Ctx;
@@ -21,16 +22,14 @@ use tokio::sync::mpsc;
 enum Fwd {
     Forward,
     Drop,
+    /// Dropped, and a `Flush` sent in its place: answers to the batch's
+    /// earlier messages come now, as PostgreSQL flushes after an error.
+    DropAndFlush,
     Delay(Duration),
 }
 
-/// The verdict for the extended-protocol batch under way.
-enum Batch {
-    /// No message since the last `Sync`.
-    Fresh,
-    Pass,
-    Refused(Refusal),
-}
+/// A `Flush` message.
+const FLUSH: [u8; 5] = [b'H', 0, 0, 0, 4];
 
 /// How long a connection ended with a `FATAL` error waits for the client to take it.
 const FATAL_WAIT: Duration = Duration::from_secs(5);
@@ -50,7 +49,11 @@ pub(super) struct Frontend {
     prepared: HashMap<String, Arc<Stmt>>,
     /// Portal -> (statement name, result format codes).
     portals: HashMap<String, (String, Arc<[i16]>)>,
-    batch: Batch,
+    /// The extended-protocol batch under way was refused: the rest up to
+    /// `Sync` is discarded.
+    batch_refused: bool,
+    /// Something of the batch under way was forwarded.
+    batch_forwarded: bool,
     /// Statements and portals of a refused batch (never reached the
     /// server), to name what an `Execute` in it would have run.
     dropped_statements: HashMap<String, Arc<Stmt>>,
@@ -65,7 +68,8 @@ impl Frontend {
             tx,
             prepared: HashMap::new(),
             portals: HashMap::new(),
-            batch: Batch::Fresh,
+            batch_refused: false,
+            batch_forwarded: false,
             dropped_statements: HashMap::new(),
             dropped_portals: HashMap::new(),
         }
@@ -120,6 +124,11 @@ impl Frontend {
                         write(&mut up, &buf[from..pos]).await?;
                         from = pos + frame.len;
                     }
+                    Fwd::DropAndFlush => {
+                        write(&mut up, &buf[from..pos]).await?;
+                        write(&mut up, &FLUSH).await?;
+                        from = pos + frame.len;
+                    }
                     Fwd::Delay(d) => {
                         write(&mut up, &buf[from..pos]).await?;
                         from = pos;
@@ -164,32 +173,46 @@ impl Frontend {
         Err(e)
     }
 
-    /// The verdict for the batch this extended-protocol message belongs to.
-    fn batch_gate(&mut self) -> Fwd {
-        if let Batch::Fresh = self.batch {
-            self.batch = match gate(&self.ctx) {
-                Gate::Pass => Batch::Pass,
-                Gate::Delay(d) => {
-                    self.batch = Batch::Pass;
-                    return Fwd::Delay(d);
-                }
-                Gate::Refuse(r) => Batch::Refused(r),
-            };
-        }
-        match self.batch {
-            Batch::Refused(_) => Fwd::Drop,
-            _ => Fwd::Forward,
-        }
+    /// Refuses the rest of the extended-protocol batch under way, as
+    /// PostgreSQL does after an error: the client gets the error in its
+    /// turn, and everything up to `Sync` is discarded.
+    fn refuse_batch(&mut self, r: Refusal) {
+        self.batch_refused = true;
+        self.send(Expect::Error(r));
     }
 
     fn on_frame(&mut self, f: Frame<'_>) -> Result<Fwd, PgError> {
+        if self.batch_refused {
+            return Ok(match f.ty {
+                b'S' => {
+                    self.batch_refused = false;
+                    self.dropped_statements.clear();
+                    self.dropped_portals.clear();
+                    // To the server when part of the batch reached it, so it ends it too.
+                    if std::mem::take(&mut self.batch_forwarded) {
+                        self.send(Expect::Sync);
+                        Fwd::Forward
+                    } else {
+                        self.send(Expect::Ready);
+                        Fwd::Drop
+                    }
+                }
+                b'X' => Fwd::Forward,
+                b'P' | b'B' | b'E' => {
+                    self.refused(f)?;
+                    Fwd::Drop
+                }
+                // Discarded, as PostgreSQL discards everything up to Sync after an error.
+                _ => Fwd::Drop,
+            });
+        }
         Ok(match f.ty {
             b'Q' => {
                 let text = wire::query(f.body)?;
                 let max = self.ctx.shared.config.max_query_statements;
                 let (scanned, complete) = sql::scan_at_most(&text, max);
                 if !complete {
-                    self.send(Expect::Refusal(Refusal {
+                    self.send(Expect::Error(Refusal {
                         code: "54000",
                         message: format!(
                             "vakt's proxy refuses a query of more than {max} statements"
@@ -200,18 +223,21 @@ impl Frontend {
                                 .into(),
                         ),
                     }));
+                    self.send(Expect::Ready);
                     return Ok(Fwd::Drop);
                 }
                 let stmts: Vec<Arc<Stmt>> = scanned
                     .iter()
                     .map(|s| self.ctx.shared.statement(&text, s))
                     .collect();
-                match gate(&self.ctx) {
+                // Each statement asks the guard: a throttle counts statements, not queries.
+                match gate_statements(&self.ctx, stmts.len()) {
                     Gate::Refuse(r) => {
                         for s in &stmts {
                             self.ctx.submit_refused(s);
                         }
-                        self.send(Expect::Refusal(r));
+                        self.send(Expect::Error(r));
+                        self.send(Expect::Ready);
                         Fwd::Drop
                     }
                     g => {
@@ -227,7 +253,8 @@ impl Frontend {
             b'F' => match gate(&self.ctx) {
                 // A function call (fast path): answered with ReadyForQuery too.
                 Gate::Refuse(r) => {
-                    self.send(Expect::Refusal(r));
+                    self.send(Expect::Error(r));
+                    self.send(Expect::Ready);
                     Fwd::Drop
                 }
                 g => {
@@ -238,27 +265,38 @@ impl Frontend {
                     }
                 }
             },
-            b'P' | b'B' | b'D' | b'E' | b'C' | b'H' => {
-                let fwd = self.batch_gate();
-                if matches!(fwd, Fwd::Drop) {
+            // Every statement prepared and every execution asks the guard,
+            // however long the batch has been open.
+            b'P' | b'E' => match gate(&self.ctx) {
+                Gate::Refuse(r) => {
+                    self.refuse_batch(r);
                     self.refused(f)?;
-                } else {
+                    if self.batch_forwarded {
+                        Fwd::DropAndFlush
+                    } else {
+                        Fwd::Drop
+                    }
+                }
+                g => {
                     self.extended(f)?;
-                }
-                fwd
-            }
-            b'S' => match std::mem::replace(&mut self.batch, Batch::Fresh) {
-                Batch::Refused(r) => {
-                    self.dropped_statements.clear();
-                    self.dropped_portals.clear();
-                    self.send(Expect::Refusal(r));
-                    Fwd::Drop
-                }
-                _ => {
-                    self.send(Expect::Sync);
-                    Fwd::Forward
+                    self.batch_forwarded = true;
+                    match g {
+                        // Executions are held back; a Parse reads nothing.
+                        Gate::Delay(d) if f.ty == b'E' => Fwd::Delay(d),
+                        _ => Fwd::Forward,
+                    }
                 }
             },
+            b'B' | b'D' | b'C' | b'H' => {
+                self.extended(f)?;
+                self.batch_forwarded = true;
+                Fwd::Forward
+            }
+            b'S' => {
+                self.batch_forwarded = false;
+                self.send(Expect::Sync);
+                Fwd::Forward
+            }
             // Terminate, CopyData/CopyDone/CopyFail, password and SASL messages.
             _ => Fwd::Forward,
         })
@@ -315,6 +353,7 @@ impl Frontend {
                 }
                 self.portals
                     .insert(b.portal, (b.statement, b.result_formats.into()));
+                self.send(Expect::Bind);
             }
             b'D' => {
                 let (kind, name) = wire::target(f.body, "Describe")?;

@@ -33,17 +33,30 @@
 //! (100,000 by default); the row count still counts every row.
 //!
 //! Enforcement: the [`Guard`]'s verdict for (user, client address) is taken
-//! at the startup packet, at each simple `Query` (and function call) and at
-//! the first message of each extended-protocol batch (up to `Sync`).
-//! `Block`, and `StepUp` (a second factor cannot be asked for on this
-//! protocol), refuse: the statement is not forwarded, the client gets an
-//! `ErrorResponse` with SQLSTATE `42501` saying why, until when and whom to
-//! contact, then `ReadyForQuery` with the last transaction status; in an
-//! extended batch everything up to `Sync` is discarded and answered so. At
-//! startup the refusal is a `FATAL`. `Throttle` holds the request back for
-//! the guard's wait, capped at [`PgProxyConfig::throttle_delay`]. When the
-//! sink fails closed and the engine is behind, requests are refused with
-//! `57P03` and recorded as failures.
+//! at the startup packet, for each statement of a simple `Query`, at each
+//! function call, and at each `Parse` and each `Execute` of the extended
+//! protocol, however long its batch has been open (a client that never
+//! sends `Sync` is checked all the same). `Block`, and `StepUp` (a second
+//! factor cannot be asked for on this protocol), refuse: the client gets
+//! an `ErrorResponse` with SQLSTATE `42501` saying why, until when and
+//! whom to contact. A refused simple query is not forwarded and is
+//! answered with `ReadyForQuery` (the last transaction status). In an
+//! extended batch the refused message and everything after it up to
+//! `Sync` are discarded, as PostgreSQL discards after an error: answers to
+//! the batch's earlier messages come first (the proxy sends the server a
+//! `Flush` for them), then the error; the `Sync` goes to the server when
+//! part of the batch reached it, else the proxy answers `ReadyForQuery`.
+//! The statements the server already ran in that batch are not undone: in
+//! an implicit transaction the `Sync` commits them, where PostgreSQL's own
+//! error would have rolled them back. Refused executions are recorded as
+//! failed accesses. At startup the refusal is a `FATAL`. `Throttle` holds
+//! a statement back for the guard's wait, capped at
+//! [`PgProxyConfig::throttle_delay`]; it counts statements, not requests:
+//! each statement of a simple query and each `Execute` takes one
+//! allowance, and a query's waits add up. A `Parse` is never held back,
+//! but since asking the guard takes an allowance, one spends one too. When
+//! the sink fails closed and the engine is behind, requests are refused
+//! with `57P03` and recorded as failures.
 //!
 //! Bounds: nothing is read or held for a client on the strength of a
 //! length it announced. The startup packet may be 10,000 bytes (as in

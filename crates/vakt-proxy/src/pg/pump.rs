@@ -3,8 +3,9 @@
 //! in order, what each forwarded request will be answered with
 //! ([`Expect`]), so the server pump knows which statement a `DataRow`
 //! or `CommandComplete` belongs to. A refusal the proxy answers itself
-//! travels the same queue ([`Expect::Refusal`]), so it reaches the client
-//! after the answers to everything sent before it.
+//! travels the same queue ([`Expect::Error`], [`Expect::Ready`]), so it
+//! reaches the client after the answers to everything sent before it, and
+//! before the answers to anything after.
 
 use super::gate::Refusal;
 use super::record::Stmt;
@@ -27,6 +28,8 @@ pub(super) enum Expect {
     Simple(Vec<Arc<Stmt>>),
     /// `ParseComplete` (forget what was described under the name).
     Parse(String),
+    /// `BindComplete`.
+    Bind,
     /// `RowDescription` or `NoData`, for a statement (by name) or a portal's statement.
     Describe(Option<String>),
     /// Rows, then `CommandComplete`, `EmptyQueryResponse` or `PortalSuspended`.
@@ -39,8 +42,11 @@ pub(super) enum Expect {
     Close(Option<String>),
     /// `ReadyForQuery`, after `Sync`, a simple query or a function call.
     Sync,
-    /// Answered by the proxy, after everything before it.
-    Refusal(Refusal),
+    /// An `ErrorResponse` the proxy answers itself, after everything before it.
+    Error(Refusal),
+    /// A `ReadyForQuery` the proxy answers itself (with the last
+    /// transaction status), for a request that never reached the server.
+    Ready,
     /// Written by the proxy at once as a `FATAL` error; the connection ends.
     Fatal(Refusal),
 }
