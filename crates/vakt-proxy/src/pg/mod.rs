@@ -106,6 +106,7 @@
 
 mod backend;
 mod conn;
+mod decode;
 mod frontend;
 mod gate;
 mod pump;
@@ -124,6 +125,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use vakt_event::Directory;
 
+pub use decode::{decode_backend, decode_frontend};
 pub use sql::{scan, Scanned, Verb};
 pub use wire::MAX_MESSAGE;
 
