@@ -97,7 +97,9 @@
 //! Limits and blind spots: no TLS on either side yet (put the proxy next to
 //! the database, or on a loopback or private network); no pooling; customer
 //! ids come only from result columns named like a key column (an alias,
-//! `SELECT customer_id AS id`, or a key inside an expression hides them),
+//! `SELECT customer_id AS id`, or a key inside an expression hides them;
+//! so does running a prepared statement never described on the
+//! connection, since only `Describe` names an extended query's columns),
 //! and not from COPY data, whose row count is recorded but not the
 //! customers; the tables a statement touches through views, functions or
 //! dynamic SQL are not seen; a multi-statement simple query is split at

@@ -251,10 +251,12 @@ pub fn bind(body: &[u8]) -> Result<Bind, PgError> {
     if nr < 0 {
         return Err(bad());
     }
-    let mut result_formats = Vec::with_capacity(nr as usize);
-    for _ in 0..nr {
-        result_formats.push(r.i16().ok_or_else(bad)?);
-    }
+    // The bytes first, so the count never sizes an allocation on its own.
+    let raw = r.bytes(nr as usize * 2).ok_or_else(bad)?;
+    let result_formats = raw
+        .chunks_exact(2)
+        .map(|c| i16::from_be_bytes([c[0], c[1]]))
+        .collect();
     Ok(Bind {
         portal,
         statement,
