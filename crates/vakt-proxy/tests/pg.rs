@@ -396,13 +396,18 @@ impl Proxy {
     }
 
     fn block(&self, account: &str) {
+        self.decide(account, Action::Block);
+    }
+
+    /// Puts a decision on `account` for an hour (the guard reads it within its refresh).
+    fn decide(&self, account: &str, action: Action) {
         let mut l = Ledger::open(&self.data).unwrap();
         let t = vakt_event::Timestamp::now();
         let d = Decision::new(
-            format!("test-block-{account}"),
+            format!("test-{action:?}-{account}").to_lowercase(),
             Scope::Account,
             account,
-            Action::Block,
+            action,
             "test by hand".into(),
             Timestamp(t.0 - 1000),
             3_601_000,
@@ -512,6 +517,165 @@ fn code(e: &tokio_postgres::Error) -> Option<SqlState> {
 
 fn strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
+}
+
+// ------------------------------------------------------------- a raw client
+
+/// A client speaking the wire protocol by hand, for what drivers never send:
+/// batches left open, messages before login, impossible lengths.
+struct Raw {
+    s: tokio::net::TcpStream,
+    buf: Vec<u8>,
+}
+
+#[derive(Debug)]
+enum Got {
+    Msg(u8, Vec<u8>),
+    Closed,
+    Silent,
+}
+
+fn msg(ty: u8, body: &[u8]) -> Vec<u8> {
+    let mut v = vec![ty];
+    v.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
+    v.extend_from_slice(body);
+    v
+}
+
+fn cstrs(parts: &[&str]) -> Vec<u8> {
+    let mut v = Vec::new();
+    for p in parts {
+        v.extend_from_slice(p.as_bytes());
+        v.push(0);
+    }
+    v
+}
+
+fn m_parse(name: &str, sql: &str) -> Vec<u8> {
+    let mut b = cstrs(&[name, sql]);
+    b.extend_from_slice(&0i16.to_be_bytes());
+    msg(b'P', &b)
+}
+
+fn m_bind(portal: &str, statement: &str) -> Vec<u8> {
+    let mut b = cstrs(&[portal, statement]);
+    for _ in 0..3 {
+        b.extend_from_slice(&0i16.to_be_bytes()); // no formats, parameters, result formats
+    }
+    msg(b'B', &b)
+}
+
+/// `Describe` of a portal: its RowDescription names the key columns.
+fn m_describe_portal(portal: &str) -> Vec<u8> {
+    let mut b = vec![b'P'];
+    b.extend(cstrs(&[portal]));
+    msg(b'D', &b)
+}
+
+fn m_execute(portal: &str) -> Vec<u8> {
+    let mut b = cstrs(&[portal]);
+    b.extend_from_slice(&0i32.to_be_bytes());
+    msg(b'E', &b)
+}
+
+fn m_query(sql: &str) -> Vec<u8> {
+    msg(b'Q', &cstrs(&[sql]))
+}
+
+fn m_sync() -> Vec<u8> {
+    msg(b'S', b"")
+}
+
+fn m_flush() -> Vec<u8> {
+    msg(b'H', b"")
+}
+
+/// A field (`C` SQLSTATE, `S` severity, `M` message) of an `ErrorResponse`.
+fn error_field(body: &[u8], field: u8) -> Option<String> {
+    let mut i = 0;
+    while i < body.len() && body[i] != 0 {
+        let end = i + 1 + body[i + 1..].iter().position(|&b| b == 0)?;
+        if body[i] == field {
+            return Some(String::from_utf8_lossy(&body[i + 1..end]).into_owned());
+        }
+        i = end + 1;
+    }
+    None
+}
+
+impl Raw {
+    /// Connects and sends a startup packet for `user`, without waiting.
+    async fn start(addr: SocketAddr, user: &str) -> Raw {
+        let mut body = 196608i32.to_be_bytes().to_vec();
+        body.extend(cstrs(&["user", user, "database", "postgres", ""]));
+        let mut packet = ((body.len() + 4) as i32).to_be_bytes().to_vec();
+        packet.extend(body);
+        let mut r = Raw {
+            s: tokio::net::TcpStream::connect(addr).await.unwrap(),
+            buf: Vec::new(),
+        };
+        r.send(&packet).await;
+        r
+    }
+
+    /// Logs in as a `trust` user: up to the first ReadyForQuery.
+    async fn login(addr: SocketAddr, user: &str) -> Raw {
+        let mut r = Raw::start(addr, user).await;
+        r.until(b'Z').await;
+        r
+    }
+
+    async fn send(&mut self, bytes: &[u8]) {
+        use tokio::io::AsyncWriteExt;
+        self.s.write_all(bytes).await.unwrap();
+    }
+
+    /// The next message, waiting at most 5 s.
+    async fn next(&mut self) -> Got {
+        use tokio::io::AsyncReadExt;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if self.buf.len() >= 5 {
+                let n = i32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]]);
+                let len = 1 + n as usize;
+                if self.buf.len() >= len {
+                    let m: Vec<u8> = self.buf.drain(..len).collect();
+                    return Got::Msg(m[0], m[5..].to_vec());
+                }
+            }
+            let mut b = [0u8; 8192];
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.s.read(&mut b)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return Got::Closed,
+                Ok(Ok(n)) => self.buf.extend_from_slice(&b[..n]),
+                Err(_) => return Got::Silent,
+            }
+        }
+    }
+
+    /// Messages up to and with the first of type `ty`.
+    async fn until(&mut self, ty: u8) -> Vec<(u8, Vec<u8>)> {
+        let mut got = Vec::new();
+        loop {
+            match self.next().await {
+                Got::Msg(t, b) => {
+                    got.push((t, b));
+                    if t == ty {
+                        return got;
+                    }
+                }
+                other => panic!(
+                    "no `{}` message ({other:?}); got {:?}",
+                    ty as char,
+                    got.iter().map(|(t, _)| *t as char).collect::<String>()
+                ),
+            }
+        }
+    }
+}
+
+fn types(got: &[(u8, Vec<u8>)]) -> String {
+    got.iter().map(|(t, _)| *t as char).collect()
 }
 
 // ------------------------------------------------------------------ the tests
@@ -986,4 +1150,220 @@ async fn fail_closed_refuses_with_57p03_while_the_engine_is_stuck_and_records_ev
         "{:?}",
         proxy.entries("anna")
     );
+}
+
+// ------------------------------------- findings of a security review, kept fixed
+
+/// Finding 1: the guard was asked only at the first message after a
+/// `Sync`, so a batch opened before a block kept reading after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn finding_1_blocked_account_cannot_read_in_an_open_extended_batch() {
+    let pg = cluster();
+    let mut proxy = Proxy::start(&pg, DIRECTORY, |_, _| {}).await;
+    let mut c = Raw::login(proxy.addr, "trusty").await;
+    // A batch opened before the block: one read, flushed, no Sync.
+    let read = "SELECT customer_id, name FROM customers WHERE customer_id = 'C-1'";
+    c.send(
+        &[
+            m_parse("s1", read),
+            m_bind("", "s1"),
+            m_describe_portal(""),
+            m_execute(""),
+            m_flush(),
+        ]
+        .concat(),
+    )
+    .await;
+    let got = c.until(b'C').await;
+    assert_eq!(types(&got), "12TDC");
+
+    proxy.block("trusty");
+    tokio::time::sleep(Duration::from_millis(600)).await; // the guard re-reads decisions
+                                                          // The same batch goes on: neither the read nor a change may reach the server.
+    c.send(
+        &[
+            m_bind("", "s1"),
+            m_execute(""),
+            m_parse(
+                "s2",
+                "INSERT INTO customers_staging VALUES ('F1-1', 'x', 'y')",
+            ),
+            m_bind("p2", "s2"),
+            m_execute("p2"),
+            m_flush(),
+        ]
+        .concat(),
+    )
+    .await;
+    let got = c.until(b'E').await;
+    assert!(!types(&got).contains('D'), "rows after the block: {got:?}");
+    let (_, err) = got.last().unwrap();
+    assert_eq!(error_field(err, b'C').as_deref(), Some("42501"));
+    assert!(error_field(err, b'M')
+        .unwrap()
+        .contains("\"trusty\" is blocked by vakt"));
+    // As PostgreSQL after an error: the rest is discarded up to Sync, then ReadyForQuery.
+    c.send(&m_sync()).await;
+    assert_eq!(types(&c.until(b'Z').await), "Z");
+    // The next batch is refused at its first execution.
+    c.send(&[m_bind("", "s1"), m_execute(""), m_sync()].concat())
+        .await;
+    let got = c.until(b'Z').await;
+    assert!(!types(&got).contains('D'), "{got:?}");
+    assert!(types(&got).ends_with("EZ"), "{got:?}");
+    drop(c);
+
+    let direct = connect(pg.port, "erik", "erik-pw").await.unwrap();
+    let n: i64 = direct
+        .query_one(
+            "SELECT count(*) FROM customers_staging WHERE customer_id = 'F1-1'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 0, "a refused statement reached the server");
+    drop(direct);
+    proxy.stop().await;
+    assert_eq!(proxy.customers("trusty"), strings(&["C-1"]));
+    assert_eq!(
+        proxy.entries("trusty"),
+        vec![
+            ("lookup".into(), 1),
+            ("lookup".into(), 0),
+            ("update".into(), 0),
+            ("lookup".into(), 0)
+        ]
+    );
+}
+
+/// Finding 1: a throttle counted batches and simple queries, so one
+/// message could carry any number of statements for one allowance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn finding_1_throttle_counts_statements() {
+    let pg = cluster();
+    let mut proxy = Proxy::start(&pg, DIRECTORY, |c, g| {
+        c.throttle_delay = Duration::from_millis(400);
+        g.throttle_per_minute = 2;
+    })
+    .await;
+    let mut c = Raw::login(proxy.addr, "trusty").await;
+    c.send(
+        &[
+            m_parse("s1", "SELECT name FROM customers WHERE customer_id = 'C-1'"),
+            m_sync(),
+        ]
+        .concat(),
+    )
+    .await;
+    c.until(b'Z').await;
+    proxy.decide("trusty", Action::Throttle);
+    tokio::time::sleep(Duration::from_millis(600)).await; // the guard re-reads decisions
+
+    // Three statements in one query: two on the allowance, the third held back.
+    let start = Instant::now();
+    c.send(&m_query(
+        "SELECT name FROM customers WHERE customer_id = 'C-1'; \
+         SELECT name FROM customers WHERE customer_id = 'C-2'; \
+         SELECT name FROM customers WHERE customer_id = 'C-3'",
+    ))
+    .await;
+    let got = c.until(b'Z').await;
+    let took = start.elapsed();
+    assert_eq!(types(&got).matches('C').count(), 3, "{got:?}");
+    assert!(
+        took >= Duration::from_millis(350) && took < Duration::from_secs(3),
+        "three statements over an allowance of two took {took:?}"
+    );
+    // Three executions in one batch: each held back.
+    let start = Instant::now();
+    let mut batch = Vec::new();
+    for _ in 0..3 {
+        batch.extend(m_bind("", "s1"));
+        batch.extend(m_execute(""));
+    }
+    batch.extend(m_sync());
+    c.send(&batch).await;
+    let got = c.until(b'Z').await;
+    let took = start.elapsed();
+    assert_eq!(types(&got).matches('C').count(), 3, "{got:?}");
+    assert!(
+        took >= Duration::from_millis(1100) && took < Duration::from_secs(4),
+        "three throttled executions in one batch took {took:?}"
+    );
+    drop(c);
+    proxy.stop().await;
+}
+
+/// Finding 6: before login the proxy buffered a message of any announced
+/// length (a 10 MB `Query` took it from 34 MB to 874 MB).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn finding_6_query_before_login_is_refused_without_allocating() {
+    let pg = cluster();
+    let mut proxy = Proxy::start(&pg, DIRECTORY, |_, _| {}).await;
+    // anna logs in with SCRAM: the server asks for it, the client sends a Query instead.
+    let mut c = Raw::start(proxy.addr, "anna").await;
+    c.until(b'R').await;
+    let mut q = vec![b'Q'];
+    q.extend_from_slice(&(10_000_000i32).to_be_bytes());
+    q.extend(std::iter::repeat_n(b'x', 64 * 1024));
+    c.send(&q).await; // and never the rest
+    let got = c.until(b'E').await;
+    let (_, err) = got.last().unwrap();
+    assert_eq!(error_field(err, b'S').as_deref(), Some("FATAL"));
+    assert_eq!(error_field(err, b'C').as_deref(), Some("08P01"));
+    assert!(matches!(c.next().await, Got::Closed));
+
+    // A short one too: refused by the proxy, not passed to the server.
+    let mut c = Raw::start(proxy.addr, "anna").await;
+    c.until(b'R').await;
+    c.send(&m_query("SELECT 1")).await;
+    let got = c.until(b'E').await;
+    let (_, err) = got.last().unwrap();
+    assert_eq!(error_field(err, b'C').as_deref(), Some("08P01"));
+    assert!(
+        error_field(err, b'M').unwrap().contains("before login"),
+        "{:?}",
+        error_field(err, b'M')
+    );
+    assert!(matches!(c.next().await, Got::Closed));
+    proxy.stop().await;
+}
+
+/// Finding 6: after login a message was buffered up to PostgreSQL's 1 GiB
+/// limit as soon as its length was announced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn finding_6_oversized_message_after_login_is_refused_with_a_clear_error() {
+    let pg = cluster();
+    let mut proxy = Proxy::start(&pg, DIRECTORY, |_, _| {}).await;
+    let mut c = Raw::login(proxy.addr, "trusty").await;
+    let mut q = vec![b'Q'];
+    q.extend_from_slice(&(100i32 << 20).to_be_bytes());
+    q.extend(std::iter::repeat_n(b'x', 64 * 1024));
+    c.send(&q).await;
+    let got = c.until(b'E').await;
+    let (_, err) = got.last().unwrap();
+    assert_eq!(error_field(err, b'S').as_deref(), Some("FATAL"));
+    assert_eq!(error_field(err, b'C').as_deref(), Some("54000"));
+    assert!(matches!(c.next().await, Got::Closed));
+    proxy.stop().await;
+}
+
+/// Finding 6: a simple query's statements were all scanned and kept,
+/// however many there were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn finding_6_too_many_statements_in_one_query_are_refused() {
+    let pg = cluster();
+    let mut proxy = Proxy::start(&pg, DIRECTORY, |_, _| {}).await;
+    let c = connect(proxy.port(), "anna", "anna-pw").await.unwrap();
+    let many = "SELECT 1;".repeat(10_001);
+    let e = c.simple_query(&many).await.unwrap_err();
+    assert_eq!(code(&e), Some(SqlState::PROGRAM_LIMIT_EXCEEDED), "{e:?}");
+    // The session goes on.
+    assert_eq!(
+        simple_rows(&c.simple_query("SELECT 'after'").await.unwrap()),
+        vec![vec![Some("after".to_string())]]
+    );
+    drop(c);
+    proxy.stop().await;
 }

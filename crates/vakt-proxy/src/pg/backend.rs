@@ -3,7 +3,7 @@
 //! answer to its record and submits the access when it ends, and answers
 //! the proxy's own refusals in their turn.
 
-use super::gate::refusal_bytes;
+use super::gate::{refusal_bytes, Refusal};
 use super::pump::{make_room, write, Expect, MAX_NAMED, READ_CHUNK};
 use super::record::{self, Acc, Stmt};
 use super::session::Ctx;
@@ -13,7 +13,7 @@ use bytes::{Buf, BytesMut};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 use vakt_event::{Action, Outcome};
@@ -29,6 +29,8 @@ pub(super) struct Backend {
     described: HashMap<String, Arc<[Column]>>,
     status: u8,
     ready_once: bool,
+    /// A `FATAL` error the client pump asked for, to write at once.
+    fatal: Option<Refusal>,
 }
 
 impl Backend {
@@ -42,6 +44,7 @@ impl Backend {
             described: HashMap::new(),
             status: b'I',
             ready_once: false,
+            fatal: None,
         }
     }
 
@@ -59,9 +62,10 @@ impl Backend {
                 biased;
                 e = self.rx.recv(), if rx_open => match e {
                     Some(e) => {
-                        self.queue.push_back(e);
+                        self.expect(e);
                         self.take_expected();
-                        self.answer_refusals(&mut client).await?;
+                        self.answer_fatal(&mut client).await?;
+                        self.answer_own(&mut client).await?;
                     }
                     None => rx_open = false,
                 },
@@ -71,19 +75,20 @@ impl Backend {
                         return Ok(());
                     }
                     self.take_expected();
+                    self.answer_fatal(&mut client).await?;
                     let (mut pos, mut from) = (0, 0);
                     loop {
-                        let (frame, len) = wire::next_frame(&buf[pos..])?;
+                        let (frame, len) = wire::next_frame(&buf[pos..], wire::MAX_MESSAGE)?;
                         let Some(frame) = frame else {
                             want = len;
                             break;
                         };
-                        let ready = self.on_frame(frame)?;
+                        self.on_frame(frame)?;
                         pos += frame.len;
-                        if ready && matches!(self.queue.front(), Some(Expect::Refusal(_))) {
+                        if matches!(self.queue.front(), Some(Expect::Error(_) | Expect::Ready)) {
                             write(&mut client, &buf[from..pos]).await?;
                             from = pos;
-                            self.answer_refusals(&mut client).await?;
+                            self.answer_own(&mut client).await?;
                         }
                     }
                     write(&mut client, &buf[from..pos]).await?;
@@ -96,23 +101,45 @@ impl Backend {
     /// Everything the client pump has announced so far.
     fn take_expected(&mut self) {
         while let Ok(e) = self.rx.try_recv() {
-            self.queue.push_back(e);
+            self.expect(e);
         }
     }
 
-    /// Answers the refusals at the head of the queue (all before them is answered).
-    async fn answer_refusals(&mut self, client: &mut OwnedWriteHalf) -> Result<(), PgError> {
-        while let Some(Expect::Refusal(r)) = self.queue.front() {
-            let mut out = refusal_bytes(r, "ERROR");
-            wire::ready_for_query(self.status, &mut out);
+    fn expect(&mut self, e: Expect) {
+        match e {
+            Expect::Fatal(r) => self.fatal = Some(r),
+            e => self.queue.push_back(e),
+        }
+    }
+
+    /// A `FATAL` error from the client pump goes out at once, between whole
+    /// messages, and ends the connection.
+    async fn answer_fatal(&mut self, client: &mut OwnedWriteHalf) -> Result<(), PgError> {
+        let Some(r) = self.fatal.take() else {
+            return Ok(());
+        };
+        write(client, &refusal_bytes(&r, "FATAL")).await?;
+        let _ = client.shutdown().await;
+        Err(PgError::Fatal(r.message))
+    }
+
+    /// Answers what the proxy answers itself at the head of the queue
+    /// (everything before it is answered).
+    async fn answer_own(&mut self, client: &mut OwnedWriteHalf) -> Result<(), PgError> {
+        let mut out = BytesMut::new();
+        loop {
+            match self.queue.front() {
+                Some(Expect::Error(r)) => out.extend_from_slice(&refusal_bytes(r, "ERROR")),
+                Some(Expect::Ready) => wire::ready_for_query(self.status, &mut out),
+                _ => break,
+            }
             self.queue.pop_front();
-            write(client, &out).await?;
         }
-        Ok(())
+        write(client, &out).await
     }
 
-    /// Looks at one server message; `true` after a `ReadyForQuery`.
-    fn on_frame(&mut self, f: Frame<'_>) -> Result<bool, PgError> {
+    /// Looks at one server message.
+    fn on_frame(&mut self, f: Frame<'_>) -> Result<(), PgError> {
         match f.ty {
             b'D' => self.data_row(f.body)?,
             b'd' if self.acc.copy_out => self.acc.copy_rows += 1,
@@ -134,6 +161,11 @@ impl Backend {
                     if let Some(name) = name.clone() {
                         self.remember(name, Arc::from(Vec::new()));
                     }
+                    self.queue.pop_front();
+                }
+            }
+            b'2' => {
+                if let Some(Expect::Bind) = self.queue.front() {
                     self.queue.pop_front();
                 }
             }
@@ -172,7 +204,11 @@ impl Backend {
             }
             b'Z' => {
                 self.status = wire::ready_status(f.body)?;
-                self.ready_once = true;
+                if !self.ready_once {
+                    // Before this reaches the client, so its next message is let through.
+                    self.ctx.logged_in.store(true, Ordering::Release);
+                    self.ready_once = true;
+                }
                 if self.queue.iter().any(|e| matches!(e, Expect::Sync)) {
                     while let Some(e) = self.queue.pop_front() {
                         if matches!(e, Expect::Sync) {
@@ -182,11 +218,10 @@ impl Backend {
                 }
                 self.simple_at = 0;
                 self.acc.reset();
-                return Ok(true);
             }
             _ => {}
         }
-        Ok(false)
+        Ok(())
     }
 
     fn remember(&mut self, name: String, keys: Arc<[Column]>) {
@@ -275,7 +310,7 @@ impl Backend {
         let failed = self
             .queue
             .iter()
-            .take_while(|e| !matches!(e, Expect::Sync | Expect::Refusal(_)))
+            .take_while(|e| !matches!(e, Expect::Sync | Expect::Ready))
             .position(|e| matches!(e, Expect::Simple(_) | Expect::Execute { .. }));
         if let Some(i) = failed {
             for _ in 0..i {
@@ -287,7 +322,7 @@ impl Backend {
         while self
             .queue
             .front()
-            .is_some_and(|e| !matches!(e, Expect::Sync | Expect::Refusal(_)))
+            .is_some_and(|e| !matches!(e, Expect::Sync | Expect::Ready))
         {
             self.queue.pop_front();
         }

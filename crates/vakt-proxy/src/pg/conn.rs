@@ -13,7 +13,7 @@ use super::wire;
 use super::{io, PgError};
 use pgwire::messages::cancel::CancelRequest;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicI32;
+use std::sync::atomic::{AtomicBool, AtomicI32};
 use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -69,6 +69,7 @@ async fn run(mut client: TcpStream, peer: SocketAddr, shared: Arc<Shared>) -> Re
         peer,
         user,
         pid: AtomicI32::new(0),
+        logged_in: AtomicBool::new(false),
     });
     match gate(&ctx) {
         Gate::Pass => {}

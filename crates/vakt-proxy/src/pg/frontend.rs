@@ -1,8 +1,9 @@
-//! The client pump: reads requests, takes the guard's verdict per request
-//! or extended-protocol batch, forwards or drops them, and tells the server
-//! pump what each forwarded request will be answered with.
+//! The client pump: reads requests, takes the guard's verdict per
+//! statement (each of a simple query, each `Parse` and `Execute`), forwards
+//! or drops them, and tells the server pump what each forwarded request
+//! will be answered with.
 
-use super::gate::{gate, Gate, Refusal};
+use super::gate::{gate, gate_statements, Gate, Refusal};
 use super::pump::{make_room, write, Expect, MAX_NAMED, READ_CHUNK};
 use super::record::Stmt;
 use super::session::Ctx;
@@ -21,24 +22,38 @@ use tokio::sync::mpsc;
 enum Fwd {
     Forward,
     Drop,
+    /// Dropped, and a `Flush` sent in its place: answers to the batch's
+    /// earlier messages come now, as PostgreSQL flushes after an error.
+    DropAndFlush,
     Delay(Duration),
 }
 
-/// The verdict for the extended-protocol batch under way.
-enum Batch {
-    /// No message since the last `Sync`.
-    Fresh,
-    Pass,
-    Refused(Refusal),
+/// A `Flush` message.
+const FLUSH: [u8; 5] = [b'H', 0, 0, 0, 4];
+
+/// How long a connection ended with a `FATAL` error waits for the client to take it.
+const FATAL_WAIT: Duration = Duration::from_secs(5);
+
+fn before_login(ty: u8) -> PgError {
+    PgError::Malformed(format!(
+        "a `{}` message came before login, where only startup and authentication messages may",
+        wire::printable(ty)
+    ))
 }
 
 pub(super) struct Frontend {
     ctx: Arc<Ctx>,
+    /// Past the first `ReadyForQuery` (cached from [`Ctx::logged_in`]).
+    logged_in: bool,
     tx: mpsc::UnboundedSender<Expect>,
     prepared: HashMap<String, Arc<Stmt>>,
     /// Portal -> (statement name, result format codes).
     portals: HashMap<String, (String, Arc<[i16]>)>,
-    batch: Batch,
+    /// The extended-protocol batch under way was refused: the rest up to
+    /// `Sync` is discarded.
+    batch_refused: bool,
+    /// Something of the batch under way was forwarded.
+    batch_forwarded: bool,
     /// Statements and portals of a refused batch (never reached the
     /// server), to name what an `Execute` in it would have run.
     dropped_statements: HashMap<String, Arc<Stmt>>,
@@ -49,10 +64,12 @@ impl Frontend {
     pub(super) fn new(ctx: Arc<Ctx>, tx: mpsc::UnboundedSender<Expect>) -> Frontend {
         Frontend {
             ctx,
+            logged_in: false,
             tx,
             prepared: HashMap::new(),
             portals: HashMap::new(),
-            batch: Batch::Fresh,
+            batch_refused: false,
+            batch_forwarded: false,
             dropped_statements: HashMap::new(),
             dropped_portals: HashMap::new(),
         }
@@ -76,15 +93,40 @@ impl Frontend {
             }
             let (mut pos, mut from) = (0, 0);
             loop {
-                let (frame, len) = wire::next_frame(&buf[pos..])?;
+                if !self.logged_in {
+                    self.logged_in = self.ctx.logged_in();
+                }
+                let max = if self.logged_in {
+                    self.ctx.shared.config.max_message
+                } else {
+                    // Refused on its type byte, before its length is even read.
+                    match buf.get(pos) {
+                        Some(b'p' | b'X') | None => {}
+                        Some(&ty) => return self.fatal(before_login(ty)).await,
+                    }
+                    wire::MAX_AUTH_MESSAGE
+                };
+                let (frame, len) = match wire::next_frame(&buf[pos..], max) {
+                    Ok(f) => f,
+                    Err(e) => return self.fatal(e).await,
+                };
                 let Some(frame) = frame else {
                     want = len;
                     break;
                 };
-                match self.on_frame(frame)? {
+                let fwd = match self.on_frame(frame) {
+                    Ok(fwd) => fwd,
+                    Err(e) => return self.fatal(e).await,
+                };
+                match fwd {
                     Fwd::Forward => {}
                     Fwd::Drop => {
                         write(&mut up, &buf[from..pos]).await?;
+                        from = pos + frame.len;
+                    }
+                    Fwd::DropAndFlush => {
+                        write(&mut up, &buf[from..pos]).await?;
+                        write(&mut up, &FLUSH).await?;
                         from = pos + frame.len;
                     }
                     Fwd::Delay(d) => {
@@ -105,38 +147,97 @@ impl Frontend {
         let _ = self.tx.send(e);
     }
 
-    /// The verdict for the batch this extended-protocol message belongs to.
-    fn batch_gate(&mut self) -> Fwd {
-        if let Batch::Fresh = self.batch {
-            self.batch = match gate(&self.ctx) {
-                Gate::Pass => Batch::Pass,
-                Gate::Delay(d) => {
-                    self.batch = Batch::Pass;
-                    return Fwd::Delay(d);
-                }
-                Gate::Refuse(r) => Batch::Refused(r),
-            };
-        }
-        match self.batch {
-            Batch::Refused(_) => Fwd::Drop,
-            _ => Fwd::Forward,
-        }
+    /// Ends the connection over `e`: the server pump writes a `FATAL`
+    /// error saying why and closes; this side reads no more meanwhile.
+    async fn fatal(&self, e: PgError) -> Result<(), PgError> {
+        let r = match &e {
+            PgError::TooLarge { .. } if self.logged_in => Refusal {
+                code: "54000",
+                message: format!("vakt's proxy refuses {e}"),
+                detail: None,
+                hint: Some(
+                    "send less in one message, or ask the operator to raise `vakt proxy pg --max-message`"
+                        .into(),
+                ),
+            },
+            _ => Refusal {
+                code: "08P01",
+                message: format!("vakt's proxy refuses the connection: {e}"),
+                detail: None,
+                hint: None,
+            },
+        };
+        self.send(Expect::Fatal(r));
+        // Bounded: a client that reads nothing cannot hold the connection open.
+        tokio::time::sleep(FATAL_WAIT).await;
+        Err(e)
+    }
+
+    /// Refuses the rest of the extended-protocol batch under way, as
+    /// PostgreSQL does after an error: the client gets the error in its
+    /// turn, and everything up to `Sync` is discarded.
+    fn refuse_batch(&mut self, r: Refusal) {
+        self.batch_refused = true;
+        self.send(Expect::Error(r));
     }
 
     fn on_frame(&mut self, f: Frame<'_>) -> Result<Fwd, PgError> {
+        if self.batch_refused {
+            return Ok(match f.ty {
+                b'S' => {
+                    self.batch_refused = false;
+                    self.dropped_statements.clear();
+                    self.dropped_portals.clear();
+                    // To the server when part of the batch reached it, so it ends it too.
+                    if std::mem::take(&mut self.batch_forwarded) {
+                        self.send(Expect::Sync);
+                        Fwd::Forward
+                    } else {
+                        self.send(Expect::Ready);
+                        Fwd::Drop
+                    }
+                }
+                b'X' => Fwd::Forward,
+                b'P' | b'B' | b'E' => {
+                    self.refused(f)?;
+                    Fwd::Drop
+                }
+                // Discarded, as PostgreSQL discards everything up to Sync after an error.
+                _ => Fwd::Drop,
+            });
+        }
         Ok(match f.ty {
             b'Q' => {
                 let text = wire::query(f.body)?;
-                let stmts: Vec<Arc<Stmt>> = sql::scan(&text)
+                let max = self.ctx.shared.config.max_query_statements;
+                let (scanned, complete) = sql::scan_at_most(&text, max);
+                if !complete {
+                    self.send(Expect::Error(Refusal {
+                        code: "54000",
+                        message: format!(
+                            "vakt's proxy refuses a query of more than {max} statements"
+                        ),
+                        detail: None,
+                        hint: Some(
+                            "send the statements in several queries, or ask the operator to raise `vakt proxy pg --max-query-statements`"
+                                .into(),
+                        ),
+                    }));
+                    self.send(Expect::Ready);
+                    return Ok(Fwd::Drop);
+                }
+                let stmts: Vec<Arc<Stmt>> = scanned
                     .iter()
                     .map(|s| self.ctx.shared.statement(&text, s))
                     .collect();
-                match gate(&self.ctx) {
+                // Each statement asks the guard: a throttle counts statements, not queries.
+                match gate_statements(&self.ctx, stmts.len()) {
                     Gate::Refuse(r) => {
                         for s in &stmts {
                             self.ctx.submit_refused(s);
                         }
-                        self.send(Expect::Refusal(r));
+                        self.send(Expect::Error(r));
+                        self.send(Expect::Ready);
                         Fwd::Drop
                     }
                     g => {
@@ -152,7 +253,8 @@ impl Frontend {
             b'F' => match gate(&self.ctx) {
                 // A function call (fast path): answered with ReadyForQuery too.
                 Gate::Refuse(r) => {
-                    self.send(Expect::Refusal(r));
+                    self.send(Expect::Error(r));
+                    self.send(Expect::Ready);
                     Fwd::Drop
                 }
                 g => {
@@ -163,27 +265,38 @@ impl Frontend {
                     }
                 }
             },
-            b'P' | b'B' | b'D' | b'E' | b'C' | b'H' => {
-                let fwd = self.batch_gate();
-                if matches!(fwd, Fwd::Drop) {
+            // Every statement prepared and every execution asks the guard,
+            // however long the batch has been open.
+            b'P' | b'E' => match gate(&self.ctx) {
+                Gate::Refuse(r) => {
+                    self.refuse_batch(r);
                     self.refused(f)?;
-                } else {
+                    if self.batch_forwarded {
+                        Fwd::DropAndFlush
+                    } else {
+                        Fwd::Drop
+                    }
+                }
+                g => {
                     self.extended(f)?;
-                }
-                fwd
-            }
-            b'S' => match std::mem::replace(&mut self.batch, Batch::Fresh) {
-                Batch::Refused(r) => {
-                    self.dropped_statements.clear();
-                    self.dropped_portals.clear();
-                    self.send(Expect::Refusal(r));
-                    Fwd::Drop
-                }
-                _ => {
-                    self.send(Expect::Sync);
-                    Fwd::Forward
+                    self.batch_forwarded = true;
+                    match g {
+                        // Executions are held back; a Parse reads nothing.
+                        Gate::Delay(d) if f.ty == b'E' => Fwd::Delay(d),
+                        _ => Fwd::Forward,
+                    }
                 }
             },
+            b'B' | b'D' | b'C' | b'H' => {
+                self.extended(f)?;
+                self.batch_forwarded = true;
+                Fwd::Forward
+            }
+            b'S' => {
+                self.batch_forwarded = false;
+                self.send(Expect::Sync);
+                Fwd::Forward
+            }
             // Terminate, CopyData/CopyDone/CopyFail, password and SASL messages.
             _ => Fwd::Forward,
         })
@@ -240,6 +353,7 @@ impl Frontend {
                 }
                 self.portals
                     .insert(b.portal, (b.statement, b.result_formats.into()));
+                self.send(Expect::Bind);
             }
             b'D' => {
                 let (kind, name) = wire::target(f.body, "Describe")?;

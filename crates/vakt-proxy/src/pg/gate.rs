@@ -1,6 +1,6 @@
 //! Enforcement: the guard's verdict for a connection's user and address,
-//! taken at startup and per request, and the refusals the proxy answers
-//! itself.
+//! taken at startup and per statement (each statement of a simple query,
+//! each `Parse` and `Execute`), and the refusals the proxy answers itself.
 
 use super::record::truncate;
 use super::session::Ctx;
@@ -66,6 +66,25 @@ pub(super) fn gate(ctx: &Ctx) -> Gate {
                 "the database protocol cannot ask for a code: confirm it in vakt's web console, or contact {contact}"
             )),
         }),
+    }
+}
+
+/// The verdict for `n` statements sent at once (a simple query): each
+/// asks the guard, so a throttle counts every statement and their waits
+/// add up; one refusal refuses them all.
+pub(super) fn gate_statements(ctx: &Ctx, n: usize) -> Gate {
+    let mut wait = Duration::ZERO;
+    for _ in 0..n.max(1) {
+        match gate(ctx) {
+            Gate::Pass => {}
+            Gate::Delay(d) => wait = wait.saturating_add(d),
+            refuse @ Gate::Refuse(_) => return refuse,
+        }
+    }
+    if wait.is_zero() {
+        Gate::Pass
+    } else {
+        Gate::Delay(wait)
     }
 }
 

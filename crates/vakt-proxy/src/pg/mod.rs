@@ -33,17 +33,47 @@
 //! (100,000 by default); the row count still counts every row.
 //!
 //! Enforcement: the [`Guard`]'s verdict for (user, client address) is taken
-//! at the startup packet, at each simple `Query` (and function call) and at
-//! the first message of each extended-protocol batch (up to `Sync`).
-//! `Block`, and `StepUp` (a second factor cannot be asked for on this
-//! protocol), refuse: the statement is not forwarded, the client gets an
-//! `ErrorResponse` with SQLSTATE `42501` saying why, until when and whom to
-//! contact, then `ReadyForQuery` with the last transaction status; in an
-//! extended batch everything up to `Sync` is discarded and answered so. At
-//! startup the refusal is a `FATAL`. `Throttle` holds the request back for
-//! the guard's wait, capped at [`PgProxyConfig::throttle_delay`]. When the
-//! sink fails closed and the engine is behind, requests are refused with
-//! `57P03` and recorded as failures.
+//! at the startup packet, for each statement of a simple `Query`, at each
+//! function call, and at each `Parse` and each `Execute` of the extended
+//! protocol, however long its batch has been open (a client that never
+//! sends `Sync` is checked all the same). `Block`, and `StepUp` (a second
+//! factor cannot be asked for on this protocol), refuse: the client gets
+//! an `ErrorResponse` with SQLSTATE `42501` saying why, until when and
+//! whom to contact. A refused simple query is not forwarded and is
+//! answered with `ReadyForQuery` (the last transaction status). In an
+//! extended batch the refused message and everything after it up to
+//! `Sync` are discarded, as PostgreSQL discards after an error: answers to
+//! the batch's earlier messages come first (the proxy sends the server a
+//! `Flush` for them), then the error; the `Sync` goes to the server when
+//! part of the batch reached it, else the proxy answers `ReadyForQuery`.
+//! The statements the server already ran in that batch are not undone: in
+//! an implicit transaction the `Sync` commits them, where PostgreSQL's own
+//! error would have rolled them back. Refused executions are recorded as
+//! failed accesses. At startup the refusal is a `FATAL`. `Throttle` holds
+//! a statement back for the guard's wait, capped at
+//! [`PgProxyConfig::throttle_delay`]; it counts statements, not requests:
+//! each statement of a simple query and each `Execute` takes one
+//! allowance, and a query's waits add up. A `Parse` is never held back,
+//! but since asking the guard takes an allowance, one spends one too. When
+//! the sink fails closed and the engine is behind, requests are refused
+//! with `57P03` and recorded as failures.
+//!
+//! Bounds: nothing is read or held for a client on the strength of a
+//! length it announced. The startup packet may be 10,000 bytes (as in
+//! PostgreSQL). Until the server's first `ReadyForQuery` the client may
+//! send only password, SASL and GSS messages (type `p`) and `Terminate`,
+//! each at most 65,539 bytes (PostgreSQL's 65,535-byte cap on an
+//! authentication message, plus the length field); any other message
+//! ends the connection with a `FATAL` error (`08P01`) as soon as its type
+//! byte arrives, so an unauthenticated client costs at most a read buffer.
+//! After login a message may be [`PgProxyConfig::max_message`] bytes (64
+//! MiB by default; the proxy holds each message whole, so this bounds what
+//! one connection can make it hold); a longer one ends the connection with
+//! a `FATAL` error (`54000`) once its header is in. Read buffers grow with
+//! the bytes that come, never with an announced length. A simple query
+//! may hold [`PgProxyConfig::max_query_statements`] statements (10,000 by
+//! default); one with more is refused with `54000` and the session goes
+//! on. The server's messages are capped at PostgreSQL's own 1 GiB.
 //!
 //! `SSLRequest` and `GSSENCRequest` are answered `N`: clients with
 //! `sslmode=prefer` (the default) carry on in plain text; `require` fails.
@@ -67,7 +97,9 @@
 //! Limits and blind spots: no TLS on either side yet (put the proxy next to
 //! the database, or on a loopback or private network); no pooling; customer
 //! ids come only from result columns named like a key column (an alias,
-//! `SELECT customer_id AS id`, or a key inside an expression hides them),
+//! `SELECT customer_id AS id`, or a key inside an expression hides them;
+//! so does running a prepared statement never described on the
+//! connection, since only `Describe` names an extended query's columns),
 //! and not from COPY data, whose row count is recorded but not the
 //! customers; the tables a statement touches through views, functions or
 //! dynamic SQL are not seen; a multi-statement simple query is split at
@@ -76,6 +108,7 @@
 
 mod backend;
 mod conn;
+mod decode;
 mod frontend;
 mod gate;
 mod pump;
@@ -94,7 +127,9 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use vakt_event::Directory;
 
+pub use decode::{decode_backend, decode_frontend};
 pub use sql::{scan, Scanned, Verb};
+pub use wire::MAX_MESSAGE;
 
 /// Why a connection ended early, or the proxy could not start.
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +143,11 @@ pub enum PgError {
     Upstream { upstream: String, reason: String },
     #[error("{0}")]
     Malformed(String),
+    #[error("a `{ty}` message of {len} bytes is over the limit of {max} bytes")]
+    TooLarge { ty: char, len: usize, max: usize },
+    /// The proxy ended the connection with a `FATAL` error saying this.
+    #[error("{0}")]
+    Fatal(String),
     #[error("timed out waiting for {0}")]
     Timeout(&'static str),
 }
@@ -123,6 +163,14 @@ pub struct PgTable {
     pub name: String,
     pub categories: Vec<String>,
 }
+
+/// [`PgProxyConfig::max_message`] by default: 64 MiB. PostgreSQL takes up
+/// to 1 GiB, but the proxy holds each message whole, so 1 GiB would let
+/// every connection cost 1 GiB; 64 MiB passes any query text and all but
+/// the largest `bytea` parameters, and is one setting away from 1 GiB.
+pub const DEFAULT_MAX_MESSAGE: usize = 64 << 20;
+/// [`PgProxyConfig::max_query_statements`] by default.
+pub const DEFAULT_MAX_QUERY_STATEMENTS: usize = 10_000;
 
 #[derive(Clone, Debug)]
 pub struct PgProxyConfig {
@@ -146,12 +194,24 @@ pub struct PgProxyConfig {
     pub startup_timeout: Duration,
     /// After shutdown, how long open connections may go on before they are cut.
     pub shutdown_grace: Duration,
+    /// The longest message a logged-in client may send, in bytes (the
+    /// length field, which counts itself but not the type byte). The proxy
+    /// holds a whole message in memory to look at it, so this is what one
+    /// connection can make it hold; a longer message ends the connection
+    /// with a `FATAL` error (SQLSTATE `54000`). At most PostgreSQL's own
+    /// limit of 1 GiB.
+    pub max_message: usize,
+    /// The most statements one simple `Query` may hold; a query with more is
+    /// refused with SQLSTATE `54000` and the session goes on. Each statement
+    /// is scanned and recorded, and counted by a throttle.
+    pub max_query_statements: usize,
 }
 
 impl PgProxyConfig {
     /// Defaults: throttle waits capped at 5 s, 100,000 customer ids per
     /// statement, 10 s to connect upstream, 30 s for a startup packet, 30 s
-    /// of grace at shutdown; no key columns or tables.
+    /// of grace at shutdown, messages up to 64 MiB, 10,000 statements per
+    /// simple query; no key columns or tables.
     pub fn new(listen: SocketAddr, upstream: impl Into<String>) -> Self {
         PgProxyConfig {
             listen,
@@ -163,6 +223,8 @@ impl PgProxyConfig {
             connect_timeout: Duration::from_secs(10),
             startup_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),
+            max_message: DEFAULT_MAX_MESSAGE,
+            max_query_statements: DEFAULT_MAX_QUERY_STATEMENTS,
         }
     }
 

@@ -7,7 +7,7 @@ use super::PgProxyConfig;
 use crate::{EventSink, Guard};
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Arc;
 use vakt_event::Outcome;
 
@@ -81,7 +81,8 @@ impl Shared {
 
     /// A prepared statement's text as one statement.
     pub(super) fn prepared(&self, text: &str) -> Arc<Stmt> {
-        let scanned = sql::scan(text);
+        // PostgreSQL refuses to prepare several statements: the cap only bounds the scan.
+        let (scanned, _) = sql::scan_at_most(text, self.config.max_query_statements);
         let mut tables: Vec<String> = scanned.iter().flat_map(|s| s.tables.clone()).collect();
         tables.sort();
         tables.dedup();
@@ -103,11 +104,19 @@ pub(super) struct Ctx {
     pub(super) application: Option<String>,
     /// Backend pid from `BackendKeyData`; 0 until known.
     pub(super) pid: AtomicI32,
+    /// Set by the server pump at the first `ReadyForQuery`, before it
+    /// reaches the client: until then the client may send only
+    /// authentication messages.
+    pub(super) logged_in: AtomicBool,
 }
 
 impl Ctx {
     pub(super) fn ip(&self) -> IpAddr {
         self.peer.ip()
+    }
+
+    pub(super) fn logged_in(&self) -> bool {
+        self.logged_in.load(Ordering::Acquire)
     }
 
     pub(super) fn submit(&self, stmt: Option<&Stmt>, access: Access) {

@@ -233,6 +233,13 @@ const NOT_ALIAS: &[&str] = &[
 
 /// Splits a query string into statements and scans each one.
 pub fn scan(sql: &str) -> Vec<Scanned> {
+    scan_at_most(sql, usize::MAX).0
+}
+
+/// [`scan`], stopping once `max` statements are scanned: `false` with
+/// them when more follow. What it keeps is bounded by `max`, not by how
+/// many statements the text holds.
+pub(super) fn scan_at_most(sql: &str, max: usize) -> (Vec<Scanned>, bool) {
     let mut lex = Lexer {
         s: sql.as_bytes(),
         at: 0,
@@ -261,6 +268,9 @@ pub fn scan(sql: &str) -> Vec<Scanned> {
             after_table = false;
             copy_seen = false;
             continue;
+        }
+        if cur.is_none() && out.len() >= max {
+            return (out, false);
         }
         let c = cur.get_or_insert_with(|| Scanned {
             start,
@@ -371,7 +381,7 @@ pub fn scan(sql: &str) -> Vec<Scanned> {
         s.tables.sort();
         s.tables.dedup();
     }
-    out
+    (out, true)
 }
 
 fn verb_of(w: &str) -> Verb {
@@ -433,6 +443,14 @@ mod tests {
         assert_eq!(one("SELECT E'it\\'s from x'"), (Verb::Read, v(&[])));
         assert_eq!(one("TABLE customers"), (Verb::Read, v(&["customers"])));
         assert_eq!(one("BEGIN"), (Verb::Other, v(&[])));
+    }
+
+    #[test]
+    fn scanning_stops_at_the_statement_cap() {
+        let (s, complete) = scan_at_most("SELECT 1; SELECT 2;; SELECT 3", 2);
+        assert_eq!((s.len(), complete), (2, false));
+        let (s, complete) = scan_at_most("SELECT 1; SELECT 2;;", 2);
+        assert_eq!((s.len(), complete), (2, true));
     }
 
     #[test]

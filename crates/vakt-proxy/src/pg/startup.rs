@@ -21,6 +21,7 @@ pub(super) async fn startup_packet(client: &mut TcpStream) -> Result<Option<Vec<
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
             Err(e) => return Err(io("reading the startup packet")(e)),
         }
+        // Checked against PostgreSQL's 10,000-byte cap before anything is allocated for it.
         let len = wire::startup_len(head)?;
         let mut packet = vec![0u8; len];
         packet[..4].copy_from_slice(&head);

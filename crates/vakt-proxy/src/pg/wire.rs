@@ -5,27 +5,38 @@
 //! cut out of a reusable read buffer and forwarded as they came: nothing
 //! here re-encodes a client's or the server's message.
 //!
+//! Lengths are checked before anything is read for them or room is made:
+//! [`next_frame`] refuses a length over the caller's cap from the 5-byte
+//! header alone (for a client, [`MAX_AUTH_MESSAGE`] before login and
+//! `max_message` after; for the server, PostgreSQL's own 1 GiB), and
+//! [`startup_len`] a startup packet over PostgreSQL's 10,000 bytes.
+//!
 //! Decoding uses `pgwire`'s message types where its decoder is safe on any
-//! input (it reads C strings with bounds checks): `Startup`, `Query`,
+//! input (it reads C strings with bounds checks): `Startup` and
 //! `CommandComplete`. `pgwire` 0.42's decoders for `Parse`, `Bind`,
 //! `RowDescription`, `ErrorResponse`, `ReadyForQuery` and `DataRow` read
 //! integers without checking that the bytes are there, and would panic on a
 //! truncated message, so those fields are read here with [`Reader`], which
-//! never reads past a frame. Replies the proxy makes itself (`N` to an
+//! never reads past a frame; so is `Query`, whose text is borrowed, not
+//! copied. Replies the proxy makes itself (`N` to an
 //! SSL or GSS request, `ErrorResponse`, `ReadyForQuery`) are encoded with
 //! `pgwire`.
 
 use super::PgError;
 use bytes::BytesMut;
 use pgwire::messages::response::{ErrorResponse, ReadyForQuery, TransactionStatus};
-use pgwire::messages::simplequery::Query;
 use pgwire::messages::startup::Startup;
 use pgwire::messages::{DecodeContext, Message};
 
-/// PostgreSQL's own limit for a message (`PQ_LARGE_MESSAGE_LIMIT`).
+/// PostgreSQL's own limit for a message (`PQ_LARGE_MESSAGE_LIMIT`); the
+/// cap on the server's messages.
 pub const MAX_MESSAGE: usize = 0x3fff_ffff;
 /// Startup, SSL, GSS and cancel packets are short (PostgreSQL's `MAX_STARTUP_PACKET_LENGTH`).
 pub const MAX_STARTUP: usize = 10_000;
+/// The cap on a client's message before login: a password, SASL or GSS
+/// message, whose body PostgreSQL caps at 65,535 bytes
+/// (`PG_MAX_AUTH_TOKEN_LENGTH`), plus the length field itself.
+pub const MAX_AUTH_MESSAGE: usize = 65_535 + 4;
 
 /// One complete typed frame: its type byte, its body, and its total length.
 #[derive(Debug, Clone, Copy)]
@@ -36,19 +47,27 @@ pub struct Frame<'a> {
 }
 
 /// The typed frame at the start of `buf`, if complete, and the bytes the
-/// frame takes (once its header is in; 5 before); `Err` for an impossible
-/// length.
-pub fn next_frame(buf: &[u8]) -> Result<(Option<Frame<'_>>, usize), PgError> {
+/// frame takes (once its header is in; 5 before). `Err` for an impossible
+/// length, and for a length field over `max` as soon as the 5-byte header
+/// is in, so a caller never waits for (or makes room for) more.
+pub fn next_frame(buf: &[u8], max: usize) -> Result<(Option<Frame<'_>>, usize), PgError> {
     if buf.len() < 5 {
         return Ok((None, 5));
     }
     let ty = buf[0];
     let n = i32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]);
-    if n < 4 || n as usize > MAX_MESSAGE {
+    if n < 4 {
         return Err(PgError::Malformed(format!(
             "message `{}` says it is {n} bytes long",
             printable(ty)
         )));
+    }
+    if n as usize > max.min(MAX_MESSAGE) {
+        return Err(PgError::TooLarge {
+            ty: printable(ty),
+            len: n as usize,
+            max: max.min(MAX_MESSAGE),
+        });
     }
     let len = 1 + n as usize;
     if buf.len() < len {
@@ -174,9 +193,11 @@ pub fn startup(packet: &[u8]) -> Result<Startup, PgError> {
     }
 }
 
-/// The SQL of a simple `Query`.
-pub fn query(body: &[u8]) -> Result<String, PgError> {
-    Ok(pgwire_decode::<Query>(b'Q', body, "Query")?.query)
+/// The SQL of a simple `Query`, borrowed when it is valid UTF-8 (a query
+/// may be as long as the message cap: no copy on the hot path).
+pub fn query(body: &[u8]) -> Result<std::borrow::Cow<'_, str>, PgError> {
+    let sql = Reader::new(body).cstr().ok_or_else(|| malformed("Query"))?;
+    Ok(String::from_utf8_lossy(sql))
 }
 
 /// A `CommandComplete` tag, e.g. `SELECT 3`, `INSERT 0 1`, `COPY 5`.
@@ -230,10 +251,12 @@ pub fn bind(body: &[u8]) -> Result<Bind, PgError> {
     if nr < 0 {
         return Err(bad());
     }
-    let mut result_formats = Vec::with_capacity(nr as usize);
-    for _ in 0..nr {
-        result_formats.push(r.i16().ok_or_else(bad)?);
-    }
+    // The bytes first, so the count never sizes an allocation on its own.
+    let raw = r.bytes(nr as usize * 2).ok_or_else(bad)?;
+    let result_formats = raw
+        .chunks_exact(2)
+        .map(|c| i16::from_be_bytes([c[0], c[1]]))
+        .collect();
     Ok(Bind {
         portal,
         statement,
@@ -443,15 +466,32 @@ mod tests {
     fn frames_are_cut_whole_and_impossible_lengths_refused() {
         let mut buf = frame(b'Q', b"SELECT 1\0");
         buf.extend(frame(b'S', b""));
-        let (f, n) = next_frame(&buf).unwrap();
+        let (f, n) = next_frame(&buf, MAX_MESSAGE).unwrap();
         let f = f.unwrap();
         assert_eq!((f.ty, f.body, n), (b'Q', &b"SELECT 1\0"[..], 14));
         assert_eq!(query(f.body).unwrap(), "SELECT 1");
-        let (f, _) = next_frame(&buf[14..]).unwrap();
+        let (f, _) = next_frame(&buf[14..], MAX_MESSAGE).unwrap();
         assert_eq!(f.unwrap().ty, b'S');
-        assert!(next_frame(&buf[..10]).unwrap().0.is_none());
-        assert!(next_frame(&[b'Q', 0, 0, 0, 3]).is_err());
-        assert!(next_frame(&[b'Q', 0xff, 0xff, 0xff, 0xff]).is_err());
+        assert!(next_frame(&buf[..10], MAX_MESSAGE).unwrap().0.is_none());
+        assert!(next_frame(&[b'Q', 0, 0, 0, 3], MAX_MESSAGE).is_err());
+        assert!(next_frame(&[b'Q', 0xff, 0xff, 0xff, 0xff], MAX_MESSAGE).is_err());
+    }
+
+    #[test]
+    fn finding_6_a_length_over_the_cap_is_refused_from_the_header_alone() {
+        // Only the 5-byte header of a 10 MB Query: refused before any body is read.
+        let mut head = vec![b'Q'];
+        head.extend_from_slice(&10_000_000i32.to_be_bytes());
+        assert!(matches!(
+            next_frame(&head, MAX_AUTH_MESSAGE),
+            Err(PgError::TooLarge {
+                ty: 'Q',
+                len: 10_000_000,
+                max: MAX_AUTH_MESSAGE
+            })
+        ));
+        // The same header under a cap it fits: wait for the body.
+        assert_eq!(next_frame(&head, 64 << 20).unwrap().1, 10_000_001);
     }
 
     #[test]
@@ -496,7 +536,7 @@ mod tests {
     #[test]
     fn replies_encode_as_postgres_expects() {
         let e = error_response("ERROR", "42501", "no", None, Some("ask"));
-        let (f, _) = next_frame(&e).unwrap();
+        let (f, _) = next_frame(&e, MAX_MESSAGE).unwrap();
         let f = f.unwrap();
         assert_eq!(f.ty, b'E');
         assert_eq!(error_code(f.body).unwrap().as_deref(), Some("42501"));
@@ -525,7 +565,8 @@ mod tests {
             let _ = startup(&packet);
             let mut framed = vec![ty];
             framed.extend_from_slice(&body);
-            let _ = next_frame(&framed);
+            let _ = next_frame(&framed, MAX_MESSAGE);
+            let _ = next_frame(&framed, MAX_AUTH_MESSAGE);
         }
     }
 }
