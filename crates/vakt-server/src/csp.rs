@@ -3,65 +3,105 @@
 //! document's host and `destination.domain` the blocked URL's host. The
 //! events are journaled like `POST /v1/events`.
 //!
-//! Bounded: bodies up to [`BODY_LIMIT`] (413 past it) and a token bucket
-//! per document origin (429 with `Retry-After` when empty), in a map of at
-//! most [`MAX_ORIGINS`] origins.
+//! Anyone can send these, so what a sender may cost is bounded by what
+//! they cannot choose:
+//! - bodies up to [`BODY_LIMIT`] (413 past it);
+//! - every report of a body counts against a token bucket per client
+//!   address ([`CspLimits::per_address_per_minute`]) and one for all
+//!   senders together, in tables with a hard capacity and O(1) eviction
+//!   (429 with `Retry-After`; nothing of the body is taken);
+//! - only reports from configured document hosts are taken (the
+//!   `--csp-host` list and the directory's `[[egress_allow]]` hosts), so a
+//!   sender cannot plant new hosts in the detectors' state; reports from
+//!   other pages are counted as ignored;
+//! - CSP events wait for the engine in their own small queue, so a flood of
+//!   reports cannot fill the queue `POST /v1/events` uses.
 
 use crate::http::{lock, read_body, ApiError, Shared};
 use crate::ingest::journal_events;
 use axum::body::Body;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::ConnectInfo;
+use axum::http::{header, Extensions, HeaderMap, StatusCode};
 use axum::Json;
 use serde_json::{json, Value};
-use std::collections::HashMap;
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr};
+use std::num::NonZeroUsize;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 use vakt_event::{Origin, Timestamp};
+use vakt_limit::Buckets;
 
 /// Largest report body: 64 KiB.
 pub const BODY_LIMIT: usize = 64 << 10;
-/// Reports accepted per minute from one document origin by default.
+/// Reports accepted per minute from one client address by default.
 pub const DEFAULT_PER_MINUTE: u32 = 60;
-/// Origins the rate limiter remembers at most.
-pub const MAX_ORIGINS: usize = 10_000;
+/// Reports accepted per minute from all senders together by default.
+pub const DEFAULT_GLOBAL_PER_MINUTE: u32 = 6_000;
+/// CSP events that may wait for the engine at once.
+pub const QUEUE_EVENTS: usize = 4_096;
+/// Client addresses the limiter remembers at most.
+const ADDRESSES: NonZeroUsize = NonZeroUsize::new(10_000).expect("not zero");
 
-/// A token bucket per origin.
-pub(crate) struct RateLimiter {
-    per_minute: u32,
-    buckets: HashMap<String, (f64, Instant)>,
+/// See the module doc.
+#[derive(Clone, Debug)]
+pub struct CspLimits {
+    pub per_address_per_minute: u32,
+    pub global_per_minute: u32,
+    /// Document hosts whose reports are taken (lower case), besides the
+    /// directory's `[[egress_allow]]` hosts.
+    pub hosts: Vec<String>,
 }
 
-impl RateLimiter {
-    pub(crate) fn new(per_minute: u32) -> RateLimiter {
-        RateLimiter {
-            per_minute: per_minute.max(1),
-            buckets: HashMap::new(),
+impl Default for CspLimits {
+    fn default() -> Self {
+        CspLimits {
+            per_address_per_minute: DEFAULT_PER_MINUTE,
+            global_per_minute: DEFAULT_GLOBAL_PER_MINUTE,
+            hosts: Vec::new(),
+        }
+    }
+}
+
+/// The buckets and the hosts, as the handler uses them.
+pub(crate) struct Intake {
+    per_address: Buckets<IpAddr>,
+    global: Buckets<()>,
+    hosts: BTreeSet<String>,
+}
+
+impl Intake {
+    pub(crate) fn new(limits: &CspLimits, directory: &vakt_event::Directory) -> Intake {
+        let per = limits.per_address_per_minute.max(1);
+        let global = limits.global_per_minute.max(1);
+        Intake {
+            per_address: Buckets::new(per, per, ADDRESSES),
+            global: Buckets::new(global, global, NonZeroUsize::MIN),
+            hosts: limits
+                .hosts
+                .iter()
+                .map(|h| h.to_ascii_lowercase())
+                .chain(
+                    directory
+                        .egress_allow
+                        .iter()
+                        .map(|e| e.host.to_ascii_lowercase()),
+                )
+                .collect(),
         }
     }
 
-    /// Takes one token for `origin`, or says in how many seconds one is there.
-    pub(crate) fn take(&mut self, origin: &str, at: Instant) -> Result<(), u32> {
-        let cap = self.per_minute as f64;
-        let rate = cap / 60.0;
-        if !self.buckets.contains_key(origin) && self.buckets.len() >= MAX_ORIGINS {
-            // Forget the origins whose bucket has refilled: they lose nothing.
-            self.buckets.retain(|_, (tokens, last)| {
-                *tokens + at.saturating_duration_since(*last).as_secs_f64() * rate < cap
-            });
-            if self.buckets.len() >= MAX_ORIGINS {
-                self.buckets.clear();
-            }
+    /// Takes `n` reports from `client`'s bucket and the global one, or says
+    /// in how many seconds to try again.
+    fn take(&mut self, client: IpAddr, n: usize, at: Instant) -> Result<(), u32> {
+        for _ in 0..n {
+            self.per_address
+                .take(client, at)
+                .and_then(|()| self.global.take((), at))
+                .map_err(|wait| wait.as_secs_f64().ceil().max(1.0) as u32)?;
         }
-        let (tokens, last) = self.buckets.entry(origin.to_owned()).or_insert((cap, at));
-        *tokens = (*tokens + at.saturating_duration_since(*last).as_secs_f64() * rate).min(cap);
-        *last = at;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(((1.0 - *tokens) / rate).ceil().max(1.0) as u32)
-        }
+        Ok(())
     }
 }
 
@@ -147,6 +187,7 @@ fn violations(content_type: &str, body: &[u8]) -> Result<Vec<Violation>, ApiErro
 
 pub(crate) async fn post_report(
     state: Shared,
+    ext: Extensions,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
@@ -170,24 +211,26 @@ pub(crate) async fn post_report(
     }
     let bytes = read_body(&headers, body, BODY_LIMIT).await?;
     let found = violations(&content_type, &bytes)?;
-    let Some(first) = found.first() else {
+    if found.is_empty() {
         return Ok(Json(json!({ "accepted": 0, "ignored": 0 })));
-    };
-    let Some((scheme, host, port)) = split_url(&first.document) else {
+    }
+    if let Some(v) = found.iter().find(|v| split_url(&v.document).is_none()) {
         return Err(ApiError::bad_request(format!(
             "document URL `{}` has no host; a report names the page it came from",
-            first.document.escape_debug()
+            v.document.escape_debug()
         )));
-    };
-    let origin = match port {
-        Some(p) => format!("{scheme}://{host}:{p}"),
-        None => format!("{scheme}://{host}"),
-    };
-    if let Err(secs) = lock(&state.csp_limiter).take(&origin, Instant::now()) {
+    }
+    let client = ext
+        .get::<ConnectInfo<crate::ClientAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| {
+            c.0 .0.ip().to_canonical()
+        });
+    let taken = lock(&state.csp).take(client, found.len(), Instant::now());
+    if let Err(secs) = taken {
         return Err(ApiError {
             status: StatusCode::TOO_MANY_REQUESTS,
             message: format!(
-                "too many reports from {origin}; nothing was accepted, send again after Retry-After seconds"
+                "too many reports from {client}; nothing was accepted, send again after Retry-After seconds"
             ),
             retry_after: Some(secs),
         });
@@ -204,10 +247,15 @@ pub(crate) async fn post_report(
             ignored += 1;
             continue;
         };
+        let doc_host = doc_host.to_ascii_lowercase();
+        if !lock(&state.csp).hosts.contains(&doc_host) {
+            ignored += 1;
+            continue;
+        }
         let mut line = json!({
             "@timestamp": at,
             "event.kind": "flow",
-            "host.name": doc_host.to_ascii_lowercase(),
+            "host.name": doc_host,
             "destination.domain": dest.to_ascii_lowercase(),
             "source.bytes": 0,
             "url.path": v.blocked,
@@ -227,7 +275,9 @@ pub(crate) async fn post_report(
         .events_rejected
         .fetch_add(ignored as u64, Ordering::Relaxed);
     let state = state.0.clone();
-    let n = crate::http::blocking(move || journal_events(&state, good)).await?;
+    let n =
+        crate::http::blocking(move || journal_events(&state, &state.csp_queue, QUEUE_EVENTS, good))
+            .await?;
     Ok(Json(json!({ "accepted": n, "ignored": ignored })))
 }
 
@@ -248,21 +298,5 @@ mod tests {
         );
         assert_eq!(split_url("inline"), None);
         assert_eq!(split_url("data:"), None);
-    }
-
-    #[test]
-    fn the_bucket_refills_and_the_map_stays_bounded() {
-        let mut r = RateLimiter::new(60);
-        let t = Instant::now();
-        for _ in 0..60 {
-            r.take("https://a", t).unwrap();
-        }
-        assert_eq!(r.take("https://a", t), Err(1));
-        assert!(r.take("https://b", t).is_ok());
-        assert!(r.take("https://a", t + Duration::from_secs(1)).is_ok());
-        for i in 0..MAX_ORIGINS + 10 {
-            let _ = r.take(&format!("https://h{i}"), t + Duration::from_secs(120));
-        }
-        assert!(r.buckets.len() <= MAX_ORIGINS);
     }
 }

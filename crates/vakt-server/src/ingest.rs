@@ -10,6 +10,7 @@ use axum::Json;
 use serde_json::json;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use tokio::sync::Semaphore;
 use vakt_event::{Event, Origin};
 use vakt_ledger::tokens::Role;
 
@@ -78,7 +79,7 @@ pub(crate) async fn post_events(
             .metrics
             .events_rejected
             .fetch_add(rejected.len() as u64, Ordering::Relaxed);
-        let n = journal_events(&state, good)?;
+        let n = journal_events(&state, &state.queue, state.queue_events, good)?;
         let status = if n == 0 && lines > 0 {
             StatusCode::BAD_REQUEST
         } else {
@@ -95,22 +96,27 @@ pub(crate) async fn post_events(
 
 /// Journals events (with their text) and hands them to the engine; all
 /// or nothing. Returns how many were accepted.
-pub(crate) fn journal_events(state: &State, good: Vec<(Event, String)>) -> Result<usize, ApiError> {
+/// `queue` (holding `capacity` events) is where the events wait for the
+/// engine: the API's, or the CSP intake's own.
+pub(crate) fn journal_events(
+    state: &State,
+    queue: &Arc<Semaphore>,
+    capacity: usize,
+    good: Vec<(Event, String)>,
+) -> Result<usize, ApiError> {
     let n = good.len();
     if n == 0 {
         return Ok(0);
     }
-    if n > state.queue_events {
+    if n > capacity {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!(
-                "{n} events in one batch are more than the queue holds ({}); send smaller batches",
-                state.queue_events
+                "{n} events in one batch are more than the queue holds ({capacity}); send smaller batches"
             ),
         ));
     }
-    let permit = state
-        .queue
+    let permit = queue
         .clone()
         .try_acquire_many_owned(n as u32)
         .map_err(|_| ApiError {

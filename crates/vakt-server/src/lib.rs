@@ -45,6 +45,7 @@ pub use api::routes;
 pub use connections::{
     ConnectionLimits, DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_REQUEST_TIMEOUT,
 };
+pub use csp::CspLimits;
 
 pub use follow::REJECTS_FILE as FOLLOW_REJECTS_FILE;
 pub use journal::FILE_NAME as JOURNAL_FILE;
@@ -105,8 +106,8 @@ pub struct Config {
     pub deliver: Option<vakt_deliver::DeliveryConfig>,
     /// How long a stop waits for pending alerts to be delivered.
     pub delivery_grace: std::time::Duration,
-    /// CSP reports accepted per minute from one document origin.
-    pub csp_per_minute: u32,
+    /// What `POST /v1/csp-report` takes, and how much of it.
+    pub csp: CspLimits,
     /// Serve HTTPS with this certificate and key; none: plain HTTP.
     pub tls: Option<TlsFiles>,
     /// Log files to follow (`tail -F`), each its own ledger source.
@@ -126,7 +127,7 @@ impl Config {
             queue_events: DEFAULT_QUEUE_EVENTS,
             deliver: None,
             delivery_grace: std::time::Duration::from_secs(5),
-            csp_per_minute: csp::DEFAULT_PER_MINUTE,
+            csp: CspLimits::default(),
             tls: None,
             follow: Vec::new(),
             limits: ConnectionLimits::default(),
@@ -151,7 +152,10 @@ pub(crate) struct State {
     pub(crate) directory: Arc<Directory>,
     pub(crate) metrics: Arc<metrics::Metrics>,
     pub(crate) deliverer: Option<Arc<vakt_deliver::Deliverer>>,
-    pub(crate) csp_limiter: Mutex<csp::RateLimiter>,
+    pub(crate) csp: Mutex<csp::Intake>,
+    /// CSP events waiting for the engine: their own queue, so reports
+    /// cannot fill the one `POST /v1/events` uses.
+    pub(crate) csp_queue: Arc<Semaphore>,
     /// Served over TLS: the console's cookies are marked Secure.
     pub(crate) https: bool,
     pub(crate) open_metrics: bool,
@@ -231,6 +235,7 @@ impl Server {
                 return Err(e.into());
             }
         };
+        let csp = Mutex::new(csp::Intake::new(&config.csp, &directory));
         let state = Arc::new(State {
             reader: Mutex::new(reader),
             writer: Mutex::new(writer),
@@ -245,7 +250,8 @@ impl Server {
             directory,
             metrics,
             deliverer: deliverer.clone(),
-            csp_limiter: Mutex::new(csp::RateLimiter::new(config.csp_per_minute)),
+            csp,
+            csp_queue: Arc::new(Semaphore::new(csp::QUEUE_EVENTS)),
             https: tls.is_some(),
             open_metrics: config.open_metrics,
         });

@@ -200,3 +200,123 @@ fn finding_7_oversized_sign_in_forms_are_refused() {
     assert_eq!(sign_in(&server, long_password).status, 401);
     server.stop();
 }
+
+fn csp(server: &common::Running, reports: serde_json::Value) -> common::Answer {
+    server.send(Req {
+        method: "POST",
+        path: "/v1/csp-report",
+        token: None,
+        content_type: Some("application/reports+json"),
+        body: Some(reports.to_string().into_bytes()),
+        authorization: None,
+    })
+}
+
+fn report(document: &str) -> serde_json::Value {
+    serde_json::json!({"type": "csp-violation", "url": document, "body": {
+        "documentURL": document,
+        "blockedURL": "https://collect.evil.example/c",
+        "effectiveDirective": "connect-src",
+    }})
+}
+
+/// Finding 8: the limit was per document origin, which the sender writes
+/// in the report: rotating origins was never limited.
+#[test]
+fn finding_8_csp_reports_are_limited_per_client_address_whatever_origin_they_name() {
+    let (server, _) = start("", |c| {
+        c.csp.per_address_per_minute = 3;
+        c.csp.hosts = vec!["shop.example".into()];
+    });
+    for port in 1..=3 {
+        let a = csp(
+            &server,
+            serde_json::json!([report(&format!("https://shop.example:{port}/"))]),
+        );
+        assert_eq!(a.status, 200, "{}", a.text);
+    }
+    let a = csp(
+        &server,
+        serde_json::json!([report("https://shop.example:4/")]),
+    );
+    assert_eq!(
+        a.status, 429,
+        "a fourth origin from the same address: {}",
+        a.text
+    );
+    server.stop();
+
+    // And all senders together have a cap of their own.
+    let (server, _) = start("", |c| {
+        c.csp.per_address_per_minute = 100;
+        c.csp.global_per_minute = 2;
+        c.csp.hosts = vec!["shop.example".into()];
+    });
+    assert_eq!(
+        csp(
+            &server,
+            serde_json::json!([report("https://shop.example/")])
+        )
+        .status,
+        200
+    );
+    assert_eq!(
+        csp(
+            &server,
+            serde_json::json!([report("https://shop.example/")])
+        )
+        .status,
+        200
+    );
+    assert_eq!(
+        csp(
+            &server,
+            serde_json::json!([report("https://shop.example/")])
+        )
+        .status,
+        429
+    );
+    server.stop();
+}
+
+/// Finding 8: only the first report of a body was counted.
+#[test]
+fn finding_8_every_report_of_a_body_counts() {
+    let (server, _) = start("", |c| {
+        c.csp.per_address_per_minute = 3;
+        c.csp.hosts = vec!["shop.example".into()];
+    });
+    let five: Vec<_> = (0..5)
+        .map(|i| report(&format!("https://shop.example/{i}")))
+        .collect();
+    let a = csp(&server, serde_json::Value::Array(five));
+    assert_eq!(a.status, 429, "{}", a.text);
+    let journal = std::fs::read_to_string(server.data.path.join(vakt_server::JOURNAL_FILE))
+        .unwrap_or_default();
+    assert_eq!(journal.lines().count(), 0, "nothing of the body was taken");
+    server.stop();
+}
+
+/// Finding 8: any document host was taken and kept for ever in the
+/// detectors' state; only configured hosts are taken now.
+#[test]
+fn finding_8_reports_from_unconfigured_document_hosts_are_not_taken() {
+    let (server, _) = start(
+        "[[egress_allow]]\nhost = \"blog.example\"\ndestinations = [\"198.51.100.0/28\"]\n",
+        |c| c.csp.hosts = vec!["shop.example".into()],
+    );
+    let a = csp(
+        &server,
+        serde_json::json!([
+            report("https://shop.example/"),
+            report("https://blog.example/"),
+            report("https://random-7731.example/"),
+        ]),
+    );
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.json(), serde_json::json!({"accepted": 2, "ignored": 1}));
+    let journal =
+        std::fs::read_to_string(server.data.path.join(vakt_server::JOURNAL_FILE)).unwrap();
+    assert!(!journal.contains("random-7731"), "{journal}");
+    server.stop();
+}

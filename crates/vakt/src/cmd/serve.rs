@@ -34,7 +34,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE")]
     pub follow: Vec<PathBuf>,
     /// Settings file (TOML): `listen`, `directory`, `deliver`, `tls_cert`,
-    /// `tls_key`, `follow` (a list of log files); flags given
+    /// `tls_key`, `follow` (a list of log files), `csp_hosts`; flags given
     /// on the command line win. Relative paths are taken from the file's folder.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -56,6 +56,14 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = vakt_server::DEFAULT_REQUEST_TIMEOUT.as_secs(), value_name = "SECS",
           value_parser = clap::value_parser!(u64).range(1..))]
     pub request_timeout: u64,
+    /// A page host whose CSP reports are taken (repeat for more; the
+    /// directory's [[egress_allow]] hosts count too). Reports from other
+    /// pages are ignored, so senders cannot invent hosts.
+    #[arg(long, value_name = "HOST")]
+    pub csp_host: Vec<String>,
+    /// CSP reports taken per minute from one client address.
+    #[arg(long, default_value_t = vakt_server::CspLimits::default().per_address_per_minute, value_name = "N")]
+    pub csp_per_minute: u32,
     /// Answer GET /metrics without a token (a scraper on a trusted
     /// network); by default it needs a read token.
     #[arg(long)]
@@ -73,6 +81,8 @@ struct FileConfig {
     tls_key: Option<PathBuf>,
     #[serde(default)]
     follow: Vec<PathBuf>,
+    #[serde(default)]
+    csp_hosts: Vec<String>,
 }
 
 /// Where `offset` is in `text`, as (line, column), both from 1.
@@ -89,7 +99,7 @@ fn load_config(path: &std::path::Path) -> Result<(FileConfig, Option<SocketAddr>
     let mut c: FileConfig = toml::from_str(&text).map_err(|e| {
         let (line, col) = line_col(&text, e.span().map_or(0, |s| s.start));
         anyhow::anyhow!(
-            "{}:{line}:{col}: {}; the keys are listen, directory, deliver, tls_cert, tls_key and follow",
+            "{}:{line}:{col}: {}; the keys are listen, directory, deliver, tls_cert, tls_key, follow and csp_hosts",
             path.display(),
             e.message().trim()
         )
@@ -138,6 +148,7 @@ pub fn run(mut args: ServeArgs) -> Result<ExitCode> {
         args.directory = args.directory.or(c.directory);
         args.deliver = args.deliver.or(c.deliver);
         args.follow.extend(c.follow);
+        args.csp_host.extend(c.csp_hosts);
         if args.tls_cert.is_none() {
             args.tls_cert = c.tls_cert;
             args.tls_key = c.tls_key;
@@ -168,6 +179,8 @@ pub fn run(mut args: ServeArgs) -> Result<ExitCode> {
     config.body_limit = args.max_body;
     config.queue_events = args.queue;
     config.open_metrics = args.open_metrics;
+    config.csp.hosts = args.csp_host.clone();
+    config.csp.per_address_per_minute = args.csp_per_minute;
     config.limits = vakt_server::ConnectionLimits {
         max_connections: args.max_connections.max(1),
         header_timeout: std::time::Duration::from_secs(args.header_timeout),
