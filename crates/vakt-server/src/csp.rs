@@ -284,7 +284,6 @@ pub(crate) async fn post_report(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn urls_split_into_scheme_host_and_port() {
