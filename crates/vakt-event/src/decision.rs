@@ -361,7 +361,7 @@ mod tests {
     }
 
     #[test]
-    fn an_ip_decision_covers_mapped_clients_and_every_address_of_its_network() {
+    fn finding_3_an_ip_decision_covers_mapped_clients_and_every_address_of_its_network() {
         let any = |s: &str| s.parse::<IpAddr>().unwrap();
         let d = ip("127.0.0.1").unwrap();
         assert!(d.covers(any("127.0.0.1")) && d.covers(any("::ffff:127.0.0.1")));

@@ -376,7 +376,7 @@ mod tests {
     }
 
     #[test]
-    fn an_address_block_holds_however_the_address_is_written_or_seen() {
+    fn finding_3_an_address_block_holds_however_the_address_is_written_or_seen() {
         let (_t, g) = setup(&[
             ("ip", "0:0:0:0:0:0:0:1", "block"),
             ("ip", "127.0.0.1", "block"),
