@@ -163,8 +163,20 @@ impl Guard {
             .map(String::as_str)
     }
 
-    /// The verdict for a request by `account` (when known) from `ip`.
+    /// The verdict for a request by `account` (when known) from `ip`; a
+    /// throttle takes one request from the subject's allowance.
     pub fn verdict(&self, account: Option<&str>, ip: Option<IpAddr>) -> Verdict {
+        self.judge(account, ip, true)
+    }
+
+    /// The verdict without spending a throttle allowance, for what reads
+    /// nothing itself (a PostgreSQL `Parse`): blocks and step-ups hold,
+    /// throttles pass.
+    pub fn verdict_without_spending(&self, account: Option<&str>, ip: Option<IpAddr>) -> Verdict {
+        self.judge(account, ip, false)
+    }
+
+    fn judge(&self, account: Option<&str>, ip: Option<IpAddr>, spend: bool) -> Verdict {
         let active = self.active();
         if active.is_empty() {
             return Verdict::Pass;
@@ -197,6 +209,7 @@ impl Guard {
                         return Verdict::StepUp(d.clone());
                     }
                 }
+                Action::Throttle if !spend => {}
                 Action::Throttle => {
                     let subject = account
                         .map(str::to_owned)
@@ -414,6 +427,24 @@ mod tests {
         }
         // Another account is not affected.
         assert_eq!(g.verdict(Some("erik"), None), Verdict::Pass);
+    }
+
+    #[test]
+    fn asking_without_spending_leaves_the_allowance_and_still_blocks() {
+        let (_t, g) = setup(&[("account", "bot", "throttle"), ("account", "eve", "block")]);
+        for _ in 0..10 {
+            assert_eq!(g.verdict_without_spending(Some("bot"), None), Verdict::Pass);
+        }
+        assert_eq!(g.verdict(Some("bot"), None), Verdict::Pass);
+        assert_eq!(g.verdict(Some("bot"), None), Verdict::Pass);
+        assert!(matches!(
+            g.verdict(Some("bot"), None),
+            Verdict::Throttle { .. }
+        ));
+        assert!(matches!(
+            g.verdict_without_spending(Some("eve"), None),
+            Verdict::Block(_)
+        ));
     }
 
     #[test]

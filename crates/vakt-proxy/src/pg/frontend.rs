@@ -3,7 +3,7 @@
 //! or drops them, and tells the server pump what each forwarded request
 //! will be answered with.
 
-use super::gate::{gate, gate_statements, Gate, Refusal};
+use super::gate::{gate, gate_prepare, gate_statements, Gate, Refusal};
 use super::pump::{make_room, write, Expect, MAX_NAMED, READ_CHUNK};
 use super::record::Stmt;
 use super::session::Ctx;
@@ -267,26 +267,33 @@ impl Frontend {
             },
             // Every statement prepared and every execution asks the guard,
             // however long the batch has been open.
-            b'P' | b'E' => match gate(&self.ctx) {
-                Gate::Refuse(r) => {
-                    self.refuse_batch(r);
-                    self.refused(f)?;
-                    if self.batch_forwarded {
-                        Fwd::DropAndFlush
-                    } else {
-                        Fwd::Drop
+            b'P' | b'E' => {
+                let verdict = if f.ty == b'P' {
+                    gate_prepare(&self.ctx)
+                } else {
+                    gate(&self.ctx)
+                };
+                match verdict {
+                    Gate::Refuse(r) => {
+                        self.refuse_batch(r);
+                        self.refused(f)?;
+                        if self.batch_forwarded {
+                            Fwd::DropAndFlush
+                        } else {
+                            Fwd::Drop
+                        }
+                    }
+                    g => {
+                        self.extended(f)?;
+                        self.batch_forwarded = true;
+                        match g {
+                            // Executions are held back; a Parse reads nothing.
+                            Gate::Delay(d) if f.ty == b'E' => Fwd::Delay(d),
+                            _ => Fwd::Forward,
+                        }
                     }
                 }
-                g => {
-                    self.extended(f)?;
-                    self.batch_forwarded = true;
-                    match g {
-                        // Executions are held back; a Parse reads nothing.
-                        Gate::Delay(d) if f.ty == b'E' => Fwd::Delay(d),
-                        _ => Fwd::Forward,
-                    }
-                }
-            },
+            }
             b'B' | b'D' | b'C' | b'H' => {
                 self.extended(f)?;
                 self.batch_forwarded = true;

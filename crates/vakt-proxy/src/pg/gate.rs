@@ -28,6 +28,16 @@ pub(super) enum Gate {
 
 /// Pass, hold back, or refuse a request of `ctx` now.
 pub(super) fn gate(ctx: &Ctx) -> Gate {
+    gate_with(ctx, true)
+}
+
+/// As [`gate`] for what reads nothing itself (a `Parse`): a throttle's
+/// allowance is not spent, so a statement prepared and run once counts once.
+pub(super) fn gate_prepare(ctx: &Ctx) -> Gate {
+    gate_with(ctx, false)
+}
+
+fn gate_with(ctx: &Ctx, spend: bool) -> Gate {
     let shared = &ctx.shared;
     let contact = &shared.guard.config().contact;
     if shared.sink.fail_mode() == FailMode::Closed && !shared.sink.keeping_up() {
@@ -41,7 +51,14 @@ pub(super) fn gate(ctx: &Ctx) -> Gate {
             )),
         });
     }
-    match shared.guard.verdict(Some(&ctx.user), Some(ctx.ip())) {
+    let verdict = if spend {
+        shared.guard.verdict(Some(&ctx.user), Some(ctx.ip()))
+    } else {
+        shared
+            .guard
+            .verdict_without_spending(Some(&ctx.user), Some(ctx.ip()))
+    };
+    match verdict {
         Verdict::Pass => Gate::Pass,
         Verdict::Throttle { wait, .. } => Gate::Delay(wait.min(shared.config.throttle_delay)),
         Verdict::Block(d) => Gate::Refuse(Refusal {

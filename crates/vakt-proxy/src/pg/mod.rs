@@ -53,8 +53,8 @@
 //! a statement back for the guard's wait, capped at
 //! [`PgProxyConfig::throttle_delay`]; it counts statements, not requests:
 //! each statement of a simple query and each `Execute` takes one
-//! allowance, and a query's waits add up. A `Parse` is never held back,
-//! but since asking the guard takes an allowance, one spends one too. When
+//! allowance, and a query's waits add up. A `Parse` is never held back
+//! and spends no allowance (a statement prepared and run once counts once). When
 //! the sink fails closed and the engine is behind, requests are refused
 //! with `57P03` and recorded as failures.
 //!
