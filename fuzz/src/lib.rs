@@ -28,6 +28,18 @@ fn context() -> &'static ParserContext {
     CTX.get_or_init(|| ParserContext { directory: Arc::new(Directory::from_toml(DIR, "fuzz").expect("fuzz directory")) })
 }
 
+/// Matches `target` against the fuzz directory's routes, as the proxy and
+/// the web-log parsers do.
+pub fn match_route(target: &str) {
+    static ROUTES: OnceLock<vakt_event::routes::Routes> = OnceLock::new();
+    let routes = ROUTES.get_or_init(|| {
+        vakt_event::routes::Routes::new(&context().directory.http.as_ref().expect("routes").routes)
+    });
+    for method in ["GET", "POST", "HEAD"] {
+        let _ = routes.find(method, target);
+    }
+}
+
 pub fn run(format: &str, data: &[u8]) {
     let f = parsers::format(format).expect("registered format");
     let mut p = (f.build)(context());

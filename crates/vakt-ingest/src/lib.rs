@@ -3,8 +3,10 @@
 //!
 //! `source` (files, stdin, gzip, follow) -> `lines` (bounded line reader)
 //! -> `parsers` (one module per format) -> `stream` (reorder, merge).
-//! Lines that cannot be read go to `rejects`.
+//! Lines that cannot be read go to `rejects`. `csp` reads browsers' CSP
+//! reports, which arrive as HTTP bodies rather than lines.
 
+pub mod csp;
 pub mod lines;
 pub mod parsers;
 pub mod rejects;

@@ -100,3 +100,44 @@ proptest! {
         prop_assert_eq!(st.rejected, rejects.lock().unwrap().count());
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    /// Request targets as a hostile client writes them: resolving and
+    /// matching never panics, and a resolved path written back resolves to
+    /// itself (what the proxy forwards is what it recorded).
+    #[test]
+    fn request_targets_resolve_without_panic_and_canonical_forms_are_fixed_points(
+        target in "(/|%|\\.|[a-zA-Z0-9]|%2[0-9a-fA-F]|%[0-9a-fA-F]{2}|\\?|#|;|\\\\){0,40}"
+    ) {
+        use vakt_event::routes::{EncodedPaths, RequestPath, Routes, Target};
+        let directory = Directory::from_toml(DIR, "d").unwrap();
+        let routes = Routes::new(&directory.http.as_ref().unwrap().routes);
+        let _ = routes.find("GET", &target);
+        for mode in [EncodedPaths::Decode, EncodedPaths::Refuse] {
+            if let Ok(t) = Target::parse(&target, mode) {
+                let canonical = t.path.canonical();
+                let again = RequestPath::parse(&canonical, EncodedPaths::Refuse);
+                prop_assert_eq!(again.as_ref(), Ok(&t.path), "{} -> {}", target, canonical);
+            }
+        }
+    }
+
+    /// CSP report bodies, valid JSON or not, never panic the reader.
+    #[test]
+    fn csp_report_bodies_never_panic(
+        body in proptest::collection::vec(any::<u8>(), 0..600),
+        document in ".{0,40}",
+        blocked in ".{0,40}",
+    ) {
+        use vakt_ingest::csp::{split_url, violations};
+        let _ = violations("application/csp-report", &body);
+        let _ = violations("application/reports+json", &body);
+        let json = serde_json::json!({"csp-report": {"document-uri": document, "blocked-uri": blocked}});
+        for v in violations("application/csp-report", json.to_string().as_bytes()).unwrap() {
+            let _ = split_url(&v.document);
+            let _ = split_url(&v.blocked);
+        }
+    }
+}

@@ -31,6 +31,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 use vakt_event::{Origin, Timestamp};
+use vakt_ingest::csp::{split_url, violations};
 use vakt_limit::Buckets;
 
 /// Largest report body: 64 KiB.
@@ -105,86 +106,6 @@ impl Intake {
     }
 }
 
-/// A URL's scheme, host and port, as written (`https`, `shop.example`, `Some(8443)`).
-fn split_url(url: &str) -> Option<(&str, &str, Option<u16>)> {
-    let (scheme, rest) = url.split_once("://")?;
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
-        let (h, after) = v6.split_once(']')?;
-        (h, after.strip_prefix(':'))
-    } else {
-        match hostport.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (hostport, None),
-        }
-    };
-    if host.is_empty() {
-        return None;
-    }
-    let port = match port {
-        Some(p) if !p.is_empty() => Some(p.parse().ok()?),
-        _ => None,
-    };
-    Some((scheme, host, port))
-}
-
-/// One violation: the document's URL and the blocked one.
-struct Violation {
-    document: String,
-    blocked: String,
-    directive: String,
-}
-
-fn str_of<'a>(v: &'a Value, keys: &[&str]) -> &'a str {
-    keys.iter()
-        .find_map(|k| v.get(*k).and_then(Value::as_str))
-        .unwrap_or("")
-}
-
-fn violations(content_type: &str, body: &[u8]) -> Result<Vec<Violation>, ApiError> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_request(format!(
-            "the body is not JSON ({e}); send {{\"csp-report\": {{...}}}} or a Reporting API array"
-        ))
-    })?;
-    let mut out = Vec::new();
-    if content_type.starts_with("application/reports+json") || v.is_array() {
-        let Some(list) = v.as_array() else {
-            return Err(ApiError::bad_request(
-                "application/reports+json must be an array of reports",
-            ));
-        };
-        for r in list {
-            if r.get("type").and_then(Value::as_str) != Some("csp-violation") {
-                continue;
-            }
-            let body = r.get("body").unwrap_or(&Value::Null);
-            let document = match str_of(body, &["documentURL", "document-uri"]) {
-                "" => str_of(r, &["url"]),
-                d => d,
-            };
-            out.push(Violation {
-                document: document.to_owned(),
-                blocked: str_of(body, &["blockedURL", "blocked-uri"]).to_owned(),
-                directive: str_of(body, &["effectiveDirective", "violatedDirective"]).to_owned(),
-            });
-        }
-    } else {
-        let Some(r) = v.get("csp-report") else {
-            return Err(ApiError::bad_request(
-                "application/csp-report bodies are {\"csp-report\": {...}}; the key is missing",
-            ));
-        };
-        out.push(Violation {
-            document: str_of(r, &["document-uri"]).to_owned(),
-            blocked: str_of(r, &["blocked-uri"]).to_owned(),
-            directive: str_of(r, &["effective-directive", "violated-directive"]).to_owned(),
-        });
-    }
-    Ok(out)
-}
-
 pub(crate) async fn post_report(
     state: Shared,
     ext: Extensions,
@@ -210,7 +131,8 @@ pub(crate) async fn post_report(
         ));
     }
     let bytes = read_body(&headers, body, BODY_LIMIT).await?;
-    let found = violations(&content_type, &bytes)?;
+    let found =
+        violations(&content_type, &bytes).map_err(|e| ApiError::bad_request(e.to_string()))?;
     if found.is_empty() {
         return Ok(Json(json!({ "accepted": 0, "ignored": 0 })));
     }
@@ -279,23 +201,4 @@ pub(crate) async fn post_report(
         crate::http::blocking(move || journal_events(&state, &state.csp_queue, QUEUE_EVENTS, good))
             .await?;
     Ok(Json(json!({ "accepted": n, "ignored": ignored })))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls_split_into_scheme_host_and_port() {
-        assert_eq!(
-            split_url("https://shop.example:8443/a?b"),
-            Some(("https", "shop.example", Some(8443)))
-        );
-        assert_eq!(
-            split_url("https://u:p@[2001:db8::1]/x"),
-            Some(("https", "2001:db8::1", None))
-        );
-        assert_eq!(split_url("inline"), None);
-        assert_eq!(split_url("data:"), None);
-    }
 }
