@@ -1,12 +1,14 @@
 //! `vakt bench`: figures anyone can rerun. One file per bench: `watch`
 //! (throughput and memory of `vakt watch`), `ledger` (append rate, disk,
 //! scope time), `serve` (`vakt serve` over HTTP), `parse` (parsing cost
-//! as hostile records grow); `detection` lives with
+//! as hostile records grow), `soak` (`vakt serve` under a flood);
+//! `detection` lives with
 //! the simulator's evaluation in `cmd/detection.rs`.
 
 mod ledger;
 mod parse;
 mod serve;
+mod soak;
 mod watch;
 
 pub(crate) use ledger::append_generated;
@@ -28,6 +30,8 @@ pub enum Bench {
     Serve(serve::ServeBenchArgs),
     /// Parsing cost per line as a hostile csvlog record grows (must stay flat).
     Parse(parse::ParseBenchArgs),
+    /// `vakt serve` under a mixed flood: honest ingest keeps being answered, memory stays capped.
+    Soak(soak::SoakArgs),
 }
 
 pub fn dispatch(b: Bench) -> Result<()> {
@@ -37,6 +41,7 @@ pub fn dispatch(b: Bench) -> Result<()> {
         Bench::Ledger(a) => ledger::ledger(a),
         Bench::Serve(a) => serve::run(a),
         Bench::Parse(a) => parse::run(a),
+        Bench::Soak(a) => soak::run(a),
     }
 }
 

@@ -83,7 +83,11 @@ pub fn run(args: ServeBenchArgs) -> Result<()> {
 
 /// `vakt serve` (this executable) on a free port of 127.0.0.1, with its
 /// base URL; killed if dropped before it is stopped.
-fn serve(data: &Path, directory: Option<&Path>) -> Result<(Child, String)> {
+pub(super) fn serve(
+    data: &Path,
+    directory: Option<&Path>,
+    extra: &[&str],
+) -> Result<(Child, String)> {
     let exe = std::env::current_exe().context("cannot find the vakt executable")?;
     let mut cmd = Command::new(exe);
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
@@ -93,6 +97,7 @@ fn serve(data: &Path, directory: Option<&Path>) -> Result<(Child, String)> {
     if let Some(d) = directory {
         cmd.arg("--directory").arg(d);
     }
+    cmd.args(extra);
     let mut child = Child::spawn(format!("`vakt serve --data {}`", data.display()), &mut cmd)?;
     let url = child.listening(WAIT)?;
     Ok((child, url))
@@ -100,7 +105,7 @@ fn serve(data: &Path, directory: Option<&Path>) -> Result<(Child, String)> {
 
 /// One client connection (ureq keeps it alive between requests); every
 /// status is an answer, not an error.
-fn agent() -> ureq::Agent {
+pub(super) fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(WAIT))
@@ -109,7 +114,7 @@ fn agent() -> ureq::Agent {
 }
 
 /// Makes a token in the ledger of `data`; an earlier one of that name is replaced.
-fn token(data: &DataDir, name: &str, role: Role) -> Result<String> {
+pub(super) fn token(data: &DataDir, name: &str, role: Role) -> Result<String> {
     let mut l = Ledger::open(data)
         .with_context(|| format!("cannot open the ledger in {}", data.path.display()))?;
     l.revoke_token(name)?;
@@ -135,7 +140,7 @@ fn ingest(args: &ServeBenchArgs) -> Result<()> {
     }
     let secret = token(&data, "bench-ingest", Role::Ingest)?;
     let read_token = token(&data, "bench-read", Role::Read)?;
-    let (mut server, base) = serve(&data.path, Some(&directory))?;
+    let (mut server, base) = serve(&data.path, Some(&directory), &[])?;
     let url = format!("{base}/v1/events");
     let auth = format!("Bearer {secret}");
     let accepted = AtomicU64::new(0);
@@ -430,7 +435,7 @@ fn reads(args: &ServeBenchArgs) -> Result<()> {
         })?;
         (l.len() as u64, all.lines.len())
     };
-    let (server, base) = serve(&data.path, None)?;
+    let (server, base) = serve(&data.path, None, &[])?;
     let agent = agent();
     let auth = format!("Bearer {secret}");
     let n = args.requests.max(1);
