@@ -392,7 +392,7 @@ impl Walk<'_> {
             .query_row("SELECT COUNT(*) FROM checkpoints", [], |r| r.get(0));
         self.report.checkpoints = self.db(r)?;
         self.report.last_checkpoint = newest.as_ref().map(|c| (c.seq, hex(&c.hash)));
-        step!(self.actions_chain(newest.as_ref(), &anchors));
+        step!(self.actions_chain(newest.as_ref()));
         let mut pairs = 0u64;
         step!(self.entries_chain(
             newest.as_ref().map_or(0, |c| c.seq),
@@ -400,6 +400,7 @@ impl Walk<'_> {
             &mut pairs,
             progress
         ));
+        step!(self.anchored_actions(&anchors));
         step!(self.integrity());
         step!(self.index_surplus(pairs));
         if self.report.actions_chained {
@@ -471,7 +472,7 @@ impl Walk<'_> {
         Ok(None)
     }
 
-    fn actions_chain(&mut self, newest: Option<&Checkpoint>, anchors: &[Anchor]) -> Found {
+    fn actions_chain(&mut self, newest: Option<&Checkpoint>) -> Found {
         let r = self.l.conn.query_row(
             "SELECT EXISTS(SELECT 1 FROM actions) OR EXISTS(SELECT 1 FROM checkpoints WHERE actions IS NOT NULL)",
             [],
@@ -530,6 +531,11 @@ impl Walk<'_> {
             // signature, on the walk over entries.
             _ => {}
         }
+        Ok(None)
+    }
+
+    /// Each anchored actions head must be in the proved actions chain.
+    fn anchored_actions(&self, anchors: &[Anchor]) -> Found {
         for a in anchors {
             if let Some(Some((n, head))) = a.actions_head_bytes() {
                 if n > self.report.actions {
@@ -861,5 +867,91 @@ impl Walk<'_> {
                 },
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::Signer;
+
+    /// A ledger as an older vakt left it: no actions, v1 checkpoints.
+    fn old_ledger(dir: &DataDir) {
+        let mut l = Ledger::open(dir).unwrap();
+        let mut e = vakt_event::AccessEvent {
+            user: "anna".into(),
+            customer_ids: vec!["C-1".into()],
+            ..Default::default()
+        };
+        e.origin = vakt_event::Origin::new("x".into(), 1);
+        l.append(&e).unwrap();
+        l.record_alert(
+            &serde_json::from_str(r#"{"id":"rate-1","@timestamp":"2027-01-15T08:00:00Z","rule.id":"rate","severity":"high","user.name":"anna","first_seen":"2027-01-15T07:00:00Z","message":"m","evidence":{},"customers":1,"alert.status":"new","alert.updates":0}"#).unwrap(),
+        )
+        .unwrap();
+        l.close().unwrap();
+        let key = dir.signing_key().unwrap();
+        let c = rusqlite::Connection::open(dir.db_path()).unwrap();
+        let (seq, hash): (i64, Vec<u8>) = c
+            .query_row("SELECT seq, hash FROM checkpoints", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        let sig = key.sign(&checkpoint_message(seq, &hash.try_into().unwrap(), None));
+        c.execute_batch("DELETE FROM actions").unwrap();
+        c.execute(
+            "UPDATE checkpoints SET signature = ?1, actions = NULL, actions_head = NULL",
+            [&sig.to_bytes()[..]],
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_ledger_with_v1_checkpoints_verifies_and_is_chained_when_next_written() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir {
+            path: tmp.path().join("d"),
+        };
+        old_ledger(&dir);
+        let r = verify(&dir).unwrap();
+        assert_eq!((r.problem, r.actions_chained), (None, false));
+        // Opened for writing: the rows there are chained, the newest checkpoint re-signed as v2.
+        Ledger::open(&dir).unwrap().close().unwrap();
+        let r = verify(&dir).unwrap();
+        assert_eq!((r.problem, r.actions_chained, r.actions), (None, true, 1));
+        let c = rusqlite::Connection::open(dir.db_path()).unwrap();
+        c.execute_batch("UPDATE alerts SET severity = 'low'")
+            .unwrap();
+        assert_eq!(
+            verify(&dir).unwrap().problem,
+            Some(Problem::AlertChanged {
+                id: "rate-1".into()
+            })
+        );
+    }
+
+    #[test]
+    fn a_decision_written_on_a_read_connection_is_sealed_at_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir {
+            path: tmp.path().join("d"),
+        };
+        Ledger::open(&dir).unwrap().close().unwrap();
+        let mut l = Ledger::open_read(&dir).unwrap();
+        let d = crate::decisions::Decision::new(
+            "d-1".into(),
+            crate::decisions::Scope::Ip,
+            "192.0.2.1",
+            crate::decisions::Action::Block,
+            "r".into(),
+            vakt_event::Timestamp(1_800_000_000_000),
+            60_000,
+        )
+        .unwrap();
+        l.put_decision(&d).unwrap();
+        l.create_token("ops", crate::tokens::Role::Admin).unwrap();
+        assert!(l.revoke_token("ops").unwrap());
+        let r = verify(&dir).unwrap();
+        assert_eq!((r.problem, r.actions, r.checkpoints), (None, 3, 1));
     }
 }
