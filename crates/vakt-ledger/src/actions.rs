@@ -286,7 +286,7 @@ impl Ledger {
                     .conn
                     .prepare(&format!("SELECT {} FROM {} ORDER BY 1", c.key(), c.table))
                     .and_then(|mut s| {
-                        s.query_map([], |r| key_of(r))?
+                        s.query_map([], key_of)?
                             .collect::<rusqlite::Result<Vec<_>>>()
                     });
                 for key in l.db(r)? {
