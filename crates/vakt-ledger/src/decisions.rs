@@ -45,8 +45,12 @@ pub fn from_alert(policies: &[Policy], alert: &Alert, made: Timestamp) -> Vec<De
 }
 
 impl Ledger {
-    /// Adds or replaces a decision.
+    /// Adds or replaces a decision, chained as an action.
     pub fn put_decision(&mut self, d: &Decision) -> Result<()> {
+        self.chained(|l| l.put_decision_row(d))
+    }
+
+    fn put_decision_row(&mut self, d: &Decision) -> Result<()> {
         let r = self.conn.execute(
             "INSERT OR REPLACE INTO decisions(id, scope, value, action, reason, created, expires) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
@@ -59,15 +63,20 @@ impl Ledger {
                 d.expires.0
             ],
         );
-        self.db(r).map(|_| ())
+        self.db(r)?;
+        self.record_put(&crate::actions::DECISIONS, &d.id)
     }
 
-    /// Lifts a decision; whether it existed.
+    /// Lifts a decision, chained as an action; whether it existed.
     pub fn delete_decision(&mut self, id: &str) -> Result<bool> {
-        let r = self
-            .conn
-            .execute("DELETE FROM decisions WHERE id = ?1", [id]);
-        self.db(r).map(|n| n > 0)
+        self.chained(|l| {
+            let r = l.conn.execute("DELETE FROM decisions WHERE id = ?1", [id]);
+            let found = l.db(r)? > 0;
+            if found {
+                l.record_delete(&crate::actions::DECISIONS, id)?;
+            }
+            Ok(found)
+        })
     }
 
     /// Decisions in force at `at`, or all of them. A row that is no longer

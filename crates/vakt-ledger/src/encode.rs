@@ -48,10 +48,43 @@ pub(crate) fn link(prev: &[u8; 32], bytes: &[u8]) -> [u8; 32] {
     *h.finalize().as_bytes()
 }
 
-/// What a checkpoint signs.
-pub(crate) fn checkpoint_message(seq: i64, hash: &[u8; 32]) -> Vec<u8> {
-    let mut m = b"vakt-ledger-checkpoint-v1".to_vec();
+/// The canonical bytes of an action (a row of a chained table put or
+/// deleted), hashed into the actions chain.
+pub(crate) struct ActionFields<'a> {
+    pub table: &'a str,
+    pub op: &'a str,
+    pub subject: &'a str,
+    pub payload: &'a str,
+    pub at: i64,
+}
+
+impl ActionFields<'_> {
+    pub fn bytes(&self, out: &mut Vec<u8>) {
+        out.clear();
+        for s in [self.table, self.op, self.subject, self.payload] {
+            put(out, s);
+        }
+        out.extend_from_slice(&self.at.to_le_bytes());
+    }
+}
+
+/// What a checkpoint signs. v1, written before alerts, decisions and human
+/// actions were chained: the entries' head only. v2: the entries' head and
+/// the actions chain's head (`actions` = its last seq, 0 when empty).
+pub(crate) fn checkpoint_message(
+    seq: i64,
+    hash: &[u8; 32],
+    actions: Option<(i64, &[u8; 32])>,
+) -> Vec<u8> {
+    let mut m = match actions {
+        None => b"vakt-ledger-checkpoint-v1".to_vec(),
+        Some(_) => b"vakt-ledger-checkpoint-v2".to_vec(),
+    };
     m.extend_from_slice(&seq.to_le_bytes());
     m.extend_from_slice(hash);
+    if let Some((n, head)) = actions {
+        m.extend_from_slice(&n.to_le_bytes());
+        m.extend_from_slice(head);
+    }
     m
 }

@@ -68,12 +68,10 @@ impl DataDir {
     }
 
     pub fn verifying_key(&self) -> Result<VerifyingKey> {
-        let path = self.path.join("ledger.pub");
-        let bytes = read_hex32(&path, "restore ledger.pub from the key's backup")?;
-        VerifyingKey::from_bytes(&bytes).map_err(|e| LedgerError::Key {
-            path,
-            message: e.to_string(),
-        })
+        public_key_file(
+            &self.path.join("ledger.pub"),
+            "restore ledger.pub from the key's backup",
+        )
     }
 
     pub fn db_path(&self) -> PathBuf {
@@ -156,6 +154,21 @@ fn mode_of(path: &Path) -> Option<u32> {
 #[cfg(not(unix))]
 fn mode_of(_path: &Path) -> Option<u32> {
     None
+}
+
+/// A public key written as hex in a file (a copy of some `ledger.pub`);
+/// `fix` says what to do when it is not one.
+pub fn public_key_file(path: &Path, fix: &str) -> Result<VerifyingKey> {
+    let bytes = read_hex32(path, fix)?;
+    VerifyingKey::from_bytes(&bytes).map_err(|e| LedgerError::Key {
+        path: path.to_owned(),
+        message: format!("{e}; {fix}"),
+    })
+}
+
+/// Which key signed: the first 16 hex digits of the BLAKE3 of its bytes.
+pub fn fingerprint(key: &VerifyingKey) -> String {
+    hex(&blake3::hash(key.as_bytes()).as_bytes()[..8])
 }
 
 /// 32 bytes written as hex in a file.

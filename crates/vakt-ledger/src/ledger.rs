@@ -38,7 +38,7 @@ CREATE TABLE IF NOT EXISTS entries(
 CREATE INDEX IF NOT EXISTS entries_account_t ON entries(account, t);
 CREATE TABLE IF NOT EXISTS reads(customer INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY(customer, seq)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS customers(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
-CREATE TABLE IF NOT EXISTS checkpoints(seq INTEGER PRIMARY KEY, hash BLOB NOT NULL, signature BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS checkpoints(seq INTEGER PRIMARY KEY, hash BLOB NOT NULL, signature BLOB NOT NULL, actions INTEGER, actions_head BLOB);
 CREATE TABLE IF NOT EXISTS decisions(
     id TEXT PRIMARY KEY, scope TEXT NOT NULL, value TEXT NOT NULL, action TEXT NOT NULL,
     reason TEXT NOT NULL, created INTEGER NOT NULL, expires INTEGER NOT NULL
@@ -70,7 +70,11 @@ pub(crate) const LINK_BYTES: usize = 8;
 pub struct Ledger {
     pub(crate) conn: Connection,
     pub(crate) path: PathBuf,
+    dir: DataDir,
+    /// Loaded by [`Ledger::open`], or when a read connection first seals.
     key: Option<SigningKey>,
+    /// Actions recorded in the open transaction, to be sealed at commit.
+    pub(crate) actions_dirty: bool,
     last_hash: [u8; 32],
     last_seq: i64,
     in_batch: usize,
@@ -95,6 +99,7 @@ impl Ledger {
         })?;
         let mut l = Self::open_db(dir)?;
         l.key = Some(dir.signing_key()?);
+        l.chain_existing_rows()?;
         l.begin()?;
         Ok(l)
     }
@@ -122,6 +127,22 @@ impl Ledger {
         conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-262144; PRAGMA wal_autocheckpoint=20000;")
             .map_err(db)?;
         conn.execute_batch(SCHEMA).map_err(db)?;
+        conn.execute_batch(crate::actions::SCHEMA).map_err(db)?;
+        crate::actions::register(&conn).map_err(db)?;
+        // Checkpoints written before the actions chain have no head (v1).
+        let has_head: bool = conn
+            .query_row(
+                "SELECT EXISTS(SELECT 1 FROM pragma_table_info('checkpoints') WHERE name = 'actions')",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(db)?;
+        if !has_head {
+            conn.execute_batch(
+                "ALTER TABLE checkpoints ADD COLUMN actions INTEGER; ALTER TABLE checkpoints ADD COLUMN actions_head BLOB;",
+            )
+            .map_err(db)?;
+        }
         let last_hash: [u8; 32] = conn
             .query_row("SELECT value FROM meta WHERE key = 'last_hash'", [], |r| {
                 r.get::<_, Vec<u8>>(0)
@@ -138,7 +159,9 @@ impl Ledger {
         Ok(Ledger {
             conn,
             path,
+            dir: dir.clone(),
             key: None,
+            actions_dirty: false,
             last_hash,
             last_seq,
             in_batch: 0,
@@ -289,8 +312,13 @@ impl Ledger {
         Ok(false)
     }
 
-    /// Records an alert line (the latest line per incident wins).
+    /// Records an alert line (the latest line per incident wins), and the
+    /// row it leaves as an action: each escalation is chained.
     pub fn record_alert(&mut self, a: &Alert) -> Result<()> {
+        self.chained(|l| l.record_alert_row(a))
+    }
+
+    fn record_alert_row(&mut self, a: &Alert) -> Result<()> {
         let r = self
             .conn
             .prepare_cached(
@@ -310,7 +338,8 @@ impl Ledger {
                     a.to_json_line()
                 ])
             });
-        self.db(r).map(|_| ())
+        self.db(r)?;
+        self.record_put(&crate::actions::ALERTS, &a.id)
     }
 
     /// How far an input was processed: the last line recorded with
@@ -339,25 +368,49 @@ impl Ledger {
         self.db(r).map(|_| ())
     }
 
-    /// Commits the batch and seals it with a signed checkpoint.
+    /// The signing key, loaded from the data directory the first time a
+    /// read connection seals.
+    pub(crate) fn signing_key(&mut self) -> Result<&SigningKey> {
+        if self.key.is_none() {
+            self.key = Some(self.dir.signing_key()?);
+        }
+        Ok(self.key.as_ref().expect("loaded above"))
+    }
+
+    /// Writes the signed checkpoint (v2) for entries up to `seq`, whose
+    /// chain hash is `hash`, with the actions chain's head as it now is.
+    pub(crate) fn sign_checkpoint(&mut self, seq: i64, hash: &[u8; 32]) -> Result<()> {
+        let r = crate::actions::head(&self.conn);
+        let (n, head) = self.db(r)?;
+        let sig = self
+            .signing_key()?
+            .sign(&checkpoint_message(seq, hash, Some((n, &head))));
+        let r = self.conn.execute(
+            "INSERT OR REPLACE INTO checkpoints(seq, hash, signature, actions, actions_head) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![seq, &hash[..], &sig.to_bytes()[..], n, &head[..]],
+        );
+        self.db(r).map(|_| ())
+    }
+
+    /// Commits the batch and seals it with a signed checkpoint; actions
+    /// recorded without entries re-seal the newest checkpoint.
     pub fn commit(&mut self) -> Result<()> {
         if self.in_batch > 0 {
-            if let Some(key) = &self.key {
-                let sig = key.sign(&checkpoint_message(self.last_seq, &self.last_hash));
-                let r = self.conn.execute(
-                    "INSERT OR REPLACE INTO checkpoints(seq, hash, signature) VALUES (?1, ?2, ?3)",
-                    params![self.last_seq, &self.last_hash[..], &sig.to_bytes()[..]],
-                );
-                self.db(r)?;
+            if self.key.is_some() {
+                let (seq, hash) = (self.last_seq, self.last_hash);
+                self.sign_checkpoint(seq, &hash)?;
             }
             let r = self.conn.execute(
                 "INSERT OR REPLACE INTO meta(key, value) VALUES ('last_hash', ?1)",
                 params![&self.last_hash[..]],
             );
             self.db(r)?;
+        } else if self.actions_dirty {
+            self.seal_actions()?;
         }
         let r = self.conn.execute_batch("COMMIT; BEGIN");
         self.db(r)?;
+        self.actions_dirty = false;
         self.in_batch = 0;
         self.batch_started = std::time::Instant::now();
         Ok(())

@@ -8,9 +8,11 @@
 //! data directory's Ed25519 key. Exactly-once ingest comes from a unique
 //! (source, line) per entry, written in the same transaction as the entry.
 
+pub mod actions;
 pub mod activity;
 pub mod alert_query;
 pub mod alerts;
+pub mod anchor;
 pub mod decisions;
 mod encode;
 pub mod exposure;

@@ -88,15 +88,18 @@ impl Ledger {
         let mut bytes = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut bytes);
         let secret = format!("{SECRET_PREFIX}{}", hex(&bytes));
-        let r = self.conn.execute(
-            "INSERT INTO tokens(name, role, hash, created) VALUES (?1, ?2, ?3, ?4) ON CONFLICT(name) DO NOTHING",
-            params![name, role.as_str(), &hash(&secret)[..], Timestamp::now().0],
-        );
-        if self.db(r)? == 0 {
-            return Err(LedgerError::Invalid(format!(
-                "a token named {name} exists; `vakt token revoke {name}` first, or choose another name"
-            )));
-        }
+        self.chained(|l| {
+            let r = l.conn.execute(
+                "INSERT INTO tokens(name, role, hash, created) VALUES (?1, ?2, ?3, ?4) ON CONFLICT(name) DO NOTHING",
+                params![name, role.as_str(), &hash(&secret)[..], Timestamp::now().0],
+            );
+            if l.db(r)? == 0 {
+                return Err(LedgerError::Invalid(format!(
+                    "a token named {name} exists; `vakt token revoke {name}` first, or choose another name"
+                )));
+            }
+            l.record_put(&crate::actions::TOKENS, name)
+        })?;
         Ok(secret)
     }
 
@@ -162,12 +165,16 @@ impl Ledger {
             .collect()
     }
 
-    /// Revokes a token; whether it existed.
+    /// Revokes a token, chained as an action; whether it existed.
     pub fn revoke_token(&mut self, name: &str) -> Result<bool> {
-        let r = self
-            .conn
-            .execute("DELETE FROM tokens WHERE name = ?1", [name]);
-        self.db(r).map(|n| n > 0)
+        self.chained(|l| {
+            let r = l.conn.execute("DELETE FROM tokens WHERE name = ?1", [name]);
+            let found = l.db(r)? > 0;
+            if found {
+                l.record_delete(&crate::actions::TOKENS, name)?;
+            }
+            Ok(found)
+        })
     }
 }
 

@@ -73,7 +73,7 @@ impl Ledger {
                 "user {name} exists; `vakt user delete {name}` first to replace it"
             )));
         }
-        Ok(())
+        self.chain_put(&crate::actions::USERS, name)
     }
 
     /// Whether `password` is `name`'s. An unknown name costs the same
@@ -127,7 +127,11 @@ impl Ledger {
         let r = self
             .conn
             .execute("DELETE FROM users WHERE name = ?1", [name]);
-        Ok(self.db(r)? > 0)
+        let deleted = self.db(r)? > 0;
+        if deleted {
+            self.chain_delete(&crate::actions::USERS, name)?;
+        }
+        Ok(deleted)
     }
 }
 

@@ -329,3 +329,276 @@ fn finding_12_data_directory_and_ledger_files_are_private() {
     assert!(loose.contains(&(dir.path.clone(), 0o755)), "{loose:?}");
     assert!(loose.contains(&(dir.db_path(), 0o644)), "{loose:?}");
 }
+
+/// Finding 13: verify walked the entries only, so damage in a page it does
+/// not read (an index scope answers from) was called intact.
+#[test]
+fn finding_13_a_flipped_byte_is_found_by_the_integrity_check() {
+    let (_t, dir, _) = filled(3000);
+    let (root, page): (i64, i64) = {
+        let c = Connection::open(dir.db_path()).unwrap();
+        let root = c
+            .query_row(
+                "SELECT rootpage FROM sqlite_master WHERE name = 'entries_account_t'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        (
+            root,
+            c.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap(),
+        )
+    };
+    let mut bytes = std::fs::read(dir.db_path()).unwrap();
+    // The index page's type byte.
+    bytes[((root - 1) * page) as usize] ^= 0xff;
+    std::fs::write(dir.db_path(), bytes).unwrap();
+    let p = verify(&dir).unwrap().problem;
+    assert!(
+        matches!(&p, Some(Problem::Corrupt { detail }) if detail.contains("page")),
+        "{p:?}"
+    );
+}
+
+/// Finding 13: the `reads` index `vakt scope --customer` answers from was
+/// not checked against the chain; deleting rows hid a customer's accesses.
+#[test]
+fn finding_13_deleted_reads_rows_are_found() {
+    let (_t, dir, evs) = filled(3000);
+    let first = evs
+        .iter()
+        .position(|e| e.customer_ids.iter().any(|c| c == "C-17"))
+        .unwrap() as i64
+        + 1;
+    let accesses = || {
+        Ledger::open_read(&dir)
+            .unwrap()
+            .scope_customer("C-17")
+            .unwrap()
+            .len()
+    };
+    assert!(accesses() >= 2);
+    let p = tamper(
+        &dir,
+        "DELETE FROM reads WHERE customer = (SELECT id FROM customers WHERE name = 'C-17')",
+    );
+    assert_eq!(accesses(), 0);
+    assert_eq!(
+        p,
+        Some(Problem::IndexMissing {
+            seq: first,
+            customer: "C-17".into()
+        })
+    );
+
+    // A read the chain does not hold, added to the index.
+    let (_t, dir, evs) = filled(3000);
+    let seq = evs
+        .iter()
+        .position(|e| !e.customer_ids.iter().any(|c| c == "C-17"))
+        .unwrap() as i64
+        + 1;
+    let p = tamper(
+        &dir,
+        &format!("INSERT INTO reads SELECT id, {seq} FROM customers WHERE name = 'C-17'"),
+    );
+    assert_eq!(
+        p,
+        Some(Problem::IndexExtra {
+            seq,
+            customer: "C-17".into()
+        })
+    );
+
+    // An account's name moved to another kind: `scope --account` finds nobody.
+    let (_t, dir, evs) = filled(3000);
+    let first = evs.iter().position(|e| e.user == "acct3").unwrap() as i64 + 1;
+    let p = tamper(
+        &dir,
+        "UPDATE names SET kind = 4 WHERE kind = 1 AND name = 'acct3'",
+    );
+    assert_eq!(p, Some(Problem::Changed { seq: first }));
+}
+
+fn alert(id: &str, severity: &str) -> vakt_event::Alert {
+    serde_json::from_str(&format!(
+        r#"{{"id":"{id}","@timestamp":"2027-01-15T08:00:00Z","rule.id":"rate","severity":"{severity}","user.name":"acct3","first_seen":"2027-01-15T07:00:00Z","message":"m","evidence":{{}},"customers":1,"alert.status":"new","alert.updates":0}}"#
+    ))
+    .unwrap()
+}
+
+/// A ledger with alerts (one escalated) and decisions (one lifted).
+fn with_alerts_and_decisions() -> (tempfile::TempDir, DataDir) {
+    use vakt_ledger::decisions::{Action, Decision, Scope};
+    let (t, dir, _) = filled(500);
+    let mut l = Ledger::open(&dir).unwrap();
+    for (id, severity) in [("rate-1", "medium"), ("rate-2", "high"), ("rate-1", "high")] {
+        l.record_alert(&alert(id, severity)).unwrap();
+    }
+    for (id, ip) in [
+        ("d-1", "192.0.2.7"),
+        ("d-2", "192.0.2.8"),
+        ("d-3", "192.0.2.9"),
+    ] {
+        let d = Decision::new(
+            id.into(),
+            Scope::Ip,
+            ip,
+            Action::Block,
+            "by hand".into(),
+            Timestamp(1_800_000_000_000),
+            3_600_000,
+        )
+        .unwrap();
+        l.put_decision(&d).unwrap();
+    }
+    assert!(l.delete_decision("d-3").unwrap());
+    l.close().unwrap();
+    (t, dir)
+}
+
+/// Finding 13: alerts and decisions were outside the chain, so deleting or
+/// changing one went unnoticed.
+#[test]
+fn finding_13_changed_or_deleted_alerts_and_decisions_are_found() {
+    let (_t, dir) = with_alerts_and_decisions();
+    assert_eq!(verify(&dir).unwrap().problem, None);
+    let alert_changed = |id: &str| Some(Problem::AlertChanged { id: id.into() });
+    let decision_changed = |id: &str| Some(Problem::DecisionChanged { id: id.into() });
+    for (sql, want) in [
+        (
+            "UPDATE alerts SET severity = 'low', line = replace(line, '\"high\"', '\"low\"') WHERE id = 'rate-1'",
+            alert_changed("rate-1"),
+        ),
+        ("DELETE FROM alerts WHERE id = 'rate-2'", alert_changed("rate-2")),
+        (
+            "INSERT INTO alerts SELECT 'rate-3', rule, actor, user, first_seen, detected, last, severity, line FROM alerts WHERE id = 'rate-2'",
+            alert_changed("rate-3"),
+        ),
+        ("DELETE FROM decisions WHERE id = 'd-1'", decision_changed("d-1")),
+        (
+            "UPDATE decisions SET expires = expires + 86400000 WHERE id = 'd-2'",
+            decision_changed("d-2"),
+        ),
+        (
+            "INSERT INTO decisions SELECT 'd-3', scope, '192.0.2.9', action, reason, created, expires FROM decisions WHERE id = 'd-2'",
+            decision_changed("d-3"),
+        ),
+    ] {
+        let (_t, dir) = with_alerts_and_decisions();
+        assert_eq!(tamper(&dir, sql), want, "{sql}");
+    }
+    // Deleting the alert's history too breaks the actions chain.
+    let (_t, dir) = with_alerts_and_decisions();
+    let p = tamper(
+        &dir,
+        "DELETE FROM actions WHERE subject = 'rate-2'; DELETE FROM alerts WHERE id = 'rate-2'",
+    );
+    assert!(
+        matches!(
+            p,
+            Some(Problem::ActionsRemoved { .. } | Problem::ActionChanged { .. })
+        ),
+        "{p:?}"
+    );
+}
+
+fn verify_anchored(dir: &DataDir, anchors: &[vakt_ledger::anchor::Anchor]) -> Option<Problem> {
+    let options = vakt_ledger::verify::VerifyOptions {
+        anchors: anchors.to_vec(),
+        public_key: Some(dir.verifying_key().unwrap()),
+        ..Default::default()
+    };
+    vakt_ledger::verify::verify_with(dir, &options, &mut |_, _| {})
+        .unwrap()
+        .problem
+}
+
+/// Finding 13: cutting the newest entries together with their checkpoints
+/// left a shorter ledger that verified; an anchor kept elsewhere finds it.
+#[test]
+fn finding_13_a_cut_tail_is_found_against_the_anchor() {
+    use vakt_ledger::anchor::{self, Anchor};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = DataDir {
+        path: tmp.path().join("data"),
+    };
+    let mut l = Ledger::open(&dir).unwrap();
+    for batch in events(3000, 7).chunks(1000) {
+        for e in batch {
+            l.append(e).unwrap();
+        }
+        l.commit().unwrap();
+    }
+    l.record_alert(&alert("rate-1", "high")).unwrap();
+    l.close().unwrap();
+    let line = anchor::latest(&dir).unwrap().to_json_line();
+    let anchors = Anchor::parse_lines(&line, "anchors.jsonl").unwrap();
+    assert_eq!((anchors[0].seq, anchors[0].actions), (3000, Some(1)));
+    assert_eq!(verify_anchored(&dir, &anchors), None);
+
+    // An anchor edited to another hash is refused.
+    let mut edited = anchors.clone();
+    edited[0].hash = "00".repeat(32);
+    assert!(
+        matches!(
+            verify_anchored(&dir, &edited),
+            Some(Problem::AnchorMismatch { seq: 3000, .. })
+        ),
+        "{:?}",
+        verify_anchored(&dir, &edited)
+    );
+
+    // The last batch cut with its checkpoint and the alert it led to: the
+    // rest verifies alone.
+    let p = tamper(
+        &dir,
+        "DELETE FROM entries WHERE seq > 2000; DELETE FROM reads WHERE seq > 2000; DELETE FROM checkpoints WHERE seq > 2000;
+         DELETE FROM actions; DELETE FROM alerts",
+    );
+    assert_eq!(p, None);
+    assert_eq!(
+        verify_anchored(&dir, &anchors),
+        Some(Problem::ShorterThanAnchor {
+            anchored: 3000,
+            have: 2000
+        })
+    );
+
+    // A ledger signed by another key is refused with the given public key.
+    let (_t, other, _) = filled(3000);
+    let options = vakt_ledger::verify::VerifyOptions {
+        public_key: Some(dir.verifying_key().unwrap()),
+        ..Default::default()
+    };
+    let p = vakt_ledger::verify::verify_with(&other, &options, &mut |_, _| {})
+        .unwrap()
+        .problem;
+    assert_eq!(p, Some(Problem::BadSignature { seq: 3000 }));
+}
+
+/// Finding 13: verify loaded every name into memory; it now streams, with
+/// customer names in a cache of bounded size.
+#[test]
+fn finding_13_verify_streams_with_bounded_memory() {
+    let (_t, dir, evs) = filled(3000);
+    let distinct: BTreeSet<&String> = evs.iter().flat_map(|e| &e.customer_ids).collect();
+    assert!(distinct.len() > 200);
+    let options = vakt_ledger::verify::VerifyOptions {
+        name_cache: 16,
+        ..Default::default()
+    };
+    let r = vakt_ledger::verify::verify_with(&dir, &options, &mut |_, _| {}).unwrap();
+    assert_eq!((r.entries, r.problem), (3000, None));
+    assert!(
+        r.names_cached > 0 && r.names_cached <= 16,
+        "{} names held",
+        r.names_cached
+    );
+    // Names that left the cache are looked up again, not trusted.
+    let p = tamper(
+        &dir,
+        "UPDATE customers SET name = 'C-X' WHERE name = 'C-17'",
+    );
+    assert!(matches!(p, Some(Problem::Changed { .. })), "{p:?}");
+}

@@ -67,7 +67,7 @@ enum Command {
     Eval(cmd::eval::EvalArgs),
     /// Create a data directory with its signing key.
     Init(cmd::ledger::DataArgs),
-    /// The access ledger: `verify` its chain and signed checkpoints.
+    /// The access ledger: `verify` it, `anchor` its newest checkpoint elsewhere.
     #[command(subcommand)]
     Ledger(cmd::ledger::LedgerCommand),
     /// Which customers an account read, or who read a customer, from the ledger.

@@ -342,3 +342,118 @@ fn decisions_add_keeps_addresses_canonical_and_says_what_to_write_instead() {
         assert!(!ok && err.contains(says), "{args:?}: {err}");
     }
 }
+
+/// Finding 13: a ledger cut back to an earlier checkpoint verified; an
+/// anchor kept outside the data directory, checked with a public key kept
+/// there too, refuses it.
+#[test]
+fn finding_13_anchor_and_verify_against_it_from_the_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let line = |i: usize| {
+        format!(
+            "{{\"@timestamp\":\"2026-11-02T08:{i:02}:00Z\",\"user.name\":\"r7.anna\",\"event.action\":\"lookup\",\"customer.ids\":[\"C-{i}\"]}}\n"
+        )
+    };
+    let watch = |data: &std::path::Path, lines: usize| {
+        let input = tmp.path().join(format!("in-{lines}.jsonl"));
+        std::fs::write(&input, (0..lines).map(line).collect::<String>()).unwrap();
+        let st = vakt()
+            .args(["watch", "-q", "--data"])
+            .arg(data)
+            .arg(&input)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success());
+    };
+    let data = tmp.path().join("data");
+    watch(&data, 40);
+    let anchors = tmp.path().join("anchors.jsonl");
+    for _ in 0..2 {
+        let st = vakt()
+            .args(["ledger", "anchor", "--data"])
+            .arg(&data)
+            .arg("--out")
+            .arg(&anchors)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    let written = std::fs::read_to_string(&anchors).unwrap();
+    assert_eq!(written.lines().count(), 2, "{written}");
+    assert!(written.starts_with("{\"seq\":40,\"hash\":\""), "{written}");
+    let printed = vakt()
+        .args(["ledger", "anchor", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&printed.stdout),
+        written.lines().next().unwrap().to_owned() + "\n"
+    );
+    // The public key, kept apart from the data directory.
+    let public = tmp.path().join("ledger.pub");
+    std::fs::copy(data.join("ledger.pub"), &public).unwrap();
+    let verify = |data: &std::path::Path, public: &std::path::Path| {
+        vakt()
+            .args(["ledger", "verify", "--data"])
+            .arg(data)
+            .arg("--anchor")
+            .arg(&anchors)
+            .arg("--public-key")
+            .arg(public)
+            .output()
+            .unwrap()
+    };
+    let v = verify(&data, &public);
+    let said = String::from_utf8_lossy(&v.stdout);
+    assert!(v.status.success() && said.contains("intact"), "{said}");
+
+    // The same key's ledger cut back to entry 25 (as if the last entries
+    // and their checkpoints were deleted).
+    let cut = tmp.path().join("cut");
+    std::fs::create_dir(&cut).unwrap();
+    for f in ["ledger.key", "ledger.pub"] {
+        std::fs::copy(data.join(f), cut.join(f)).unwrap();
+    }
+    watch(&cut, 25);
+    let plain = vakt()
+        .args(["ledger", "verify", "--data"])
+        .arg(&cut)
+        .status()
+        .unwrap();
+    assert!(plain.success(), "alone, the cut ledger is consistent");
+    let v = verify(&cut, &public);
+    let said = String::from_utf8_lossy(&v.stdout);
+    assert_eq!(v.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("BROKEN: the ledger ends at entry 25, but a checkpoint anchored outside it vouches for entry 40"),
+        "{said}"
+    );
+
+    // Another key: the anchors are not its.
+    let other = tmp.path().join("other");
+    assert!(vakt()
+        .arg("init")
+        .arg("--data")
+        .arg(&other)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap()
+        .success());
+    let v = verify(&data, &other.join("ledger.pub"));
+    let said = String::from_utf8_lossy(&v.stdout);
+    assert_eq!(v.status.code(), Some(1), "{said}");
+    assert!(said.contains("not by the given public key"), "{said}");
+
+    // An anchor without a key to check it with is refused.
+    let v = vakt()
+        .args(["ledger", "verify", "--data"])
+        .arg(&data)
+        .arg("--anchor")
+        .arg(&anchors)
+        .output()
+        .unwrap();
+    assert!(!v.status.success());
+    assert!(String::from_utf8_lossy(&v.stderr).contains("--public-key"));
+}

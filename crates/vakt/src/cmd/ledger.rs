@@ -45,16 +45,72 @@ pub fn init(args: DataArgs) -> Result<ExitCode> {
 
 #[derive(clap::Subcommand, Clone, Debug)]
 pub enum LedgerCommand {
-    /// Walk the chain and the signed checkpoints; exit 1 at the first break.
-    Verify(DataArgs),
+    /// Check the chains, the signed checkpoints, the scoping index, alerts,
+    /// decisions, tokens and users, and SQLite's integrity; exit 1 at the
+    /// first problem.
+    Verify(VerifyArgs),
+    /// Write the newest signed checkpoint as one JSON line, to keep outside
+    /// the data directory (another machine, syslog, a published note).
+    Anchor {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Append the line to this file instead of printing it.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(clap::Args, Clone, Debug)]
+#[command(group(clap::ArgGroup::new("anchored").args(["anchor"]).requires("public_key")))]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Lines written by `vakt ledger anchor`: the ledger must still hold
+    /// each checkpoint in it. Needs --public-key.
+    #[arg(long, value_name = "FILE")]
+    pub anchor: Option<PathBuf>,
+    /// A copy of ledger.pub kept outside the data directory, to check
+    /// signatures with (whoever can rewrite the ledger can replace ledger.pub).
+    #[arg(long, value_name = "FILE")]
+    pub public_key: Option<PathBuf>,
 }
 
 pub fn ledger(cmd: LedgerCommand) -> Result<ExitCode> {
     match cmd {
+        LedgerCommand::Anchor { data, out } => {
+            let dir = data.dir();
+            let line = vakt_ledger::anchor::latest(&dir)?.to_json_line();
+            match out {
+                Some(path) => {
+                    let mut f = std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&path)
+                        .with_context(|| format!("cannot open {}", path.display()))?;
+                    writeln!(f, "{line}")
+                        .with_context(|| format!("cannot write to {}", path.display()))?;
+                }
+                None => println!("{line}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         LedgerCommand::Verify(args) => {
-            let dir = args.dir();
+            let dir = args.data.dir();
+            let mut options = verify::VerifyOptions::default();
+            if let Some(path) = &args.public_key {
+                options.public_key = Some(vakt_ledger::keys::public_key_file(
+                    path,
+                    "give a copy of the data directory's ledger.pub",
+                )?);
+            }
+            if let Some(path) = &args.anchor {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                options.anchors =
+                    vakt_ledger::anchor::Anchor::parse_lines(&text, &path.display().to_string())?;
+            }
             let mut bar: Option<crate::progress::Bar> = None;
-            let r = verify::verify_with_progress(&dir, &mut |done, total| {
+            let r = verify::verify_with(&dir, &options, &mut |done, total| {
                 bar.get_or_insert_with(|| crate::progress::items(total, "verifying"))
                     .0
                     .set_position(done)
@@ -64,12 +120,19 @@ pub fn ledger(cmd: LedgerCommand) -> Result<ExitCode> {
             match &r.problem {
                 None => {
                     println!(
-                        "vakt ledger verify: {} entries, {} signed checkpoints: intact",
+                        "vakt ledger verify: {} entries, {} signed checkpoints, {} actions: intact",
                         thousands(r.entries as u64),
-                        thousands(r.checkpoints as u64)
+                        thousands(r.checkpoints as u64),
+                        thousands(r.actions as u64)
                     );
                     if let Some((seq, hash)) = &r.last_checkpoint {
                         println!("  last checkpoint: entry {seq}, chain hash {hash}");
+                    }
+                    if r.anchors > 0 {
+                        println!("  {} anchored checkpoint(s) held", r.anchors);
+                    }
+                    if !r.actions_chained {
+                        println!("  alerts, decisions, tokens and users are not chained yet: this ledger was last written by an older vakt; the next `vakt watch` chains them");
                     }
                     Ok(ExitCode::SUCCESS)
                 }
