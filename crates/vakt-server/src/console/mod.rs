@@ -25,7 +25,7 @@ use crate::http::percent_decode;
 use crate::State;
 use axum::body::Bytes;
 use axum::extract::ConnectInfo;
-use axum::extract::{DefaultBodyLimit, RawQuery};
+use axum::extract::RawQuery;
 use axum::http::Extensions;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -80,12 +80,7 @@ pub(crate) fn routes(app: Arc<State>) -> Router {
         attempts: Mutex::new(Attempts::new(SIGN_IN, SIGN_IN_KEYS)),
     });
     Router::new()
-        .route(
-            "/login",
-            get(login_form)
-                .post(login)
-                .layer(DefaultBodyLimit::max(LOGIN_FORM_LIMIT)),
-        )
+        .route("/login", get(login_form).post(login))
         .route("/logout", post(logout))
         .route(
             "/assets/console.css",
@@ -270,7 +265,13 @@ async fn login_form(c: Shared, headers: HeaderMap, RawQuery(q): RawQuery) -> Res
     html::login_page(StatusCode::OK, &next, None)
 }
 
-async fn login(c: Shared, ext: Extensions, headers: HeaderMap, body: Bytes) -> Response {
+async fn login(c: Shared, ext: Extensions, headers: HeaderMap, body: axum::body::Body) -> Response {
+    // Refused on its announced length before a byte is read, else read
+    // up to the limit.
+    let body = match crate::http::read_body(&headers, body, LOGIN_FORM_LIMIT).await {
+        Ok(b) => b,
+        Err(e) => return html::login_page(e.status, "/", Some(&e.message)),
+    };
     let form = form_pairs(&String::from_utf8_lossy(&body));
     let next = safe_next(form.get("next"));
     let name = form.get("user").cloned().unwrap_or_default();

@@ -56,7 +56,11 @@ impl Tally {
         let parts: Vec<String> = t
             .iter()
             .map(|(s, n)| {
-                let s = if *s == 0 { "none".into() } else { s.to_string() };
+                let s = if *s == 0 {
+                    "none".into()
+                } else {
+                    s.to_string()
+                };
                 format!("{s}: {}", thousands(*n))
             })
             .collect();
@@ -154,8 +158,7 @@ pub fn run(args: SoakArgs) -> Result<()> {
                 std::thread::sleep(Duration::from_secs(1));
                 conns.retain_mut(|c| {
                     let mut buf = [0u8; 64];
-                    let closed = matches!(c.read(&mut buf), Ok(0))
-                        || c.write_all(b"X").is_err();
+                    let closed = matches!(c.read(&mut buf), Ok(0)) || c.write_all(b"X").is_err();
                     if closed {
                         slow_closed.fetch_add(1, Ordering::Relaxed);
                     }
