@@ -36,7 +36,8 @@ pub struct SoakArgs {
     pub dir: PathBuf,
 }
 
-/// What one kind of flood got back: status (0: no answer) -> count.
+/// What one kind of flood got back: status (0: the server closed the
+/// connection before answering) -> count.
 #[derive(Default)]
 struct Tally(Mutex<BTreeMap<u16, u64>>);
 
