@@ -161,8 +161,8 @@ impl Console {
         }
         let found = lock(&self.app.reader).session(&id, Timestamp::now());
         found.ok().flatten().map(|s| Session {
-            user: s.user,
-            csrf: s.csrf,
+            user: s.session.user,
+            csrf: s.session.csrf,
         })
     }
 
