@@ -63,7 +63,8 @@ impl ConsoleRole {
 
 impl std::fmt::Display for ConsoleRole {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+        // `pad`, so `vakt user list` can align it.
+        f.pad(self.as_str())
     }
 }
 
@@ -359,6 +360,7 @@ mod tests {
         assert!(Admin.allows(Analyst) && Analyst.allows(Viewer) && Viewer.allows(Viewer));
         assert!(!Viewer.allows(Analyst) && !Analyst.allows(Admin));
         assert_eq!("analyst".parse::<ConsoleRole>().unwrap(), Analyst);
+        assert_eq!(format!("[{Admin:<7}]"), "[admin  ]");
         let e = "root".parse::<ConsoleRole>().unwrap_err().to_string();
         assert!(e.contains("use viewer, analyst or admin"), "{e}");
     }
