@@ -17,8 +17,8 @@
 //! that sets `X-Forwarded-Proto: https`); every form that changes something
 //! carries the session's CSRF token, checked before anything is done.
 //!
-//! Roles (`vakt user add NAME --role`, `vakt user role NAME ROLE`), each
-//! with all the one above it has; the table is [`roles`]:
+//! Roles (`vakt user add NAME --role`, `vakt user role NAME ROLE`); each
+//! may also do all the row above it may, and the table is [`roles`]:
 //!
 //! | role    | may                                                          |
 //! |---------|--------------------------------------------------------------|
@@ -29,7 +29,7 @@
 //! A viewer sees how many customers a scope holds and in which
 //! categories, not who they are: the list is the notification list, as
 //! sensitive as the data that leaked, and whoever needs it also drafts the
-//! report, so it goes with the report (analyst). Every handler names
+//! notice, so it goes with the report draft (analyst). Every handler names
 //! what it needs and is refused (403, a page naming the role it takes)
 //! when the user's role is below it; pages leave out the forms a role may
 //! not use, but the check is the handler's. The role is read from the
