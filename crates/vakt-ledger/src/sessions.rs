@@ -1,9 +1,12 @@
 //! Console sessions, kept in the database so a restart of `vakt serve`
 //! does not sign anyone out. Only a BLAKE3 hash of each session id is
 //! stored, so a copy of the database cannot be used to sign in, and a
-//! session ends with its user (`vakt user delete`).
+//! session ends with its user (`vakt user delete`). A session does not
+//! keep its user's role: each look-up reads it, so `vakt user role`
+//! applies at the next request.
 
 use crate::ledger::Ledger;
+use crate::users::{role_of, ConsoleRole};
 use crate::Result;
 use rusqlite::{params, OptionalExtension};
 use vakt_event::Timestamp;
@@ -18,6 +21,13 @@ pub struct SessionInfo {
     /// The token every form of this session must carry.
     pub csrf: String,
     pub expires: Timestamp,
+}
+
+/// A session as found: with its user's role as it is now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActiveSession {
+    pub session: SessionInfo,
+    pub role: ConsoleRole,
 }
 
 fn hash(id: &str) -> [u8; 32] {
@@ -46,27 +56,32 @@ impl Ledger {
     }
 
     /// The session `id` names, when it has not expired at `now` and its
-    /// user still exists.
-    pub fn session(&self, id: &str, now: Timestamp) -> Result<Option<SessionInfo>> {
+    /// user still exists, with that user's role.
+    pub fn session(&self, id: &str, now: Timestamp) -> Result<Option<ActiveSession>> {
         self.sessions_table()?;
         self.users_table()?;
         let r = self
             .conn
             .prepare_cached(
-                "SELECT s.user, s.csrf, s.expires FROM sessions s JOIN users u ON u.name = s.user \
+                "SELECT s.user, s.csrf, s.expires, u.role FROM sessions s JOIN users u ON u.name = s.user \
                  WHERE s.id_hash = ?1 AND s.expires > ?2",
             )
             .and_then(|mut s| {
                 s.query_row(params![&hash(id)[..], now.0], |r| {
-                    Ok(SessionInfo {
+                    let session = SessionInfo {
                         user: r.get(0)?,
                         csrf: r.get(1)?,
                         expires: Timestamp(r.get(2)?),
-                    })
+                    };
+                    Ok((session, r.get::<_, String>(3)?))
                 })
                 .optional()
             });
-        self.db(r)
+        let Some((session, role)) = self.db(r)? else {
+            return Ok(None);
+        };
+        let role = role_of(&session.user, &role)?;
+        Ok(Some(ActiveSession { session, role }))
     }
 
     /// Ends the session `id` (signing out).
@@ -105,7 +120,10 @@ mod tests {
         let mut l = Ledger::open_read(&dir).unwrap();
         assert_eq!(
             l.session("secret-id", Timestamp(1_500)).unwrap(),
-            Some(s.clone())
+            Some(ActiveSession {
+                session: s.clone(),
+                role: ConsoleRole::Viewer
+            })
         );
         assert_eq!(l.session("other-id", Timestamp(1_500)).unwrap(), None);
         assert_eq!(l.session("secret-id", Timestamp(2_000)).unwrap(), None);
@@ -122,5 +140,33 @@ mod tests {
         assert_eq!(l.session("second-id", Timestamp(1_500)).unwrap(), None);
         l.add_user("anna", "correct horse").unwrap();
         assert_eq!(l.session("second-id", Timestamp(1_500)).unwrap(), None);
+    }
+
+    #[test]
+    fn a_session_reads_its_users_role_at_each_look_up() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir {
+            path: tmp.path().to_owned(),
+        };
+        let mut l = Ledger::open(&dir).unwrap();
+        l.add_user_as("bo", "correct horse", ConsoleRole::Analyst)
+            .unwrap();
+        l.close().unwrap();
+        let mut l = Ledger::open_read(&dir).unwrap();
+        let s = SessionInfo {
+            user: "bo".into(),
+            csrf: "c5rf".into(),
+            expires: Timestamp(2_000),
+        };
+        l.start_session("bo-id", &s, Timestamp(1_000)).unwrap();
+        let role = |l: &Ledger| l.session("bo-id", Timestamp(1_500)).unwrap().unwrap().role;
+        assert_eq!(role(&l), ConsoleRole::Analyst);
+        assert!(l.set_user_role("bo", ConsoleRole::Viewer).unwrap());
+        assert_eq!(role(&l), ConsoleRole::Viewer);
+        // A role nobody can name grants nothing: no session.
+        l.conn
+            .execute("UPDATE users SET role = 'root' WHERE name = 'bo'", [])
+            .unwrap();
+        assert!(l.session("bo-id", Timestamp(1_500)).is_err());
     }
 }

@@ -3,6 +3,7 @@
 //! severities, selects, the CSRF field). Pages build their bodies from
 //! these and never write a raw user value.
 
+use super::roles::Need;
 use super::Session;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -44,9 +45,10 @@ pub(crate) fn page_status(
 ) -> Response {
     let nav = match session {
         Some(s) => format!(
-            "<nav><a href=\"/\">Alerts</a><a href=\"/decisions\">Decisions</a><a href=\"/canaries\">Canaries</a><a href=\"/exposure\">Exposure</a></nav><form method=\"post\" action=\"/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><span class=\"muted\">{}</span> <button type=\"submit\">Sign out</button></form>",
+            "<nav><a href=\"/\">Alerts</a><a href=\"/decisions\">Decisions</a><a href=\"/canaries\">Canaries</a><a href=\"/exposure\">Exposure</a></nav><form method=\"post\" action=\"/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><span class=\"muted\" id=\"signed-in\">{} ({})</span> <button type=\"submit\">Sign out</button></form>",
             esc(&s.csrf),
-            esc(&s.user)
+            esc(&s.user),
+            s.role
         ),
         None => String::new(),
     };
@@ -82,6 +84,25 @@ pub(crate) fn fail(s: &Session, status: StatusCode, msg: &str) -> Response {
         "Not possible",
         Some(s),
         &format!("<p class=\"error\">{}</p>", esc(msg)),
+    )
+}
+
+/// 403 for what the user's role may not do: which role it takes and how
+/// an admin grants it.
+pub(crate) fn refused(s: &Session, need: Need) -> Response {
+    page_status(
+        StatusCode::FORBIDDEN,
+        "Not allowed",
+        Some(s),
+        &format!(
+            "<p class=\"error\" id=\"role-refused\">You are signed in as {} with the {} role; {} needs the {} role. Someone with access to the server can grant it with <code>vakt user role {} {}</code>.</p>",
+            esc(&s.user),
+            s.role,
+            esc(need.what),
+            need.role,
+            esc(&s.user),
+            need.role
+        ),
     )
 }
 

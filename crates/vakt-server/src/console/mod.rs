@@ -16,9 +16,30 @@
 //! SameSite=Strict, Secure when served over TLS or behind an HTTPS proxy
 //! that sets `X-Forwarded-Proto: https`); every form that changes something
 //! carries the session's CSRF token, checked before anything is done.
+//!
+//! Roles (`vakt user add NAME --role`, `vakt user role NAME ROLE`); each
+//! may also do all the row above it may, and the table is [`roles`]:
+//!
+//! | role    | may                                                          |
+//! |---------|--------------------------------------------------------------|
+//! | viewer  | read alerts, an alert, a scope as counts, decisions, canaries, exposure |
+//! | analyst | see a scope's customers, draft breach reports, add and extend decisions |
+//! | admin   | lift decisions (undo enforcement)                            |
+//!
+//! A viewer sees how many customers a scope holds and in which
+//! categories, not who they are: the list is the notification list, as
+//! sensitive as the data that leaked, and whoever needs it also drafts the
+//! notice, so it goes with the report draft (analyst). Every handler names
+//! what it needs and is refused (403, a page naming the role it takes)
+//! when the user's role is below it; pages leave out the forms a role may
+//! not use, but the check is the handler's. The role is read from the
+//! user at every request, so `vakt user role` and `vakt user delete` apply
+//! at once. Users from before roles existed are admins: they keep what
+//! they could do.
 
 mod html;
 mod pages;
+mod roles;
 mod timeline;
 
 use crate::http::percent_decode;
@@ -32,12 +53,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use rand::RngCore;
+use roles::Need;
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use vakt_event::Timestamp;
 use vakt_ledger::sessions::SessionInfo;
+use vakt_ledger::users::ConsoleRole;
 use vakt_limit::{AttemptPolicy, Attempts};
 
 /// How long a session lasts after sign-in.
@@ -69,6 +92,8 @@ pub(crate) struct Console {
 pub(crate) struct Session {
     pub(crate) user: String,
     pub(crate) csrf: String,
+    /// The user's role as it was at this request.
+    pub(crate) role: ConsoleRole,
 }
 
 pub(crate) type Shared = axum::extract::State<Arc<Console>>;
@@ -156,8 +181,9 @@ impl Console {
         }
         let found = lock(&self.app.reader).session(&id, Timestamp::now());
         found.ok().flatten().map(|s| Session {
-            user: s.user,
-            csrf: s.csrf,
+            user: s.session.user,
+            csrf: s.session.csrf,
+            role: s.role,
         })
     }
 
@@ -189,30 +215,51 @@ pub(crate) fn see_other(to: &str) -> Response {
     r
 }
 
-/// The signed-in session, or a redirect to the sign-in page.
+/// The signed-in session, or a redirect to the sign-in page; 403 when
+/// the user's role is below what `need`s.
 #[allow(clippy::result_large_err)] // the error is the answer, returned at once
-pub(crate) fn require(c: &Console, headers: &HeaderMap, here: &str) -> Result<Session, Response> {
-    c.session(headers)
-        .ok_or_else(|| see_other(&format!("/login?next={}", html::url_encode(here))))
+pub(crate) fn require(
+    c: &Console,
+    headers: &HeaderMap,
+    here: &str,
+    need: Need,
+) -> Result<Session, Response> {
+    let s = c
+        .session(headers)
+        .ok_or_else(|| see_other(&format!("/login?next={}", html::url_encode(here))))?;
+    allowed(s, need)
 }
 
-/// The session, when the form's CSRF token is the session's; else 403
-/// (or a redirect to sign in when there is no session).
+/// The session, when the form's CSRF token is the session's and the
+/// user's role meets `need`; else 403 (or a redirect to sign in when
+/// there is no session).
 #[allow(clippy::result_large_err)]
 pub(crate) fn require_form(
     c: &Console,
     headers: &HeaderMap,
     form: &HashMap<String, String>,
+    need: Need,
 ) -> Result<Session, Response> {
-    let s = require(c, headers, "/")?;
+    let s = c
+        .session(headers)
+        .ok_or_else(|| see_other("/login?next=/"))?;
     match form.get("csrf") {
-        Some(t) if same(t, &s.csrf) => Ok(s),
+        Some(t) if same(t, &s.csrf) => allowed(s, need),
         _ => Err(html::page_status(
             StatusCode::FORBIDDEN,
             "Refused",
             None,
             "<p class=\"error\">This form is missing its security token or it is stale; reload the page and try again.</p>",
         )),
+    }
+}
+
+#[allow(clippy::result_large_err)]
+fn allowed(s: Session, need: Need) -> Result<Session, Response> {
+    if need.met_by(s.role) {
+        Ok(s)
+    } else {
+        Err(html::refused(&s, need))
     }
 }
 
@@ -364,7 +411,7 @@ async fn login(c: Shared, ext: Extensions, headers: HeaderMap, body: axum::body:
 
 async fn logout(c: Shared, headers: HeaderMap, body: Bytes) -> Response {
     let form = form_pairs(&String::from_utf8_lossy(&body));
-    if let Err(r) = require_form(&c, &headers, &form) {
+    if let Err(r) = require_form(&c, &headers, &form, roles::READ) {
         return r;
     }
     c.end(&headers);

@@ -1,6 +1,7 @@
 //! The console's pages, rendered on the server.
 
 use super::html::{csrf_input, esc, fail, page, select, sev, short, url_encode};
+use super::roles::{CUSTOMERS, DECIDE, DRAFT, LIFT, READ};
 use super::{form_pairs, lock, require, require_form, see_other, timeline, Shared};
 use crate::decisions::NewDecision;
 use axum::body::Bytes;
@@ -53,7 +54,7 @@ async fn find_alert(c: &Shared, id: &str) -> Result<Option<Alert>, String> {
 }
 
 pub(crate) async fn alerts(c: Shared, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
-    let s = match require(&c, &headers, "/") {
+    let s = match require(&c, &headers, "/", READ) {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -158,7 +159,7 @@ fn evidence_table(e: &serde_json::Map<String, serde_json::Value>) -> String {
 }
 
 pub(crate) async fn alert(c: Shared, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let s = match require(&c, &headers, &format!("/alerts/{id}")) {
+    let s = match require(&c, &headers, &format!("/alerts/{id}"), READ) {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -168,7 +169,7 @@ pub(crate) async fn alert(c: Shared, headers: HeaderMap, Path(id): Path<String>)
         Err(e) => return fail(&s, StatusCode::INTERNAL_SERVER_ERROR, &e),
     };
     let mut b = format!(
-        "<div class=\"panel\"><p>{} <strong>{}</strong> &middot; {} &middot; {}</p><p id=\"message\">{}</p><p class=\"muted\">first seen {} &middot; last {} &middot; {} customer(s) &middot; {} update(s)</p><p><a class=\"button\" id=\"scope-link\" href=\"/alerts/{}/scope\">Scope and breach report</a></p></div>",
+        "<div class=\"panel\"><p>{} <strong>{}</strong> &middot; {} &middot; {}</p><p id=\"message\">{}</p><p class=\"muted\">first seen {} &middot; last {} &middot; {} customer(s) &middot; {} update(s)</p><p><a class=\"button\" id=\"scope-link\" href=\"/alerts/{}/scope\">{}</a></p></div>",
         sev(a.severity),
         esc(&a.rule),
         esc(&a.actor.label()),
@@ -178,7 +179,12 @@ pub(crate) async fn alert(c: Shared, headers: HeaderMap, Path(id): Path<String>)
         short(a.timestamp),
         a.customers,
         a.updates,
-        url_encode(&a.id)
+        url_encode(&a.id),
+        if DRAFT.met_by(s.role) {
+            "Scope and breach report"
+        } else {
+            "Scope"
+        }
     );
     b += "<h2>Evidence</h2>";
     b += &evidence_table(&a.evidence);
@@ -214,7 +220,7 @@ pub(crate) async fn alert(c: Shared, headers: HeaderMap, Path(id): Path<String>)
 }
 
 pub(crate) async fn scope(c: Shared, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let s = match require(&c, &headers, &format!("/alerts/{id}/scope")) {
+    let s = match require(&c, &headers, &format!("/alerts/{id}/scope"), READ) {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -228,8 +234,16 @@ pub(crate) async fn scope(c: Shared, headers: HeaderMap, Path(id): Path<String>)
         Ok(sc) => sc,
         Err(e) => return fail(&s, StatusCode::NOT_FOUND, &e),
     };
+    let draft = if DRAFT.met_by(s.role) {
+        format!(
+            "<a class=\"button\" id=\"draft\" href=\"/alerts/{}/report\">Draft the breach report</a> ",
+            url_encode(&id)
+        )
+    } else {
+        String::new()
+    };
     let mut b = format!(
-        "<div class=\"panel\"><p><strong>{}</strong> from {} to {}: {} distinct customer(s) in {} access(es){}.</p><p><a class=\"button\" id=\"draft\" href=\"/alerts/{}/report\">Draft the breach report</a> <a href=\"/alerts/{}\">back to the alert</a></p></div>",
+        "<div class=\"panel\"><p><strong>{}</strong> from {} to {}: {} distinct customer(s) in {} access(es){}.</p><p>{draft}<a href=\"/alerts/{}\">back to the alert</a></p></div>",
         esc(&sc.account),
         short(sc.since),
         short(sc.until),
@@ -240,7 +254,6 @@ pub(crate) async fn scope(c: Shared, headers: HeaderMap, Path(id): Path<String>)
         } else {
             String::new()
         },
-        url_encode(&id),
         url_encode(&id)
     );
     if !sc.by_category.is_empty() {
@@ -249,6 +262,14 @@ pub(crate) async fn scope(c: Shared, headers: HeaderMap, Path(id): Path<String>)
             let _ = write!(b, "<tr><td>{}</td><td class=\"num\">{n}</td></tr>", esc(k));
         }
         b += "</table>";
+    }
+    if !CUSTOMERS.met_by(s.role) {
+        let _ = write!(
+            b,
+            "<p class=\"muted\" id=\"customers-withheld\">Who the customers are is shown to analysts and admins, who draft the notice; your role is {}.</p>",
+            s.role
+        );
+        return page(&format!("Scope of {id}"), &s, &b);
     }
     let _ = write!(b, "<h2>Customers</h2><table id=\"scope\"><tr><th>Customer</th><th>Categories</th><th>First exposure</th><th>Last exposure</th><th class=\"num\">Reads</th></tr>");
     for e in sc.customers.iter().take(2000) {
@@ -270,7 +291,7 @@ pub(crate) async fn scope(c: Shared, headers: HeaderMap, Path(id): Path<String>)
 }
 
 pub(crate) async fn report(c: Shared, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let s = match require(&c, &headers, &format!("/alerts/{id}/report")) {
+    let s = match require(&c, &headers, &format!("/alerts/{id}/report"), DRAFT) {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -303,7 +324,7 @@ pub(crate) async fn report(c: Shared, headers: HeaderMap, Path(id): Path<String>
 }
 
 pub(crate) async fn decisions(c: Shared, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
-    let s = match require(&c, &headers, "/decisions") {
+    let s = match require(&c, &headers, "/decisions", READ) {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -314,20 +335,47 @@ pub(crate) async fn decisions(c: Shared, headers: HeaderMap, RawQuery(q): RawQue
         Err(e) => return fail(&s, StatusCode::INTERNAL_SERVER_ERROR, &e),
     };
     let csrf = csrf_input(&s);
+    let (decide, lift) = (DECIDE.met_by(s.role), LIFT.met_by(s.role));
     let mut b = String::new();
     if let Some(e) = q.get("error") {
         let _ = write!(b, "<p class=\"error\" id=\"form-error\">{}</p>", esc(e));
     }
+    if decide {
+        let _ = write!(
+            b,
+            "<div class=\"panel\"><form class=\"filters\" id=\"add-decision\" method=\"post\" action=\"/decisions\">{csrf}<label>Scope<select name=\"scope\" id=\"d-scope\"><option value=\"account\">account</option><option value=\"ip\">ip</option><option value=\"organization\">organization</option></select></label><label>Value<input name=\"value\" id=\"d-value\" required></label><label>Action<select name=\"action\" id=\"d-action\"><option value=\"throttle\">throttle</option><option value=\"step_up\">step_up</option><option value=\"block\">block</option></select></label><label>For<input name=\"ttl\" id=\"d-ttl\" value=\"1h\" size=\"6\" required></label><label>Reason<input name=\"reason\" id=\"d-reason\" size=\"30\"></label><button type=\"submit\" id=\"d-add\">Add decision</button></form></div>"
+        );
+    } else {
+        let _ = write!(
+            b,
+            "<p class=\"muted\" id=\"decide-withheld\">Your role, {}, may read decisions; adding and extending them takes the {} role.</p>",
+            s.role,
+            DECIDE.role
+        );
+    }
     let _ = write!(
         b,
-        "<div class=\"panel\"><form class=\"filters\" id=\"add-decision\" method=\"post\" action=\"/decisions\">{csrf}<label>Scope<select name=\"scope\" id=\"d-scope\"><option value=\"account\">account</option><option value=\"ip\">ip</option><option value=\"organization\">organization</option></select></label><label>Value<input name=\"value\" id=\"d-value\" required></label><label>Action<select name=\"action\" id=\"d-action\"><option value=\"throttle\">throttle</option><option value=\"step_up\">step_up</option><option value=\"block\">block</option></select></label><label>For<input name=\"ttl\" id=\"d-ttl\" value=\"1h\" size=\"6\" required></label><label>Reason<input name=\"reason\" id=\"d-reason\" size=\"30\"></label><button type=\"submit\" id=\"d-add\">Add decision</button></form></div><p class=\"muted\">{} decision(s) in force; enforcement points read them from <code>GET /v1/decisions</code>.</p><table id=\"decisions\"><tr><th>Scope</th><th>Value</th><th>Action</th><th>Reason</th><th>Since</th><th>Until</th><th></th></tr>",
+        "<p class=\"muted\">{} decision(s) in force; enforcement points read them from <code>GET /v1/decisions</code>.</p><table id=\"decisions\"><tr><th>Scope</th><th>Value</th><th>Action</th><th>Reason</th><th>Since</th><th>Until</th><th></th></tr>",
         list.len()
     );
     for d in &list {
         let id = url_encode(&d.id);
+        let mut forms = String::new();
+        if decide {
+            let _ = write!(
+                forms,
+                "<form class=\"inline\" method=\"post\" action=\"/decisions/{id}/extend\">{csrf}<input name=\"ttl\" value=\"1h\" size=\"4\" aria-label=\"add time\"><button type=\"submit\" class=\"extend\">Extend</button></form> "
+            );
+        }
+        if lift {
+            let _ = write!(
+                forms,
+                "<form class=\"inline\" method=\"post\" action=\"/decisions/{id}/lift\">{csrf}<button type=\"submit\" class=\"danger lift\">Lift</button></form>"
+            );
+        }
         let _ = write!(
             b,
-            "<tr data-id=\"{}\"><td>{}</td><td class=\"value\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><form class=\"inline\" method=\"post\" action=\"/decisions/{id}/extend\">{csrf}<input name=\"ttl\" value=\"1h\" size=\"4\" aria-label=\"add time\"><button type=\"submit\" class=\"extend\">Extend</button></form> <form class=\"inline\" method=\"post\" action=\"/decisions/{id}/lift\">{csrf}<button type=\"submit\" class=\"danger lift\">Lift</button></form></td></tr>",
+            "<tr data-id=\"{}\"><td>{}</td><td class=\"value\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{forms}</td></tr>",
             esc(&d.id),
             d.scope,
             esc(&d.value),
@@ -347,7 +395,7 @@ fn back_with_error(msg: &str) -> Response {
 
 pub(crate) async fn add_decision(c: Shared, headers: HeaderMap, body: Bytes) -> Response {
     let form = form_pairs(&String::from_utf8_lossy(&body));
-    let s = match require_form(&c, &headers, &form) {
+    let s = match require_form(&c, &headers, &form, DECIDE) {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -383,7 +431,7 @@ pub(crate) async fn extend_decision(
     body: Bytes,
 ) -> Response {
     let form = form_pairs(&String::from_utf8_lossy(&body));
-    let s = match require_form(&c, &headers, &form) {
+    let s = match require_form(&c, &headers, &form, DECIDE) {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -415,7 +463,7 @@ pub(crate) async fn lift_decision(
     body: Bytes,
 ) -> Response {
     let form = form_pairs(&String::from_utf8_lossy(&body));
-    let s = match require_form(&c, &headers, &form) {
+    let s = match require_form(&c, &headers, &form, LIFT) {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -426,7 +474,7 @@ pub(crate) async fn lift_decision(
 }
 
 pub(crate) async fn canaries(c: Shared, headers: HeaderMap) -> Response {
-    let s = match require(&c, &headers, "/canaries") {
+    let s = match require(&c, &headers, "/canaries", READ) {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -487,7 +535,7 @@ pub(crate) async fn canaries(c: Shared, headers: HeaderMap) -> Response {
 }
 
 pub(crate) async fn exposure(c: Shared, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
-    let s = match require(&c, &headers, "/exposure") {
+    let s = match require(&c, &headers, "/exposure", READ) {
         Ok(s) => s,
         Err(r) => return r,
     };

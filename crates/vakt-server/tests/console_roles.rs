@@ -1,0 +1,359 @@
+//! Finding 18 of a security review: every console user could do
+//! everything. Users are viewers, analysts or admins now, and the server
+//! refuses what a role may not do, whatever the page shows. Real HTTP
+//! against a server on 127.0.0.1: sign in with the form, read the CSRF
+//! token from the page, post the forms a browser would.
+
+mod common;
+
+use common::{eventually, start, Running, Tokens, WAIT};
+use serde_json::{json, Value};
+use std::process::Command;
+use vakt_ledger::users::ConsoleRole;
+use vakt_ledger::Ledger;
+
+const PASSWORD: &str = "correct horse battery";
+
+/// A canary to raise an alert with; no policy, so the only decisions are
+/// the tests' own.
+const DIRECTORY: &str = r#"
+[[canary]]
+customer_id = "C-900001"
+label = "planted"
+"#;
+
+/// A browser without redirects, so the sign-in's cookie is seen.
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_global(Some(WAIT))
+        .build()
+        .into()
+}
+
+/// A signed-in person: their cookie and the session's CSRF token.
+struct Person<'a> {
+    server: &'a Running,
+    agent: ureq::Agent,
+    cookie: String,
+    csrf: String,
+}
+
+fn add(server: &Running, name: &str, role: ConsoleRole) {
+    let mut l = Ledger::open(&server.data).unwrap();
+    l.add_user_as(name, PASSWORD, role).unwrap();
+    l.close().unwrap();
+}
+
+fn sign_in<'a>(server: &'a Running, name: &str) -> Person<'a> {
+    let agent = agent();
+    let r = agent
+        .post(format!("{}/login", server.url))
+        .content_type("application/x-www-form-urlencoded")
+        .send(format!(
+            "user={name}&password={}&next=%2F",
+            PASSWORD.replace(' ', "+")
+        ))
+        .unwrap();
+    assert_eq!(r.status(), 303, "{name} signs in");
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let mut p = Person {
+        server,
+        agent,
+        cookie,
+        csrf: String::new(),
+    };
+    let (status, page) = p.get("/decisions");
+    assert_eq!(status, 200, "{page}");
+    p.csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("every signed-in page carries the CSRF token")
+        .to_owned();
+    p
+}
+
+impl Person<'_> {
+    fn get(&self, path: &str) -> (u16, String) {
+        let mut r = self
+            .agent
+            .get(format!("{}{path}", self.server.url))
+            .header("cookie", &self.cookie)
+            .call()
+            .unwrap();
+        (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+    }
+
+    /// Posts a form with the session's CSRF token; the status and body.
+    fn post(&self, path: &str, form: &str) -> (u16, String) {
+        let mut r = self
+            .agent
+            .post(format!("{}{path}", self.server.url))
+            .header("cookie", &self.cookie)
+            .content_type("application/x-www-form-urlencoded")
+            .send(format!("{form}&csrf={}", self.csrf))
+            .unwrap();
+        (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+    }
+}
+
+/// The decisions in force, by the API.
+fn decisions(s: &Running, t: &Tokens) -> Vec<Value> {
+    let a = s.get("/v1/decisions", Some(&t.read));
+    assert_eq!(a.status, 200, "{}", a.text);
+    a.json().as_array().unwrap().clone()
+}
+
+fn decision(s: &Running, t: &Tokens, id: &str) -> Option<Value> {
+    decisions(s, t).into_iter().find(|d| d["id"] == id)
+}
+
+/// A block on `value` made with the admin token; its id.
+fn block(s: &Running, t: &Tokens, value: &str) -> String {
+    let a = s.post_json(
+        "/v1/decisions",
+        Some(&t.admin),
+        &json!({"scope": "account", "value": value, "action": "block", "ttl": "1h"}),
+    );
+    assert_eq!(a.status, 201, "{}", a.text);
+    a.json()["id"].as_str().unwrap().to_owned()
+}
+
+/// A refusal that says which role it takes and how to get it.
+fn assert_refused(answer: (u16, String), needs: &str, what: &str) {
+    let (status, page) = answer;
+    assert_eq!(status, 403, "{what}: {page}");
+    assert!(
+        page.contains(&format!("needs the {needs} role")) && page.contains("vakt user role"),
+        "{what}: {page}"
+    );
+}
+
+const ADD: &str = "scope=account&value=r9.mallory&action=block&ttl=1h&reason=test";
+
+#[test]
+fn finding_18_a_viewer_cannot_add_extend_or_lift_decisions() {
+    let (s, t) = start(DIRECTORY, |_| {});
+    add(&s, "vera", ConsoleRole::Viewer);
+    let id = block(&s, &t, "r17.anna");
+    let before = decision(&s, &t, &id).unwrap();
+    let vera = sign_in(&s, "vera");
+
+    // Posting the forms is refused, and nothing changes.
+    assert_refused(vera.post("/decisions", ADD), "analyst", "add");
+    assert_refused(
+        vera.post(&format!("/decisions/{id}/extend"), "ttl=1h"),
+        "analyst",
+        "extend",
+    );
+    assert_refused(
+        vera.post(&format!("/decisions/{id}/lift"), ""),
+        "admin",
+        "lift",
+    );
+    let after = decisions(&s, &t);
+    assert_eq!(after, [before], "a viewer changed the decisions");
+
+    // The page lists decisions but offers no form to change them.
+    let (status, page) = vera.get("/decisions");
+    assert_eq!(status, 200);
+    assert!(page.contains("r17.anna"), "{page}");
+    for form in ["id=\"add-decision\"", "/extend\"", "/lift\""] {
+        assert!(!page.contains(form), "a viewer is shown {form}: {page}");
+    }
+    // Signing out is no change to enforcement: a viewer may.
+    assert_eq!(vera.post("/logout", "").0, 303);
+    s.stop();
+}
+
+#[test]
+fn finding_18_an_analyst_cannot_lift_a_decision() {
+    let (s, t) = start(DIRECTORY, |_| {});
+    add(&s, "ana", ConsoleRole::Analyst);
+    add(&s, "ada", ConsoleRole::Admin);
+    let id = block(&s, &t, "r17.anna");
+    let ana = sign_in(&s, "ana");
+
+    // Adding and extending, shown and done.
+    let (_, page) = ana.get("/decisions");
+    assert!(page.contains("id=\"add-decision\""), "{page}");
+    assert!(
+        page.contains(&format!("/decisions/{id}/extend\"")),
+        "{page}"
+    );
+    assert_eq!(ana.post("/decisions", ADD).0, 303);
+    assert!(
+        decisions(&s, &t).iter().any(|d| d["value"] == "r9.mallory"),
+        "the analyst's decision is in force"
+    );
+    let before = decision(&s, &t, &id).unwrap()["expires"].clone();
+    assert_eq!(
+        ana.post(&format!("/decisions/{id}/extend"), "ttl=2h").0,
+        303
+    );
+    let extended = decision(&s, &t, &id).unwrap()["expires"].clone();
+    assert_ne!(before, extended, "extended");
+
+    // Lifting is refused, and the decision stays.
+    assert_refused(
+        ana.post(&format!("/decisions/{id}/lift"), ""),
+        "admin",
+        "lift",
+    );
+    assert!(decision(&s, &t, &id).is_some(), "an analyst lifted {id}");
+    let (_, page) = ana.get("/decisions");
+    assert!(
+        !page.contains("/lift\""),
+        "an analyst is shown Lift: {page}"
+    );
+
+    // An admin is offered Lift and may use it.
+    let ada = sign_in(&s, "ada");
+    let (_, page) = ada.get("/decisions");
+    assert!(page.contains(&format!("/decisions/{id}/lift\"")), "{page}");
+    assert_eq!(ada.post(&format!("/decisions/{id}/lift"), "").0, 303);
+    assert!(decision(&s, &t, &id).is_none(), "the admin lifted {id}");
+    s.stop();
+}
+
+/// A canary alert over C-200 and the canary; its id.
+fn canary_alert(s: &Running, t: &Tokens) -> String {
+    let event = json!({
+        "@timestamp": "2026-03-02T12:00:00Z",
+        "user.name": "c.carl",
+        "source.ip": "198.51.100.7",
+        "event.action": "lookup",
+        "customer.ids": ["C-200", "C-900001"],
+        "data.categories": ["name", "phone"],
+    });
+    let a = s.post("/v1/events", Some(&t.ingest), &event.to_string());
+    assert_eq!(a.status, 200, "{}", a.text);
+    eventually(WAIT, || {
+        let v = s.get("/v1/alerts", Some(&t.read)).json();
+        v.as_array()?.first()?["id"].as_str().map(str::to_owned)
+    })
+    .expect("the canary read is an alert")
+}
+
+#[test]
+fn finding_18_a_viewer_sees_scope_counts_but_not_customers_or_report_drafts() {
+    let (s, t) = start(DIRECTORY, |_| {});
+    add(&s, "vera", ConsoleRole::Viewer);
+    add(&s, "ana", ConsoleRole::Analyst);
+    let alert = canary_alert(&s, &t);
+    let vera = sign_in(&s, "vera");
+
+    assert_refused(
+        vera.get(&format!("/alerts/{alert}/report")),
+        "analyst",
+        "report",
+    );
+    let (status, page) = vera.get(&format!("/alerts/{alert}/scope"));
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("2 distinct customer(s)"), "{page}");
+    assert!(
+        !page.contains("C-200"),
+        "a viewer sees the customers: {page}"
+    );
+    assert!(!page.contains("/report\""), "a viewer is offered the draft");
+
+    let ana = sign_in(&s, "ana");
+    let (_, page) = ana.get(&format!("/alerts/{alert}/scope"));
+    assert!(page.contains("C-200"), "{page}");
+    assert!(
+        page.contains(&format!("/alerts/{alert}/report\"")),
+        "{page}"
+    );
+    let (status, page) = ana.get(&format!("/alerts/{alert}/report"));
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("id=\"report\""), "{page}");
+    s.stop();
+}
+
+#[test]
+fn finding_18_a_role_change_applies_at_once() {
+    let (s, t) = start(DIRECTORY, |_| {});
+    add(&s, "bo", ConsoleRole::Analyst);
+    let bo = sign_in(&s, "bo");
+    assert_eq!(bo.post("/decisions", ADD).0, 303);
+    let id = decisions(&s, &t)[0]["id"].as_str().unwrap().to_owned();
+
+    // Made a viewer while signed in: the same session is refused at once.
+    let set = |role| {
+        assert!(Ledger::open_read(&s.data)
+            .unwrap()
+            .set_user_role("bo", role)
+            .unwrap());
+    };
+    set(ConsoleRole::Viewer);
+    assert_refused(
+        bo.post(&format!("/decisions/{id}/extend"), "ttl=1h"),
+        "analyst",
+        "extend",
+    );
+    let (_, page) = bo.get("/decisions");
+    assert!(!page.contains("id=\"add-decision\""), "{page}");
+
+    // Made an admin: may lift, without signing in again.
+    set(ConsoleRole::Admin);
+    assert_eq!(bo.post(&format!("/decisions/{id}/lift"), "").0, 303);
+    assert!(decisions(&s, &t).is_empty());
+    s.stop();
+}
+
+/// The users table as it was before roles, with `name` in it: made with
+/// the `sqlite3` shell, as the ledger offers no way to make an old table.
+fn old_users_table(db: &std::path::Path, name: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let other = vakt_ledger::DataDir {
+        path: tmp.path().join("data"),
+    };
+    let mut l = Ledger::open(&other).unwrap();
+    l.add_user(name, PASSWORD).unwrap();
+    let hash = l.user_hash(name).unwrap().unwrap();
+    drop(l);
+    let sql = format!(
+        "CREATE TABLE users(name TEXT PRIMARY KEY, hash TEXT NOT NULL, created INTEGER NOT NULL); \
+         INSERT INTO users VALUES ('{name}', '{hash}', 1);"
+    );
+    let out = Command::new("sqlite3")
+        .arg(db)
+        .arg(sql)
+        .output()
+        .expect("this test needs the sqlite3 shell (apt-get install sqlite3)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn finding_18_existing_users_keep_admin_after_upgrade() {
+    // The table is made before the server opens the data directory.
+    let (s, t) = start(DIRECTORY, |c| old_users_table(&c.data.db_path(), "old"));
+    let id = block(&s, &t, "r17.anna");
+    let old = sign_in(&s, "old");
+    let (_, page) = old.get("/decisions");
+    assert!(page.contains(&format!("/decisions/{id}/lift\"")), "{page}");
+    assert_eq!(old.post("/decisions", ADD).0, 303);
+    assert_eq!(old.post(&format!("/decisions/{id}/lift"), "").0, 303);
+    assert!(decision(&s, &t, &id).is_none(), "the old user lifted {id}");
+    let users: Vec<_> = Ledger::open_read(&s.data)
+        .unwrap()
+        .list_users()
+        .unwrap()
+        .into_iter()
+        .map(|u| (u.name, u.role))
+        .collect();
+    assert_eq!(users, [("old".to_owned(), ConsoleRole::Admin)]);
+    s.stop();
+}
