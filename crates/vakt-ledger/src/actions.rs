@@ -45,10 +45,11 @@ pub(crate) const TOKENS: Chained = Chained {
     table: "tokens",
     columns: "name, role, hash, created",
 };
-/// Name, password hash and creation: what signing in rests on.
+/// Name, password hash, creation and role: what signing in, and what a
+/// signed-in user may do, rest on.
 pub(crate) const USERS: Chained = Chained {
     table: "users",
-    columns: "name, hash, created",
+    columns: "name, hash, created, role",
 };
 
 pub(crate) const CHAINED: [&Chained; 4] = [&ALERTS, &DECISIONS, &TOKENS, &USERS];

@@ -235,7 +235,12 @@ impl Ledger {
             "UPDATE users SET role = ?2 WHERE name = ?1",
             rusqlite::params![name, role.as_str()],
         );
-        Ok(self.db(r)? > 0)
+        if self.db(r)? == 0 {
+            return Ok(false);
+        }
+        // A role is a power: chained, so a role raised by hand is found by verify.
+        self.chain_put(&crate::actions::USERS, name)?;
+        Ok(true)
     }
 
     /// Deletes a user and ends their console sessions; returns whether

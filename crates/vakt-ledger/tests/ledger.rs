@@ -602,3 +602,26 @@ fn finding_13_verify_streams_with_bounded_memory() {
     );
     assert!(matches!(p, Some(Problem::Changed { .. })), "{p:?}");
 }
+
+/// Finding 18: roles are what a console user may do, so they are chained
+/// with the user: a viewer made admin by hand in the database is found.
+#[test]
+fn finding_18_a_role_raised_by_hand_is_found_by_verify() {
+    use vakt_ledger::users::ConsoleRole;
+    let (_t, dir, _) = filled(10);
+    let mut l = Ledger::open(&dir).unwrap();
+    l.add_user_as("vera", "a-long-password", ConsoleRole::Viewer)
+        .unwrap();
+    assert!(l.set_user_role("vera", ConsoleRole::Analyst).unwrap());
+    l.close().unwrap();
+    assert_eq!(
+        verify(&dir).unwrap().problem,
+        None,
+        "a role changed by vakt is sealed"
+    );
+    let found = tamper(&dir, "UPDATE users SET role = 'admin' WHERE name = 'vera'");
+    assert!(
+        matches!(&found, Some(Problem::UserChanged { name }) if name == "vera"),
+        "{found:?}"
+    );
+}

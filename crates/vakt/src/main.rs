@@ -80,7 +80,7 @@ enum Command {
     /// API tokens for `vakt serve`: create (prints the secret once), list, revoke.
     #[command(subcommand)]
     Token(cmd::token::TokenCommand),
-    /// Web console users for `vakt serve`: add (password from stdin), list, delete.
+    /// Web console users for `vakt serve`: add (password from stdin), list, role, delete.
     #[command(subcommand)]
     User(cmd::user::UserCommand),
     /// Accounts and organisations ranked by what they reached and what it is worth.

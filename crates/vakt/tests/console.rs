@@ -49,7 +49,15 @@ fn prepare(tmp: &Path) -> PathBuf {
         .unwrap();
     assert!(st.success());
     let mut add = vakt()
-        .args(["user", "add", USER, "--password-stdin", "--data"])
+        .args([
+            "user",
+            "add",
+            USER,
+            "--role",
+            "admin",
+            "--password-stdin",
+            "--data",
+        ])
         .arg(&data)
         .stdin(Stdio::piped())
         .stderr(Stdio::piped())
