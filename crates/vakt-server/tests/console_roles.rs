@@ -8,7 +8,6 @@ mod common;
 
 use common::{eventually, start, Running, Tokens, WAIT};
 use serde_json::{json, Value};
-use std::process::Command;
 use vakt_ledger::users::ConsoleRole;
 use vakt_ledger::Ledger;
 
@@ -309,8 +308,7 @@ fn finding_18_a_role_change_applies_at_once() {
     s.stop();
 }
 
-/// The users table as it was before roles, with `name` in it: made with
-/// the `sqlite3` shell, as the ledger offers no way to make an old table.
+/// The users table as it was before roles, with `name` in it.
 fn old_users_table(db: &std::path::Path, name: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let other = vakt_ledger::DataDir {
@@ -320,20 +318,14 @@ fn old_users_table(db: &std::path::Path, name: &str) {
     l.add_user(name, PASSWORD).unwrap();
     let hash = l.user_hash(name).unwrap().unwrap();
     drop(l);
-    let sql = format!(
-        "CREATE TABLE users(name TEXT PRIMARY KEY, hash TEXT NOT NULL, created INTEGER NOT NULL); \
-         INSERT INTO users VALUES ('{name}', '{hash}', 1);"
-    );
-    let out = Command::new("sqlite3")
-        .arg(db)
-        .arg(sql)
-        .output()
-        .expect("this test needs the sqlite3 shell (apt-get install sqlite3)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    rusqlite::Connection::open(db)
+        .unwrap()
+        .execute_batch(&format!(
+            "DROP TABLE IF EXISTS users; \
+             CREATE TABLE users(name TEXT PRIMARY KEY, hash TEXT NOT NULL, created INTEGER NOT NULL); \
+             INSERT INTO users VALUES ('{name}', '{hash}', 1);"
+        ))
+        .unwrap();
 }
 
 #[test]
