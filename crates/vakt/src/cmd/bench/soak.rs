@@ -58,7 +58,7 @@ impl Tally {
             .iter()
             .map(|(s, n)| {
                 let s = if *s == 0 {
-                    "none".into()
+                    "closed".into()
                 } else {
                     s.to_string()
                 };
