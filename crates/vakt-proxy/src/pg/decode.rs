@@ -106,12 +106,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn frame(ty: u8, body: &[u8]) -> Vec<u8> {
-        let mut v = vec![ty];
-        v.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
-        v.extend_from_slice(body);
-        v
-    }
+    use crate::pg::wire::tests::frame;
 
     /// Well-framed messages of the types the pumps decode, with any body:
     /// the near-misses that reach the decoders, not only the framing.

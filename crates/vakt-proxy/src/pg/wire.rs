@@ -452,10 +452,11 @@ pub fn ready_for_query(status: u8, out: &mut BytesMut) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn frame(ty: u8, body: &[u8]) -> Vec<u8> {
+    /// A typed message: type byte, length, body.
+    pub(crate) fn frame(ty: u8, body: &[u8]) -> Vec<u8> {
         let mut v = vec![ty];
         v.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
         v.extend_from_slice(body);
