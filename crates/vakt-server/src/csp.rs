@@ -28,7 +28,7 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
 use std::num::NonZeroUsize;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use vakt_event::{Origin, Timestamp};
 use vakt_ingest::csp::{split_url, violations};
@@ -65,10 +65,10 @@ impl Default for CspLimits {
     }
 }
 
-/// The buckets and the hosts, as the handler uses them.
+/// The buckets (behind one lock) and the hosts (fixed at start, read
+/// without one), as the handler uses them.
 pub(crate) struct Intake {
-    per_address: Buckets<IpAddr>,
-    global: Buckets<()>,
+    buckets: Mutex<(Buckets<IpAddr>, Buckets<()>)>,
     hosts: BTreeSet<String>,
 }
 
@@ -77,8 +77,10 @@ impl Intake {
         let per = limits.per_address_per_minute.max(1);
         let global = limits.global_per_minute.max(1);
         Intake {
-            per_address: Buckets::new(per, per, ADDRESSES),
-            global: Buckets::new(global, global, NonZeroUsize::MIN),
+            buckets: Mutex::new((
+                Buckets::new(per, per, ADDRESSES),
+                Buckets::new(global, global, NonZeroUsize::MIN),
+            )),
             hosts: limits
                 .hosts
                 .iter()
@@ -95,11 +97,13 @@ impl Intake {
 
     /// Takes `n` reports from `client`'s bucket and the global one, or says
     /// in how many seconds to try again.
-    fn take(&mut self, client: IpAddr, n: usize, at: Instant) -> Result<(), u32> {
+    fn take(&self, client: IpAddr, n: usize, at: Instant) -> Result<(), u32> {
+        let mut guard = lock(&self.buckets);
+        let (per_address, global) = &mut *guard;
         for _ in 0..n {
-            self.per_address
+            per_address
                 .take(client, at)
-                .and_then(|()| self.global.take((), at))
+                .and_then(|()| global.take((), at))
                 .map_err(|wait| wait.as_secs_f64().ceil().max(1.0) as u32)?;
         }
         Ok(())
@@ -147,7 +151,7 @@ pub(crate) async fn post_report(
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| {
             c.0 .0.ip().to_canonical()
         });
-    let taken = lock(&state.csp).take(client, found.len(), Instant::now());
+    let taken = state.csp.take(client, found.len(), Instant::now());
     if let Err(secs) = taken {
         return Err(ApiError {
             status: StatusCode::TOO_MANY_REQUESTS,
@@ -170,7 +174,7 @@ pub(crate) async fn post_report(
             continue;
         };
         let doc_host = doc_host.to_ascii_lowercase();
-        if !lock(&state.csp).hosts.contains(&doc_host) {
+        if !state.csp.hosts.contains(&doc_host) {
             ignored += 1;
             continue;
         }

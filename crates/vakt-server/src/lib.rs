@@ -152,7 +152,7 @@ pub(crate) struct State {
     pub(crate) directory: Arc<Directory>,
     pub(crate) metrics: Arc<metrics::Metrics>,
     pub(crate) deliverer: Option<Arc<vakt_deliver::Deliverer>>,
-    pub(crate) csp: Mutex<csp::Intake>,
+    pub(crate) csp: csp::Intake,
     /// CSP events waiting for the engine: their own queue, so reports
     /// cannot fill the one `POST /v1/events` uses.
     pub(crate) csp_queue: Arc<Semaphore>,
@@ -235,7 +235,7 @@ impl Server {
                 return Err(e.into());
             }
         };
-        let csp = Mutex::new(csp::Intake::new(&config.csp, &directory));
+        let csp = csp::Intake::new(&config.csp, &directory);
         let state = Arc::new(State {
             reader: Mutex::new(reader),
             writer: Mutex::new(writer),
