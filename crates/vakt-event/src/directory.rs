@@ -234,6 +234,12 @@ pub struct HttpMapping {
     /// the source address is the actor.
     #[serde(default)]
     pub account: Option<String>,
+    /// What names a browser session when there is no account:
+    /// `cookie:NAME` (a cookie, as the HTTP proxy and JSON logs with
+    /// `http_cookie` see it) or `field:NAME` (a field of JSON logs). Without
+    /// one, a session is the address plus the user agent.
+    #[serde(default)]
+    pub session: Option<String>,
     #[serde(default, rename = "route")]
     pub routes: Vec<HttpRoute>,
     #[serde(skip)]
@@ -389,6 +395,12 @@ impl Directory {
             if let Some(acc) = &http.account {
                 if acc != "remote_user" && !acc.starts_with("header:") {
                     return Err(at(http.base, format!("[http] account = \"{acc}\" is not understood; use \"remote_user\" or \"header:NAME\"")));
+                }
+            }
+            if let Some(session) = &http.session {
+                let named = |p: &str| session.strip_prefix(p).is_some_and(|n| !n.is_empty());
+                if !named("cookie:") && !named("field:") {
+                    return Err(at(http.base, format!("[http] session = \"{session}\" is not understood; use \"cookie:NAME\" or \"field:NAME\"")));
                 }
             }
             for r in &http.routes {

@@ -98,6 +98,10 @@ pub enum Action {
     Delete,
     Login,
     Mfa,
+    /// A web request that matched no route (`http`): a page, an asset, an
+    /// API call that names no customer. Seen by behaviour detection, not
+    /// counted as a read of customer data.
+    Request,
     Other(String),
 }
 
@@ -111,6 +115,7 @@ impl Action {
             "delete" => Action::Delete,
             "login" => Action::Login,
             "mfa" => Action::Mfa,
+            "http" => Action::Request,
             other => Action::Other(other.to_owned()),
         }
     }
@@ -124,6 +129,7 @@ impl Action {
             Action::Delete => "delete",
             Action::Login => "login",
             Action::Mfa => "mfa",
+            Action::Request => "http",
             Action::Other(s) => s,
         }
     }
@@ -172,7 +178,56 @@ pub struct AccessEvent {
     pub case_id: Option<String>,
     pub url_path: Option<String>,
     pub db_statement: Option<String>,
+    /// Web requests: the method (ECS `http.request.method`).
+    pub http_method: Option<HttpMethod>,
+    /// Web requests: the answer's status (ECS `http.response.status_code`).
+    pub http_status: Option<u16>,
+    /// Web requests: the page the request came from (ECS `http.request.referrer`).
+    pub referrer: Option<String>,
     pub origin: Origin,
+}
+
+/// An HTTP request method, kept in one byte; methods outside the common
+/// set are `Other` (their name is not kept).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum HttpMethod {
+    Get,
+    Head,
+    Post,
+    Put,
+    Patch,
+    Delete,
+    Options,
+    Other,
+}
+
+impl HttpMethod {
+    /// Methods are case-sensitive (RFC 9110 9.1): `get` is not `GET`.
+    pub fn parse(s: &str) -> HttpMethod {
+        match s {
+            "GET" => HttpMethod::Get,
+            "HEAD" => HttpMethod::Head,
+            "POST" => HttpMethod::Post,
+            "PUT" => HttpMethod::Put,
+            "PATCH" => HttpMethod::Patch,
+            "DELETE" => HttpMethod::Delete,
+            "OPTIONS" => HttpMethod::Options,
+            _ => HttpMethod::Other,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpMethod::Get => "GET",
+            HttpMethod::Head => "HEAD",
+            HttpMethod::Post => "POST",
+            HttpMethod::Put => "PUT",
+            HttpMethod::Patch => "PATCH",
+            HttpMethod::Delete => "DELETE",
+            HttpMethod::Options => "OPTIONS",
+            HttpMethod::Other => "OTHER",
+        }
+    }
 }
 
 /// Outbound network traffic from a host (EVENTS.md section 2).
@@ -247,6 +302,15 @@ impl Serialize for AccessEvent {
         }
         if let Some(v) = &self.db_statement {
             m.serialize_entry("db.statement", v)?;
+        }
+        if let Some(v) = self.http_method {
+            m.serialize_entry("http.request.method", v.as_str())?;
+        }
+        if let Some(v) = &self.http_status {
+            m.serialize_entry("http.response.status_code", v)?;
+        }
+        if let Some(v) = &self.referrer {
+            m.serialize_entry("http.request.referrer", v)?;
         }
         m.end()
     }

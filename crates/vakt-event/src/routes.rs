@@ -331,6 +331,24 @@ pub fn customers_at(body: &serde_json::Value, pointer: &str, out: &mut Vec<Strin
     walk(body, &parts, out);
 }
 
+/// The value of cookie `name` in a `Cookie` header (`a=1; sid=xyz`), if
+/// it is there once; a name sent twice is ambiguous and reads as absent.
+pub fn cookie<'a>(header: &'a str, name: &str) -> Option<&'a str> {
+    let mut found = None;
+    for pair in header.split(';') {
+        let Some((k, v)) = pair.split_once('=') else {
+            continue;
+        };
+        if k.trim() == name {
+            if found.is_some() {
+                return None;
+            }
+            found = Some(v.trim().trim_matches('"'));
+        }
+    }
+    found.filter(|v| !v.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -473,5 +491,14 @@ mod tests {
         out.clear();
         customers_at(&json!({"results": "none"}), "/results/*/id", &mut out);
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn cookies_are_read_by_name_and_a_repeated_name_is_ambiguous() {
+        assert_eq!(cookie("a=1; sid=xyz ; b=2", "sid"), Some("xyz"));
+        assert_eq!(cookie("sid=\"q\"", "sid"), Some("q"));
+        assert_eq!(cookie("xsid=1; sidx=2", "sid"), None);
+        assert_eq!(cookie("sid=1; sid=2", "sid"), None);
+        assert_eq!(cookie("sid=", "sid"), None);
     }
 }

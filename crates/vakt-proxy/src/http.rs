@@ -71,8 +71,8 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use vakt_event::directory::HttpMapping;
-use vakt_event::routes::{customers_at, EncodedPaths, Routes, Target};
-use vakt_event::{AccessEvent, Action, Actor, Alert, AlertStatus, Outcome, Severity};
+use vakt_event::routes::{cookie, customers_at, EncodedPaths, Routes, Target};
+use vakt_event::{AccessEvent, Action, Actor, Alert, AlertStatus, HttpMethod, Outcome, Severity};
 pub use vakt_limit::AttemptPolicy;
 use vakt_limit::Attempts;
 
@@ -205,6 +205,9 @@ pub struct HttpProxyConfig {
     /// What a request whose account cannot be read gets.
     pub unreadable_account: UnreadableAccount,
     pub routes: Routes,
+    /// The cookie that names a browser session (`[http] session =
+    /// "cookie:NAME"`), recorded as `session.id`.
+    pub session_cookie: Option<String>,
     /// How percent-encoded paths are taken (ambiguous ones are always refused).
     pub encoded_paths: EncodedPaths,
     /// Largest response body read to find customers.
@@ -246,6 +249,9 @@ impl HttpProxyConfig {
             account: AccountFrom::parse(mapping.and_then(|m| m.account.as_deref()))?,
             unreadable_account: UnreadableAccount::Refuse,
             routes: mapping.map(|m| Routes::new(&m.routes)).unwrap_or_default(),
+            session_cookie: mapping
+                .and_then(|m| m.session.as_deref()?.strip_prefix("cookie:"))
+                .map(str::to_owned),
             encoded_paths: EncodedPaths::Decode,
             max_body: 8 << 20,
             step_up_limit: STEP_UP_LIMIT,
@@ -381,9 +387,19 @@ async fn handle(state: &State, peer: SocketAddr, req: Request<Incoming>) -> Resp
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
-        action: route.map_or_else(|| Action::Other("http".into()), |(r, _)| r.action.clone()),
+        session_id: state.config.session_cookie.as_deref().and_then(|name| {
+            let header = req.headers().get(header::COOKIE)?.to_str().ok()?;
+            cookie(header, name).map(str::to_owned)
+        }),
+        action: route.map_or(Action::Request, |(r, _)| r.action.clone()),
         categories: route.map(|(r, _)| r.categories.clone()).unwrap_or_default(),
         url_path: Some(format!("{method} {target}")),
+        http_method: Some(HttpMethod::parse(method.as_str())),
+        referrer: req
+            .headers()
+            .get(header::REFERER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
         ..Default::default()
     };
     let path_customer = route.map(|(_, c)| c.to_owned()).filter(|c| !c.is_empty());
@@ -542,6 +558,7 @@ async fn handle(state: &State, peer: SocketAddr, req: Request<Incoming>) -> Resp
         }
     };
     let status = resp.status();
+    ev.http_status = Some(status.as_u16());
     ev.outcome = if status.as_u16() >= 400 {
         Outcome::Failure
     } else {

@@ -10,7 +10,7 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor
 use std::borrow::Cow;
 use std::fmt;
 use std::net::IpAddr;
-use vakt_event::{AccessEvent, Action, Event, FlowEvent, Origin, Outcome, Timestamp};
+use vakt_event::{AccessEvent, Action, Event, FlowEvent, HttpMethod, Origin, Outcome, Timestamp};
 
 pub const FORMAT: Format = Format {
     name: "jsonl",
@@ -67,6 +67,9 @@ slots! {
     Case = "case.id",
     UrlPath = "url.path",
     DbStatement = "db.statement",
+    HttpMethod = "http.request.method",
+    HttpStatus = "http.response.status_code",
+    Referrer = "http.request.referrer",
     Host = "host.name",
     DestIp = "destination.ip",
     DestDomain = "destination.domain",
@@ -379,6 +382,16 @@ pub fn parse_event(line: &str, origin: &Origin) -> Result<Event, ParseError> {
                 case_id: fields.string(Slot::Case)?.filter(|c| !c.is_empty()),
                 url_path: fields.string(Slot::UrlPath)?,
                 db_statement: fields.string(Slot::DbStatement)?,
+                http_method: fields
+                    .string(Slot::HttpMethod)?
+                    .map(|m| HttpMethod::parse(&m)),
+                http_status: match fields.number(Slot::HttpStatus)? {
+                    None => None,
+                    Some(n) => Some(u16::try_from(n).ok().filter(|n| (100..1000).contains(n)).ok_or_else(|| {
+                        ParseError::new("`http.response.status_code` must be a status between 100 and 999")
+                    })?),
+                },
+                referrer: fields.string(Slot::Referrer)?.filter(|r| !r.is_empty()),
                 origin: origin.clone(),
             }))
         }

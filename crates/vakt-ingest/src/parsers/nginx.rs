@@ -22,8 +22,8 @@ use chrono::DateTime;
 use regex::Regex;
 use std::net::IpAddr;
 use std::sync::OnceLock;
-use vakt_event::routes::{EncodedPaths, Routes, Target};
-use vakt_event::{AccessEvent, Action, Event, Origin, Outcome, Timestamp};
+use vakt_event::routes::{cookie, EncodedPaths, Routes, Target};
+use vakt_event::{AccessEvent, Action, Event, HttpMethod, Origin, Outcome, Timestamp};
 
 pub const FORMAT: Format = Format {
     name: "nginx",
@@ -53,9 +53,18 @@ enum AccountFrom {
     Header(String),
 }
 
+/// Which field names a browser session (JSON logs only: the combined
+/// format has no room for one).
+enum SessionFrom {
+    None,
+    Cookie(String),
+    Field(String),
+}
+
 pub struct WebLog {
     routes: Routes,
     account: AccountFrom,
+    session: SessionFrom,
 }
 
 /// The fields of one request, whichever log form it came from.
@@ -68,7 +77,9 @@ struct Request<'a> {
     target: &'a str,
     status: u16,
     bytes: Option<u64>,
+    referrer: Option<&'a str>,
     user_agent: Option<&'a str>,
+    session: Option<String>,
 }
 
 impl WebLog {
@@ -84,7 +95,16 @@ impl WebLog {
             _ => AccountFrom::RemoteUser,
         };
         let routes = http.map(|h| Routes::new(&h.routes)).unwrap_or_default();
-        WebLog { routes, account }
+        let session = match http.and_then(|h| h.session.as_deref()) {
+            Some(s) if s.starts_with("cookie:") => SessionFrom::Cookie(s["cookie:".len()..].into()),
+            Some(s) if s.starts_with("field:") => SessionFrom::Field(s["field:".len()..].into()),
+            _ => SessionFrom::None,
+        };
+        WebLog {
+            routes,
+            account,
+            session,
+        }
     }
 
     fn event(&self, r: Request, origin: &Origin) -> Result<Event, ParseError> {
@@ -103,13 +123,14 @@ impl WebLog {
                 if c.is_empty() { Vec::new() } else { vec![c] },
                 rt.categories.clone(),
             ),
-            None => (Action::Other("http".into()), Vec::new(), Vec::new()),
+            None => (Action::Request, Vec::new(), Vec::new()),
         };
         Ok(Event::Access(AccessEvent {
             timestamp: r.time,
             user,
             source_ip,
             user_agent: r.user_agent.filter(|u| *u != "-").map(str::to_owned),
+            session_id: r.session,
             action,
             outcome: if r.status >= 400 {
                 Outcome::Failure
@@ -127,6 +148,12 @@ impl WebLog {
                 Target::parse(r.target, EncodedPaths::Decode)
                     .map_or_else(|_| r.target.to_owned(), |t| t.canonical())
             )),
+            http_method: Some(HttpMethod::parse(r.method)),
+            http_status: Some(r.status),
+            referrer: r
+                .referrer
+                .filter(|x| !x.is_empty() && *x != "-")
+                .map(str::to_owned),
             origin: origin.clone(),
             ..Default::default()
         }))
@@ -180,7 +207,9 @@ impl Parser for WebLog {
                 .parse()
                 .map_err(|_| ParseError::new("status is not a number"))?,
             bytes: c[6].parse().ok(),
+            referrer: c.get(7).map(|m| m.as_str()),
             user_agent: c.get(8).map(|m| m.as_str()),
+            session: None,
         };
         out.push(self.event(req, origin)?);
         Ok(())
@@ -242,7 +271,15 @@ impl Parser for JsonWebLog {
                 .and_then(|x| u16::try_from(x).ok())
                 .ok_or_else(|| ParseError::new("`status` is missing or not a number"))?,
             bytes: n("body_bytes_sent"),
+            referrer: s("http_referer"),
             user_agent: s("http_user_agent"),
+            session: match &self.0.session {
+                SessionFrom::None => None,
+                SessionFrom::Field(f) => s(f).map(str::to_owned),
+                SessionFrom::Cookie(c) => s("http_cookie")
+                    .and_then(|h| cookie(h, c))
+                    .map(str::to_owned),
+            },
         };
         out.push(self.0.event(req, origin)?);
         Ok(())
@@ -309,10 +346,7 @@ action = "login"
             &mut p,
             r#"198.51.100.7 - r17.anna [04/Mar/2024:10:42:01 +0100] "GET /customers/1%2F..%2F2 HTTP/1.1" 200 5120 "-" "-""#,
         );
-        assert_eq!(
-            (b.action, b.customer_ids.len()),
-            (Action::Other("http".into()), 0)
-        );
+        assert_eq!((b.action, b.customer_ids.len()), (Action::Request, 0));
         assert_eq!(b.url_path.as_deref(), Some("GET /customers/1%2F..%2F2"));
     }
 
@@ -352,10 +386,7 @@ action = "login"
             &mut p,
             r#"203.0.113.5 - - [04/Mar/2024:10:42:04 +0000] "GET /static/app.js HTTP/1.1" 304 0"#,
         );
-        assert_eq!(
-            (d.action, d.customer_ids.len()),
-            (Action::Other("http".into()), 0)
-        );
+        assert_eq!((d.action, d.customer_ids.len()), (Action::Request, 0));
     }
 
     #[test]
@@ -376,6 +407,33 @@ action = "login"
         assert_eq!(
             a.timestamp,
             Timestamp::parse("2026-11-02T07:00:00Z").unwrap()
+        );
+    }
+
+    #[test]
+    fn requests_keep_method_status_referrer_and_a_session_cookie() {
+        let mut p = parser(DIR, false);
+        let a = one(
+            &mut p,
+            r#"203.0.113.5 - - [04/Mar/2024:10:42:03 +0000] "HEAD /customers/77 HTTP/1.1" 404 0 "https://crm.example.com/search?q=ab" "curl/8.5""#,
+        );
+        assert_eq!(
+            (a.http_method, a.http_status, a.referrer.as_deref()),
+            (
+                Some(HttpMethod::Head),
+                Some(404),
+                Some("https://crm.example.com/search?q=ab")
+            )
+        );
+        let dir = DIR.replace("account = \"remote_user\"", "session = \"cookie:sid\"");
+        let mut p = parser(&dir, true);
+        let b = one(
+            &mut p,
+            r#"{"time_iso8601":"2026-11-02T08:00:00Z","remote_addr":"198.51.100.7","request":"GET / HTTP/2.0","status":"200","http_cookie":"theme=dark; sid=k7f2","http_referer":"-"}"#,
+        );
+        assert_eq!(
+            (b.session_id.as_deref(), b.referrer, b.user.as_str()),
+            (Some("k7f2"), None, "198.51.100.7")
         );
     }
 
