@@ -9,10 +9,12 @@
 pub mod cases;
 pub mod geoip;
 mod intern;
+pub mod shared;
 
 pub use cases::Cases;
 pub use geoip::{Geo, GeoIp};
 pub use intern::Interner;
+pub use shared::{SharedAddress, SharedAddresses};
 
 use chrono::Timelike;
 use ipnet::IpNet;
@@ -90,6 +92,9 @@ pub struct Enriched<'a> {
     pub canaries: Vec<&'a str>,
     /// For flows: the directory allows this host to send to this destination.
     pub egress_allowed: bool,
+    /// For an actor named by its address (a web client without an
+    /// account): who else was behind that address in the last hour.
+    pub address: Option<SharedAddress>,
 }
 
 impl Enriched<'_> {
@@ -126,6 +131,7 @@ pub struct Enricher {
     /// fixed at first sight (the directory does not change during a run),
     /// so later events need no lookups by name.
     actor_info: Vec<Ids>,
+    addresses: SharedAddresses,
 }
 
 /// The directory's organisation for an account or service, else the event's.
@@ -149,6 +155,8 @@ pub struct Ids {
     pub account: Option<u32>,
     /// Index of the account's `[[service]]` entry.
     pub service: Option<u32>,
+    /// The actor is named by an address: a web client without an account.
+    pub anonymous: bool,
 }
 
 impl Enricher {
@@ -212,6 +220,7 @@ impl Enricher {
             hosts: Interner::default(),
             peer_groups: Interner::default(),
             actor_info: Vec::new(),
+            addresses: SharedAddresses::default(),
             directory,
         }
     }
@@ -313,6 +322,9 @@ impl Enricher {
             Event::Access(a) => {
                 let actor = self.actors.intern(&a.user);
                 if let Some(ids) = self.actor_info.get(actor as usize) {
+                    if ids.anonymous {
+                        self.addresses.observe(a);
+                    }
                     return *ids;
                 }
                 let (account, service, organization) = self.declared(a);
@@ -328,7 +340,11 @@ impl Enricher {
                     peer_group: self.peer_groups.intern(&group),
                     account: self.accounts.get(&a.user).map(|&i| i as u32),
                     service: self.services.get(&a.user).map(|&i| i as u32),
+                    anonymous: a.user.parse::<IpAddr>().is_ok(),
                 };
+                if ids.anonymous {
+                    self.addresses.observe(a);
+                }
                 // Interned ids are dense and new ones come in order.
                 self.actor_info.push(ids);
                 ids
@@ -338,6 +354,7 @@ impl Enricher {
                 peer_group: self.peer_groups.intern("host"),
                 account: None,
                 service: None,
+                anonymous: false,
             },
         }
     }
@@ -418,6 +435,10 @@ impl Enricher {
                     context,
                     canaries,
                     egress_allowed: false,
+                    address: match (ids.anonymous, a.source_ip) {
+                        (true, Some(ip)) => Some(self.addresses.get(ip, a.timestamp)),
+                        _ => None,
+                    },
                 }
             }
             Event::Flow(f) => {
@@ -453,6 +474,7 @@ impl Enricher {
                     egress_allowed: f
                         .destination_ip
                         .is_some_and(|ip| self.egress_allowed(&f.host, ip)),
+                    address: None,
                 }
             }
         }

@@ -122,15 +122,20 @@ impl Detector for Rate {
         }
         let n = a.customer_ids.len().max(1) as u32;
         let lim = self.limits.get(ev.organization);
+        // An address many people share is judged per client, and teaches
+        // its peers a client's hour, not the whole office's.
+        let shared = ev.address.filter(|s| s.is_shared());
+        let clients = shared.map_or(1, |s| s.clients());
         let acc = self.accounts.touch(ev.actor, now, Account::default);
         let clock_hour = now.0.div_euclid(HOUR) as i32;
         if clock_hour != acc.clock_hour {
             if acc.in_hour > 0 {
+                let per_client = acc.in_hour / clients;
                 // A completed active hour: learn from it (own peak decays slowly).
-                acc.busiest = (acc.busiest * 0.98).max(acc.in_hour as f32);
+                acc.busiest = (acc.busiest * 0.98).max(per_client as f32);
                 acc.hours = acc.hours.saturating_add(1);
                 let peers = self.peers.touch(ev.peer_group, now, PeerSample::default);
-                peers.push(acc.in_hour);
+                peers.push(per_client);
             }
             acc.clock_hour = clock_hour;
             acc.in_hour = 0;
@@ -147,6 +152,7 @@ impl Detector for Rate {
                 format!("its declared maximum of {}/min", svc.max_rate_per_minute),
             )
         } else {
+            let last_hour = last_hour / clients as f64;
             if last_hour < lim.min_per_hour {
                 return;
             }
@@ -161,9 +167,12 @@ impl Detector for Rate {
                 0.0
             };
             let baseline = own.max(peer);
-            let basis = format!(
+            let mut basis = format!(
                 "its own busiest hour {own:.0} and its peers' 99th percentile hour {peer:.0}"
             );
+            if let Some(s) = shared {
+                basis += &format!(", judged per client: {}", s.describe());
+            }
             (
                 last_hour,
                 (lim.factor * baseline).max(lim.min_per_hour),
@@ -366,6 +375,7 @@ max_rate_per_minute = 30
 mod parameter_tests {
     use crate::testing::*;
     use vakt_event::time::{DAY, HOUR, SECOND};
+    use vakt_event::{AccessEvent, Action, Timestamp};
 
     const DIR: &str = r#"
 [[organization]]
@@ -431,5 +441,66 @@ role = "sales"
         busy_then_triple(&mut h, "p3.shop", 0);
         busy_then_triple(&mut h, "p4.shop", 50_000);
         assert_eq!(rate_actors(&h.finish()), ["p3.shop"]);
+    }
+
+    /// One web client per address: the address is the actor.
+    fn web(h: &mut Harness, t: i64, ip: &str, ua: &str, action: Action, customer: u64) {
+        h.push_access(AccessEvent {
+            timestamp: Timestamp(t),
+            user: ip.into(),
+            source_ip: ip.parse().ok(),
+            user_agent: Some(ua.into()),
+            action,
+            customer_ids: vec![format!("C-{customer}")],
+            records: 1,
+            ..Default::default()
+        });
+    }
+
+    #[test]
+    fn an_office_nat_is_judged_per_client_but_one_client_rotating_agents_is_not() {
+        let mut h = Harness::new("", None);
+        // 60 people behind one address, each signing in and reading 20
+        // customers an hour: 1,200 reads an hour from one address.
+        for hour in 0..3i64 {
+            for p in 0..60i64 {
+                let start = t0() + hour * HOUR + p * 50 * SECOND;
+                let ua = format!("Mozilla/5.0 browser {}", p % 6);
+                web(&mut h, start, "198.51.100.1", &ua, Action::Login, 0);
+                for k in 0..20 {
+                    let c = (hour * 10_000 + p * 100 + k) as u64;
+                    web(
+                        &mut h,
+                        start + (k + 1) * 2 * SECOND,
+                        "198.51.100.1",
+                        &ua,
+                        Action::Lookup,
+                        c,
+                    );
+                }
+            }
+        }
+        // One scraper with 1,200 reads an hour and a new agent every read.
+        for i in 0..3600i64 {
+            let ua = format!("agent-{}", i % 50);
+            web(
+                &mut h,
+                t0() + i * 3 * SECOND,
+                "203.0.113.9",
+                &ua,
+                Action::Lookup,
+                i as u64,
+            );
+        }
+        let alerts = h.finish();
+        let rate = Harness::rule(&alerts, "rate");
+        assert!(
+            rate.iter()
+                .all(|a| a.actor.user.as_deref() != Some("198.51.100.1")),
+            "{rate:?}"
+        );
+        assert!(rate
+            .iter()
+            .any(|a| a.actor.user.as_deref() == Some("203.0.113.9")));
     }
 }
