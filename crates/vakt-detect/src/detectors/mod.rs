@@ -17,16 +17,18 @@ pub mod new_category;
 pub mod no_business_context;
 pub mod rate;
 pub mod volume_peers;
+pub mod web_behaviour;
 
 type Build = fn(&Settings) -> Box<dyn Detector>;
 
 /// All detectors, in the order they see each event. Adding a detector is
 /// one file in this folder plus one line here.
-static ALL: [(&DetectorInfo, Build); 12] = [
+static ALL: [(&DetectorInfo, Build); 13] = [
     (&canary::INFO, canary::build),
     (&login_failures::INFO, login_failures::build),
     (&rate::INFO, rate::build),
     (&automation::INFO, automation::build),
+    (&web_behaviour::INFO, web_behaviour::build),
     (&enumeration::INFO, enumeration::build),
     (&bulk_read::INFO, bulk_read::build),
     (&egress::INFO, egress::build),
