@@ -7,6 +7,7 @@ use vakt_event::{Directory, DirectoryError};
 
 pub mod account_sharing;
 pub mod automation;
+pub mod beacon;
 pub mod bulk_read;
 pub mod canary;
 pub mod egress;
@@ -22,7 +23,7 @@ type Build = fn(&Settings) -> Box<dyn Detector>;
 
 /// All detectors, in the order they see each event. Adding a detector is
 /// one file in this folder plus one line here.
-static ALL: [(&DetectorInfo, Build); 12] = [
+static ALL: [(&DetectorInfo, Build); 13] = [
     (&canary::INFO, canary::build),
     (&login_failures::INFO, login_failures::build),
     (&rate::INFO, rate::build),
@@ -30,6 +31,7 @@ static ALL: [(&DetectorInfo, Build); 12] = [
     (&enumeration::INFO, enumeration::build),
     (&bulk_read::INFO, bulk_read::build),
     (&egress::INFO, egress::build),
+    (&beacon::INFO, beacon::build),
     (&foreign_network::INFO, foreign_network::build),
     (&account_sharing::INFO, account_sharing::build),
     (&new_category::INFO, new_category::build),
