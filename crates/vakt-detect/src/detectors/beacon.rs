@@ -25,12 +25,17 @@
 //!   `idle_hours` is forgotten. Connections within a second of each other
 //!   are one logical connection.
 //! - Score in [0, 1]: half interval regularity (mean of `1 - |Bowley
-//!   skew|` and `1 - MAD / median`), a quarter size regularity (the same
-//!   two on bytes out, and smallness `1 - median / 64 KiB`), a quarter how
-//!   full the window is (connections / 64).
+//!   skew|` and `1 - MAD / median`; intervals that look like two modes
+//!   (|skew| >= 0.5, or the median on a quartile) are also read two at a
+//!   time; quartiles less than a second apart have no skew (noise) and the more
+//!   regular reading counts: some trojans alternate two sleeps), a quarter size regularity (the same two on bytes out, and
+//!   smallness `1 - median / 64 KiB`), a quarter how full the window is
+//!   (connections / 64).
 //! - Thresholds: 24 connections (`min_connections`, RITA's minimum)
-//!   covering 30 minutes (`min_minutes`) scoring 0.8 (`min_score`) is
-//!   `medium`; still going after 6 hours (`high_hours`, RITA's minimum
+//!   covering 30 minutes (`min_minutes`) scoring 0.8 (`min_score`), with
+//!   interval regularity alone at 0.8 too (small sizes without a rhythm
+//!   are not a beacon), for 32 connections in a row (half a window: one
+//!   window can look regular by chance, a rhythm holds), is `medium`; still going after 6 hours (`high_hours`, RITA's minimum
 //!   hours seen) is `high`. A destination 10 or more hosts talk to
 //!   (`common_hosts`), or at least half the hosts seen (`common_share`,
 //!   from 3 hosts), is common (time servers, update checks, monitoring)
@@ -112,6 +117,11 @@ const WINDOW: usize = 64;
 const BURST_MS: i64 = SECOND;
 /// Bytes at which a check-in is no longer small (RITA's smallness).
 const SMALL_BYTES: f64 = 65_535.0;
+/// Bowley skew from which intervals are read two at a time (two modes).
+const LOPSIDED: f64 = 0.5;
+/// Consecutive judgements the pattern must pass: one window's figures
+/// can look regular by chance, a rhythm holds.
+const HOLD: u8 = (WINDOW / 2) as u8;
 /// Below this many hosts a share of them says nothing.
 const SHARE_FROM_HOSTS: usize = 3;
 
@@ -151,6 +161,7 @@ pub(crate) fn build(s: &Settings) -> Box<dyn Detector> {
         hosts: Distinct::new(),
         latest: Timestamp(i64::MIN),
         scratch: Vec::with_capacity(WINDOW),
+        chrono: Vec::with_capacity(WINDOW),
     })
 }
 
@@ -162,6 +173,18 @@ struct Ring {
 }
 
 impl Ring {
+    /// The values oldest first, into `out`.
+    fn chronological(&self, out: &mut Vec<u32>) {
+        out.clear();
+        let split = if self.values.len() < WINDOW {
+            0
+        } else {
+            self.next as usize
+        };
+        out.extend_from_slice(&self.values[split..]);
+        out.extend_from_slice(&self.values[..split]);
+    }
+
     fn push(&mut self, v: u32) {
         if self.values.len() < WINDOW {
             self.values.push(v);
@@ -183,6 +206,8 @@ struct Pair {
     sizes: Ring,
     /// Bytes out of the logical connection still open (its burst).
     open_bytes: u32,
+    /// Consecutive judgements the pattern passed.
+    held: u8,
     reported: Option<Severity>,
 }
 
@@ -199,6 +224,7 @@ pub struct Beacon {
     hosts: Distinct,
     latest: Timestamp,
     scratch: Vec<u32>,
+    chrono: Vec<u32>,
 }
 
 /// Whether a destination is on the Internet: beacons leave the organisation.
@@ -233,6 +259,8 @@ pub struct Score {
     /// Standard deviation over mean of the intervals.
     pub interval_cv: f64,
     pub interval_skew: f64,
+    /// Whether the intervals are more regular two at a time.
+    pub in_pairs: bool,
     pub median_bytes: u32,
     pub bytes_mad: u32,
     pub bytes_skew: f64,
@@ -246,25 +274,38 @@ pub struct Score {
 }
 
 /// Bowley's quartile skew of ascending `sorted`; 0 where a quartile
-/// coincides with the median (RITA's convention: no spread to skew).
-fn bowley(sorted: &[u32]) -> f64 {
+/// coincides with the median (RITA's convention: no spread to skew) or
+/// the quartiles are within `noise` of each other (the skew of network
+/// noise says nothing).
+fn bowley(sorted: &[u32], noise: u32) -> f64 {
     let (q1, q2, q3) = (
         quantile(sorted, 0.25) as f64,
         quantile(sorted, 0.5) as f64,
         quantile(sorted, 0.75) as f64,
     );
-    if q3 == q1 || q2 == q1 || q2 == q3 {
+    if q3 - q1 <= noise as f64 || q2 == q1 || q2 == q3 {
         return 0.0;
     }
     (q1 + q3 - 2.0 * q2) / (q3 - q1)
 }
 
+/// Whether ascending `sorted` looks like two modes: quartiles lopsided
+/// around the median, or the median on a quartile with spread beyond it.
+fn lopsided(sorted: &[u32], noise: u32) -> bool {
+    let (q1, q2, q3) = (
+        quantile(sorted, 0.25),
+        quantile(sorted, 0.5),
+        quantile(sorted, 0.75),
+    );
+    q3 - q1 > noise && (q2 == q1 || q2 == q3 || bowley(sorted, noise).abs() >= LOPSIDED)
+}
+
 /// Median and median absolute deviation of `values`, sorting `scratch`.
-fn median_mad(values: &[u32], scratch: &mut Vec<u32>) -> (u32, u32, f64) {
+fn median_mad(values: &[u32], noise: u32, scratch: &mut Vec<u32>) -> (u32, u32, f64) {
     scratch.clear();
     scratch.extend_from_slice(values);
     scratch.sort_unstable();
-    let skew = bowley(scratch);
+    let skew = bowley(scratch, noise);
     let median = quantile(scratch, 0.5);
     for v in scratch.iter_mut() {
         *v = v.abs_diff(median);
@@ -284,10 +325,43 @@ fn tightness(spread: u32, centre: u32) -> f64 {
     }
 }
 
-/// Scores a window of intervals (ms) and sizes (bytes out).
+/// Regularity of `intervals` in [0, 1]: the mean of `1 - |Bowley skew|`
+/// and `1 - MAD / median`; with the median, MAD and skew.
+fn regularity(intervals: &[u32], scratch: &mut Vec<u32>) -> (f64, u32, u32, f64) {
+    let (median, mad, skew) = median_mad(intervals, BURST_MS as u32, scratch);
+    (
+        ((1.0 - skew.abs()) + tightness(mad, median)) / 2.0,
+        median,
+        mad,
+        skew,
+    )
+}
+
+/// Scores a window of intervals (ms, oldest first) and sizes (bytes out).
+///
+/// A beacon may alternate two sleeps (a check-in and its retry): regular
+/// in pairs, not one by one, and its intervals' quartiles are lopsided
+/// (two modes). Lopsided intervals are also judged two at a time, and the
+/// more regular reading counts; random arrivals are regular at neither.
 pub fn score(intervals: &[u32], sizes: &[u32], scratch: &mut Vec<u32>) -> Score {
-    let (median_i, mad_i, skew_i) = median_mad(intervals, scratch);
-    let (median_b, mad_b, skew_b) = median_mad(sizes, scratch);
+    let (one, median_i, mad_i, skew_i) = regularity(intervals, scratch);
+    scratch.clear();
+    scratch.extend_from_slice(intervals);
+    scratch.sort_unstable();
+    let pairs: Vec<u32> = if lopsided(scratch, BURST_MS as u32) {
+        intervals
+            .windows(2)
+            .map(|w| w[0].saturating_add(w[1]))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let two = if pairs.is_empty() {
+        0.0
+    } else {
+        regularity(&pairs, scratch).0
+    };
+    let (median_b, mad_b, skew_b) = median_mad(sizes, 0, scratch);
     let n = intervals.len().max(1) as f64;
     let mean = intervals.iter().map(|&v| v as f64).sum::<f64>() / n;
     let var = intervals
@@ -295,7 +369,7 @@ pub fn score(intervals: &[u32], sizes: &[u32], scratch: &mut Vec<u32>) -> Score 
         .map(|&v| (v as f64 - mean).powi(2))
         .sum::<f64>()
         / n;
-    let timing = ((1.0 - skew_i.abs()) + tightness(mad_i, median_i)) / 2.0;
+    let timing = one.max(two);
     let small = (1.0 - median_b as f64 / SMALL_BYTES).max(0.0);
     let size = ((1.0 - skew_b.abs()) + tightness(mad_b, median_b) + small) / 3.0;
     let count = (intervals.len() as f64 / WINDOW as f64).min(1.0);
@@ -304,6 +378,7 @@ pub fn score(intervals: &[u32], sizes: &[u32], scratch: &mut Vec<u32>) -> Score 
         interval_mad_ms: mad_i,
         interval_cv: if mean > 0.0 { var.sqrt() / mean } else { 0.0 },
         interval_skew: skew_i,
+        in_pairs: two > one,
         median_bytes: median_b,
         bytes_mad: mad_b,
         bytes_skew: skew_b,
@@ -398,6 +473,7 @@ impl Detector for Beacon {
                     intervals: Ring::default(),
                     sizes: Ring::default(),
                     open_bytes: bytes,
+                    held: 0,
                     reported: None,
                 });
                 return;
@@ -416,6 +492,7 @@ impl Detector for Beacon {
             p.intervals = Ring::default();
             p.sizes = Ring::default();
             p.open_bytes = 0;
+            p.held = 0;
             p.reported = None;
         } else {
             p.intervals.push(gap.min(u32::MAX as i64) as u32);
@@ -429,8 +506,17 @@ impl Detector for Beacon {
         if p.connections < lim.min_connections || span < lim.min_span {
             return;
         }
-        let s = score(&p.intervals.values, &p.sizes.values, &mut self.scratch);
-        if s.score < lim.min_score {
+        let mut chrono = std::mem::take(&mut self.chrono);
+        p.intervals.chronological(&mut chrono);
+        let s = score(&chrono, &p.sizes.values, &mut self.scratch);
+        self.chrono = chrono;
+        // Regular timing is the beacon; small sizes alone are not.
+        if s.score < lim.min_score || s.timing < lim.min_score {
+            p.held = 0;
+            return;
+        }
+        p.held = p.held.saturating_add(1);
+        if p.held < HOLD {
             return;
         }
         let severity = if span >= lim.high_span {
@@ -485,6 +571,7 @@ impl Detector for Beacon {
                 "observed_interval_mad_s" => secs(s.interval_mad_ms),
                 "observed_interval_cv" => round3(s.interval_cv),
                 "observed_interval_skew" => round3(s.interval_skew),
+                "observed_regular_in_pairs" => s.in_pairs,
                 "observed_median_bytes" => s.median_bytes,
                 "observed_bytes_mad" => s.bytes_mad,
                 "observed_bytes_skew" => round3(s.bytes_skew),
@@ -576,7 +663,7 @@ mod tests {
     }
 
     #[test]
-    fn a_trojan_beacon_every_11_5_s_with_no_bytes_is_caught_within_its_first_half_hour() {
+    fn a_trojan_beacon_every_11_5_s_with_no_bytes_is_caught_within_its_45_minutes() {
         let mut rng = Rng(7);
         let mut h = Harness::new("", None);
         // Uniform +-35% has a coefficient of variation of 0.2.
@@ -590,9 +677,10 @@ mod tests {
         let a = b[0];
         assert_eq!(a.severity, Severity::Medium);
         let at = times.iter().position(|&t| t == a.timestamp.0).unwrap() + 1;
-        // Found once 30 minutes are covered: about 157 check-ins.
-        assert!(a.timestamp.0 - t0() < 31 * MINUTE, "{a:#?}");
-        assert!(at <= 165, "caught at connection {at}");
+        // Found once 30 minutes are covered and the rhythm held for 32
+        // connections more: here after 39 minutes, at check-in 205.
+        assert!(a.timestamp.0 - t0() < 40 * MINUTE, "{a:#?}");
+        assert!((190..=210).contains(&at), "caught at connection {at}");
         let cv = a.evidence["observed_interval_cv"].as_f64().unwrap();
         assert!((0.15..0.25).contains(&cv), "{cv}");
         assert!(a.evidence["event"].as_str().unwrap().starts_with("test:"));
@@ -661,6 +749,35 @@ mod tests {
             } else {
                 rng.exp(90_000.0) as i64
             };
+        }
+        assert!(Harness::rule(&h.finish(), "beacon").is_empty());
+    }
+
+    #[test]
+    fn a_trojan_alternating_two_sleeps_is_regular_in_pairs() {
+        let mut rng = Rng(11);
+        let mut h = Harness::new("", None);
+        let mut t = t0();
+        for k in 0..300 {
+            flow(&mut h, t, "lt-0009", "41.108.179.197", 0);
+            let sleep = if k % 2 == 0 { 9_000.0 } else { 14_000.0 };
+            t += (sleep * rng.float(0.97, 1.03)) as i64;
+        }
+        let alerts = h.finish();
+        let b = Harness::rule(&alerts, "beacon");
+        assert_eq!(b.len(), 1, "{b:#?}");
+        assert_eq!(b[0].evidence["observed_regular_in_pairs"], true);
+    }
+
+    #[test]
+    fn random_connections_with_no_bytes_are_not_a_beacon() {
+        let mut rng = Rng(12);
+        let mut h = Harness::new("", None);
+        let mut t = t0();
+        // Refused connections of a misconfigured client, at random.
+        for _ in 0..2_000 {
+            flow(&mut h, t, "lt-0010", "77.10.10.10", 0);
+            t += 1_000 + rng.exp(20_000.0) as i64;
         }
         assert!(Harness::rule(&h.finish(), "beacon").is_empty());
     }
@@ -752,8 +869,8 @@ mod tests {
         let b = score(&beacon, &zeros, &mut scratch);
         let r = score(&random, &zeros, &mut scratch);
         assert!(b.score >= 0.85, "{b:?}");
-        // Random arrivals with no bytes stay under the default threshold.
-        assert!(r.score < 0.8, "{r:?}");
+        // Random arrivals are not regular, whatever their bytes.
+        assert!(r.timing < 0.8, "{r:?}");
         assert_eq!(b.size, 1.0);
     }
 }
