@@ -106,7 +106,7 @@ enum Plan {
         every: f64,
         dest: IpAddr,
         next: i64,
-        rng: SimRng,
+        rng: Box<SimRng>,
     },
 }
 
@@ -265,7 +265,7 @@ impl Plans {
                             rng.gen_range(2..250),
                         ),
                         next: i64::MIN,
-                        rng,
+                        rng: Box::new(rng),
                     }
                 }
                 Scenario::S6 => {

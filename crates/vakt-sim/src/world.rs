@@ -343,7 +343,7 @@ impl World {
         let n = actors.len() * days as usize;
         World {
             rng,
-            poll_rng: SimRng::seed_from_u64(cfg.seed ^ 0x0da7_e5),
+            poll_rng: SimRng::seed_from_u64(cfg.seed ^ 0x000d_a7e5),
             next_poll: vec![i64::MIN; actors.len()],
             launch_day: launch_day.min(days.saturating_sub(1)),
             actors,
