@@ -1,7 +1,7 @@
 //! The benign operator: who works when, reads what, sends where.
 
 use crate::rng::{lognormal, poisson};
-use crate::world::{Hour, Role, World, BACKUP_DEST, VENDOR_DEST};
+use crate::world::{Hour, Role, World, BACKUP_DEST, UPDATE_DEST, VENDOR_DEST};
 use chrono::Weekday;
 use rand::Rng;
 use std::net::IpAddr;
@@ -171,6 +171,7 @@ impl World {
                         0.15
                     };
                     self.usual_flows(i, h, lambda, 150_000.0, 1.2);
+                    self.update_polls(i, h);
                 }
                 Role::Server => {
                     self.usual_flows(i, h, 20.0, 1_000_000.0, 0.8);
@@ -193,6 +194,25 @@ impl World {
                     }
                 }
             }
+        }
+    }
+}
+
+impl World {
+    /// A laptop's update agent asking the update server for news every
+    /// 30 minutes (+-10%), day and night: as regular as a beacon, but
+    /// every laptop does it.
+    fn update_polls(&mut self, actor: usize, h: &Hour) {
+        const EVERY: i64 = 30 * 60_000;
+        let dest: IpAddr = UPDATE_DEST.parse().expect("constant address");
+        if self.next_poll[actor] == i64::MIN {
+            self.next_poll[actor] = h.start + self.poll_rng.gen_range(0..EVERY);
+        }
+        while self.next_poll[actor] < h.start + HOUR {
+            let t = self.next_poll[actor];
+            let bytes = self.poll_rng.gen_range(380..420);
+            self.flow(actor, t, dest, "SE", bytes);
+            self.next_poll[actor] = t + (EVERY as f64 * self.poll_rng.gen_range(0.9..1.1)) as i64;
         }
     }
 }

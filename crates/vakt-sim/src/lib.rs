@@ -1,7 +1,8 @@
 //! A simulated telecom operator: customer-data accesses and network flows
 //! of its stores, call centre, resellers, partners, services, batch jobs,
-//! DBAs and hosts, with the incidents S1 to S6 of PRODUCT.md injected and
-//! labelled, so that detection can be measured and demonstrated.
+//! DBAs and hosts, with the incidents S1 to S6 of PRODUCT.md (and S4b, the
+//! beacon before S4's theft) injected and labelled, so that detection can
+//! be measured and demonstrated.
 //!
 //! Output is deterministic per seed and streams hour by hour, so memory
 //! stays constant whatever the size.
@@ -49,16 +50,19 @@ pub enum Scenario {
     S4,
     S5,
     S6,
+    /// A compromised laptop calling its command server (S4's first stage).
+    S4b,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 6] = [
+    pub const ALL: [Scenario; 7] = [
         Scenario::S1,
         Scenario::S2,
         Scenario::S3,
         Scenario::S4,
         Scenario::S5,
         Scenario::S6,
+        Scenario::S4b,
     ];
 
     pub fn parse(s: &str) -> Option<Scenario> {
@@ -75,6 +79,7 @@ impl Scenario {
             Scenario::S4 => "S4",
             Scenario::S5 => "S5",
             Scenario::S6 => "S6",
+            Scenario::S4b => "S4b",
         }
     }
 
@@ -86,6 +91,7 @@ impl Scenario {
             Scenario::S4 => "laptop uploading to relays in several countries at night",
             Scenario::S5 => "insider reading customers without a case, ramping up",
             Scenario::S6 => "vendor integration reading payment data, new destination",
+            Scenario::S4b => "laptop beaconing to a new command server every minute",
         }
     }
 }

@@ -1,10 +1,11 @@
 //! The incidents of PRODUCT.md, injected into the operator's traffic with
 //! variations drawn from the seed, and labelled.
 
+use crate::rng::SimRng;
 use crate::world::{ip4, Hour, Role, World};
 use crate::{LabelActors, Scenario, ScenarioLabel};
 use rand::seq::SliceRandom;
-use rand::Rng;
+use rand::{Rng, SeedableRng};
 use std::collections::HashSet;
 use std::net::IpAddr;
 use vakt_event::time::{HOUR, SECOND};
@@ -92,6 +93,20 @@ enum Plan {
         day: u32,
         share: f64,
         dest: IpAddr,
+    },
+    /// A laptop's trojan calling its command server every `every` s, with
+    /// +-20% jitter and a few bytes, for `hours` from `day` at `hour` UTC.
+    /// Its own generator, so the other incidents and the benign traffic
+    /// stay as they were without it.
+    S4b {
+        actor: usize,
+        day: u32,
+        hour: u32,
+        hours: u32,
+        every: f64,
+        dest: IpAddr,
+        next: i64,
+        rng: Box<SimRng>,
     },
 }
 
@@ -231,6 +246,28 @@ impl Plans {
                         growth: w.rng.gen_range(1.3..1.7),
                     }
                 }
+                Scenario::S4b => {
+                    let mut rng = SimRng::seed_from_u64(w.cfg.seed ^ 0x5b4b_ea60);
+                    let laptops = w.find(Role::Laptop);
+                    let actor = laptops[rng.gen_range(0..laptops.len())];
+                    let lo = ((days as f64 * 0.3) as u32).min(days - 1);
+                    let hi = ((days as f64 * 0.8) as u32).clamp(lo + 1, days);
+                    Plan::S4b {
+                        actor,
+                        day: rng.gen_range(lo..hi),
+                        hour: rng.gen_range(0..24),
+                        hours: rng.gen_range(3..10),
+                        every: rng.gen_range(45.0..90.0),
+                        dest: ip4(
+                            185,
+                            rng.gen_range(1..250),
+                            rng.gen_range(0..250),
+                            rng.gen_range(2..250),
+                        ),
+                        next: i64::MIN,
+                        rng: Box::new(rng),
+                    }
+                }
                 Scenario::S6 => {
                     let actor = w.find(Role::Vendor)[0];
                     let host = w.find(Role::ChatGateway)[0];
@@ -275,6 +312,11 @@ impl Plans {
                     users: vec![w.actors[*actor].name.clone()],
                     hosts: vec![w.actors[*host].name.clone()],
                     ips: vec![dest.to_string()],
+                },
+                Plan::S4b { actor, .. } => LabelActors {
+                    users: vec![],
+                    hosts: vec![w.actors[*actor].name.clone()],
+                    ips: vec![],
                 },
             };
             plans.push((plan, Track::new(s, actors)));
@@ -486,6 +528,36 @@ impl Plans {
                         let bytes = w.rng.gen_range(20_000..200_000);
                         w.flow(*host, t, *dest, "PA", bytes);
                         track.saw(t, &[], 0);
+                    }
+                }
+                Plan::S4b {
+                    actor,
+                    day,
+                    hour,
+                    hours,
+                    every,
+                    dest,
+                    next,
+                    rng,
+                } => {
+                    let start = w.cfg.start.0 + *day as i64 * 24 * HOUR + *hour as i64 * HOUR;
+                    let end = start + *hours as i64 * HOUR;
+                    if h.start + HOUR <= start || h.start >= end {
+                        continue;
+                    }
+                    if *next == i64::MIN {
+                        *next = start + rng.gen_range(0..(*every * SECOND as f64) as i64);
+                    }
+                    while *next < (h.start + HOUR).min(end) {
+                        // A check-in: a few bytes, often none.
+                        let bytes = if rng.gen_bool(0.3) {
+                            0
+                        } else {
+                            rng.gen_range(60..200)
+                        };
+                        w.flow(*actor, *next, *dest, "NL", bytes);
+                        track.saw(*next, &[], 0);
+                        *next += (*every * SECOND as f64 * rng.gen_range(0.8..1.2)) as i64;
                     }
                 }
             }

@@ -128,9 +128,16 @@ fn sizes(scale: Scale) -> Sizes {
 
 pub(crate) const BACKUP_DEST: &str = "203.0.113.10";
 pub(crate) const VENDOR_DEST: &str = "192.0.2.80";
+/// The software update server every laptop polls: regular, but common.
+pub(crate) const UPDATE_DEST: &str = "198.51.100.20";
 
 pub(crate) struct World {
     pub rng: SimRng,
+    /// Draws for the laptops' update polls, apart from `rng` so adding
+    /// them left every other stream as it was.
+    pub poll_rng: SimRng,
+    /// Each laptop's next update poll (ms), by actor index.
+    pub next_poll: Vec<i64>,
     pub cfg: SimConfig,
     pub actors: Vec<Actor>,
     pub customers: u32,
@@ -336,6 +343,8 @@ impl World {
         let n = actors.len() * days as usize;
         World {
             rng,
+            poll_rng: SimRng::seed_from_u64(cfg.seed ^ 0x000d_a7e5),
+            next_poll: vec![i64::MIN; actors.len()],
             launch_day: launch_day.min(days.saturating_sub(1)),
             actors,
             customers: s.customers,

@@ -7,6 +7,7 @@ use vakt_event::{Directory, DirectoryError};
 
 pub mod account_sharing;
 pub mod automation;
+pub mod beacon;
 pub mod bulk_read;
 pub mod canary;
 pub mod egress;
@@ -32,6 +33,7 @@ static ALL: [(&DetectorInfo, Build); 13] = [
     (&enumeration::INFO, enumeration::build),
     (&bulk_read::INFO, bulk_read::build),
     (&egress::INFO, egress::build),
+    (&beacon::INFO, beacon::build),
     (&foreign_network::INFO, foreign_network::build),
     (&account_sharing::INFO, account_sharing::build),
     (&new_category::INFO, new_category::build),
