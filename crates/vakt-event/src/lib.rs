@@ -8,6 +8,7 @@ pub mod alert;
 pub mod decision;
 pub mod directory;
 pub mod event;
+pub mod exception;
 pub mod routes;
 pub mod stats;
 pub mod time;
@@ -17,5 +18,6 @@ pub use alert::{Actor, Alert, AlertStatus, Severity};
 // `decision::Action` is not re-exported here: `Action` is an event's action.
 pub use decision::{Decision, DecisionError, Scope};
 pub use directory::{AccountKind, Directory, DirectoryError};
+pub use exception::{Exception, ExceptionError, NewException};
 pub use event::{AccessEvent, Action, CategorySet, Event, EventKind, FlowEvent, Origin, Outcome};
 pub use time::Timestamp;
