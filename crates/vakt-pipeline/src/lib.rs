@@ -50,21 +50,13 @@
 //! server), which must not depend on each other.
 
 mod error;
+mod exceptions;
 mod outlet;
 mod pipeline;
 pub mod watch;
 
 pub use error::PipelineError;
+pub use exceptions::{rule_ids, ExceptionRequest};
 pub use outlet::{Delivery, JsonLines, Outlet};
 pub use pipeline::{Finished, Pipeline, PipelineConfig, PipelineReport, Processed};
 
-/// Every rule id an alert may carry: the detectors', and `step_up_failures`,
-/// which the HTTP proxy raises. What an exception's rule is checked against.
-pub fn rule_ids() -> Vec<&'static str> {
-    let mut ids: Vec<&'static str> = vakt_detect::detectors::infos()
-        .iter()
-        .map(|i| i.id)
-        .collect();
-    ids.push("step_up_failures");
-    ids
-}

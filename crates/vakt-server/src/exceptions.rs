@@ -8,79 +8,15 @@ use axum::extract::{Path, RawQuery};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
-use vakt_event::{Exception, NewException, Timestamp};
+use vakt_event::{Exception, Timestamp};
 use vakt_ledger::tokens::Role;
-use vakt_ledger::Ledger;
 
 use crate::auth::authorize;
 use crate::http::{blocking, encode_query, lock, parse_bool, query_pairs, read_body, ApiError, Shared};
+use vakt_pipeline::ExceptionRequest;
 
 /// Largest `POST /v1/exceptions` body.
 const EXCEPTION_BODY_LIMIT: usize = 64 << 10;
-
-/// An exception as a person asks for it: [`NewException`], and
-/// `for` (`30d`) instead of `until`, or `from_alert` to take the actor and
-/// rule of a recorded alert.
-#[derive(Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ExceptionForm {
-    #[serde(default)]
-    pub actor: Option<String>,
-    #[serde(default)]
-    pub rule: Option<String>,
-    #[serde(default)]
-    pub destination: Option<String>,
-    #[serde(default)]
-    pub until: Option<String>,
-    #[serde(default, rename = "for")]
-    pub for_: Option<String>,
-    #[serde(default)]
-    pub from_alert: Option<String>,
-    #[serde(default)]
-    pub reason: String,
-}
-
-/// Empty text is absent (an empty form field).
-fn given(v: &Option<String>) -> Option<&str> {
-    v.as_deref().map(str::trim).filter(|v| !v.is_empty())
-}
-
-impl ExceptionForm {
-    /// The checked exception, made now by `by`; the error says what to fix.
-    pub(crate) fn make(self, l: &Ledger, by: &str) -> Result<Exception, String> {
-        let now = Timestamp::now();
-        let (mut actor, mut rule) = (self.actor.clone(), self.rule.clone());
-        if let Some(id) = given(&self.from_alert) {
-            let (a, r) = l.alert_actor_and_rule(id).map_err(|e| e.to_string())?;
-            actor = given(&actor).map(str::to_owned).or(Some(a));
-            rule = given(&rule).map(str::to_owned).or(Some(r));
-        }
-        let until = match (given(&self.until), given(&self.for_)) {
-            (Some(_), Some(_)) => return Err("give `until` or `for`, not both".into()),
-            (Some(t), None) => Some(Timestamp::parse(t).map_err(|e| format!("`until`: {e}"))?),
-            (None, Some(d)) => Some(now.saturating_add(
-                vakt_event::directory::parse_ttl(d).ok_or_else(|| {
-                    format!("`for` \"{}\" is not a duration; write e.g. 12h, 7d or 30d", d.escape_debug())
-                })?,
-            )),
-            (None, None) => None,
-        };
-        Exception::new(
-            NewException {
-                actor,
-                rule,
-                destination: self.destination,
-                until,
-                reason: self.reason,
-            },
-            by,
-            now,
-            &vakt_pipeline::rule_ids(),
-        )
-        .map_err(|e| e.to_string())
-    }
-}
 
 pub(crate) async fn list_exceptions(
     state: Shared,
@@ -116,7 +52,7 @@ pub(crate) async fn add_exception(
 ) -> Result<Response, ApiError> {
     let token = authorize(&state, &headers, Role::Admin).await?;
     let bytes = read_body(&headers, body, EXCEPTION_BODY_LIMIT).await?;
-    let form: ExceptionForm = serde_json::from_slice(&bytes).map_err(|e| {
+    let form: ExceptionRequest = serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::bad_request(format!(
             "the body must be a JSON object {{\"reason\", and at least one of \"actor\", \"rule\", \"destination\"; optional \"until\" (RFC 3339) or \"for\" (30d), \"from_alert\"}}: {e}"
         ))

@@ -6,7 +6,7 @@ use super::html::{csrf_input, esc, fail, page, select, short, url_encode};
 use super::pages::{read, write};
 use super::roles::{EXCEPT, READ};
 use super::{form_pairs, require, require_form, see_other, Session, Shared};
-use crate::exceptions::ExceptionForm;
+use vakt_pipeline::ExceptionRequest;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery};
 use axum::http::{HeaderMap, StatusCode};
@@ -103,7 +103,7 @@ pub(crate) async fn add(c: Shared, headers: HeaderMap, body: Bytes) -> Response 
     let get = |k: &str| form.get(k).cloned();
     let from_alert = get("from_alert").filter(|v| !v.trim().is_empty());
     let back = from_alert.as_ref().map(|id| format!("/alerts/{}", url_encode(id)));
-    let new = ExceptionForm {
+    let new = ExceptionRequest {
         actor: get("actor"),
         rule: get("rule"),
         destination: get("destination"),
