@@ -147,7 +147,9 @@ impl Exception {
         let actor_ok = self.actor.as_deref().is_none_or(|want| {
             let a = &alert.actor;
             a.user.as_deref().is_some_and(|u| u == want)
-                || a.host.as_deref().is_some_and(|h| h.eq_ignore_ascii_case(want))
+                || a.host
+                    .as_deref()
+                    .is_some_and(|h| h.eq_ignore_ascii_case(want))
                 || a.ip.is_some_and(|ip| same_name(&ip.to_string(), want))
         });
         let rule_ok = self.rule.as_deref().is_none_or(|r| r == alert.rule);
@@ -165,7 +167,11 @@ impl Exception {
 }
 
 /// The first exception in `list` that suppresses `alert` at `now`.
-pub fn suppressing<'a>(list: &'a [Exception], alert: &Alert, now: Timestamp) -> Option<&'a Exception> {
+pub fn suppressing<'a>(
+    list: &'a [Exception],
+    alert: &Alert,
+    now: Timestamp,
+) -> Option<&'a Exception> {
     list.iter().find(|e| e.matches(alert, now))
 }
 
@@ -251,20 +257,21 @@ mod tests {
 
     #[test]
     fn bad_input_is_refused_with_what_to_fix() {
-        let new = |actor: Option<&str>, rule: Option<&str>, until: Option<Timestamp>, reason: &str| {
-            Exception::new(
-                NewException {
-                    actor: actor.map(Into::into),
-                    rule: rule.map(Into::into),
-                    destination: None,
-                    until,
-                    reason: reason.into(),
-                },
-                "anna",
-                NOW,
-                &RULES,
-            )
-        };
+        let new =
+            |actor: Option<&str>, rule: Option<&str>, until: Option<Timestamp>, reason: &str| {
+                Exception::new(
+                    NewException {
+                        actor: actor.map(Into::into),
+                        rule: rule.map(Into::into),
+                        destination: None,
+                        until,
+                        reason: reason.into(),
+                    },
+                    "anna",
+                    NOW,
+                    &RULES,
+                )
+            };
         assert_eq!(
             new(None, None, None, "r").unwrap_err(),
             ExceptionError::NoScope

@@ -18,6 +18,6 @@ pub use alert::{Actor, Alert, AlertStatus, Severity};
 // `decision::Action` is not re-exported here: `Action` is an event's action.
 pub use decision::{Decision, DecisionError, Scope};
 pub use directory::{AccountKind, Directory, DirectoryError};
-pub use exception::{Exception, ExceptionError, NewException};
 pub use event::{AccessEvent, Action, CategorySet, Event, EventKind, FlowEvent, Origin, Outcome};
+pub use exception::{Exception, ExceptionError, NewException};
 pub use time::Timestamp;

@@ -169,7 +169,7 @@ mod tests {
         // After its end it is no longer in force, but still listed.
         assert_eq!(
             w.exceptions(Some(Timestamp(now.0 + 60_000))).unwrap(),
-            [a.clone()]
+            std::slice::from_ref(&a)
         );
         let revoked = w.revoke_exception("exc-1", "bert").unwrap().unwrap();
         assert_eq!(revoked.revoked_by.as_deref(), Some("bert"));

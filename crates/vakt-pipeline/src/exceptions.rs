@@ -58,7 +58,10 @@ impl ExceptionRequest {
             (Some(t), None) => Some(Timestamp::parse(t).map_err(|e| format!("`until`: {e}"))?),
             (None, Some(d)) => Some(now.saturating_add(
                 vakt_event::directory::parse_ttl(d).ok_or_else(|| {
-                    format!("`for` \"{}\" is not a duration; write e.g. 12h, 7d or 30d", d.escape_debug())
+                    format!(
+                        "`for` \"{}\" is not a duration; write e.g. 12h, 7d or 30d",
+                        d.escape_debug()
+                    )
                 })?,
             )),
             (None, None) => None,
@@ -78,4 +81,3 @@ impl ExceptionRequest {
         .map_err(|e| e.to_string())
     }
 }
-

@@ -59,4 +59,3 @@ pub use error::PipelineError;
 pub use exceptions::{rule_ids, ExceptionRequest};
 pub use outlet::{Delivery, JsonLines, Outlet};
 pub use pipeline::{Finished, Pipeline, PipelineConfig, PipelineReport, Processed};
-

@@ -12,7 +12,8 @@ use vakt_ledger::tokens::Role;
 
 use crate::auth::authorize;
 use crate::http::{
-    blocking, encode_query, lock, parse_bool, parse_count, parse_time, query_pairs, ApiError, Shared,
+    blocking, encode_query, lock, parse_bool, parse_count, parse_time, query_pairs, ApiError,
+    Shared,
 };
 
 /// Most alerts one `GET /v1/alerts` returns.

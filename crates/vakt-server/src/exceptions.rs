@@ -12,7 +12,9 @@ use vakt_event::{Exception, Timestamp};
 use vakt_ledger::tokens::Role;
 
 use crate::auth::authorize;
-use crate::http::{blocking, encode_query, lock, parse_bool, query_pairs, read_body, ApiError, Shared};
+use crate::http::{
+    blocking, encode_query, lock, parse_bool, query_pairs, read_body, ApiError, Shared,
+};
 use vakt_pipeline::ExceptionRequest;
 
 /// Largest `POST /v1/exceptions` body.

@@ -370,10 +370,7 @@ fn a_viewer_cannot_add_or_revoke_exceptions_and_an_analyst_can() {
         "add exception",
     );
     assert_refused(
-        vera.post(
-            "/exceptions",
-            &format!("from_alert={alert}&reason=test"),
-        ),
+        vera.post("/exceptions", &format!("from_alert={alert}&reason=test")),
         "analyst",
         "mark false positive",
     );
@@ -405,7 +402,11 @@ fn a_viewer_cannot_add_or_revoke_exceptions_and_an_analyst_can() {
     assert_eq!(exceptions(&s, &t).len(), 1);
 
     // Revoking: refused to a viewer, done for an analyst.
-    assert_refused(vera.post("/exceptions/exc-1/revoke", ""), "analyst", "revoke");
+    assert_refused(
+        vera.post("/exceptions/exc-1/revoke", ""),
+        "analyst",
+        "revoke",
+    );
     assert!(exceptions(&s, &t)[0].get("revoked_at").is_none());
     assert_eq!(ana.post("/exceptions/exc-1/revoke", "").0, 303);
     assert_eq!(exceptions(&s, &t)[0]["revoked_by"], "ana");

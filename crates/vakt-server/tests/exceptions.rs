@@ -38,9 +38,13 @@ fn alerts(s: &Running, t: &Tokens, query: &str) -> Vec<Value> {
 #[test]
 fn an_exception_added_while_serving_suppresses_the_next_matching_alert_only() {
     let (s, t) = start(DIRECTORY, |_| {});
-    let body = json!({"actor": "r17.anna", "rule": "canary", "reason": "a test account", "for": "30d"});
+    let body =
+        json!({"actor": "r17.anna", "rule": "canary", "reason": "a test account", "for": "30d"});
     // A read token may list, not add.
-    assert_eq!(s.post_json("/v1/exceptions", Some(&t.read), &body).status, 403);
+    assert_eq!(
+        s.post_json("/v1/exceptions", Some(&t.read), &body).status,
+        403
+    );
     let a = s.post_json("/v1/exceptions", Some(&t.admin), &body);
     assert_eq!(a.status, 201, "{}", a.text);
     let e = a.json();
@@ -51,7 +55,11 @@ fn an_exception_added_while_serving_suppresses_the_next_matching_alert_only() {
     let listed = s.get("/v1/exceptions", Some(&t.read)).json();
     assert_eq!(listed.as_array().unwrap().len(), 1);
 
-    let batch = format!("{}\n{}", canary_read("r17.anna", 0), canary_read("p3.bot", 1));
+    let batch = format!(
+        "{}\n{}",
+        canary_read("r17.anna", 0),
+        canary_read("p3.bot", 1)
+    );
     assert_eq!(s.post("/v1/events", Some(&t.ingest), &batch).status, 200);
     let suppressed = eventually(WAIT, || {
         let l = alerts(&s, &t, "?suppressed=true");
@@ -87,7 +95,12 @@ fn an_exception_added_while_serving_suppresses_the_next_matching_alert_only() {
     assert_eq!(s.delete("/v1/exceptions/exc-1", Some(&t.read)).status, 403);
     assert_eq!(s.delete("/v1/exceptions/exc-1", Some(&t.admin)).status, 204);
     assert_eq!(s.delete("/v1/exceptions/exc-9", Some(&t.admin)).status, 404);
-    assert!(s.get("/v1/exceptions", Some(&t.read)).json().as_array().unwrap().is_empty());
+    assert!(s
+        .get("/v1/exceptions", Some(&t.read))
+        .json()
+        .as_array()
+        .unwrap()
+        .is_empty());
     let all = s.get("/v1/exceptions?all=true", Some(&t.read)).json();
     assert_eq!(all[0]["revoked_by"], "token admin");
     s.stop();
@@ -97,21 +110,41 @@ fn an_exception_added_while_serving_suppresses_the_next_matching_alert_only() {
 fn bad_exceptions_are_refused_with_what_to_fix() {
     let (s, t) = start(DIRECTORY, |_| {});
     for (body, says) in [
-        (json!({"reason": "r"}), "at least one of actor, rule or destination"),
+        (
+            json!({"reason": "r"}),
+            "at least one of actor, rule or destination",
+        ),
         (json!({"actor": "a", "reason": " "}), "`reason` is empty"),
-        (json!({"rule": "rat", "reason": "r"}), "is not a rule; use one of"),
+        (
+            json!({"rule": "rat", "reason": "r"}),
+            "is not a rule; use one of",
+        ),
         (
             json!({"actor": "a", "until": "2020-01-01T00:00:00Z", "reason": "r"}),
             "is not in the future",
         ),
-        (json!({"actor": "a", "for": "soon", "reason": "r"}), "not a duration"),
-        (json!({"from_alert": "no-such", "reason": "r"}), "no recorded alert no-such"),
-        (json!({"actor": "a", "reason": "r", "scope": "x"}), "unknown field"),
+        (
+            json!({"actor": "a", "for": "soon", "reason": "r"}),
+            "not a duration",
+        ),
+        (
+            json!({"from_alert": "no-such", "reason": "r"}),
+            "no recorded alert no-such",
+        ),
+        (
+            json!({"actor": "a", "reason": "r", "scope": "x"}),
+            "unknown field",
+        ),
     ] {
         let a = s.post_json("/v1/exceptions", Some(&t.admin), &body);
         assert_eq!(a.status, 400, "{body}: {}", a.text);
         assert!(a.error().contains(says), "{body}: {}", a.error());
     }
-    assert!(s.get("/v1/exceptions?all=true", Some(&t.read)).json().as_array().unwrap().is_empty());
+    assert!(s
+        .get("/v1/exceptions?all=true", Some(&t.read))
+        .json()
+        .as_array()
+        .unwrap()
+        .is_empty());
     s.stop();
 }

@@ -24,7 +24,11 @@ fn watch(tmp: &Path, name: &str, input: &str) -> Output {
         .arg(&file)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
@@ -59,9 +63,13 @@ fn exceptions_are_added_from_an_alert_applied_by_watch_listed_and_revoked() {
     let tmp = tmp.path();
     std::fs::write(tmp.join("dir.toml"), DIRECTORY).unwrap();
     let first = watch(tmp, "a.jsonl", &canary_read("p3.bot"));
-    let alert: serde_json::Value =
-        serde_json::from_str(String::from_utf8_lossy(&first.stdout).lines().next().unwrap())
-            .unwrap();
+    let alert: serde_json::Value = serde_json::from_str(
+        String::from_utf8_lossy(&first.stdout)
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
     let alert_id = alert["id"].as_str().unwrap();
 
     // Bad input says what to fix and adds nothing.
@@ -77,13 +85,28 @@ fn exceptions_are_added_from_an_alert_applied_by_watch_listed_and_revoked() {
 
     let out = exceptions(
         tmp,
-        &["add", "--reason", "load test account", "--for", "30d", "--from-alert", alert_id],
+        &[
+            "add",
+            "--reason",
+            "load test account",
+            "--for",
+            "30d",
+            "--from-alert",
+            alert_id,
+        ],
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "exc-1");
     let now = listed(tmp, false);
     assert_eq!(now.len(), 1);
-    assert_eq!((&now[0]["actor"], &now[0]["rule"]), (&"p3.bot".into(), &"canary".into()));
+    assert_eq!(
+        (&now[0]["actor"], &now[0]["rule"]),
+        (&"p3.bot".into(), &"canary".into())
+    );
 
     // The next run suppresses p3.bot's canary alert, not another account's.
     let second = watch(
@@ -112,5 +135,9 @@ fn exceptions_are_added_from_an_alert_applied_by_watch_listed_and_revoked() {
         .arg(tmp.join("data"))
         .output()
         .unwrap();
-    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
 }

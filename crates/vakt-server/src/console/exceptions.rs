@@ -6,13 +6,13 @@ use super::html::{csrf_input, esc, fail, page, select, short, url_encode};
 use super::pages::{read, write};
 use super::roles::{EXCEPT, READ};
 use super::{form_pairs, require, require_form, see_other, Session, Shared};
-use vakt_pipeline::ExceptionRequest;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use std::fmt::Write;
 use vakt_event::Timestamp;
+use vakt_pipeline::ExceptionRequest;
 
 fn back_with_error(msg: &str) -> Response {
     see_other(&format!("/exceptions?error={}", url_encode(msg)))
@@ -102,7 +102,9 @@ pub(crate) async fn add(c: Shared, headers: HeaderMap, body: Bytes) -> Response 
     };
     let get = |k: &str| form.get(k).cloned();
     let from_alert = get("from_alert").filter(|v| !v.trim().is_empty());
-    let back = from_alert.as_ref().map(|id| format!("/alerts/{}", url_encode(id)));
+    let back = from_alert
+        .as_ref()
+        .map(|id| format!("/alerts/{}", url_encode(id)));
     let new = ExceptionRequest {
         actor: get("actor"),
         rule: get("rule"),
@@ -147,7 +149,12 @@ pub(crate) async fn revoke(
 
 /// The alert page's part: which exception suppressed the alert, or the
 /// form that marks it a false positive (for those who may).
-pub(crate) fn alert_panel(s: &Session, id: &str, suppressed_by: Option<&str>, error: Option<&str>) -> String {
+pub(crate) fn alert_panel(
+    s: &Session,
+    id: &str,
+    suppressed_by: Option<&str>,
+    error: Option<&str>,
+) -> String {
     let mut b = String::new();
     if let Some(e) = error {
         let _ = write!(b, "<p class=\"error\" id=\"form-error\">{}</p>", esc(e));

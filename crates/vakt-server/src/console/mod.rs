@@ -126,10 +126,7 @@ pub(crate) fn routes(app: Arc<State>) -> Router {
         )
         .route("/decisions/{id}/extend", post(pages::extend_decision))
         .route("/decisions/{id}/lift", post(pages::lift_decision))
-        .route(
-            "/exceptions",
-            get(exceptions::list).post(exceptions::add),
-        )
+        .route("/exceptions", get(exceptions::list).post(exceptions::add))
         .route("/exceptions/{id}/revoke", post(exceptions::revoke))
         .route("/canaries", get(pages::canaries))
         .route("/exposure", get(pages::exposure))

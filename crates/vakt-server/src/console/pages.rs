@@ -51,7 +51,9 @@ async fn find_alert(c: &Shared, id: &str) -> Result<Option<(Alert, Option<String
     let row = read(c, move |l| l.alert_row(&id)).await?;
     Ok(row.and_then(|r| {
         let v: serde_json::Value = serde_json::from_str(&r.line).ok()?;
-        let by = v[vakt_ledger::ledger::SUPPRESSED_BY].as_str().map(str::to_owned);
+        let by = v[vakt_ledger::ledger::SUPPRESSED_BY]
+            .as_str()
+            .map(str::to_owned);
         Some((serde_json::from_value(v).ok()?, by))
     }))
 }

@@ -74,10 +74,7 @@ fn print(e: &Exception) {
     .collect::<Vec<_>>()
     .join(", ");
     let state = match (e.revoked_at, e.until) {
-        (Some(t), _) => format!(
-            "revoked {t} by {}",
-            e.revoked_by.as_deref().unwrap_or("?")
-        ),
+        (Some(t), _) => format!("revoked {t} by {}", e.revoked_by.as_deref().unwrap_or("?")),
         (None, Some(u)) => format!("until {u}"),
         (None, None) => "until revoked".into(),
     };
@@ -126,9 +123,7 @@ pub fn run(cmd: ExceptionsCommand) -> Result<ExitCode> {
                 from_alert,
                 reason,
             };
-            let e = request
-                .make(&l, &operator())
-                .map_err(anyhow::Error::msg)?;
+            let e = request.make(&l, &operator()).map_err(anyhow::Error::msg)?;
             let e = l.add_exception(&e)?;
             l.close()?;
             println!("{}", e.id);
