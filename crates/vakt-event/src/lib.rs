@@ -8,6 +8,7 @@ pub mod alert;
 pub mod decision;
 pub mod directory;
 pub mod event;
+pub mod exception;
 pub mod routes;
 pub mod stats;
 pub mod time;
@@ -20,4 +21,5 @@ pub use directory::{AccountKind, Directory, DirectoryError};
 pub use event::{
     AccessEvent, Action, CategorySet, Event, EventKind, FlowEvent, HttpMethod, Origin, Outcome,
 };
+pub use exception::{Exception, ExceptionError, NewException};
 pub use time::Timestamp;

@@ -1,5 +1,5 @@
 //! The actions chain: every write to a table that people and policies
-//! change (alerts, decisions, API tokens, console users) is also recorded
+//! change (alerts, decisions, exceptions, API tokens, console users) is also recorded
 //! as an action: the table, `put` with the row as it now is or `delete`,
 //! and the row's key, hashed into a chain of its own whose head every
 //! checkpoint signs. `verify` recomputes each row from its last action.
@@ -52,7 +52,13 @@ pub(crate) const USERS: Chained = Chained {
     columns: "name, hash, created, role",
 };
 
-pub(crate) const CHAINED: [&Chained; 4] = [&ALERTS, &DECISIONS, &TOKENS, &USERS];
+/// Exceptions (suppressions): a revocation is one more `put`.
+pub(crate) const EXCEPTIONS: Chained = Chained {
+    table: "exceptions",
+    columns: "id, actor, rule, destination, until, reason, created_by, created_at, revoked_at, revoked_by",
+};
+
+pub(crate) const CHAINED: [&Chained; 5] = [&ALERTS, &DECISIONS, &TOKENS, &USERS, &EXCEPTIONS];
 
 impl Chained {
     fn key(&self) -> &'static str {

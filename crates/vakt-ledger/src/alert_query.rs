@@ -47,6 +47,8 @@ pub struct AlertQuery {
     /// Skip this many (after the cursor, if any).
     pub offset: usize,
     pub limit: usize,
+    /// As [`crate::alerts::AlertFilter::suppressed`].
+    pub suppressed: Option<bool>,
 }
 
 /// One page: the stored alert lines and, when more follow, where to continue.
@@ -76,7 +78,7 @@ impl Ledger {
         let limit = q.limit.min(i64::MAX as usize - 1);
         let r = self
             .conn
-            .prepare_cached(
+            .prepare_cached(&format!(
                 "SELECT id, last, line FROM alerts
                  WHERE (?1 IS NULL OR rule = ?1)
                  AND severity IN (SELECT value FROM json_each(?2))
@@ -85,8 +87,10 @@ impl Ledger {
                  AND (?5 IS NULL OR last >= ?5)
                  AND (?6 IS NULL OR first_seen <= ?6)
                  AND (?7 IS NULL OR last < ?7 OR (last = ?7 AND id > ?8))
+                 AND {}
                  ORDER BY last DESC, id LIMIT ?9 OFFSET ?10",
-            )
+                crate::alerts::suppressed_sql(11)
+            ))
             .and_then(|mut s| {
                 s.query_map(
                     rusqlite::params![
@@ -100,6 +104,7 @@ impl Ledger {
                         q.cursor.as_ref().map(|c| c.id.as_str()),
                         limit as i64 + 1,
                         q.offset.min(i64::MAX as usize) as i64,
+                        q.suppressed,
                     ],
                     |r| {
                         Ok((

@@ -13,6 +13,17 @@ pub struct AlertFilter {
     pub min_severity: Option<Severity>,
     /// At most this many.
     pub limit: usize,
+    /// Only alerts an exception suppressed (true) or only the others
+    /// (false); none: both.
+    pub suppressed: Option<bool>,
+}
+
+/// The SQL condition for [`AlertFilter::suppressed`], on parameter `?n`.
+pub(crate) fn suppressed_sql(n: usize) -> String {
+    format!(
+        "(?{n} IS NULL OR (json_extract(line, '$.\"{}\"') IS NOT NULL) = ?{n})",
+        crate::ledger::SUPPRESSED_BY
+    )
 }
 
 /// The severities at or above `min` (all when none), as the JSON array
@@ -38,16 +49,18 @@ impl Ledger {
         let severities = severities_json(f.min_severity);
         let r = self
             .conn
-            .prepare(
+            .prepare(&format!(
                 "SELECT line FROM alerts WHERE (?1 IS NULL OR rule = ?1) AND severity IN (SELECT value FROM json_each(?2))
-                 ORDER BY last DESC, id LIMIT ?3",
-            )
+                 AND {} ORDER BY last DESC, id LIMIT ?3",
+                suppressed_sql(4)
+            ))
             .and_then(|mut s| {
                 s.query_map(
                     rusqlite::params![
                         f.rule,
                         severities,
-                        f.limit.min(i64::MAX as usize) as i64
+                        f.limit.min(i64::MAX as usize) as i64,
+                        f.suppressed
                     ],
                     |r| r.get::<_, String>(0),
                 )?

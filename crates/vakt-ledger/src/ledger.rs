@@ -53,6 +53,9 @@ CREATE TABLE IF NOT EXISTS alerts(
 );
 ";
 
+/// The field of a stored alert line that names the exception that suppressed it.
+pub const SUPPRESSED_BY: &str = "vakt.suppressed_by";
+
 /// Kinds of interned names.
 #[derive(Copy, Clone)]
 pub(crate) enum Kind {
@@ -128,6 +131,7 @@ impl Ledger {
             .map_err(db)?;
         conn.execute_batch(SCHEMA).map_err(db)?;
         conn.execute_batch(crate::actions::SCHEMA).map_err(db)?;
+        conn.execute_batch(crate::exceptions::SCHEMA).map_err(db)?;
         crate::actions::register(&conn).map_err(db)?;
         // Checkpoints written before the actions chain have no head (v1).
         let has_head: bool = conn
@@ -315,10 +319,26 @@ impl Ledger {
     /// Records an alert line (the latest line per incident wins), and the
     /// row it leaves as an action: each escalation is chained.
     pub fn record_alert(&mut self, a: &Alert) -> Result<()> {
-        self.chained(|l| l.record_alert_row(a))
+        self.record_alert_as(a, None)
     }
 
-    fn record_alert_row(&mut self, a: &Alert) -> Result<()> {
+    /// [`Ledger::record_alert`]; with `suppressed_by`, the line carries
+    /// `vakt.suppressed_by` = that exception's id.
+    pub fn record_alert_as(&mut self, a: &Alert, suppressed_by: Option<&str>) -> Result<()> {
+        self.chained(|l| l.record_alert_row(a, suppressed_by))
+    }
+
+    fn record_alert_row(&mut self, a: &Alert, suppressed_by: Option<&str>) -> Result<()> {
+        let line = match suppressed_by {
+            None => a.to_json_line(),
+            Some(id) => {
+                let mut v = serde_json::to_value(a).expect("alerts serialize to JSON");
+                if let Some(m) = v.as_object_mut() {
+                    m.insert(SUPPRESSED_BY.into(), id.into());
+                }
+                v.to_string()
+            }
+        };
         let r = self
             .conn
             .prepare_cached(
@@ -335,7 +355,7 @@ impl Ledger {
                     a.first_seen.0,
                     a.timestamp.0,
                     a.severity.as_str(),
-                    a.to_json_line()
+                    line
                 ])
             });
         self.db(r)?;

@@ -15,6 +15,7 @@ pub mod alerts;
 pub mod anchor;
 pub mod decisions;
 mod encode;
+pub mod exceptions;
 pub mod exposure;
 pub mod hourly;
 pub mod incidents;

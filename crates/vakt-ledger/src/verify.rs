@@ -26,7 +26,7 @@
 //!    read (indexes, free pages) and indexes that disagree with their tables;
 //! 4. that `reads` holds no row beyond those the entries name (counted in
 //!    step 2, so a surplus is found without holding the index in memory);
-//! 5. that alerts, decisions, tokens and users are each what their last
+//! 5. that alerts, decisions, exceptions, tokens and users are each what their last
 //!    action says, and that nothing is there without one;
 //! 6. anchors: checkpoints kept outside the data directory, signed by a
 //!    public key given from outside it ([`crate::anchor`]), must still be
@@ -89,6 +89,8 @@ pub enum Problem {
     TokenChanged { name: String },
     /// The console user `name` is not what its chained actions say it is.
     UserChanged { name: String },
+    /// The exception `id` is not what its chained actions say it is.
+    ExceptionChanged { id: String },
     /// The ledger ends at entry `have`; a checkpoint kept outside it was at `anchored`.
     ShorterThanAnchor { anchored: i64, have: i64 },
     /// The ledger differs from the checkpoint anchored at entry `seq`.
@@ -154,6 +156,10 @@ impl std::fmt::Display for Problem {
             Problem::UserChanged { name } => write!(
                 f,
                 "console user {name} was changed, added or deleted outside vakt; delete it with `vakt user delete {name}` and {RESTORE}"
+            ),
+            Problem::ExceptionChanged { id } => write!(
+                f,
+                "exception {id} was changed, added or deleted outside vakt: it is not what its chained actions say; {RESTORE}"
             ),
             Problem::ShorterThanAnchor { anchored, have } => write!(
                 f,
@@ -814,6 +820,7 @@ impl Walk<'_> {
                 "alerts" => Problem::AlertChanged { id: key },
                 "decisions" => Problem::DecisionChanged { id: key },
                 "tokens" => Problem::TokenChanged { name: key },
+                "exceptions" => Problem::ExceptionChanged { id: key },
                 _ => Problem::UserChanged { name: key },
             })
         };

@@ -13,11 +13,14 @@
 //!    the event (the proxies spool it) and hand it over again whole.
 //! 2. **Detect.** The engine enriches the event and shows it to every
 //!    detector; findings become alert lines (one incident, one id).
-//! 3. **Decide.** Each alert line and the decisions the `[[policy]]`
+//! 3. **Suppress.** An alert line an exception in force matches (an
+//!    analyst's false positive: this actor, rule or destination) is
+//!    recorded with the exception's id and counted, and stops here.
+//! 4. **Decide.** Each alert line and the decisions the `[[policy]]`
 //!    entries make of it go into the same open batch as the access that
 //!    raised it. A batch that holds a decision is committed at once, so
 //!    enforcement points see it within their refresh.
-//! 4. **Deliver.** The alert goes to every [`Outlet`] (JSON lines, the
+//! 5. **Deliver.** The alert goes to every [`Outlet`] (JSON lines, the
 //!    delivery queue, counters), after the ledger has it.
 //!
 //! Batches are committed when due (50,000 entries or one second) and when
@@ -47,10 +50,12 @@
 //! server), which must not depend on each other.
 
 mod error;
+mod exceptions;
 mod outlet;
 mod pipeline;
 pub mod watch;
 
 pub use error::PipelineError;
+pub use exceptions::{rule_ids, ExceptionRequest};
 pub use outlet::{Delivery, JsonLines, Outlet};
 pub use pipeline::{Finished, Pipeline, PipelineConfig, PipelineReport, Processed};

@@ -18,6 +18,10 @@ pub trait Outlet: Send {
 
     fn alert(&mut self, alert: &Alert, decisions: &[Decision]) -> io::Result<()>;
 
+    /// An alert the exception `exception` suppressed: it is not delivered;
+    /// counters count it here.
+    fn suppressed(&mut self, _alert: &Alert, _exception: &str) {}
+
     /// Called once at the end of the run: flush what is buffered.
     fn finish(&mut self) -> io::Result<()> {
         Ok(())
@@ -105,6 +109,10 @@ impl Outlet for Box<dyn Outlet> {
 
     fn alert(&mut self, alert: &Alert, decisions: &[Decision]) -> io::Result<()> {
         (**self).alert(alert, decisions)
+    }
+
+    fn suppressed(&mut self, alert: &Alert, exception: &str) {
+        (**self).suppressed(alert, exception)
     }
 
     fn finish(&mut self) -> io::Result<()> {

@@ -3,11 +3,12 @@
 
 use crate::outlet::Outlet;
 use crate::PipelineError;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use vakt_detect::detectors;
 use vakt_detect::Engine;
 use vakt_enrich::{Cases, Enricher, GeoIp};
+use vakt_event::exception::suppressing;
 use vakt_event::{Alert, Directory, Event, Timestamp};
 use vakt_ledger::decisions::{self, Decision};
 use vakt_ledger::Ledger;
@@ -38,6 +39,9 @@ pub struct PipelineReport {
     pub alert_lines: u64,
     /// Decisions the policies made.
     pub decisions: u64,
+    /// Alert lines an exception suppressed (recorded, not decided or
+    /// delivered), per rule; they are counted in `alert_lines` too.
+    pub suppressed: BTreeMap<String, u64>,
     /// The first error of each outlet that failed, by outlet name. An
     /// outlet's failure does not stop the pipeline.
     pub outlet_errors: Vec<(String, String)>,
@@ -210,11 +214,34 @@ impl Pipeline {
     }
 
     /// Records each alert and its decisions, then hands them to the
-    /// outlets. Returns whether any decision was made.
+    /// outlets. An alert an exception in force matches is recorded with
+    /// the exception's id and counted, and goes no further. Returns
+    /// whether any decision was made.
     fn act(&mut self, alerts: &mut Vec<Alert>) -> Result<bool, PipelineError> {
         let mut decided = false;
+        let now = Timestamp::now();
+        // Read at each alert batch (alerts are rare next to events), so an
+        // exception added over the API or the CLI applies to the next alert.
+        let exceptions = match self.ledger.as_ref() {
+            Some(l) if !alerts.is_empty() => l.exceptions(Some(now))?,
+            _ => Vec::new(),
+        };
         for alert in alerts.drain(..) {
             self.report.alert_lines += 1;
+            if let Some(e) = suppressing(&exceptions, &alert, now) {
+                *self
+                    .report
+                    .suppressed
+                    .entry(alert.rule.clone())
+                    .or_default() += 1;
+                if let Some(l) = self.ledger.as_mut() {
+                    l.record_alert_as(&alert, Some(&e.id))?;
+                }
+                for o in &mut self.outlets {
+                    o.suppressed(&alert, &e.id);
+                }
+                continue;
+            }
             let made: Vec<Decision> =
                 decisions::from_alert(&self.directory.policies, &alert, Timestamp::now());
             self.report.decisions += made.len() as u64;
@@ -440,6 +467,102 @@ ttl = "1h"
             Processed::New
         );
         assert_eq!(seen.0.lock().unwrap().len(), 1);
+    }
+
+    fn read_by(user: &str, line: u64, customer: &str) -> Event {
+        let json = format!(
+            r#"{{"@timestamp":"2026-11-02T08:00:00Z","event.kind":"access","event.action":"lookup","user.name":"{user}","customer.ids":["{customer}"],"records":1}}"#
+        );
+        vakt_ingest::parsers::jsonl::parse_event(&json, &vakt_event::Origin::new("x".into(), line))
+            .unwrap()
+    }
+
+    fn exception(actor: &str, rule: &str) -> vakt_event::Exception {
+        vakt_event::Exception::new(
+            vakt_event::NewException {
+                actor: Some(actor.into()),
+                rule: Some(rule.into()),
+                reason: "a test account".into(),
+                ..Default::default()
+            },
+            "anna",
+            Timestamp::now(),
+            &crate::rule_ids(),
+        )
+        .unwrap()
+    }
+
+    fn except(data: &DataDir, actor: &str, rule: &str) -> vakt_event::Exception {
+        let mut w = Ledger::open_read(data).unwrap();
+        w.add_exception(&exception(actor, rule)).unwrap()
+    }
+
+    #[test]
+    fn an_exception_suppresses_its_actors_alerts_of_its_rule_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = DataDir {
+            path: tmp.path().join("data"),
+        };
+        let seen = Seen::default();
+        let mut p = pipeline(&data, &seen);
+        p.commit().unwrap();
+        // Added while the pipeline runs: it applies to the next alert.
+        let e = except(&data, "p3.tester", "canary");
+        p.process(&read_by("p3.tester", 1, "C-900001")).unwrap();
+        p.process(&read_by("p3.other", 2, "C-900001")).unwrap();
+        p.commit().unwrap();
+        assert_eq!(
+            seen.0.lock().unwrap().as_slice(),
+            &[("canary".to_string(), 1)],
+            "only the other account's alert is delivered, with its decision"
+        );
+        let l = Ledger::open_read(&data).unwrap();
+        let decisions = l.decisions(None).unwrap();
+        assert_eq!(decisions.len(), 1);
+        assert_eq!(decisions[0].value, "p3.other");
+        let page = |suppressed| {
+            l.alert_page(&vakt_ledger::alert_query::AlertQuery {
+                limit: 10,
+                suppressed: Some(suppressed),
+                ..Default::default()
+            })
+            .unwrap()
+            .lines
+        };
+        let hidden = page(true);
+        assert_eq!(hidden.len(), 1);
+        assert!(hidden[0].contains(&format!(r#""vakt.suppressed_by":"{}""#, e.id)));
+        assert!(hidden[0].contains(r#""user.name":"p3.tester""#));
+        assert_eq!(page(false).len(), 1);
+        let done = p.finish(false).unwrap();
+        assert_eq!(done.report.alert_lines, 2);
+        assert_eq!(
+            done.report.suppressed.into_iter().collect::<Vec<_>>(),
+            [("canary".to_string(), 1)]
+        );
+    }
+
+    #[test]
+    fn expired_and_revoked_exceptions_no_longer_suppress() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = DataDir {
+            path: tmp.path().join("data"),
+        };
+        let seen = Seen::default();
+        let mut p = pipeline(&data, &seen);
+        p.commit().unwrap();
+        let mut w = Ledger::open_read(&data).unwrap();
+        let mut ended = exception("p3.old", "canary");
+        ended.until = Some(Timestamp(Timestamp::now().0 - 1));
+        w.add_exception(&ended).unwrap();
+        let revoked = except(&data, "p3.revoked", "canary");
+        w.revoke_exception(&revoked.id, "bert").unwrap();
+        p.process(&read_by("p3.old", 1, "C-900001")).unwrap();
+        p.process(&read_by("p3.revoked", 2, "C-900001")).unwrap();
+        assert_eq!(seen.0.lock().unwrap().len(), 2);
+        let done = p.finish(false).unwrap();
+        assert!(done.report.suppressed.is_empty());
+        assert_eq!(done.report.decisions, 2);
     }
 
     /// Holds the ledger's write lock, as another writer would.

@@ -117,6 +117,8 @@ pub struct WatchReport {
     pub replayed: u64,
     pub incidents: Vec<(&'static str, u64)>,
     pub alert_lines: u64,
+    /// Alert lines exceptions suppressed, per rule.
+    pub suppressed: Vec<(String, u64)>,
     pub elapsed: Duration,
     pub actors: usize,
     pub detector_keys: usize,
@@ -255,6 +257,7 @@ pub fn watch(
             .map(|(k, v)| (*k, *v))
             .collect(),
         alert_lines: report.alert_lines,
+        suppressed: report.suppressed.into_iter().collect(),
         elapsed,
         actors,
         detector_keys,

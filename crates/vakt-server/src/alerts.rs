@@ -1,5 +1,6 @@
 //! `GET /v1/alerts`: alert lines filtered by rule, severity, actor,
-//! organisation and time, in cursor pages.
+//! organisation and time, in cursor pages; alerts an exception suppressed
+//! only with `suppressed=true`.
 
 use axum::extract::RawQuery;
 use axum::http::{header, HeaderMap, HeaderValue};
@@ -11,7 +12,8 @@ use vakt_ledger::tokens::Role;
 
 use crate::auth::authorize;
 use crate::http::{
-    blocking, encode_query, lock, parse_count, parse_time, query_pairs, ApiError, Shared,
+    blocking, encode_query, lock, parse_bool, parse_count, parse_time, query_pairs, ApiError,
+    Shared,
 };
 
 /// Most alerts one `GET /v1/alerts` returns.
@@ -25,6 +27,7 @@ pub(crate) async fn list_alerts(
     authorize(&state, &headers, Role::Read).await?;
     let mut f = AlertQuery {
         limit: 100,
+        suppressed: Some(false),
         ..Default::default()
     };
     // Kept to build the next page's link: every parameter but the cursor and offset.
@@ -49,6 +52,7 @@ pub(crate) async fn list_alerts(
             "since" => f.since = Some(parse_time("since", &v)?),
             "until" => f.until = Some(parse_time("until", &v)?),
             "limit" => f.limit = parse_count("limit", &v, MAX_ALERTS)?,
+            "suppressed" => f.suppressed = Some(parse_bool("suppressed", &v)?),
             "cursor" => {
                 f.cursor = Some(AlertCursor::decode(&v).ok_or_else(|| {
                     ApiError::bad_request(format!(
@@ -65,7 +69,7 @@ pub(crate) async fn list_alerts(
             }
             _ => {
                 return Err(ApiError::bad_request(format!(
-                    "unknown query parameter `{k}`; /v1/alerts takes rule, severity, actor, organization, since, until, limit, cursor and offset"
+                    "unknown query parameter `{k}`; /v1/alerts takes rule, severity, actor, organization, since, until, suppressed, limit, cursor and offset"
                 )))
             }
         }

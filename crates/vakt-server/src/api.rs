@@ -1,6 +1,6 @@
 //! The API's routes: which handler answers which (method, path), and the
 //! answers for everything else. Handlers live in their own modules
-//! (`ingest`, `decisions`, `alerts`, `views`, `csp`, `metrics`) and share
+//! (`ingest`, `decisions`, `exceptions`, `alerts`, `views`, `csp`, `metrics`) and share
 //! only the leaf `http`.
 
 use crate::State;
@@ -28,6 +28,9 @@ pub fn routes() -> &'static [(&'static str, &'static str)] {
         ("GET", "/v1/decisions"),
         ("POST", "/v1/decisions"),
         ("DELETE", "/v1/decisions/{id}"),
+        ("GET", "/v1/exceptions"),
+        ("POST", "/v1/exceptions"),
+        ("DELETE", "/v1/exceptions/{id}"),
         ("GET", "/v1/alerts"),
         ("GET", "/v1/alerts/{id}"),
         ("GET", "/v1/incidents"),
@@ -43,6 +46,14 @@ pub(crate) fn router(state: Arc<State>) -> Router {
         .route("/healthz", get(healthz))
         .route("/v1/decisions", get(list_decisions).post(add_decision))
         .route("/v1/decisions/{id}", delete(delete_decision))
+        .route(
+            "/v1/exceptions",
+            get(crate::exceptions::list_exceptions).post(crate::exceptions::add_exception),
+        )
+        .route(
+            "/v1/exceptions/{id}",
+            delete(crate::exceptions::delete_exception),
+        )
         .route("/v1/events", axum::routing::post(post_events))
         .route("/v1/alerts", get(list_alerts))
         .route("/v1/alerts/{id}", get(crate::views::one_alert))

@@ -5,6 +5,9 @@
 //!   before the answer; bad lines are answered with their line numbers.
 //! - `GET /v1/decisions` (`read`), `POST /v1/decisions` and
 //!   `DELETE /v1/decisions/{id}` (`admin`): what enforcement points act on.
+//! - `GET /v1/exceptions` (`read`), `POST /v1/exceptions` and
+//!   `DELETE /v1/exceptions/{id}` (`admin`): suppressions of false
+//!   positives, applied by the engine to the next alert.
 //! - `GET /v1/alerts`, `/v1/alerts/{id}`, `/v1/incidents`, `/v1/scope`,
 //!   `/v1/canaries`, `/v1/exposure` (`read`): what the ledger recorded;
 //!   `POST /v1/reports/{alert_id}` (`admin`): a breach report draft.
@@ -32,6 +35,7 @@ mod connections;
 mod console;
 mod csp;
 mod decisions;
+mod exceptions;
 mod follow;
 mod http;
 mod ingest;

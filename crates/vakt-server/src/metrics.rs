@@ -17,6 +17,8 @@ pub(crate) struct Metrics {
     pub(crate) events_rejected: AtomicU64,
     /// Alert lines recorded, per rule.
     pub(crate) alerts: Mutex<BTreeMap<String, u64>>,
+    /// Alert lines an exception suppressed, per rule.
+    pub(crate) suppressed: Mutex<BTreeMap<String, u64>>,
 }
 
 /// A label value with `\`, `"` and newlines escaped.
@@ -66,6 +68,15 @@ pub(crate) async fn metrics(
         "Alert lines the engine recorded since start, per rule.",
         "counter",
         lock(&m.alerts)
+            .iter()
+            .map(|(r, n)| (format!("{{rule=\"{}\"}}", label(r)), *n))
+            .collect(),
+    );
+    counter(
+        "vakt_alerts_suppressed_total",
+        "Alert lines an exception suppressed since start (recorded, not delivered), per rule.",
+        "counter",
+        lock(&m.suppressed)
             .iter()
             .map(|(r, n)| (format!("{{rule=\"{}\"}}", label(r)), *n))
             .collect(),

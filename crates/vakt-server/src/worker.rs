@@ -56,7 +56,7 @@ pub struct EngineReport {
     pub decisions: u64,
 }
 
-/// Counts alert lines by rule for `/metrics`.
+/// Counts alert lines, and suppressed ones, by rule for `/metrics`.
 pub(crate) struct AlertCounter(pub(crate) Arc<Metrics>);
 
 impl Outlet for AlertCounter {
@@ -73,6 +73,16 @@ impl Outlet for AlertCounter {
             .entry(alert.rule.clone())
             .or_default() += 1;
         Ok(())
+    }
+
+    fn suppressed(&mut self, alert: &Alert, _: &str) {
+        *self
+            .0
+            .suppressed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(alert.rule.clone())
+            .or_default() += 1;
     }
 }
 

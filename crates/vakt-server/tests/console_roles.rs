@@ -349,3 +349,66 @@ fn finding_18_existing_users_keep_admin_after_upgrade() {
     assert_eq!(users, [("old".to_owned(), ConsoleRole::Admin)]);
     s.stop();
 }
+
+/// The exceptions, also revoked ones, by the API.
+fn exceptions(s: &Running, t: &Tokens) -> Vec<Value> {
+    let a = s.get("/v1/exceptions?all=true", Some(&t.read));
+    assert_eq!(a.status, 200, "{}", a.text);
+    a.json().as_array().unwrap().clone()
+}
+
+#[test]
+fn a_viewer_cannot_add_or_revoke_exceptions_and_an_analyst_can() {
+    let (s, t) = start(DIRECTORY, |_| {});
+    add(&s, "vera", ConsoleRole::Viewer);
+    add(&s, "ana", ConsoleRole::Analyst);
+    let alert = canary_alert(&s, &t);
+    let vera = sign_in(&s, "vera");
+    assert_refused(
+        vera.post("/exceptions", "actor=c.carl&reason=test"),
+        "analyst",
+        "add exception",
+    );
+    assert_refused(
+        vera.post("/exceptions", &format!("from_alert={alert}&reason=test")),
+        "analyst",
+        "mark false positive",
+    );
+    let (_, page) = vera.get(&format!("/alerts/{alert}"));
+    assert!(!page.contains("id=\"false-positive\""), "{page}");
+    assert!(exceptions(&s, &t).is_empty());
+
+    // The alert's form makes an exception for its actor and rule.
+    let ana = sign_in(&s, "ana");
+    let (_, page) = ana.get(&format!("/alerts/{alert}"));
+    assert!(page.contains("id=\"false-positive\""), "{page}");
+    let (status, _) = ana.post(
+        "/exceptions",
+        &format!("from_alert={alert}&reason=known+tester&for=7d"),
+    );
+    assert_eq!(status, 303);
+    let list = exceptions(&s, &t);
+    assert_eq!(list.len(), 1);
+    assert_eq!(
+        (&list[0]["actor"], &list[0]["rule"], &list[0]["created_by"]),
+        (&json!("c.carl"), &json!("canary"), &json!("ana"))
+    );
+    let (_, page) = ana.get("/exceptions");
+    assert!(page.contains("known tester"), "{page}");
+
+    // Bad input goes back to the form and adds nothing.
+    let (status, _) = ana.post("/exceptions", "reason=no+scope");
+    assert_eq!(status, 303);
+    assert_eq!(exceptions(&s, &t).len(), 1);
+
+    // Revoking: refused to a viewer, done for an analyst.
+    assert_refused(
+        vera.post("/exceptions/exc-1/revoke", ""),
+        "analyst",
+        "revoke",
+    );
+    assert!(exceptions(&s, &t)[0].get("revoked_at").is_none());
+    assert_eq!(ana.post("/exceptions/exc-1/revoke", "").0, 303);
+    assert_eq!(exceptions(&s, &t)[0]["revoked_by"], "ana");
+    s.stop();
+}

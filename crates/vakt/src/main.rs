@@ -75,6 +75,9 @@ enum Command {
     /// Decisions (throttle, step_up, block) from policies or by hand: list, add, delete.
     #[command(subcommand)]
     Decisions(cmd::ledger::DecisionsCommand),
+    /// Exceptions (false positives) that suppress matching alerts: list, add, delete.
+    #[command(subcommand)]
+    Exceptions(cmd::exceptions::ExceptionsCommand),
     /// HTTP API: POST /v1/events, GET/POST/DELETE /v1/decisions, GET /v1/alerts.
     Serve(cmd::serve::ServeArgs),
     /// API tokens for `vakt serve`: create (prints the secret once), list, revoke.
@@ -117,6 +120,7 @@ fn main() -> ExitCode {
         Command::Ledger(c) => cmd::ledger::ledger(c),
         Command::Scope(args) => cmd::ledger::scope(args),
         Command::Decisions(c) => cmd::ledger::decisions(c),
+        Command::Exceptions(c) => cmd::exceptions::run(c),
         Command::Serve(args) => cmd::serve::run(args),
         Command::Token(c) => cmd::token::run(c),
         Command::User(c) => cmd::user::run(c),

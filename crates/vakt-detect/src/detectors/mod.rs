@@ -24,7 +24,7 @@ type Build = fn(&Settings) -> Box<dyn Detector>;
 
 /// All detectors, in the order they see each event. Adding a detector is
 /// one file in this folder plus one line here.
-static ALL: [(&DetectorInfo, Build); 13] = [
+static ALL: [(&DetectorInfo, Build); 14] = [
     (&canary::INFO, canary::build),
     (&login_failures::INFO, login_failures::build),
     (&rate::INFO, rate::build),

@@ -23,7 +23,7 @@
 //! | role    | may                                                          |
 //! |---------|--------------------------------------------------------------|
 //! | viewer  | read alerts, an alert, a scope as counts, decisions, canaries, exposure |
-//! | analyst | see a scope's customers, draft breach reports, add and extend decisions |
+//! | analyst | see a scope's customers, draft breach reports, add and extend decisions, add and revoke exceptions |
 //! | admin   | lift decisions (undo enforcement)                            |
 //!
 //! A viewer sees how many customers a scope holds and in which
@@ -37,6 +37,7 @@
 //! at once. Users from before roles existed are admins: they keep what
 //! they could do.
 
+mod exceptions;
 mod html;
 mod pages;
 mod roles;
@@ -125,6 +126,8 @@ pub(crate) fn routes(app: Arc<State>) -> Router {
         )
         .route("/decisions/{id}/extend", post(pages::extend_decision))
         .route("/decisions/{id}/lift", post(pages::lift_decision))
+        .route("/exceptions", get(exceptions::list).post(exceptions::add))
+        .route("/exceptions/{id}/revoke", post(exceptions::revoke))
         .route("/canaries", get(pages::canaries))
         .route("/exposure", get(pages::exposure))
         .with_state(console)

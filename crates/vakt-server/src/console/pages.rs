@@ -17,7 +17,7 @@ use vakt_ledger::alerts::AlertFilter;
 const DAY: i64 = 86_400_000;
 
 /// Runs ledger reads off the async threads.
-async fn read<T: Send + 'static>(
+pub(super) async fn read<T: Send + 'static>(
     c: &Shared,
     f: impl FnOnce(&vakt_ledger::Ledger) -> vakt_ledger::Result<T> + Send + 'static,
 ) -> Result<T, String> {
@@ -27,7 +27,7 @@ async fn read<T: Send + 'static>(
         .unwrap_or_else(|e| Err(format!("request task failed: {e}")))
 }
 
-async fn write<T: Send + 'static>(
+pub(super) async fn write<T: Send + 'static>(
     c: &Shared,
     f: impl FnOnce(&mut vakt_ledger::Ledger) -> vakt_ledger::Result<T> + Send + 'static,
 ) -> Result<T, String> {
@@ -45,12 +45,17 @@ async fn all_alerts(c: &Shared, f: AlertFilter) -> Result<Vec<Alert>, String> {
         .collect())
 }
 
-async fn find_alert(c: &Shared, id: &str) -> Result<Option<Alert>, String> {
-    let f = AlertFilter {
-        limit: 100_000,
-        ..Default::default()
-    };
-    Ok(all_alerts(c, f).await?.into_iter().find(|a| a.id == id))
+/// A recorded alert, and the exception that suppressed it, if one did.
+async fn find_alert(c: &Shared, id: &str) -> Result<Option<(Alert, Option<String>)>, String> {
+    let id = id.to_owned();
+    let row = read(c, move |l| l.alert_row(&id)).await?;
+    Ok(row.and_then(|r| {
+        let v: serde_json::Value = serde_json::from_str(&r.line).ok()?;
+        let by = v[vakt_ledger::ledger::SUPPRESSED_BY]
+            .as_str()
+            .map(str::to_owned);
+        Some((serde_json::from_value(v).ok()?, by))
+    }))
 }
 
 pub(crate) async fn alerts(c: Shared, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
@@ -61,11 +66,13 @@ pub(crate) async fn alerts(c: Shared, headers: HeaderMap, RawQuery(q): RawQuery)
     let q = form_pairs(&q.unwrap_or_default());
     let get = |k: &str| q.get(k).map(|v| v.trim().to_owned()).unwrap_or_default();
     let (rule, severity, actor, org) = (get("rule"), get("severity"), get("actor"), get("org"));
+    let suppressed = matches!(get("suppressed").as_str(), "true" | "1" | "on");
     let min = serde_json::from_value::<Severity>(serde_json::json!(severity)).ok();
     let f = AlertFilter {
         rule: None,
         min_severity: min,
         limit: 10_000,
+        suppressed: Some(suppressed),
     };
     let list = match all_alerts(&c, f).await {
         Ok(l) => l,
@@ -82,11 +89,12 @@ pub(crate) async fn alerts(c: Shared, headers: HeaderMap, RawQuery(q): RawQuery)
         .take(500)
         .collect();
     let mut b = format!(
-        "<form class=\"filters\" method=\"get\" action=\"/\"><label>Rule{}</label><label>Severity (and above){}</label><label>Actor<input name=\"actor\" id=\"f-actor\" value=\"{}\"></label><label>Organisation<input name=\"org\" id=\"f-org\" value=\"{}\"></label><button type=\"submit\">Filter</button> <a href=\"/\">clear</a></form>",
+        "<form class=\"filters\" method=\"get\" action=\"/\"><label>Rule{}</label><label>Severity (and above){}</label><label>Actor<input name=\"actor\" id=\"f-actor\" value=\"{}\"></label><label>Organisation<input name=\"org\" id=\"f-org\" value=\"{}\"></label><label><input type=\"checkbox\" name=\"suppressed\" id=\"f-suppressed\" value=\"true\"{}> Suppressed only</label><button type=\"submit\">Filter</button> <a href=\"/\">clear</a></form>",
         select("rule", &rules, &rule),
         select("severity", &["low", "medium", "high", "critical"], &severity),
         esc(&actor),
-        esc(&org)
+        esc(&org),
+        if suppressed { " checked" } else { "" }
     );
     let _ = write!(
         b,
@@ -158,12 +166,18 @@ fn evidence_table(e: &serde_json::Map<String, serde_json::Value>) -> String {
     s + "</table>"
 }
 
-pub(crate) async fn alert(c: Shared, headers: HeaderMap, Path(id): Path<String>) -> Response {
+pub(crate) async fn alert(
+    c: Shared,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
     let s = match require(&c, &headers, &format!("/alerts/{id}"), READ) {
         Ok(s) => s,
         Err(r) => return r,
     };
-    let a = match find_alert(&c, &id).await {
+    let q = form_pairs(&q.unwrap_or_default());
+    let (a, suppressed_by) = match find_alert(&c, &id).await {
         Ok(Some(a)) => a,
         Ok(None) => return fail(&s, StatusCode::NOT_FOUND, &format!("no alert {id}")),
         Err(e) => return fail(&s, StatusCode::INTERNAL_SERVER_ERROR, &e),
@@ -185,6 +199,12 @@ pub(crate) async fn alert(c: Shared, headers: HeaderMap, Path(id): Path<String>)
         } else {
             "Scope"
         }
+    );
+    b += &super::exceptions::alert_panel(
+        &s,
+        &a.id,
+        suppressed_by.as_deref(),
+        q.get("error").map(String::as_str),
     );
     b += "<h2>Evidence</h2>";
     b += &evidence_table(&a.evidence);

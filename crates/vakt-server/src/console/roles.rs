@@ -46,6 +46,12 @@ pub(crate) const DECIDE: Need = Need {
     what: "adding or extending decisions",
 };
 
+/// Adding an exception (marking alerts false positives) or revoking one.
+pub(crate) const EXCEPT: Need = Need {
+    role: ConsoleRole::Analyst,
+    what: "adding or revoking exceptions",
+};
+
 /// Lifting a decision: undoing enforcement.
 pub(crate) const LIFT: Need = Need {
     role: ConsoleRole::Admin,

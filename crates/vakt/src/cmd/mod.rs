@@ -4,6 +4,7 @@ pub mod demo;
 pub mod detection;
 pub mod detectors;
 pub mod eval;
+pub mod exceptions;
 pub mod ledger;
 pub mod proxy;
 pub mod serve;

@@ -152,6 +152,7 @@ impl Summary {
             "replayed": r.replayed,
             "incidents_by_rule": r.incidents.iter().map(|(k, n)| (k.to_string(), serde_json::json!(n))).collect::<serde_json::Map<_, _>>(),
             "alert_lines": r.alert_lines,
+            "suppressed_by_rule": r.suppressed.iter().map(|(k, n)| (k.clone(), serde_json::json!(n))).collect::<serde_json::Map<_, _>>(),
             "seconds": r.elapsed.as_secs_f64(),
             "events_per_second": r.events_per_second(),
             "actors": r.actors,
@@ -207,6 +208,19 @@ impl Summary {
             rules.join(", "),
             thousands(r.alert_lines)
         );
+        if !r.suppressed.is_empty() {
+            let n: u64 = r.suppressed.iter().map(|(_, n)| n).sum();
+            let rules: Vec<String> = r
+                .suppressed
+                .iter()
+                .map(|(r, n)| format!("{r} {n}"))
+                .collect();
+            eprintln!(
+                "  suppressed by exceptions: {} alert lines: {} (recorded, not delivered; `vakt exceptions list`)",
+                thousands(n),
+                rules.join(", ")
+            );
+        }
         if let Some((new, dup)) = r.ledger {
             eprintln!(
                 "  ledger: {} accesses appended, {} already recorded",
