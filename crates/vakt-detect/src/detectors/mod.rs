@@ -10,6 +10,7 @@ pub mod automation;
 pub mod beacon;
 pub mod bulk_read;
 pub mod canary;
+pub mod distributed_scraping;
 pub mod egress;
 pub mod enumeration;
 pub mod foreign_network;
@@ -24,12 +25,13 @@ type Build = fn(&Settings) -> Box<dyn Detector>;
 
 /// All detectors, in the order they see each event. Adding a detector is
 /// one file in this folder plus one line here.
-static ALL: [(&DetectorInfo, Build); 14] = [
+static ALL: [(&DetectorInfo, Build); 15] = [
     (&canary::INFO, canary::build),
     (&login_failures::INFO, login_failures::build),
     (&rate::INFO, rate::build),
     (&automation::INFO, automation::build),
     (&web_behaviour::INFO, web_behaviour::build),
+    (&distributed_scraping::INFO, distributed_scraping::build),
     (&enumeration::INFO, enumeration::build),
     (&bulk_read::INFO, bulk_read::build),
     (&egress::INFO, egress::build),

@@ -1,0 +1,538 @@
+//! `distributed_scraping`: web clients that each stay small but together
+//! sweep the customer space.
+//!
+//! For S1 when the bot is spread out: a scraper that rotates addresses (or
+//! accounts) keeps every one of them under `rate`, `enumeration` and
+//! `web_behaviour`'s minimum. What gives it away is the group: clients in
+//! one network, or clients that all read records the same cold way (no
+//! sign-in, no page they came from), active in the same hour, that
+//! between them read many customers and almost never the same one twice.
+//!
+//! - A client (the account, else the address plus the user agent) is
+//!   *cold* once it has read `min_member_records` record pages in the hour,
+//!   at least 80% of them without arriving from a page (no referrer), and
+//!   has not signed in. Cold clients join their groups for the hour: their
+//!   network (/24 for IPv4, /48 for IPv6), their autonomous system when a
+//!   GeoIP ASN database is given, and the fingerprint group of all cold
+//!   readers.
+//! - Thresholds: a group with `min_members` clients, `min_customers`
+//!   distinct customers in the hour and at least `min_distinct_share` of its
+//!   reads on distinct customers (people come back to the same customers;
+//!   a sweep does not) is `medium`; `high_factor` times the customers is
+//!   `high`. Not judged while most record reads of the whole population are
+//!   cold (a site whose clients are all API scripts: then cold is usual).
+//! - State: per client and hour about 40 bytes (at most `max_clients`, least
+//!   recently seen forgotten), per group and hour a member list (at most 64
+//!   kept by name) and a HyperLogLog of customers (at most `max_groups`).
+//! - Blind spots: in [`INFO`] (`vakt detectors` shows them).
+
+use crate::detector::{reference, Detector, DetectorInfo, Finding};
+use crate::params::{Param, Settings, Values};
+use crate::state::Distinct;
+use lru::LruCache;
+use serde_json::{json, Map};
+use std::hash::{Hash, Hasher};
+use std::net::IpAddr;
+use std::num::NonZeroUsize;
+use vakt_enrich::Enriched;
+use vakt_event::directory::AccountKind;
+use vakt_event::time::HOUR;
+use vakt_event::{Action, Actor, Event, Outcome, Severity, Timestamp};
+
+pub const INFO: DetectorInfo = DetectorInfo {
+    id: "distributed_scraping",
+    title: "web clients that each stay small but together sweep the customer space",
+    incidents: &["S1"],
+    remediation: "block the group's networks or addresses and require sign-in for record pages; check which customers the group covered (scope)",
+    blind_spots: "clients that sign in, send referrers and revisit customers look like people; a sweep spread over more hours than one, or over networks and fingerprints that never meet in one hour, is not grouped; shared by design: a group alert names its members, not one actor",
+    params: PARAMS,
+    per_organization: false,
+};
+
+pub const PARAMS: &[Param] = &[
+    Param::count("min_members", 3.0, "cold clients in one group and hour"),
+    Param::count(
+        "min_customers",
+        150.0,
+        "distinct customers the group read in the hour",
+    ),
+    Param::share(
+        "min_distinct_share",
+        0.9,
+        "share of the group's reads that were of distinct customers",
+    ),
+    Param::count(
+        "min_member_records",
+        3.0,
+        "record pages a client reads in the hour before it can be cold",
+    ),
+    Param::number("high_factor", 4.0, "times `min_customers` for `high`"),
+    Param::count(
+        "max_clients",
+        200_000.0,
+        "clients tracked at once; the least recently seen is forgotten",
+    ),
+    Param::count(
+        "max_groups",
+        20_000.0,
+        "groups tracked at once; the least recently seen is forgotten",
+    ),
+];
+
+struct Limits {
+    min_members: usize,
+    min_customers: f64,
+    min_distinct_share: f64,
+    min_member_records: u32,
+    high_factor: f64,
+}
+
+impl Limits {
+    fn new(v: &Values) -> Limits {
+        Limits {
+            min_members: v.get("min_members") as usize,
+            min_customers: v.get("min_customers"),
+            min_distinct_share: v.get("min_distinct_share"),
+            min_member_records: v.get("min_member_records").min(u32::MAX as f64) as u32,
+            high_factor: v.get("high_factor"),
+        }
+    }
+}
+
+fn capacity(v: &Values, name: &str) -> NonZeroUsize {
+    NonZeroUsize::new(v.get(name).clamp(1.0, 10_000_000.0) as usize).expect("at least one")
+}
+
+pub(crate) fn build(s: &Settings) -> Box<dyn Detector> {
+    Box::new(DistributedScraping {
+        limits: Limits::new(&s.global),
+        clients: LruCache::new(capacity(&s.global, "max_clients")),
+        groups: LruCache::new(capacity(&s.global, "max_groups")),
+        population: Population::default(),
+    })
+}
+
+/// Members kept by name per group; more are counted, not named.
+const NAMED_MEMBERS: usize = 64;
+
+#[derive(Default)]
+struct Client {
+    hour: i64,
+    records: u32,
+    cold: u32,
+    signed_in: bool,
+}
+
+impl Client {
+    fn is_cold(&self, min_records: u32) -> bool {
+        !self.signed_in && self.records >= min_records && self.cold * 5 >= self.records * 4
+    }
+}
+
+struct Group {
+    hour: i64,
+    what: String,
+    members: Vec<(String, u32)>,
+    more_members: u32,
+    customers: Distinct,
+    reads: u32,
+    first_seen: Timestamp,
+    reported: Option<Severity>,
+}
+
+impl Group {
+    fn new(hour: i64, what: String, now: Timestamp) -> Group {
+        Group {
+            hour,
+            what,
+            members: Vec::new(),
+            more_members: 0,
+            customers: Distinct::new(),
+            reads: 0,
+            first_seen: now,
+            reported: None,
+        }
+    }
+
+    fn member_count(&self) -> usize {
+        self.members.len() + self.more_members as usize
+    }
+}
+
+/// Record reads of the whole population in the current and previous hour,
+/// and how many were cold.
+#[derive(Default)]
+struct Population {
+    hour: i64,
+    records: u64,
+    cold: u64,
+    last_share: Option<f64>,
+}
+
+impl Population {
+    fn add(&mut self, hour: i64, cold: bool) {
+        if hour != self.hour {
+            if self.records > 0 {
+                self.last_share = Some(self.cold as f64 / self.records as f64);
+            }
+            self.hour = hour;
+            self.records = 0;
+            self.cold = 0;
+        }
+        self.records += 1;
+        self.cold += cold as u64;
+    }
+
+    /// Whether cold reads are unusual: under half of all record reads.
+    fn cold_is_unusual(&self) -> bool {
+        let now = (self.records >= 100).then(|| self.cold as f64 / self.records as f64);
+        now.or(self.last_share).is_some_and(|s| s < 0.5)
+    }
+}
+
+/// The network a client's address is in: /24 or /48.
+fn network(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            format!("{}.{}.{}.0/24", o[0], o[1], o[2])
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
+        }
+    }
+}
+
+fn hash64(s: &str) -> u64 {
+    let mut h = rustc_hash::FxHasher::default();
+    s.hash(&mut h);
+    h.finish()
+}
+
+pub struct DistributedScraping {
+    limits: Limits,
+    clients: LruCache<u64, Client>,
+    groups: LruCache<u64, Group>,
+    population: Population,
+}
+
+impl Detector for DistributedScraping {
+    fn info(&self) -> &'static DetectorInfo {
+        &INFO
+    }
+
+    fn observe(&mut self, ev: &Enriched, out: &mut Vec<Finding>) {
+        let Event::Access(a) = ev.event else { return };
+        if a.http_method.is_none() || matches!(ev.kind(), AccountKind::Service | AccountKind::Batch)
+        {
+            return;
+        }
+        let now = a.timestamp;
+        let hour = now.0.div_euclid(HOUR);
+        let name = if ev.address.is_some() {
+            format!(
+                "{} {}",
+                a.user,
+                a.user_agent.as_deref().unwrap_or("(no user agent)")
+            )
+        } else {
+            a.user.clone()
+        };
+        let lim = &self.limits;
+        let client = self
+            .clients
+            .get_or_insert_mut(hash64(&name), Client::default);
+        if client.hour != hour {
+            *client = Client {
+                hour,
+                // A sign-in lasts past the hour it happened in.
+                signed_in: client.signed_in,
+                ..Client::default()
+            };
+        }
+        if a.action == Action::Login && a.outcome == Outcome::Success {
+            client.signed_in = true;
+        }
+        if !a.action.reads_data() || a.customer_ids.is_empty() {
+            return;
+        }
+        client.records += 1;
+        let cold_read = a.referrer.is_none();
+        client.cold += cold_read as u32;
+        self.population.add(hour, cold_read && !client.signed_in);
+        if !client.is_cold(lim.min_member_records) || !self.population.cold_is_unusual() {
+            return;
+        }
+        let member_reads = client.records;
+        let mut keys = vec![(
+            String::from("cold readers (no sign-in, no referring page)"),
+            0u64,
+        )];
+        if let Some(ip) = a.source_ip {
+            keys.push((format!("network {}", network(ip)), 1));
+        }
+        if let Some(asn) = ev.geo.as_ref().and_then(|g| g.asn) {
+            keys.push((format!("AS{asn}"), 2));
+        }
+        for (what, kind) in keys {
+            let key = hash64(&what) ^ kind;
+            let g = self
+                .groups
+                .get_or_insert_mut(key, || Group::new(hour, what.clone(), now));
+            if g.hour != hour {
+                *g = Group::new(hour, what.clone(), now);
+            }
+            let named = g.members.len();
+            match g.members.iter_mut().find(|(m, _)| *m == name) {
+                Some(m) => m.1 = member_reads,
+                None if named < NAMED_MEMBERS => g.members.push((name.clone(), member_reads)),
+                None => g.more_members += 1,
+            }
+            g.reads += a.customer_ids.len() as u32;
+            for c in &a.customer_ids {
+                g.customers.insert(c.as_str());
+            }
+            let customers = g.customers.estimate() as f64;
+            let distinct_share = customers / g.reads.max(1) as f64;
+            if g.member_count() < lim.min_members
+                || customers < lim.min_customers
+                || distinct_share < lim.min_distinct_share
+            {
+                continue;
+            }
+            let severity = if customers >= lim.min_customers * lim.high_factor {
+                Severity::High
+            } else {
+                Severity::Medium
+            };
+            if g.reported.is_some_and(|r| r >= severity) {
+                continue;
+            }
+            g.reported = Some(severity);
+            let mut members = g.members.clone();
+            members.sort_by(|x, y| y.1.cmp(&x.1));
+            let mut evidence = Map::new();
+            evidence.insert("group".into(), json!(g.what));
+            evidence.insert("members".into(), json!(g.member_count()));
+            evidence.insert(
+                "member_reads".into(),
+                json!(members
+                    .iter()
+                    .take(20)
+                    .map(|(m, n)| json!({"client": m, "record_pages": n}))
+                    .collect::<Vec<_>>()),
+            );
+            evidence.insert("observed_customers".into(), json!(customers.round()));
+            evidence.insert("observed_reads".into(), json!(g.reads));
+            evidence.insert(
+                "observed_distinct_share".into(),
+                json!((distinct_share.min(1.0) * 100.0).round() / 100.0),
+            );
+            evidence.insert("threshold_customers".into(), json!(lim.min_customers));
+            evidence.insert("threshold_members".into(), json!(lim.min_members));
+            evidence.insert("window".into(), json!("hour"));
+            evidence.insert("event".into(), json!(reference(ev)));
+            out.push(Finding {
+                rule: INFO.id,
+                key: g.what.clone(),
+                actor: Actor {
+                    user: Some(format!("{} clients in {}", g.member_count(), g.what)),
+                    host: None,
+                    ip: None,
+                },
+                organization: None,
+                severity,
+                at: now,
+                first_seen: g.first_seen,
+                message: format!(
+                    "{} clients in {} read {:.0} distinct customers in an hour ({:.0}% of their reads on customers not read before), none of them signed in or came from a page; each stays small, together they sweep: {}",
+                    g.member_count(),
+                    g.what,
+                    customers,
+                    distinct_share.min(1.0) * 100.0,
+                    members
+                        .iter()
+                        .take(5)
+                        .map(|(m, n)| format!("{m} ({n})"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                evidence,
+                customers: customers as u64,
+            });
+        }
+    }
+
+    fn evict(&mut self, horizon: Timestamp) {
+        let hour = horizon.0.div_euclid(HOUR);
+        while self.clients.peek_lru().is_some_and(|(_, c)| c.hour < hour) {
+            self.clients.pop_lru();
+        }
+        while self.groups.peek_lru().is_some_and(|(_, g)| g.hour < hour) {
+            self.groups.pop_lru();
+        }
+    }
+
+    fn tracked_keys(&self) -> usize {
+        self.clients.len() + self.groups.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::*;
+    use vakt_event::time::{HOUR, SECOND};
+    use vakt_event::{AccessEvent, Action, HttpMethod, Outcome, Timestamp};
+
+    /// Events of several clients, replayed in time order as a log has them.
+    #[derive(Default)]
+    struct Log(Vec<AccessEvent>);
+
+    impl Log {
+        fn read(&mut self, t: i64, ip: &str, customer: u64, referrer: Option<&str>) {
+            self.0.push(AccessEvent {
+                timestamp: Timestamp(t),
+                user: ip.into(),
+                source_ip: ip.parse().ok(),
+                user_agent: Some("Mozilla/5.0 (X11; Linux x86_64) Chrome/121.0".into()),
+                action: Action::Lookup,
+                customer_ids: vec![format!("C-{customer}")],
+                records: 1,
+                url_path: Some(format!("GET /customers/{customer}")),
+                http_method: Some(HttpMethod::Get),
+                http_status: Some(200),
+                referrer: referrer.map(str::to_owned),
+                ..Default::default()
+            });
+        }
+
+        fn sign_in(&mut self, t: i64, ip: &str) {
+            self.0.push(AccessEvent {
+                timestamp: Timestamp(t),
+                user: ip.into(),
+                source_ip: ip.parse().ok(),
+                user_agent: Some("Mozilla/5.0 (X11; Linux x86_64) Chrome/121.0".into()),
+                action: Action::Login,
+                outcome: Outcome::Success,
+                http_method: Some(HttpMethod::Post),
+                http_status: Some(302),
+                ..Default::default()
+            });
+        }
+
+        /// 100 people, each signing in and reading 30 (often the same)
+        /// customers an hour from a search page, 08:00 to 12:00.
+        fn people(&mut self) {
+            for hour in 8..12i64 {
+                for p in 0..100u64 {
+                    let ip = format!("198.51.{}.{}", p / 50, p % 50 + 1);
+                    let start = t0() + hour * HOUR + p as i64 * 20 * SECOND;
+                    self.sign_in(start, &ip);
+                    for k in 0..30u64 {
+                        let c = (p * 7 + k * 13) % 400;
+                        let t = start + (k as i64 + 1) * 90 * SECOND;
+                        self.read(t, &ip, c, Some("https://crm/search?q=x"));
+                    }
+                }
+            }
+        }
+
+        fn run(mut self, directory: &str) -> Vec<vakt_event::Alert> {
+            let mut h = Harness::new(directory, None);
+            self.0.sort_by_key(|e| e.timestamp);
+            for e in self.0 {
+                h.push_access(e);
+            }
+            h.finish()
+        }
+    }
+
+    #[test]
+    fn a_scraper_rotating_addresses_is_caught_as_a_group_with_its_members() {
+        let mut log = Log::default();
+        log.people();
+        // Six addresses in six networks, 40 random customers each an hour:
+        // each under every individual threshold, 240 distinct together.
+        let ips = [
+            "45.1.2.3",
+            "77.8.9.10",
+            "91.20.30.40",
+            "103.4.5.6",
+            "151.60.70.80",
+            "185.9.8.7",
+        ];
+        for k in 0..240u64 {
+            let t = t0() + 9 * HOUR + k as i64 * 14 * SECOND;
+            log.read(t, ips[k as usize % 6], 1_000 + k * 977 % 250_000, None);
+        }
+        let alerts = log.run("");
+        let groups = Harness::rule(&alerts, "distributed_scraping");
+        assert_eq!(groups.len(), 1, "{groups:#?}");
+        let g = groups[0];
+        assert_eq!(g.evidence["members"], 6);
+        assert!(g.evidence["observed_customers"].as_f64().unwrap() >= 150.0);
+        let named: Vec<&str> = g.evidence["member_reads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["client"].as_str().unwrap())
+            .collect();
+        assert!(
+            ips.iter().all(|ip| named.iter().any(|n| n.starts_with(ip))),
+            "{named:?}"
+        );
+    }
+
+    #[test]
+    fn a_scraper_spread_over_one_network_is_named_by_its_network() {
+        let mut log = Log::default();
+        log.people();
+        for k in 0..300u64 {
+            let ip = format!("203.0.113.{}", 10 + k % 4);
+            log.read(
+                t0() + 10 * HOUR + k as i64 * 10 * SECOND,
+                &ip,
+                5_000 + k * 31,
+                None,
+            );
+        }
+        let alerts = log.run("");
+        let groups = Harness::rule(&alerts, "distributed_scraping");
+        assert!(
+            groups
+                .iter()
+                .any(|g| g.evidence["group"] == "network 203.0.113.0/24"),
+            "{groups:#?}"
+        );
+    }
+
+    #[test]
+    fn an_office_signed_in_people_revisiting_customers_and_an_api_site_are_not_groups() {
+        let mut log = Log::default();
+        log.people();
+        // An office: 40 signed-in people in one /24 reading from search pages.
+        for p in 0..40u64 {
+            let ip = format!("192.0.2.{}", p + 1);
+            log.sign_in(t0() + 9 * HOUR, &ip);
+            for k in 0..20u64 {
+                let t = t0() + 9 * HOUR + (k as i64 + 1) * 60 * SECOND;
+                log.read(t, &ip, p * 100 + k, Some("https://crm/search?q=y"));
+            }
+        }
+        // Five clients without sign-in opening the same 30 bookmarked customers again and again.
+        for k in 0..300u64 {
+            let ip = format!("100.64.{}.1", k % 5);
+            log.read(t0() + 10 * HOUR + k as i64 * 10 * SECOND, &ip, k % 30, None);
+        }
+        assert!(Harness::rule(&log.run(""), "distributed_scraping").is_empty());
+
+        // An API site: every client reads cold, so cold is usual.
+        let mut log = Log::default();
+        for k in 0..3000u64 {
+            let ip = format!("198.18.{}.{}", k % 7, k % 11);
+            log.read(t0() + 9 * HOUR + k as i64 * SECOND, &ip, k, None);
+        }
+        assert!(Harness::rule(&log.run(""), "distributed_scraping").is_empty());
+    }
+}
