@@ -30,8 +30,10 @@ for line in open(sys.argv[1]):
     a = json.loads(line)
     if a["severity"] == "low":
         continue
-    ip = a.get("source.ip") or a.get("user.name")
-    print(f"{ip}\t{a['rule.id']}\t{a['@timestamp']}")
+    # A group alert names its members (address and user agent) in its evidence.
+    members = [m["client"].split(" ")[0] for m in a.get("evidence", {}).get("member_reads", [])]
+    for ip in members or [a.get("source.ip") or a.get("user.name")]:
+        print(f"{ip}\t{a['rule.id']}\t{a['@timestamp']}")
 PY
 python3 "$SHARED/score.py" "$LOG.labels.json" "$W/vakt-detections.tsv"
 

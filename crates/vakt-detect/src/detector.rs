@@ -114,3 +114,41 @@ pub fn actor_of(ev: &Enriched) -> Actor {
 pub fn reference(ev: &Enriched) -> String {
     ev.event.origin().to_string()
 }
+
+/// Who a web request is from, as the web detectors judge it: the account
+/// when the request names one, else the session the log or proxy names,
+/// else the address plus the user agent.
+pub struct WebClient<'a> {
+    user: &'a str,
+    session: Option<&'a str>,
+    agent: Option<&'a str>,
+}
+
+impl<'a> WebClient<'a> {
+    pub fn of(ev: &Enriched, a: &'a vakt_event::AccessEvent) -> WebClient<'a> {
+        let anonymous = ev.address.is_some();
+        WebClient {
+            user: &a.user,
+            session: a.session_id.as_deref().filter(|_| anonymous),
+            agent: anonymous.then(|| a.user_agent.as_deref().unwrap_or("(no user agent)")),
+        }
+    }
+
+    /// A hash of [`WebClient::name`], without building it: state is keyed by this.
+    pub fn key(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = rustc_hash::FxHasher::default();
+        (self.user, self.session, self.agent).hash(&mut h);
+        h.finish()
+    }
+
+    /// As alerts name it: `p3.shop`, `203.0.113.7 session k7f2`,
+    /// `203.0.113.7 Mozilla/5.0 ...`.
+    pub fn name(&self) -> String {
+        match (self.session, self.agent) {
+            (Some(s), _) => format!("{} session {s}", self.user),
+            (None, Some(agent)) => format!("{} {agent}", self.user),
+            (None, None) => self.user.to_owned(),
+        }
+    }
+}

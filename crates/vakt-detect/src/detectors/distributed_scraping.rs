@@ -26,7 +26,7 @@
 //!   kept by name) and a HyperLogLog of customers (at most `max_groups`).
 //! - Blind spots: in [`INFO`] (`vakt detectors` shows them).
 
-use crate::detector::{reference, Detector, DetectorInfo, Finding};
+use crate::detector::{reference, Detector, DetectorInfo, Finding, WebClient};
 use crate::params::{Param, Settings, Values};
 use crate::state::Distinct;
 use lru::LruCache;
@@ -230,19 +230,9 @@ impl Detector for DistributedScraping {
         }
         let now = a.timestamp;
         let hour = now.0.div_euclid(HOUR);
-        let name = if ev.address.is_some() {
-            format!(
-                "{} {}",
-                a.user,
-                a.user_agent.as_deref().unwrap_or("(no user agent)")
-            )
-        } else {
-            a.user.clone()
-        };
+        let web = WebClient::of(ev, a);
         let lim = &self.limits;
-        let client = self
-            .clients
-            .get_or_insert_mut(hash64(&name), Client::default);
+        let client = self.clients.get_or_insert_mut(web.key(), Client::default);
         if client.hour != hour {
             *client = Client {
                 hour,
@@ -265,6 +255,7 @@ impl Detector for DistributedScraping {
             return;
         }
         let member_reads = client.records;
+        let name = web.name();
         let mut keys = vec![(
             String::from("cold readers (no sign-in, no referring page)"),
             0u64,
@@ -311,7 +302,7 @@ impl Detector for DistributedScraping {
             }
             g.reported = Some(severity);
             let mut members = g.members.clone();
-            members.sort_by(|x, y| y.1.cmp(&x.1));
+            members.sort_by_key(|m| std::cmp::Reverse(m.1));
             let mut evidence = Map::new();
             evidence.insert("group".into(), json!(g.what));
             evidence.insert("members".into(), json!(g.member_count()));

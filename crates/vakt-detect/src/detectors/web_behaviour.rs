@@ -30,7 +30,7 @@
 //!   recently seen forgotten), and the population's 1,024 feature vectors.
 //! - Blind spots: in [`INFO`] (`vakt detectors` shows them).
 
-use crate::detector::{actor_of, reference, Detector, DetectorInfo, Finding};
+use crate::detector::{actor_of, reference, Detector, DetectorInfo, Finding, WebClient};
 use crate::params::{Param, Settings, Values};
 use lru::LruCache;
 use serde_json::{json, Map, Value};
@@ -429,25 +429,6 @@ pub struct WebBehaviour {
     population: Population,
 }
 
-impl WebBehaviour {
-    fn key(ev: &Enriched, a: &vakt_event::AccessEvent) -> (u64, String) {
-        let mut h = rustc_hash::FxHasher::default();
-        let name = if ev.address.is_none() {
-            a.user.clone()
-        } else if let Some(s) = &a.session_id {
-            format!("{} session {}", a.user, s)
-        } else {
-            format!(
-                "{} {}",
-                a.user,
-                a.user_agent.as_deref().unwrap_or("(no user agent)")
-            )
-        };
-        name.hash(&mut h);
-        (h.finish(), name)
-    }
-}
-
 impl Detector for WebBehaviour {
     fn info(&self) -> &'static DetectorInfo {
         &INFO
@@ -461,8 +442,10 @@ impl Detector for WebBehaviour {
         }
         let now = a.timestamp.0;
         let lim = &self.limits;
-        let (key, name) = Self::key(ev, a);
-        let s = self.sessions.get_or_insert_mut(key, Session::default);
+        let client = WebClient::of(ev, a);
+        let s = self
+            .sessions
+            .get_or_insert_mut(client.key(), Session::default);
         if s.requests > 0 && now - s.last > lim.idle_ms {
             // The session ended: it joins the population if it read customers.
             if s.records >= 5 {
@@ -548,6 +531,7 @@ impl Detector for WebBehaviour {
             return;
         }
         s.reported = Some(severity);
+        let name = client.name();
         strong.sort_by(|&x, &y| d[y].total_cmp(&d[x]));
         let round = |x: f32| ((x as f64) * 100.0).round() / 100.0;
         let mut features = Map::new();
