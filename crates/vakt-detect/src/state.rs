@@ -319,3 +319,13 @@ mod more_tests {
         assert_eq!(id_number("x99999999999999999999999"), None);
     }
 }
+
+/// A least-recently-used table with a hard capacity, hashed with FxHash
+/// (keys are vakt's own hashes and ids, not attacker-chosen strings).
+pub type Lru<K, V> = lru::LruCache<K, V, rustc_hash::FxBuildHasher>;
+
+/// An [`Lru`] holding at most `capacity` keys (at least one).
+pub fn lru<K: std::hash::Hash + Eq, V>(capacity: usize) -> Lru<K, V> {
+    let cap = std::num::NonZeroUsize::new(capacity.max(1)).expect("at least one");
+    lru::LruCache::with_hasher(cap, rustc_hash::FxBuildHasher)
+}

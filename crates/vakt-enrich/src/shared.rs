@@ -117,7 +117,7 @@ struct Behind {
 
 /// Bounded per-address memory of who was behind each address.
 pub struct SharedAddresses {
-    map: LruCache<IpAddr, Behind>,
+    map: LruCache<IpAddr, Behind, rustc_hash::FxBuildHasher>,
 }
 
 impl Default for SharedAddresses {
@@ -142,7 +142,10 @@ impl SharedAddresses {
 
     pub fn with_capacity(capacity: usize) -> Self {
         SharedAddresses {
-            map: LruCache::new(NonZeroUsize::new(capacity.max(1)).expect("at least one")),
+            map: LruCache::with_hasher(
+                NonZeroUsize::new(capacity.max(1)).expect("at least one"),
+                rustc_hash::FxBuildHasher,
+            ),
         }
     }
 

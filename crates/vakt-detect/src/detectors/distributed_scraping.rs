@@ -28,12 +28,10 @@
 
 use crate::detector::{reference, Detector, DetectorInfo, Finding, WebClient};
 use crate::params::{Param, Settings, Values};
-use crate::state::Distinct;
-use lru::LruCache;
+use crate::state::{lru, Distinct, Lru};
 use serde_json::{json, Map};
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
-use std::num::NonZeroUsize;
 use vakt_enrich::Enriched;
 use vakt_event::directory::AccountKind;
 use vakt_event::time::HOUR;
@@ -99,15 +97,15 @@ impl Limits {
     }
 }
 
-fn capacity(v: &Values, name: &str) -> NonZeroUsize {
-    NonZeroUsize::new(v.get(name).clamp(1.0, 10_000_000.0) as usize).expect("at least one")
+fn capacity(v: &Values, name: &str) -> usize {
+    v.get(name).clamp(1.0, 10_000_000.0) as usize
 }
 
 pub(crate) fn build(s: &Settings) -> Box<dyn Detector> {
     Box::new(DistributedScraping {
         limits: Limits::new(&s.global),
-        clients: LruCache::new(capacity(&s.global, "max_clients")),
-        groups: LruCache::new(capacity(&s.global, "max_groups")),
+        clients: lru(capacity(&s.global, "max_clients")),
+        groups: lru(capacity(&s.global, "max_groups")),
         population: Population::default(),
     })
 }
@@ -212,8 +210,8 @@ fn hash64(s: &str) -> u64 {
 
 pub struct DistributedScraping {
     limits: Limits,
-    clients: LruCache<u64, Client>,
-    groups: LruCache<u64, Group>,
+    clients: Lru<u64, Client>,
+    groups: Lru<u64, Group>,
     population: Population,
 }
 

@@ -32,10 +32,9 @@
 
 use crate::detector::{actor_of, reference, Detector, DetectorInfo, Finding, WebClient};
 use crate::params::{Param, Settings, Values};
-use lru::LruCache;
+use crate::state::{lru, Lru};
 use serde_json::{json, Map, Value};
 use std::hash::{Hash, Hasher};
-use std::num::NonZeroUsize;
 use vakt_enrich::Enriched;
 use vakt_event::directory::AccountKind;
 use vakt_event::time::MINUTE;
@@ -116,7 +115,7 @@ pub(crate) fn build(s: &Settings) -> Box<dyn Detector> {
     let capacity = s.global.get("max_sessions").clamp(1.0, 10_000_000.0) as usize;
     Box::new(WebBehaviour {
         limits: Limits::new(&s.global),
-        sessions: LruCache::new(NonZeroUsize::new(capacity).expect("at least one")),
+        sessions: lru(capacity),
         population: Population::default(),
     })
 }
@@ -425,7 +424,7 @@ fn referrer_path(r: &str) -> &str {
 
 pub struct WebBehaviour {
     limits: Limits,
-    sessions: LruCache<u64, Session>,
+    sessions: Lru<u64, Session>,
     population: Population,
 }
 
