@@ -648,6 +648,24 @@ destinations = ["203.0.113.10"]
     }
 
     #[test]
+    fn a_web_session_is_named_by_a_cookie_or_a_field_and_nothing_else() {
+        for ok in ["cookie:sid", "field:session_id"] {
+            let text = format!("[http]\nsession = \"{ok}\"\n");
+            let d = Directory::from_toml(&text, "d").unwrap();
+            assert_eq!(d.http.unwrap().session.as_deref(), Some(ok));
+        }
+        for bad in ["cookie:", "header:X-Session", "sid"] {
+            let text = format!("[http]\nsession = \"{bad}\"\n");
+            let e = Directory::from_toml(&text, "dir.toml").unwrap_err();
+            assert!(
+                e.message.contains("use \"cookie:NAME\" or \"field:NAME\""),
+                "{e}"
+            );
+            assert_eq!(e.path, "dir.toml");
+        }
+    }
+
+    #[test]
     fn hours_wrap_midnight() {
         let h = Hours::parse("22:00-06:00").unwrap();
         assert!(h.contains(23 * 60));

@@ -809,4 +809,36 @@ mod tests {
             "{alerts:#?}"
         );
     }
+
+    #[test]
+    fn sessions_are_bounded_in_size_and_number() {
+        let size = std::mem::size_of::<super::Session>();
+        assert!(size <= 160, "a session takes {size} bytes");
+        let dir = "[detectors.web_behaviour]\nmax_sessions = 100\n";
+        let d = vakt_event::Directory::from_toml(dir, "d").unwrap();
+        let settings = crate::detectors::settings(&d).unwrap();
+        let s = settings
+            .iter()
+            .find(|s| s.info.id == "web_behaviour")
+            .unwrap();
+        let mut detector = super::build(s);
+        // A thousand clients, one page each, straight into the detector.
+        let dir = std::sync::Arc::new(vakt_event::Directory::default());
+        let mut enricher = vakt_enrich::Enricher::new(dir, None, None);
+        let mut out = Vec::new();
+        for i in 0..1000u32 {
+            let ip = std::net::Ipv4Addr::from(0x0a00_0000 + i);
+            let ev = vakt_event::Event::Access(AccessEvent {
+                timestamp: Timestamp(t0() + i as i64 * SECOND),
+                user: ip.to_string(),
+                source_ip: Some(ip.into()),
+                url_path: Some("GET /".into()),
+                http_method: Some(HttpMethod::Get),
+                ..Default::default()
+            });
+            let ids = enricher.prepare(&ev);
+            detector.observe(&enricher.enrich(&ev, ids), &mut out);
+        }
+        assert_eq!(detector.tracked_keys(), 100);
+    }
 }
