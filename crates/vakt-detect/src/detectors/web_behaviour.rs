@@ -26,7 +26,7 @@
 //!   has read `min_records` record pages with `min_features` such features
 //!   is `medium`, with `high_features` it is `high`. The alert names the
 //!   top features with the session's figure and the population's.
-//! - State: about 120 bytes per session, at most `max_sessions` (least
+//! - State: 152 bytes per session (about 200 with the table), at most `max_sessions` (least
 //!   recently seen forgotten), and the population's 1,024 feature vectors.
 //! - Blind spots: in [`INFO`] (`vakt detectors` shows them).
 
