@@ -14,14 +14,20 @@
 //!   volume, is `medium`; two or more new countries in that window, or a
 //!   time between 22:00 and 06:00 UTC+1, raise it. A new destination in a
 //!   new country with little data is `low`. Destinations allowed for the
-//!   host in the directory (`[[egress_allow]]`) never count. Each
-//!   threshold is a parameter ([`PARAMS`]).
+//!   host in the directory (`[[egress_allow]]`) never count, nor do
+//!   destinations many hosts have taken up (`common_hosts` hosts sending to
+//!   the same /24, /48 or domain: a SaaS the company adopts, a backup
+//!   service every laptop uses at night): a change the whole company makes
+//!   is not one host's exfiltration. Each threshold is a parameter
+//!   ([`PARAMS`]).
+//! - Destinations: per destination network, a HyperLogLog of the hosts that
+//!   sent to it, at most 65,536 networks (least recently used forgotten).
 //! - Blind spots: in [`INFO`] (`vakt detectors` shows them).
 
 use crate::detector::{actor_of, reference, Detector, DetectorInfo, Finding};
 use crate::evidence;
 use crate::params::{Param, Settings, Values};
-use crate::state::Keyed;
+use crate::state::{lru, Distinct, Keyed, Lru};
 use vakt_enrich::Enriched;
 use vakt_event::time::{DAY, HOUR};
 use vakt_event::{Event, Severity, Timestamp};
@@ -31,7 +37,7 @@ pub const INFO: DetectorInfo = DetectorInfo {
     title: "a host sending unusual volumes to destinations and countries it has never used",
     incidents: &["S4", "S6"],
     remediation: "isolate the host; block the destinations; investigate for malware",
-    blind_spots: "exfiltration to a destination the host already uses (a cloud drive), slow drips under the volume threshold, and hosts that have no history yet",
+    blind_spots: "exfiltration to a destination the host or 10+ other hosts already use (a cloud drive), slow drips under the volume threshold, and hosts that have no history yet",
     params: PARAMS,
     per_organization: false,
 };
@@ -57,6 +63,11 @@ pub const PARAMS: &[Param] = &[
         5.0,
         "times the host's mean daily bytes that new destinations must exceed",
     ),
+    Param::count(
+        "common_hosts",
+        10.0,
+        "hosts sending to a destination network that make it common, no longer new to anyone",
+    ),
 ];
 
 struct Limits {
@@ -64,6 +75,7 @@ struct Limits {
     window: i64,
     min_new_bytes: u64,
     volume_factor: f64,
+    common_hosts: usize,
 }
 
 impl Limits {
@@ -74,6 +86,7 @@ impl Limits {
             window: v.get("window_hours").min(24.0 * 366.0) as i64 * HOUR,
             min_new_bytes: v.get("min_new_bytes") as u64,
             volume_factor: v.get("volume_factor"),
+            common_hosts: v.get("common_hosts").min(1e9) as usize,
         }
     }
 }
@@ -82,8 +95,12 @@ pub(crate) fn build(s: &Settings) -> Box<dyn Detector> {
     Box::new(Egress {
         limits: Limits::new(&s.global),
         hosts: Keyed::default(),
+        destinations: lru(DESTINATIONS),
     })
 }
+
+/// Destination networks whose hosts are counted.
+const DESTINATIONS: usize = 65_536;
 const KNOWN: usize = 32;
 
 struct Host {
@@ -139,6 +156,18 @@ fn country_bit(cc: &str) -> u64 {
 pub struct Egress {
     limits: Limits,
     hosts: Keyed<Host>,
+    /// Hosts that sent to each destination network (/24, /48 or domain).
+    destinations: Lru<u32, Distinct>,
+}
+
+/// The network a destination is in: its /24 or /48, else its domain.
+fn destination_network(f: &vakt_event::FlowEvent) -> Option<u32> {
+    match (&f.destination_ip, &f.destination_domain) {
+        (Some(std::net::IpAddr::V4(v)), _) => Some(hash(&v.octets()[..3])),
+        (Some(std::net::IpAddr::V6(v)), _) => Some(hash(&v.octets()[..6])),
+        (None, Some(d)) => Some(hash(d.to_ascii_lowercase().as_bytes())),
+        (None, None) => None,
+    }
 }
 
 impl Detector for Egress {
@@ -161,6 +190,17 @@ impl Detector for Egress {
         }
         h.today = h.today.saturating_add(f.bytes_out);
         if ev.egress_allowed {
+            return;
+        }
+        let adopted_by = match destination_network(f) {
+            Some(net) => {
+                let hosts = self.destinations.get_or_insert_mut(net, Distinct::new);
+                hosts.insert(f.host.as_str());
+                hosts.estimate()
+            }
+            None => 0,
+        };
+        if adopted_by >= lim.common_hosts {
             return;
         }
         let dest = match (&f.destination_ip, &f.destination_domain) {
@@ -260,6 +300,7 @@ impl Detector for Egress {
                 "destination" => f.destination(),
                 "country" => country,
                 "night" => night,
+                "hosts_sending_to_destination_network" => adopted_by,
                 "event" => reference(ev),
             },
             customers: 0,
@@ -271,7 +312,7 @@ impl Detector for Egress {
     }
 
     fn tracked_keys(&self) -> usize {
-        self.hosts.len()
+        self.hosts.len() + self.destinations.len()
     }
 }
 
@@ -361,5 +402,26 @@ mod tests {
         // And a laptop's ordinary days, including its first ones.
         workdays(&mut h, "lt-0001", 20);
         assert!(Harness::rule(&h.finish(), "egress").is_empty());
+    }
+
+    #[test]
+    fn a_destination_the_whole_company_takes_up_is_not_exfiltration() {
+        let run = |dir: &str| {
+            let mut h = Harness::new(dir, None);
+            for n in 0..30 {
+                workdays(&mut h, &format!("lt-{n:04}"), 10);
+            }
+            // Day 10: every laptop starts its nightly backup to a new service.
+            for n in 0..30 {
+                let t = t0() + 10 * DAY + HOUR + n as i64 * MINUTE;
+                let dest = format!("185.199.10.{}", 1 + n % 4);
+                flow(&mut h, t, &format!("lt-{n:04}"), &dest, "US", 400_000_000);
+            }
+            Harness::rule(&h.finish(), "egress").len()
+        };
+        // Only the first adopters, before the destination is common.
+        assert!(run("") < 10);
+        // Judged one host at a time, every laptop would be an alert.
+        assert_eq!(run("[detectors.egress]\ncommon_hosts = 1000\n"), 30);
     }
 }
