@@ -115,6 +115,16 @@ impl Pipeline {
         &self.report
     }
 
+    /// Swaps in an edited directory between two events (see
+    /// [`Engine::reload`]): the enricher's lookups, the detectors whose
+    /// parameters changed, and the policies that make decisions. Returns the
+    /// rules whose detectors start afresh; on an error nothing changed.
+    pub fn reload(&mut self, directory: Arc<Directory>) -> Result<Vec<&'static str>, PipelineError> {
+        let rebuilt = self.engine.reload(directory.clone())?;
+        self.directory = directory;
+        Ok(rebuilt)
+    }
+
     /// Runs one event through the act step. On
     /// [`PipelineError::NotRecorded`] nothing happened to the event; on
     /// any other error the pipeline should be stopped.
