@@ -208,12 +208,14 @@ mod tests {
         failed_logins(&mut h, 0, 12, "bot");
         let rebuilt = h
             .engine
-            .reload(directory(
-                "[detectors.login_failures]\nmin_failures = 5\n",
-            ))
+            .reload(directory("[detectors.login_failures]\nmin_failures = 5\n"))
             .unwrap();
         assert_eq!(rebuilt, ["login_failures"]);
-        let logins = h.engine.detectors.iter().find(|d| d.id() == "login_failures");
+        let logins = h
+            .engine
+            .detectors
+            .iter()
+            .find(|d| d.id() == "login_failures");
         assert_eq!(logins.unwrap().tracked_keys(), 0, "state starts afresh");
         failed_logins(&mut h, 100, 4, "other");
         assert_eq!(logins_alerts(&h), 0);

@@ -70,7 +70,10 @@ fn a_moved_account_is_judged_with_its_new_organisation_and_keeps_its_id() {
     e.reload(directory(AFTER));
     let after = e.prepare(&first);
     let seen = e.enrich(&first, after);
-    assert_eq!(after.actor, before.actor, "detector state is keyed by this id");
+    assert_eq!(
+        after.actor, before.actor,
+        "detector state is keyed by this id"
+    );
     assert_eq!(seen.organization, Some("partner-7"));
     assert_eq!(seen.network, NetworkMatch::Own);
     assert_eq!(seen.canaries, ["C-900001"]);

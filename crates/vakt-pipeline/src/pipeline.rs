@@ -119,7 +119,10 @@ impl Pipeline {
     /// [`Engine::reload`]): the enricher's lookups, the detectors whose
     /// parameters changed, and the policies that make decisions. Returns the
     /// rules whose detectors start afresh; on an error nothing changed.
-    pub fn reload(&mut self, directory: Arc<Directory>) -> Result<Vec<&'static str>, PipelineError> {
+    pub fn reload(
+        &mut self,
+        directory: Arc<Directory>,
+    ) -> Result<Vec<&'static str>, PipelineError> {
         let rebuilt = self.engine.reload(directory.clone())?;
         self.directory = directory;
         Ok(rebuilt)

@@ -153,10 +153,7 @@ pub fn applied(directory: &Directory, rebuilt: &[&str]) -> String {
         rebuilt.len()
     );
     if !rebuilt.is_empty() {
-        m.push_str(&format!(
-            " ({} start afresh)",
-            rebuilt.join(", ")
-        ));
+        m.push_str(&format!(" ({} start afresh)", rebuilt.join(", ")));
     }
     m
 }
@@ -190,7 +187,10 @@ mod tests {
         }
         assert!(matches!(file.poll(), Poll::Unchanged));
 
-        write(&path, "[[canary]]\ncustomer_id = \"C-2\"\n\n[detectors.rate]\nnope = 3\n");
+        write(
+            &path,
+            "[[canary]]\ncustomer_id = \"C-2\"\n\n[detectors.rate]\nnope = 3\n",
+        );
         match file.poll() {
             Poll::Refused(e) => {
                 let m = e.to_string();
@@ -202,6 +202,8 @@ mod tests {
         assert!(matches!(file.poll(), Poll::Unchanged), "refused once");
 
         write(&path, "[[canary]\n");
-        assert!(matches!(file.poll(), Poll::Refused(e) if e.to_string().contains("directory.toml:1:")));
+        assert!(
+            matches!(file.poll(), Poll::Refused(e) if e.to_string().contains("directory.toml:1:"))
+        );
     }
 }

@@ -5,10 +5,10 @@
 use crate::error::io_err;
 use crate::outlet::{Delivery, JsonLines};
 use crate::pipeline::{Finished, Pipeline, PipelineConfig};
+use crate::reload::{self, DirectoryFile, Fingerprint};
 use crate::PipelineError;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use crate::reload::{self, DirectoryFile, Fingerprint};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
