@@ -289,6 +289,8 @@ pub fn watch(
 }
 
 /// What reaches the pipeline's loop while following.
+// Nearly every item is an event: boxing it would allocate once per event.
+#[allow(clippy::large_enum_variant)]
 enum Item {
     Event(Event),
     /// An edited directory, checked: applied before the next event.

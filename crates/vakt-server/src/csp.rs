@@ -108,7 +108,7 @@ impl Intake {
         *self.hosts.write().unwrap_or_else(|p| p.into_inner()) = new;
     }
 
-    fn takes(&self, host: &str) -> bool {
+    pub(crate) fn takes(&self, host: &str) -> bool {
         self.hosts
             .read()
             .unwrap_or_else(|p| p.into_inner())
