@@ -427,6 +427,28 @@ ttl = "1h"
     }
 
     #[test]
+    fn after_a_reload_the_new_directorys_policies_make_the_decisions() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = DataDir {
+            path: tmp.path().join("data"),
+        };
+        let seen = Seen::default();
+        let mut p = pipeline(&data, &seen);
+        // The same canary, and no policy: a canary read is alerted, not blocked.
+        let edited = DIRECTORY.split("[[policy]]").next().unwrap();
+        let rebuilt = p
+            .reload(Arc::new(Directory::from_toml(edited, "d.toml").unwrap()))
+            .unwrap();
+        assert!(rebuilt.is_empty());
+        p.process(&read("a.jsonl", 1, 0, "C-900001")).unwrap();
+        assert_eq!(
+            seen.0.lock().unwrap().as_slice(),
+            &[("canary".to_string(), 0)]
+        );
+        assert!(p.directory().policies.is_empty());
+    }
+
+    #[test]
     fn lines_at_or_before_a_resumed_sources_progress_only_rebuild_state() {
         let tmp = tempfile::tempdir().unwrap();
         let data = DataDir {
