@@ -230,11 +230,6 @@ impl Enricher {
         &self.directory
     }
 
-    /// The directory, shared.
-    pub fn directory_arc(&self) -> &Arc<Directory> {
-        &self.directory
-    }
-
     /// Swaps in an edited directory and everything indexed from it, at an
     /// event boundary. The interners stay, so actor, host and peer group
     /// ids (and the detector state keyed by them) survive; each actor's
