@@ -1,5 +1,5 @@
-//! An edited directory file picked up by a running `vakt watch --follow`:
-//! the real binary on real files.
+//! An edited directory file picked up by a running `vakt watch --follow`
+//! and `vakt serve`: the real binary on real files and loopback HTTP.
 
 mod support;
 
@@ -142,4 +142,123 @@ fn a_good_edit_applies_to_the_next_event_and_bad_ones_are_refused_with_their_lin
     for a in &alerts {
         assert_eq!(a["first_seen"], "2026-11-02T08:30:00.000Z", "{alerts:?}");
     }
+}
+
+fn token(data: &Path, role: &str) -> String {
+    let out = vakt()
+        .args(["token", "create", "--name", role, "--role", role, "--data"])
+        .arg(data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// The server's stderr so far, kept across looks.
+fn log_until(child: &support::Child, seen: &mut String, what: &str) {
+    let deadline = Instant::now() + WAIT;
+    while !seen.contains(what) {
+        assert!(Instant::now() < deadline, "no `{what}` in: {seen}");
+        std::thread::sleep(Duration::from_millis(50));
+        seen.push_str(&child.stderr());
+        seen.push_str("; ");
+    }
+}
+
+#[test]
+fn serve_refuses_a_bad_edit_and_judges_with_a_good_one_and_counts_both() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let dir = tmp.path().join("dir.toml");
+    std::fs::write(&dir, DIR).unwrap();
+    let (ingest, read) = (token(&data, "ingest"), token(&data, "read"));
+    let (child, url) = support::serve(
+        &data,
+        &[
+            "--directory".as_ref(),
+            dir.as_os_str(),
+            "--directory-poll".as_ref(),
+            "1s".as_ref(),
+            "--open-metrics".as_ref(),
+        ],
+    );
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(WAIT))
+        .build()
+        .into();
+    let post = |user: &str| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        let line = serde_json::json!({
+            "@timestamp": vakt_event::Timestamp(now).to_string(),
+            "user.name": user,
+            "event.action": "lookup",
+            "customer.ids": ["C-900002"],
+        });
+        let r = agent
+            .post(format!("{url}/v1/events"))
+            .header("authorization", format!("Bearer {ingest}"))
+            .send(line.to_string())
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    };
+    let get = |path: &str| -> String {
+        agent
+            .get(format!("{url}{path}"))
+            .header("authorization", format!("Bearer {read}"))
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap()
+    };
+    let policy = "\n[[policy]]\nrule = \"canary\"\nmin_severity = \"low\"\naction = \"block\"\nttl = \"1h\"\n";
+    let mut seen = String::new();
+
+    let broken = format!("{DIR}{CANARY}{policy}\n[[canary]\n");
+    std::fs::write(&dir, &broken).unwrap();
+    log_until(&child, &mut seen, "directory edit refused");
+    assert!(
+        seen.contains(&format!("dir.toml:{}:", broken.lines().count())),
+        "{seen}"
+    );
+    post("p3.before");
+    // Time for the engine to judge it before the good edit is seen.
+    std::thread::sleep(Duration::from_millis(500));
+
+    std::fs::write(&dir, format!("{DIR}{CANARY}{policy}")).unwrap();
+    log_until(
+        &child,
+        &mut seen,
+        "directory reloaded: 1 accounts, 1 organisations",
+    );
+    post("p3.after");
+    let deadline = Instant::now() + WAIT;
+    let decisions = loop {
+        let d: serde_json::Value = serde_json::from_str(&get("/v1/decisions")).unwrap();
+        if d.as_array().is_some_and(|d| !d.is_empty()) {
+            break d;
+        }
+        assert!(Instant::now() < deadline, "no decision from the new policy");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(decisions.as_array().unwrap().len(), 1, "{decisions}");
+    assert_eq!(decisions[0]["value"], "p3.after");
+    let metrics = get("/metrics");
+    assert!(
+        metrics.contains("\nvakt_directory_reloads_total 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("\nvakt_directory_reload_failures_total 1\n"),
+        "{metrics}"
+    );
+    child.stop(WAIT).unwrap();
 }
