@@ -4,9 +4,10 @@
 use crate::detector::{Detector, Finding};
 use crate::incidents::Incidents;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use vakt_enrich::Enricher;
 use vakt_event::time::{DAY, HOUR};
-use vakt_event::{Alert, Event, EventKind, Timestamp};
+use vakt_event::{Alert, Directory, DirectoryError, Event, EventKind, Timestamp};
 
 /// How long a key may stay idle before its state is forgotten. Longer than
 /// the longest baseline (14 days) plus a holiday.
@@ -90,6 +91,42 @@ impl Engine {
         self.next_sweep = Timestamp(self.watermark.0 + HOUR);
     }
 
+    /// Swaps in an edited directory between two events. Its detector
+    /// parameters are checked first; on an error nothing changes. A
+    /// detector whose `[detectors.RULE]` values are the same as under the
+    /// current directory keeps its state (actor ids survive, see
+    /// [`Enricher::reload`]); one whose values changed is rebuilt and starts
+    /// afresh. Returns the rules rebuilt. Assumes the detectors were built
+    /// with [`crate::detectors::build`] from the current directory.
+    pub fn reload(
+        &mut self,
+        directory: Arc<Directory>,
+    ) -> Result<Vec<&'static str>, DirectoryError> {
+        let new = crate::detectors::settings(&directory)?;
+        // The running directory passed the same check when it was loaded.
+        let old = crate::detectors::settings(self.enricher.directory()).ok();
+        let mut rebuilt = Vec::new();
+        for d in &mut self.detectors {
+            let id = d.id();
+            let Some(s) = new.iter().find(|s| s.info.id == id) else {
+                continue;
+            };
+            let same = old
+                .as_ref()
+                .and_then(|o| o.iter().find(|o| o.info.id == id))
+                .is_some_and(|o| o.same_values(s));
+            if same {
+                continue;
+            }
+            if let Some(fresh) = crate::detectors::build_one(s) {
+                *d = fresh;
+                rebuilt.push(id);
+            }
+        }
+        self.enricher.reload(directory);
+        Ok(rebuilt)
+    }
+
     /// Ends the input: closes every open incident with its final figures.
     pub fn finish(&mut self, emit: &mut dyn FnMut(Alert)) {
         self.incidents.finish(emit);
@@ -121,5 +158,84 @@ impl Engine {
 
     pub fn enricher(&self) -> &Enricher {
         &self.enricher
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::*;
+    use std::sync::Arc;
+    use vakt_event::{AccessEvent, Action, Directory, Outcome, Timestamp};
+
+    fn failed_logins(h: &mut Harness, from_s: i64, n: i64, user: &str) {
+        for i in from_s..from_s + n {
+            h.push_access(AccessEvent {
+                timestamp: Timestamp(ts("2026-11-02T13:20:00Z").0 + i * 1000),
+                user: user.into(),
+                action: Action::Login,
+                outcome: Outcome::Failure,
+                ..Default::default()
+            });
+        }
+    }
+
+    fn directory(text: &str) -> Arc<Directory> {
+        Arc::new(Directory::from_toml(text, "d.toml").unwrap())
+    }
+
+    fn logins_alerts(h: &Harness) -> usize {
+        Harness::rule(&h.alerts, "login_failures").len()
+    }
+
+    const TWENTY: &str = "[detectors.login_failures]\nmin_failures = 20\n";
+
+    #[test]
+    fn a_detector_whose_parameters_stay_keeps_its_state_across_a_reload() {
+        let mut h = Harness::new(TWENTY, None);
+        failed_logins(&mut h, 0, 12, "bot");
+        assert_eq!(logins_alerts(&h), 0);
+        let edited = format!("{TWENTY}\n[detectors.bulk_read]\nfactor = 20\n");
+        let rebuilt = h.engine.reload(directory(&edited)).unwrap();
+        assert_eq!(rebuilt, ["bulk_read"]);
+        // 12 before and 8 after the reload make the 20 the threshold asks for.
+        failed_logins(&mut h, 12, 8, "bot");
+        assert_eq!(logins_alerts(&h), 1);
+    }
+
+    #[test]
+    fn a_changed_threshold_applies_from_the_next_event_with_fresh_state() {
+        let mut h = Harness::new(TWENTY, None);
+        failed_logins(&mut h, 0, 12, "bot");
+        let rebuilt = h
+            .engine
+            .reload(directory("[detectors.login_failures]\nmin_failures = 5\n"))
+            .unwrap();
+        assert_eq!(rebuilt, ["login_failures"]);
+        let logins = h
+            .engine
+            .detectors
+            .iter()
+            .find(|d| d.id() == "login_failures");
+        assert_eq!(logins.unwrap().tracked_keys(), 0, "state starts afresh");
+        failed_logins(&mut h, 100, 4, "other");
+        assert_eq!(logins_alerts(&h), 0);
+        failed_logins(&mut h, 104, 1, "other");
+        assert_eq!(logins_alerts(&h), 1, "5 failures now make an alert");
+    }
+
+    #[test]
+    fn a_bad_parameter_is_refused_with_its_line_and_changes_nothing() {
+        let mut h = Harness::new(TWENTY, None);
+        let e = h
+            .engine
+            .reload(directory(
+                "[[canary]]\ncustomer_id = \"C-1\"\n\n[detectors.login_failures]\nmin_failure = 5\n",
+            ))
+            .unwrap_err();
+        assert_eq!((e.path.as_str(), e.line), ("d.toml", 5), "{e}");
+        assert!(e.message.contains("min_failures"), "{e}");
+        assert!(!h.engine.enricher().has_canaries());
+        failed_logins(&mut h, 0, 20, "bot");
+        assert_eq!(logins_alerts(&h), 1);
     }
 }

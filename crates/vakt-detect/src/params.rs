@@ -165,6 +165,23 @@ impl Settings {
         }
     }
 
+    /// Whether `other` holds the same values, everywhere and per
+    /// organisation (in any order): a reload keeps the detector's state then.
+    pub fn same_values(&self, other: &Settings) -> bool {
+        fn sorted(s: &Settings) -> Vec<(&str, &[f64])> {
+            let mut o: Vec<(&str, &[f64])> = s
+                .organizations
+                .iter()
+                .map(|(name, v)| (name.as_str(), v.values.as_slice()))
+                .collect();
+            o.sort_by(|a, b| a.0.cmp(b.0));
+            o
+        }
+        self.info.id == other.info.id
+            && self.global.values == other.global.values
+            && sorted(self) == sorted(other)
+    }
+
     /// Typed thresholds built from these values, per organisation.
     pub fn per_org<T>(&self, make: impl Fn(&Values) -> T) -> PerOrg<T> {
         PerOrg {

@@ -128,9 +128,10 @@ pub struct Enricher {
     hosts: Interner,
     peer_groups: Interner,
     /// Per account (by [`ActorId`]): its peer group and directory entries,
-    /// fixed at first sight (the directory does not change during a run),
-    /// so later events need no lookups by name.
-    actor_info: Vec<Ids>,
+    /// fixed at first sight and again at the first sight after a
+    /// [`Enricher::reload`] (`None` until then), so later events need no
+    /// lookups by name.
+    actor_info: Vec<Option<Ids>>,
     addresses: SharedAddresses,
 }
 
@@ -229,6 +230,21 @@ impl Enricher {
         &self.directory
     }
 
+    /// Swaps in an edited directory and everything indexed from it, at an
+    /// event boundary. The interners stay, so actor, host and peer group
+    /// ids (and the detector state keyed by them) survive; each actor's
+    /// account, organisation and peer group are looked up again at its next
+    /// event. Cases, GeoIP and the shared-address window stay as they are.
+    pub fn reload(&mut self, directory: Arc<Directory>) {
+        let fresh = Enricher::new(directory, self.cases.take(), self.geoip.take());
+        let old = std::mem::replace(self, fresh);
+        // What is learned from events, not from the directory, is carried over.
+        self.actors = old.actors;
+        self.hosts = old.hosts;
+        self.peer_groups = old.peer_groups;
+        self.addresses = old.addresses;
+    }
+
     pub fn has_networks(&self) -> bool {
         !self.networks.is_empty()
     }
@@ -321,7 +337,7 @@ impl Enricher {
         match event {
             Event::Access(a) => {
                 let actor = self.actors.intern(&a.user);
-                if let Some(ids) = self.actor_info.get(actor as usize) {
+                if let Some(Some(ids)) = self.actor_info.get(actor as usize) {
                     if ids.anonymous {
                         self.addresses.observe(a);
                     }
@@ -345,8 +361,13 @@ impl Enricher {
                 if ids.anonymous {
                     self.addresses.observe(a);
                 }
-                // Interned ids are dense and new ones come in order.
-                self.actor_info.push(ids);
+                // Interned ids are dense: the slot exists or is the next one
+                // (or, after a reload, an earlier actor's slot is refilled).
+                let slot = actor as usize;
+                if self.actor_info.len() <= slot {
+                    self.actor_info.resize(slot + 1, None);
+                }
+                self.actor_info[slot] = Some(ids);
                 ids
             }
             Event::Flow(f) => Ids {

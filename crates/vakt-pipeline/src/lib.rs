@@ -53,6 +53,7 @@ mod error;
 mod exceptions;
 mod outlet;
 mod pipeline;
+pub mod reload;
 pub mod watch;
 
 pub use error::PipelineError;

@@ -115,6 +115,19 @@ impl Pipeline {
         &self.report
     }
 
+    /// Swaps in an edited directory between two events (see
+    /// [`Engine::reload`]): the enricher's lookups, the detectors whose
+    /// parameters changed, and the policies that make decisions. Returns the
+    /// rules whose detectors start afresh; on an error nothing changed.
+    pub fn reload(
+        &mut self,
+        directory: Arc<Directory>,
+    ) -> Result<Vec<&'static str>, PipelineError> {
+        let rebuilt = self.engine.reload(directory.clone())?;
+        self.directory = directory;
+        Ok(rebuilt)
+    }
+
     /// Runs one event through the act step. On
     /// [`PipelineError::NotRecorded`] nothing happened to the event; on
     /// any other error the pipeline should be stopped.
@@ -411,6 +424,28 @@ ttl = "1h"
         let done = p.finish(true).unwrap();
         assert_eq!((done.report.appended, done.report.replayed), (0, 2));
         assert!(again.0.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn after_a_reload_the_new_directorys_policies_make_the_decisions() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = DataDir {
+            path: tmp.path().join("data"),
+        };
+        let seen = Seen::default();
+        let mut p = pipeline(&data, &seen);
+        // The same canary, and no policy: a canary read is alerted, not blocked.
+        let edited = DIRECTORY.split("[[policy]]").next().unwrap();
+        let rebuilt = p
+            .reload(Arc::new(Directory::from_toml(edited, "d.toml").unwrap()))
+            .unwrap();
+        assert!(rebuilt.is_empty());
+        p.process(&read("a.jsonl", 1, 0, "C-900001")).unwrap();
+        assert_eq!(
+            seen.0.lock().unwrap().as_slice(),
+            &[("canary".to_string(), 0)]
+        );
+        assert!(p.directory().policies.is_empty());
     }
 
     #[test]

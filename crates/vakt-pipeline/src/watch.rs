@@ -5,10 +5,11 @@
 use crate::error::io_err;
 use crate::outlet::{Delivery, JsonLines};
 use crate::pipeline::{Finished, Pipeline, PipelineConfig};
+use crate::reload::{self, DirectoryFile, Fingerprint};
 use crate::PipelineError;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 use vakt_enrich::{Cases, GeoIp};
@@ -38,6 +39,9 @@ pub struct WatchConfig {
     pub follow: bool,
     /// With `follow`: stop after this long without new data.
     pub idle_exit: Option<Duration>,
+    /// With `follow`: how often the directory file is checked for edits
+    /// (module [`crate::reload`]).
+    pub directory_poll: Duration,
     /// Longest line accepted, in bytes.
     pub max_line: usize,
     /// Append accesses, alerts and decisions to the ledger in this data directory.
@@ -62,6 +66,7 @@ impl Default for WatchConfig {
             dead_letter: None,
             follow: false,
             idle_exit: None,
+            directory_poll: crate::reload::DEFAULT_POLL,
             max_line: vakt_ingest::lines::DEFAULT_MAX_LINE,
             data: None,
             deliver: None,
@@ -89,22 +94,34 @@ impl WatchConfig {
     /// The side inputs read into a [`PipelineConfig`]; tells through
     /// `notify` when there is no directory.
     pub fn pipeline_config(&self) -> Result<PipelineConfig, PipelineError> {
-        let directory = match &self.directory {
-            Some(p) => Directory::load(p)?,
+        Ok(self.pipeline_config_with_version()?.0)
+    }
+
+    /// [`WatchConfig::pipeline_config`], with the version of the directory
+    /// file it read (none without one).
+    fn pipeline_config_with_version(
+        &self,
+    ) -> Result<(PipelineConfig, Option<Fingerprint>), PipelineError> {
+        let (directory, version) = match &self.directory {
+            Some(p) => {
+                let l = reload::load(p)?;
+                (l.directory, Some(l.fingerprint))
+            }
             None => {
                 (self.notify)("note: no --directory given; detectors that need organisations, networks or accounts say so below");
-                Directory::default()
+                (Arc::new(Directory::default()), None)
             }
         };
-        Ok(PipelineConfig {
-            directory: Arc::new(directory),
+        let config = PipelineConfig {
+            directory,
             cases: self.cases.as_deref().map(Cases::load).transpose()?,
             geoip: if self.geoip.is_empty() {
                 None
             } else {
                 Some(GeoIp::open(&self.geoip)?)
             },
-        })
+        };
+        Ok((config, version))
     }
 }
 
@@ -143,7 +160,7 @@ pub fn watch(
     mut config: WatchConfig,
     out: Box<dyn Write + Send>,
 ) -> Result<WatchReport, PipelineError> {
-    let pipeline_config = config.pipeline_config()?;
+    let (pipeline_config, version) = config.pipeline_config_with_version()?;
     let directory = pipeline_config.directory.clone();
     let ledger = match &config.data {
         Some(dir) => {
@@ -191,12 +208,17 @@ pub fn watch(
 
     let started = Instant::now();
     let input_stats = if config.follow {
+        let directory_file = match (&config.directory, version) {
+            (Some(p), Some(v)) => Some(DirectoryFile::new(p.clone(), v)),
+            _ => None,
+        };
         follow_inputs(
             &inputs,
             stream_config,
-            config.idle_exit,
+            &config,
+            directory_file,
             &rejects,
-            &mut |ev| pipeline.process(&ev).map(|_| ()),
+            &mut pipeline,
         )?
     } else {
         let mut streams = Vec::new();
@@ -266,18 +288,32 @@ pub fn watch(
     })
 }
 
+/// What reaches the pipeline's loop while following.
+// Nearly every item is an event: boxing it would allocate once per event.
+#[allow(clippy::large_enum_variant)]
+enum Item {
+    Event(Event),
+    /// An edited directory, checked: applied before the next event.
+    Directory(Arc<Directory>),
+    /// One input ended (idle, Ctrl-C, or an error its thread returns).
+    End,
+}
+
 /// Follows every input in its own thread; events reach the pipeline in
 /// arrival order (each input is in order within the tolerated lateness).
-/// Ctrl-C stops the inputs; what they read is processed.
+/// With a directory file, another thread polls it and an edit reaches the
+/// pipeline between two events. Ctrl-C stops the inputs; what they read is
+/// processed.
 fn follow_inputs(
     inputs: &[Input],
     config: StreamConfig,
-    idle_exit: Option<Duration>,
+    watch: &WatchConfig,
+    directory_file: Option<DirectoryFile>,
     rejects: &Mutex<Rejects>,
-    process: &mut dyn FnMut(Event) -> Result<(), PipelineError>,
+    pipeline: &mut Pipeline,
 ) -> Result<Vec<InputStats>, PipelineError> {
     let control = FollowControl {
-        idle_exit,
+        idle_exit: watch.idle_exit,
         ..Default::default()
     };
     let stop = control.stop.clone();
@@ -293,24 +329,74 @@ fn follow_inputs(
         };
         streams.push(s);
     }
-    let (tx, rx) = mpsc::sync_channel::<Event>(4096);
+    let (tx, rx) = mpsc::sync_channel::<Item>(4096);
+    let mut rx = Some(rx);
+    let inputs_done = AtomicBool::new(false);
+    let notify = &watch.notify;
     std::thread::scope(|scope| -> Result<Vec<InputStats>, PipelineError> {
         let mut handles = Vec::new();
+        let n = streams.len();
         for mut s in streams {
             let tx = tx.clone();
             handles.push(scope.spawn(move || -> io::Result<InputStats> {
-                while let Some(ev) = s.next_event(rejects)? {
-                    if tx.send(ev).is_err() {
-                        break;
+                let read = (|| {
+                    while let Some(ev) = s.next_event(rejects)? {
+                        if tx.send(Item::Event(ev)).is_err() {
+                            break;
+                        }
                     }
-                }
-                Ok(s.stats().clone())
+                    Ok(s.stats().clone())
+                })();
+                let _ = tx.send(Item::End);
+                read
             }));
         }
-        drop(tx);
-        for ev in rx {
-            process(ev)?;
+        if let Some(mut file) = directory_file {
+            let tx = tx.clone();
+            let (poll, done) = (watch.directory_poll, &inputs_done);
+            scope.spawn(move || loop {
+                let next = Instant::now() + poll;
+                while Instant::now() < next {
+                    if done.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(100).min(poll));
+                }
+                match file.poll() {
+                    reload::Poll::Unchanged => {}
+                    reload::Poll::Changed(l) => {
+                        if tx.send(Item::Directory(l.directory)).is_err() {
+                            return;
+                        }
+                    }
+                    reload::Poll::Refused(e) => notify(&reload::refused(&e)),
+                }
+            });
         }
+        drop(tx);
+        let mut ended = 0;
+        let processed = loop {
+            if ended == n {
+                break Ok(());
+            }
+            match rx.as_ref().map(|r| r.recv()) {
+                Some(Ok(Item::Event(ev))) => {
+                    if let Err(e) = pipeline.process(&ev) {
+                        break Err(e);
+                    }
+                }
+                Some(Ok(Item::Directory(d))) => match pipeline.reload(d.clone()) {
+                    Ok(rebuilt) => notify(&reload::applied(&d, &rebuilt)),
+                    Err(e) => notify(&reload::refused(&e)),
+                },
+                Some(Ok(Item::End)) => ended += 1,
+                _ => break Ok(()),
+            }
+        };
+        // Unblocks the threads (their sends fail) so the scope can end.
+        inputs_done.store(true, Ordering::Relaxed);
+        drop(rx.take());
+        processed?;
         let mut stats = Vec::new();
         for h in handles {
             let s = h

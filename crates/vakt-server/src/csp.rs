@@ -65,11 +65,27 @@ impl Default for CspLimits {
     }
 }
 
-/// The buckets (behind one lock) and the hosts (fixed at start, read
-/// without one), as the handler uses them.
+/// The buckets (behind one lock) and the hosts (the configured ones, and
+/// the directory's, swapped when the directory is reloaded), as the
+/// handler uses them.
 pub(crate) struct Intake {
     buckets: Mutex<(Buckets<IpAddr>, Buckets<()>)>,
-    hosts: BTreeSet<String>,
+    configured: Vec<String>,
+    hosts: std::sync::RwLock<BTreeSet<String>>,
+}
+
+/// Page hosts whose reports are taken, in lower case.
+fn hosts(configured: &[String], directory: &vakt_event::Directory) -> BTreeSet<String> {
+    configured
+        .iter()
+        .map(|h| h.to_ascii_lowercase())
+        .chain(
+            directory
+                .egress_allow
+                .iter()
+                .map(|e| e.host.to_ascii_lowercase()),
+        )
+        .collect()
 }
 
 impl Intake {
@@ -81,18 +97,22 @@ impl Intake {
                 Buckets::new(per, per, ADDRESSES),
                 Buckets::new(global, global, NonZeroUsize::MIN),
             )),
-            hosts: limits
-                .hosts
-                .iter()
-                .map(|h| h.to_ascii_lowercase())
-                .chain(
-                    directory
-                        .egress_allow
-                        .iter()
-                        .map(|e| e.host.to_ascii_lowercase()),
-                )
-                .collect(),
+            configured: limits.hosts.clone(),
+            hosts: std::sync::RwLock::new(hosts(&limits.hosts, directory)),
         }
+    }
+
+    /// Takes the `[[egress_allow]]` hosts of an edited directory.
+    pub(crate) fn set_directory(&self, directory: &vakt_event::Directory) {
+        let new = hosts(&self.configured, directory);
+        *self.hosts.write().unwrap_or_else(|p| p.into_inner()) = new;
+    }
+
+    pub(crate) fn takes(&self, host: &str) -> bool {
+        self.hosts
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(host)
     }
 
     /// Takes `n` reports from `client`'s bucket and the global one, or says
@@ -174,7 +194,7 @@ pub(crate) async fn post_report(
             continue;
         };
         let doc_host = doc_host.to_ascii_lowercase();
-        if !state.csp.hosts.contains(&doc_host) {
+        if !state.csp.takes(&doc_host) {
             ignored += 1;
             continue;
         }

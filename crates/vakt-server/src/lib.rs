@@ -42,6 +42,7 @@ mod ingest;
 mod journal;
 mod listen;
 mod metrics;
+mod reload;
 mod views;
 mod worker;
 
@@ -101,7 +102,11 @@ pub enum ServerError {
 pub struct Config {
     pub data: DataDir,
     /// Organisations, accounts, canaries and `[[policy]]` entries.
-    pub directory: Directory,
+    pub directory: Arc<Directory>,
+    /// The file `directory` was read from, checked for edits every
+    /// `directory_poll` (module `reload`); none: the directory is fixed.
+    pub directory_file: Option<vakt_pipeline::reload::DirectoryFile>,
+    pub directory_poll: std::time::Duration,
     /// Largest `POST /v1/events` body, in bytes.
     pub body_limit: usize,
     /// Events that may wait for the engine; past it ingest answers 429.
@@ -123,10 +128,12 @@ pub struct Config {
 }
 
 impl Config {
-    pub fn new(data: DataDir, directory: Directory) -> Config {
+    pub fn new(data: DataDir, directory: impl Into<Arc<Directory>>) -> Config {
         Config {
             data,
-            directory,
+            directory: directory.into(),
+            directory_file: None,
+            directory_poll: vakt_pipeline::reload::DEFAULT_POLL,
             body_limit: DEFAULT_BODY_LIMIT,
             queue_events: DEFAULT_QUEUE_EVENTS,
             deliver: None,
@@ -153,7 +160,8 @@ pub(crate) struct State {
     pub(crate) queue_events: usize,
     pub(crate) body_limit: usize,
     pub(crate) failure: Arc<worker::Failure>,
-    pub(crate) directory: Arc<Directory>,
+    /// Swapped when the directory file is edited (module `reload`).
+    pub(crate) directory: std::sync::RwLock<Arc<Directory>>,
     pub(crate) metrics: Arc<metrics::Metrics>,
     pub(crate) deliverer: Option<Arc<vakt_deliver::Deliverer>>,
     pub(crate) csp: csp::Intake,
@@ -179,7 +187,18 @@ pub struct Server {
     delivery_grace: std::time::Duration,
     tls: Option<Arc<rustls::ServerConfig>>,
     followers: follow::Followers,
+    reloader: Option<reload::Reloader>,
     limits: ConnectionLimits,
+}
+
+impl State {
+    /// The directory in force.
+    pub(crate) fn directory(&self) -> Arc<Directory> {
+        self.directory
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
 }
 
 impl Server {
@@ -202,7 +221,7 @@ impl Server {
         };
         let (tx, rx) = mpsc::unbounded_channel();
         let failure = Arc::new(worker::Failure::default());
-        let directory = Arc::new(config.directory);
+        let directory = config.directory.clone();
         let metrics = Arc::new(metrics::Metrics::default());
         let mut pipeline = vakt_pipeline::Pipeline::new(
             vakt_pipeline::PipelineConfig {
@@ -251,7 +270,7 @@ impl Server {
             queue_events,
             body_limit: config.body_limit,
             failure,
-            directory,
+            directory: std::sync::RwLock::new(directory),
             metrics,
             deliverer: deliverer.clone(),
             csp,
@@ -259,8 +278,18 @@ impl Server {
             https: tls.is_some(),
             open_metrics: config.open_metrics,
         });
+        let reloader = match config.directory_file {
+            Some(file) => Some(reload::Reloader::start(
+                file,
+                config.directory_poll,
+                state.clone(),
+                tx.clone(),
+            )?),
+            None => None,
+        };
         Ok(Server {
             state,
+            reloader,
             tx,
             engine,
             deliverer,
@@ -309,8 +338,12 @@ impl Server {
             delivery_grace,
             tls: _,
             followers,
+            reloader,
             limits: _,
         } = self;
+        if let Some(r) = reloader {
+            let _ = tokio::task::spawn_blocking(move || r.stop()).await;
+        }
         // What the followers read is sent before Stop, so it is processed too.
         let _ = tokio::task::spawn_blocking(move || followers.stop()).await;
         let _ = tx.send(worker::Msg::Stop);

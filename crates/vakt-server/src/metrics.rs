@@ -19,6 +19,12 @@ pub(crate) struct Metrics {
     pub(crate) alerts: Mutex<BTreeMap<String, u64>>,
     /// Alert lines an exception suppressed, per rule.
     pub(crate) suppressed: Mutex<BTreeMap<String, u64>>,
+    /// Edits of the directory file applied, and refused.
+    pub(crate) directory_reloads: AtomicU64,
+    pub(crate) directory_reload_failures: AtomicU64,
+    /// The directory file's version in force: its BLAKE3 and when it was
+    /// loaded (Unix seconds); none without a directory file.
+    pub(crate) directory_version: Mutex<Option<(String, u64)>>,
 }
 
 /// A label value with `\`, `"` and newlines escaped.
@@ -91,6 +97,31 @@ pub(crate) async fn metrics(
                 .queue_events
                 .saturating_sub(state.queue.available_permits()) as u64,
         )],
+    );
+    counter(
+        "vakt_directory_reloads_total",
+        "Edits of the directory file applied since start.",
+        "counter",
+        vec![(String::new(), m.directory_reloads.load(Ordering::Relaxed))],
+    );
+    counter(
+        "vakt_directory_reload_failures_total",
+        "Edits of the directory file refused since start (the log says file:line and what to fix).",
+        "counter",
+        vec![(
+            String::new(),
+            m.directory_reload_failures.load(Ordering::Relaxed),
+        )],
+    );
+    let version = lock(&m.directory_version).clone();
+    counter(
+        "vakt_directory_loaded_timestamp_seconds",
+        "When the directory in force was loaded (Unix time), labelled with its content's BLAKE3.",
+        "gauge",
+        version
+            .map(|(hash, at)| (format!("{{blake3=\"{}\"}}", label(&hash)), at))
+            .into_iter()
+            .collect(),
     );
     let (failures, pending) = match &state.deliverer {
         Some(d) => (

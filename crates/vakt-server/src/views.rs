@@ -185,7 +185,7 @@ pub(crate) async fn canaries(
     blocking(move || {
         let l = lock(&state.reader);
         let mut out = Vec::new();
-        for c in &state.directory.canaries {
+        for c in &state.directory().canaries {
             let reads = l
                 .scope_customer(&c.customer_id)
                 .map_err(ApiError::internal)?;

@@ -37,6 +37,8 @@ pub(crate) enum Msg {
         event: Box<Event>,
         permit: OwnedSemaphorePermit,
     },
+    /// An edited directory, checked: applied before the next event.
+    Directory(Arc<vakt_event::Directory>),
     /// Drain what came before, commit, stop.
     Stop,
 }
@@ -240,6 +242,11 @@ impl Worker {
                 self.process(vec![*event], &source, line)?;
                 drop(permit);
             }
+            Msg::Directory(d) => match self.pipeline.reload(d.clone()) {
+                // At warn, the default level: the rules that judge events changed.
+                Ok(rebuilt) => tracing::warn!("{}", vakt_pipeline::reload::applied(&d, &rebuilt)),
+                Err(e) => tracing::warn!("{}", vakt_pipeline::reload::refused(&e)),
+            },
             Msg::Stop => {}
         }
         Ok(())

@@ -79,6 +79,14 @@ pub fn settings(directory: &Directory) -> Result<Vec<Settings>, DirectoryError> 
     params::settings(&infos(), directory)
 }
 
+/// One detector, built afresh with `settings` (a reload that changed its
+/// parameters); `None` for a rule this registry does not hold.
+pub fn build_one(settings: &Settings) -> Option<Box<dyn Detector>> {
+    ALL.iter()
+        .find(|(info, _)| info.id == settings.info.id)
+        .map(|(_, build)| build(settings))
+}
+
 /// All detectors with the directory's parameters: [`registry`] when the
 /// directory sets none. Call it at start, so a bad parameter stops the run
 /// before any event is read.

@@ -500,7 +500,7 @@ pub(crate) async fn canaries(c: Shared, headers: HeaderMap) -> Response {
     };
     let ids: Vec<(String, String)> = c
         .app
-        .directory
+        .directory()
         .canaries
         .iter()
         .map(|k| (k.customer_id.clone(), k.label.clone().unwrap_or_default()))

@@ -16,6 +16,12 @@ pub struct ServeArgs {
     /// `[[policy]]` entries that turn alerts into decisions.
     #[arg(long, short = 'd', value_name = "FILE")]
     pub directory: Option<PathBuf>,
+    /// How often the directory file is checked for edits: a good edit
+    /// applies to the next event, a bad one is refused with file:line
+    /// (logged, counted in /metrics) and the running directory stays.
+    #[arg(long, default_value = "5s", value_name = "DURATION",
+          value_parser = vakt_pipeline::reload::parse_poll)]
+    pub directory_poll: std::time::Duration,
     /// Address and port to listen on (default 127.0.0.1:8480); port 0
     /// picks a free one (printed at start).
     #[arg(long, value_name = "ADDR")]
@@ -161,11 +167,15 @@ pub fn run(mut args: ServeArgs) -> Result<ExitCode> {
         Some(p) => Some(vakt_deliver::DeliveryConfig::load(p)?),
         None => None,
     };
-    let directory = match &args.directory {
-        Some(p) => Directory::load(p)?,
+    let (directory, directory_file) = match &args.directory {
+        Some(p) => {
+            let l = vakt_pipeline::reload::load(p)?;
+            let file = vakt_pipeline::reload::DirectoryFile::new(p.clone(), l.fingerprint);
+            (l.directory, Some(file))
+        }
         None => {
             eprintln!("vakt: note: no --directory given; no canaries, networks or [[policy]] entries, so alerts make no decisions");
-            Directory::default()
+            (std::sync::Arc::new(Directory::default()), None)
         }
     };
     let dir = args.data.dir();
@@ -176,6 +186,8 @@ pub fn run(mut args: ServeArgs) -> Result<ExitCode> {
         );
     }
     let mut config = vakt_server::Config::new(dir.clone(), directory);
+    config.directory_file = directory_file;
+    config.directory_poll = args.directory_poll;
     config.body_limit = args.max_body;
     config.queue_events = args.queue;
     config.open_metrics = args.open_metrics;

@@ -38,6 +38,12 @@ pub struct WatchArgs {
     /// With --follow: stop after this many seconds without new data.
     #[arg(long, value_name = "SECONDS", requires = "follow")]
     pub idle_exit: Option<f64>,
+    /// With --follow: how often the --directory file is checked for
+    /// edits; a good edit applies to the next event, a bad one is refused
+    /// with file:line and the running directory stays.
+    #[arg(long, default_value = "5s", value_name = "DURATION",
+          value_parser = vakt_pipeline::reload::parse_poll)]
+    pub directory_poll: Duration,
     /// Longest line accepted, in bytes; longer lines are rejected.
     #[arg(long, default_value_t = vakt_ingest::lines::DEFAULT_MAX_LINE, value_name = "BYTES")]
     pub max_line: usize,
@@ -93,6 +99,7 @@ impl WatchArgs {
             dead_letter: self.dead_letter.clone(),
             follow: self.follow,
             idle_exit: self.idle_exit.map(Duration::from_secs_f64),
+            directory_poll: self.directory_poll,
             max_line: self.max_line,
             data,
             deliver,
