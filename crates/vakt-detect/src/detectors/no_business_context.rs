@@ -114,12 +114,15 @@ pub const PARAMS: &[Param] = &[
 const PENDING_CAP: usize = 256;
 /// A read may always wait this long for its case, even at the end of the day.
 const MIN_GRACE: i64 = 30 * MINUTE;
-/// Weight of the past in the usual shares, per closed day (about two weeks).
-const DECAY: f64 = 13.0 / 14.0;
+/// Days of shares kept for the usual share (its median, so that one
+/// outage day or an insider's first days do not move it).
+const USUAL_DAYS: usize = 14;
 /// Customers and events kept as examples for the alert.
 const SAMPLES: usize = 5;
 /// Accounts with fewer reads in a day do not teach their usual share.
 const MIN_DAY_READS: u32 = 10;
+/// Teams with fewer reads in a day do not teach theirs.
+const MIN_TEAM_DAY_READS: u64 = 200;
 
 struct Limits {
     grace: i64,
@@ -169,12 +172,33 @@ struct Pending {
     event: Box<str>,
 }
 
-/// Reads and unjustified reads of one day.
+/// Reads and unjustified reads of one day, and the highest baseline share
+/// it was judged against (so the next day judges it the same way).
 #[derive(Copy, Clone, Default)]
 struct Day {
     day: i64,
     reads: u32,
     unjustified: u32,
+    baseline: f64,
+}
+
+/// The last [`USUAL_DAYS`] daily shares; their median is the usual share.
+#[derive(Default)]
+struct Shares(std::collections::VecDeque<f32>);
+
+impl Shares {
+    fn push(&mut self, share: f64) {
+        if self.0.len() == USUAL_DAYS {
+            self.0.pop_front();
+        }
+        self.0.push_back(share as f32);
+    }
+
+    fn median(&self) -> f64 {
+        let mut v: Vec<f32> = self.0.iter().copied().collect();
+        v.sort_by(f32::total_cmp);
+        v.get(v.len() / 2).map_or(0.0, |m| *m as f64)
+    }
 }
 
 #[derive(Default)]
@@ -190,9 +214,7 @@ struct Account {
     overflow: u32,
     first_unjustified: i64,
     samples: Vec<(Box<str>, Box<str>)>,
-    usual_reads: f64,
-    usual_unjustified: f64,
-    days: u32,
+    usual: Shares,
     reported: Option<Severity>,
 }
 
@@ -203,8 +225,7 @@ struct Group {
     today: i64,
     today_reads: u64,
     today_unjustified: u64,
-    usual_reads: f64,
-    usual_unjustified: f64,
+    usual: Shares,
 }
 
 impl Group {
@@ -212,10 +233,10 @@ impl Group {
         if day <= self.today {
             return;
         }
-        if self.today != 0 {
-            self.usual_reads = self.usual_reads * DECAY + self.today_reads as f64;
-            self.usual_unjustified =
-                self.usual_unjustified * DECAY + self.today_unjustified as f64;
+        // A quiet day says little about the team.
+        if self.today != 0 && self.today_reads >= MIN_TEAM_DAY_READS {
+            self.usual
+                .push(self.today_unjustified as f64 / self.today_reads as f64);
         }
         self.today = day;
         self.today_reads = 0;
@@ -232,9 +253,7 @@ impl Account {
         if t.day != 0 && t.reads > 0 {
             // A day that alerted does not teach what is usual.
             if self.reported.is_none() && t.reads >= MIN_DAY_READS {
-                self.usual_reads = self.usual_reads * DECAY + t.reads as f64;
-                self.usual_unjustified = self.usual_unjustified * DECAY + t.unjustified as f64;
-                self.days += 1;
+                self.usual.push(t.unjustified as f64 / t.reads as f64);
             }
             self.previous = (day - t.day <= 4).then_some(t);
         } else if self.previous.is_some_and(|p| day - p.day > 4) {
@@ -349,10 +368,8 @@ impl NoBusinessContext {
 }
 
 fn baseline(acc: &Account, group: &Group, lim: &Limits) -> Option<Baseline> {
-    let own = (acc.days >= lim.own_days && acc.usual_reads > 0.0)
-        .then(|| acc.usual_unjustified / acc.usual_reads);
-    let team_usual = (group.usual_reads >= lim.group_min_reads as f64)
-        .then(|| group.usual_unjustified / group.usual_reads);
+    let own = (acc.usual.0.len() >= lim.own_days as usize).then(|| acc.usual.median());
+    let team_usual = (!group.usual.0.is_empty()).then(|| group.usual.median());
     if own.is_none() && team_usual.is_none() {
         // Nothing to compare with yet: learn first.
         return None;
@@ -383,19 +400,28 @@ fn judge(acc: &mut Account, group: &Group, lim: &Limits, now: i64) -> Option<Fin
         return None;
     }
     let b = baseline(acc, group, lim)?;
+    acc.today.baseline = acc.today.baseline.max(b.share);
     let today = acc.today;
-    // Today alone, and with the previous working day for a faint insider.
-    let two = acc.previous.map(|p| Day {
-        day: p.day,
-        reads: p.reads + today.reads,
-        unjustified: p.unjustified + today.unjustified,
+    // Today alone, and with the previous working day (against the bar that
+    // day had) for a faint insider.
+    let two = acc.previous.map(|p| {
+        let reads = p.reads + today.reads;
+        Day {
+            day: p.day,
+            reads,
+            unjustified: p.unjustified + today.unjustified,
+            // A day never judged takes today's bar.
+            baseline: (p.reads as f64 * p.baseline.max(today.baseline)
+                + today.reads as f64 * today.baseline)
+                / reads.max(1) as f64,
+        }
     });
     let (window, p_value, days) = [Some((today, 1)), two.map(|d| (d, 2))]
         .into_iter()
         .flatten()
         .filter(|(d, _)| d.unjustified >= lim.min_reads && d.reads > 0)
-        .filter(|(d, _)| d.unjustified as f64 / d.reads as f64 >= lim.factor * b.share)
-        .map(|(d, days)| (d, binomial_tail(d.unjustified, d.reads, b.share), days))
+        .filter(|(d, _)| d.unjustified as f64 / d.reads as f64 >= lim.factor * d.baseline)
+        .map(|(d, days)| (d, binomial_tail(d.unjustified, d.reads, d.baseline), days))
         .min_by(|a, b| a.1.total_cmp(&b.1))?;
     if p_value > lim.p_value {
         return None;
@@ -436,7 +462,7 @@ fn judge(acc: &mut Account, group: &Group, lim: &Limits, now: i64) -> Option<Fin
             pct(b.own),
             pct(b.team_usual),
             pct(b.team_today),
-            window.reads as f64 * b.share,
+            window.reads as f64 * window.baseline,
             p_value,
         ),
         evidence: evidence! {
@@ -447,8 +473,8 @@ fn judge(acc: &mut Account, group: &Group, lim: &Limits, now: i64) -> Option<Fin
             "baseline_own_share" => round(b.own),
             "baseline_team_share" => round(b.team_usual),
             "baseline_team_share_today" => round(b.team_today),
-            "baseline_share" => round(Some(b.share)),
-            "expected_unjustified" => (window.reads as f64 * b.share * 10.0).round() / 10.0,
+            "baseline_share" => round(Some(window.baseline)),
+            "expected_unjustified" => (window.reads as f64 * window.baseline * 10.0).round() / 10.0,
             "p_value" => p_value,
             "threshold_p_value" => lim.p_value,
             "grace_hours" => lim.grace as f64 / HOUR as f64,
@@ -641,6 +667,182 @@ mod tests {
                     false,
                 );
             }
+        }
+        assert!(Harness::rule(&h.finish(), "no_business_context").is_empty());
+    }
+}
+
+#[cfg(test)]
+mod blended {
+    use crate::testing::*;
+    use vakt_event::time::{DAY, HOUR, MINUTE};
+    use vakt_event::{Alert, Timestamp};
+
+    const AGENTS: usize = 10;
+    const INSIDER: &str = "cc.3";
+
+    /// A support team working 08:00-18:00 UTC, and a store account whose
+    /// lookups (not judged: stores work without cases) keep time moving.
+    fn directory() -> String {
+        let mut d = "[[organization]]\nid = \"callcenter\"\nkind = \"employee\"\n\n[[organization]]\nid = \"store-1\"\nkind = \"employee\"\n\n[[account]]\nname = \"st.clock\"\norganization = \"store-1\"\nrole = \"store\"\n".to_string();
+        for i in 0..AGENTS {
+            d += &format!("\n[[account]]\nname = \"cc.{i}\"\norganization = \"callcenter\"\nrole = \"support\"\nhours = \"08:00-18:00\"\ntimezone = \"UTC\"\n");
+        }
+        d
+    }
+
+    #[derive(Default)]
+    struct Day {
+        /// Extra reads without a case, by agent.
+        extra: Vec<(usize, i64)>,
+        /// Agents who log their cases two to three hours after the read.
+        late: Vec<usize>,
+        /// The case system is down from 10:00 to 14:00.
+        outage: bool,
+    }
+
+    /// Builds the days' lookups (time, user, customer, case on the event)
+    /// and cases file; `justified` reads per agent a day, every 25th
+    /// without a case (a caller who hung up).
+    fn team(days: &[Day], justified: i64) -> (Vec<(i64, String, u64, bool)>, String) {
+        let mut reads = Vec::new();
+        let mut cases = String::from("case_id,customer_id,account,opened,closed\n");
+        for (d, day) in days.iter().enumerate() {
+            let base = t0() + d as i64 * DAY;
+            for a in 0..AGENTS {
+                let user = format!("cc.{a}");
+                for k in 0..justified {
+                    let t = base + 8 * HOUR + k * (9 * HOUR) / justified + a as i64 * 7_000;
+                    let c = (d * 1_000_000 + a * 10_000) as u64 + k as u64;
+                    let down = day.outage && (base + 10 * HOUR..base + 14 * HOUR).contains(&t);
+                    let cased = k % 25 != 7 && !down;
+                    if cased && day.late.contains(&a) {
+                        let opened = (t + 2 * HOUR + (k % 4) * 15 * MINUTE).min(base + 18 * HOUR);
+                        cases += &format!(
+                            "K-{c},C-{c:07},{user},{},{}\n",
+                            Timestamp(opened),
+                            Timestamp(opened + HOUR)
+                        );
+                        reads.push((t, user.clone(), c, false));
+                    } else {
+                        reads.push((t, user.clone(), c, cased));
+                    }
+                }
+                for &(_, n) in day.extra.iter().filter(|(x, _)| *x == a) {
+                    for k in 0..n {
+                        let t = base + 8 * HOUR + 10 * MINUTE + k * (8 * HOUR) / n;
+                        reads.push((t, user.clone(), (d * 1_000_000 + 900_000 + k as usize) as u64, false));
+                    }
+                }
+            }
+            for k in 0..48 {
+                reads.push((base + k * 30 * MINUTE, "st.clock".into(), 5_000_000 + k as u64, false));
+            }
+        }
+        reads.sort();
+        (reads, cases)
+    }
+
+    fn run(days: &[Day], justified: i64) -> Vec<Alert> {
+        let (reads, cases) = team(days, justified);
+        let mut h = Harness::new(&directory(), Some(&cases));
+        for (t, user, c, cased) in reads {
+            h.lookup(t, &user, "10.50.0.2", c, cased);
+        }
+        h.finish()
+            .into_iter()
+            .filter(|a| a.rule == "no_business_context")
+            .collect()
+    }
+
+    /// Eight ordinary days, then `last`.
+    fn weeks(last: Day) -> Vec<Day> {
+        let mut days: Vec<Day> = (0..8).map(|_| Day::default()).collect();
+        days.push(last);
+        days
+    }
+
+    #[test]
+    fn a_blended_insider_is_found_before_the_end_of_the_first_working_day() {
+        for (justified, extra) in [(60, 15), (90, 20), (120, 30)] {
+            let alerts = run(
+                &weeks(Day {
+                    extra: vec![(3, extra)],
+                    ..Day::default()
+                }),
+                justified,
+            );
+            assert!(!alerts.is_empty(), "{extra} among {justified} not found");
+            let first = &alerts[0];
+            assert_eq!(first.actor.user.as_deref(), Some(INSIDER));
+            assert!(alerts.iter().all(|a| a.actor.user.as_deref() == Some(INSIDER)));
+            // Found by the end of the working day of the first extra read.
+            assert!(
+                first.timestamp.0 <= t0() + 8 * DAY + 18 * HOUR,
+                "{extra} among {justified}: found at {}",
+                first.timestamp
+            );
+            let e = &first.evidence;
+            assert!(e["p_value"].as_f64().unwrap() <= 1e-5, "{e:?}");
+            assert!(e["observed_unjustified"].as_u64().unwrap() >= 10);
+            assert!(!e["sample_customers"].as_array().unwrap().is_empty());
+            assert!(first.message.contains("without a case"), "{}", first.message);
+        }
+    }
+
+    #[test]
+    fn the_faintest_insider_is_found_on_the_second_day() {
+        let mut days = weeks(Day {
+            extra: vec![(3, 10)],
+            ..Day::default()
+        });
+        days.push(Day {
+            extra: vec![(3, 10)],
+            ..Day::default()
+        });
+        let alerts = run(&days, 120);
+        assert!(!alerts.is_empty());
+        assert!(alerts.iter().all(|a| a.actor.user.as_deref() == Some(INSIDER)));
+        assert!(alerts[0].timestamp.0 <= t0() + 9 * DAY + 18 * HOUR);
+    }
+
+    #[test]
+    fn cases_logged_hours_late_are_not_unjustified_reads() {
+        let alerts = run(
+            &weeks(Day {
+                late: vec![2, 5],
+                ..Day::default()
+            }),
+            90,
+        );
+        assert!(alerts.is_empty(), "{:?}", alerts[0].message);
+    }
+
+    #[test]
+    fn a_case_system_outage_for_the_whole_team_flags_nobody() {
+        let alerts = run(
+            &weeks(Day {
+                outage: true,
+                ..Day::default()
+            }),
+            90,
+        );
+        assert!(alerts.is_empty(), "{:?}", alerts[0].message);
+    }
+
+    #[test]
+    fn a_busy_agent_with_a_case_for_every_read_is_fine() {
+        let mut days = weeks(Day::default());
+        // cc.4 reads 300 more customers, each with a case.
+        let (mut reads, cases) = team(&days, 80);
+        for k in 0..300 {
+            reads.push((t0() + 8 * DAY + 8 * HOUR + k * 100_000, "cc.4".into(), 7_000_000 + k as u64, true));
+        }
+        reads.sort();
+        days.clear();
+        let mut h = Harness::new(&directory(), Some(&cases));
+        for (t, user, c, cased) in reads {
+            h.lookup(t, &user, "10.50.0.2", c, cased);
         }
         assert!(Harness::rule(&h.finish(), "no_business_context").is_empty());
     }
