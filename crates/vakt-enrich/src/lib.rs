@@ -121,7 +121,11 @@ impl Enriched<'_> {
         let local = at.to_datetime().with_timezone(&tz);
         let now = (local.hour() * 60 + local.minute()) as i64;
         let end = hours.end_minute as i64;
-        let left = if end > now { end - now } else { end + 24 * 60 - now };
+        let left = if end > now {
+            end - now
+        } else {
+            end + 24 * 60 - now
+        };
         Some(vakt_event::Timestamp(
             at.0 - (local.second() as i64 * 1000 + local.timestamp_subsec_millis() as i64)
                 + left * 60_000,
