@@ -22,6 +22,10 @@ pub enum CasesError {
     },
 }
 
+/// A lookup is often made just before the case is logged: a case opened
+/// within this of a read covers it.
+pub const SLACK: i64 = vakt_event::time::HOUR;
+
 /// When a case was open: from, until.
 type Intervals = Vec<(Timestamp, Timestamp)>;
 
@@ -93,17 +97,35 @@ impl Cases {
         self.count == 0
     }
 
-    /// Whether `account` had a case for `customer` open at `at`.
-    pub fn covers(&self, account: &str, customer: &str, at: Timestamp) -> bool {
-        // A lookup is often made just before the case is logged: allow an hour.
-        const SLACK: i64 = vakt_event::time::HOUR;
+    fn intervals(&self, account: &str, customer: &str) -> &[(Timestamp, Timestamp)] {
         self.open
             .get(account)
             .and_then(|m| m.get(customer))
-            .is_some_and(|v| {
-                v.iter()
-                    .any(|(o, c)| at.0 >= o.0 - SLACK && at.0 <= c.0.saturating_add(SLACK))
-            })
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether `account` had a case for `customer` open at `at`.
+    pub fn covers(&self, account: &str, customer: &str, at: Timestamp) -> bool {
+        self.intervals(account, customer)
+            .iter()
+            .any(|(o, c)| at.0 >= o.0 - SLACK && at.0 <= c.0.saturating_add(SLACK))
+    }
+
+    /// When `account` logged a case for `customer` after a read at `at`
+    /// that [`Cases::covers`] did not cover: the earliest `opened` within
+    /// `within` of the read. A read is justified from then on.
+    pub fn logged_after(
+        &self,
+        account: &str,
+        customer: &str,
+        at: Timestamp,
+        within: i64,
+    ) -> Option<Timestamp> {
+        self.intervals(account, customer)
+            .iter()
+            .map(|(o, _)| *o)
+            .filter(|o| o.0 > at.0 && o.0 - at.0 <= within)
+            .min()
     }
 }
 
@@ -121,6 +143,22 @@ mod tests {
         assert!(!c.covers("cc.eva", "C-7", t("2026-11-03T09:00:00Z")));
         assert!(!c.covers("cc.bob", "C-7", t("2026-11-02T09:00:00Z")));
         assert!(c.covers("cc.eva", "C-8", t("2026-12-24T09:00:00Z")));
+    }
+
+    #[test]
+    fn a_case_logged_after_the_read_is_found_within_the_grace_only() {
+        let csv = "K-1,C-7,cc.eva,2026-11-02T11:00:00Z,\n";
+        let c = Cases::from_reader(csv.as_bytes(), "cases.csv").unwrap();
+        let t = |s| Timestamp::parse(s).unwrap();
+        let read = t("2026-11-02T08:00:00Z");
+        assert!(!c.covers("cc.eva", "C-7", read));
+        let h = vakt_event::time::HOUR;
+        assert_eq!(
+            c.logged_after("cc.eva", "C-7", read, 4 * h),
+            Some(t("2026-11-02T11:00:00Z"))
+        );
+        assert_eq!(c.logged_after("cc.eva", "C-7", read, 2 * h), None);
+        assert_eq!(c.logged_after("cc.bob", "C-7", read, 4 * h), None);
     }
 
     #[test]

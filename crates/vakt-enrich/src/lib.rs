@@ -88,6 +88,8 @@ pub struct Enriched<'a> {
     /// Whether the event falls in the account's declared hours.
     pub in_hours: Option<bool>,
     pub context: BusinessContext,
+    /// The cases file, for a case logged after the read (access events).
+    pub cases: Option<&'a Cases>,
     /// Canary customer ids the event touched.
     pub canaries: Vec<&'a str>,
     /// For flows: the directory allows this host to send to this destination.
@@ -104,6 +106,30 @@ impl Enriched<'_> {
         } else {
             self.account.map(|a| a.kind).unwrap_or_default()
         }
+    }
+
+    /// The end of the account's working day, when the event falls in its
+    /// declared hours (a window that wraps midnight ends the next day).
+    pub fn shift_end(&self) -> Option<vakt_event::Timestamp> {
+        let acc = self.account?;
+        let hours = acc.work_hours?;
+        if self.in_hours != Some(true) {
+            return None;
+        }
+        let at = self.event.timestamp();
+        let tz = acc.tz.unwrap_or(chrono_tz::UTC);
+        let local = at.to_datetime().with_timezone(&tz);
+        let now = (local.hour() * 60 + local.minute()) as i64;
+        let end = hours.end_minute as i64;
+        let left = if end > now {
+            end - now
+        } else {
+            end + 24 * 60 - now
+        };
+        Some(vakt_event::Timestamp(
+            at.0 - (local.second() as i64 * 1000 + local.timestamp_subsec_millis() as i64)
+                + left * 60_000,
+        ))
     }
 }
 
@@ -454,6 +480,7 @@ impl Enricher {
                     geo,
                     in_hours,
                     context,
+                    cases: self.cases.as_ref(),
                     canaries,
                     egress_allowed: false,
                     address: match (ids.anonymous, a.source_ip) {
@@ -491,6 +518,7 @@ impl Enricher {
                     geo,
                     in_hours: None,
                     context: BusinessContext::Unknown,
+                    cases: None,
                     canaries: Vec::new(),
                     egress_allowed: f
                         .destination_ip

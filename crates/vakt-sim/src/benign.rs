@@ -5,7 +5,7 @@ use crate::world::{Hour, Role, World, BACKUP_DEST, UPDATE_DEST, VENDOR_DEST};
 use chrono::Weekday;
 use rand::Rng;
 use std::net::IpAddr;
-use vakt_event::time::HOUR;
+use vakt_event::time::{HOUR, MINUTE};
 use vakt_event::Action;
 
 impl World {
@@ -61,10 +61,15 @@ impl World {
                 Role::Agent => {
                     if h.weekday_work() && h.in_local(8, 18) {
                         let n = poisson(&mut self.rng, 7.0 * pace);
-                        let mut last: Option<(u32, String)> = None;
+                        // The case system is down: every read goes without a case.
+                        let outage = h.day == self.outage_day && h.in_local(10, 14);
+                        // One agent in five logs cases late, by the end of the shift.
+                        let late = i % 5 == 0;
+                        let shift_end = h.start + (18 - h.local_hour as i64) * HOUR;
+                        let mut last: Option<(u32, String, i64)> = None;
                         for t in sorted(self.times(h, n)) {
                             let r: f64 = self.rng.gen();
-                            if r < 0.04 {
+                            if r < 0.04 || outage {
                                 // A quick look without a case: callers who hang up, colleagues asking.
                                 let c = self.customer();
                                 self.access(
@@ -78,7 +83,7 @@ impl World {
                                     None,
                                 );
                             } else if r < 0.45 && last.is_some() {
-                                let (c, id) = last.clone().expect("checked");
+                                let (c, id, logged) = last.clone().expect("checked");
                                 self.access(
                                     i,
                                     t,
@@ -86,12 +91,19 @@ impl World {
                                     &[c],
                                     None,
                                     &["name", "phone", "address"],
-                                    Some(id),
+                                    (t >= logged).then_some(id),
                                     None,
                                 );
                             } else {
                                 let c = self.customer();
-                                let id = self.open_case(i, c, t);
+                                let (id, logged) = if late {
+                                    let delay = self.case_rng.gen_range(20 * MINUTE..3 * HOUR);
+                                    let logged = (t + delay).min(shift_end).max(t);
+                                    let closed = t + self.case_rng.gen_range(HOUR..6 * HOUR);
+                                    (self.log_case(i, c, logged, closed), logged)
+                                } else {
+                                    (self.open_case(i, c, t), t)
+                                };
                                 self.access(
                                     i,
                                     t,
@@ -99,10 +111,10 @@ impl World {
                                     &[c],
                                     None,
                                     &["name", "phone", "address"],
-                                    Some(id.clone()),
+                                    (t >= logged).then(|| id.clone()),
                                     None,
                                 );
-                                last = Some((c, id));
+                                last = Some((c, id, logged));
                             }
                         }
                     }

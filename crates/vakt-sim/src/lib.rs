@@ -89,7 +89,7 @@ impl Scenario {
             Scenario::S2 => "two reseller accounts used from other networks at human pace",
             Scenario::S3 => "bulk export at night from a new address",
             Scenario::S4 => "laptop uploading to relays in several countries at night",
-            Scenario::S5 => "insider reading customers without a case, ramping up",
+            Scenario::S5 => "insider reading customers without a case, blended in",
             Scenario::S6 => "vendor integration reading payment data, new destination",
             Scenario::S4b => "laptop beaconing to a new command server every minute",
         }

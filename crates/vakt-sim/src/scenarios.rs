@@ -78,13 +78,13 @@ enum Plan {
         nights: u32,
         relays: Vec<(IpAddr, &'static str)>,
     },
-    /// An insider reading customers without a case, ramping up.
+    /// An insider reading customers without a case, blended into a
+    /// normal day's work: `extra` a day, more or less, for `days`.
     S5 {
         actor: usize,
         day: u32,
         days: u32,
-        first: f64,
-        growth: f64,
+        extra: (f64, f64),
     },
     /// A vendor integration reading payment data and sending to a new destination.
     S6 {
@@ -242,8 +242,7 @@ impl Plans {
                         actor,
                         day: weekday_on_or_after(w, d),
                         days: w.rng.gen_range(6..12),
-                        first: w.rng.gen_range(8.0..15.0),
-                        growth: w.rng.gen_range(1.3..1.7),
+                        extra: (10.0, 30.0),
                     }
                 }
                 Scenario::S4b => {
@@ -483,8 +482,7 @@ impl Plans {
                     actor,
                     day,
                     days,
-                    first,
-                    growth,
+                    extra,
                 } => {
                     if h.day < *day
                         || h.day >= *day + *days
@@ -493,8 +491,7 @@ impl Plans {
                     {
                         continue;
                     }
-                    let k = (h.day - *day) as i32;
-                    let per_day = (*first * growth.powi(k)).min(180.0);
+                    let per_day = w.rng.gen_range(extra.0..extra.1);
                     injected_lookups(
                         w,
                         track,

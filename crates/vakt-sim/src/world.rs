@@ -138,6 +138,12 @@ pub(crate) struct World {
     pub poll_rng: SimRng,
     /// Each laptop's next update poll (ms), by actor index.
     pub next_poll: Vec<i64>,
+    /// Draws for late case logging and the case-system outage, apart from
+    /// `rng` for the same reason.
+    pub case_rng: SimRng,
+    /// The weekday the case system is down from 10:00 to 14:00 local: the
+    /// whole support team reads without cases.
+    pub outage_day: u32,
     pub cfg: SimConfig,
     pub actors: Vec<Actor>,
     pub customers: u32,
@@ -341,10 +347,14 @@ impl World {
         let launch_day = (days / 3).max(1).min(days.saturating_sub(1))
             + rng.gen_range(0..3).min(days.saturating_sub(1));
         let n = actors.len() * days as usize;
-        World {
+        let mut case_rng = SimRng::seed_from_u64(cfg.seed ^ 0x0ca5_e10c);
+        let outage_day = case_rng.gen_range(days / 4..days.max(2) - 1);
+        let mut w = World {
             rng,
             poll_rng: SimRng::seed_from_u64(cfg.seed ^ 0x000d_a7e5),
             next_poll: vec![i64::MIN; actors.len()],
+            case_rng,
+            outage_day,
             launch_day: launch_day.min(days.saturating_sub(1)),
             actors,
             customers: s.customers,
@@ -359,7 +369,15 @@ impl World {
             flow_events: 0,
             tz: chrono_tz::Europe::Stockholm,
             cfg,
+        };
+        while w.outage_day + 1 < days
+            && !w
+                .hour(w.cfg.start.0 + w.outage_day as i64 * DAY + 12 * HOUR)
+                .weekday_work()
+        {
+            w.outage_day += 1;
         }
+        w
     }
 
     pub fn hour(&self, start: i64) -> Hour {
@@ -457,10 +475,16 @@ impl World {
     }
 
     pub fn open_case(&mut self, actor: usize, customer: u32, ts: i64) -> String {
+        let opened = ts - self.rng.gen_range(0..20 * 60_000);
+        let closed = ts + self.rng.gen_range(10 * 60_000..6 * HOUR);
+        self.log_case(actor, customer, opened, closed)
+    }
+
+    /// Writes a case to the cases file; its id.
+    pub fn log_case(&mut self, actor: usize, customer: u32, opened: i64, closed: i64) -> String {
         self.case_seq += 1;
         let id = format!("K-{:07}", self.case_seq);
-        let opened = Timestamp(ts - self.rng.gen_range(0..20 * 60_000));
-        let closed = Timestamp(ts + self.rng.gen_range(10 * 60_000..6 * HOUR));
+        let (opened, closed) = (Timestamp(opened), Timestamp(closed.max(opened)));
         // The cases file is a side output; a failed write shows at flush.
         let _ = writeln!(
             self.cases,
