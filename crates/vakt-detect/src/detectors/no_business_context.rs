@@ -533,6 +533,13 @@ impl Detector for NoBusinessContext {
         if cased {
             group.cased += 1;
         }
+        // A team that does not work with cases is never judged: keep no
+        // per-account state for it (web clients, stores, resellers).
+        if group.reads >= lim.group_min_reads
+            && group.cased as f64 / group.reads as f64 <= lim.case_share
+        {
+            return;
+        }
         let acc = self
             .accounts
             .touch(ev.actor, Timestamp(now), Account::default);
