@@ -394,24 +394,11 @@ fn hash32(parts: &[&str]) -> u32 {
 fn is_asset(path: &str) -> bool {
     let path = path.split(['?', '#']).next().unwrap_or(path);
     let ext = path.rsplit_once('.').map_or("", |(_, e)| e);
-    matches!(
-        ext.to_ascii_lowercase().as_str(),
-        "js" | "mjs"
-            | "css"
-            | "png"
-            | "jpg"
-            | "jpeg"
-            | "gif"
-            | "svg"
-            | "ico"
-            | "webp"
-            | "avif"
-            | "woff"
-            | "woff2"
-            | "ttf"
-            | "otf"
-            | "map"
-    )
+    const ASSETS: [&str; 16] = [
+        "js", "mjs", "css", "png", "jpg", "jpeg", "gif", "svg", "ico", "webp", "avif", "woff",
+        "woff2", "ttf", "otf", "map",
+    ];
+    ASSETS.iter().any(|a| a.eq_ignore_ascii_case(ext))
 }
 
 /// The path (with query) a referrer names: `https://host/a?b` is `/a?b`.
