@@ -110,6 +110,20 @@ pub fn actor_of(ev: &Enriched) -> Actor {
     }
 }
 
+/// The network an address is in, as alerts name it: its /24 (IPv4) or /48 (IPv6).
+pub fn network_of(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            let o = v4.octets();
+            format!("{}.{}.{}.0/24", o[0], o[1], o[2])
+        }
+        std::net::IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
+        }
+    }
+}
+
 /// `file:line` of the event, for evidence.
 pub fn reference(ev: &Enriched) -> String {
     ev.event.origin().to_string()

@@ -26,12 +26,11 @@
 //!   kept by name) and a HyperLogLog of customers (at most `max_groups`).
 //! - Blind spots: in [`INFO`] (`vakt detectors` shows them).
 
-use crate::detector::{reference, Detector, DetectorInfo, Finding, WebClient};
+use crate::detector::{network_of, reference, Detector, DetectorInfo, Finding, WebClient};
 use crate::params::{Param, Settings, Values};
 use crate::state::{lru, Distinct, Lru};
 use serde_json::{json, Map};
 use std::hash::{Hash, Hasher};
-use std::net::IpAddr;
 use vakt_enrich::Enriched;
 use vakt_event::directory::AccountKind;
 use vakt_event::time::HOUR;
@@ -188,20 +187,6 @@ impl Population {
     }
 }
 
-/// The network a client's address is in: /24 or /48.
-fn network(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            format!("{}.{}.{}.0/24", o[0], o[1], o[2])
-        }
-        IpAddr::V6(v6) => {
-            let s = v6.segments();
-            format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
-        }
-    }
-}
-
 fn hash64(s: &str) -> u64 {
     let mut h = rustc_hash::FxHasher::default();
     s.hash(&mut h);
@@ -259,7 +244,7 @@ impl Detector for DistributedScraping {
             0u64,
         )];
         if let Some(ip) = a.source_ip {
-            keys.push((format!("network {}", network(ip)), 1));
+            keys.push((format!("network {}", network_of(ip)), 1));
         }
         if let Some(asn) = ev.geo.as_ref().and_then(|g| g.asn) {
             keys.push((format!("AS{asn}"), 2));

@@ -27,7 +27,7 @@
 //!   seen there (at most 16,384 of each, least recently used forgotten).
 //! - Blind spots: in [`INFO`] (`vakt detectors` shows them).
 
-use crate::detector::{actor_of, reference, Detector, DetectorInfo, Finding};
+use crate::detector::{actor_of, network_of, reference, Detector, DetectorInfo, Finding};
 use crate::evidence;
 use crate::params::{Param, Settings, Values};
 use crate::state::{lru, Distinct, Keyed, Lru};
@@ -118,20 +118,6 @@ impl Day {
         }
         self.accounts.insert(account);
         self.accounts.estimate()
-    }
-}
-
-/// The /24 or /48 an address is in, as text.
-fn network_of(ip: std::net::IpAddr) -> String {
-    match ip {
-        std::net::IpAddr::V4(v) => {
-            let o = v.octets();
-            format!("{}.{}.{}.0/24", o[0], o[1], o[2])
-        }
-        std::net::IpAddr::V6(v) => {
-            let s = v.segments();
-            format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
-        }
     }
 }
 
