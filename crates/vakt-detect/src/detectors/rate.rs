@@ -124,7 +124,7 @@ impl Detector for Rate {
         let lim = self.limits.get(ev.organization);
         // An address many people share is judged per client, and teaches
         // its peers a client's hour, not the whole office's.
-        let shared = ev.address.filter(|s| s.is_shared());
+        let shared = ev.address.filter(|s| s.clients() > 1);
         let clients = shared.map_or(1, |s| s.clients());
         let acc = self.accounts.touch(ev.actor, now, Account::default);
         let clock_hour = now.0.div_euclid(HOUR) as i32;
