@@ -16,7 +16,8 @@
 //!   from a page the session had opened (referrer chain), share of record
 //!   pages reached cold (no such chain), share of pages that are record
 //!   pages, records read before any sign-in, regularity of the gaps between
-//!   pages (coefficient of variation), error answers, HEAD and other odd
+//!   pages (coefficient of variation) and of pages per ten minutes, records
+//!   whose id follows the previous one's, error answers, HEAD and other odd
 //!   methods, user-agent changes within the session, and whether dwell time
 //!   follows page size.
 //! - Score: each feature is compared with the population's recent sessions
@@ -26,7 +27,7 @@
 //!   has read `min_records` record pages with `min_features` such features
 //!   is `medium`, with `high_features` it is `high`. The alert names the
 //!   top features with the session's figure and the population's.
-//! - State: 152 bytes per session (about 200 with the table), at most `max_sessions` (least
+//! - State: 184 bytes per session (about 230 with the table), at most `max_sessions` (least
 //!   recently seen forgotten), and the population's 1,024 feature vectors.
 //! - Blind spots: in [`INFO`] (`vakt detectors` shows them).
 
@@ -131,7 +132,7 @@ struct Feature {
     floor: f32,
 }
 
-const FEATURES: [Feature; 11] = [
+const FEATURES: [Feature; 13] = [
     Feature {
         name: "assets_per_page",
         says: "sub-resources (scripts, styles, images) loaded per page",
@@ -173,6 +174,18 @@ const FEATURES: [Feature; 11] = [
         says: "variation of the gaps between pages (coefficient of variation)",
         direction: -1.0,
         floor: 0.15,
+    },
+    Feature {
+        name: "ten_minute_cv",
+        says: "variation of pages per ten minutes (coefficient of variation)",
+        direction: -1.0,
+        floor: 0.15,
+    },
+    Feature {
+        name: "sequential_records",
+        says: "share of records whose id follows the previous one's (within 3)",
+        direction: 1.0,
+        floor: 0.1,
     },
     Feature {
         name: "error_share",
@@ -278,6 +291,12 @@ struct Session {
     recent: [u32; 8],
     head: u8,
     gaps: Running,
+    /// Pages per ten minutes, the current window and the finished ones.
+    window: u32,
+    in_window: u16,
+    windows: Running,
+    last_id: u64,
+    sequential: u32,
     dwell: Pairs,
     next_judgement: u32,
     reported: Option<Severity>,
@@ -294,6 +313,8 @@ impl Session {
             share(self.records, self.pages),
             share(self.records_before_sign_in, self.records),
             self.gaps.cv().unwrap_or(1.0),
+            self.windows.cv().unwrap_or(1.0),
+            share(self.sequential, self.records),
             share(self.errors, self.requests),
             share(self.odd, self.requests),
             self.agent_changes as f32,
@@ -401,6 +422,12 @@ fn is_asset(path: &str) -> bool {
     ASSETS.iter().any(|a| a.eq_ignore_ascii_case(ext))
 }
 
+/// The number a customer id ends with (`C-0001234` is 1234), if any.
+fn trailing_number(id: &str) -> Option<u64> {
+    let digits = id.len() - id.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+    id[id.len() - digits..].parse().ok()
+}
+
 /// The path (with query) a referrer names: `https://host/a?b` is `/a?b`.
 fn referrer_path(r: &str) -> &str {
     match r.split_once("://") {
@@ -476,6 +503,18 @@ impl Detector for WebBehaviour {
             s.dwell.push(s.last_page_bytes, dwell);
         }
         s.last_page = now;
+        // Pages per ten minutes; a pause of several windows counts as empty
+        // windows (up to an hour).
+        let window = now.div_euclid(10 * MINUTE) as u32;
+        if s.pages > 1 && window != s.window {
+            s.windows.push(s.in_window as f32);
+            for _ in 0..window.saturating_sub(s.window + 1).min(5) {
+                s.windows.push(0.0);
+            }
+            s.in_window = 0;
+        }
+        s.window = window;
+        s.in_window = s.in_window.saturating_add(1);
         s.last_page_bytes = a.bytes.unwrap_or(0) as f32;
         let chained = match a.referrer.as_deref() {
             Some(r) => {
@@ -495,6 +534,11 @@ impl Detector for WebBehaviour {
         s.records += 1;
         s.records_cold += !chained as u32;
         s.records_before_sign_in += !s.signed_in as u32;
+        if let Some(id) = a.customer_ids.first().and_then(|c| trailing_number(c)) {
+            s.sequential +=
+                (s.last_id != 0 && id != s.last_id && id.abs_diff(s.last_id) <= 3) as u32;
+            s.last_id = id;
+        }
         if s.records < s.next_judgement {
             return;
         }
@@ -800,7 +844,7 @@ mod tests {
     #[test]
     fn sessions_are_bounded_in_size_and_number() {
         let size = std::mem::size_of::<super::Session>();
-        assert!(size <= 160, "a session takes {size} bytes");
+        assert!(size <= 192, "a session takes {size} bytes");
         let dir = "[detectors.web_behaviour]\nmax_sessions = 100\n";
         let d = vakt_event::Directory::from_toml(dir, "d").unwrap();
         let settings = crate::detectors::settings(&d).unwrap();
@@ -827,5 +871,13 @@ mod tests {
             detector.observe(&enricher.enrich(&ev, ids), &mut out);
         }
         assert_eq!(detector.tracked_keys(), 100);
+    }
+
+    #[test]
+    fn customer_ids_are_ordered_by_their_trailing_number() {
+        assert_eq!(super::trailing_number("C-0001234"), Some(1234));
+        assert_eq!(super::trailing_number("77"), Some(77));
+        assert_eq!(super::trailing_number("alice"), None);
+        assert_eq!(super::trailing_number("99999999999999999999999"), None);
     }
 }
