@@ -112,7 +112,7 @@ pub fn actor_of(ev: &Enriched) -> Actor {
 
 /// The network an address is in, as alerts name it: its /24 (IPv4) or /48 (IPv6).
 pub fn network_of(ip: std::net::IpAddr) -> String {
-    match ip {
+    match ip.to_canonical() {
         std::net::IpAddr::V4(v4) => {
             let o = v4.octets();
             format!("{}.{}.{}.0/24", o[0], o[1], o[2])

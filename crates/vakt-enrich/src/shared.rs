@@ -151,7 +151,10 @@ impl SharedAddresses {
 
     /// Notes one anonymous web request from its address.
     pub fn observe(&mut self, a: &AccessEvent) {
-        let Some(ip) = a.source_ip else { return };
+        // One address however it is spelled (`::ffff:192.0.2.1` is `192.0.2.1`).
+        let Some(ip) = a.source_ip.map(|ip| ip.to_canonical()) else {
+            return;
+        };
         let sec = seconds(a.timestamp);
         let behind = self.map.get_or_insert_mut(ip, Behind::default);
         if let Some(ua) = &a.user_agent {
@@ -169,7 +172,7 @@ impl SharedAddresses {
 
     /// Who was behind `ip` in the hour before `now`.
     pub fn get(&self, ip: IpAddr, now: Timestamp) -> SharedAddress {
-        let Some(b) = self.map.peek(&ip) else {
+        let Some(b) = self.map.peek(&ip.to_canonical()) else {
             return SharedAddress::default();
         };
         let since = seconds(now).saturating_sub((HOUR / 1000) as u32);
@@ -253,5 +256,15 @@ mod tests {
             s.observe(&req(&ip, T0, "ua", Action::Lookup));
         }
         assert_eq!(s.len(), 100);
+    }
+
+    #[test]
+    fn an_address_is_one_address_however_it_is_spelled() {
+        let mut s = SharedAddresses::default();
+        s.observe(&req("198.51.100.7", T0, "a", Action::Login));
+        s.observe(&req("::ffff:198.51.100.7", T0 + 1000, "b", Action::Login));
+        let both = s.get("198.51.100.7".parse().unwrap(), Timestamp(T0 + 2000));
+        assert_eq!((both.agents, both.sign_ins), (2, 2));
+        assert_eq!(s.len(), 1);
     }
 }

@@ -360,7 +360,8 @@ pub async fn serve_http(
 const TOTP_HEADER: &str = "x-vakt-totp";
 
 async fn handle(state: &State, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
-    let ip = peer.ip();
+    // A dual-stack listener sees IPv4 clients as `::ffff:a.b.c.d`.
+    let ip = peer.ip().to_canonical();
     let account = state.config.account.account(req.headers());
     let method = req.method().clone();
     let written = req

@@ -392,8 +392,9 @@ pub fn score(intervals: &[u32], sizes: &[u32], scratch: &mut Vec<u32>) -> Score 
 fn dest_key(ip: Option<&IpAddr>, domain: Option<&str>) -> Option<u64> {
     let mut h = FxHasher::default();
     match (ip, domain) {
-        (Some(ip), _) => ip.hash(&mut h),
-        (None, Some(d)) => d.hash(&mut h),
+        // One destination however it is spelled: `::ffff:192.0.2.1` is `192.0.2.1`, `C2.Example` is `c2.example`.
+        (Some(ip), _) => ip.to_canonical().hash(&mut h),
+        (None, Some(d)) => d.bytes().for_each(|b| h.write_u8(b.to_ascii_lowercase())),
         (None, None) => return None,
     }
     Some(h.finish())

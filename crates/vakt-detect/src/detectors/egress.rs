@@ -162,7 +162,11 @@ pub struct Egress {
 
 /// The network a destination is in: its /24 or /48, else its domain.
 fn destination_network(f: &vakt_event::FlowEvent) -> Option<u32> {
-    match (&f.destination_ip, &f.destination_domain) {
+    // `::ffff:192.0.2.1` is in 192.0.2.0/24, not in one bucket with every mapped address.
+    match (
+        &f.destination_ip.map(|ip| ip.to_canonical()),
+        &f.destination_domain,
+    ) {
         (Some(std::net::IpAddr::V4(v)), _) => Some(hash(&v.octets()[..3])),
         (Some(std::net::IpAddr::V6(v)), _) => Some(hash(&v.octets()[..6])),
         (None, Some(d)) => Some(hash(d.to_ascii_lowercase().as_bytes())),

@@ -108,7 +108,8 @@ impl WebLog {
     }
 
     fn event(&self, r: Request, origin: &Origin) -> Result<Event, ParseError> {
-        let source_ip: Option<IpAddr> = r.addr.parse().ok();
+        // One client however its address is written: `::ffff:192.0.2.1` is `192.0.2.1`.
+        let source_ip = r.addr.parse().ok().map(|ip: IpAddr| ip.to_canonical());
         let named = match &self.account {
             AccountFrom::RemoteUser => r
                 .remote_user
@@ -116,7 +117,8 @@ impl WebLog {
                 .map(str::to_owned),
             AccountFrom::Header(_) => r.header_user.filter(|u| !u.is_empty() && u != "-"),
         };
-        let user = named.unwrap_or_else(|| r.addr.to_owned());
+        let user = named
+            .unwrap_or_else(|| source_ip.map_or_else(|| r.addr.to_owned(), |ip| ip.to_string()));
         let (action, customer_ids, categories) = match self.routes.find(r.method, r.target) {
             Some((rt, c)) => (
                 rt.action.clone(),
@@ -434,6 +436,19 @@ action = "login"
         assert_eq!(
             (b.session_id.as_deref(), b.referrer, b.user.as_str()),
             (Some("k7f2"), None, "198.51.100.7")
+        );
+    }
+
+    #[test]
+    fn a_mapped_ipv6_address_is_the_ipv4_client_it_names() {
+        let mut p = parser("[http]\n", false);
+        let a = one(
+            &mut p,
+            r#"::ffff:198.51.100.7 - - [04/Mar/2024:10:42:03 +0000] "GET / HTTP/1.1" 200 10 "-" "ua""#,
+        );
+        assert_eq!(
+            (a.user.as_str(), a.source_ip),
+            ("198.51.100.7", "198.51.100.7".parse().ok())
         );
     }
 
