@@ -16,7 +16,9 @@
 //!   GeoIP ASN database is given, and the fingerprint group of all cold
 //!   readers.
 //! - Thresholds: a group with `min_members` clients, `min_customers`
-//!   distinct customers in the hour and at least `min_distinct_share` of its
+//!   distinct customers in the hour (and `usual_factor` times the group's
+//!   busiest ordinary hour, so the honest cold readers of a large site are
+//!   its own baseline) and at least `min_distinct_share` of its
 //!   reads on distinct customers (people come back to the same customers;
 //!   a sweep does not) is `medium`; `high_factor` times the customers is
 //!   `high`. Not judged while most record reads of the whole population are
@@ -63,7 +65,12 @@ pub const PARAMS: &[Param] = &[
         3.0,
         "record pages a client reads in the hour before it can be cold",
     ),
-    Param::number("high_factor", 4.0, "times `min_customers` for `high`"),
+    Param::number(
+        "usual_factor",
+        4.0,
+        "times the group's busiest ordinary hour its customers must also exceed",
+    ),
+    Param::number("high_factor", 4.0, "times the threshold for `high`"),
     Param::count(
         "max_clients",
         200_000.0,
@@ -81,6 +88,7 @@ struct Limits {
     min_customers: f64,
     min_distinct_share: f64,
     min_member_records: u32,
+    usual_factor: f64,
     high_factor: f64,
 }
 
@@ -91,6 +99,7 @@ impl Limits {
             min_customers: v.get("min_customers"),
             min_distinct_share: v.get("min_distinct_share"),
             min_member_records: v.get("min_member_records").min(u32::MAX as f64) as u32,
+            usual_factor: v.get("usual_factor"),
             high_factor: v.get("high_factor"),
         }
     }
@@ -135,6 +144,9 @@ struct Group {
     reads: u32,
     first_seen: Timestamp,
     reported: Option<Severity>,
+    /// The group's busiest quiet hour so far (decaying): on a large site
+    /// honest cold readers together cover many customers every hour.
+    usual: f32,
 }
 
 impl Group {
@@ -148,7 +160,19 @@ impl Group {
             reads: 0,
             first_seen: now,
             reported: None,
+            usual: 0.0,
         }
+    }
+
+    /// Starts `hour`, learning from the hour that ended unless it was a sweep.
+    fn roll(&mut self, hour: i64, now: Timestamp) {
+        let learned = if self.reported.is_some() {
+            self.usual
+        } else {
+            (self.usual * 0.98).max(self.customers.estimate() as f32)
+        };
+        *self = Group::new(hour, std::mem::take(&mut self.what), now);
+        self.usual = learned;
     }
 
     fn member_count(&self) -> usize {
@@ -234,9 +258,12 @@ impl Detector for DistributedScraping {
         let cold_read = a.referrer.is_none();
         client.cold += cold_read as u32;
         self.population.add(hour, cold_read && !client.signed_in);
-        if !client.is_cold(lim.min_member_records) || !self.population.cold_is_unusual() {
+        if !client.is_cold(lim.min_member_records) {
             return;
         }
+        // Groups learn their usual hour always; they are judged only where
+        // cold reads are unusual.
+        let judged = self.population.cold_is_unusual();
         let member_reads = client.records;
         let name = web.name();
         let mut keys = vec![(
@@ -255,7 +282,7 @@ impl Detector for DistributedScraping {
                 .groups
                 .get_or_insert_mut(key, || Group::new(hour, what.clone(), now));
             if g.hour != hour {
-                *g = Group::new(hour, what.clone(), now);
+                g.roll(hour, now);
             }
             let named = g.members.len();
             match g.members.iter_mut().find(|(m, _)| *m == name) {
@@ -269,13 +296,15 @@ impl Detector for DistributedScraping {
             }
             let customers = g.customers.estimate() as f64;
             let distinct_share = customers / g.reads.max(1) as f64;
-            if g.member_count() < lim.min_members
-                || customers < lim.min_customers
+            let threshold = lim.min_customers.max(lim.usual_factor * g.usual as f64);
+            if !judged
+                || g.member_count() < lim.min_members
+                || customers < threshold
                 || distinct_share < lim.min_distinct_share
             {
                 continue;
             }
-            let severity = if customers >= lim.min_customers * lim.high_factor {
+            let severity = if customers >= threshold * lim.high_factor {
                 Severity::High
             } else {
                 Severity::Medium
@@ -303,7 +332,11 @@ impl Detector for DistributedScraping {
                 "observed_distinct_share".into(),
                 json!((distinct_share.min(1.0) * 100.0).round() / 100.0),
             );
-            evidence.insert("threshold_customers".into(), json!(lim.min_customers));
+            evidence.insert("threshold_customers".into(), json!(threshold.round()));
+            evidence.insert(
+                "baseline_usual_hour_customers".into(),
+                json!(g.usual.round()),
+            );
             evidence.insert("threshold_members".into(), json!(lim.min_members));
             evidence.insert("window".into(), json!("hour"));
             evidence.insert("event".into(), json!(reference(ev)));
@@ -412,6 +445,20 @@ mod tests {
             }
         }
 
+        /// From 02:00, 20 clients an hour each open 10 customers cold (links
+        /// from e-mails): 200 distinct customers an hour, every hour.
+        fn cold_links(&mut self) {
+            for hour in 2..12i64 {
+                for c in 0..20u64 {
+                    for k in 0..10u64 {
+                        let ip = format!("100.{}.{}.{}", 64 + c % 3, hour, c);
+                        let t = t0() + hour * HOUR + (c * 10 + k) as i64 * 15 * SECOND;
+                        self.read(t, &ip, (hour as u64 * 1000) + c * 10 + k, None);
+                    }
+                }
+            }
+        }
+
         fn run(mut self, directory: &str) -> Vec<vakt_event::Alert> {
             let mut h = Harness::new(directory, None);
             self.0.sort_by_key(|e| e.timestamp);
@@ -508,5 +555,39 @@ mod tests {
             log.read(t0() + 9 * HOUR + k as i64 * SECOND, &ip, k, None);
         }
         assert!(Harness::rule(&log.run(""), "distributed_scraping").is_empty());
+    }
+
+    #[test]
+    fn honest_cold_readers_of_a_large_site_are_their_own_baseline() {
+        let mut log = Log::default();
+        log.cold_links();
+        log.people();
+        assert!(Harness::rule(&log.run(""), "distributed_scraping").is_empty());
+
+        // The same site with a sweep of 900 customers in one hour on top.
+        let mut log = Log::default();
+        log.cold_links();
+        log.people();
+        let ips = [
+            "45.1.2.3",
+            "77.8.9.10",
+            "91.20.30.40",
+            "103.4.5.6",
+            "151.60.70.80",
+            "185.9.8.7",
+        ];
+        for k in 0..900u64 {
+            let t = t0() + 10 * HOUR + k as i64 * 3 * SECOND;
+            log.read(t, ips[k as usize % 6], 100_000 + k * 977, None);
+        }
+        let alerts = log.run("");
+        let groups = Harness::rule(&alerts, "distributed_scraping");
+        assert_eq!(groups.len(), 1, "{groups:#?}");
+        assert!(
+            groups[0].evidence["baseline_usual_hour_customers"]
+                .as_f64()
+                .unwrap()
+                >= 150.0
+        );
     }
 }
