@@ -197,6 +197,8 @@ impl World {
                         }
                     }
                 }
+                // On the web portal: `portal_hour`.
+                Role::Dealer => {}
                 Role::ChatGateway => {
                     let dest: IpAddr = VENDOR_DEST.parse().expect("constant address");
                     let n = poisson(&mut self.rng, 12.0);
@@ -207,6 +209,7 @@ impl World {
                 }
             }
         }
+        self.portal_hour(h);
     }
 }
 

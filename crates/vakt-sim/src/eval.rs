@@ -82,6 +82,17 @@ struct Incident<'a> {
     alert: &'a Alert,
 }
 
+/// The members a group alert names (`distributed_scraping`): the account
+/// or address that starts each member's name.
+fn group_members(a: &Alert) -> impl Iterator<Item = &str> {
+    a.evidence
+        .get("member_reads")
+        .and_then(|m| m.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m.get("client")?.as_str()?.split(' ').next())
+}
+
 pub fn evaluate(labels: &Labels, alerts: &[Alert]) -> Evaluation {
     let mut incidents: HashMap<&str, Incident> = HashMap::new();
     for a in alerts {
@@ -102,7 +113,8 @@ pub fn evaluate(labels: &Labels, alerts: &[Alert]) -> Evaluation {
 
     let on_actor = |inc: &Incident, users: &[String], hosts: &[String], ips: &[String]| {
         let a = &inc.alert.actor;
-        a.user.as_ref().is_some_and(|u| users.contains(u))
+        group_members(inc.alert).any(|m| users.iter().chain(ips).any(|u| u == m))
+            || a.user.as_ref().is_some_and(|u| users.contains(u))
             || a.host.as_ref().is_some_and(|h| hosts.contains(h))
             // An address alone names the actor only when no account or host does.
             || (a.user.is_none() && a.host.is_none() && a.ip.is_some_and(|ip| ips.contains(&ip.to_string())))
@@ -140,6 +152,7 @@ pub fn evaluate(labels: &Labels, alerts: &[Alert]) -> Evaluation {
     for i in &incidents {
         let label = i.alert.actor.label();
         let scenario = scenario_actors.contains(&label)
+            || group_members(i.alert).any(|m| scenario_actors.contains(m))
             || i.alert.actor.ip.is_some_and(|ip| {
                 scenario_actors.contains(&ip.to_string()) && i.alert.actor.user.is_none()
             });

@@ -1,8 +1,9 @@
 //! A simulated telecom operator: customer-data accesses and network flows
 //! of its stores, call centre, resellers, partners, services, batch jobs,
-//! DBAs and hosts, with the incidents S1 to S6 of PRODUCT.md (and S4b, the
-//! beacon before S4's theft) injected and labelled, so that detection can
-//! be measured and demonstrated.
+//! DBAs, hosts and web portal, with the incidents S1 to S6 of PRODUCT.md
+//! (and S4b, the beacon before S4's theft; S1b and S1c, S1's bot paced and
+//! spread out on the web) injected and labelled, so that detection can be
+//! measured and demonstrated.
 //!
 //! Output is deterministic per seed and streams hour by hour, so memory
 //! stays constant whatever the size.
@@ -13,6 +14,7 @@ pub mod eval;
 mod operator;
 mod rng;
 mod scenarios;
+mod web;
 mod world;
 
 pub use bench::{bench_directory, bench_events};
@@ -52,10 +54,16 @@ pub enum Scenario {
     S6,
     /// A compromised laptop calling its command server (S4's first stage).
     S4b,
+    /// S1 paced: a script behind several dealer accounts on the web portal,
+    /// at a person's pace, from the shop's own address.
+    S1b,
+    /// S1 spread out: a scraper rotating addresses of one network over the
+    /// portal's order-tracking page, each address under every rate.
+    S1c,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 7] = [
+    pub const ALL: [Scenario; 9] = [
         Scenario::S1,
         Scenario::S2,
         Scenario::S3,
@@ -63,6 +71,8 @@ impl Scenario {
         Scenario::S5,
         Scenario::S6,
         Scenario::S4b,
+        Scenario::S1b,
+        Scenario::S1c,
     ];
 
     pub fn parse(s: &str) -> Option<Scenario> {
@@ -80,6 +90,8 @@ impl Scenario {
             Scenario::S5 => "S5",
             Scenario::S6 => "S6",
             Scenario::S4b => "S4b",
+            Scenario::S1b => "S1b",
+            Scenario::S1c => "S1c",
         }
     }
 
@@ -92,6 +104,8 @@ impl Scenario {
             Scenario::S5 => "insider reading customers without a case, blended in",
             Scenario::S6 => "vendor integration reading payment data, new destination",
             Scenario::S4b => "laptop beaconing to a new command server every minute",
+            Scenario::S1b => "script behind three dealer accounts at a person's pace",
+            Scenario::S1c => "scraper rotating addresses of one network, each under every rate",
         }
     }
 }

@@ -70,6 +70,22 @@ pub(crate) fn run(
             benign.actor_days += d;
         }
     }
+    // Visitors of the web portal who did not sign in: an address a day.
+    let scenario_ips: HashSet<&str> = scenario_labels
+        .iter()
+        .flat_map(|l| l.actors.ips.iter())
+        .map(String::as_str)
+        .collect();
+    let mut visitors: HashSet<std::net::IpAddr> = HashSet::new();
+    for day in &world.portal.visitors {
+        for ip in day {
+            if !scenario_ips.contains(ip.to_string().as_str()) {
+                benign.actor_days += 1;
+                visitors.insert(*ip);
+            }
+        }
+    }
+    benign.actors += visitors.len() as u64;
     let labels = Labels {
         seed: cfg.seed,
         days: cfg.days,

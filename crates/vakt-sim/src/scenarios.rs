@@ -2,6 +2,7 @@
 //! variations drawn from the seed, and labelled.
 
 use crate::rng::SimRng;
+use crate::web::Request;
 use crate::world::{ip4, Hour, Role, World};
 use crate::{LabelActors, Scenario, ScenarioLabel};
 use rand::seq::SliceRandom;
@@ -9,7 +10,7 @@ use rand::{Rng, SeedableRng};
 use std::collections::HashSet;
 use std::net::IpAddr;
 use vakt_event::time::{HOUR, SECOND};
-use vakt_event::{Action, Timestamp};
+use vakt_event::{Action, HttpMethod, Timestamp};
 
 struct Track {
     label: ScenarioLabel,
@@ -106,6 +107,32 @@ enum Plan {
         every: f64,
         dest: IpAddr,
         next: i64,
+        rng: Box<SimRng>,
+    },
+    /// A script behind `accounts` of one dealer shop, from the shop's own
+    /// address while their owners are away: it signs in, then opens record
+    /// pages straight from a list (no search, no referrer, no scripts or
+    /// images), a page every `gap` s or so (log-normal, like a person's).
+    S1b {
+        accounts: Vec<usize>,
+        nat: IpAddr,
+        agent: &'static str,
+        day: u32,
+        days: u32,
+        gap: f64,
+        sessions: Vec<Option<String>>,
+        rng: Box<SimRng>,
+    },
+    /// A scraper on the order-tracking page from `ips` of one network,
+    /// each with its own browser name, `per_hour` pages an address, for
+    /// `hours` from `day` at `hour` UTC.
+    S1c {
+        ips: Vec<IpAddr>,
+        agents: Vec<&'static str>,
+        day: u32,
+        hour: u32,
+        hours: u32,
+        per_hour: f64,
         rng: Box<SimRng>,
     },
 }
@@ -267,6 +294,70 @@ impl Plans {
                         rng: Box::new(rng),
                     }
                 }
+                Scenario::S1b => {
+                    let mut rng = SimRng::seed_from_u64(w.cfg.seed ^ 0x051b_0b07);
+                    let shops: Vec<(IpAddr, Vec<usize>)> = w
+                        .portal
+                        .shops
+                        .iter()
+                        .filter(|(_, staff)| staff.len() >= 5)
+                        .cloned()
+                        .collect();
+                    let (nat, staff) = shops
+                        .choose(&mut rng)
+                        .cloned()
+                        .or_else(|| w.portal.shops.first().cloned())
+                        .expect("dealer shops exist");
+                    let mut staff = staff;
+                    staff.shuffle(&mut rng);
+                    staff.truncate(3);
+                    let lo = ((days as f64 * 0.3) as u32).min(days - 1);
+                    let hi = ((days as f64 * 0.7) as u32).clamp(lo + 1, days);
+                    let day = weekday_on_or_after(w, rng.gen_range(lo..hi));
+                    let n = rng.gen_range(2..5);
+                    for &a in &staff {
+                        w.portal.away.push((a, day, day + n));
+                    }
+                    Plan::S1b {
+                        sessions: vec![None; staff.len()],
+                        accounts: staff,
+                        nat,
+                        agent: crate::web::BROWSERS[0],
+                        day,
+                        days: n,
+                        gap: rng.gen_range(240.0..400.0),
+                        rng: Box::new(rng),
+                    }
+                }
+                Scenario::S1c => {
+                    let mut rng = SimRng::seed_from_u64(w.cfg.seed ^ 0x51c5_c4a9);
+                    let net = (
+                        rng.gen_range(2..224u8),
+                        rng.gen_range(0..250u8),
+                        rng.gen_range(0..250u8),
+                    );
+                    let n = rng.gen_range(5..9);
+                    let mut hosts: Vec<u8> = (2..250).collect();
+                    hosts.shuffle(&mut rng);
+                    let ips: Vec<IpAddr> = hosts[..n]
+                        .iter()
+                        .map(|&d| ip4(net.0, net.1, net.2, d))
+                        .collect();
+                    let agents = (0..n)
+                        .map(|_| crate::web::BROWSERS[rng.gen_range(0..crate::web::BROWSERS.len())])
+                        .collect();
+                    let lo = ((days as f64 * 0.3) as u32).min(days - 1);
+                    let hi = ((days as f64 * 0.8) as u32).clamp(lo + 1, days);
+                    Plan::S1c {
+                        ips,
+                        agents,
+                        day: rng.gen_range(lo..hi),
+                        hour: rng.gen_range(0..24),
+                        hours: rng.gen_range(4..11),
+                        per_hour: rng.gen_range(30.0..45.0),
+                        rng: Box::new(rng),
+                    }
+                }
                 Scenario::S6 => {
                     let actor = w.find(Role::Vendor)[0];
                     let host = w.find(Role::ChatGateway)[0];
@@ -316,6 +407,18 @@ impl Plans {
                     users: vec![],
                     hosts: vec![w.actors[*actor].name.clone()],
                     ips: vec![],
+                },
+                // The shop's address is its honest staff's too: not the incident's.
+                Plan::S1b { accounts, .. } => LabelActors {
+                    users: accounts.iter().map(|&a| w.actors[a].name.clone()).collect(),
+                    hosts: vec![],
+                    ips: vec![],
+                },
+                // A visitor who has not signed in is named by the address.
+                Plan::S1c { ips, .. } => LabelActors {
+                    users: ips.iter().map(|i| i.to_string()).collect(),
+                    hosts: vec![],
+                    ips: ips.iter().map(|i| i.to_string()).collect(),
                 },
             };
             plans.push((plan, Track::new(s, actors)));
@@ -555,6 +658,108 @@ impl Plans {
                         w.flow(*actor, *next, *dest, "NL", bytes);
                         track.saw(*next, &[], 0);
                         *next += (*every * SECOND as f64 * rng.gen_range(0.8..1.2)) as i64;
+                    }
+                }
+                Plan::S1b {
+                    accounts,
+                    nat,
+                    agent,
+                    day,
+                    days,
+                    gap,
+                    sessions,
+                    rng,
+                } => {
+                    if h.day < *day
+                        || h.day >= *day + *days
+                        || !h.weekday_work()
+                        || !h.in_local(9, 17)
+                    {
+                        continue;
+                    }
+                    for (k, &a) in accounts.iter().enumerate() {
+                        let name = w.actors[a].name.clone();
+                        let mut t = h.start + rng.gen_range(0..5 * 60 * SECOND);
+                        if h.in_local(9, 10) || sessions[k].is_none() {
+                            // A new day's sign-in: straight to the form's target.
+                            let session = format!("{:016x}", rng.gen::<u64>());
+                            sessions[k] = Some(session.clone());
+                            let mut login =
+                                Request::page(name.clone(), *nat, agent, "/login".into());
+                            login.method = HttpMethod::Post;
+                            login.action = Action::Login;
+                            login.status = 302;
+                            login.bytes = 300;
+                            login.session = Some(session);
+                            w.request(Some(a), t, login);
+                            track.saw(t, &[], 0);
+                        }
+                        loop {
+                            t += crate::rng::lognormal(rng, *gap * SECOND as f64, 0.6) as i64;
+                            if t >= h.start + HOUR {
+                                break;
+                            }
+                            // A purchased list: customers anywhere, a few gone.
+                            let c = rng.gen_range(0..w.customers);
+                            let missing = rng.gen_bool(0.02);
+                            let page = Request {
+                                session: sessions[k].clone(),
+                                action: Action::Lookup,
+                                customer: (!missing).then_some(c),
+                                status: if missing { 404 } else { 200 },
+                                bytes: rng.gen_range(25_000..60_000),
+                                ..Request::page(
+                                    name.clone(),
+                                    *nat,
+                                    agent,
+                                    crate::web::record_path(c),
+                                )
+                            };
+                            w.request(Some(a), t, page);
+                            track.saw(
+                                t,
+                                if missing {
+                                    &[]
+                                } else {
+                                    std::slice::from_ref(&c)
+                                },
+                                0,
+                            );
+                        }
+                    }
+                }
+                Plan::S1c {
+                    ips,
+                    agents,
+                    day,
+                    hour,
+                    hours,
+                    per_hour,
+                    rng,
+                } => {
+                    let start = w.cfg.start.0 + *day as i64 * 24 * HOUR + *hour as i64 * HOUR;
+                    let end = start + *hours as i64 * HOUR;
+                    if h.start < start || h.start >= end {
+                        continue;
+                    }
+                    for (ip, agent) in ips.iter().zip(agents.iter()) {
+                        for _ in 0..crate::rng::poisson(rng, *per_hour) {
+                            let t = h.start + rng.gen_range(0..HOUR);
+                            let c = rng.gen_range(0..w.customers);
+                            let page = Request {
+                                action: Action::Lookup,
+                                customer: Some(c),
+                                bytes: 22_000,
+                                ..Request::page(
+                                    ip.to_string(),
+                                    *ip,
+                                    agent,
+                                    crate::web::tracking_path(c),
+                                )
+                            };
+                            w.request(None, t, page);
+                            track.saw(t, &[c], 0);
+                        }
                     }
                 }
             }

@@ -30,6 +30,8 @@ pub(crate) enum Role {
     Server,
     Backup,
     ChatGateway,
+    /// Dealer shop staff on the web portal (`web.rs`).
+    Dealer,
 }
 
 pub(crate) struct Actor {
@@ -83,6 +85,8 @@ pub(crate) struct Sizes {
     partners: u32,
     laptops: u32,
     servers: u32,
+    /// Dealer shops on the web portal.
+    dealers: u32,
     /// Multiplier for service traffic.
     service_load: f64,
     pub customers: u32,
@@ -98,6 +102,7 @@ fn sizes(scale: Scale) -> Sizes {
             partners: 3,
             laptops: 20,
             servers: 3,
+            dealers: 3,
             service_load: 0.1,
             customers: 20_000,
         },
@@ -109,6 +114,7 @@ fn sizes(scale: Scale) -> Sizes {
             partners: 10,
             laptops: 200,
             servers: 10,
+            dealers: 12,
             service_load: 1.0,
             customers: 200_000,
         },
@@ -120,6 +126,7 @@ fn sizes(scale: Scale) -> Sizes {
             partners: 500,
             laptops: 10_000,
             servers: 300,
+            dealers: 400,
             service_load: 60.0,
             customers: 10_000_000,
         },
@@ -159,6 +166,8 @@ pub(crate) struct World {
     pub flow_events: u64,
     launch_day: u32,
     tz: Tz,
+    /// The web portal's own state and generator.
+    pub portal: crate::web::Portal,
 }
 
 impl World {
@@ -344,6 +353,11 @@ impl World {
             ip4(10, 60, 2, 20),
         ));
 
+        // The web portal draws from its own generator, after every other actor.
+        let mut portal_rng = SimRng::seed_from_u64(cfg.seed ^ 0x7765_6270);
+        let shops = crate::web::add_dealers(&mut portal_rng, &mut actors, s.dealers, days);
+        let portal = crate::web::Portal::new(portal_rng, shops, actors.len(), days);
+
         let launch_day = (days / 3).max(1).min(days.saturating_sub(1))
             + rng.gen_range(0..3).min(days.saturating_sub(1));
         let n = actors.len() * days as usize;
@@ -368,6 +382,7 @@ impl World {
             access_events: 0,
             flow_events: 0,
             tz: chrono_tz::Europe::Stockholm,
+            portal,
             cfg,
         };
         while w.outage_day + 1 < days
@@ -528,6 +543,7 @@ impl World {
                 Role::Reseller => ("reseller", vec![format!("{}/28", net_of(a.ip, 28))]),
                 Role::Partner => ("partner", vec![format!("{}/28", net_of(a.ip, 28))]),
                 Role::Vendor => ("vendor", vec!["192.0.2.0/28".to_string()]),
+                Role::Dealer => ("reseller", vec![format!("{}/32", a.ip)]),
                 _ => ("employee", vec!["10.60.0.0/16".to_string()]),
             };
             orgs.push((a.org.clone(), kind, nets));
@@ -542,6 +558,7 @@ impl World {
                 Role::Agent => ("support", "human", Some("08:00-18:00")),
                 Role::Reseller | Role::Partner => ("sales", "human", Some("10:00-18:00")),
                 Role::Dba => ("dba", "human", Some("09:00-17:00")),
+                Role::Dealer => ("sales", "human", Some("09:00-18:00")),
                 Role::Batch => ("export", "batch", Some("01:00-03:00")),
                 _ => continue,
             };

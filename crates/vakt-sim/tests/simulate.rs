@@ -226,3 +226,149 @@ fn the_benign_look_alikes_are_there() {
         .iter()
         .all(|f| (f.timestamp.0 - start) % DAY < 3 * HOUR));
 }
+
+#[test]
+fn the_web_portal_has_its_look_alikes_and_its_paced_and_rotating_bots() {
+    let d = tempfile::tempdir().unwrap();
+    let labels = small(4, d.path());
+    let evs = events(d.path());
+    let web: Vec<&vakt_event::AccessEvent> = evs
+        .iter()
+        .filter_map(|e| match e {
+            Event::Access(a) if a.http_method.is_some() => Some(a),
+            _ => None,
+        })
+        .collect();
+    let label = |id| labels.scenarios.iter().find(|s| s.id == id).unwrap();
+    let (s1b, s1c) = (label(Scenario::S1b), label(Scenario::S1c));
+    let is_record =
+        |a: &vakt_event::AccessEvent| a.action.reads_data() && !a.customer_ids.is_empty();
+    let is_asset = |a: &vakt_event::AccessEvent| {
+        a.url_path
+            .as_deref()
+            .is_some_and(|p| p.starts_with("/static/") || p.starts_with("/img/"))
+    };
+
+    // Office NATs: a shop's staff sign in from one address.
+    let mut signed_in: HashMap<String, HashSet<&str>> = HashMap::new();
+    for a in &web {
+        if a.action == Action::Login {
+            signed_in
+                .entry(a.source_ip.unwrap().to_string())
+                .or_default()
+                .insert(&a.user);
+        }
+    }
+    assert!(
+        signed_in.values().any(|users| users.len() >= 4),
+        "{signed_in:?}"
+    );
+    // A carrier NAT: one address opens tracking links for many customers over the month.
+    let mut tracked: HashMap<&str, HashSet<&str>> = HashMap::new();
+    for a in &web {
+        if a.url_path
+            .as_deref()
+            .is_some_and(|p| p.starts_with("/track"))
+            && !s1c.actors.users.contains(&a.user)
+        {
+            tracked
+                .entry(&a.user)
+                .or_default()
+                .extend(a.customer_ids.iter().map(String::as_str));
+        }
+    }
+    assert!(tracked.values().any(|c| c.len() >= 10));
+    // The crawler reads robots.txt and never a record; the probe asks every minute.
+    let crawler: Vec<_> = web
+        .iter()
+        .filter(|a| {
+            a.user_agent
+                .as_deref()
+                .is_some_and(|u| u.contains("Googlebot"))
+        })
+        .collect();
+    assert!(crawler
+        .iter()
+        .any(|a| a.url_path.as_deref() == Some("/robots.txt")));
+    assert!(crawler.len() > 1000 && crawler.iter().all(|a| a.customer_ids.is_empty()));
+    let probes = web
+        .iter()
+        .filter(|a| a.url_path.as_deref() == Some("/health"))
+        .count();
+    assert!(probes as i64 >= 21 * 24 * 60 - 2, "{probes}");
+
+    // Staff reach records from a page and their browsers load the page's assets;
+    // the script behind S1b does neither, at a pace within the staff's.
+    let mut per_hour: HashMap<(&str, i64), u32> = HashMap::new();
+    let (mut staff_referred, mut staff_records) = (0, 0);
+    for a in &web {
+        if !a.user.starts_with('d') || !is_record(a) {
+            continue;
+        }
+        *per_hour.entry((&a.user, a.timestamp.0 / HOUR)).or_default() += 1;
+        let bot = s1b.actors.users.contains(&a.user)
+            && a.timestamp >= s1b.start
+            && a.timestamp <= s1b.end;
+        if bot {
+            assert!(a.referrer.is_none(), "{a:?}");
+        } else {
+            staff_records += 1;
+            staff_referred += a.referrer.is_some() as u32;
+        }
+    }
+    assert!(staff_records > 1000 && staff_referred == staff_records);
+    assert!(!web.iter().any(|a| s1b.actors.users.contains(&a.user)
+        && a.timestamp >= s1b.start
+        && a.timestamp <= s1b.end
+        && is_asset(a)));
+    let mut staff_hours: Vec<u32> = per_hour
+        .iter()
+        .filter(|((u, h), _)| {
+            !s1b.actors.users.iter().any(|b| b == u)
+                || *h * HOUR < s1b.start.0
+                || *h * HOUR > s1b.end.0
+        })
+        .map(|(_, n)| *n)
+        .collect();
+    let mut bot_hours: Vec<u32> = per_hour
+        .iter()
+        .filter(|((u, h), _)| {
+            s1b.actors.users.iter().any(|b| b == u)
+                && *h * HOUR >= s1b.start.0
+                && *h * HOUR <= s1b.end.0
+        })
+        .map(|(_, n)| *n)
+        .collect();
+    staff_hours.sort_unstable();
+    bot_hours.sort_unstable();
+    let staff_p95 = staff_hours[staff_hours.len() * 95 / 100];
+    let bot_median = bot_hours[bot_hours.len() / 2];
+    assert!(
+        bot_median <= staff_p95,
+        "bot {bot_median}/h, staff p95 {staff_p95}/h"
+    );
+
+    // S1c: addresses of one /24, each reading under a page a minute.
+    let nets: HashSet<String> = s1c
+        .actors
+        .ips
+        .iter()
+        .map(|ip| ip.rsplit_once('.').unwrap().0.to_string())
+        .collect();
+    assert!(
+        nets.len() == 1 && s1c.actors.ips.len() >= 5,
+        "{:?}",
+        s1c.actors
+    );
+    let mut scraper_hours: HashMap<(&str, i64), u32> = HashMap::new();
+    for a in &web {
+        if s1c.actors.users.contains(&a.user) {
+            assert!(is_record(a) && a.referrer.is_none());
+            *scraper_hours
+                .entry((&a.user, a.timestamp.0 / HOUR))
+                .or_default() += 1;
+        }
+    }
+    assert!(scraper_hours.values().all(|&n| n < 60), "{scraper_hours:?}");
+    assert!(s1c.customers >= 1000, "{}", s1c.customers);
+}

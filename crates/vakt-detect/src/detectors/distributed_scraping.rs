@@ -21,11 +21,16 @@
 //!   its own baseline) and at least `min_distinct_share` of its
 //!   reads on distinct customers (people come back to the same customers;
 //!   a sweep does not) is `medium`; `high_factor` times the customers is
-//!   `high`. Not judged while most record reads of the whole population are
-//!   cold (a site whose clients are all API scripts: then cold is usual).
+//!   `high`. Not judged where cold reading is the site's usual way (a site
+//!   whose clients are all API scripts): half or more of the clients that
+//!   read `min_member_records` records in an hour over the last week were
+//!   cold (until a week holds 20 of them: half of this hour's reads). A
+//!   week, so that a sweep's own hours, or a night when only the sweep
+//!   reads, do not make cold usual.
 //! - State: per client and hour about 40 bytes (at most `max_clients`, least
 //!   recently seen forgotten), per group and hour a member list (at most 64
-//!   kept by name) and a HyperLogLog of customers (at most `max_groups`).
+//!   kept by name) and a HyperLogLog of customers (at most `max_groups`);
+//!   per hour of the week two counts (2 KiB).
 //! - Blind spots: in [`INFO`] (`vakt detectors` shows them).
 
 use crate::detector::{network_of, reference, Detector, DetectorInfo, Finding, WebClient};
@@ -180,15 +185,28 @@ impl Group {
     }
 }
 
-/// Record reads of the whole population in the current and previous hour,
-/// and how many were cold.
+/// Whether reading cold is the site's usual way, so that cold groups mean
+/// nothing: judged on the clients that read `min_member_records` records
+/// in an hour over the last week (how many of them were cold), once the
+/// week holds `MIN_HISTORY` of them; before that, on the record reads of
+/// the current hour (or the previous one). A week, so that a sweep's own
+/// hours (or a night when only the sweep reads) cannot make cold usual.
 #[derive(Default)]
 struct Population {
     hour: i64,
     records: u64,
     cold: u64,
     last_share: Option<f64>,
+    /// Per hour of the week (by `hour % 168`): that hour, its reading
+    /// clients and the cold ones among them.
+    week: Vec<(i64, u32, u32)>,
+    /// The week's reading clients and cold ones, before the current hour.
+    history: (u64, u64),
 }
+
+/// Reading clients a week must hold before it decides.
+const MIN_HISTORY: u64 = 20;
+const WEEK_HOURS: i64 = 168;
 
 impl Population {
     fn add(&mut self, hour: i64, cold: bool) {
@@ -199,13 +217,38 @@ impl Population {
             self.hour = hour;
             self.records = 0;
             self.cold = 0;
+            self.history = self
+                .week
+                .iter()
+                .filter(|(h, _, _)| *h < hour && hour.saturating_sub(*h) <= WEEK_HOURS)
+                .fold((0, 0), |(r, c), (_, readers, cold)| {
+                    (r + *readers as u64, c + *cold as u64)
+                });
         }
         self.records += 1;
         self.cold += cold as u64;
     }
 
-    /// Whether cold reads are unusual: under half of all record reads.
+    /// A client read its `min_member_records`-th record this hour.
+    fn reader(&mut self, hour: i64, cold: bool) {
+        if self.week.is_empty() {
+            self.week = vec![(i64::MIN, 0, 0); WEEK_HOURS as usize];
+        }
+        let slot = &mut self.week[hour.rem_euclid(WEEK_HOURS) as usize];
+        if slot.0 != hour {
+            *slot = (hour, 0, 0);
+        }
+        slot.1 += 1;
+        slot.2 += cold as u32;
+    }
+
+    /// Whether cold reads are unusual: under half of the week's reading
+    /// clients were cold (or, without a week, of this hour's reads).
     fn cold_is_unusual(&self) -> bool {
+        let (readers, cold) = self.history;
+        if readers >= MIN_HISTORY {
+            return (cold as f64 / readers as f64) < 0.5;
+        }
         let now = (self.records >= 100).then(|| self.cold as f64 / self.records as f64);
         now.or(self.last_share).is_some_and(|s| s < 0.5)
     }
@@ -258,6 +301,10 @@ impl Detector for DistributedScraping {
         let cold_read = a.referrer.is_none();
         client.cold += cold_read as u32;
         self.population.add(hour, cold_read && !client.signed_in);
+        if client.records == lim.min_member_records.max(1) {
+            self.population
+                .reader(hour, client.is_cold(lim.min_member_records));
+        }
         if !client.is_cold(lim.min_member_records) {
             return;
         }
@@ -553,6 +600,56 @@ mod tests {
         for k in 0..3000u64 {
             let ip = format!("198.18.{}.{}", k % 7, k % 11);
             log.read(t0() + 9 * HOUR + k as i64 * SECOND, &ip, k, None);
+        }
+        assert!(Harness::rule(&log.run(""), "distributed_scraping").is_empty());
+    }
+
+    #[test]
+    fn a_sweep_at_night_when_only_it_reads_is_still_judged() {
+        let mut log = Log::default();
+        log.people();
+        // 22:00: the people have gone home; a few mail links are opened
+        // and a sweep from five addresses is all the site reads.
+        for k in 0..20u64 {
+            let ip = format!("100.64.9.{k}");
+            log.read(
+                t0() + 22 * HOUR + k as i64 * 90 * SECOND,
+                &ip,
+                90_000 + k,
+                None,
+            );
+        }
+        for k in 0..400u64 {
+            let ip = format!("45.1.2.{}", 10 + k % 5);
+            log.read(
+                t0() + 22 * HOUR + k as i64 * 8 * SECOND,
+                &ip,
+                7_000 + k * 613,
+                None,
+            );
+        }
+        let alerts = log.run("");
+        let groups = Harness::rule(&alerts, "distributed_scraping");
+        assert!(
+            groups
+                .iter()
+                .any(|g| g.evidence["group"] == "network 45.1.2.0/24"),
+            "{groups:#?}"
+        );
+
+        // A site where every reading client is a script all week: cold
+        // stays usual at night too.
+        let mut log = Log::default();
+        for hour in 0..24i64 {
+            for k in 0..200u64 {
+                let ip = format!("198.18.{}.{}", k % 7, k % 11);
+                log.read(
+                    t0() + hour * HOUR + k as i64 * 15 * SECOND,
+                    &ip,
+                    hour as u64 * 1000 + k,
+                    None,
+                );
+            }
         }
         assert!(Harness::rule(&log.run(""), "distributed_scraping").is_empty());
     }
