@@ -495,11 +495,7 @@ impl Plans {
                     days,
                     gap,
                 } => {
-                    if h.day < *day
-                        || h.day >= *day + *days
-                        || !h.weekday_work()
-                        || !h.in_local(9, 17)
-                    {
+                    if !h.working_day_hour(*day, *days, 9, 17) {
                         continue;
                     }
                     for k in 0..2 {
@@ -587,11 +583,7 @@ impl Plans {
                     days,
                     extra,
                 } => {
-                    if h.day < *day
-                        || h.day >= *day + *days
-                        || !h.weekday_work()
-                        || !h.in_local(8, 18)
-                    {
+                    if !h.working_day_hour(*day, *days, 8, 18) {
                         continue;
                     }
                     let per_day = w.rng.gen_range(extra.0..extra.1);
@@ -670,11 +662,7 @@ impl Plans {
                     sessions,
                     rng,
                 } => {
-                    if h.day < *day
-                        || h.day >= *day + *days
-                        || !h.weekday_work()
-                        || !h.in_local(9, 17)
-                    {
+                    if !h.working_day_hour(*day, *days, 9, 17) {
                         continue;
                     }
                     for (k, &a) in accounts.iter().enumerate() {

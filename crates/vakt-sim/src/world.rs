@@ -75,6 +75,11 @@ impl Hour {
     pub fn in_local(&self, from: u32, to: u32) -> bool {
         (from..to).contains(&self.local_hour)
     }
+
+    /// A working day's hour from `from` to `to` local, within the `days` from `first`.
+    pub fn working_day_hour(&self, first: u32, days: u32, from: u32, to: u32) -> bool {
+        (first..first + days).contains(&self.day) && self.weekday_work() && self.in_local(from, to)
+    }
 }
 
 pub(crate) struct Sizes {

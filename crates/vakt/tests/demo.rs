@@ -19,7 +19,7 @@ fn the_demo_finds_every_incident_without_false_positives_and_leaves_its_files() 
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("Incidents found"), "{stdout}");
-    assert!(stdout.contains("detected 7/7"), "{stdout}");
+    assert!(stdout.contains("detected 9/9"), "{stdout}");
     assert!(
         stdout.contains("false-positive actors (medium+): 0 "),
         "{stdout}"
@@ -41,7 +41,7 @@ fn the_demo_finds_every_incident_without_false_positives_and_leaves_its_files() 
         .output()
         .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&eval.stdout).unwrap();
-    assert_eq!(v["scenarios"].as_array().unwrap().len(), 7);
+    assert_eq!(v["scenarios"].as_array().unwrap().len(), 9);
     assert!(v["scenarios"]
         .as_array()
         .unwrap()

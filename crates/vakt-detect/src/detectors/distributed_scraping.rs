@@ -506,6 +506,15 @@ mod tests {
             }
         }
 
+        /// `n` cold reads of distinct customers from `hosts` addresses of
+        /// `net` (a /24's first three octets), one every `every` ms from `at`.
+        fn sweep(&mut self, net: &str, hosts: u64, at: i64, n: u64, every: i64, step: u64) {
+            for k in 0..n {
+                let ip = format!("{net}.{}", 10 + k % hosts);
+                self.read(t0() + at + k as i64 * every, &ip, 5_000 + k * step, None);
+            }
+        }
+
         fn run(mut self, directory: &str) -> Vec<vakt_event::Alert> {
             let mut h = Harness::new(directory, None);
             self.0.sort_by_key(|e| e.timestamp);
@@ -514,6 +523,15 @@ mod tests {
             }
             h.finish()
         }
+    }
+
+    fn assert_network_group(alerts: &[vakt_event::Alert], network: &str) {
+        let groups = Harness::rule(alerts, "distributed_scraping");
+        let want = format!("network {network}");
+        assert!(
+            groups.iter().any(|g| g.evidence["group"] == want.as_str()),
+            "{groups:#?}"
+        );
     }
 
     #[test]
@@ -556,23 +574,8 @@ mod tests {
     fn a_scraper_spread_over_one_network_is_named_by_its_network() {
         let mut log = Log::default();
         log.people();
-        for k in 0..300u64 {
-            let ip = format!("203.0.113.{}", 10 + k % 4);
-            log.read(
-                t0() + 10 * HOUR + k as i64 * 10 * SECOND,
-                &ip,
-                5_000 + k * 31,
-                None,
-            );
-        }
-        let alerts = log.run("");
-        let groups = Harness::rule(&alerts, "distributed_scraping");
-        assert!(
-            groups
-                .iter()
-                .any(|g| g.evidence["group"] == "network 203.0.113.0/24"),
-            "{groups:#?}"
-        );
+        log.sweep("203.0.113", 4, 10 * HOUR, 300, 10 * SECOND, 31);
+        assert_network_group(&log.run(""), "203.0.113.0/24");
     }
 
     #[test]
@@ -619,23 +622,8 @@ mod tests {
                 None,
             );
         }
-        for k in 0..400u64 {
-            let ip = format!("45.1.2.{}", 10 + k % 5);
-            log.read(
-                t0() + 22 * HOUR + k as i64 * 8 * SECOND,
-                &ip,
-                7_000 + k * 613,
-                None,
-            );
-        }
-        let alerts = log.run("");
-        let groups = Harness::rule(&alerts, "distributed_scraping");
-        assert!(
-            groups
-                .iter()
-                .any(|g| g.evidence["group"] == "network 45.1.2.0/24"),
-            "{groups:#?}"
-        );
+        log.sweep("45.1.2", 5, 22 * HOUR, 400, 8 * SECOND, 613);
+        assert_network_group(&log.run(""), "45.1.2.0/24");
 
         // A site where every reading client is a script all week: cold
         // stays usual at night too.
