@@ -87,6 +87,10 @@ pub struct Enriched<'a> {
     pub geo: Option<Geo>,
     /// Whether the event falls in the account's declared hours.
     pub in_hours: Option<bool>,
+    /// Whether the customers read lie outside the segments or regions the
+    /// account's queue serves (the account's, else its organisation's);
+    /// `None` when the event or the directory does not say.
+    pub outside_queue: Option<bool>,
     pub context: BusinessContext,
     /// The cases file, for a case logged after the read (access events).
     pub cases: Option<&'a Cases>,
@@ -136,6 +140,8 @@ impl Enriched<'_> {
 struct OrgInfo {
     kind: String,
     nets: Vec<IpNet>,
+    segments: Vec<String>,
+    regions: Vec<String>,
 }
 
 /// Directory and side inputs, indexed for lookups on every event.
@@ -210,6 +216,8 @@ impl Enricher {
                     OrgInfo {
                         kind: o.kind.clone(),
                         nets: o.nets.clone(),
+                        segments: o.segments.clone(),
+                        regions: o.regions.clone(),
                     },
                 )
             })
@@ -407,6 +415,12 @@ impl Enricher {
     }
 
     pub fn enrich<'a>(&'a self, event: &'a Event, ids: Ids) -> Enriched<'a> {
+        /// Whether `value` lies outside `served`; `None` when either is not known.
+        fn outside(served: &[String], value: Option<&str>) -> Option<bool> {
+            let value = value?;
+            (!served.is_empty()).then(|| !served.iter().any(|s| s.eq_ignore_ascii_case(value)))
+        }
+
         let Ids {
             actor, peer_group, ..
         } = ids;
@@ -439,6 +453,24 @@ impl Enricher {
                     let local = a.timestamp.to_datetime().with_timezone(&tz);
                     Some(hours.contains((local.hour() * 60 + local.minute()) as u16))
                 });
+                // Each of the account's lists, else its organisation's.
+                let outside_queue =
+                    account.and_then(|acc| {
+                        let served =
+                            |own: &'a [String], of_org: fn(&'a OrgInfo) -> &'a [String]| match (
+                                own.is_empty(),
+                                org,
+                            ) {
+                                (true, Some(o)) => of_org(o),
+                                _ => own,
+                            };
+                        let segments = served(&acc.segments, |o| &o.segments);
+                        let regions = served(&acc.regions, |o| &o.regions);
+                        outside(segments, a.customer_segment.as_deref())
+                            .into_iter()
+                            .chain(outside(regions, a.customer_region.as_deref()))
+                            .reduce(|x, y| x || y)
+                    });
                 let context = if a.case_id.is_some() {
                     BusinessContext::CaseOnEvent
                 } else if let Some(cases) = &self.cases {
@@ -479,6 +511,7 @@ impl Enricher {
                     network,
                     geo,
                     in_hours,
+                    outside_queue,
                     context,
                     cases: self.cases.as_ref(),
                     canaries,
@@ -517,6 +550,7 @@ impl Enricher {
                     network: NetworkMatch::NoAddress,
                     geo,
                     in_hours: None,
+                    outside_queue: None,
                     context: BusinessContext::Unknown,
                     cases: None,
                     canaries: Vec::new(),

@@ -113,6 +113,12 @@ pub struct Organization {
     pub networks: Vec<Spanned<String>>,
     #[serde(default)]
     pub countries: Vec<String>,
+    /// The customer segments and regions its people serve (`customer.segment`,
+    /// `customer.region` on events); empty: all.
+    #[serde(default)]
+    pub segments: Vec<String>,
+    #[serde(default)]
+    pub regions: Vec<String>,
     #[serde(skip)]
     pub nets: Vec<IpNet>,
     /// Where this entry's chunk starts in the file (spans are relative to it).
@@ -151,6 +157,12 @@ pub struct Account {
     /// For batch jobs: the largest expected run, in records.
     #[serde(default)]
     pub max_records: Option<u64>,
+    /// The segments and regions this account's queue serves, when they
+    /// differ from its organisation's; empty: its organisation's.
+    #[serde(default)]
+    pub segments: Vec<String>,
+    #[serde(default)]
+    pub regions: Vec<String>,
     #[serde(skip)]
     pub work_hours: Option<Hours>,
     #[serde(skip)]

@@ -174,6 +174,11 @@ pub struct AccessEvent {
     /// Records returned; defaults to the number of customer ids.
     pub records: u64,
     pub categories: Vec<String>,
+    /// The segment of the customers read (`consumer`, `business`, ...),
+    /// as the system of record knows it (`customer.segment`).
+    pub customer_segment: Option<String>,
+    /// Their region (`customer.region`), e.g. a county code.
+    pub customer_region: Option<String>,
     pub bytes: Option<u64>,
     pub case_id: Option<String>,
     pub url_path: Option<String>,
@@ -290,6 +295,12 @@ impl Serialize for AccessEvent {
         }
         if !self.categories.is_empty() {
             m.serialize_entry("data.categories", &self.categories)?;
+        }
+        if let Some(v) = &self.customer_segment {
+            m.serialize_entry("customer.segment", v)?;
+        }
+        if let Some(v) = &self.customer_region {
+            m.serialize_entry("customer.region", v)?;
         }
         if let Some(v) = &self.bytes {
             m.serialize_entry("bytes", v)?;

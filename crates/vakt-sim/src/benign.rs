@@ -70,8 +70,9 @@ impl World {
                         for t in sorted(self.times(h, n)) {
                             let r: f64 = self.rng.gen();
                             if r < 0.04 || outage {
-                                // A quick look without a case: callers who hang up, colleagues asking.
-                                let c = self.customer();
+                                // A quick look without a case: callers who hang up, colleagues asking
+                                // (from the agent's own queue).
+                                let c = World::in_queue(i, self.customer());
                                 self.access(
                                     i,
                                     t,
@@ -96,6 +97,12 @@ impl World {
                                 );
                             } else {
                                 let c = self.customer();
+                                // One case in twenty is a transfer from another region's queue.
+                                let c = if t % 20 == 0 {
+                                    c
+                                } else {
+                                    World::in_queue(i, c)
+                                };
                                 let (id, logged) = if late {
                                     let delay = self.case_rng.gen_range(20 * MINUTE..3 * HOUR);
                                     let logged = (t + delay).min(shift_end).max(t);

@@ -139,6 +139,8 @@ fn sizes(scale: Scale) -> Sizes {
 }
 
 pub(crate) const BACKUP_DEST: &str = "203.0.113.10";
+/// Customers' regions (counties); the support queues are split by them.
+const REGIONS: [&str; 4] = ["SE-AB", "SE-M", "SE-O", "SE-AC"];
 pub(crate) const VENDOR_DEST: &str = "192.0.2.80";
 /// The software update server every laptop polls: regular, but common.
 pub(crate) const UPDATE_DEST: &str = "198.51.100.20";
@@ -430,6 +432,22 @@ impl World {
         format!("C-{c:07}")
     }
 
+    /// The region a customer lives in, as the system of record says.
+    pub fn region_of(c: u32) -> &'static str {
+        REGIONS[c as usize % REGIONS.len()]
+    }
+
+    /// The region a support agent's queue serves.
+    pub fn queue_region(agent: usize) -> &'static str {
+        REGIONS[agent % REGIONS.len()]
+    }
+
+    /// A customer from `agent`'s own queue: `c` moved into its region.
+    pub fn in_queue(agent: usize, c: u32) -> u32 {
+        let n = REGIONS.len() as u32;
+        c - c % n + (agent as u32 % n)
+    }
+
     fn mark(&mut self, actor: usize, ts: i64) {
         let day = ((ts - self.cfg.start.0) / DAY) as usize;
         if day < self.cfg.days as usize {
@@ -472,6 +490,10 @@ impl World {
             customer_ids: customers.iter().map(|&c| Self::customer_id(c)).collect(),
             records: records.unwrap_or(customers.len() as u64),
             categories: categories.iter().map(|s| s.to_string()).collect(),
+            customer_region: match customers {
+                [c] => Some(Self::region_of(*c).to_owned()),
+                _ => None,
+            },
             case_id,
             ..Default::default()
         };
@@ -557,7 +579,7 @@ impl World {
             let nets: Vec<String> = nets.iter().map(|n| format!("\"{n}\"")).collect();
             s += &format!("[[organization]]\nid = \"{id}\"\nkind = \"{kind}\"\nnetworks = [{}]\ncountries = [\"SE\"]\n\n", nets.join(", "));
         }
-        for a in &self.actors {
+        for (i, a) in self.actors.iter().enumerate() {
             let (role, kind, hours) = match a.role {
                 Role::Store => ("store", "human", Some("09:00-19:00")),
                 Role::Agent => ("support", "human", Some("08:00-18:00")),
@@ -573,6 +595,9 @@ impl World {
             }
             if a.role == Role::Batch {
                 s += "max_records = 120000\n";
+            }
+            if a.role == Role::Agent {
+                s += &format!("regions = [\"{}\"]\n", Self::queue_region(i));
             }
             s += "\n";
         }

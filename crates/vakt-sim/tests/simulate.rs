@@ -210,6 +210,36 @@ fn the_benign_look_alikes_are_there() {
         }
     }
     assert!(first.values().any(|&t| t - start > 5 * DAY), "no new hire");
+    // Support agents read customers of their queue's region; one in twenty
+    // cases is a transfer from another region, so some do not.
+    let region: HashMap<&str, &str> = dir
+        .accounts
+        .iter()
+        .filter_map(|a| Some((a.name.get_ref().as_str(), a.regions.first()?.as_str())))
+        .collect();
+    let (mut own, mut other) = (0u32, 0u32);
+    for e in &evs {
+        if let Event::Access(a) = e {
+            if let (Some(r), Some(c)) = (region.get(a.user.as_str()), &a.customer_region) {
+                let insider = labels
+                    .scenarios
+                    .iter()
+                    .any(|s| s.actors.users.contains(&a.user));
+                if !insider {
+                    if c == r {
+                        own += 1
+                    } else {
+                        other += 1
+                    }
+                }
+            }
+        }
+    }
+    let share = other as f64 / (own + other) as f64;
+    assert!(
+        own > 10_000 && (0.005..0.05).contains(&share),
+        "{own} {other}"
+    );
     // The backup host sends gigabytes at night to its allowed destination only.
     let backup: Vec<_> = evs
         .iter()

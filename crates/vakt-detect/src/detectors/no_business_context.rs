@@ -39,9 +39,16 @@
 //!   usual counts (a few numbers); one heap of deadlines, one entry per
 //!   pending read. Each threshold is a parameter ([`PARAMS`]), also per
 //!   organisation.
-//! - Segments and regions: neither the directory nor the events carry which
-//!   customer segment or region an agent's queue serves, so reads outside
-//!   it are not judged (an addition for later).
+//! - Outside the queue: when events carry the customer's segment or region
+//!   and the directory says which ones the account's queue serves (the
+//!   account's, else its organisation's), the unjustified reads of
+//!   customers outside them are counted too, with their own usual shares
+//!   (own, team, team today), and tested the same way from
+//!   `min_outside_reads` (5): an agent's queue rarely sends it elsewhere
+//!   without a case, so a few such reads say more than many ordinary ones.
+//!   The alert says which count spoke. Contacts (calls, chats) go in the
+//!   cases file as short cases: a look-up no contact preceded is a read
+//!   without a case.
 //! - Blind spots: in [`INFO`] (`vakt detectors` shows them).
 
 use crate::detector::{reference, Detector, DetectorInfo, Finding};
@@ -61,7 +68,7 @@ pub const INFO: DetectorInfo = DetectorInfo {
     title: "an account reading customers it has no case for, more than it and its team usually and its team today",
     incidents: &["S5"],
     remediation: super::SUSPEND_ACCOUNT,
-    blind_spots: "needs cases (a cases file, or `case.id` on events); an insider who opens a fake case for each read; an insider who reads without cases only while the whole team does (an outage); reads outside the agent's segment or region (not in the directory); a faint insider (about 10 extra reads among 120) is found on the second day; peer groups that do not work with cases (stores, resellers) are not judged at all",
+    blind_spots: "needs cases (a cases file, or `case.id` on events); an insider who opens a fake case for each read; an insider who reads without cases only while the whole team does (an outage); reads outside the agent's segment or region when neither the events nor the directory name them; a faint insider (about 10 extra reads among 120) is found on the second day; peer groups that do not work with cases (stores, resellers) are not judged at all",
     params: PARAMS,
     per_organization: true,
 };
@@ -76,6 +83,11 @@ pub const PARAMS: &[Param] = &[
         "min_reads",
         10.0,
         "unjustified reads in the window below which an account is not judged",
+    ),
+    Param::count(
+        "min_outside_reads",
+        5.0,
+        "unjustified reads outside the queue's segments or regions in the window below which they are not judged on their own",
     ),
     Param::number(
         "p_value",
@@ -127,6 +139,7 @@ const MIN_TEAM_DAY_READS: u64 = 200;
 struct Limits {
     grace: i64,
     min_reads: u32,
+    min_outside_reads: u32,
     p_value: f64,
     p_value_high: f64,
     factor: f64,
@@ -141,6 +154,7 @@ impl Limits {
         Limits {
             grace: (v.get("grace_hours") * HOUR as f64) as i64,
             min_reads: v.get("min_reads") as u32,
+            min_outside_reads: v.get("min_outside_reads") as u32,
             p_value: v.get("p_value"),
             p_value_high: v.get("p_value_high"),
             factor: v.get("factor"),
@@ -166,20 +180,46 @@ pub(crate) fn build(s: &Settings) -> Box<dyn Detector> {
 struct Pending {
     customer: Box<str>,
     read: i64,
+    /// The customer is outside the segments or regions the account's queue serves.
+    outside: bool,
     deadline: i64,
     /// When a case logged after the read justifies it; `i64::MAX` if none is known.
     justified: i64,
     event: Box<str>,
 }
 
-/// Reads and unjustified reads of one day, and the highest baseline share
-/// it was judged against (so the next day judges it the same way).
+/// What is counted against an account's reads: reads still without a case
+/// at their deadline, and among those, reads of customers outside the
+/// segments or regions the account's queue serves. Each has its own usual
+/// shares and is tested on its own.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Kind {
+    WithoutCase = 0,
+    OutsideQueue = 1,
+}
+
+impl Kind {
+    const ALL: [Kind; 2] = [Kind::WithoutCase, Kind::OutsideQueue];
+
+    fn says(self) -> &'static str {
+        match self {
+            Kind::WithoutCase => "without a case",
+            Kind::OutsideQueue => {
+                "without a case and outside the segments or regions its queue serves"
+            }
+        }
+    }
+}
+
+/// Reads and unjustified reads (per [`Kind`]) of one day, and the highest
+/// baseline share it was judged against (so the next day judges it the
+/// same way).
 #[derive(Copy, Clone, Default)]
 struct Day {
     day: i64,
     reads: u32,
-    unjustified: u32,
-    baseline: f64,
+    unjustified: [u32; 2],
+    baseline: [f64; 2],
 }
 
 /// The last [`USUAL_DAYS`] daily shares; their median is the usual share.
@@ -214,7 +254,7 @@ struct Account {
     overflow: u32,
     first_unjustified: i64,
     samples: Vec<(Box<str>, Box<str>)>,
-    usual: Shares,
+    usual: [Shares; 2],
     reported: Option<Severity>,
 }
 
@@ -224,8 +264,8 @@ struct Group {
     cased: u64,
     today: i64,
     today_reads: u64,
-    today_unjustified: u64,
-    usual: Shares,
+    today_unjustified: [u64; 2],
+    usual: [Shares; 2],
 }
 
 impl Group {
@@ -235,12 +275,14 @@ impl Group {
         }
         // A quiet day says little about the team.
         if self.today != 0 && self.today_reads >= MIN_TEAM_DAY_READS {
-            self.usual
-                .push(self.today_unjustified as f64 / self.today_reads as f64);
+            for k in Kind::ALL {
+                self.usual[k as usize]
+                    .push(self.today_unjustified[k as usize] as f64 / self.today_reads as f64);
+            }
         }
         self.today = day;
         self.today_reads = 0;
-        self.today_unjustified = 0;
+        self.today_unjustified = [0; 2];
     }
 }
 
@@ -253,7 +295,9 @@ impl Account {
         if t.day != 0 && t.reads > 0 {
             // A day that alerted does not teach what is usual.
             if self.reported.is_none() && t.reads >= MIN_DAY_READS {
-                self.usual.push(t.unjustified as f64 / t.reads as f64);
+                for k in Kind::ALL {
+                    self.usual[k as usize].push(t.unjustified[k as usize] as f64 / t.reads as f64);
+                }
             }
             self.previous = (day - t.day <= 4).then_some(t);
         } else if self.previous.is_some_and(|p| day - p.day > 4) {
@@ -268,12 +312,23 @@ impl Account {
         self.reported = None;
     }
 
-    fn unjustified(&mut self, group: &mut Group, read: i64, customer: &str, event: &str) {
-        if self.today.unjustified == 0 {
+    fn unjustified(
+        &mut self,
+        group: &mut Group,
+        read: i64,
+        outside: bool,
+        customer: &str,
+        event: &str,
+    ) {
+        if self.today.unjustified[0] == 0 {
             self.first_unjustified = read;
         }
-        self.today.unjustified += 1;
-        group.today_unjustified += 1;
+        for k in Kind::ALL {
+            if k == Kind::WithoutCase || outside {
+                self.today.unjustified[k as usize] += 1;
+                group.today_unjustified[k as usize] += 1;
+            }
+        }
         if self.samples.len() < SAMPLES {
             self.samples.push((customer.into(), event.into()));
         }
@@ -325,6 +380,54 @@ fn binomial_tail(u: u32, n: u32, p: f64) -> f64 {
     sum.min(1.0)
 }
 
+/// Reads and unjustified reads of one kind over one or two days, and the
+/// bar they are judged against.
+#[derive(Copy, Clone)]
+struct Window {
+    reads: u32,
+    unjustified: u32,
+    baseline: f64,
+    days: u32,
+}
+
+/// Today alone, and with the previous working day (against the bar that
+/// day had) for a faint insider: the window with the smallest binomial
+/// tail among those with `min_reads` unjustified reads at `factor` times
+/// their bar.
+fn most_significant(
+    acc: &Account,
+    kind: Kind,
+    min_reads: u32,
+    factor: f64,
+) -> Option<(Window, f64)> {
+    let k = kind as usize;
+    let today = Window {
+        reads: acc.today.reads,
+        unjustified: acc.today.unjustified[k],
+        baseline: acc.today.baseline[k],
+        days: 1,
+    };
+    let two = acc.previous.map(|p| {
+        let reads = p.reads + today.reads;
+        Window {
+            reads,
+            unjustified: p.unjustified[k] + today.unjustified,
+            // A day never judged takes today's bar.
+            baseline: (p.reads as f64 * p.baseline[k].max(today.baseline)
+                + today.reads as f64 * today.baseline)
+                / reads.max(1) as f64,
+            days: 2,
+        }
+    });
+    [Some(today), two]
+        .into_iter()
+        .flatten()
+        .filter(|w| w.unjustified >= min_reads && w.reads > 0)
+        .filter(|w| w.unjustified as f64 / w.reads as f64 >= factor * w.baseline)
+        .map(|w| (w, binomial_tail(w.unjustified, w.reads, w.baseline)))
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+}
+
 /// The baseline an account is judged against, and the figures behind it.
 struct Baseline {
     own: Option<f64>,
@@ -349,7 +452,7 @@ impl NoBusinessContext {
         }
         let acc = self.accounts.touch(actor, Timestamp(now), Account::default);
         let group = self.groups.touch(acc.group, Timestamp(now), Group::default);
-        let before = acc.today.unjustified;
+        let before = acc.today.unjustified[0];
         let mut i = 0;
         while i < acc.pending.len() {
             let p = &acc.pending[i];
@@ -359,10 +462,10 @@ impl NoBusinessContext {
             }
             let p = acc.pending.swap_remove(i);
             if p.justified > p.deadline {
-                acc.unjustified(group, p.read, &p.customer, &p.event);
+                acc.unjustified(group, p.read, p.outside, &p.customer, &p.event);
             }
         }
-        if acc.today.unjustified > before {
+        if acc.today.unjustified[0] > before {
             let lim = self.limits.get(acc.organization.as_deref());
             if let Some(f) = judge(acc, group, lim, now) {
                 out.push(f);
@@ -371,18 +474,17 @@ impl NoBusinessContext {
     }
 }
 
-fn baseline(acc: &Account, group: &Group, lim: &Limits) -> Option<Baseline> {
-    let own = (acc.usual.0.len() >= lim.own_days as usize).then(|| acc.usual.median());
-    let team_usual = (!group.usual.0.is_empty()).then(|| group.usual.median());
+fn baseline(acc: &Account, group: &Group, lim: &Limits, kind: Kind) -> Option<Baseline> {
+    let k = kind as usize;
+    let own = (acc.usual[k].0.len() >= lim.own_days as usize).then(|| acc.usual[k].median());
+    let team_usual = (!group.usual[k].0.is_empty()).then(|| group.usual[k].median());
     if own.is_none() && team_usual.is_none() {
         // Nothing to compare with yet: learn first.
         return None;
     }
     let others = group.today_reads.saturating_sub(acc.today.reads as u64);
     let team_today = (others >= lim.group_min_reads).then(|| {
-        group
-            .today_unjustified
-            .saturating_sub(acc.today.unjustified as u64) as f64
+        group.today_unjustified[k].saturating_sub(acc.today.unjustified[k] as u64) as f64
             / others as f64
     });
     let share = [own, team_usual, team_today]
@@ -403,30 +505,26 @@ fn judge(acc: &mut Account, group: &Group, lim: &Limits, now: i64) -> Option<Fin
     if !works_with_cases {
         return None;
     }
-    let b = baseline(acc, group, lim)?;
-    acc.today.baseline = acc.today.baseline.max(b.share);
-    let today = acc.today;
-    // Today alone, and with the previous working day (against the bar that
-    // day had) for a faint insider.
-    let two = acc.previous.map(|p| {
-        let reads = p.reads + today.reads;
-        Day {
-            day: p.day,
-            reads,
-            unjustified: p.unjustified + today.unjustified,
-            // A day never judged takes today's bar.
-            baseline: (p.reads as f64 * p.baseline.max(today.baseline)
-                + today.reads as f64 * today.baseline)
-                / reads.max(1) as f64,
+    // Each kind on its own; the most significant speaks.
+    let mut best: Option<(Kind, Baseline, Window, f64)> = None;
+    for kind in Kind::ALL {
+        let Some(b) = baseline(acc, group, lim, kind) else {
+            continue;
+        };
+        let k = kind as usize;
+        acc.today.baseline[k] = acc.today.baseline[k].max(b.share);
+        let min_reads = match kind {
+            Kind::WithoutCase => lim.min_reads,
+            Kind::OutsideQueue => lim.min_outside_reads,
+        };
+        let Some((window, p)) = most_significant(acc, kind, min_reads, lim.factor) else {
+            continue;
+        };
+        if best.as_ref().is_none_or(|(_, _, _, q)| p < *q) {
+            best = Some((kind, b, window, p));
         }
-    });
-    let (window, p_value, days) = [Some((today, 1)), two.map(|d| (d, 2))]
-        .into_iter()
-        .flatten()
-        .filter(|(d, _)| d.unjustified >= lim.min_reads && d.reads > 0)
-        .filter(|(d, _)| d.unjustified as f64 / d.reads as f64 >= lim.factor * d.baseline)
-        .map(|(d, days)| (d, binomial_tail(d.unjustified, d.reads, d.baseline), days))
-        .min_by(|a, b| a.1.total_cmp(&b.1))?;
+    }
+    let (kind, b, window, p_value) = best?;
     if p_value > lim.p_value {
         return None;
     }
@@ -457,11 +555,12 @@ fn judge(acc: &mut Account, group: &Group, lim: &Limits, now: i64) -> Option<Fin
         at: Timestamp(now),
         first_seen: Timestamp(acc.first_unjustified),
         message: format!(
-            "{} read {} of {} customers without a case {} ({:.1}%); its usual share is {}, its team's {} usually and {} today; {:.1} expected, p = {:.1e}",
+            "{} read {} of {} customers {} {} ({:.1}%); its usual share is {}, its team's {} usually and {} today; {:.1} expected, p = {:.1e}",
             acc.name,
             window.unjustified,
             window.reads,
-            if days == 1 { "today" } else { "today and on its previous working day" },
+            kind.says(),
+            if window.days == 1 { "today" } else { "today and on its previous working day" },
             share * 100.0,
             pct(b.own),
             pct(b.team_usual),
@@ -470,10 +569,14 @@ fn judge(acc: &mut Account, group: &Group, lim: &Limits, now: i64) -> Option<Fin
             p_value,
         ),
         evidence: evidence! {
+            "counted" => match kind {
+                Kind::WithoutCase => "reads without a case",
+                Kind::OutsideQueue => "reads without a case outside the queue's segments or regions",
+            },
             "observed_unjustified" => window.unjustified,
             "observed_reads" => window.reads,
             "observed_share" => round(Some(share)),
-            "window_days" => days,
+            "window_days" => window.days,
             "baseline_own_share" => round(b.own),
             "baseline_team_share" => round(b.team_usual),
             "baseline_team_share_today" => round(b.team_today),
@@ -551,7 +654,8 @@ impl Detector for NoBusinessContext {
         acc.ip = a.source_ip;
         acc.roll(day);
         acc.today.reads += a.customer_ids.len() as u32;
-        let before = acc.today.unjustified;
+        let before = acc.today.unjustified[0];
+        let outside = ev.outside_queue == Some(true);
         let deadline = {
             let late = now + lim.grace;
             ev.shift_end().map_or(late, |end| {
@@ -569,7 +673,7 @@ impl Detector for NoBusinessContext {
             }
             if acc.pending.len() >= PENDING_CAP {
                 acc.overflow += 1;
-                acc.unjustified(group, now, c, &reference(ev));
+                acc.unjustified(group, now, outside, c, &reference(ev));
                 continue;
             }
             let justified = ev
@@ -579,13 +683,14 @@ impl Detector for NoBusinessContext {
             acc.pending.push(Pending {
                 customer: c.as_str().into(),
                 read: now,
+                outside,
                 deadline,
                 justified,
                 event: reference(ev).into(),
             });
             self.due.push(Reverse((deadline.min(justified), ev.actor)));
         }
-        if acc.today.unjustified > before {
+        if acc.today.unjustified[0] > before {
             if let Some(f) = judge(acc, group, lim, now) {
                 out.push(f);
             }
@@ -663,6 +768,118 @@ mod tests {
         );
         assert!(n.iter().all(|a| a.actor.user.as_deref() == Some("cc.3")));
         assert!(n.iter().all(|a| a.severity <= Severity::High));
+    }
+
+    /// `directory(agents)` where agent `i` serves region `r{i % 2}`.
+    fn regional_directory(agents: usize) -> String {
+        directory(agents)
+            .replace("role = \"support\"\n", "role = \"support\"\nREGION\n")
+            .split("REGION")
+            .enumerate()
+            .map(|(i, part)| {
+                if i == 0 {
+                    part.to_string()
+                } else {
+                    format!("regions = [\"r{}\"]{part}", (i - 1) % 2)
+                }
+            })
+            .collect()
+    }
+
+    /// A lookup of a customer in `region`, with or without a case.
+    fn regional_lookup(
+        h: &mut Harness,
+        t: i64,
+        user: &str,
+        customer: u64,
+        region: Option<&str>,
+        case: bool,
+    ) {
+        h.push_access(vakt_event::AccessEvent {
+            timestamp: vakt_event::Timestamp(t),
+            user: user.into(),
+            source_ip: "10.50.0.2".parse().ok(),
+            action: vakt_event::Action::Lookup,
+            customer_ids: vec![format!("C-{customer:07}")],
+            records: 1,
+            customer_region: region.map(str::to_owned),
+            case_id: case.then(|| format!("K-{customer}")),
+            ..Default::default()
+        });
+    }
+
+    /// Ten support days of 8 agents in their own regions (one read in 25
+    /// without a case, one in 10 a transfer from the other region, with a
+    /// case), then on day 10 `cc.0` reads 8 more customers before its calls,
+    /// without a case (`extra_case` false), in the other region (or,
+    /// `regions` false, with no region on the events).
+    fn day_with_eight_extra_reads(regions: bool, extra_case: bool) -> Vec<vakt_event::Alert> {
+        let mut h = Harness::new(&regional_directory(8), None);
+        for day in 0..11i64 {
+            if day == 10 {
+                // Before the day's calls, in time order with the rest.
+                for k in 0..8i64 {
+                    let t = t0() + 10 * DAY + 7 * HOUR + k * 7 * MINUTE;
+                    let region = regions.then_some("r1");
+                    regional_lookup(&mut h, t, "cc.0", 900_000 + k as u64, region, extra_case);
+                }
+            }
+            for i in 0..8usize {
+                let user = format!("cc.{i}");
+                for k in 0..60i64 {
+                    let own = format!("r{}", i % 2);
+                    let other = format!("r{}", (i + 1) % 2);
+                    let region = if k % 10 == 5 { &other } else { &own };
+                    let t = t0() + day * DAY + 8 * HOUR + k * 9 * MINUTE;
+                    let customer = (day * 1000 + i as i64 * 100 + k) as u64;
+                    regional_lookup(
+                        &mut h,
+                        t,
+                        &user,
+                        customer,
+                        regions.then_some(region.as_str()),
+                        k % 25 != 0,
+                    );
+                }
+            }
+        }
+        // The next morning: every pending read has met its deadline.
+        regional_lookup(&mut h, t0() + 11 * DAY + 8 * HOUR, "cc.1", 1, None, true);
+        h.finish()
+    }
+
+    #[test]
+    fn reads_without_a_case_outside_the_queues_region_are_caught_the_same_day() {
+        let alerts = day_with_eight_extra_reads(true, false);
+        let n = Harness::rule(&alerts, "no_business_context");
+        assert_eq!(n.len(), 1, "{n:#?}");
+        assert_eq!(n[0].actor.user.as_deref(), Some("cc.0"));
+        // Found once the reads' four hours of grace are over, that morning.
+        assert!(
+            n[0].timestamp.0 <= t0() + 10 * DAY + 12 * HOUR,
+            "{}",
+            n[0].timestamp
+        );
+        assert!(
+            n[0].evidence["counted"]
+                .as_str()
+                .unwrap()
+                .contains("outside"),
+            "{:?}",
+            n[0].evidence
+        );
+        // Fewer than `min_reads` (10): the ordinary count alone would wait.
+        let observed = n[0].evidence["observed_unjustified"].as_u64().unwrap();
+        assert!((5..10).contains(&observed), "{observed}");
+        // The same reads without regions on the events: too few to say.
+        let alerts = day_with_eight_extra_reads(false, false);
+        assert!(Harness::rule(&alerts, "no_business_context").is_empty());
+    }
+
+    #[test]
+    fn transfers_from_another_region_with_a_case_are_fine() {
+        let alerts = day_with_eight_extra_reads(true, true);
+        assert!(Harness::rule(&alerts, "no_business_context").is_empty());
     }
 
     #[test]

@@ -61,6 +61,8 @@ slots! {
     Action = "event.action",
     Outcome = "event.outcome",
     CustomerIds = "customer.ids",
+    Segment = "customer.segment",
+    Region = "customer.region",
     Records = "records",
     Categories = "data.categories",
     Bytes = "bytes",
@@ -378,6 +380,8 @@ pub fn parse_event(line: &str, origin: &Origin) -> Result<Event, ParseError> {
                 customer_ids,
                 records,
                 categories: fields.list(Slot::Categories)?,
+                customer_segment: fields.string(Slot::Segment)?.filter(|s| !s.is_empty()),
+                customer_region: fields.string(Slot::Region)?.filter(|s| !s.is_empty()),
                 bytes: fields.number(Slot::Bytes)?,
                 case_id: fields.string(Slot::Case)?.filter(|c| !c.is_empty()),
                 url_path: fields.string(Slot::UrlPath)?,
@@ -446,8 +450,8 @@ mod tests {
 
     #[test]
     fn dotted_and_nested_names_give_the_same_event() {
-        let dotted = r#"{"@timestamp":"2026-11-02T08:00:00Z","user.name":"r17.anna","source.ip":"198.51.100.3","event.action":"lookup","customer.ids":["C-1","C-2"],"data.categories":["name","phone"],"case.id":"K-9"}"#;
-        let nested = r#"{"@timestamp":"2026-11-02T08:00:00Z","user":{"name":"r17.anna"},"source":{"ip":"198.51.100.3"},"event":{"action":"lookup"},"customer":{"ids":["C-1","C-2"]},"data":{"categories":["name","phone"]},"case":{"id":"K-9"},"extra":{"deep":[1,{"x":2}]}}"#;
+        let dotted = r#"{"@timestamp":"2026-11-02T08:00:00Z","user.name":"r17.anna","source.ip":"198.51.100.3","event.action":"lookup","customer.ids":["C-1","C-2"],"data.categories":["name","phone"],"case.id":"K-9","customer.segment":"consumer","customer.region":"SE-AC"}"#;
+        let nested = r#"{"@timestamp":"2026-11-02T08:00:00Z","user":{"name":"r17.anna"},"source":{"ip":"198.51.100.3"},"event":{"action":"lookup"},"customer":{"ids":["C-1","C-2"],"segment":"consumer","region":"SE-AC"},"data":{"categories":["name","phone"]},"case":{"id":"K-9"},"extra":{"deep":[1,{"x":2}]}}"#;
         let a = parse_event(dotted, &origin()).unwrap();
         let b = parse_event(nested, &origin()).unwrap();
         assert_eq!(a, b);
@@ -457,6 +461,13 @@ mod tests {
         assert_eq!(a.records, 2);
         assert_eq!(a.case_id.as_deref(), Some("K-9"));
         assert_eq!(a.source_ip, Some("198.51.100.3".parse().unwrap()));
+        assert_eq!(
+            (a.customer_segment.as_deref(), a.customer_region.as_deref()),
+            (Some("consumer"), Some("SE-AC"))
+        );
+        // Written back, it reads the same.
+        let again = parse_event(&Event::Access(a.clone()).to_json_line(), &origin()).unwrap();
+        assert_eq!(again, Event::Access(a));
     }
 
     #[test]
