@@ -525,6 +525,16 @@ mod tests {
         }
     }
 
+    /// A rotating scraper's addresses, one in each of six networks.
+    const SIX_NETWORKS: [&str; 6] = [
+        "45.1.2.3",
+        "77.8.9.10",
+        "91.20.30.40",
+        "103.4.5.6",
+        "151.60.70.80",
+        "185.9.8.7",
+    ];
+
     fn assert_network_group(alerts: &[vakt_event::Alert], network: &str) {
         let groups = Harness::rule(alerts, "distributed_scraping");
         let want = format!("network {network}");
@@ -540,14 +550,7 @@ mod tests {
         log.people();
         // Six addresses in six networks, 40 random customers each an hour:
         // each under every individual threshold, 240 distinct together.
-        let ips = [
-            "45.1.2.3",
-            "77.8.9.10",
-            "91.20.30.40",
-            "103.4.5.6",
-            "151.60.70.80",
-            "185.9.8.7",
-        ];
+        let ips = SIX_NETWORKS;
         for k in 0..240u64 {
             let t = t0() + 9 * HOUR + k as i64 * 14 * SECOND;
             log.read(t, ips[k as usize % 6], 1_000 + k * 977 % 250_000, None);
@@ -653,14 +656,7 @@ mod tests {
         let mut log = Log::default();
         log.cold_links();
         log.people();
-        let ips = [
-            "45.1.2.3",
-            "77.8.9.10",
-            "91.20.30.40",
-            "103.4.5.6",
-            "151.60.70.80",
-            "185.9.8.7",
-        ];
+        let ips = SIX_NETWORKS;
         for k in 0..900u64 {
             let t = t0() + 10 * HOUR + k as i64 * 3 * SECOND;
             log.read(t, ips[k as usize % 6], 100_000 + k * 977, None);

@@ -569,10 +569,7 @@ fn judge(acc: &mut Account, group: &Group, lim: &Limits, now: i64) -> Option<Fin
             p_value,
         ),
         evidence: evidence! {
-            "counted" => match kind {
-                Kind::WithoutCase => "reads without a case",
-                Kind::OutsideQueue => "reads without a case outside the queue's segments or regions",
-            },
+            "counted" => format!("reads {}", kind.says()),
             "observed_unjustified" => window.unjustified,
             "observed_reads" => window.reads,
             "observed_share" => round(Some(share)),
