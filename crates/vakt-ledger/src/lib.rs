@@ -24,6 +24,7 @@ pub mod ledger;
 pub mod report;
 pub mod scope;
 pub mod sessions;
+pub mod store;
 pub mod tokens;
 pub mod totp;
 pub mod users;

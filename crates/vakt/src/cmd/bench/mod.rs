@@ -1,6 +1,6 @@
 //! `vakt bench`: figures anyone can rerun. One file per bench: `watch`
 //! (throughput and memory of `vakt watch`), `ledger` (append rate, disk,
-//! scope time), `serve` (`vakt serve` over HTTP), `parse` (parsing cost
+//! scope time), `store` (the entry engines side by side), `serve` (`vakt serve` over HTTP), `parse` (parsing cost
 //! as hostile records grow), `soak` (`vakt serve` under a flood);
 //! `detection` lives with
 //! the simulator's evaluation in `cmd/detection.rs`.
@@ -9,6 +9,7 @@ mod ledger;
 mod parse;
 mod serve;
 mod soak;
+mod store;
 mod watch;
 
 pub(crate) use ledger::append_generated;
@@ -26,6 +27,8 @@ pub enum Bench {
     Detection(crate::cmd::detection::DetectionArgs),
     /// Ledger append rate, scope query time and disk bytes per event.
     Ledger(ledger::LedgerBenchArgs),
+    /// The ledger's entry engines side by side: append rate, disk, scope times.
+    Store(store::StoreBenchArgs),
     /// `vakt serve` over HTTP: ingest rate, and read latency over a big ledger.
     Serve(serve::ServeBenchArgs),
     /// Parsing cost per line as a hostile csvlog record grows (must stay flat).
@@ -39,6 +42,7 @@ pub fn dispatch(b: Bench) -> Result<()> {
         Bench::Watch(a) => watch::run(a),
         Bench::Detection(a) => crate::cmd::detection::run(a),
         Bench::Ledger(a) => ledger::ledger(a),
+        Bench::Store(a) => store::run(a),
         Bench::Serve(a) => serve::run(a),
         Bench::Parse(a) => parse::run(a),
         Bench::Soak(a) => soak::run(a),

@@ -1,0 +1,126 @@
+//! Where the ledger's entries and their scoping indexes live: one small
+//! trait, [`EntryStore`], so scope, verify and report do not care which
+//! engine holds them.
+//!
+//! The ledger hands a store entries whose names are already interned
+//! ([`StoredEntry`]) and the link that chains each; the store keeps them in
+//! order, makes them durable at [`EntryStore::flush`], and answers the three
+//! questions everything else is built on: the entries in order (verify,
+//! exposure), the entries that name a customer (`scope --customer`), and an
+//! account's accesses in a time window (`scope --account`).
+//!
+//! Durability is the caller's transaction: `flush` returns a commit point
+//! (opaque bytes) that the ledger stores in the same SQLite transaction as
+//! its checkpoint and ingest progress; a store opened with that point
+//! forgets anything written after it (a process killed between the two
+//! writes). So entries, alerts, decisions and progress commit together,
+//! whichever engine holds the entries.
+//!
+//! # Engines
+//!
+//! - [`segments`]: an append-only chain log in compressed column blocks,
+//!   and per-flush sorted runs of postings (customer to entries, account to
+//!   its accesses) merged in tiers. The default.
+//! - [`sqlite`]: the tables vakt kept before (one row per entry, one per
+//!   customer read, a B-tree each): kept to read old data directories and
+//!   to compare against.
+//!
+//! How they compare, measured with `vakt bench store` on this design's
+//! target workload, is in [`segments`]'s documentation.
+
+pub mod segments;
+pub mod sqlite;
+mod varint;
+
+use crate::Result;
+
+/// Bytes of the stored per-entry link: enough to locate a change; the full
+/// hash is in the signed checkpoints.
+pub const LINK_BYTES: usize = 8;
+
+/// One access as a store keeps it: names as ids of the ledger's name
+/// dictionaries, customers as ids of its customer dictionary (in the order
+/// of their names, as the chain hashed them).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoredEntry {
+    pub seq: u64,
+    pub t: i64,
+    pub account: u64,
+    pub org: u64,
+    pub action: u64,
+    pub categories: u64,
+    pub source: u64,
+    pub ip: String,
+    pub records: i64,
+    pub case_id: String,
+    pub line: i64,
+    pub customers: Vec<u64>,
+    pub link: [u8; LINK_BYTES],
+}
+
+/// What `scope --account` needs of one access.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountRow {
+    pub seq: u64,
+    pub t: i64,
+    pub ip: String,
+    pub categories: u64,
+    pub records: i64,
+    pub customers: Vec<u64>,
+}
+
+impl AccountRow {
+    pub fn of(e: &StoredEntry) -> AccountRow {
+        AccountRow {
+            seq: e.seq,
+            t: e.t,
+            ip: e.ip.clone(),
+            categories: e.categories,
+            records: e.records,
+            customers: e.customers.clone(),
+        }
+    }
+}
+
+/// A ledger's entry store. Entries are numbered from 1 without gaps.
+pub trait EntryStore: Send {
+    /// The engine's name, for figures and errors.
+    fn engine(&self) -> &'static str;
+
+    /// The last entry's seq (0 when empty), flushed or not.
+    fn len(&self) -> u64;
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Appends `e`, whose seq must be `len() + 1`. Not durable until
+    /// [`EntryStore::flush`].
+    fn push(&mut self, e: &StoredEntry) -> Result<()>;
+
+    /// Makes every pushed entry durable and returns the commit point, to be
+    /// stored by the caller and given back when the store is next opened.
+    fn flush(&mut self) -> Result<Vec<u8>>;
+
+    /// Visits the entries from `from` on, in order, while `visit` returns true.
+    fn scan(&self, from: u64, visit: &mut dyn FnMut(&StoredEntry) -> Result<bool>) -> Result<()>;
+
+    /// Visits the entries that name `customer`, in order.
+    fn customer(
+        &self,
+        customer: u64,
+        visit: &mut dyn FnMut(&StoredEntry) -> Result<()>,
+    ) -> Result<()>;
+
+    /// Visits the accesses of `account` with `since <= t <= until`, in order.
+    fn account(
+        &self,
+        account: u64,
+        since: i64,
+        until: i64,
+        visit: &mut dyn FnMut(&AccountRow) -> Result<()>,
+    ) -> Result<()>;
+
+    /// Bytes the store takes on disk.
+    fn disk_bytes(&self) -> Result<u64>;
+}

@@ -1,0 +1,1333 @@
+//! The segments engine: the ledger's entries in an append-only chain log,
+//! and their scoping indexes in sorted runs built at each flush.
+//!
+//! # Layout (in the data directory's `entries/`)
+//!
+//! - `entries.log`: blocks of up to [`BLOCK_ENTRIES`] entries, appended.
+//!   Each block is a header (payload length, CRC-32, first seq, count) and
+//!   the entries in columns (times as deltas, ids and numbers as varints),
+//!   compressed with zstd. Columns compress far better than rows: an
+//!   account, an organisation and an address repeat within a block.
+//! - `entries.idx`: 24 bytes per block (first seq, offset, length), so a
+//!   reader opens without walking the log.
+//! - `runs/`: sorted runs of postings, two kinds. Customer postings map a
+//!   customer id to the seqs of the entries that name it; account postings
+//!   map an account id to what `scope --account` needs of each access
+//!   (seq, time, address, categories, records, customers), so that answer
+//!   never reads the log. Each flush writes one run per kind from that
+//!   batch's postings, sorted in memory: an append costs a push onto a
+//!   vector, never a B-tree update. Runs are merged in tiers: [`FANOUT`]
+//!   runs of one level become one run of the next, so a store of n entries
+//!   holds at most `FANOUT - 1` runs per level, `log_FANOUT(n / batch)`
+//!   levels, and each posting is rewritten once per level.
+//!
+//! A run file is blocks of about [`RUN_BLOCK`] bytes of whole key groups
+//! (zstd), an index of each block's first key, and a footer. A look-up
+//! reads one block per run.
+//!
+//! # Commit and crash
+//!
+//! [`EntryStore::flush`] writes the open block and the batch's runs,
+//! syncs them, merges runs whose tier is full, and returns the commit point
+//! (entries, log and index length, the runs in force). Files a merge
+//! replaced are deleted at the next flush, once the caller has stored the
+//! point that no longer names them. Opened with a commit point, the store
+//! truncates the log and the index to it and deletes runs it does not name.
+//!
+//! # Limits and blind spots
+//!
+//! - Merges run inside `flush`, on the appending thread: the biggest merge
+//!   at n entries rewrites about n / FANOUT * FANOUT postings (a pause of
+//!   about a second per 25 million).
+//! - A reader opened with an older commit point must not outlive the
+//!   writer's next two flushes (merged-away runs are then deleted);
+//!   `vakt serve` opens a reader per request.
+//! - Corruption is detected per block (CRC-32) and by verify's chain walk;
+//!   a damaged run block fails the look-ups that read it with an error
+//!   naming the file, never a wrong answer.
+
+use super::varint::{self, Reader};
+use super::{AccountRow, EntryStore, StoredEntry, LINK_BYTES};
+use crate::{LedgerError, Result};
+use std::collections::BinaryHeap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+/// Entries per log block: `scope --customer` decodes one block per entry
+/// it returns, so blocks stay small.
+pub const BLOCK_ENTRIES: usize = 256;
+/// Runs of one level merged into one of the next.
+pub const FANOUT: usize = 8;
+/// Raw bytes of a run block before compression.
+pub const RUN_BLOCK: usize = 64 << 10;
+
+const LOG: &str = "entries.log";
+const INDEX: &str = "entries.idx";
+const RUNS: &str = "runs";
+const ZSTD_LEVEL: i32 = 1;
+const BLOCK_HEADER: usize = 4 + 4 + 8 + 4;
+const INDEX_ROW: usize = 24;
+const RUN_MAGIC: &[u8; 8] = b"vaktrun1";
+const RUN_FOOTER: usize = 8 + 4 + 4 + 8 + 8 + 8 + 8;
+const POINT_VERSION: u64 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Customer = 0,
+    Account = 1,
+}
+
+impl Kind {
+    const ALL: [Kind; 2] = [Kind::Customer, Kind::Account];
+
+    fn prefix(self) -> &'static str {
+        match self {
+            Kind::Customer => "c",
+            Kind::Account => "a",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Block {
+    first_seq: u64,
+    offset: u64,
+    len: u32,
+    count: u32,
+}
+
+/// One posting: an entry's seq and, for accounts, its time and the rest of
+/// what `scope --account` shows, encoded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Posting {
+    seq: u64,
+    t: i64,
+    extra: Vec<u8>,
+}
+
+pub struct Segments {
+    dir: PathBuf,
+    log: File,
+    index: File,
+    log_len: u64,
+    blocks: Vec<Block>,
+    /// Entries not yet in a written block.
+    pending: Vec<StoredEntry>,
+    len: u64,
+    /// This batch's postings, per kind, in push order.
+    batch: [Vec<(u64, Posting)>; 2],
+    runs: [Vec<Run>; 2],
+    next_run: u64,
+    /// Run files a merge replaced, deleted at the next flush.
+    obsolete: Vec<PathBuf>,
+    writable: bool,
+    columns: Columns,
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> LedgerError + '_ {
+    move |source| LedgerError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn damaged(path: &Path, what: impl std::fmt::Display) -> LedgerError {
+    LedgerError::Invalid(format!(
+        "{}: {what}; the ledger's entry store is damaged: run `vakt ledger verify` and restore the data directory from a backup",
+        path.display()
+    ))
+}
+
+impl Segments {
+    /// Opens (creating when missing) the store in `dir` for appending, at
+    /// `point`: what a previous [`EntryStore::flush`] returned and the
+    /// caller stored, or `None` for a new store.
+    pub fn open(dir: &Path, point: Option<&[u8]>) -> Result<Segments> {
+        std::fs::create_dir_all(dir.join(RUNS)).map_err(io(dir))?;
+        Self::open_at(dir, point, true)
+    }
+
+    /// Opens the store at `point` for reading only: nothing is truncated
+    /// or deleted.
+    pub fn open_read(dir: &Path, point: Option<&[u8]>) -> Result<Segments> {
+        Self::open_at(dir, point, false)
+    }
+
+    fn open_at(dir: &Path, point: Option<&[u8]>, writable: bool) -> Result<Segments> {
+        let point = match point {
+            Some(p) => Point::decode(p)
+                .ok_or_else(|| damaged(dir, "the commit point recorded for it cannot be read"))?,
+            None => Point::default(),
+        };
+        let file = |name: &str| -> Result<File> {
+            let path = dir.join(name);
+            let mut o = OpenOptions::new();
+            o.read(true);
+            if writable {
+                o.write(true).create(true);
+            }
+            o.open(&path).map_err(io(&path))
+        };
+        let (log, index) = (file(LOG)?, file(INDEX)?);
+        let log_path = dir.join(LOG);
+        let index_path = dir.join(INDEX);
+        let have = |f: &File, p: &Path| f.metadata().map(|m| m.len()).map_err(io(p));
+        if have(&log, &log_path)? < point.log_len
+            || have(&index, &index_path)? < point.blocks * INDEX_ROW as u64
+        {
+            return Err(damaged(
+                dir,
+                "the log is shorter than its last commit: entries were cut",
+            ));
+        }
+        if writable {
+            log.set_len(point.log_len).map_err(io(&log_path))?;
+            index
+                .set_len(point.blocks * INDEX_ROW as u64)
+                .map_err(io(&index_path))?;
+        }
+        let mut raw = vec![0u8; (point.blocks as usize) * INDEX_ROW];
+        index.read_exact_at(&mut raw, 0).map_err(io(&index_path))?;
+        let blocks: Vec<Block> = raw
+            .chunks_exact(INDEX_ROW)
+            .map(|r| {
+                let u64_at = |i: usize| u64::from_le_bytes(r[i..i + 8].try_into().expect("8"));
+                let u32_at = |i: usize| u32::from_le_bytes(r[i..i + 4].try_into().expect("4"));
+                Block {
+                    first_seq: u64_at(0),
+                    offset: u64_at(8),
+                    len: u32_at(16),
+                    count: u32_at(20),
+                }
+            })
+            .collect();
+        let mut runs: [Vec<Run>; 2] = Default::default();
+        for (kind, ids) in Kind::ALL.iter().zip(&point.runs) {
+            for &id in ids {
+                runs[*kind as usize].push(Run::open(&run_path(dir, *kind, id), *kind)?);
+            }
+        }
+        if writable {
+            let named: Vec<PathBuf> = runs.iter().flatten().map(|r| r.path.clone()).collect();
+            for e in std::fs::read_dir(dir.join(RUNS))
+                .map_err(io(dir))?
+                .flatten()
+            {
+                if !named.contains(&e.path()) {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+        Ok(Segments {
+            dir: dir.to_owned(),
+            log,
+            index,
+            log_len: point.log_len,
+            blocks,
+            pending: Vec::with_capacity(BLOCK_ENTRIES),
+            len: point.len,
+            batch: Default::default(),
+            runs,
+            next_run: point.next_run,
+            obsolete: Vec::new(),
+            writable,
+            columns: Columns::default(),
+        })
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.join(LOG)
+    }
+
+    /// Encodes and writes the pending entries as one block.
+    fn write_block(&mut self) -> Result<()> {
+        let Some(first) = self.pending.first() else {
+            return Ok(());
+        };
+        let first_seq = first.seq;
+        let count = self.pending.len() as u32;
+        let raw = self.columns.encode(&self.pending);
+        let packed = zstd::bulk::compress(raw, ZSTD_LEVEL).map_err(io(&self.log_path()))?;
+        let mut block = Vec::with_capacity(BLOCK_HEADER + packed.len());
+        block.extend_from_slice(&(packed.len() as u32).to_le_bytes());
+        block.extend_from_slice(&crc32fast::hash(&packed).to_le_bytes());
+        block.extend_from_slice(&first_seq.to_le_bytes());
+        block.extend_from_slice(&count.to_le_bytes());
+        block.extend_from_slice(&packed);
+        let log_path = self.log_path();
+        self.log
+            .write_all_at(&block, self.log_len)
+            .map_err(io(&log_path))?;
+        let b = Block {
+            first_seq,
+            offset: self.log_len,
+            len: block.len() as u32,
+            count,
+        };
+        let mut row = [0u8; INDEX_ROW];
+        row[0..8].copy_from_slice(&b.first_seq.to_le_bytes());
+        row[8..16].copy_from_slice(&b.offset.to_le_bytes());
+        row[16..20].copy_from_slice(&b.len.to_le_bytes());
+        row[20..24].copy_from_slice(&b.count.to_le_bytes());
+        let index_path = self.dir.join(INDEX);
+        self.index
+            .write_all_at(&row, self.blocks.len() as u64 * INDEX_ROW as u64)
+            .map_err(io(&index_path))?;
+        self.log_len += block.len() as u64;
+        self.blocks.push(b);
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// The entries of block `i` whose slot `keep` accepts, decoded.
+    fn read_block(
+        &self,
+        i: usize,
+        keep: &dyn Fn(usize) -> bool,
+        out: &mut Vec<StoredEntry>,
+    ) -> Result<()> {
+        let b = self.blocks[i];
+        let path = self.log_path();
+        let mut buf = vec![0u8; b.len as usize];
+        self.log
+            .read_exact_at(&mut buf, b.offset)
+            .map_err(io(&path))?;
+        let at = format!("block at byte {}", b.offset);
+        let bad = |what: &str| damaged(&path, format!("{at}: {what}"));
+        if buf.len() < BLOCK_HEADER {
+            return Err(bad("shorter than its header"));
+        }
+        let packed_len = u32::from_le_bytes(buf[0..4].try_into().expect("4")) as usize;
+        let crc = u32::from_le_bytes(buf[4..8].try_into().expect("4"));
+        let packed = &buf[BLOCK_HEADER..];
+        if packed.len() != packed_len || crc32fast::hash(packed) != crc {
+            return Err(bad("its checksum does not match"));
+        }
+        let raw = decompress(packed).ok_or_else(|| bad("it does not decompress"))?;
+        Columns::decode(&raw, b.first_seq, b.count as usize, keep, out)
+            .ok_or_else(|| bad("its columns cannot be read"))
+    }
+
+    /// The block holding `seq`.
+    fn block_of(&self, seq: u64) -> Option<usize> {
+        let i = self.blocks.partition_point(|b| b.first_seq <= seq);
+        (i > 0 && seq < self.blocks[i - 1].first_seq + self.blocks[i - 1].count as u64)
+            .then(|| i - 1)
+    }
+
+    /// Writes this batch's postings of `kind` as a level-0 run.
+    fn write_batch_run(&mut self, kind: Kind) -> Result<()> {
+        let mut batch = std::mem::take(&mut self.batch[kind as usize]);
+        if batch.is_empty() {
+            return Ok(());
+        }
+        // Stable: postings of one key stay in seq order.
+        batch.sort_by_key(|(k, _)| *k);
+        let id = self.next_run;
+        self.next_run += 1;
+        let mut w = RunWriter::create(&run_path(&self.dir, kind, id), kind, 0)?;
+        let mut i = 0;
+        while i < batch.len() {
+            let key = batch[i].0;
+            let n = batch[i..].iter().take_while(|(k, _)| *k == key).count();
+            w.group(key, batch[i..i + n].iter().map(|(_, p)| p))?;
+            i += n;
+        }
+        self.runs[kind as usize].push(w.finish()?);
+        batch.clear();
+        self.batch[kind as usize] = batch;
+        Ok(())
+    }
+
+    /// Merges the newest runs while a level holds [`FANOUT`] of them.
+    fn merge_full_levels(&mut self, kind: Kind) -> Result<()> {
+        loop {
+            let runs = &self.runs[kind as usize];
+            let Some(last) = runs.last() else {
+                return Ok(());
+            };
+            let level = last.level;
+            let same = runs.iter().rev().take_while(|r| r.level == level).count();
+            if same < FANOUT {
+                return Ok(());
+            }
+            let from = runs.len() - same;
+            let id = self.next_run;
+            self.next_run += 1;
+            let merged = merge(
+                &self.runs[kind as usize][from..],
+                &run_path(&self.dir, kind, id),
+                kind,
+                level + 1,
+            )?;
+            for r in self.runs[kind as usize].drain(from..) {
+                self.obsolete.push(r.path);
+            }
+            self.runs[kind as usize].push(merged);
+        }
+    }
+
+    fn point(&self) -> Point {
+        Point {
+            len: self.len,
+            log_len: self.log_len,
+            blocks: self.blocks.len() as u64,
+            next_run: self.next_run,
+            runs: [
+                self.runs[0].iter().map(|r| r.id).collect(),
+                self.runs[1].iter().map(|r| r.id).collect(),
+            ],
+        }
+    }
+
+    /// Postings of `key` in every run, then in the open batch, in seq order.
+    fn postings(
+        &self,
+        kind: Kind,
+        key: u64,
+        visit: &mut dyn FnMut(Posting) -> Result<()>,
+    ) -> Result<()> {
+        for run in &self.runs[kind as usize] {
+            for p in run.lookup(key)? {
+                visit(p)?;
+            }
+        }
+        for (k, p) in &self.batch[kind as usize] {
+            if *k == key {
+                visit(p.clone())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs per kind, for figures.
+    pub fn runs(&self) -> usize {
+        self.runs.iter().map(Vec::len).sum()
+    }
+}
+
+fn decompress(packed: &[u8]) -> Option<Vec<u8>> {
+    // The frame names its size; refuse absurd ones before allocating.
+    let size = zstd::zstd_safe::get_frame_content_size(packed).ok()??;
+    if size > (256 << 20) {
+        return None;
+    }
+    zstd::bulk::decompress(packed, size as usize).ok()
+}
+
+fn run_path(dir: &Path, kind: Kind, id: u64) -> PathBuf {
+    dir.join(RUNS)
+        .join(format!("{}{id:010}.run", kind.prefix()))
+}
+
+impl EntryStore for Segments {
+    fn engine(&self) -> &'static str {
+        "segments"
+    }
+
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn push(&mut self, e: &StoredEntry) -> Result<()> {
+        if !self.writable {
+            return Err(LedgerError::Invalid(
+                "the entry store was opened for reading".into(),
+            ));
+        }
+        if e.seq != self.len + 1 {
+            return Err(LedgerError::Invalid(format!(
+                "entry {} appended after entry {}",
+                e.seq, self.len
+            )));
+        }
+        for &c in &e.customers {
+            self.batch[Kind::Customer as usize].push((
+                c,
+                Posting {
+                    seq: e.seq,
+                    ..Default::default()
+                },
+            ));
+        }
+        self.batch[Kind::Account as usize].push((
+            e.account,
+            Posting {
+                seq: e.seq,
+                t: e.t,
+                extra: encode_account_extra(e),
+            },
+        ));
+        self.pending.push(e.clone());
+        self.len = e.seq;
+        if self.pending.len() >= BLOCK_ENTRIES {
+            self.write_block()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<Vec<u8>> {
+        if !self.writable {
+            return Ok(self.point().encode());
+        }
+        for p in self.obsolete.drain(..) {
+            let _ = std::fs::remove_file(p);
+        }
+        self.write_block()?;
+        let log_path = self.log_path();
+        self.log.sync_data().map_err(io(&log_path))?;
+        let index_path = self.dir.join(INDEX);
+        self.index.sync_data().map_err(io(&index_path))?;
+        for kind in Kind::ALL {
+            self.write_batch_run(kind)?;
+            self.merge_full_levels(kind)?;
+        }
+        Ok(self.point().encode())
+    }
+
+    fn scan(&self, from: u64, visit: &mut dyn FnMut(&StoredEntry) -> Result<bool>) -> Result<()> {
+        let start = self.block_of(from.max(1)).unwrap_or(self.blocks.len());
+        let mut entries = Vec::with_capacity(BLOCK_ENTRIES);
+        for i in start..self.blocks.len() {
+            self.read_block(i, &|_| true, &mut entries)?;
+            for e in entries.iter().filter(|e| e.seq >= from) {
+                if !visit(e)? {
+                    return Ok(());
+                }
+            }
+        }
+        for e in self.pending.iter().filter(|e| e.seq >= from) {
+            if !visit(e)? {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    fn customer(
+        &self,
+        customer: u64,
+        visit: &mut dyn FnMut(&StoredEntry) -> Result<()>,
+    ) -> Result<()> {
+        let mut seqs = Vec::new();
+        self.postings(Kind::Customer, customer, &mut |p| {
+            seqs.push(p.seq);
+            Ok(())
+        })?;
+        let mut entries = Vec::new();
+        let mut rest = &seqs[..];
+        while let Some(&seq) = rest.first() {
+            let Some(i) = self.block_of(seq) else {
+                match self.pending.iter().find(|e| e.seq == seq) {
+                    Some(e) => visit(e)?,
+                    None => {
+                        return Err(damaged(
+                            &self.dir,
+                            format!(
+                                "a customer posting names entry {seq}, which is not in the log"
+                            ),
+                        ))
+                    }
+                }
+                rest = &rest[1..];
+                continue;
+            };
+            let b = self.blocks[i];
+            let end = b.first_seq + b.count as u64;
+            let n = rest.iter().take_while(|&&s| s < end).count();
+            let slots: Vec<usize> = rest[..n]
+                .iter()
+                .map(|&s| (s - b.first_seq) as usize)
+                .collect();
+            self.read_block(i, &|k| slots.binary_search(&k).is_ok(), &mut entries)?;
+            for e in &entries {
+                visit(e)?;
+            }
+            rest = &rest[n..];
+        }
+        Ok(())
+    }
+
+    fn account(
+        &self,
+        account: u64,
+        since: i64,
+        until: i64,
+        visit: &mut dyn FnMut(&AccountRow) -> Result<()>,
+    ) -> Result<()> {
+        let dir = self.dir.clone();
+        self.postings(Kind::Account, account, &mut |p| {
+            if p.t < since || p.t > until {
+                return Ok(());
+            }
+            let row = decode_account_extra(&p)
+                .ok_or_else(|| damaged(&dir, format!("account posting of entry {}", p.seq)))?;
+            visit(&row)
+        })
+    }
+
+    fn disk_bytes(&self) -> Result<u64> {
+        let mut total = self.log_len + self.blocks.len() as u64 * INDEX_ROW as u64;
+        for r in self.runs.iter().flatten() {
+            total += r.bytes;
+        }
+        Ok(total)
+    }
+}
+
+fn encode_account_extra(e: &StoredEntry) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + e.ip.len() + 4 * e.customers.len());
+    put_ip(&mut out, &e.ip);
+    varint::put(&mut out, e.categories);
+    varint::put_signed(&mut out, e.records);
+    varint::put(&mut out, e.customers.len() as u64);
+    for &c in &e.customers {
+        varint::put(&mut out, c);
+    }
+    out
+}
+
+fn decode_account_extra(p: &Posting) -> Option<AccountRow> {
+    let mut r = Reader::new(&p.extra);
+    let ip = get_ip(&mut r)?;
+    let categories = r.get()?;
+    let records = r.get_signed()?;
+    let n = r.get()? as usize;
+    let mut customers = Vec::with_capacity(n.min(p.extra.len()));
+    for _ in 0..n {
+        customers.push(r.get()?);
+    }
+    Some(AccountRow {
+        seq: p.seq,
+        t: p.t,
+        ip,
+        categories,
+        records,
+        customers,
+    })
+}
+
+/// The commit point: what a reader must see, and what a writer truncates to.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Point {
+    len: u64,
+    log_len: u64,
+    blocks: u64,
+    next_run: u64,
+    runs: [Vec<u64>; 2],
+}
+
+impl Point {
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for v in [
+            POINT_VERSION,
+            self.len,
+            self.log_len,
+            self.blocks,
+            self.next_run,
+        ] {
+            varint::put(&mut out, v);
+        }
+        for ids in &self.runs {
+            varint::put(&mut out, ids.len() as u64);
+            for &id in ids {
+                varint::put(&mut out, id);
+            }
+        }
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Point> {
+        let mut r = Reader::new(bytes);
+        if r.get()? != POINT_VERSION {
+            return None;
+        }
+        let mut p = Point {
+            len: r.get()?,
+            log_len: r.get()?,
+            blocks: r.get()?,
+            next_run: r.get()?,
+            runs: Default::default(),
+        };
+        for ids in &mut p.runs {
+            let n = r.get()?;
+            for _ in 0..n {
+                ids.push(r.get()?);
+            }
+        }
+        r.is_empty().then_some(p)
+    }
+}
+
+/// Column buffers, kept between blocks.
+#[derive(Default)]
+struct Columns {
+    cols: [Vec<u8>; 12],
+    out: Vec<u8>,
+}
+
+impl Columns {
+    fn encode(&mut self, entries: &[StoredEntry]) -> &[u8] {
+        for c in &mut self.cols {
+            c.clear();
+        }
+        let (mut t, mut line) = (0i64, 0i64);
+        for e in entries {
+            let [ct, ca, co, cx, cc, cs, ci, cr, ck, cl, cu, cn] = &mut self.cols;
+            varint::put_signed(ct, e.t.wrapping_sub(t));
+            t = e.t;
+            varint::put(ca, e.account);
+            varint::put(co, e.org);
+            varint::put(cx, e.action);
+            varint::put(cc, e.categories);
+            varint::put(cs, e.source);
+            put_ip(ci, &e.ip);
+            varint::put_signed(cr, e.records);
+            varint::put_bytes(ck, e.case_id.as_bytes());
+            varint::put_signed(cl, e.line.wrapping_sub(line));
+            line = e.line;
+            varint::put(cu, e.customers.len() as u64);
+            for &c in &e.customers {
+                varint::put(cu, c);
+            }
+            cn.extend_from_slice(&e.link);
+        }
+        self.out.clear();
+        for c in &self.cols {
+            varint::put(&mut self.out, c.len() as u64);
+        }
+        for c in &self.cols {
+            self.out.extend_from_slice(c);
+        }
+        &self.out
+    }
+
+    /// Decodes a block's entries, keeping those whose slot `keep` accepts
+    /// (the others are stepped over without allocating).
+    fn decode(
+        raw: &[u8],
+        first_seq: u64,
+        count: usize,
+        keep: &dyn Fn(usize) -> bool,
+        out: &mut Vec<StoredEntry>,
+    ) -> Option<()> {
+        out.clear();
+        let mut r = Reader::new(raw);
+        let mut lens = [0usize; 12];
+        for l in &mut lens {
+            *l = usize::try_from(r.get()?).ok()?;
+        }
+        let mut cols: Vec<Reader> = Vec::with_capacity(12);
+        for l in lens {
+            cols.push(Reader::new(r.take(l)?));
+        }
+        let [ct, ca, co, cx, cc, cs, ci, cr, ck, cl, cu, cn]: &mut [Reader; 12] =
+            (&mut cols[..]).try_into().ok()?;
+        let (mut t, mut line) = (0i64, 0i64);
+        for k in 0..count {
+            t = t.wrapping_add(ct.get_signed()?);
+            line = line.wrapping_add(cl.get_signed()?);
+            let n = cu.get()? as usize;
+            if !keep(k) {
+                for _ in 0..n {
+                    cu.get()?;
+                }
+                for c in [&mut *ca, co, cx, cc, cs] {
+                    c.get()?;
+                }
+                skip_ip(ci)?;
+                cr.get()?;
+                ck.get_bytes()?;
+                cn.take(LINK_BYTES)?;
+                continue;
+            }
+            let mut customers = Vec::with_capacity(n.min(raw.len()));
+            for _ in 0..n {
+                customers.push(cu.get()?);
+            }
+            out.push(StoredEntry {
+                seq: first_seq + k as u64,
+                t,
+                account: ca.get()?,
+                org: co.get()?,
+                action: cx.get()?,
+                categories: cc.get()?,
+                source: cs.get()?,
+                ip: get_ip(ci)?,
+                records: cr.get_signed()?,
+                case_id: ck.get_str()?.to_owned(),
+                line,
+                customers,
+                link: cn.take(LINK_BYTES)?.try_into().ok()?,
+            });
+        }
+        cols.iter().all(Reader::is_empty).then_some(())
+    }
+}
+
+/// Addresses whose text is the canonical form of an IPv4 or IPv6 address
+/// are kept as 4 or 16 bytes (the text is rebuilt exactly, as the chain
+/// hashed it); anything else as its text.
+fn put_ip(out: &mut Vec<u8>, ip: &str) {
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(v4)) if v4.to_string() == ip => {
+            out.push(4);
+            out.extend_from_slice(&v4.octets());
+        }
+        Ok(std::net::IpAddr::V6(v6)) if v6.to_string() == ip => {
+            out.push(6);
+            out.extend_from_slice(&v6.octets());
+        }
+        _ => {
+            out.push(0);
+            varint::put_bytes(out, ip.as_bytes());
+        }
+    }
+}
+
+fn get_ip(r: &mut Reader) -> Option<String> {
+    Some(match r.take(1)?[0] {
+        4 => std::net::Ipv4Addr::from(<[u8; 4]>::try_from(r.take(4)?).ok()?).to_string(),
+        6 => std::net::Ipv6Addr::from(<[u8; 16]>::try_from(r.take(16)?).ok()?).to_string(),
+        0 => r.get_str()?.to_owned(),
+        _ => return None,
+    })
+}
+
+fn skip_ip(r: &mut Reader) -> Option<()> {
+    match r.take(1)?[0] {
+        4 => r.take(4).map(drop),
+        6 => r.take(16).map(drop),
+        0 => r.get_bytes().map(drop),
+        _ => None,
+    }
+}
+
+/// A sorted run of postings of one kind.
+struct Run {
+    id: u64,
+    kind: Kind,
+    level: u32,
+    path: PathBuf,
+    file: File,
+    /// Each block's first key, offset, compressed length and CRC-32.
+    index: Vec<(u64, u64, u32, u32)>,
+    bytes: u64,
+}
+
+impl Run {
+    fn open(path: &Path, kind: Kind) -> Result<Run> {
+        let file = File::open(path).map_err(io(path))?;
+        let size = file.metadata().map_err(io(path))?.len();
+        if size < RUN_FOOTER as u64 {
+            return Err(damaged(path, "shorter than a run's footer"));
+        }
+        let mut footer = [0u8; RUN_FOOTER];
+        file.read_exact_at(&mut footer, size - RUN_FOOTER as u64)
+            .map_err(io(path))?;
+        let mut r = Reader::new(&footer);
+        let mut fixed = |n: usize| -> Option<u64> {
+            let b = r.take(n)?;
+            let mut a = [0u8; 8];
+            a[..n].copy_from_slice(b);
+            Some(u64::from_le_bytes(a))
+        };
+        let (Some(index_at), Some(blocks), Some(level)) = (fixed(8), fixed(4), fixed(4)) else {
+            return Err(damaged(path, "its footer cannot be read"));
+        };
+        if &footer[RUN_FOOTER - 8..] != RUN_MAGIC || index_at + blocks * 24 > size {
+            return Err(damaged(path, "not a run file, or cut"));
+        }
+        let mut raw = vec![0u8; blocks as usize * 24];
+        file.read_exact_at(&mut raw, index_at).map_err(io(path))?;
+        let index = raw
+            .chunks_exact(24)
+            .map(|c| {
+                (
+                    u64::from_le_bytes(c[0..8].try_into().expect("8")),
+                    u64::from_le_bytes(c[8..16].try_into().expect("8")),
+                    u32::from_le_bytes(c[16..20].try_into().expect("4")),
+                    u32::from_le_bytes(c[20..24].try_into().expect("4")),
+                )
+            })
+            .collect();
+        let id = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .and_then(|s| s.get(1..))
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| damaged(path, "not named as a run"))?;
+        Ok(Run {
+            id,
+            kind,
+            level: level as u32,
+            path: path.to_owned(),
+            file,
+            index,
+            bytes: size,
+        })
+    }
+
+    fn block(&self, i: usize) -> Result<Vec<u8>> {
+        let (_, offset, len, crc) = self.index[i];
+        let mut packed = vec![0u8; len as usize];
+        self.file
+            .read_exact_at(&mut packed, offset)
+            .map_err(io(&self.path))?;
+        if crc32fast::hash(&packed) != crc {
+            return Err(damaged(
+                &self.path,
+                format!("block {i}: its checksum does not match"),
+            ));
+        }
+        decompress(&packed)
+            .ok_or_else(|| damaged(&self.path, format!("block {i} does not decompress")))
+    }
+
+    /// The postings of `key` in this run.
+    fn lookup(&self, key: u64) -> Result<Vec<Posting>> {
+        let i = self.index.partition_point(|b| b.0 <= key);
+        if i == 0 {
+            return Ok(Vec::new());
+        }
+        let raw = self.block(i - 1)?;
+        let mut groups = Groups::new(&raw, self.kind);
+        while let Some(g) = groups.next() {
+            let (k, postings) = g.ok_or_else(|| damaged(&self.path, format!("block {}", i - 1)))?;
+            if k == key {
+                return Ok(postings);
+            }
+            if k > key {
+                break;
+            }
+        }
+        Ok(Vec::new())
+    }
+}
+
+/// The key groups of a decoded run block.
+struct Groups<'a> {
+    r: Reader<'a>,
+    kind: Kind,
+}
+
+impl<'a> Groups<'a> {
+    fn new(raw: &'a [u8], kind: Kind) -> Groups<'a> {
+        Groups {
+            r: Reader::new(raw),
+            kind,
+        }
+    }
+
+    /// The next group; `Some(None)` when the bytes are malformed.
+    fn next(&mut self) -> Option<Option<(u64, Vec<Posting>)>> {
+        if self.r.is_empty() {
+            return None;
+        }
+        Some(self.read())
+    }
+
+    fn read(&mut self) -> Option<(u64, Vec<Posting>)> {
+        let key = self.r.get()?;
+        let n = self.r.get()? as usize;
+        let mut out = Vec::with_capacity(n.min(1 << 16));
+        let (mut seq, mut t) = (0u64, 0i64);
+        for _ in 0..n {
+            seq = seq.wrapping_add(self.r.get()?);
+            let mut p = Posting {
+                seq,
+                ..Default::default()
+            };
+            if self.kind == Kind::Account {
+                t = t.wrapping_add(self.r.get_signed()?);
+                p.t = t;
+                p.extra = self.r.get_bytes()?.to_vec();
+            }
+            out.push(p);
+        }
+        Some((key, out))
+    }
+}
+
+struct RunWriter {
+    path: PathBuf,
+    tmp: PathBuf,
+    out: BufWriter<File>,
+    kind: Kind,
+    level: u32,
+    offset: u64,
+    raw: Vec<u8>,
+    first_key: Option<u64>,
+    index: Vec<(u64, u64, u32, u32)>,
+}
+
+impl RunWriter {
+    fn create(path: &Path, kind: Kind, level: u32) -> Result<RunWriter> {
+        let tmp = path.with_extension("tmp");
+        let file = File::create(&tmp).map_err(io(&tmp))?;
+        Ok(RunWriter {
+            path: path.to_owned(),
+            tmp,
+            out: BufWriter::with_capacity(1 << 20, file),
+            kind,
+            level,
+            offset: 0,
+            raw: Vec::with_capacity(RUN_BLOCK * 2),
+            first_key: None,
+            index: Vec::new(),
+        })
+    }
+
+    fn group<'p>(
+        &mut self,
+        key: u64,
+        postings: impl ExactSizeIterator<Item = &'p Posting>,
+    ) -> Result<()> {
+        self.first_key.get_or_insert(key);
+        varint::put(&mut self.raw, key);
+        varint::put(&mut self.raw, postings.len() as u64);
+        let (mut seq, mut t) = (0u64, 0i64);
+        for p in postings {
+            varint::put(&mut self.raw, p.seq.wrapping_sub(seq));
+            seq = p.seq;
+            if self.kind == Kind::Account {
+                varint::put_signed(&mut self.raw, p.t.wrapping_sub(t));
+                t = p.t;
+                varint::put_bytes(&mut self.raw, &p.extra);
+            }
+        }
+        if self.raw.len() >= RUN_BLOCK {
+            self.end_block()?;
+        }
+        Ok(())
+    }
+
+    fn end_block(&mut self) -> Result<()> {
+        let Some(first_key) = self.first_key.take() else {
+            return Ok(());
+        };
+        let packed = zstd::bulk::compress(&self.raw, ZSTD_LEVEL).map_err(io(&self.tmp))?;
+        self.out.write_all(&packed).map_err(io(&self.tmp))?;
+        self.index.push((
+            first_key,
+            self.offset,
+            packed.len() as u32,
+            crc32fast::hash(&packed),
+        ));
+        self.offset += packed.len() as u64;
+        self.raw.clear();
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Run> {
+        self.end_block()?;
+        let index_at = self.offset;
+        let mut tail = Vec::with_capacity(self.index.len() * 24 + RUN_FOOTER);
+        for (k, o, l, c) in &self.index {
+            tail.extend_from_slice(&k.to_le_bytes());
+            tail.extend_from_slice(&o.to_le_bytes());
+            tail.extend_from_slice(&l.to_le_bytes());
+            tail.extend_from_slice(&c.to_le_bytes());
+        }
+        tail.extend_from_slice(&index_at.to_le_bytes());
+        tail.extend_from_slice(&(self.index.len() as u32).to_le_bytes());
+        tail.extend_from_slice(&self.level.to_le_bytes());
+        tail.extend_from_slice(&[0u8; RUN_FOOTER - 16 - 8]);
+        tail.extend_from_slice(RUN_MAGIC);
+        self.out.write_all(&tail).map_err(io(&self.tmp))?;
+        let file = self
+            .out
+            .into_inner()
+            .map_err(|e| io(&self.tmp)(e.into_error()))?;
+        file.sync_data().map_err(io(&self.tmp))?;
+        drop(file);
+        std::fs::rename(&self.tmp, &self.path).map_err(io(&self.path))?;
+        Run::open(&self.path, self.kind)
+    }
+}
+
+/// A run read group by group, for merging.
+struct Cursor<'a> {
+    run: &'a Run,
+    block: usize,
+    raw: Vec<u8>,
+    pos: usize,
+}
+
+impl Cursor<'_> {
+    fn next(&mut self) -> Result<Option<(u64, Vec<Posting>)>> {
+        loop {
+            if self.pos < self.raw.len() {
+                let mut g = Groups::new(&self.raw[self.pos..], self.run.kind);
+                let got = g
+                    .read()
+                    .ok_or_else(|| damaged(&self.run.path, format!("block {}", self.block - 1)))?;
+                self.pos += g.r.position();
+                return Ok(Some(got));
+            }
+            if self.block >= self.run.index.len() {
+                return Ok(None);
+            }
+            self.raw = self.run.block(self.block)?;
+            self.block += 1;
+            self.pos = 0;
+        }
+    }
+}
+
+/// Merges `runs` (oldest first: all their seqs ascend from one to the next)
+/// into one run at `path`.
+fn merge(runs: &[Run], path: &Path, kind: Kind, level: u32) -> Result<Run> {
+    let mut cursors: Vec<Cursor> = runs
+        .iter()
+        .map(|run| Cursor {
+            run,
+            block: 0,
+            raw: Vec::new(),
+            pos: 0,
+        })
+        .collect();
+    let mut heads: Vec<Option<(u64, Vec<Posting>)>> = Vec::with_capacity(runs.len());
+    let mut heap = BinaryHeap::new();
+    for (i, c) in cursors.iter_mut().enumerate() {
+        let h = c.next()?;
+        if let Some((k, _)) = &h {
+            heap.push(std::cmp::Reverse((*k, i)));
+        }
+        heads.push(h);
+    }
+    let mut w = RunWriter::create(path, kind, level)?;
+    let mut group: Vec<Posting> = Vec::new();
+    while let Some(std::cmp::Reverse((key, _))) = heap.peek().copied() {
+        group.clear();
+        // Equal keys pop in run order (the heap orders by (key, run)), so
+        // the postings stay in seq order.
+        while let Some(&std::cmp::Reverse((k, i))) = heap.peek() {
+            if k != key {
+                break;
+            }
+            heap.pop();
+            let (_, postings) = heads[i].take().expect("a head is queued only when present");
+            group.extend(postings);
+            heads[i] = cursors[i].next()?;
+            if let Some((k, _)) = &heads[i] {
+                heap.push(std::cmp::Reverse((*k, i)));
+            }
+        }
+        w.group(key, group.iter())?;
+    }
+    w.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(seq: u64, account: u64, customers: &[u64]) -> StoredEntry {
+        StoredEntry {
+            seq,
+            t: 1_700_000_000_000 + seq as i64 * 7,
+            account,
+            org: 3,
+            action: 1,
+            categories: 2 + seq % 3,
+            source: 1,
+            ip: format!("10.0.{}.{}", account % 200, seq % 7),
+            records: 1,
+            case_id: if seq.is_multiple_of(5) {
+                String::new()
+            } else {
+                format!("K-{seq}")
+            },
+            line: seq as i64,
+            customers: customers.to_vec(),
+            link: (seq * 31).to_le_bytes(),
+        }
+    }
+
+    /// A deterministic workload: entry i is read by account i*7 % 13 and
+    /// names customers i % 97 and (for some) i % 89 + 1000.
+    fn workload(n: u64) -> Vec<StoredEntry> {
+        (1..=n)
+            .map(|s| {
+                let mut c = vec![s % 97];
+                if s % 3 == 0 {
+                    c.push(s % 89 + 1000);
+                }
+                if s % 11 == 0 {
+                    c.clear();
+                }
+                entry(s, s * 7 % 13, &c)
+            })
+            .collect()
+    }
+
+    fn fill(store: &mut Segments, entries: &[StoredEntry], flush_every: usize) -> Vec<u8> {
+        let mut point = Vec::new();
+        for (i, e) in entries.iter().enumerate() {
+            store.push(e).unwrap();
+            if (i + 1).is_multiple_of(flush_every) {
+                point = store.flush().unwrap();
+            }
+        }
+        point
+    }
+
+    fn brute_customer(entries: &[StoredEntry], c: u64) -> Vec<StoredEntry> {
+        entries
+            .iter()
+            .filter(|e| e.customers.contains(&c))
+            .cloned()
+            .collect()
+    }
+
+    fn store_customer(s: &Segments, c: u64) -> Vec<StoredEntry> {
+        let mut out = Vec::new();
+        s.customer(c, &mut |e| {
+            out.push(e.clone());
+            Ok(())
+        })
+        .unwrap();
+        out
+    }
+
+    fn store_account(s: &Segments, a: u64, since: i64, until: i64) -> Vec<AccountRow> {
+        let mut out = Vec::new();
+        s.account(a, since, until, &mut |r| {
+            out.push(r.clone());
+            Ok(())
+        })
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn scope_answers_equal_a_recount_across_merged_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let entries = workload(20_000);
+        let mut s = Segments::open(dir.path(), None).unwrap();
+        // Small flushes: enough runs that two levels of merges happen.
+        let point = fill(&mut s, &entries[..19_990], 150);
+        assert!(s.runs[0].iter().any(|r| r.level >= 2), "merges ran");
+        assert!(s.runs[0].len() < 2 * FANOUT, "{} runs", s.runs[0].len());
+        // The last ten are pushed but not flushed: still answered.
+        fill(&mut s, &entries[19_990..], usize::MAX);
+        for c in [0, 5, 96, 1000, 1088, 5000] {
+            assert_eq!(
+                store_customer(&s, c),
+                brute_customer(&entries, c),
+                "customer {c}"
+            );
+        }
+        let (since, until) = (entries[3000].t, entries[15000].t);
+        for a in [0, 6, 12, 99] {
+            let want: Vec<AccountRow> = entries
+                .iter()
+                .filter(|e| e.account == a && e.t >= since && e.t <= until)
+                .map(AccountRow::of)
+                .collect();
+            assert_eq!(store_account(&s, a, since, until), want, "account {a}");
+        }
+        let mut scanned = Vec::new();
+        s.scan(1, &mut |e| {
+            scanned.push(e.clone());
+            Ok(true)
+        })
+        .unwrap();
+        assert_eq!(scanned, entries);
+        // A reader at the last commit point sees what was flushed.
+        let r = Segments::open_read(dir.path(), Some(&point)).unwrap();
+        assert_eq!(r.len(), 19_950);
+        assert_eq!(store_customer(&r, 5), brute_customer(&entries[..19_950], 5));
+    }
+
+    #[test]
+    fn reopened_at_a_commit_point_the_store_forgets_what_came_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let entries = workload(3_000);
+        let mut s = Segments::open(dir.path(), None).unwrap();
+        let point = fill(&mut s, &entries[..2_000], 500);
+        // Written and flushed, but the caller never stored this point (a
+        // kill between the store's flush and the caller's commit).
+        fill(&mut s, &entries[2_000..], 1_000);
+        drop(s);
+        let mut s = Segments::open(dir.path(), Some(&point)).unwrap();
+        assert_eq!(s.len(), 2_000);
+        assert_eq!(store_customer(&s, 7), brute_customer(&entries[..2_000], 7));
+        // Appending again continues the same chain of seqs.
+        fill(&mut s, &entries[2_000..], 1_000);
+        assert_eq!(store_customer(&s, 7), brute_customer(&entries, 7));
+        let mut n = 0;
+        s.scan(1, &mut |e| {
+            n += 1;
+            assert_eq!(e, &entries[e.seq as usize - 1]);
+            Ok(true)
+        })
+        .unwrap();
+        assert_eq!(n, 3_000);
+    }
+
+    #[test]
+    fn an_out_of_order_append_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Segments::open(dir.path(), None).unwrap();
+        s.push(&entry(1, 1, &[1])).unwrap();
+        assert!(s.push(&entry(3, 1, &[1])).is_err());
+        assert!(s.push(&entry(1, 1, &[1])).is_err());
+    }
+
+    #[test]
+    fn a_damaged_block_is_an_error_naming_the_log_not_a_wrong_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let entries = workload(1_000);
+        let mut s = Segments::open(dir.path(), None).unwrap();
+        let point = fill(&mut s, &entries, 1_000);
+        drop(s);
+        let log = dir.path().join(LOG);
+        let mut bytes = std::fs::read(&log).unwrap();
+        let at = bytes.len() / 2;
+        bytes[at] ^= 0x40;
+        std::fs::write(&log, bytes).unwrap();
+        let s = Segments::open_read(dir.path(), Some(&point)).unwrap();
+        let e = s.scan(1, &mut |_| Ok(true)).unwrap_err().to_string();
+        assert!(e.contains("entries.log") && e.contains("checksum"), "{e}");
+    }
+
+    #[test]
+    fn a_log_cut_below_its_commit_point_is_refused_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Segments::open(dir.path(), None).unwrap();
+        let point = fill(&mut s, &workload(600), 600);
+        drop(s);
+        let log = dir.path().join(LOG);
+        let len = std::fs::metadata(&log).unwrap().len();
+        OpenOptions::new()
+            .write(true)
+            .open(&log)
+            .unwrap()
+            .set_len(len - 10)
+            .unwrap();
+        let e = Segments::open(dir.path(), Some(&point))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("cut"), "{e}");
+    }
+
+    #[test]
+    fn commit_points_round_trip_and_garbage_is_refused() {
+        let p = Point {
+            len: 5,
+            log_len: 900,
+            blocks: 2,
+            next_run: 9,
+            runs: [vec![1, 8], vec![2]],
+        };
+        assert_eq!(Point::decode(&p.encode()), Some(p));
+        assert_eq!(Point::decode(b"\x07garbage"), None);
+        assert_eq!(Point::decode(&[]), None);
+    }
+}

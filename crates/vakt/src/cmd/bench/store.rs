@@ -1,0 +1,235 @@
+//! `vakt bench store`: the ledger's entry engines side by side on the same
+//! generated accesses: append rate, bytes per access on disk, and scope
+//! look-up times, the figures the choice of engine rests on.
+//!
+//! The workload is `vakt bench ledger`'s, generated straight into interned
+//! entries so only the engine is timed: accounts drawn uniformly, one
+//! customer per access from a population of 2 million with a few heavy
+//! readers (the cube of a uniform draw), a case id on nine accesses in ten,
+//! a flush every 50,000 accesses as the ledger commits.
+
+use super::mib;
+use crate::fmt::thousands;
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use vakt_ledger::store::{segments::Segments, sqlite::SqliteStore, EntryStore, StoredEntry};
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct StoreBenchArgs {
+    /// Accesses to append.
+    #[arg(long, default_value_t = 2_000_000)]
+    pub events: u64,
+    /// Distinct accounts.
+    #[arg(long, default_value_t = 10_000)]
+    pub accounts: u32,
+    /// Engines to compare, in order.
+    #[arg(long, value_delimiter = ',', default_value = "segments,sqlite")]
+    pub engines: Vec<String>,
+    #[arg(long, default_value = "/tmp/vakt-bench-store", value_name = "DIR")]
+    pub dir: PathBuf,
+}
+
+/// Customers in the generated population.
+const CUSTOMERS: f64 = 2_000_000.0;
+/// Accesses per flush, as the ledger commits.
+const FLUSH: u64 = 50_000;
+/// Look-ups timed per kind.
+const LOOKUPS: usize = 200;
+
+/// splitmix64: a fixed, fast stream, so every engine sees the same accesses.
+struct Stream(u64);
+
+impl Stream {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+fn customer(s: &mut Stream) -> u64 {
+    (CUSTOMERS * s.unit().powi(3)) as u64
+}
+
+fn generated(seq: u64, accounts: u32, s: &mut Stream) -> StoredEntry {
+    let account = s.next() % accounts.max(1) as u64;
+    let org = account / 50;
+    StoredEntry {
+        seq,
+        // 100M accesses over a day: about a millisecond apart.
+        t: 1_793_577_600_000 + (seq as i64 * 864) / 1000,
+        account: account + 10,
+        org: org + 1,
+        action: 1,
+        categories: 2,
+        source: 3,
+        ip: format!("10.{}.{}.{}", (org >> 8) as u8, org as u8, 2 + account % 50),
+        records: 1,
+        case_id: if s.next() % 10 < 9 {
+            format!("K-{:07}", s.next() % 5_000_000)
+        } else {
+            String::new()
+        },
+        line: seq as i64,
+        customers: vec![customer(s)],
+        link: s.next().to_le_bytes(),
+    }
+}
+
+fn open(engine: &str, dir: &Path) -> Result<Box<dyn EntryStore>> {
+    std::fs::create_dir_all(dir)?;
+    Ok(match engine {
+        "segments" => Box::new(Segments::open(dir, None)?),
+        "sqlite" => Box::new(SqliteStore::open(&dir.join("entries.db"))?),
+        other => bail!("no engine {other:?}: give segments or sqlite"),
+    })
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    let mut total = 0;
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        match e.metadata() {
+            Ok(m) if m.is_dir() => total += dir_bytes(&e.path()),
+            Ok(m) => total += m.len(),
+            Err(_) => {}
+        }
+    }
+    total
+}
+
+/// p50 and p99 of `times` (milliseconds).
+fn quantiles(times: &mut [f64]) -> (f64, f64) {
+    times.sort_by(f64::total_cmp);
+    let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
+    (at(0.5), at(0.99))
+}
+
+struct Figures {
+    append_per_s: f64,
+    bytes_per_access: f64,
+    account: (f64, f64),
+    customer: (f64, f64),
+    heaviest_ms: f64,
+    heaviest_reads: usize,
+}
+
+fn run_engine(engine: &str, args: &StoreBenchArgs) -> Result<Figures> {
+    let dir = args.dir.join(engine);
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut store = open(engine, &dir)?;
+    let bar = ProgressBar::new(args.events);
+    bar.set_style(
+        ProgressStyle::with_template(&format!("{engine:>8} {{bar:30}} {{pos}}/{{len}}"))
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let mut stream = Stream(7);
+    let mut entry_time = std::time::Duration::ZERO;
+    let mut batch = Vec::with_capacity(FLUSH as usize);
+    let mut seq = 0;
+    while seq < args.events {
+        batch.clear();
+        let n = FLUSH.min(args.events - seq);
+        for _ in 0..n {
+            seq += 1;
+            batch.push(generated(seq, args.accounts, &mut stream));
+        }
+        let t = Instant::now();
+        for e in &batch {
+            store.push(e)?;
+        }
+        store.flush()?;
+        entry_time += t.elapsed();
+        bar.set_position(seq);
+    }
+    bar.finish_and_clear();
+    let disk = dir_bytes(&dir);
+    let mut probe = Stream(11);
+    let mut account_ms = Vec::with_capacity(LOOKUPS);
+    for _ in 0..LOOKUPS {
+        let a = probe.next() % args.accounts.max(1) as u64 + 10;
+        let t = Instant::now();
+        let mut n = 0u64;
+        store.account(a, i64::MIN, i64::MAX, &mut |_| {
+            n += 1;
+            Ok(())
+        })?;
+        account_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let mut customer_ms = Vec::with_capacity(LOOKUPS);
+    for _ in 0..LOOKUPS {
+        let c = probe.next() % CUSTOMERS as u64;
+        let t = Instant::now();
+        store.customer(c, &mut |_| Ok(()))?;
+        customer_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let t = Instant::now();
+    let mut heaviest_reads = 0;
+    store.customer(0, &mut |_| {
+        heaviest_reads += 1;
+        Ok(())
+    })?;
+    let heaviest_ms = t.elapsed().as_secs_f64() * 1000.0;
+    Ok(Figures {
+        append_per_s: args.events as f64 / entry_time.as_secs_f64(),
+        bytes_per_access: disk as f64 / args.events.max(1) as f64,
+        account: quantiles(&mut account_ms),
+        customer: quantiles(&mut customer_ms),
+        heaviest_ms,
+        heaviest_reads,
+    })
+    .inspect(|_| println!("  {engine}: {:.1} MiB on disk", mib(disk)))
+}
+
+pub fn run(args: StoreBenchArgs) -> Result<()> {
+    println!(
+        "vakt bench store: {} accesses, {} accounts, 2,000,000 customers, a flush every {}",
+        thousands(args.events),
+        thousands(args.accounts as u64),
+        thousands(FLUSH)
+    );
+    let mut all = Vec::new();
+    for engine in &args.engines {
+        let f = run_engine(engine, &args).with_context(|| format!("engine {engine}"))?;
+        all.push((engine.clone(), f));
+    }
+    println!(
+        "  {:<10} {:>14} {:>12} {:>22} {:>22} {:>18}",
+        "engine",
+        "append/s",
+        "bytes/access",
+        "account p50/p99 ms",
+        "customer p50/p99 ms",
+        "heaviest customer"
+    );
+    for (engine, f) in &all {
+        println!(
+            "  {:<10} {:>14} {:>12.1} {:>22} {:>22} {:>18}",
+            engine,
+            thousands(f.append_per_s as u64),
+            f.bytes_per_access,
+            format!("{:.2} / {:.2}", f.account.0, f.account.1),
+            format!("{:.2} / {:.2}", f.customer.0, f.customer.1),
+            format!(
+                "{:.0} ms, {} reads",
+                f.heaviest_ms,
+                thousands(f.heaviest_reads as u64)
+            ),
+        );
+    }
+    if let [(a, fa), (b, fb), ..] = &all[..] {
+        println!(
+            "  {a} / {b}: append {:.1}x, disk {:.2}x",
+            fa.append_per_s / fb.append_per_s,
+            fa.bytes_per_access / fb.bytes_per_access
+        );
+    }
+    Ok(())
+}
