@@ -2,6 +2,7 @@
 
 use crate::ledger::Ledger;
 use crate::Result;
+use std::collections::BTreeMap;
 use vakt_event::Timestamp;
 
 const HOUR_MS: i64 = 3_600_000;
@@ -16,20 +17,16 @@ impl Ledger {
         since: Timestamp,
         until: Timestamp,
     ) -> Result<Vec<(Timestamp, u64)>> {
-        let r = self
-            .conn
-            .prepare_cached(
-                "SELECT (t - (((t % ?4) + ?4) % ?4)) AS h, count(*) FROM entries
-                 WHERE account = (SELECT id FROM names WHERE kind = 1 AND name = ?1)
-                 AND t BETWEEN ?2 AND ?3 GROUP BY h ORDER BY h",
-            )
-            .and_then(|mut s| {
-                s.query_map(rusqlite::params![account, since.0, until.0, HOUR_MS], |r| {
-                    Ok((Timestamp(r.get(0)?), r.get::<_, i64>(1)?.max(0) as u64))
-                })?
-                .collect()
-            });
-        self.db(r)
+        let Some(id) = self.account_id(account)? else {
+            return Ok(Vec::new());
+        };
+        let mut per: BTreeMap<i64, u64> = BTreeMap::new();
+        self.entries()?
+            .account(id as u64, since.0, until.0, &mut |row| {
+                *per.entry(row.t.div_euclid(HOUR_MS) * HOUR_MS).or_default() += 1;
+                Ok(())
+            })?;
+        Ok(per.into_iter().map(|(h, n)| (Timestamp(h), n)).collect())
     }
 }
 

@@ -6,7 +6,7 @@
 //! value_per_record is the summed sensitivity weight of the categories an
 //! actor read, and records its distinct customers.
 
-use crate::ledger::{decode_ids, Ledger};
+use crate::ledger::Ledger;
 use crate::Result;
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -51,23 +51,15 @@ impl Ledger {
         };
         let mut accounts: HashMap<i64, Acc> = HashMap::new();
         let mut orgs: HashMap<i64, Acc> = HashMap::new();
-        let mut stmt = self.db(self
-            .conn
-            .prepare("SELECT account, org, cats, custs, records, t FROM entries"))?;
-        let mut rows = self.db(stmt.query([]))?;
-        while let Some(row) = self.db(rows.next())? {
-            let (account, org, cats, custs, records, t): (i64, i64, i64, Vec<u8>, i64, i64) = self
-                .db((|| {
-                    Ok((
-                        row.get(0)?,
-                        row.get(1)?,
-                        row.get(2)?,
-                        row.get(3)?,
-                        row.get(4)?,
-                        row.get(5)?,
-                    ))
-                })())?;
-            let ids = decode_ids(&custs);
+        self.entries()?.scan(1, &mut |e| {
+            let (account, org, cats, records, t) = (
+                e.account as i64,
+                e.org as i64,
+                e.categories as i64,
+                e.records,
+                e.t,
+            );
+            let ids: Vec<i64> = e.customers.iter().map(|&c| c as i64).collect();
             for acc in [
                 accounts.entry(account).or_insert_with(|| Acc {
                     first: t,
@@ -88,9 +80,8 @@ impl Ledger {
                 acc.first = acc.first.min(t);
                 acc.last = acc.last.max(t);
             }
-        }
-        drop(rows);
-        drop(stmt);
+            Ok(true)
+        })?;
         let mut counts: Vec<u64> = accounts
             .values()
             .map(|a| a.customers.len() as u64)

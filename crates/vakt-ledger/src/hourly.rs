@@ -3,7 +3,6 @@
 
 use crate::ledger::Ledger;
 use crate::Result;
-use rusqlite::OptionalExtension;
 use vakt_event::Timestamp;
 
 const HOUR: i64 = 3_600_000;
@@ -26,31 +25,9 @@ impl Ledger {
         let mut out: Vec<(Timestamp, u64)> = (0..hours)
             .map(|i| (Timestamp(first + i as i64 * HOUR), 0))
             .collect();
-        let r = self
-            .conn
-            .query_row(
-                "SELECT id FROM names WHERE kind = 1 AND name = ?1",
-                [account],
-                |r| r.get::<_, i64>(0),
-            )
-            .optional();
-        let Some(id) = self.db(r)? else {
-            return Ok(out);
-        };
-        let r = self
-            .conn
-            .prepare(
-                "SELECT (t - ?2) / ?4, COUNT(*) FROM entries WHERE account = ?1 AND t BETWEEN ?2 AND ?3 GROUP BY 1",
-            )
-            .and_then(|mut s| {
-                s.query_map(rusqlite::params![id, first, until.0, HOUR], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()
-            });
-        for (i, n) in self.db(r)? {
-            if let Some(slot) = out.get_mut(i as usize) {
-                slot.1 = n.max(0) as u64;
+        for (hour, n) in self.activity_per_hour(account, Timestamp(first), until)? {
+            if let Some(slot) = out.get_mut(((hour.0 - first) / HOUR) as usize) {
+                slot.1 = n;
             }
         }
         Ok(out)

@@ -78,6 +78,11 @@ impl DataDir {
         self.path.join("ledger.db")
     }
 
+    /// Where the entry store keeps its files.
+    pub fn entries_path(&self) -> PathBuf {
+        self.path.join("entries")
+    }
+
     /// The directory, and the files in it, that users other than the owner
     /// may read, write or enter, with their modes; the public key is not
     /// counted. Empty where modes do not exist (not Unix).

@@ -2,10 +2,15 @@
 
 use crate::encode::{checkpoint_message, link, EntryFields};
 use crate::keys::DataDir;
+use crate::lines::Lines;
+use crate::store::segments::Segments;
+use crate::store::sqlite::SqliteStore;
+use crate::store::{EntryStore, StoredEntry};
 use crate::{LedgerError, Result};
 use ed25519_dalek::{Signer, SigningKey};
 use rusqlite::{params, Connection, OptionalExtension};
-use std::collections::HashMap;
+use std::cell::{Ref, RefCell};
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use vakt_event::{AccessEvent, Alert};
 
@@ -19,24 +24,7 @@ pub const BATCH_TIME: std::time::Duration = std::time::Duration::from_secs(1);
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS names(id INTEGER PRIMARY KEY, kind INTEGER NOT NULL, name TEXT NOT NULL, UNIQUE(kind, name));
-CREATE TABLE IF NOT EXISTS entries(
-    seq INTEGER PRIMARY KEY,
-    t INTEGER NOT NULL,
-    account INTEGER NOT NULL,
-    org INTEGER NOT NULL,
-    ip TEXT NOT NULL,
-    action INTEGER NOT NULL,
-    records INTEGER NOT NULL,
-    cats INTEGER NOT NULL,
-    case_id TEXT NOT NULL,
-    source INTEGER NOT NULL,
-    line INTEGER NOT NULL,
-    custs BLOB NOT NULL,
-    link BLOB NOT NULL,
-    UNIQUE(source, line)
-);
-CREATE INDEX IF NOT EXISTS entries_account_t ON entries(account, t);
-CREATE TABLE IF NOT EXISTS reads(customer INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY(customer, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS source_lines(source INTEGER PRIMARY KEY, ranges BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS customers(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS checkpoints(seq INTEGER PRIMARY KEY, hash BLOB NOT NULL, signature BLOB NOT NULL, actions INTEGER, actions_head BLOB);
 CREATE TABLE IF NOT EXISTS decisions(
@@ -66,9 +54,13 @@ pub(crate) enum Kind {
     Source = 5,
 }
 
-/// Bytes of the stored per-entry link: enough to locate a change; the
-/// full hash is in the signed checkpoints.
-pub(crate) const LINK_BYTES: usize = 8;
+pub(crate) use crate::store::LINK_BYTES;
+
+/// The `meta` key naming the entry store's engine; absent in ledgers whose
+/// entries are still in SQLite tables (before the segments engine).
+pub(crate) const ENGINE: &str = "engine";
+/// The `meta` key holding the entry store's last commit point.
+pub(crate) const STORE_POINT: &str = "store_point";
 
 pub struct Ledger {
     pub(crate) conn: Connection,
@@ -80,6 +72,14 @@ pub struct Ledger {
     pub(crate) actions_dirty: bool,
     last_hash: [u8; 32],
     last_seq: i64,
+    /// The entries. A reader's is reopened when the writer has committed
+    /// since (see [`Ledger::entries`]).
+    store: RefCell<Box<dyn EntryStore>>,
+    store_point: RefCell<Option<Vec<u8>>>,
+    writer: bool,
+    /// Lines held per source id, loaded when the source is first appended.
+    lines: HashMap<i64, Lines>,
+    lines_dirty: HashSet<i64>,
     in_batch: usize,
     batch_started: std::time::Instant,
     appended: u64,
@@ -100,7 +100,7 @@ impl Ledger {
             path: dir.db_path(),
             source,
         })?;
-        let mut l = Self::open_db(dir)?;
+        let mut l = Self::open_db(dir, true)?;
         l.key = Some(dir.signing_key()?);
         l.chain_existing_rows()?;
         l.begin()?;
@@ -116,10 +116,10 @@ impl Ledger {
                 dir.path.display()
             )));
         }
-        Self::open_db(dir)
+        Self::open_db(dir, false)
     }
 
-    fn open_db(dir: &DataDir) -> Result<Ledger> {
+    fn open_db(dir: &DataDir, writer: bool) -> Result<Ledger> {
         dir.warn_if_loose();
         let path = dir.db_path();
         let db = |source| LedgerError::Db {
@@ -155,11 +155,15 @@ impl Ledger {
             .map_err(db)?
             .and_then(|v| v.try_into().ok())
             .unwrap_or([0; 32]);
-        let last_seq: i64 = conn
-            .query_row("SELECT COALESCE(MAX(seq), 0) FROM entries", [], |r| {
-                r.get(0)
-            })
-            .map_err(db)?;
+        if writer && crate::migrate::is_v1(&conn).map_err(db)? {
+            crate::migrate::to_segments(dir, &conn)?;
+        }
+        let store = open_store(dir, &conn, writer)?;
+        // Another process may be appending: then this one reads the
+        // entries (and writes decisions, tokens, users) only.
+        let writer = writer && store.writable();
+        let store_point = meta_blob(&conn, STORE_POINT).map_err(db)?;
+        let last_seq = store.len() as i64;
         Ok(Ledger {
             conn,
             path,
@@ -168,6 +172,11 @@ impl Ledger {
             actions_dirty: false,
             last_hash,
             last_seq,
+            store: RefCell::new(store),
+            store_point: RefCell::new(store_point),
+            writer,
+            lines: HashMap::new(),
+            lines_dirty: HashSet::new(),
             in_batch: 0,
             batch_started: std::time::Instant::now(),
             appended: 0,
@@ -185,6 +194,21 @@ impl Ledger {
         })
     }
 
+    /// The entry store, as of the last commit for a reader (reopened when
+    /// the writer has committed since it last looked).
+    pub(crate) fn entries(&self) -> Result<Ref<'_, Box<dyn EntryStore>>> {
+        if !self.writer && self.store.borrow().engine() == "segments" {
+            let r = meta_blob(&self.conn, STORE_POINT);
+            let now = self.db(r)?;
+            if now != *self.store_point.borrow() {
+                let store = Segments::open_read(&self.dir.entries_path(), now.as_deref())?;
+                *self.store.borrow_mut() = Box::new(store);
+                *self.store_point.borrow_mut() = now;
+            }
+        }
+        Ok(self.store.borrow())
+    }
+
     fn begin(&mut self) -> Result<()> {
         let r = self.conn.execute_batch("BEGIN");
         self.db(r)
@@ -198,6 +222,18 @@ impl Ledger {
         let id = self.db(r)?;
         self.names[kind as usize].insert(name.into(), id);
         Ok(id)
+    }
+
+    /// The id of account `name`, if it ever appended.
+    pub(crate) fn account_id(&self, name: &str) -> Result<Option<i64>> {
+        let r = self
+            .conn
+            .prepare_cached("SELECT id FROM names WHERE kind = ?1 AND name = ?2")
+            .and_then(|mut s| {
+                s.query_row(params![Kind::Account as u8, name], |r| r.get(0))
+                    .optional()
+            });
+        self.db(r)
     }
 
     fn customer_id(&mut self, name: &str) -> Result<i64> {
@@ -233,69 +269,89 @@ impl Ledger {
     /// (alerts, decisions) in the same transaction and then call
     /// [`Ledger::commit_if_due`].
     pub fn append_as(&mut self, e: &AccessEvent, organization: Option<&str>) -> Result<bool> {
-        let source = e.origin.source.to_string();
-        let line = e.origin.line as i64;
-        let org = organization.unwrap_or_default().to_owned();
-        let ip = e.source_ip.map(|i| i.to_string()).unwrap_or_default();
-        let cats = e.categories.join(",");
-        let case_id = e.case_id.clone().unwrap_or_default();
-        // Customers are hashed and stored sorted and distinct, so the entry
-        // can be rebuilt exactly from the tables.
-        let mut customers = e.customer_ids.clone();
-        customers.sort_unstable();
-        customers.dedup();
-        let ids = (
-            self.name_id(Kind::Account, &e.user)?,
-            self.name_id(Kind::Org, &org)?,
-            self.name_id(Kind::Action, e.action.as_str())?,
-            self.name_id(Kind::Categories, &cats)?,
-            self.name_id(Kind::Source, &source)?,
-        );
-        let fields = EntryFields {
-            t: e.timestamp.0,
-            account: &e.user,
-            org: &org,
-            ip: &ip,
-            action: e.action.as_str(),
-            records: e.records.min(i64::MAX as u64) as i64,
-            customers: &customers,
-            categories: &cats,
-            case_id: &case_id,
-            source: &source,
-            line,
-        };
-        let mut buf = std::mem::take(&mut self.buf);
-        fields.bytes(&mut buf);
-        let hash = link(&self.last_hash, &buf);
-        self.buf = buf;
-        let seq = self.last_seq + 1;
-        let mut customer_ids = Vec::with_capacity(customers.len());
-        for c in &customers {
-            customer_ids.push(self.customer_id(c)?);
+        let source = e.origin.source.as_ref();
+        let source_id = self.name_id(Kind::Source, source)?;
+        if !self.lines.contains_key(&source_id) {
+            let r = self
+                .conn
+                .query_row(
+                    "SELECT ranges FROM source_lines WHERE source = ?1",
+                    [source_id],
+                    |r| r.get::<_, Vec<u8>>(0),
+                )
+                .optional();
+            let lines = match self.db(r)? {
+                Some(b) => Lines::decode(&b).ok_or_else(|| {
+                    LedgerError::Invalid(format!(
+                        "{}: the lines recorded for source {source} cannot be read; run `vakt ledger verify`",
+                        self.path.display()
+                    ))
+                })?,
+                None => Lines::default(),
+            };
+            self.lines.insert(source_id, lines);
         }
-        let custs = encode_ids(&customer_ids);
-        let r = self
-            .conn
-            .prepare_cached(
-                "INSERT INTO entries(seq, t, account, org, ip, action, records, cats, case_id, source, line, custs, link)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT(source, line) DO NOTHING",
-            )
-            .and_then(|mut s| {
-                s.execute(params![seq, e.timestamp.0, ids.0, ids.1, ip, ids.2, fields.records, ids.3, case_id, ids.4, line, custs, &hash[..LINK_BYTES]])
-            });
-        if self.db(r)? == 0 {
+        let line = e.origin.line;
+        if !self
+            .lines
+            .get_mut(&source_id)
+            .expect("loaded above")
+            .insert(line)
+        {
             self.duplicates += 1;
             return Ok(false);
         }
-        for cid in customer_ids {
-            let r = self
-                .conn
-                .prepare_cached("INSERT OR IGNORE INTO reads(customer, seq) VALUES (?1, ?2)")
-                .and_then(|mut s| s.execute(params![cid, seq]));
-            self.db(r)?;
+        self.lines_dirty.insert(source_id);
+        let line = line.min(i64::MAX as u64) as i64;
+        let org = organization.unwrap_or_default();
+        let ip = e.source_ip.map(|i| i.to_string()).unwrap_or_default();
+        let cats = e.categories.join(",");
+        let case_id = e.case_id.as_deref().unwrap_or_default();
+        // Customers are hashed and stored sorted and distinct, so the entry
+        // can be rebuilt exactly from the store.
+        let mut customers = e.customer_ids.clone();
+        customers.sort_unstable();
+        customers.dedup();
+        let records = e.records.min(i64::MAX as u64) as i64;
+        let mut buf = std::mem::take(&mut self.buf);
+        EntryFields {
+            t: e.timestamp.0,
+            account: &e.user,
+            org,
+            ip: &ip,
+            action: e.action.as_str(),
+            records,
+            customers: &customers,
+            categories: &cats,
+            case_id,
+            source,
+            line,
         }
+        .bytes(&mut buf);
+        let hash = link(&self.last_hash, &buf);
+        self.buf = buf;
+        let mut customer_ids = Vec::with_capacity(customers.len());
+        for c in &customers {
+            customer_ids.push(self.customer_id(c)? as u64);
+        }
+        let entry = StoredEntry {
+            seq: self.last_seq as u64 + 1,
+            t: e.timestamp.0,
+            account: self.name_id(Kind::Account, &e.user)? as u64,
+            org: self.name_id(Kind::Org, org)? as u64,
+            action: self.name_id(Kind::Action, e.action.as_str())? as u64,
+            categories: self.name_id(Kind::Categories, &cats)? as u64,
+            source: source_id as u64,
+            ip,
+            records,
+            case_id: case_id.to_owned(),
+            line,
+            customers: customer_ids,
+            link: hash[..LINK_BYTES].try_into().expect("LINK_BYTES of 32"),
+        };
+        self.store.get_mut().push(&entry)?;
         self.last_hash = hash;
-        self.last_seq = seq;
+        self.last_seq += 1;
         self.appended += 1;
         self.in_batch += 1;
         Ok(true)
@@ -416,6 +472,20 @@ impl Ledger {
     /// recorded without entries re-seal the newest checkpoint.
     pub fn commit(&mut self) -> Result<()> {
         if self.in_batch > 0 {
+            let point = self.store.get_mut().flush()?;
+            let r = self.conn.execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)",
+                params![STORE_POINT, point],
+            );
+            self.db(r)?;
+            for source in std::mem::take(&mut self.lines_dirty) {
+                let ranges = self.lines[&source].encode();
+                let r = self.conn.execute(
+                    "INSERT OR REPLACE INTO source_lines(source, ranges) VALUES (?1, ?2)",
+                    params![source, ranges],
+                );
+                self.db(r)?;
+            }
             if self.key.is_some() {
                 let (seq, hash) = (self.last_seq, self.last_hash);
                 self.sign_checkpoint(seq, &hash)?;
@@ -448,12 +518,18 @@ impl Ledger {
         (self.appended, self.duplicates)
     }
 
+    /// Entries in the ledger (a reader: as of the writer's last commit).
     pub fn len(&self) -> i64 {
-        self.last_seq
+        if self.writer {
+            return self.last_seq;
+        }
+        self.entries()
+            .map(|s| s.len() as i64)
+            .unwrap_or(self.last_seq)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.last_seq == 0
+        self.len() == 0
     }
 }
 
@@ -491,4 +567,39 @@ pub(crate) fn decode_ids(bytes: &[u8]) -> Vec<i64> {
         }
     }
     out
+}
+
+/// A `meta` value as bytes.
+pub(crate) fn meta_blob(conn: &Connection, key: &str) -> rusqlite::Result<Option<Vec<u8>>> {
+    conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| {
+        r.get::<_, Vec<u8>>(0)
+    })
+    .optional()
+}
+
+/// Opens the ledger's entry store: the segments engine at its committed
+/// point, for appending when `writer` and no other process appends, else
+/// for reading; or (a reader of a ledger not yet migrated) the SQLite
+/// tables.
+fn open_store(dir: &DataDir, conn: &Connection, writer: bool) -> Result<Box<dyn EntryStore>> {
+    let db = |source| LedgerError::Db {
+        path: dir.db_path(),
+        source,
+    };
+    if crate::migrate::is_v1(conn).map_err(db)? {
+        return Ok(Box::new(SqliteStore::open(&dir.db_path())?));
+    }
+    let point = meta_blob(conn, STORE_POINT).map_err(db)?;
+    let path = dir.entries_path();
+    if writer {
+        conn.execute(
+            "INSERT OR IGNORE INTO meta(key, value) VALUES (?1, 'segments')",
+            [ENGINE],
+        )
+        .map_err(db)?;
+        if let Some(s) = Segments::try_open(&path, point.as_deref())? {
+            return Ok(Box::new(s));
+        }
+    }
+    Ok(Box::new(Segments::open_read(&path, point.as_deref())?))
 }

@@ -2,11 +2,15 @@
 //! when, from where and which data, that nobody can quietly edit, and the
 //! scope queries a breach notification needs.
 //!
-//! Stored in SQLite (embedded, transactional, indexed, readable with
-//! standard tools years later): each entry is chained to the previous one
-//! with BLAKE3, and every commit is sealed by a checkpoint signed with the
-//! data directory's Ed25519 key. Exactly-once ingest comes from a unique
-//! (source, line) per entry, written in the same transaction as the entry.
+//! Entries live in an entry store ([`store`]: the segments engine, built
+//! for append and scope); everything else (names, checkpoints, alerts,
+//! decisions, tokens, users) in SQLite (embedded, transactional, readable
+//! with standard tools years later). Each entry is chained to the previous
+//! one with BLAKE3, and every commit is sealed by a checkpoint signed with
+//! the data directory's Ed25519 key. Exactly-once ingest comes from the
+//! lines of each source the ledger holds, committed in the same SQLite
+//! transaction as the store's commit point ([`store`] says how a kill
+//! between the two is undone).
 
 pub mod actions;
 pub mod activity;
@@ -21,6 +25,8 @@ pub mod hourly;
 pub mod incidents;
 pub mod keys;
 pub mod ledger;
+mod lines;
+pub mod migrate;
 pub mod report;
 pub mod scope;
 pub mod sessions;
@@ -51,6 +57,9 @@ pub enum LedgerError {
     },
     #[error("{path}: {message}")]
     Key { path: PathBuf, message: String },
+    /// A file of the entry store does not read back as written.
+    #[error("{path}: {what}; the ledger's entry store is damaged: run `vakt ledger verify` and restore the data directory from a backup")]
+    Damaged { path: PathBuf, what: String },
     #[error("{0}")]
     Invalid(String),
 }

@@ -44,19 +44,20 @@ pub fn draft(l: &Ledger, id: &str) -> Result<Report> {
         }
         None => None,
     };
-    let last_seq: Option<i64> = match &scope {
-        Some(_) => {
-            let r = l
-                .conn
-                .query_row(
-                    "SELECT MAX(e.seq) FROM entries e JOIN names a ON a.id = e.account WHERE a.kind = 1 AND a.name = ?1 AND e.t <= ?2",
-                    rusqlite::params![alert.actor.user, alert.timestamp.0],
-                    |r| r.get(0),
-                )
-                .optional();
-            l.db(r)?.flatten()
-        }
-        None => None,
+    let last_seq: Option<i64> = match (&scope, &alert.actor.user) {
+        (Some(_), Some(user)) => match l.account_id(user)? {
+            Some(account) => {
+                let mut last = None;
+                l.entries()?
+                    .account(account as u64, i64::MIN, alert.timestamp.0, &mut |row| {
+                        last = Some(row.seq as i64);
+                        Ok(())
+                    })?;
+                last
+            }
+            None => None,
+        },
+        _ => None,
     };
     let checkpoint = match last_seq {
         Some(seq) => {

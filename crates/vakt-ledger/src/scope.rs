@@ -1,9 +1,10 @@
 //! Breach scoping: which customers an account read, who read a customer.
 
 use crate::keys::DataDir;
-use crate::ledger::{decode_ids, Ledger};
+use crate::ledger::Ledger;
+use crate::store::{EntryStore, StoredEntry};
 use crate::{LedgerError, Result};
-use rusqlite::{params, OptionalExtension};
+use rusqlite::OptionalExtension;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
@@ -33,7 +34,7 @@ pub struct AccountScope {
     pub source_ips: BTreeMap<String, u64>,
 }
 
-/// One access to a customer.
+/// One access: to a customer (`scope --customer`), or by an account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CustomerAccess {
     pub at: Timestamp,
@@ -41,6 +42,8 @@ pub struct CustomerAccess {
     pub organization: String,
     pub source_ip: String,
     pub action: String,
+    /// Records the access returned.
+    pub records: i64,
     pub categories: String,
     pub case_id: String,
     pub source: String,
@@ -83,6 +86,10 @@ impl Cidr {
     }
 }
 
+/// Visits some of a store's entries.
+type EntryWalk<'a> =
+    dyn FnMut(&dyn EntryStore, &mut dyn FnMut(&StoredEntry) -> Result<()>) -> Result<()> + 'a;
+
 impl Ledger {
     fn name_of(&self, kind_id: i64) -> Result<String> {
         let r = self
@@ -100,17 +107,7 @@ impl Ledger {
         until: Timestamp,
         ip: Option<Cidr>,
     ) -> Result<AccountScope> {
-        let id: Option<i64> = {
-            let r = self
-                .conn
-                .query_row(
-                    "SELECT id FROM names WHERE kind = 1 AND name = ?1",
-                    [account],
-                    |r| r.get(0),
-                )
-                .optional();
-            self.db(r)?
-        };
+        let id = self.account_id(account)?;
         let mut scope = AccountScope {
             account: account.to_owned(),
             since,
@@ -122,46 +119,33 @@ impl Ledger {
             source_ips: BTreeMap::new(),
         };
         let Some(id) = id else { return Ok(scope) };
-        let mut stmt = self.db(self.conn.prepare("SELECT t, ip, cats, records, custs FROM entries WHERE account = ?1 AND t BETWEEN ?2 AND ?3"))?;
-        let mut rows = self.db(stmt.query(params![id, since.0, until.0]))?;
-        let mut per: HashMap<i64, (BTreeSet<i64>, i64, i64, u64)> = HashMap::new();
-        let mut cat_names: HashMap<i64, Vec<String>> = HashMap::new();
-        while let Some(row) = self.db(rows.next())? {
-            let (t, addr, cats, records, custs): (i64, String, i64, i64, Vec<u8>) =
-                self.db((|| {
-                    Ok((
-                        row.get(0)?,
-                        row.get(1)?,
-                        row.get(2)?,
-                        row.get(3)?,
-                        row.get(4)?,
-                    ))
-                })())?;
-            if let Some(net) = ip {
-                if !addr.parse().is_ok_and(|a| net.contains(a)) {
-                    continue;
+        let mut per: HashMap<u64, (BTreeSet<u64>, i64, i64, u64)> = HashMap::new();
+        let mut cat_names: HashMap<u64, Vec<String>> = HashMap::new();
+        self.entries()?
+            .account(id as u64, since.0, until.0, &mut |row| {
+                if let Some(net) = ip {
+                    if !row.ip.parse().is_ok_and(|a| net.contains(a)) {
+                        return Ok(());
+                    }
                 }
-            }
-            scope.accesses += 1;
-            *scope.source_ips.entry(addr).or_default() += 1;
-            let ids = decode_ids(&custs);
-            if ids.is_empty() {
-                scope.unlisted_records += records.max(0) as u64;
-            }
-            for c in ids {
-                let e = per.entry(c).or_insert((BTreeSet::new(), t, t, 0));
-                e.0.insert(cats);
-                e.1 = e.1.min(t);
-                e.2 = e.2.max(t);
-                e.3 += 1;
-            }
-            cat_names.entry(cats).or_default();
-        }
-        drop(rows);
-        drop(stmt);
+                scope.accesses += 1;
+                *scope.source_ips.entry(row.ip.clone()).or_default() += 1;
+                if row.customers.is_empty() {
+                    scope.unlisted_records += row.records.max(0) as u64;
+                }
+                for &c in &row.customers {
+                    let e = per.entry(c).or_insert((BTreeSet::new(), row.t, row.t, 0));
+                    e.0.insert(row.categories);
+                    e.1 = e.1.min(row.t);
+                    e.2 = e.2.max(row.t);
+                    e.3 += 1;
+                }
+                cat_names.entry(row.categories).or_default();
+                Ok(())
+            })?;
         for (id, names) in cat_names.iter_mut() {
             *names = self
-                .name_of(*id)?
+                .name_of(*id as i64)?
                 .split(',')
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned)
@@ -172,7 +156,7 @@ impl Ledger {
             let r = self
                 .conn
                 .prepare_cached("SELECT name FROM customers WHERE id = ?1")
-                .and_then(|mut s| s.query_row([cid], |r| r.get::<_, String>(0)));
+                .and_then(|mut s| s.query_row([cid as i64], |r| r.get::<_, String>(0)));
             let customer = self.db(r)?;
             let categories: BTreeSet<String> = cats
                 .iter()
@@ -210,28 +194,56 @@ impl Ledger {
         let Some(cid) = cid else {
             return Ok(Vec::new());
         };
-        let sql = "SELECT e.t, a.name, o.name, e.ip, x.name, c.name, e.case_id, s.name, e.line
-                   FROM reads r JOIN entries e ON e.seq = r.seq
-                   JOIN names a ON a.id = e.account JOIN names o ON o.id = e.org JOIN names x ON x.id = e.action
-                   JOIN names c ON c.id = e.cats JOIN names s ON s.id = e.source
-                   WHERE r.customer = ?1 ORDER BY e.t, e.seq";
-        let r = self.conn.prepare(sql).and_then(|mut s| {
-            s.query_map([cid], |r| {
-                Ok(CustomerAccess {
-                    at: Timestamp(r.get(0)?),
-                    account: r.get(1)?,
-                    organization: r.get(2)?,
-                    source_ip: r.get(3)?,
-                    action: r.get(4)?,
-                    categories: r.get(5)?,
-                    case_id: r.get(6)?,
-                    source: r.get(7)?,
-                    line: r.get(8)?,
-                })
-            })?
-            .collect()
-        });
-        self.db(r)
+        let mut out = self.named_accesses(&mut |store, visit| store.customer(cid as u64, visit))?;
+        // Oldest first: entries are in seq order, which a source's late
+        // lines do not follow.
+        out.sort_by_key(|a| a.at);
+        Ok(out)
+    }
+
+    /// Every access `account` made, in the order recorded.
+    pub fn accesses(&self, account: &str) -> Result<Vec<CustomerAccess>> {
+        let Some(id) = self.account_id(account)? else {
+            return Ok(Vec::new());
+        };
+        let mut seqs = Vec::new();
+        self.entries()?
+            .account(id as u64, i64::MIN, i64::MAX, &mut |row| {
+                seqs.push(row.seq);
+                Ok(())
+            })?;
+        self.named_accesses(&mut |store, visit| store.entries_at(&seqs, visit))
+    }
+
+    /// The entries `walk` visits, with their names.
+    fn named_accesses(&self, walk: &mut EntryWalk) -> Result<Vec<CustomerAccess>> {
+        let mut names: HashMap<u64, String> = HashMap::new();
+        let mut out = Vec::new();
+        let store = self.entries()?;
+        walk(store.as_ref(), &mut |e| {
+            let mut name = |id: u64| -> Result<String> {
+                if let Some(n) = names.get(&id) {
+                    return Ok(n.clone());
+                }
+                let n = self.name_of(id as i64)?;
+                names.insert(id, n.clone());
+                Ok(n)
+            };
+            out.push(CustomerAccess {
+                at: Timestamp(e.t),
+                account: name(e.account)?,
+                organization: name(e.org)?,
+                source_ip: e.ip.clone(),
+                action: name(e.action)?,
+                records: e.records,
+                categories: name(e.categories)?,
+                case_id: e.case_id.clone(),
+                source: name(e.source)?,
+                line: e.line,
+            });
+            Ok(())
+        })?;
+        Ok(out)
     }
 
     /// The account and window of a recorded alert.

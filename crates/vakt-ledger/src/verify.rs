@@ -20,12 +20,15 @@
 //! 1. the actions chain, link by link, against the newest checkpoint's head;
 //! 2. the entries chain, link by link, each checkpoint's hash, signature
 //!    and actions head, and every entry's names (by kind, as `vakt scope
-//!    --account` looks them up) and customers, each of which must be in the
-//!    scoping index (`reads`, which `vakt scope --customer` answers from);
-//! 3. SQLite's `PRAGMA integrity_check`: damage in pages the walk does not
-//!    read (indexes, free pages) and indexes that disagree with their tables;
-//! 4. that `reads` holds no row beyond those the entries name (counted in
-//!    step 2, so a surplus is found without holding the index in memory);
+//!    --account` looks them up) and customers;
+//! 3. SQLite's `PRAGMA integrity_check` on the database (names, customers,
+//!    checkpoints, chained tables): damage in pages the walk does not read;
+//! 4. that the scoping indexes hold exactly what the entries say: the
+//!    customer index (`vakt scope --customer`) every (customer, entry) pair
+//!    and no other, the account index (`vakt scope --account`) a true copy
+//!    of each access. Both sides are summed per bucket with a key drawn at
+//!    each run, so nobody can make a forged index sum right; a bucket that
+//!    differs is walked again alone to name the first pair or row;
 //! 5. that alerts, decisions, exceptions, tokens and users are each what their last
 //!    action says, and that nothing is there without one;
 //! 6. anchors: checkpoints kept outside the data directory, signed by a
@@ -33,8 +36,10 @@
 //!    in the ledger with the same hashes.
 //!
 //! Memory is bounded: entries, checkpoints, actions and table rows are
-//! streamed in key order; names come from the database by join, customer
-//! names through a small cache of [`VerifyOptions::name_cache`] entries.
+//! streamed in order; names and customer names come through a cache of
+//! [`VerifyOptions::name_cache`] entries; the index sums take 128 KiB; a
+//! bucket walked again holds about 1/4,096 of the index. A damaged block
+//! of the entry store is reported as [`Problem::Corrupt`] naming its file.
 //!
 //! Blind spots: without an anchor, a tail cut together with its
 //! checkpoints, or a ledger rewritten by someone holding `ledger.key`,
@@ -47,7 +52,8 @@ use crate::actions::{self, key_of, payload, Chained};
 use crate::anchor::Anchor;
 use crate::encode::{checkpoint_message, link, ActionFields, EntryFields};
 use crate::keys::{hex, DataDir};
-use crate::ledger::{decode_ids, Kind, Ledger, LINK_BYTES};
+use crate::ledger::{Kind, Ledger, LINK_BYTES};
+use crate::store::{AccountRow, StoredEntry};
 use crate::{LedgerError, Result};
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use rusqlite::{OptionalExtension, Row};
@@ -75,6 +81,10 @@ pub enum Problem {
     IndexMissing { seq: i64, customer: String },
     /// The scoping index says entry `seq` read `customer`; the chain does not.
     IndexExtra { seq: i64, customer: String },
+    /// The account index's copy of entry `seq` is not what the entry says
+    /// (or is missing, or is extra): `vakt scope --account` would answer
+    /// wrongly.
+    AccountIndexChanged { seq: i64 },
     /// Actions `from..=to` of the actions chain are missing.
     ActionsRemoved { from: i64, to: i64 },
     /// Action `seq` no longer matches the actions chain.
@@ -119,15 +129,19 @@ impl std::fmt::Display for Problem {
             ),
             Problem::Corrupt { detail } => write!(
                 f,
-                "the database file is damaged; SQLite says: {detail}; {RESTORE}"
+                "a ledger file is damaged: {detail}; {RESTORE}"
             ),
             Problem::IndexMissing { seq, customer } => write!(
                 f,
-                "entry {seq} read customer {customer}, but the scoping index (table reads) no longer says so: `vakt scope --customer {customer}` would leave it out; {RESTORE}"
+                "entry {seq} read customer {customer}, but the customer index no longer says so: `vakt scope --customer {customer}` would leave it out; {RESTORE}"
             ),
             Problem::IndexExtra { seq, customer } => write!(
                 f,
-                "the scoping index (table reads) says entry {seq} read customer {customer}; the chain does not: a row was added outside vakt; {RESTORE}"
+                "the customer index says entry {seq} read customer {customer}; the chain does not: it was added outside vakt; {RESTORE}"
+            ),
+            Problem::AccountIndexChanged { seq } => write!(
+                f,
+                "the account index's copy of entry {seq} is not what the chain holds: `vakt scope --account` would answer wrongly; {RESTORE}"
             ),
             Problem::ActionsRemoved { from, to } => write!(
                 f,
@@ -285,6 +299,12 @@ fn corrupt(e: LedgerError, mut report: VerifyReport) -> Result<VerifyReport> {
             });
             Ok(report)
         }
+        LedgerError::Damaged { path, what } => {
+            report.problem = Some(Problem::Corrupt {
+                detail: format!("{}: {what}", path.display()),
+            });
+            Ok(report)
+        }
         _ => Err(e),
     }
 }
@@ -399,16 +419,16 @@ impl Walk<'_> {
         self.report.checkpoints = self.db(r)?;
         self.report.last_checkpoint = newest.as_ref().map(|c| (c.seq, hex(&c.hash)));
         step!(self.actions_chain(newest.as_ref()));
-        let mut pairs = 0u64;
+        let mut sums = IndexSums::new(rand::random());
         step!(self.entries_chain(
             newest.as_ref().map_or(0, |c| c.seq),
             &anchors,
-            &mut pairs,
+            &mut sums,
             progress
         ));
         step!(self.anchored_actions(&anchors));
         step!(self.integrity());
-        step!(self.index_surplus(pairs));
+        step!(self.indexes(&sums));
         if self.report.actions_chained {
             self.l.users_table()?;
             for c in actions::CHAINED {
@@ -595,20 +615,35 @@ impl Walk<'_> {
         Ok(name)
     }
 
-    fn in_index(&self, customer: i64, seq: i64) -> Result<bool> {
+    /// The name `id` stands for, if it is one of `kind` (`scope --account`
+    /// looks an account up by name and kind).
+    fn name(&mut self, id: u64, kind: Kind) -> Result<Option<String>> {
+        let key = -(id as i64) - 1;
+        if let Some(n) = self.names.get(key) {
+            return Ok(Some(n));
+        }
         let r = self
             .l
             .conn
-            .prepare_cached("SELECT EXISTS(SELECT 1 FROM reads WHERE customer = ?1 AND seq = ?2)")
-            .and_then(|mut s| s.query_row([customer, seq], |r| r.get(0)));
-        self.db(r)
+            .prepare_cached("SELECT name FROM names WHERE id = ?1 AND kind = ?2")
+            .and_then(|mut s| {
+                s.query_row(rusqlite::params![id as i64, kind as i64], |r| {
+                    r.get::<_, String>(0)
+                })
+                .optional()
+            });
+        let name = self.db(r)?;
+        if let Some(n) = &name {
+            self.names.insert(key, n.clone());
+        }
+        Ok(name)
     }
 
     fn entries_chain(
         &mut self,
         last_cp: i64,
         anchors: &[Anchor],
-        pairs: &mut u64,
+        index: &mut IndexSums,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Found {
         let total = self.l.len().max(0) as u64;
@@ -633,117 +668,99 @@ impl Walk<'_> {
                 }));
             }
         }
-        // Names are joined, with their kind: `scope --account` looks an
-        // account up by name and kind.
-        let mut stmt = self.db(l.conn.prepare(
-            "SELECT e.seq, e.t, a.name, a.kind, o.name, o.kind, e.ip, x.name, x.kind, e.records,
-                    c.name, c.kind, e.case_id, s.name, s.kind, e.line, e.custs, e.link
-             FROM entries e LEFT JOIN names a ON a.id = e.account LEFT JOIN names o ON o.id = e.org
-             LEFT JOIN names x ON x.id = e.action LEFT JOIN names c ON c.id = e.cats
-             LEFT JOIN names s ON s.id = e.source ORDER BY e.seq",
-        ))?;
-        let mut rows = self.db(stmt.query([]))?;
+        let store = l.entries()?;
         let (mut prev, mut expected, mut buf) = ([0u8; 32], 1i64, Vec::new());
         let mut customers: Vec<(i64, String)> = Vec::new();
-        while let Some(row) = self.db(rows.next())? {
-            let seq: i64 = self.db(row.get(0))?;
+        let mut found: Option<Problem> = None;
+        store.scan(1, &mut |e| {
+            let seq = e.seq as i64;
             self.report.entries += 1;
             if self.report.entries % (1 << 16) == 0 {
                 progress(self.report.entries as u64, total);
             }
             if seq != expected {
-                return Ok(Some(if seq > expected {
+                found = Some(if seq > expected {
                     Problem::Removed {
                         from: expected,
                         to: seq - 1,
                     }
                 } else {
                     Problem::Changed { seq }
-                }));
+                });
+                return Ok(false);
             }
             expected = seq + 1;
-            let named = |i: usize, kind: Kind| -> rusqlite::Result<Option<String>> {
-                let k: Option<i64> = row.get(i + 1)?;
-                Ok(if k == Some(kind as i64) {
-                    row.get(i)?
-                } else {
-                    None
-                })
+            let (Some(account), Some(org), Some(action), Some(categories), Some(source)) = (
+                self.name(e.account, Kind::Account)?,
+                self.name(e.org, Kind::Org)?,
+                self.name(e.action, Kind::Action)?,
+                self.name(e.categories, Kind::Categories)?,
+                self.name(e.source, Kind::Source)?,
+            ) else {
+                found = Some(Problem::Changed { seq });
+                return Ok(false);
             };
-            let r = (|| {
-                Ok((
-                    named(2, Kind::Account)?,
-                    named(4, Kind::Org)?,
-                    named(7, Kind::Action)?,
-                    named(10, Kind::Categories)?,
-                    named(13, Kind::Source)?,
-                ))
-            })();
-            let (Some(account), Some(org), Some(action), Some(categories), Some(source)) =
-                self.db(r)?
-            else {
-                return Ok(Some(Problem::Changed { seq }));
-            };
-            let ip: String = self.db(row.get(6))?;
-            let case_id: String = self.db(row.get(12))?;
-            let custs: Vec<u8> = self.db(row.get(16))?;
-            let stored: Vec<u8> = self.db(row.get(17))?;
             customers.clear();
-            for id in decode_ids(&custs) {
-                match self.customer(id)? {
-                    Some(name) => customers.push((id, name)),
-                    None => return Ok(Some(Problem::Changed { seq })),
+            for &id in &e.customers {
+                match self.customer(id as i64)? {
+                    Some(name) => customers.push((id as i64, name)),
+                    None => {
+                        found = Some(Problem::Changed { seq });
+                        return Ok(false);
+                    }
                 }
             }
             customers.sort_unstable_by(|a, b| a.1.cmp(&b.1));
             let names: Vec<String> = customers.iter().map(|(_, n)| n.clone()).collect();
             EntryFields {
-                t: self.db(row.get(1))?,
+                t: e.t,
                 account: &account,
                 org: &org,
-                ip: &ip,
+                ip: &e.ip,
                 action: &action,
-                records: self.db(row.get(9))?,
+                records: e.records,
                 customers: &names,
                 categories: &categories,
-                case_id: &case_id,
+                case_id: &e.case_id,
                 source: &source,
-                line: self.db(row.get(15))?,
+                line: e.line,
             }
             .bytes(&mut buf);
             let hash = link(&prev, &buf);
-            if stored != hash[..LINK_BYTES] {
-                return Ok(Some(Problem::Changed { seq }));
+            if e.link[..] != hash[..LINK_BYTES] {
+                found = Some(Problem::Changed { seq });
+                return Ok(false);
             }
-            for (id, name) in &customers {
-                if !self.in_index(*id, seq)? {
-                    return Ok(Some(Problem::IndexMissing {
-                        seq,
-                        customer: name.clone(),
-                    }));
-                }
-            }
-            *pairs += customers.len() as u64;
+            index.entry(e);
             if let Some(c) = next_cp.take_if(|c| c.seq == seq) {
-                step!(self.checkpoint(&c, &hash));
+                if let Some(p) = self.checkpoint(&c, &hash)? {
+                    found = Some(p);
+                    return Ok(false);
+                }
                 next_cp = self.db(cps.next().transpose())?;
             }
             while let Some(a) = anchors.next_if(|a| a.seq == seq) {
                 if a.hash_bytes() != Some(hash) {
-                    return Ok(Some(Problem::AnchorMismatch {
+                    found = Some(Problem::AnchorMismatch {
                         seq,
                         what: format!(
                             "the chain hash there is {}, the anchor's {}",
                             hex(&hash),
                             a.hash
                         ),
-                    }));
+                    });
+                    return Ok(false);
                 }
             }
             if seq > last_cp {
-                return Ok(Some(Problem::Unsealed { seq }));
+                found = Some(Problem::Unsealed { seq });
+                return Ok(false);
             }
             prev = hash;
+            Ok(true)
+        })?;
+        if found.is_some() {
+            return Ok(found);
         }
         let have = expected - 1;
         if last_cp > have {
@@ -773,42 +790,74 @@ impl Walk<'_> {
             return Ok(None);
         }
         Ok(Some(Problem::Corrupt {
-            detail: said.join("; "),
+            detail: format!("SQLite says: {}", said.join("; ")),
         }))
     }
 
-    /// `reads` holds exactly the (customer, entry) pairs the entries name:
-    /// each was found in it on the walk, so a larger count means rows the
-    /// chain does not hold; the first is named.
-    fn index_surplus(&self, pairs: u64) -> Found {
-        let r = self
-            .l
-            .conn
-            .query_row("SELECT COUNT(*) FROM reads", [], |r| r.get::<_, i64>(0));
-        if self.db(r)?.max(0) as u64 <= pairs {
-            return Ok(None);
+    /// The scoping indexes hold exactly what the entries say: the sums the
+    /// chain walk took of each (customer, entry) pair and each account row
+    /// must equal those of the indexes, bucket by bucket. A bucket that
+    /// differs is walked again, alone, to name the first pair or row.
+    fn indexes(&mut self, from_entries: &IndexSums) -> Found {
+        let store = self.l.entries()?;
+        let mut from_index = IndexSums::new(from_entries.key);
+        store.customer_index(&mut |c, seq| {
+            from_index.customer(c, seq);
+            Ok(())
+        })?;
+        store.account_index(&mut |a, row| {
+            from_index.account(a, row);
+            Ok(())
+        })?;
+        if let Some(b) = first_difference(&from_entries.customers, &from_index.customers) {
+            let mut want = Vec::new();
+            store.scan(1, &mut |e| {
+                for &c in &e.customers {
+                    if bucket(c) == b {
+                        want.push((e.seq, c));
+                    }
+                }
+                Ok(true)
+            })?;
+            let mut have = Vec::new();
+            store.customer_index(&mut |c, seq| {
+                if bucket(c) == b {
+                    have.push((seq, c));
+                }
+                Ok(())
+            })?;
+            drop(store);
+            let (kind, (seq, c)) = match first_unlike(want, have) {
+                Some(d) => d,
+                None => return Ok(None),
+            };
+            let customer = self.customer(c as i64)?.unwrap_or_else(|| format!("#{c}"));
+            let seq = seq as i64;
+            return Ok(Some(if kind == Side::Entries {
+                Problem::IndexMissing { seq, customer }
+            } else {
+                Problem::IndexExtra { seq, customer }
+            }));
         }
-        let mut stmt = self.db(self.l.conn.prepare(
-            "SELECT r.customer, r.seq, e.custs, c.name FROM reads r
-             LEFT JOIN entries e ON e.seq = r.seq LEFT JOIN customers c ON c.id = r.customer",
-        ))?;
-        let mut rows = self.db(stmt.query([]))?;
-        while let Some(row) = self.db(rows.next())? {
-            let r = (|| {
-                Ok((
-                    row.get::<_, i64>(0)?,
-                    row.get::<_, i64>(1)?,
-                    row.get::<_, Option<Vec<u8>>>(2)?,
-                    row.get::<_, Option<String>>(3)?,
-                ))
-            })();
-            let (customer, seq, custs, name) = self.db(r)?;
-            if !custs.is_some_and(|c| decode_ids(&c).contains(&customer)) {
-                return Ok(Some(Problem::IndexExtra {
-                    seq,
-                    customer: name.unwrap_or_else(|| format!("#{customer}")),
-                }));
-            }
+        if let Some(b) = first_difference(&from_entries.accounts, &from_index.accounts) {
+            let key = from_entries.key;
+            let mut want = Vec::new();
+            store.scan(1, &mut |e| {
+                if bucket(e.account) == b {
+                    want.push((e.seq, account_sum(key, e.account, &AccountRow::of(e))));
+                }
+                Ok(true)
+            })?;
+            let mut have = Vec::new();
+            store.account_index(&mut |a, row| {
+                if bucket(a) == b {
+                    have.push((row.seq, account_sum(key, a, row)));
+                }
+                Ok(())
+            })?;
+            drop(store);
+            let seq = first_unlike(want, have).map_or(0, |(_, (seq, _))| seq as i64);
+            return Ok(Some(Problem::AccountIndexChanged { seq }));
         }
         Ok(None)
     }
@@ -875,6 +924,104 @@ impl Walk<'_> {
             }
         }
     }
+}
+
+/// Buckets the index sums are kept in: a difference is looked for again
+/// in one bucket only, about 1/4,096 of the index.
+const BUCKETS: usize = 4096;
+
+fn bucket(key: u64) -> usize {
+    (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 52) as usize % BUCKETS
+}
+
+/// A keyed 128-bit mix: with a key drawn at each run, nobody can make a
+/// changed index sum to the same value.
+fn mix(key: u64, a: u64, b: u64) -> u128 {
+    let lane = |k: u64| {
+        let mut z = k ^ a.wrapping_mul(0xbf58_476d_1ce4_e5b9) ^ b.rotate_left(29);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    ((lane(key) as u128) << 64) | lane(key.rotate_left(17) ^ 0x5851_f42d_4c95_7f2d) as u128
+}
+
+/// What an account row says, folded into one number.
+fn account_sum(key: u64, account: u64, row: &AccountRow) -> u128 {
+    let mut h = blake3::Hasher::new();
+    h.update(&row.t.to_le_bytes());
+    h.update(row.ip.as_bytes());
+    h.update(&row.categories.to_le_bytes());
+    h.update(&row.records.to_le_bytes());
+    for c in &row.customers {
+        h.update(&c.to_le_bytes());
+    }
+    let d = h.finalize();
+    let d = u64::from_le_bytes(d.as_bytes()[..8].try_into().expect("8 of 32"));
+    mix(key ^ account, row.seq, d)
+}
+
+/// Sums, per bucket, of the (customer, entry) pairs and account rows seen.
+struct IndexSums {
+    key: u64,
+    customers: Vec<u128>,
+    accounts: Vec<u128>,
+}
+
+impl IndexSums {
+    fn new(key: u64) -> IndexSums {
+        IndexSums {
+            key,
+            customers: vec![0; BUCKETS],
+            accounts: vec![0; BUCKETS],
+        }
+    }
+
+    fn customer(&mut self, c: u64, seq: u64) {
+        let s = &mut self.customers[bucket(c)];
+        *s = s.wrapping_add(mix(self.key, c, seq));
+    }
+
+    fn account(&mut self, a: u64, row: &AccountRow) {
+        let s = &mut self.accounts[bucket(a)];
+        *s = s.wrapping_add(account_sum(self.key, a, row));
+    }
+
+    fn entry(&mut self, e: &StoredEntry) {
+        for &c in &e.customers {
+            self.customer(c, e.seq);
+        }
+        self.account(e.account, &AccountRow::of(e));
+    }
+}
+
+fn first_difference(a: &[u128], b: &[u128]) -> Option<usize> {
+    a.iter().zip(b).position(|(x, y)| x != y)
+}
+
+#[derive(PartialEq, Eq)]
+enum Side {
+    Entries,
+    Index,
+}
+
+/// The first item (by seq) only one side holds, and which side.
+fn first_unlike<T: Ord>(mut want: Vec<T>, mut have: Vec<T>) -> Option<(Side, T)> {
+    want.sort_unstable();
+    have.sort_unstable();
+    let (mut i, mut j) = (0, 0);
+    while i < want.len() || j < have.len() {
+        match (want.get(i), have.get(j)) {
+            (Some(w), Some(h)) if w == h => {
+                i += 1;
+                j += 1;
+            }
+            (Some(w), Some(h)) if w < h => return Some((Side::Entries, want.swap_remove(i))),
+            (Some(_), None) => return Some((Side::Entries, want.swap_remove(i))),
+            _ => return Some((Side::Index, have.swap_remove(j))),
+        }
+    }
+    None
 }
 
 #[cfg(test)]

@@ -440,20 +440,12 @@ impl Proxy {
 
     /// (action, records) of the account's ledger entries, oldest first.
     fn entries(&self, account: &str) -> Vec<(String, i64)> {
-        let db = rusqlite::Connection::open(self.data.db_path()).unwrap();
-        let mut s = db
-            .prepare(
-                "SELECT act.name, e.records FROM entries e
-                 JOIN names acc ON acc.id = e.account JOIN names act ON act.id = e.action
-                 WHERE acc.name = ?1 ORDER BY e.seq",
-            )
-            .unwrap();
-        let rows = s
-            .query_map([account], |r| Ok((r.get(0)?, r.get(1)?)))
+        let l = Ledger::open_read(&self.data).unwrap();
+        l.accesses(account)
             .unwrap()
-            .map(Result::unwrap)
-            .collect();
-        rows
+            .into_iter()
+            .map(|a| (a.action, a.records))
+            .collect()
     }
 
     fn customers(&self, account: &str) -> Vec<String> {
@@ -1121,6 +1113,10 @@ async fn fail_closed_refuses_with_57p03_while_the_engine_is_stuck_and_records_ev
     anna.simple_query(q).await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await; // committed, lock free
     let lock = lock_ledger(&proxy.data);
+    // Accesses are appended in memory; the engine sticks at its next
+    // commit (when idle for 200 ms), which waits on the lock.
+    anna.simple_query(q).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
     let mut refused = 0;
     for _ in 0..20 {
         match anna.simple_query(q).await {

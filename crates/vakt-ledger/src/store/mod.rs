@@ -30,7 +30,9 @@
 
 pub mod segments;
 pub mod sqlite;
-mod varint;
+#[doc(hidden)]
+pub mod tamper;
+pub(crate) mod varint;
 
 use crate::Result;
 
@@ -87,6 +89,9 @@ pub trait EntryStore: Send {
     /// The engine's name, for figures and errors.
     fn engine(&self) -> &'static str;
 
+    /// Whether [`EntryStore::push`] may be called.
+    fn writable(&self) -> bool;
+
     /// The last entry's seq (0 when empty), flushed or not.
     fn len(&self) -> u64;
 
@@ -105,6 +110,13 @@ pub trait EntryStore: Send {
     /// Visits the entries from `from` on, in order, while `visit` returns true.
     fn scan(&self, from: u64, visit: &mut dyn FnMut(&StoredEntry) -> Result<bool>) -> Result<()>;
 
+    /// Visits the entries numbered `seqs` (ascending), in order.
+    fn entries_at(
+        &self,
+        seqs: &[u64],
+        visit: &mut dyn FnMut(&StoredEntry) -> Result<()>,
+    ) -> Result<()>;
+
     /// Visits the entries that name `customer`, in order.
     fn customer(
         &self,
@@ -120,6 +132,14 @@ pub trait EntryStore: Send {
         until: i64,
         visit: &mut dyn FnMut(&AccountRow) -> Result<()>,
     ) -> Result<()>;
+
+    /// Visits every posting of the customer index as (customer, seq), in
+    /// any order: verify compares them with what the entries name.
+    fn customer_index(&self, visit: &mut dyn FnMut(u64, u64) -> Result<()>) -> Result<()>;
+
+    /// Visits every row of the account index with its account, in any
+    /// order: verify compares them with the entries.
+    fn account_index(&self, visit: &mut dyn FnMut(u64, &AccountRow) -> Result<()>) -> Result<()>;
 
     /// Bytes the store takes on disk.
     fn disk_bytes(&self) -> Result<u64>;

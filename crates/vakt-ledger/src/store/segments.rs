@@ -65,6 +65,7 @@ pub const RUN_BLOCK: usize = 64 << 10;
 
 const LOG: &str = "entries.log";
 const INDEX: &str = "entries.idx";
+const LOCK: &str = "LOCK";
 const RUNS: &str = "runs";
 const ZSTD_LEVEL: i32 = 1;
 const BLOCK_HEADER: usize = 4 + 4 + 8 + 4;
@@ -123,6 +124,8 @@ pub struct Segments {
     /// Run files a merge replaced, deleted at the next flush.
     obsolete: Vec<PathBuf>,
     writable: bool,
+    /// The appender's lock, held while this handle lives.
+    lock: Option<File>,
     columns: Columns,
 }
 
@@ -134,10 +137,10 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> LedgerError + '_ {
 }
 
 fn damaged(path: &Path, what: impl std::fmt::Display) -> LedgerError {
-    LedgerError::Invalid(format!(
-        "{}: {what}; the ledger's entry store is damaged: run `vakt ledger verify` and restore the data directory from a backup",
-        path.display()
-    ))
+    LedgerError::Damaged {
+        path: path.to_owned(),
+        what: what.to_string(),
+    }
 }
 
 impl Segments {
@@ -145,8 +148,38 @@ impl Segments {
     /// `point`: what a previous [`EntryStore::flush`] returned and the
     /// caller stored, or `None` for a new store.
     pub fn open(dir: &Path, point: Option<&[u8]>) -> Result<Segments> {
-        std::fs::create_dir_all(dir.join(RUNS)).map_err(io(dir))?;
-        Self::open_at(dir, point, true)
+        Self::try_open(dir, point)?.ok_or_else(|| {
+            LedgerError::Invalid(format!(
+                "{}: another vakt process (serve, watch or a proxy) is appending to this ledger; one may at a time: stop it, or give this one another --data directory",
+                dir.display()
+            ))
+        })
+    }
+
+    /// [`Segments::open`], or `None` when another process holds the store
+    /// for appending (its lock is held until that process ends, however it
+    /// ends).
+    pub fn try_open(dir: &Path, point: Option<&[u8]>) -> Result<Option<Segments>> {
+        // Access records: readable by the owner only, as the database is.
+        let mut b = std::fs::DirBuilder::new();
+        b.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+        b.create(dir.join(RUNS)).map_err(io(dir))?;
+        let path = dir.join(LOCK);
+        let mut o = OpenOptions::new();
+        o.write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+        let lock = o.open(&path).map_err(io(&path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(&path)(e)),
+        }
+        let mut s = Self::open_at(dir, point, true)?;
+        s.lock = Some(lock);
+        Ok(Some(s))
     }
 
     /// Opens the store at `point` for reading only: nothing is truncated
@@ -167,6 +200,8 @@ impl Segments {
             o.read(true);
             if writable {
                 o.write(true).create(true);
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
             }
             o.open(&path).map_err(io(&path))
         };
@@ -233,6 +268,7 @@ impl Segments {
             next_run: point.next_run,
             obsolete: Vec::new(),
             writable,
+            lock: None,
             columns: Columns::default(),
         })
     }
@@ -402,6 +438,93 @@ impl Segments {
         Ok(())
     }
 
+    /// Every posting of `kind`: the runs', then the open batch's.
+    fn all_postings(
+        &self,
+        kind: Kind,
+        visit: &mut dyn FnMut(u64, Posting) -> Result<()>,
+    ) -> Result<()> {
+        for run in &self.runs[kind as usize] {
+            let mut c = Cursor {
+                run,
+                block: 0,
+                raw: Vec::new(),
+                pos: 0,
+            };
+            while let Some((key, postings)) = c.next()? {
+                for p in postings {
+                    visit(key, p)?;
+                }
+            }
+        }
+        for (k, p) in &self.batch[kind as usize] {
+            visit(*k, p.clone())?;
+        }
+        Ok(())
+    }
+
+    /// Appends `e` whatever its seq, ending the open block at a gap: how a
+    /// test plays someone who rewrites the log by hand.
+    #[doc(hidden)]
+    pub fn push_unchecked(&mut self, e: &StoredEntry) -> Result<()> {
+        if e.seq != self.len + 1 {
+            self.write_block()?;
+        }
+        self.len = e.seq - 1;
+        self.push(e)
+    }
+
+    /// Replaces the customer index with `pairs` (customer, seq) in one run
+    /// and returns the commit point: how a test plays someone who edits
+    /// the index by hand.
+    #[doc(hidden)]
+    pub fn replace_customer_index(&mut self, pairs: &mut [(u64, u64)]) -> Result<Vec<u8>> {
+        pairs.sort_unstable();
+        self.flush()?;
+        for r in self.runs[Kind::Customer as usize].drain(..) {
+            self.obsolete.push(r.path);
+        }
+        self.batch[Kind::Customer as usize] = pairs
+            .iter()
+            .map(|&(c, seq)| {
+                (
+                    c,
+                    Posting {
+                        seq,
+                        ..Default::default()
+                    },
+                )
+            })
+            .collect();
+        self.write_batch_run(Kind::Customer)?;
+        Ok(self.point().encode())
+    }
+
+    /// Replaces the account index with rows made from `entries`: how a
+    /// test plays someone who edits that index by hand.
+    #[doc(hidden)]
+    pub fn replace_account_index(&mut self, entries: &[StoredEntry]) -> Result<Vec<u8>> {
+        self.flush()?;
+        for r in self.runs[Kind::Account as usize].drain(..) {
+            self.obsolete.push(r.path);
+        }
+        self.batch[Kind::Account as usize] = entries
+            .iter()
+            .map(|e| {
+                (
+                    e.account,
+                    Posting {
+                        seq: e.seq,
+                        t: e.t,
+                        extra: encode_account_extra(e),
+                    },
+                )
+            })
+            .collect();
+        self.write_batch_run(Kind::Account)?;
+        Ok(self.point().encode())
+    }
+
     /// Runs per kind, for figures.
     pub fn runs(&self) -> usize {
         self.runs.iter().map(Vec::len).sum()
@@ -427,15 +550,20 @@ impl EntryStore for Segments {
         "segments"
     }
 
+    fn writable(&self) -> bool {
+        self.writable
+    }
+
     fn len(&self) -> u64 {
         self.len
     }
 
     fn push(&mut self, e: &StoredEntry) -> Result<()> {
         if !self.writable {
-            return Err(LedgerError::Invalid(
-                "the entry store was opened for reading".into(),
-            ));
+            return Err(LedgerError::Invalid(format!(
+                "{}: this ledger was opened for reading, or another vakt process (serve, watch or a proxy) is appending to it; one may at a time: stop it, or give this one another --data directory",
+                self.dir.display()
+            )));
         }
         if e.seq != self.len + 1 {
             return Err(LedgerError::Invalid(format!(
@@ -516,8 +644,16 @@ impl EntryStore for Segments {
             seqs.push(p.seq);
             Ok(())
         })?;
+        self.entries_at(&seqs, visit)
+    }
+
+    fn entries_at(
+        &self,
+        seqs: &[u64],
+        visit: &mut dyn FnMut(&StoredEntry) -> Result<()>,
+    ) -> Result<()> {
         let mut entries = Vec::new();
-        let mut rest = &seqs[..];
+        let mut rest = seqs;
         while let Some(&seq) = rest.first() {
             let Some(i) = self.block_of(seq) else {
                 match self.pending.iter().find(|e| e.seq == seq) {
@@ -525,9 +661,7 @@ impl EntryStore for Segments {
                     None => {
                         return Err(damaged(
                             &self.dir,
-                            format!(
-                                "a customer posting names entry {seq}, which is not in the log"
-                            ),
+                            format!("an index names entry {seq}, which is not in the log"),
                         ))
                     }
                 }
@@ -565,6 +699,19 @@ impl EntryStore for Segments {
             let row = decode_account_extra(&p)
                 .ok_or_else(|| damaged(&dir, format!("account posting of entry {}", p.seq)))?;
             visit(&row)
+        })
+    }
+
+    fn customer_index(&self, visit: &mut dyn FnMut(u64, u64) -> Result<()>) -> Result<()> {
+        self.all_postings(Kind::Customer, &mut |key, p| visit(key, p.seq))
+    }
+
+    fn account_index(&self, visit: &mut dyn FnMut(u64, &AccountRow) -> Result<()>) -> Result<()> {
+        let dir = self.dir.clone();
+        self.all_postings(Kind::Account, &mut |key, p| {
+            let row = decode_account_extra(&p)
+                .ok_or_else(|| damaged(&dir, format!("account posting of entry {}", p.seq)))?;
+            visit(key, &row)
         })
     }
 
@@ -967,7 +1114,11 @@ struct RunWriter {
 impl RunWriter {
     fn create(path: &Path, kind: Kind, level: u32) -> Result<RunWriter> {
         let tmp = path.with_extension("tmp");
-        let file = File::create(&tmp).map_err(io(&tmp))?;
+        let mut o = OpenOptions::new();
+        o.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+        let file = o.open(&tmp).map_err(io(&tmp))?;
         Ok(RunWriter {
             path: path.to_owned(),
             tmp,

@@ -104,6 +104,10 @@ impl EntryStore for SqliteStore {
         "sqlite"
     }
 
+    fn writable(&self) -> bool {
+        true
+    }
+
     fn len(&self) -> u64 {
         self.len
     }
@@ -178,6 +182,23 @@ impl EntryStore for SqliteStore {
         Ok(())
     }
 
+    fn entries_at(
+        &self,
+        seqs: &[u64],
+        visit: &mut dyn FnMut(&StoredEntry) -> Result<()>,
+    ) -> Result<()> {
+        for &seq in seqs {
+            let r = self
+                .conn
+                .prepare_cached(&format!("SELECT {COLUMNS} FROM entries WHERE seq = ?1"))
+                .and_then(|mut s| s.query_row([seq as i64], Self::entry).optional());
+            if let Some(e) = self.db(r)? {
+                visit(&e)?;
+            }
+        }
+        Ok(())
+    }
+
     fn customer(
         &self,
         customer: u64,
@@ -212,6 +233,25 @@ impl EntryStore for SqliteStore {
             visit(&AccountRow::of(&e))?;
         }
         Ok(())
+    }
+
+    fn customer_index(&self, visit: &mut dyn FnMut(u64, u64) -> Result<()>) -> Result<()> {
+        let mut stmt = self.db(self.conn.prepare("SELECT customer, seq FROM reads"))?;
+        let mut rows = self.db(stmt.query([]))?;
+        while let Some(row) = self.db(rows.next())? {
+            let (c, seq): (i64, i64) = self.db((|| Ok((row.get(0)?, row.get(1)?)))())?;
+            visit(c as u64, seq as u64)?;
+        }
+        Ok(())
+    }
+
+    /// The account index is SQLite's own (`entries_account_t`), checked by
+    /// its integrity check: its rows are the entries'.
+    fn account_index(&self, visit: &mut dyn FnMut(u64, &AccountRow) -> Result<()>) -> Result<()> {
+        self.scan(1, &mut |e| {
+            visit(e.account, &AccountRow::of(e))?;
+            Ok(true)
+        })
     }
 
     fn disk_bytes(&self) -> Result<u64> {

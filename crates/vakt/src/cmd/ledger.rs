@@ -58,6 +58,13 @@ pub enum LedgerCommand {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
+    /// Move a ledger written before the segments engine (entries in SQLite
+    /// tables) to it, in place: verified before and after, the old database
+    /// kept as ledger.db.v1. Opening such a ledger to write does the same.
+    Migrate {
+        #[command(flatten)]
+        data: DataArgs,
+    },
 }
 
 #[derive(clap::Args, Clone, Debug)]
@@ -77,6 +84,31 @@ pub struct VerifyArgs {
 
 pub fn ledger(cmd: LedgerCommand) -> Result<ExitCode> {
     match cmd {
+        LedgerCommand::Migrate { data } => {
+            let dir = data.dir();
+            match vakt_ledger::migrate::migrate(&dir)
+                .with_context(|| format!("cannot migrate the ledger in {}", dir.path.display()))?
+            {
+                None => println!(
+                    "vakt ledger migrate: {} already keeps its entries in the segments engine",
+                    dir.path.display()
+                ),
+                Some(m) => {
+                    println!(
+                        "vakt ledger migrate: {} entries moved to the segments engine in {:.1} s, verified before and after",
+                        thousands(m.entries),
+                        m.seconds
+                    );
+                    println!(
+                        "  on disk: {:.1} MiB before, {:.1} MiB after; the old database is kept as {} (remove it once you are satisfied)",
+                        m.bytes_before as f64 / 1048576.0,
+                        m.bytes_after as f64 / 1048576.0,
+                        m.backup.display()
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         LedgerCommand::Anchor { data, out } => {
             let dir = data.dir();
             let line = vakt_ledger::anchor::latest(&dir)?.to_json_line();

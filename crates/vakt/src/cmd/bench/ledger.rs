@@ -143,7 +143,8 @@ impl std::io::Write for ChunkSink<'_> {
     }
 }
 
-/// Appends generated accesses to a fresh ledger, then times scope queries.
+/// Appends generated accesses to a fresh ledger, then times scope queries
+/// and a full verify.
 pub fn ledger(args: LedgerBenchArgs) -> Result<()> {
     use vakt_ledger::{DataDir, Ledger};
     let _ = std::fs::remove_dir_all(&args.dir);
@@ -152,29 +153,45 @@ pub fn ledger(args: LedgerBenchArgs) -> Result<()> {
     };
     let appended = append_generated(&dir, args.events, args.accounts, 3)?;
     let append_secs = appended.append_secs;
-    let disk: u64 = std::fs::read_dir(&args.dir)?
-        .filter_map(|e| e.ok()?.metadata().ok())
-        .map(|m| m.len())
-        .sum();
+    let disk = super::dir_bytes(&args.dir);
     let l = Ledger::open_read(&dir)?;
-    let mut times = Vec::new();
-    let mut customers = 0;
-    for k in 0..21u32 {
-        let account = format!("acct{:06}", (k * 7919) % args.accounts);
+    let timed = |f: &mut dyn FnMut() -> Result<usize>| -> Result<(f64, usize)> {
         let t = std::time::Instant::now();
-        let s = l.scope_account(
-            &account,
-            vakt_event::Timestamp(i64::MIN),
-            vakt_event::Timestamp(i64::MAX),
-            None,
-        )?;
-        times.push(t.elapsed().as_secs_f64() * 1000.0);
-        customers += s.customers.len();
+        let n = f()?;
+        Ok((t.elapsed().as_secs_f64() * 1000.0, n))
+    };
+    let (mut account_ms, mut customers) = (Vec::new(), 0);
+    for k in 0..SAMPLES {
+        let account = format!("acct{:06}", (k as u64 * 7919) % args.accounts.max(1) as u64);
+        let (ms, n) = timed(&mut || {
+            Ok(l.scope_account(
+                &account,
+                vakt_event::Timestamp(i64::MIN),
+                vakt_event::Timestamp(i64::MAX),
+                None,
+            )?
+            .customers
+            .len())
+        })?;
+        account_ms.push(ms);
+        customers += n;
     }
-    times.sort_by(f64::total_cmp);
+    let (mut customer_ms, mut reads) = (Vec::new(), 0);
+    for k in 0..SAMPLES {
+        // The generator's customers: C-0000000 to C-1999999.
+        let customer = format!("C-{:07}", (k as u64 * 104_729) % 2_000_000);
+        let (ms, n) = timed(&mut || Ok(l.scope_customer(&customer)?.len()))?;
+        customer_ms.push(ms);
+        reads += n;
+    }
+    let (heaviest_ms, heaviest) = timed(&mut || Ok(l.scope_customer("C-0000000")?.len()))?;
+    drop(l);
     let t = std::time::Instant::now();
-    let who = l.scope_customer("C-0000001")?;
-    let customer_ms = t.elapsed().as_secs_f64() * 1000.0;
+    let v = vakt_ledger::verify::verify(&dir)?;
+    let verify_secs = t.elapsed().as_secs_f64();
+    if let Some(p) = &v.problem {
+        anyhow::bail!("the bench ledger does not verify: {p}");
+    }
     let n = appended.events as f64;
     println!(
         "vakt bench ledger: {} accesses, {} accounts, BLAKE3 chain and signed checkpoints",
@@ -182,25 +199,41 @@ pub fn ledger(args: LedgerBenchArgs) -> Result<()> {
         thousands(args.accounts as u64)
     );
     println!(
-        "  append: {:.1} s = {} accesses/s (one thread, SQLite in WAL mode)",
+        "  append: {:.1} s = {} accesses/s (one thread, segments engine)",
         append_secs,
         thousands((n / append_secs) as u64)
     );
     println!(
-        "  disk: {:.1} MiB = {:.0} bytes per access (entries, customer index, account index)",
+        "  disk: {:.1} MiB = {:.1} bytes per access (entries, customer and account indexes, names and customer ids)",
         mib(disk),
         disk as f64 / n
     );
+    let (a50, a99) = quantiles(&mut account_ms);
     println!(
-        "  scope --account: median {:.1} ms, max {:.1} ms over 21 accounts ({} customers each on average)",
-        times[10],
-        times[20],
-        customers / 21
+        "  scope --account: p50 {a50:.1} ms, p99 {a99:.1} ms over {SAMPLES} accounts ({} customers each on average)",
+        customers / SAMPLES
+    );
+    let (c50, c99) = quantiles(&mut customer_ms);
+    println!(
+        "  scope --customer: p50 {c50:.1} ms, p99 {c99:.1} ms over {SAMPLES} customers ({:.1} accesses each on average); the most read one ({} accesses) {heaviest_ms:.0} ms",
+        reads as f64 / SAMPLES as f64,
+        thousands(heaviest as u64)
     );
     println!(
-        "  scope --customer: {:.1} ms ({} accesses to the most read customer)",
-        customer_ms,
-        who.len()
+        "  verify: {:.1} s = {} entries/s (at most {} customer names held)",
+        verify_secs,
+        thousands((v.entries as f64 / verify_secs) as u64),
+        thousands(v.names_cached as u64)
     );
     Ok(())
+}
+
+/// Scope queries timed per kind.
+const SAMPLES: usize = 101;
+
+/// p50 and p99 of `times`.
+pub(crate) fn quantiles(times: &mut [f64]) -> (f64, f64) {
+    times.sort_by(f64::total_cmp);
+    let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
+    (at(0.5), at(0.99))
 }

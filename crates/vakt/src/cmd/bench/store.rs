@@ -93,25 +93,6 @@ fn open(engine: &str, dir: &Path) -> Result<Box<dyn EntryStore>> {
     })
 }
 
-fn dir_bytes(dir: &Path) -> u64 {
-    let mut total = 0;
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        match e.metadata() {
-            Ok(m) if m.is_dir() => total += dir_bytes(&e.path()),
-            Ok(m) => total += m.len(),
-            Err(_) => {}
-        }
-    }
-    total
-}
-
-/// p50 and p99 of `times` (milliseconds).
-fn quantiles(times: &mut [f64]) -> (f64, f64) {
-    times.sort_by(f64::total_cmp);
-    let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
-    (at(0.5), at(0.99))
-}
-
 struct Figures {
     append_per_s: f64,
     bytes_per_access: f64,
@@ -150,7 +131,7 @@ fn run_engine(engine: &str, args: &StoreBenchArgs) -> Result<Figures> {
         bar.set_position(seq);
     }
     bar.finish_and_clear();
-    let disk = dir_bytes(&dir);
+    let disk = super::dir_bytes(&dir);
     let mut probe = Stream(11);
     let mut account_ms = Vec::with_capacity(LOOKUPS);
     for _ in 0..LOOKUPS {
@@ -180,8 +161,8 @@ fn run_engine(engine: &str, args: &StoreBenchArgs) -> Result<Figures> {
     Ok(Figures {
         append_per_s: args.events as f64 / entry_time.as_secs_f64(),
         bytes_per_access: disk as f64 / args.events.max(1) as f64,
-        account: quantiles(&mut account_ms),
-        customer: quantiles(&mut customer_ms),
+        account: super::ledger::quantiles(&mut account_ms),
+        customer: super::ledger::quantiles(&mut customer_ms),
         heaviest_ms,
         heaviest_reads,
     })
