@@ -103,14 +103,17 @@ fn split_stderr_by_hand(line: &str) -> Option<Option<(&str, &str)>> {
         return b.iter().take(19).all(u8::is_ascii).then_some(None);
     }
     let mut p0 = 19;
-    if b.get(p0) == Some(&b'.') && b.get(p0 + 1).is_some_and(u8::is_ascii_digit) {
-        p0 += 1;
-        while b.get(p0).is_some_and(u8::is_ascii_digit) {
-            p0 += 1;
+    if b.get(p0) == Some(&b'.') {
+        let mut j = p0 + 1;
+        while b.get(j).is_some_and(u8::is_ascii_digit) {
+            j += 1;
         }
-    }
-    if b.get(p0).is_some_and(|&c| c >= 0x80) {
-        return None;
+        if b.get(j).is_some_and(|&c| c >= 0x80) {
+            return None; // perhaps a Unicode digit of the fraction
+        }
+        if j > p0 + 1 {
+            p0 = j;
+        }
     }
     if b.get(p0) == Some(&b' ') {
         p0 += 1;
@@ -642,5 +645,88 @@ mod tests {
         assert_eq!(a.parameters, ["C-0000042", "a,b"]);
         let a = Audit::parse("SESSION,1,1,DDL,CREATE TABLE,TABLE,public.account,create table account\n(\n id int,\n name text\n);,<not logged>").unwrap();
         assert!(a.statement.ends_with("name text\n);"), "{}", a.statement);
+    }
+
+    /// What the regex reads from a line: prefix and message.
+    fn split_regex(line: &str) -> Option<(&str, &str)> {
+        pg_line().captures(line).map(|c| {
+            (
+                c.name("prefix").map_or("", |m| m.as_str()),
+                c.name("msg").map_or("", |m| m.as_str()),
+            )
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 20_000, ..Default::default() })]
+
+        /// Near-misses of real prefixes: severities, colons, zones and
+        /// non-ASCII digits or letters at the seams.
+        #[test]
+        fn the_hand_splitter_reads_every_line_as_the_regex_does(
+            base in 0..4usize,
+            edits in proptest::collection::vec((0..400usize, 0..16usize, 0..3u8), 0..4),
+        ) {
+            let bases = [
+                "2026-11-02 08:15:03.789 UTC [4712] user=cc_app,db=crm,client=10.50.0.7 LOG:  AUDIT: OBJECT,1,1,READ,SELECT,TABLE,public.account,select 1,<none>",
+                "2026-11-02 08:15:01 +01 [4711] dba_lind@crm 10.99.1.2(51234) LOG:  AUDIT: SESSION,1,1,READ,SELECT,,,select 2,<none>",
+                "2026-11-02 08:15:01 LOG:  statement: select 1",
+                "2026-11-02 08:15:01.5 CET-LOG: DEBUG3:  x ERROR: y",
+            ];
+            let pieces = [
+                " ", ":", ": ", "LOG", "ERROR", "DEBUG1", "DEBUG", "_", "\u{0663}", "é", "UTC",
+                "x", "-", ".", "7", "  ",
+            ];
+            let mut line = bases[base].to_string();
+            for (at, piece, op) in edits {
+                let mut at = at % (line.len() + 1);
+                while !line.is_char_boundary(at) {
+                    at -= 1;
+                }
+                let piece = pieces[piece];
+                match op {
+                    0 => line.insert_str(at, piece),
+                    1 => {
+                        let mut end = (at + 1).min(line.len());
+                        while !line.is_char_boundary(end) {
+                            end += 1;
+                        }
+                        line.replace_range(at..end, piece);
+                    }
+                    _ => line.truncate(at),
+                }
+            }
+            if let Some(hand) = split_stderr_by_hand(&line) {
+                proptest::prop_assert_eq!(hand, split_regex(&line), "{:?}", line);
+            }
+            proptest::prop_assert_eq!(split_stderr(&line), split_regex(&line), "{:?}", line);
+        }
+    }
+
+    #[test]
+    fn times_read_by_position_are_the_times_chrono_reads() {
+        for s in [
+            "2026-11-02 08:15:03.789 UTC",
+            "2026-11-02 08:15:03.7 GMT",
+            "2024-02-29 23:59:59.123456 UTC",
+            "1970-01-01 00:00:00 UTC",
+            "2026-11-02 08:15:03.789 UTC [4712] user=a",
+        ] {
+            let (t, n) = utc_time_by_hand(s).unwrap();
+            let whole = s[..n].replace(" UTC", "Z").replace(" GMT", "Z").replacen(' ', "T", 1);
+            assert_eq!(t, Timestamp::parse(&whole).unwrap(), "{s}");
+        }
+        // What it does not take, chrono decides.
+        for s in [
+            "2026-02-30 08:15:03 UTC",
+            "2026-11-02 24:15:03 UTC",
+            "2026-11-02 08:15:60 UTC",
+            "2026-11-02 08:15:03.789 UTCX",
+            "2026-11-02 08:15:03.789 +01",
+            "2026-11-02 08:15:03.1234567890 UTC",
+            "2026-11-02 08:15:03",
+        ] {
+            assert_eq!(utc_time_by_hand(s), None, "{s}");
+        }
     }
 }

@@ -600,4 +600,64 @@ mod tests {
         assert_eq!(r.customer_ids(&long, &[]), ["1"]);
         assert_eq!(r.cache.as_ref().map(LruCache::len), Some(SHAPES));
     }
+
+    /// A condition: a column, how it is compared, literals and spacing.
+    fn condition() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let column = prop::sample::select(vec!["id", "ID", "customer_id", "t.aid", "u.aid", "x", "\"id\""]);
+        let literal = prop::sample::select(vec![
+            "1", "42", "007", "1.50", "'C-1'", "'O''Brien'", "'é ö'", "''", "$1", "$2", "$3", "-5",
+            "'a'::text", "E'x'", "1e3", "$$d$$", "'a\\b'", "(5)", "NULL",
+        ]);
+        let op = prop::sample::select(vec!["=", " = ", "in", " IN ", "not in", "<>", "=\n"]);
+        let lits = prop::collection::vec(literal, 1..5);
+        let reversed = any::<bool>();
+        (column, op, lits, reversed).prop_map(|(c, op, lits, reversed)| {
+            if op.trim().eq_ignore_ascii_case("in") || op == "not in" {
+                format!("{c} {op} ({})", lits.join(", "))
+            } else if reversed {
+                format!("{}{op}{c}", lits[0])
+            } else {
+                format!("{c}{op}{}", lits[0])
+            }
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 3_000, ..Default::default() })]
+
+        /// Statements of few shapes with many literals: the cache is hit,
+        /// and what it gives is what sqlparser reads.
+        #[test]
+        fn the_cache_gives_what_sqlparser_reads_for_generated_statements(
+            statements in proptest::collection::vec(
+                (
+                    proptest::sample::select(vec![
+                        "select * from t where ",
+                        "SELECT a, b FROM t  WHERE ",
+                        "delete from t where ",
+                        "update t set y = 'v' where ",
+                        "select * from t where z in (select id from u where ",
+                    ]),
+                    proptest::collection::vec(condition(), 1..4),
+                    proptest::sample::select(vec![" and ", " OR ", "\n AND "]),
+                ),
+                1..12,
+            ),
+        ) {
+            let params = ["P1".to_string(), "P2".to_string()];
+            let (mut cached, mut plain) = (reader(true), reader(false));
+            for (head, conds, join) in statements {
+                let mut s = format!("{head}{}", conds.join(join));
+                if head.ends_with("where ") && head.contains('(') {
+                    s.push(')');
+                }
+                proptest::prop_assert_eq!(
+                    cached.customer_ids(&s, &params),
+                    plain.customer_ids(&s, &params),
+                    "{}", s
+                );
+            }
+        }
+    }
 }
