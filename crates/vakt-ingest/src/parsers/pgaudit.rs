@@ -551,7 +551,14 @@ impl Audit {
                 Some((stmt, param)) if param.starts_with('<') || param.is_empty() => {
                     (stmt.to_owned(), param)
                 }
-                _ => (rest.to_owned(), ""),
+                // Logged parameters after a statement pgaudit did not
+                // quote, so one without a comma (`... aid = $1;,36904`).
+                Some(_) => rest
+                    .split_once(',')
+                    .map_or((rest.to_owned(), ""), |(stmt, params)| {
+                        (stmt.to_owned(), params)
+                    }),
+                None => (rest.to_owned(), ""),
             }
         };
         let parameters = if tail.starts_with('<') || tail.is_empty() {
@@ -643,6 +650,17 @@ mod tests {
             "SELECT * FROM \"customers\" WHERE customer_id = $1 AND x = $2"
         );
         assert_eq!(a.parameters, ["C-0000042", "a,b"]);
+        let a = Audit::parse(
+            "SESSION,1,1,READ,SELECT,TABLE,public.pgbench_accounts,SELECT abalance FROM pgbench_accounts WHERE aid = $1;,36904",
+        )
+        .unwrap();
+        assert_eq!(
+            (a.statement.as_str(), a.parameters),
+            (
+                "SELECT abalance FROM pgbench_accounts WHERE aid = $1;",
+                vec!["36904".to_string()]
+            )
+        );
         let a = Audit::parse("SESSION,1,1,DDL,CREATE TABLE,TABLE,public.account,create table account\n(\n id int,\n name text\n);,<not logged>").unwrap();
         assert!(a.statement.ends_with("name text\n);"), "{}", a.statement);
     }
@@ -713,7 +731,10 @@ mod tests {
             "2026-11-02 08:15:03.789 UTC [4712] user=a",
         ] {
             let (t, n) = utc_time_by_hand(s).unwrap();
-            let whole = s[..n].replace(" UTC", "Z").replace(" GMT", "Z").replacen(' ', "T", 1);
+            let whole = s[..n]
+                .replace(" UTC", "Z")
+                .replace(" GMT", "Z")
+                .replacen(' ', "T", 1);
             assert_eq!(t, Timestamp::parse(&whole).unwrap(), "{s}");
         }
         // What it does not take, chrono decides.

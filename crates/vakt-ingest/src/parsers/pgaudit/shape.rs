@@ -604,10 +604,35 @@ mod tests {
     /// A condition: a column, how it is compared, literals and spacing.
     fn condition() -> impl proptest::strategy::Strategy<Value = String> {
         use proptest::prelude::*;
-        let column = prop::sample::select(vec!["id", "ID", "customer_id", "t.aid", "u.aid", "x", "\"id\""]);
+        let column = prop::sample::select(vec![
+            "id",
+            "ID",
+            "customer_id",
+            "t.aid",
+            "u.aid",
+            "x",
+            "\"id\"",
+        ]);
         let literal = prop::sample::select(vec![
-            "1", "42", "007", "1.50", "'C-1'", "'O''Brien'", "'é ö'", "''", "$1", "$2", "$3", "-5",
-            "'a'::text", "E'x'", "1e3", "$$d$$", "'a\\b'", "(5)", "NULL",
+            "1",
+            "42",
+            "007",
+            "1.50",
+            "'C-1'",
+            "'O''Brien'",
+            "'é ö'",
+            "''",
+            "$1",
+            "$2",
+            "$3",
+            "-5",
+            "'a'::text",
+            "E'x'",
+            "1e3",
+            "$$d$$",
+            "'a\\b'",
+            "(5)",
+            "NULL",
         ]);
         let op = prop::sample::select(vec!["=", " = ", "in", " IN ", "not in", "<>", "=\n"]);
         let lits = prop::collection::vec(literal, 1..5);
