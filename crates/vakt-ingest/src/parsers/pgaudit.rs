@@ -339,18 +339,18 @@ impl PgAudit {
                 rec.columns()
             )));
         }
-        let Some(payload) = rec.field(13).strip_prefix("AUDIT: ") else {
+        if !rec.field(13).starts_with("AUDIT: ") {
             return Ok(());
-        };
+        }
         let time = parse_pg_time(rec.field(0))?;
         let user = Some(rec.field(1))
             .filter(|u| !u.is_empty())
             .ok_or_else(|| ParseError::new("csvlog user_name is empty"))?
             .to_owned();
         let client = host_of(rec.field(4));
-        // The payload is borrowed from the record, which `event` does not touch.
-        let payload = payload.to_owned();
-        out.push(self.event(time, user, client, &payload, &origin)?);
+        let message = self.csv.take_field(13);
+        let payload = &message["AUDIT: ".len()..];
+        out.push(self.event(time, user, client, payload, &origin)?);
         Ok(())
     }
 }

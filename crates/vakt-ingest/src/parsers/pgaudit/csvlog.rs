@@ -52,6 +52,11 @@ impl CsvRecord {
         self.fields.get(i).map_or("", String::as_str)
     }
 
+    /// Takes column `i` of the last complete record out, `""` past [`KEPT`].
+    pub fn take_field(&mut self, i: usize) -> String {
+        self.fields.get_mut(i).map(std::mem::take).unwrap_or_default()
+    }
+
     /// Drops a record left open (the input ended inside it).
     pub fn reset(&mut self) {
         self.in_quotes = false;

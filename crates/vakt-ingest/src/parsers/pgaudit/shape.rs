@@ -96,11 +96,14 @@ impl KeyReader {
         if !tokens.read(statement) || tokens.key.len() > MAX_SHAPE_KEY {
             return uncached(statement, parameters, &self.key_columns);
         }
-        if !cache.contains(tokens.key.as_str()) {
-            let shape = probe(statement, tokens, &self.key_columns);
-            cache.put(tokens.key.clone(), shape);
-        }
-        let Some(Shape::Keys { slots, params }) = cache.get(tokens.key.as_str()) else {
+        let shape = match cache.get(tokens.key.as_str()) {
+            Some(shape) => shape,
+            None => {
+                let shape = probe(statement, tokens, &self.key_columns);
+                cache.get_or_insert(tokens.key.clone(), || shape)
+            }
+        };
+        let Shape::Keys { slots, params } = shape else {
             return uncached(statement, parameters, &self.key_columns);
         };
         let mut ids = Vec::new();
