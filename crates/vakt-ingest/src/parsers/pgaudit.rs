@@ -238,7 +238,7 @@ impl PgAudit {
         origin: &Origin,
     ) -> Result<Event, ParseError> {
         let audit = Audit::parse(payload)?;
-        let object = audit.object.as_str();
+        let object = audit.object;
         let bare = object.rsplit('.').next().unwrap_or(object);
         let categories = self
             .tables
@@ -253,8 +253,8 @@ impl PgAudit {
             .map(|(_, c)| c.clone())
             .unwrap_or_default();
         let ids = self.keys.customer_ids(&audit.statement, &audit.parameters);
-        let command = audit.command.as_str();
-        let action = match audit.class.as_str() {
+        let command = audit.command;
+        let action = match audit.class {
             _ if command.eq_ignore_ascii_case("COPY") && is_copy_to(&audit.statement) => {
                 Action::Export
             }
@@ -502,29 +502,32 @@ fn prefix_fields(rest: &str) -> (Option<String>, Option<IpAddr>) {
 }
 
 /// The fields of one pgaudit entry.
-struct Audit {
-    class: String,
-    command: String,
-    object: String,
+struct Audit<'a> {
+    class: &'a str,
+    command: &'a str,
+    object: &'a str,
     statement: String,
     parameters: Vec<String>,
 }
 
-impl Audit {
+impl<'a> Audit<'a> {
     /// `SESSION,1,1,READ,SELECT,TABLE,public.account,<statement>,<parameter>`.
     ///
     /// Read by hand rather than as CSV: pgaudit quotes a statement only
     /// when it must, older versions never do, and a statement may span
     /// lines; the first seven fields never hold a comma, so the statement
     /// is what lies between the object and the parameter field.
-    fn parse(payload: &str) -> Result<Audit, ParseError> {
+    fn parse(payload: &'a str) -> Result<Audit<'a>, ParseError> {
         let bad = || {
             ParseError::new("not a pgaudit entry (AUDIT: SESSION|OBJECT,id,subid,class,command,type,object,statement,parameter)")
         };
         let mut it = payload.splitn(8, ',');
-        let head: Vec<&str> = it.by_ref().take(7).collect();
+        let mut head = [""; 7];
+        for h in &mut head {
+            *h = it.next().ok_or_else(bad)?;
+        }
         let rest = it.next().ok_or_else(bad)?;
-        if head.len() < 7 || !(head[0] == "SESSION" || head[0] == "OBJECT") {
+        if !(head[0] == "SESSION" || head[0] == "OBJECT") {
             return Err(bad());
         }
         let (statement, tail) = if let Some(quoted) = rest.strip_prefix('"') {
@@ -564,19 +567,12 @@ impl Audit {
         let parameters = if tail.starts_with('<') || tail.is_empty() {
             Vec::new()
         } else {
-            csv::ReaderBuilder::new()
-                .has_headers(false)
-                .from_reader(tail.as_bytes())
-                .records()
-                .next()
-                .and_then(Result::ok)
-                .map(|r| r.iter().map(str::to_owned).collect())
-                .unwrap_or_default()
+            csvlog::first_record(tail)
         };
         Ok(Audit {
-            class: head[3].to_owned(),
-            command: head[4].to_owned(),
-            object: head[6].to_owned(),
+            class: head[3],
+            command: head[4],
+            object: head[6],
             statement,
             parameters,
         })

@@ -26,14 +26,43 @@ pub enum Fed {
 }
 
 /// One csvlog record being read.
-#[derive(Default)]
 pub struct CsvRecord {
     fields: Vec<String>,
+    /// Columns kept; those after are only counted.
+    keep: usize,
     /// Columns begun so far (the one being read included).
     columns: usize,
     in_quotes: bool,
     /// Bytes of the record so far, line breaks included.
     len: usize,
+}
+
+impl Default for CsvRecord {
+    fn default() -> Self {
+        CsvRecord {
+            fields: Vec::new(),
+            keep: KEPT,
+            columns: 0,
+            in_quotes: false,
+            len: 0,
+        }
+    }
+}
+
+/// The fields of the first record of `text` (pgaudit's logged
+/// parameters), read as a csvlog record is.
+pub fn first_record(text: &str) -> Vec<String> {
+    let mut r = CsvRecord {
+        keep: usize::MAX,
+        ..CsvRecord::default()
+    };
+    for line in text.split('\n') {
+        if r.feed(line) != Fed::Open {
+            break;
+        }
+    }
+    r.fields.truncate(r.columns);
+    r.fields
 }
 
 impl CsvRecord {
@@ -70,9 +99,6 @@ impl CsvRecord {
         } else {
             self.len = 0;
             self.columns = 1;
-            if self.fields.len() < KEPT {
-                self.fields.resize_with(KEPT, String::new);
-            }
             self.fields.iter_mut().for_each(String::clear);
         }
         if self.len + line.len() > MAX_CSV_RECORD {
@@ -116,7 +142,11 @@ impl CsvRecord {
     }
 
     fn push(&mut self, s: &str) {
-        if let Some(f) = self.fields.get_mut(self.columns - 1) {
+        let i = self.columns - 1;
+        if i == self.fields.len() && i < self.keep {
+            self.fields.push(String::new());
+        }
+        if let Some(f) = self.fields.get_mut(i) {
             f.push_str(s);
         }
     }
@@ -154,6 +184,20 @@ mod tests {
             for i in 0..rec.len().min(KEPT) {
                 assert_eq!(r.field(i), &rec[i], "{text} column {i}");
             }
+        }
+    }
+
+    #[test]
+    fn parameters_read_as_the_csv_crate_reads_them() {
+        for text in ["C-0000042,\"a,b\"", "1", "\"x\"\"y\",,\"multi\nline\",z", "a,b\nc,d"] {
+            let rec = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .from_reader(text.as_bytes())
+                .records()
+                .next()
+                .unwrap()
+                .unwrap();
+            assert_eq!(first_record(text), rec.iter().collect::<Vec<_>>(), "{text}");
         }
     }
 

@@ -164,7 +164,9 @@ pub fn parse(
     };
     let mut p = PgAudit::with_shape_cache(&ctx, shape_cache);
     let origin = Origin::default();
-    let mut out = Vec::new();
+    // Room for every event up front: the figure is the parser's, not the
+    // growing of one vector of all the events of a log.
+    let mut out = Vec::with_capacity(text.lines().count());
     let started = Instant::now();
     for line in text.lines() {
         p.parse_line(line, &origin, &mut out)
