@@ -83,7 +83,10 @@ impl CsvRecord {
 
     /// Takes column `i` of the last complete record out, `""` past [`KEPT`].
     pub fn take_field(&mut self, i: usize) -> String {
-        self.fields.get_mut(i).map(std::mem::take).unwrap_or_default()
+        self.fields
+            .get_mut(i)
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     /// Drops a record left open (the input ended inside it).
@@ -189,7 +192,12 @@ mod tests {
 
     #[test]
     fn parameters_read_as_the_csv_crate_reads_them() {
-        for text in ["C-0000042,\"a,b\"", "1", "\"x\"\"y\",,\"multi\nline\",z", "a,b\nc,d"] {
+        for text in [
+            "C-0000042,\"a,b\"",
+            "1",
+            "\"x\"\"y\",,\"multi\nline\",z",
+            "a,b\nc,d",
+        ] {
             let rec = csv::ReaderBuilder::new()
                 .has_headers(false)
                 .from_reader(text.as_bytes())
