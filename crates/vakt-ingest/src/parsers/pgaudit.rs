@@ -20,14 +20,19 @@
 //! `%m` or `%t` time, then either `user=%u,db=%d,...,client=%h` style
 //! `key=value` pairs, or `%u@%d`, with an optional `[%p]`. Continuation
 //! lines (statements over several lines) begin with a tab.
+//!
+//! Speed: statement shapes are read by sqlparser once ([`shape`]), csvlog
+//! records in one pass ([`csvlog`]), and the common stderr prefixes and
+//! times by position, with the regexes and chrono kept for the rest.
+
+mod csvlog;
+mod shape;
 
 use super::{Format, ParseError, Parser, ParserContext};
+use csvlog::{CsvRecord, Fed};
 use regex::Regex;
-use sqlparser::ast::{visit_expressions, BinaryOperator, Expr, Value};
-use sqlparser::dialect::PostgreSqlDialect;
-use std::collections::HashSet;
+use shape::KeyReader;
 use std::net::IpAddr;
-use std::ops::ControlFlow;
 use std::sync::OnceLock;
 use vakt_event::{AccessEvent, Action, Event, Origin, Timestamp};
 
@@ -37,7 +42,7 @@ pub const FORMAT: Format = Format {
     sniff: |line| {
         line.contains("AUDIT: SESSION,")
             || line.contains("AUDIT: OBJECT,")
-            || pg_line().is_match(line)
+            || split_stderr(line).is_some()
     },
     build: |ctx: &ParserContext| Box::new(PgAudit::new(ctx)),
 };
@@ -51,20 +56,124 @@ fn pg_line() -> &'static Regex {
     })
 }
 
-/// Longest csvlog record kept while its quotes are open.
-const MAX_CSV_RECORD: usize = 4 << 20;
+/// A stderr line cut into prefix, severity and message: by hand for the
+/// usual shape, by [`pg_line`] when the hand reading is not sure.
+fn split_stderr(line: &str) -> Option<(&str, &str)> {
+    match split_stderr_by_hand(line) {
+        Some(found) => found,
+        None => pg_line().captures(line).map(|c| {
+            (
+                c.name("prefix").map_or("", |m| m.as_str()),
+                c.name("msg").map_or("", |m| m.as_str()),
+            )
+        }),
+    }
+}
+
+/// What [`pg_line`] matches, read by position: `Some(None)` when it
+/// surely does not match, `None` when only the regex can tell (non-ASCII
+/// characters where its Unicode `\d` or `\b` could read them).
+///
+/// The regex's greedy `[A-Za-z0-9+:\-]*` after the time (the zone) is
+/// tried longest first: the severity is the first one after that run, or
+/// else one ending the run itself (`... 08:15:01 LOG:  ...`).
+#[allow(clippy::option_option)]
+fn split_stderr_by_hand(line: &str) -> Option<Option<(&str, &str)>> {
+    const LEVELS: [&str; 11] = [
+        "LOG",
+        "NOTICE",
+        "INFO",
+        "WARNING",
+        "ERROR",
+        "FATAL",
+        "PANIC",
+        "DETAIL",
+        "HINT",
+        "STATEMENT",
+        "CONTEXT",
+    ];
+    let b = line.as_bytes();
+    let time = b.iter().take(19).enumerate().all(|(i, &c)| match i {
+        4 | 7 => c == b'-',
+        10 => c == b' ',
+        13 | 16 => c == b':',
+        _ => c.is_ascii_digit(),
+    });
+    if b.len() < 19 || !time {
+        return b.iter().take(19).all(u8::is_ascii).then_some(None);
+    }
+    let mut p0 = 19;
+    if b.get(p0) == Some(&b'.') {
+        let mut j = p0 + 1;
+        while b.get(j).is_some_and(u8::is_ascii_digit) {
+            j += 1;
+        }
+        if b.get(j).is_some_and(|&c| c >= 0x80) {
+            return None; // perhaps a Unicode digit of the fraction
+        }
+        if j > p0 + 1 {
+            p0 = j;
+        }
+    }
+    if b.get(p0) == Some(&b' ') {
+        p0 += 1;
+    }
+    let mut end = p0;
+    while b
+        .get(end)
+        .is_some_and(|&c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b':' | b'-'))
+    {
+        end += 1;
+    }
+    // The severity ending at `colon`, if one does: its start.
+    let level_at = |colon: usize| -> Option<Option<usize>> {
+        if b.get(colon + 1) != Some(&b' ') {
+            return Some(None);
+        }
+        let mut start = colon;
+        while start > 0 && (b[start - 1].is_ascii_alphanumeric() || b[start - 1] == b'_') {
+            start -= 1;
+        }
+        if start > 0 && b[start - 1] >= 0x80 {
+            return None;
+        }
+        let word = &line[start..colon];
+        let level = LEVELS.contains(&word)
+            || word == "DEBUG"
+            || (word.len() == 6 && word.starts_with("DEBUG") && b[colon - 1].is_ascii_digit());
+        Some(level.then_some(start))
+    };
+    let split = |start: usize, colon: usize| {
+        let msg = &line[colon + 2..];
+        (&line[..start], msg.strip_prefix(' ').unwrap_or(msg))
+    };
+    let mut from = end;
+    while let Some(off) = b[from..].iter().position(|&c| c == b':') {
+        let colon = from + off;
+        from = colon + 1;
+        if let Some(start) = level_at(colon)? {
+            if start >= end {
+                return Some(Some(split(start, colon)));
+            }
+        }
+    }
+    if end > p0 && b[end - 1] == b':' {
+        if let Some(start) = level_at(end - 1)? {
+            if start >= p0 {
+                return Some(Some(split(start, end - 1)));
+            }
+        }
+    }
+    Some(None)
+}
 
 pub struct PgAudit {
-    key_columns: HashSet<String>,
+    keys: KeyReader,
     tables: Vec<(String, Vec<String>)>,
     /// A stderr entry waiting for its continuation lines.
     pending: Option<Pending>,
-    /// A csvlog record spanning several lines.
-    csv_buffer: String,
-    /// Whether `csv_buffer` holds an odd number of quotes (a quoted field
-    /// still open). Kept as lines arrive: recounting the whole record at
-    /// each line made a record of n lines cost n^2.
-    csv_open_quote: bool,
+    /// A csvlog record, spanning lines while a quoted field is open.
+    csv: CsvRecord,
     csv_origin: Option<Origin>,
 }
 
@@ -78,16 +187,23 @@ struct Pending {
 
 impl PgAudit {
     fn new(ctx: &ParserContext) -> PgAudit {
+        PgAudit::with_shape_cache(ctx, true)
+    }
+
+    /// `shape_cache: false` reads every statement with sqlparser: the
+    /// reference the cache is tested and measured against.
+    pub fn with_shape_cache(ctx: &ParserContext, shape_cache: bool) -> PgAudit {
         let pg = ctx.directory.postgres.as_ref();
+        let key_columns = pg
+            .map(|p| {
+                p.key_columns
+                    .iter()
+                    .map(|c| c.to_ascii_lowercase())
+                    .collect()
+            })
+            .unwrap_or_default();
         PgAudit {
-            key_columns: pg
-                .map(|p| {
-                    p.key_columns
-                        .iter()
-                        .map(|c| c.to_ascii_lowercase())
-                        .collect()
-                })
-                .unwrap_or_default(),
+            keys: KeyReader::new(key_columns, shape_cache),
             tables: pg
                 .map(|p| {
                     p.tables
@@ -97,8 +213,7 @@ impl PgAudit {
                 })
                 .unwrap_or_default(),
             pending: None,
-            csv_buffer: String::new(),
-            csv_open_quote: false,
+            csv: CsvRecord::default(),
             csv_origin: None,
         }
     }
@@ -115,7 +230,7 @@ impl PgAudit {
     }
 
     fn event(
-        &self,
+        &mut self,
         time: Timestamp,
         user: String,
         client: Option<IpAddr>,
@@ -123,25 +238,31 @@ impl PgAudit {
         origin: &Origin,
     ) -> Result<Event, ParseError> {
         let audit = Audit::parse(payload)?;
-        let object = audit.object.to_ascii_lowercase();
-        let bare = object.rsplit('.').next().unwrap_or(&object).to_owned();
+        let object = audit.object;
+        let bare = object.rsplit('.').next().unwrap_or(object);
         let categories = self
             .tables
             .iter()
             .find(|(t, _)| {
-                *t == object || *t == bare || t.rsplit('.').next() == Some(bare.as_str())
+                t.eq_ignore_ascii_case(object)
+                    || t.eq_ignore_ascii_case(bare)
+                    || t.rsplit('.')
+                        .next()
+                        .is_some_and(|b| b.eq_ignore_ascii_case(bare))
             })
             .map(|(_, c)| c.clone())
             .unwrap_or_default();
-        let ids = self.customer_ids(&audit.statement, &audit.parameters);
-        let command = audit.command.to_ascii_uppercase();
-        let action = match (audit.class.as_str(), command.as_str()) {
-            (_, "COPY") if is_copy_to(&audit.statement) => Action::Export,
-            ("READ", _) if ids.is_empty() => Action::Search,
-            ("READ", _) => Action::Lookup,
-            ("WRITE", "DELETE") => Action::Delete,
-            ("WRITE", _) => Action::Update,
-            (class, _) => Action::Other(class.to_ascii_lowercase()),
+        let ids = self.keys.customer_ids(&audit.statement, &audit.parameters);
+        let command = audit.command;
+        let action = match audit.class {
+            _ if command.eq_ignore_ascii_case("COPY") && is_copy_to(&audit.statement) => {
+                Action::Export
+            }
+            "READ" if ids.is_empty() => Action::Search,
+            "READ" => Action::Lookup,
+            "WRITE" if command.eq_ignore_ascii_case("DELETE") => Action::Delete,
+            "WRITE" => Action::Update,
+            class => Action::Other(class.to_ascii_lowercase()),
         };
         Ok(Event::Access(AccessEvent {
             timestamp: time,
@@ -155,69 +276,6 @@ impl PgAudit {
             origin: origin.clone(),
             ..Default::default()
         }))
-    }
-
-    /// Literal values compared with a key column, in `=` or `IN`.
-    fn customer_ids(&self, statement: &str, parameters: &[String]) -> Vec<String> {
-        if self.key_columns.is_empty() {
-            return Vec::new();
-        }
-        let Ok(statements) = sqlparser::parser::Parser::parse_sql(&PostgreSqlDialect {}, statement)
-        else {
-            return Vec::new();
-        };
-        let mut ids = Vec::new();
-        let is_key = |e: &Expr| match e {
-            Expr::Identifier(i) => self.key_columns.contains(&i.value.to_ascii_lowercase()),
-            Expr::CompoundIdentifier(parts) => parts.last().is_some_and(|i| {
-                let col = i.value.to_ascii_lowercase();
-                self.key_columns.contains(&col)
-                    || self.key_columns.contains(
-                        &parts
-                            .iter()
-                            .map(|p| p.value.to_ascii_lowercase())
-                            .collect::<Vec<_>>()
-                            .join("."),
-                    )
-            }),
-            _ => false,
-        };
-        let literal = |e: &Expr| -> Option<String> {
-            let Expr::Value(v) = e else { return None };
-            match &v.value {
-                Value::SingleQuotedString(s) | Value::Number(s, _) => Some(s.clone()),
-                Value::Placeholder(p) => p
-                    .strip_prefix('$')
-                    .and_then(|n| n.parse::<usize>().ok())
-                    .and_then(|n| parameters.get(n.wrapping_sub(1)).cloned()),
-                _ => None,
-            }
-        };
-        let _ = visit_expressions(&statements, |e: &Expr| {
-            match e {
-                Expr::BinaryOp {
-                    left,
-                    op: BinaryOperator::Eq,
-                    right,
-                } => {
-                    if is_key(left) {
-                        ids.extend(literal(right));
-                    } else if is_key(right) {
-                        ids.extend(literal(left));
-                    }
-                }
-                Expr::InList {
-                    expr,
-                    list,
-                    negated: false,
-                } if is_key(expr) => ids.extend(list.iter().filter_map(literal)),
-                _ => {}
-            }
-            ControlFlow::<()>::Continue(())
-        });
-        ids.sort();
-        ids.dedup();
-        ids
     }
 
     fn stderr_line(
@@ -234,18 +292,16 @@ impl PgAudit {
             return Ok(());
         }
         self.flush(out)?;
-        let Some(c) = pg_line().captures(line) else {
+        let Some((prefix, msg)) = split_stderr(line) else {
             // Not a log line we understand; if it holds an audit entry, say what is missing.
             if line.contains("AUDIT: ") {
                 return Err(ParseError::new("an AUDIT entry without a recognisable log_line_prefix; start the prefix with %m or %t"));
             }
             return Ok(());
         };
-        let msg = c.name("msg").map_or("", |m| m.as_str());
         let Some(payload) = msg.strip_prefix("AUDIT: ") else {
             return Ok(());
         };
-        let prefix = c.name("prefix").map_or("", |m| m.as_str());
         let (time, user, client) = parse_prefix(prefix)?;
         self.pending = Some(Pending {
             time,
@@ -263,50 +319,38 @@ impl PgAudit {
         origin: &Origin,
         out: &mut Vec<Event>,
     ) -> Result<(), ParseError> {
-        if self.csv_buffer.is_empty() {
+        if !self.csv.is_open() {
             self.csv_origin = Some(origin.clone());
-        } else {
-            self.csv_buffer.push('\n');
         }
-        if self.csv_buffer.len() + line.len() > MAX_CSV_RECORD {
-            self.csv_buffer.clear();
-            self.csv_open_quote = false;
-            return Err(ParseError::new(
-                "a csvlog record with an unclosed quote ran past 4 MiB; skipped",
-            ));
+        match self.csv.feed(line) {
+            Fed::Open => return Ok(()),
+            Fed::TooLong => {
+                return Err(ParseError::new(
+                    "a csvlog record with an unclosed quote ran past 4 MiB; skipped",
+                ))
+            }
+            Fed::Complete => {}
         }
-        self.csv_buffer.push_str(line);
-        // A record ends when its quotes balance.
-        let quotes = line.bytes().filter(|&b| b == b'"').count();
-        self.csv_open_quote ^= quotes % 2 == 1;
-        if self.csv_open_quote {
-            return Ok(());
-        }
-        let record = std::mem::take(&mut self.csv_buffer);
         let origin = self.csv_origin.take().unwrap_or_else(|| origin.clone());
-        let mut rdr = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .from_reader(record.as_bytes());
-        let Some(rec) = rdr.records().next() else {
-            return Ok(());
-        };
-        let rec = rec.map_err(|e| ParseError::new(format!("not a csvlog record: {e}")))?;
-        if rec.len() < 14 {
+        let rec = &self.csv;
+        if rec.columns() < csvlog::KEPT {
             return Err(ParseError::new(format!(
                 "a csvlog record has {} columns; PostgreSQL writes at least 22",
-                rec.len()
+                rec.columns()
             )));
         }
-        let Some(payload) = rec[13].strip_prefix("AUDIT: ") else {
+        if !rec.field(13).starts_with("AUDIT: ") {
             return Ok(());
-        };
-        let time = parse_pg_time(&rec[0])?;
-        let user = Some(&rec[1])
+        }
+        let time = parse_pg_time(rec.field(0))?;
+        let user = Some(rec.field(1))
             .filter(|u| !u.is_empty())
-            .ok_or_else(|| ParseError::new("csvlog user_name is empty"))?;
-        let client = host_of(&rec[4]);
-        out.push(self.event(time, user.to_owned(), client, payload, &origin)?);
+            .ok_or_else(|| ParseError::new("csvlog user_name is empty"))?
+            .to_owned();
+        let client = host_of(rec.field(4));
+        let message = self.csv.take_field(13);
+        let payload = &message["AUDIT: ".len()..];
+        out.push(self.event(time, user, client, payload, &origin)?);
         Ok(())
     }
 }
@@ -336,6 +380,11 @@ fn host_of(s: &str) -> Option<IpAddr> {
 /// `2026-11-02 08:15:01.123 UTC`, `... +01`, `... CET` is not understood.
 fn parse_pg_time(s: &str) -> Result<Timestamp, ParseError> {
     let s = s.trim();
+    if let Some((t, n)) = utc_time_by_hand(s) {
+        if n == s.len() {
+            return Ok(t);
+        }
+    }
     let (dt, zone) = match s.rfind(' ') {
         Some(i) if i > 10 => (&s[..i], &s[i + 1..]),
         _ => (s, "UTC"),
@@ -356,6 +405,10 @@ fn parse_pg_time(s: &str) -> Result<Timestamp, ParseError> {
 
 /// Time, user and client from a stderr `log_line_prefix`.
 fn parse_prefix(prefix: &str) -> Result<(Timestamp, Option<String>, Option<IpAddr>), ParseError> {
+    if let Some((time, n)) = utc_time_by_hand(prefix) {
+        let (user, client) = prefix_fields(&prefix[n..]);
+        return Ok((time, user, client));
+    }
     static TIME: OnceLock<Regex> = OnceLock::new();
     let time_re = TIME.get_or_init(|| Regex::new(r"^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d+)?)(?: ([A-Za-z]+|[+-]\d{2}(?::?\d{2})?))?").expect("constant regex"));
     let c = time_re
@@ -366,7 +419,65 @@ fn parse_prefix(prefix: &str) -> Result<(Timestamp, Option<String>, Option<IpAdd
         &c[1],
         c.get(2).map_or("UTC", |m| m.as_str())
     ))?;
-    let rest = &prefix[c.get(0).map_or(0, |m| m.end())..];
+    let (user, client) = prefix_fields(&prefix[c.get(0).map_or(0, |m| m.end())..]);
+    Ok((time, user, client))
+}
+
+/// `2026-11-02 08:15:01.123 UTC` (or `GMT`, the usual `%m`) read by
+/// position: the time and the bytes read; `None` for anything else, which
+/// the regex and chrono then read.
+fn utc_time_by_hand(s: &str) -> Option<(Timestamp, usize)> {
+    let b = s.as_bytes();
+    if b.len() < 23
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b' '
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let num = |from: usize, to: usize| -> Option<i64> {
+        b[from..to].iter().try_fold(0i64, |n, &d| {
+            d.is_ascii_digit().then(|| n * 10 + (d - b'0') as i64)
+        })
+    };
+    let (year, month, day) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
+    let (hour, minute, second) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let mut at = 19;
+    let mut millis = 0;
+    if b[at] == b'.' {
+        let digits = b[at + 1..]
+            .iter()
+            .take_while(|d| d.is_ascii_digit())
+            .count();
+        if !(1..=9).contains(&digits) {
+            return None;
+        }
+        let ms = &b[at + 1..at + 1 + digits.min(3)];
+        millis = ms.iter().fold(0, |n, &d| n * 10 + (d - b'0') as i64) * [100, 10, 1][ms.len() - 1];
+        at += 1 + digits;
+    }
+    let zone = b.get(at + 1..at + 4)?;
+    if b[at] != b' '
+        || !(zone == b"UTC" || zone == b"GMT")
+        || b.get(at + 4).is_some_and(u8::is_ascii_alphabetic)
+    {
+        return None;
+    }
+    let date = chrono::NaiveDate::from_ymd_opt(year as i32, month as u32, day as u32)?;
+    let days = date
+        .signed_duration_since(chrono::NaiveDate::from_ymd_opt(1970, 1, 1)?)
+        .num_days();
+    let secs = ((days * 24 + hour) * 60 + minute) * 60 + second;
+    Some((Timestamp(secs * 1000 + millis), at + 4))
+}
+
+/// User and client from the part of a `log_line_prefix` after the time.
+fn prefix_fields(rest: &str) -> (Option<String>, Option<IpAddr>) {
     let mut user = None;
     let mut client = None;
     for token in rest.split([' ', ',']) {
@@ -387,33 +498,36 @@ fn parse_prefix(prefix: &str) -> Result<(Timestamp, Option<String>, Option<IpAdd
             client = host_of(token.trim_matches(|c| c == '[' || c == ']'));
         }
     }
-    Ok((time, user, client))
+    (user, client)
 }
 
 /// The fields of one pgaudit entry.
-struct Audit {
-    class: String,
-    command: String,
-    object: String,
+struct Audit<'a> {
+    class: &'a str,
+    command: &'a str,
+    object: &'a str,
     statement: String,
     parameters: Vec<String>,
 }
 
-impl Audit {
+impl<'a> Audit<'a> {
     /// `SESSION,1,1,READ,SELECT,TABLE,public.account,<statement>,<parameter>`.
     ///
     /// Read by hand rather than as CSV: pgaudit quotes a statement only
     /// when it must, older versions never do, and a statement may span
     /// lines; the first seven fields never hold a comma, so the statement
     /// is what lies between the object and the parameter field.
-    fn parse(payload: &str) -> Result<Audit, ParseError> {
+    fn parse(payload: &'a str) -> Result<Audit<'a>, ParseError> {
         let bad = || {
             ParseError::new("not a pgaudit entry (AUDIT: SESSION|OBJECT,id,subid,class,command,type,object,statement,parameter)")
         };
         let mut it = payload.splitn(8, ',');
-        let head: Vec<&str> = it.by_ref().take(7).collect();
+        let mut head = [""; 7];
+        for h in &mut head {
+            *h = it.next().ok_or_else(bad)?;
+        }
         let rest = it.next().ok_or_else(bad)?;
-        if head.len() < 7 || !(head[0] == "SESSION" || head[0] == "OBJECT") {
+        if !(head[0] == "SESSION" || head[0] == "OBJECT") {
             return Err(bad());
         }
         let (statement, tail) = if let Some(quoted) = rest.strip_prefix('"') {
@@ -440,25 +554,25 @@ impl Audit {
                 Some((stmt, param)) if param.starts_with('<') || param.is_empty() => {
                     (stmt.to_owned(), param)
                 }
-                _ => (rest.to_owned(), ""),
+                // Logged parameters after a statement pgaudit did not
+                // quote, so one without a comma (`... aid = $1;,36904`).
+                Some(_) => rest
+                    .split_once(',')
+                    .map_or((rest.to_owned(), ""), |(stmt, params)| {
+                        (stmt.to_owned(), params)
+                    }),
+                None => (rest.to_owned(), ""),
             }
         };
         let parameters = if tail.starts_with('<') || tail.is_empty() {
             Vec::new()
         } else {
-            csv::ReaderBuilder::new()
-                .has_headers(false)
-                .from_reader(tail.as_bytes())
-                .records()
-                .next()
-                .and_then(Result::ok)
-                .map(|r| r.iter().map(str::to_owned).collect())
-                .unwrap_or_default()
+            csvlog::first_record(tail)
         };
         Ok(Audit {
-            class: head[3].to_owned(),
-            command: head[4].to_owned(),
-            object: head[6].to_owned(),
+            class: head[3],
+            command: head[4],
+            object: head[6],
             statement,
             parameters,
         })
@@ -473,11 +587,11 @@ impl Parser for PgAudit {
         out: &mut Vec<Event>,
     ) -> Result<(), ParseError> {
         // csvlog records start with the time in column one and hold a quoted message.
-        let csv = !self.csv_buffer.is_empty()
+        let csv = self.csv.is_open()
             || (line.len() > 24
                 && line.as_bytes()[4] == b'-'
                 && line.as_bytes()[..30.min(line.len())].contains(&b',')
-                && !pg_line().is_match(line));
+                && split_stderr(line).is_none());
         if csv {
             return self.csv_line(line, origin, out);
         }
@@ -485,9 +599,8 @@ impl Parser for PgAudit {
     }
 
     fn finish(&mut self, out: &mut Vec<Event>) -> Result<(), ParseError> {
-        if !self.csv_buffer.is_empty() {
-            self.csv_buffer.clear();
-            self.csv_open_quote = false;
+        if self.csv.is_open() {
+            self.csv.reset();
             return Err(ParseError::new(
                 "the input ended inside a csvlog record (unclosed quote)",
             ));
@@ -533,7 +646,104 @@ mod tests {
             "SELECT * FROM \"customers\" WHERE customer_id = $1 AND x = $2"
         );
         assert_eq!(a.parameters, ["C-0000042", "a,b"]);
+        let a = Audit::parse(
+            "SESSION,1,1,READ,SELECT,TABLE,public.pgbench_accounts,SELECT abalance FROM pgbench_accounts WHERE aid = $1;,36904",
+        )
+        .unwrap();
+        assert_eq!(
+            (a.statement.as_str(), a.parameters),
+            (
+                "SELECT abalance FROM pgbench_accounts WHERE aid = $1;",
+                vec!["36904".to_string()]
+            )
+        );
         let a = Audit::parse("SESSION,1,1,DDL,CREATE TABLE,TABLE,public.account,create table account\n(\n id int,\n name text\n);,<not logged>").unwrap();
         assert!(a.statement.ends_with("name text\n);"), "{}", a.statement);
+    }
+
+    /// What the regex reads from a line: prefix and message.
+    fn split_regex(line: &str) -> Option<(&str, &str)> {
+        pg_line().captures(line).map(|c| {
+            (
+                c.name("prefix").map_or("", |m| m.as_str()),
+                c.name("msg").map_or("", |m| m.as_str()),
+            )
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 20_000, ..Default::default() })]
+
+        /// Near-misses of real prefixes: severities, colons, zones and
+        /// non-ASCII digits or letters at the seams.
+        #[test]
+        fn the_hand_splitter_reads_every_line_as_the_regex_does(
+            base in 0..4usize,
+            edits in proptest::collection::vec((0..400usize, 0..16usize, 0..3u8), 0..4),
+        ) {
+            let bases = [
+                "2026-11-02 08:15:03.789 UTC [4712] user=cc_app,db=crm,client=10.50.0.7 LOG:  AUDIT: OBJECT,1,1,READ,SELECT,TABLE,public.account,select 1,<none>",
+                "2026-11-02 08:15:01 +01 [4711] dba_lind@crm 10.99.1.2(51234) LOG:  AUDIT: SESSION,1,1,READ,SELECT,,,select 2,<none>",
+                "2026-11-02 08:15:01 LOG:  statement: select 1",
+                "2026-11-02 08:15:01.5 CET-LOG: DEBUG3:  x ERROR: y",
+            ];
+            let pieces = [
+                " ", ":", ": ", "LOG", "ERROR", "DEBUG1", "DEBUG", "_", "\u{0663}", "é", "UTC",
+                "x", "-", ".", "7", "  ",
+            ];
+            let mut line = bases[base].to_string();
+            for (at, piece, op) in edits {
+                let mut at = at % (line.len() + 1);
+                while !line.is_char_boundary(at) {
+                    at -= 1;
+                }
+                let piece = pieces[piece];
+                match op {
+                    0 => line.insert_str(at, piece),
+                    1 => {
+                        let mut end = (at + 1).min(line.len());
+                        while !line.is_char_boundary(end) {
+                            end += 1;
+                        }
+                        line.replace_range(at..end, piece);
+                    }
+                    _ => line.truncate(at),
+                }
+            }
+            if let Some(hand) = split_stderr_by_hand(&line) {
+                proptest::prop_assert_eq!(hand, split_regex(&line), "{:?}", line);
+            }
+            proptest::prop_assert_eq!(split_stderr(&line), split_regex(&line), "{:?}", line);
+        }
+    }
+
+    #[test]
+    fn times_read_by_position_are_the_times_chrono_reads() {
+        for s in [
+            "2026-11-02 08:15:03.789 UTC",
+            "2026-11-02 08:15:03.7 GMT",
+            "2024-02-29 23:59:59.123456 UTC",
+            "1970-01-01 00:00:00 UTC",
+            "2026-11-02 08:15:03.789 UTC [4712] user=a",
+        ] {
+            let (t, n) = utc_time_by_hand(s).unwrap();
+            let whole = s[..n]
+                .replace(" UTC", "Z")
+                .replace(" GMT", "Z")
+                .replacen(' ', "T", 1);
+            assert_eq!(t, Timestamp::parse(&whole).unwrap(), "{s}");
+        }
+        // What it does not take, chrono decides.
+        for s in [
+            "2026-02-30 08:15:03 UTC",
+            "2026-11-02 24:15:03 UTC",
+            "2026-11-02 08:15:60 UTC",
+            "2026-11-02 08:15:03.789 UTCX",
+            "2026-11-02 08:15:03.789 +01",
+            "2026-11-02 08:15:03.1234567890 UTC",
+            "2026-11-02 08:15:03",
+        ] {
+            assert_eq!(utc_time_by_hand(s), None, "{s}");
+        }
     }
 }

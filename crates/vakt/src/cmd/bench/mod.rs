@@ -7,6 +7,7 @@
 
 mod ledger;
 mod parse;
+mod pgaudit;
 mod serve;
 mod soak;
 mod store;
@@ -33,6 +34,8 @@ pub enum Bench {
     Serve(serve::ServeBenchArgs),
     /// Parsing cost per line as a hostile csvlog record grows (must stay flat).
     Parse(parse::ParseBenchArgs),
+    /// Lines/s reading a real pgaudit log (stderr and csvlog), shape cache vs sqlparser each.
+    Pgaudit(pgaudit::PgauditBenchArgs),
     /// `vakt serve` under a mixed flood: honest ingest keeps being answered, memory stays capped.
     Soak(soak::SoakArgs),
 }
@@ -45,6 +48,7 @@ pub fn dispatch(b: Bench) -> Result<()> {
         Bench::Store(a) => store::run(a),
         Bench::Serve(a) => serve::run(a),
         Bench::Parse(a) => parse::run(a),
+        Bench::Pgaudit(a) => pgaudit::run(a),
         Bench::Soak(a) => soak::run(a),
     }
 }
