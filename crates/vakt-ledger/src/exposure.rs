@@ -7,6 +7,7 @@
 //! actor read, and records its distinct customers.
 
 use crate::ledger::Ledger;
+use crate::store::customer_key;
 use crate::Result;
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -32,7 +33,8 @@ pub struct Exposure {
 
 #[derive(Default)]
 struct Acc {
-    customers: HashSet<i64>,
+    /// Keys of the customers read ([`customer_key`]).
+    customers: HashSet<u64>,
     unlisted: u64,
     cats: HashSet<i64>,
     first: i64,
@@ -59,7 +61,7 @@ impl Ledger {
                 e.records,
                 e.t,
             );
-            let ids: Vec<i64> = e.customers.iter().map(|&c| c as i64).collect();
+            let ids: Vec<u64> = e.customers.iter().map(|c| customer_key(c)).collect();
             for acc in [
                 accounts.entry(account).or_insert_with(|| Acc {
                     first: t,

@@ -25,7 +25,6 @@ const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS names(id INTEGER PRIMARY KEY, kind INTEGER NOT NULL, name TEXT NOT NULL, UNIQUE(kind, name));
 CREATE TABLE IF NOT EXISTS source_lines(source INTEGER PRIMARY KEY, ranges BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS customers(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS checkpoints(seq INTEGER PRIMARY KEY, hash BLOB NOT NULL, signature BLOB NOT NULL, actions INTEGER, actions_head BLOB);
 CREATE TABLE IF NOT EXISTS decisions(
     id TEXT PRIMARY KEY, scope TEXT NOT NULL, value TEXT NOT NULL, action TEXT NOT NULL,
@@ -84,10 +83,9 @@ pub struct Ledger {
     batch_started: std::time::Instant,
     appended: u64,
     duplicates: u64,
-    /// Interned names per kind, and customer ids, cached: most entries
-    /// repeat an account and a customer seen before.
+    /// Interned names per kind, cached: most entries repeat an account
+    /// seen before.
     names: [HashMap<Box<str>, i64>; 6],
-    customers: HashMap<Box<str>, i64>,
     buf: Vec<u8>,
 }
 
@@ -182,7 +180,6 @@ impl Ledger {
             appended: 0,
             duplicates: 0,
             names: Default::default(),
-            customers: HashMap::new(),
             buf: Vec::with_capacity(256),
         })
     }
@@ -234,24 +231,6 @@ impl Ledger {
                     .optional()
             });
         self.db(r)
-    }
-
-    fn customer_id(&mut self, name: &str) -> Result<i64> {
-        /// Bound on the cache: past it, it starts over (ids stay in the database).
-        const CACHE: usize = 2_000_000;
-        if let Some(&id) = self.customers.get(name) {
-            return Ok(id);
-        }
-        if self.customers.len() >= CACHE {
-            self.customers.clear();
-        }
-        let r = self
-            .conn
-            .prepare_cached("INSERT INTO customers(name) VALUES (?1) ON CONFLICT(name) DO UPDATE SET name = name RETURNING id")
-            .and_then(|mut s| s.query_row(params![name], |r| r.get(0)));
-        let id = self.db(r)?;
-        self.customers.insert(name.into(), id);
-        Ok(id)
     }
 
     /// Appends one access, unless this source line is already in the
@@ -330,10 +309,6 @@ impl Ledger {
         .bytes(&mut buf);
         let hash = link(&self.last_hash, &buf);
         self.buf = buf;
-        let mut customer_ids = Vec::with_capacity(customers.len());
-        for c in &customers {
-            customer_ids.push(self.customer_id(c)? as u64);
-        }
         let entry = StoredEntry {
             seq: self.last_seq as u64 + 1,
             t: e.timestamp.0,
@@ -346,10 +321,10 @@ impl Ledger {
             records,
             case_id: case_id.to_owned(),
             line,
-            customers: customer_ids,
+            customers,
             link: hash[..LINK_BYTES].try_into().expect("LINK_BYTES of 32"),
         };
-        self.store.get_mut().push(&entry)?;
+        self.store.get_mut().push(entry)?;
         self.last_hash = hash;
         self.last_seq += 1;
         self.appended += 1;

@@ -5,10 +5,11 @@
 //! 1. The ledger is verified as it is; a ledger that fails is not touched.
 //! 2. A copy of the database is kept as `ledger.db.v1` (`VACUUM INTO`).
 //! 3. The entries are copied in order into a new store, keeping their seqs,
-//!    links, names and customer ids: the chain and every signed checkpoint
-//!    stay valid as they are.
+//!    links and names (customers by name, as the chain hashed them): the
+//!    chain and every signed checkpoint stay valid as they are.
 //! 4. One SQLite transaction names the new engine and its commit point,
-//!    records the lines held per source, and drops the old tables. A kill
+//!    records the lines held per source, and drops the old tables
+//!    (`entries`, `reads`, `customers`). A kill
 //!    before it leaves the old ledger as it was (the half-built store is
 //!    removed at the next attempt); after it, the new one.
 //! 5. The ledger is verified again.
@@ -130,7 +131,7 @@ pub(crate) fn to_segments(dir: &DataDir, conn: &Connection) -> Result<Migrated> 
             .entry(e.source)
             .or_default()
             .insert(e.line.max(0) as u64);
-        if let Err(err) = new.push(e) {
+        if let Err(err) = new.push(e.clone()) {
             failed = Some(err);
             return Ok(false);
         }
@@ -164,7 +165,7 @@ pub(crate) fn to_segments(dir: &DataDir, conn: &Connection) -> Result<Migrated> 
                 params![*source as i64, l.encode()],
             )?;
         }
-        conn.execute_batch("DROP TABLE reads; DROP TABLE entries; COMMIT;")
+        conn.execute_batch("DROP TABLE reads; DROP TABLE entries; DROP TABLE customers; COMMIT;")
     })();
     if let Err(e) = r {
         let _ = conn.execute_batch("ROLLBACK");

@@ -119,7 +119,7 @@ impl Ledger {
             source_ips: BTreeMap::new(),
         };
         let Some(id) = id else { return Ok(scope) };
-        let mut per: HashMap<u64, (BTreeSet<u64>, i64, i64, u64)> = HashMap::new();
+        let mut per: HashMap<String, (BTreeSet<u64>, i64, i64, u64)> = HashMap::new();
         let mut cat_names: HashMap<u64, Vec<String>> = HashMap::new();
         self.entries()?
             .account(id as u64, since.0, until.0, &mut |row| {
@@ -133,8 +133,10 @@ impl Ledger {
                 if row.customers.is_empty() {
                     scope.unlisted_records += row.records.max(0) as u64;
                 }
-                for &c in &row.customers {
-                    let e = per.entry(c).or_insert((BTreeSet::new(), row.t, row.t, 0));
+                for c in &row.customers {
+                    let e = per
+                        .entry(c.clone())
+                        .or_insert((BTreeSet::new(), row.t, row.t, 0));
                     e.0.insert(row.categories);
                     e.1 = e.1.min(row.t);
                     e.2 = e.2.max(row.t);
@@ -152,12 +154,7 @@ impl Ledger {
                 .collect();
         }
         let mut customers = Vec::with_capacity(per.len());
-        for (cid, (cats, first, last, reads)) in per {
-            let r = self
-                .conn
-                .prepare_cached("SELECT name FROM customers WHERE id = ?1")
-                .and_then(|mut s| s.query_row([cid as i64], |r| r.get::<_, String>(0)));
-            let customer = self.db(r)?;
+        for (customer, (cats, first, last, reads)) in per {
             let categories: BTreeSet<String> = cats
                 .iter()
                 .flat_map(|c| cat_names[c].iter().cloned())
@@ -180,21 +177,7 @@ impl Ledger {
 
     /// Every access to one customer, oldest first.
     pub fn scope_customer(&self, customer: &str) -> Result<Vec<CustomerAccess>> {
-        let cid: Option<i64> = {
-            let r = self
-                .conn
-                .query_row(
-                    "SELECT id FROM customers WHERE name = ?1",
-                    [customer],
-                    |r| r.get(0),
-                )
-                .optional();
-            self.db(r)?
-        };
-        let Some(cid) = cid else {
-            return Ok(Vec::new());
-        };
-        let mut out = self.named_accesses(&mut |store, visit| store.customer(cid as u64, visit))?;
+        let mut out = self.named_accesses(&mut |store, visit| store.customer(customer, visit))?;
         // Oldest first: entries are in seq order, which a source's late
         // lines do not follow.
         out.sort_by_key(|a| a.at);

@@ -53,11 +53,12 @@ use crate::anchor::Anchor;
 use crate::encode::{checkpoint_message, link, ActionFields, EntryFields};
 use crate::keys::{hex, DataDir};
 use crate::ledger::{Kind, Ledger, LINK_BYTES};
-use crate::store::{AccountRow, StoredEntry};
+use crate::store::{customer_key, AccountRow, EntryStore, StoredEntry};
 use crate::{LedgerError, Result};
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use rusqlite::{OptionalExtension, Row};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// The first thing found wrong, with its position.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,12 +202,12 @@ pub struct VerifyReport {
     pub actions_chained: bool,
     /// Anchors checked.
     pub anchors: usize,
-    /// Most customer names held in memory at once.
+    /// Most names held in memory at once.
     pub names_cached: usize,
     pub problem: Option<Problem>,
 }
 
-/// Customer names kept in memory by default while walking.
+/// Names kept in memory by default while walking.
 pub const NAME_CACHE: usize = 65_536;
 
 #[derive(Debug, Clone)]
@@ -218,7 +219,8 @@ pub struct VerifyOptions {
     /// one from outside the data directory: whoever can rewrite the ledger
     /// can replace `ledger.pub` too.
     pub public_key: Option<VerifyingKey>,
-    /// Customer names kept in memory at most.
+    /// Names (accounts, organisations, actions, categories, sources) kept
+    /// in memory at most.
     pub name_cache: usize,
 }
 
@@ -309,11 +311,11 @@ fn corrupt(e: LedgerError, mut report: VerifyReport) -> Result<VerifyReport> {
     }
 }
 
-/// Customer names by id, at most `cap` of them: two generations, the
+/// Names by id, at most `cap` of them: two generations, the
 /// older dropped whole when the newer fills, so what is used often stays.
 struct NameCache {
-    hot: HashMap<i64, String>,
-    cold: HashMap<i64, String>,
+    hot: HashMap<i64, Arc<str>>,
+    cold: HashMap<i64, Arc<str>>,
     cap: usize,
     peak: usize,
 }
@@ -328,7 +330,7 @@ impl NameCache {
         }
     }
 
-    fn get(&mut self, id: i64) -> Option<String> {
+    fn get(&mut self, id: i64) -> Option<Arc<str>> {
         if let Some(n) = self.hot.get(&id) {
             return Some(n.clone());
         }
@@ -337,7 +339,7 @@ impl NameCache {
         Some(n)
     }
 
-    fn insert(&mut self, id: i64, name: String) {
+    fn insert(&mut self, id: i64, name: Arc<str>) {
         if self.hot.len() >= self.cap / 2 {
             self.cold = std::mem::take(&mut self.hot);
         }
@@ -598,27 +600,11 @@ impl Walk<'_> {
         Ok(None)
     }
 
-    fn customer(&mut self, id: i64) -> Result<Option<String>> {
-        if let Some(n) = self.names.get(id) {
-            return Ok(Some(n));
-        }
-        let r = self
-            .l
-            .conn
-            .prepare_cached("SELECT name FROM customers WHERE id = ?1")
-            .and_then(|mut s| s.query_row([id], |r| r.get::<_, String>(0)).optional());
-        let name = self.db(r)?;
-        if let Some(n) = &name {
-            self.names.insert(id, n.clone());
-            self.report.names_cached = self.names.peak;
-        }
-        Ok(name)
-    }
-
     /// The name `id` stands for, if it is one of `kind` (`scope --account`
     /// looks an account up by name and kind).
-    fn name(&mut self, id: u64, kind: Kind) -> Result<Option<String>> {
-        let key = -(id as i64) - 1;
+    fn name(&mut self, id: u64, kind: Kind) -> Result<Option<Arc<str>>> {
+        // Keyed with the kind: an id of another kind is not this name.
+        let key = (id as i64).wrapping_mul(8).wrapping_add(kind as i64);
         if let Some(n) = self.names.get(key) {
             return Ok(Some(n));
         }
@@ -632,9 +618,10 @@ impl Walk<'_> {
                 })
                 .optional()
             });
-        let name = self.db(r)?;
+        let name: Option<Arc<str>> = self.db(r)?.map(Arc::from);
         if let Some(n) = &name {
             self.names.insert(key, n.clone());
+            self.report.names_cached = self.names.peak;
         }
         Ok(name)
     }
@@ -670,7 +657,6 @@ impl Walk<'_> {
         }
         let store = l.entries()?;
         let (mut prev, mut expected, mut buf) = ([0u8; 32], 1i64, Vec::new());
-        let mut customers: Vec<(i64, String)> = Vec::new();
         let mut found: Option<Problem> = None;
         store.scan(1, &mut |e| {
             let seq = e.seq as i64;
@@ -700,18 +686,6 @@ impl Walk<'_> {
                 found = Some(Problem::Changed { seq });
                 return Ok(false);
             };
-            customers.clear();
-            for &id in &e.customers {
-                match self.customer(id as i64)? {
-                    Some(name) => customers.push((id as i64, name)),
-                    None => {
-                        found = Some(Problem::Changed { seq });
-                        return Ok(false);
-                    }
-                }
-            }
-            customers.sort_unstable_by(|a, b| a.1.cmp(&b.1));
-            let names: Vec<String> = customers.iter().map(|(_, n)| n.clone()).collect();
             EntryFields {
                 t: e.t,
                 account: &account,
@@ -719,7 +693,7 @@ impl Walk<'_> {
                 ip: &e.ip,
                 action: &action,
                 records: e.records,
-                customers: &names,
+                customers: &e.customers,
                 categories: &categories,
                 case_id: &e.case_id,
                 source: &source,
@@ -812,9 +786,10 @@ impl Walk<'_> {
         if let Some(b) = first_difference(&from_entries.customers, &from_index.customers) {
             let mut want = Vec::new();
             store.scan(1, &mut |e| {
-                for &c in &e.customers {
-                    if bucket(c) == b {
-                        want.push((e.seq, c));
+                for c in &e.customers {
+                    let k = customer_key(c);
+                    if bucket(k) == b {
+                        want.push((e.seq, k));
                     }
                 }
                 Ok(true)
@@ -826,12 +801,12 @@ impl Walk<'_> {
                 }
                 Ok(())
             })?;
-            drop(store);
             let (kind, (seq, c)) = match first_unlike(want, have) {
                 Some(d) => d,
                 None => return Ok(None),
             };
-            let customer = self.customer(c as i64)?.unwrap_or_else(|| format!("#{c}"));
+            let customer = customer_named(store.as_ref(), seq, c)?;
+            drop(store);
             let seq = seq as i64;
             return Ok(Some(if kind == Side::Entries {
                 Problem::IndexMissing { seq, customer }
@@ -934,6 +909,25 @@ fn bucket(key: u64) -> usize {
     (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 52) as usize % BUCKETS
 }
 
+/// The name of the customer filed under `key`: in entry `seq` if it names
+/// one (a pair missing from the index), else in the first entry that does
+/// (a pair added to it).
+fn customer_named(store: &dyn EntryStore, seq: u64, key: u64) -> Result<String> {
+    let find = |e: &StoredEntry| e.customers.iter().find(|c| customer_key(c) == key).cloned();
+    let mut name = None;
+    store.entries_at(&[seq], &mut |e| {
+        name = find(e);
+        Ok(())
+    })?;
+    if name.is_none() {
+        store.scan(1, &mut |e| {
+            name = find(e);
+            Ok(name.is_none())
+        })?;
+    }
+    Ok(name.unwrap_or_else(|| format!("a customer filed under key {key:016x}")))
+}
+
 /// A keyed 128-bit mix: with a key drawn at each run, nobody can make a
 /// changed index sum to the same value.
 fn mix(key: u64, a: u64, b: u64) -> u128 {
@@ -954,7 +948,8 @@ fn account_sum(key: u64, account: u64, row: &AccountRow) -> u128 {
     h.update(&row.categories.to_le_bytes());
     h.update(&row.records.to_le_bytes());
     for c in &row.customers {
-        h.update(&c.to_le_bytes());
+        h.update(&(c.len() as u32).to_le_bytes());
+        h.update(c.as_bytes());
     }
     let d = h.finalize();
     let d = u64::from_le_bytes(d.as_bytes()[..8].try_into().expect("8 of 32"));
@@ -988,8 +983,8 @@ impl IndexSums {
     }
 
     fn entry(&mut self, e: &StoredEntry) {
-        for &c in &e.customers {
-            self.customer(c, e.seq);
+        for c in &e.customers {
+            self.customer(customer_key(c), e.seq);
         }
         self.account(e.account, &AccountRow::of(e));
     }

@@ -31,8 +31,9 @@
 //! An event the ledger already holds is a replay: it rebuilds detector
 //! state and does nothing else (no ledger write, no alert, no decision, no
 //! delivery). Two facts tell a replay:
-//! - an access whose (source, line) is already in the ledger (the
-//!   ledger's unique key): this covers every source, in any order;
+//! - an access whose (source, line) is already in the ledger (it keeps
+//!   the lines of each source it holds): this covers every source, in any
+//!   order;
 //! - an event at or before the line its source's progress names, which
 //!   sources read in line order (the server's journal, followed files)
 //!   record after each batch ([`Pipeline::set_progress`]) and read back at

@@ -100,7 +100,8 @@ enum Command {
     #[command(subcommand)]
     Canary(cmd::canary::CanaryCommand),
     /// Measure: `watch` (events/s, memory per account), `detection` (over seeds),
-    /// `ledger` (append rate, scope time) or `serve` (HTTP ingest, API latency).
+    /// `ledger` (append rate, scope and verify time), `store` (entry engines side by side),
+    /// `serve` (HTTP ingest, API latency), `pgaudit` (a real audit log), and more.
     #[command(subcommand)]
     Bench(cmd::bench::Bench),
 }

@@ -41,8 +41,9 @@ use crate::Result;
 pub const LINK_BYTES: usize = 8;
 
 /// One access as a store keeps it: names as ids of the ledger's name
-/// dictionaries, customers as ids of its customer dictionary (in the order
-/// of their names, as the chain hashed them).
+/// dictionary (accounts, organisations, actions, categories and sources
+/// are few), customers by name (they are many: a dictionary of them would
+/// cost a look-up per access), sorted and distinct as the chain hashed them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StoredEntry {
     pub seq: u64,
@@ -56,8 +57,16 @@ pub struct StoredEntry {
     pub records: i64,
     pub case_id: String,
     pub line: i64,
-    pub customers: Vec<u64>,
+    pub customers: Vec<String>,
     pub link: [u8; LINK_BYTES],
+}
+
+/// The key a customer's postings are filed under: 64 bits of BLAKE3 of the
+/// name, the same in every version (it is on disk). Two names sharing a key
+/// share a posting list; answers filter by name, so they stay exact.
+pub fn customer_key(name: &str) -> u64 {
+    let h = blake3::hash(name.as_bytes());
+    u64::from_le_bytes(h.as_bytes()[..8].try_into().expect("8 of 32"))
 }
 
 /// What `scope --account` needs of one access.
@@ -68,7 +77,7 @@ pub struct AccountRow {
     pub ip: String,
     pub categories: u64,
     pub records: i64,
-    pub customers: Vec<u64>,
+    pub customers: Vec<String>,
 }
 
 impl AccountRow {
@@ -101,7 +110,7 @@ pub trait EntryStore: Send {
 
     /// Appends `e`, whose seq must be `len() + 1`. Not durable until
     /// [`EntryStore::flush`].
-    fn push(&mut self, e: &StoredEntry) -> Result<()>;
+    fn push(&mut self, e: StoredEntry) -> Result<()>;
 
     /// Makes every pushed entry durable and returns the commit point, to be
     /// stored by the caller and given back when the store is next opened.
@@ -120,7 +129,7 @@ pub trait EntryStore: Send {
     /// Visits the entries that name `customer`, in order.
     fn customer(
         &self,
-        customer: u64,
+        customer: &str,
         visit: &mut dyn FnMut(&StoredEntry) -> Result<()>,
     ) -> Result<()>;
 
@@ -133,8 +142,8 @@ pub trait EntryStore: Send {
         visit: &mut dyn FnMut(&AccountRow) -> Result<()>,
     ) -> Result<()>;
 
-    /// Visits every posting of the customer index as (customer, seq), in
-    /// any order: verify compares them with what the entries name.
+    /// Visits every posting of the customer index as ([`customer_key`],
+    /// seq), in any order: verify compares them with what the entries name.
     fn customer_index(&self, visit: &mut dyn FnMut(u64, u64) -> Result<()>) -> Result<()>;
 
     /// Visits every row of the account index with its account, in any

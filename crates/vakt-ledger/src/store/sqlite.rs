@@ -1,12 +1,12 @@
 //! The SQLite engine: the tables vakt's ledger kept its entries in first.
 //! One row per entry (`entries`, with a unique `(source, line)` and an
-//! `(account, t)` index) and one row per customer read (`reads`, clustered
-//! by customer). Every append updates three B-trees at random places, which
+//! `(account, t)` index), one row per customer read (`reads`, clustered
+//! by customer) and a dictionary of customer names (`customers`). Every append updates three B-trees at random places, which
 //! is what caps it (see [`super::segments`] for the figures); kept to read
 //! data directories written before the segments engine, and as the
 //! baseline `vakt bench store` compares against.
 
-use super::{AccountRow, EntryStore, StoredEntry, LINK_BYTES};
+use super::{customer_key, AccountRow, EntryStore, StoredEntry, LINK_BYTES};
 use crate::ledger::{decode_ids, encode_ids};
 use crate::{LedgerError, Result};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS entries(
 );
 CREATE INDEX IF NOT EXISTS entries_account_t ON entries(account, t);
 CREATE TABLE IF NOT EXISTS reads(customer INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY(customer, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS customers(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
 ";
 
 pub struct SqliteStore {
@@ -72,8 +73,27 @@ impl SqliteStore {
         })
     }
 
-    fn entry(r: &rusqlite::Row) -> rusqlite::Result<StoredEntry> {
-        let custs: Vec<u8> = r.get(11)?;
+    /// A row as an entry; customer ids resolved to their names.
+    fn entry(&self, r: &rusqlite::Row) -> Result<StoredEntry> {
+        let e = self.db(Self::row(r))?;
+        let custs: Vec<u8> = self.db(r.get(11))?;
+        let mut names = Vec::new();
+        for id in decode_ids(&custs) {
+            let q = self
+                .conn
+                .prepare_cached("SELECT name FROM customers WHERE id = ?1")
+                .and_then(|mut s| s.query_row([id], |r| r.get::<_, String>(0)).optional());
+            // A dangling id stays visible (verify reports the entry changed).
+            names.push(self.db(q)?.unwrap_or_else(|| format!("#{id}")));
+        }
+        names.sort_unstable();
+        Ok(StoredEntry {
+            customers: names,
+            ..e
+        })
+    }
+
+    fn row(r: &rusqlite::Row) -> rusqlite::Result<StoredEntry> {
         let link: Vec<u8> = r.get(12)?;
         let mut l = [0u8; LINK_BYTES];
         let n = link.len().min(LINK_BYTES);
@@ -90,7 +110,7 @@ impl SqliteStore {
             case_id: r.get(8)?,
             source: r.get::<_, i64>(9)? as u64,
             line: r.get(10)?,
-            customers: decode_ids(&custs).into_iter().map(|c| c as u64).collect(),
+            customers: Vec::new(),
             link: l,
         })
     }
@@ -112,7 +132,7 @@ impl EntryStore for SqliteStore {
         self.len
     }
 
-    fn push(&mut self, e: &StoredEntry) -> Result<()> {
+    fn push(&mut self, e: StoredEntry) -> Result<()> {
         if e.seq != self.len + 1 {
             return Err(LedgerError::Invalid(format!(
                 "entry {} appended after entry {}",
@@ -124,7 +144,14 @@ impl EntryStore for SqliteStore {
             self.db(r)?;
             self.in_transaction = true;
         }
-        let ids: Vec<i64> = e.customers.iter().map(|&c| c as i64).collect();
+        let mut ids = Vec::with_capacity(e.customers.len());
+        for c in &e.customers {
+            let r = self
+                .conn
+                .prepare_cached("INSERT INTO customers(name) VALUES (?1) ON CONFLICT(name) DO UPDATE SET name = name RETURNING id")
+                .and_then(|mut s| s.query_row([c], |r| r.get::<_, i64>(0)));
+            ids.push(self.db(r)?);
+        }
         let r = self
             .conn
             .prepare_cached(&format!(
@@ -174,7 +201,7 @@ impl EntryStore for SqliteStore {
         )))?;
         let mut rows = self.db(stmt.query([from as i64]))?;
         while let Some(row) = self.db(rows.next())? {
-            let e = self.db(Self::entry(row))?;
+            let e = self.entry(row)?;
             if !visit(&e)? {
                 break;
             }
@@ -191,9 +218,9 @@ impl EntryStore for SqliteStore {
             let r = self
                 .conn
                 .prepare_cached(&format!("SELECT {COLUMNS} FROM entries WHERE seq = ?1"))
-                .and_then(|mut s| s.query_row([seq as i64], Self::entry).optional());
+                .and_then(|mut s| s.query_row([seq as i64], |r| Ok(self.entry(r))).optional());
             if let Some(e) = self.db(r)? {
-                visit(&e)?;
+                visit(&e?)?;
             }
         }
         Ok(())
@@ -201,17 +228,28 @@ impl EntryStore for SqliteStore {
 
     fn customer(
         &self,
-        customer: u64,
+        customer: &str,
         visit: &mut dyn FnMut(&StoredEntry) -> Result<()>,
     ) -> Result<()> {
+        let r = self
+            .conn
+            .query_row(
+                "SELECT id FROM customers WHERE name = ?1",
+                [customer],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional();
+        let Some(customer) = self.db(r)? else {
+            return Ok(());
+        };
         let cols: Vec<String> = COLUMNS.split(", ").map(|c| format!("e.{c}")).collect();
         let mut stmt = self.db(self.conn.prepare(&format!(
             "SELECT {} FROM reads r JOIN entries e ON e.seq = r.seq WHERE r.customer = ?1 ORDER BY r.seq",
             cols.join(", ")
         )))?;
-        let mut rows = self.db(stmt.query([customer as i64]))?;
+        let mut rows = self.db(stmt.query([customer]))?;
         while let Some(row) = self.db(rows.next())? {
-            let e = self.db(Self::entry(row))?;
+            let e = self.entry(row)?;
             visit(&e)?;
         }
         Ok(())
@@ -229,18 +267,20 @@ impl EntryStore for SqliteStore {
         )))?;
         let mut rows = self.db(stmt.query(params![account as i64, since, until]))?;
         while let Some(row) = self.db(rows.next())? {
-            let e = self.db(Self::entry(row))?;
+            let e = self.entry(row)?;
             visit(&AccountRow::of(&e))?;
         }
         Ok(())
     }
 
     fn customer_index(&self, visit: &mut dyn FnMut(u64, u64) -> Result<()>) -> Result<()> {
-        let mut stmt = self.db(self.conn.prepare("SELECT customer, seq FROM reads"))?;
+        let mut stmt = self.db(self.conn.prepare(
+            "SELECT coalesce(c.name, '#' || r.customer), r.seq FROM reads r LEFT JOIN customers c ON c.id = r.customer",
+        ))?;
         let mut rows = self.db(stmt.query([]))?;
         while let Some(row) = self.db(rows.next())? {
-            let (c, seq): (i64, i64) = self.db((|| Ok((row.get(0)?, row.get(1)?)))())?;
-            visit(c as u64, seq as u64)?;
+            let (c, seq): (String, i64) = self.db((|| Ok((row.get(0)?, row.get(1)?)))())?;
+            visit(customer_key(&c), seq as u64)?;
         }
         Ok(())
     }

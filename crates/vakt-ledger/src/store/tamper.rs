@@ -42,7 +42,7 @@ fn replace(dir: &DataDir, conn: &Connection, entries: &[StoredEntry], index: Ind
     let _ = std::fs::remove_dir_all(&fresh);
     let mut store = Segments::open(&fresh, None)?;
     for e in entries {
-        store.push_unchecked(e)?;
+        store.push_unchecked(e.clone())?;
     }
     let point = match index {
         Index::Agreeing => store.flush()?,
@@ -75,7 +75,7 @@ pub fn rewrite_entries(dir: &DataDir, edit: impl FnOnce(&mut Vec<StoredEntry>)) 
     replace(dir, &conn, &all, Index::Agreeing)
 }
 
-/// Rewrites the customer index as `edit` leaves its (customer id, seq)
+/// Rewrites the customer index as `edit` leaves its (customer key, seq)
 /// pairs; the entries stay as they are.
 pub fn rewrite_customer_index(
     dir: &DataDir,
@@ -85,7 +85,11 @@ pub fn rewrite_customer_index(
     let all = entries(dir, &conn)?;
     let mut pairs: Vec<(u64, u64)> = all
         .iter()
-        .flat_map(|e| e.customers.iter().map(move |&c| (c, e.seq)))
+        .flat_map(|e| {
+            e.customers
+                .iter()
+                .map(move |c| (super::customer_key(c), e.seq))
+        })
         .collect();
     edit(&mut pairs);
     replace(dir, &conn, &all, Index::Customers(&mut pairs))

@@ -12,6 +12,7 @@ use super::mib;
 use crate::fmt::thousands;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
+use rand::{Rng, RngCore, SeedableRng};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use vakt_ledger::store::{segments::Segments, sqlite::SqliteStore, EntryStore, StoredEntry};
@@ -38,29 +39,15 @@ const FLUSH: u64 = 50_000;
 /// Look-ups timed per kind.
 const LOOKUPS: usize = 200;
 
-/// splitmix64: a fixed, fast stream, so every engine sees the same accesses.
-struct Stream(u64);
-
-impl Stream {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
+/// A seeded stream, so every engine sees the same accesses.
+type Stream = rand_chacha::ChaCha8Rng;
 
 fn customer(s: &mut Stream) -> u64 {
-    (CUSTOMERS * s.unit().powi(3)) as u64
+    (CUSTOMERS * s.gen::<f64>().powi(3)) as u64
 }
 
 fn generated(seq: u64, accounts: u32, s: &mut Stream) -> StoredEntry {
-    let account = s.next() % accounts.max(1) as u64;
+    let account = s.next_u64() % accounts.max(1) as u64;
     let org = account / 50;
     StoredEntry {
         seq,
@@ -73,14 +60,14 @@ fn generated(seq: u64, accounts: u32, s: &mut Stream) -> StoredEntry {
         source: 3,
         ip: format!("10.{}.{}.{}", (org >> 8) as u8, org as u8, 2 + account % 50),
         records: 1,
-        case_id: if s.next() % 10 < 9 {
-            format!("K-{:07}", s.next() % 5_000_000)
+        case_id: if s.next_u64() % 10 < 9 {
+            format!("K-{:07}", s.next_u64() % 5_000_000)
         } else {
             String::new()
         },
         line: seq as i64,
-        customers: vec![customer(s)],
-        link: s.next().to_le_bytes(),
+        customers: vec![format!("C-{:07}", customer(s))],
+        link: s.next_u64().to_le_bytes(),
     }
 }
 
@@ -111,7 +98,7 @@ fn run_engine(engine: &str, args: &StoreBenchArgs) -> Result<Figures> {
         ProgressStyle::with_template(&format!("{engine:>8} {{bar:30}} {{pos}}/{{len}}"))
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let mut stream = Stream(7);
+    let mut stream = Stream::seed_from_u64(7);
     let mut entry_time = std::time::Duration::ZERO;
     let mut batch = Vec::with_capacity(FLUSH as usize);
     let mut seq = 0;
@@ -123,7 +110,7 @@ fn run_engine(engine: &str, args: &StoreBenchArgs) -> Result<Figures> {
             batch.push(generated(seq, args.accounts, &mut stream));
         }
         let t = Instant::now();
-        for e in &batch {
+        for e in batch.drain(..) {
             store.push(e)?;
         }
         store.flush()?;
@@ -132,10 +119,10 @@ fn run_engine(engine: &str, args: &StoreBenchArgs) -> Result<Figures> {
     }
     bar.finish_and_clear();
     let disk = super::dir_bytes(&dir);
-    let mut probe = Stream(11);
+    let mut probe = Stream::seed_from_u64(11);
     let mut account_ms = Vec::with_capacity(LOOKUPS);
     for _ in 0..LOOKUPS {
-        let a = probe.next() % args.accounts.max(1) as u64 + 10;
+        let a = probe.next_u64() % args.accounts.max(1) as u64 + 10;
         let t = Instant::now();
         let mut n = 0u64;
         store.account(a, i64::MIN, i64::MAX, &mut |_| {
@@ -146,14 +133,14 @@ fn run_engine(engine: &str, args: &StoreBenchArgs) -> Result<Figures> {
     }
     let mut customer_ms = Vec::with_capacity(LOOKUPS);
     for _ in 0..LOOKUPS {
-        let c = probe.next() % CUSTOMERS as u64;
+        let c = format!("C-{:07}", probe.next_u64() % CUSTOMERS as u64);
         let t = Instant::now();
-        store.customer(c, &mut |_| Ok(()))?;
+        store.customer(&c, &mut |_| Ok(()))?;
         customer_ms.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     let t = Instant::now();
     let mut heaviest_reads = 0;
-    store.customer(0, &mut |_| {
+    store.customer("C-0000000", &mut |_| {
         heaviest_reads += 1;
         Ok(())
     })?;
