@@ -197,13 +197,36 @@ impl Ledger {
         if !self.writer && self.store.borrow().engine() == "segments" {
             let r = meta_blob(&self.conn, STORE_POINT);
             let now = self.db(r)?;
+            // While an answer is still reading the store, it stays as it is.
             if now != *self.store_point.borrow() {
-                let store = Segments::open_read(&self.dir.entries_path(), now.as_deref())?;
-                *self.store.borrow_mut() = Box::new(store);
-                *self.store_point.borrow_mut() = now;
+                if let Ok(mut current) = self.store.try_borrow_mut() {
+                    *current = Box::new(self.open_latest(now)?);
+                }
             }
         }
         Ok(self.store.borrow())
+    }
+
+    /// Opens the entry store at `point`; should the writer delete a run it
+    /// names in between (a newer point is committed), at the newer point.
+    fn open_latest(&self, mut point: Option<Vec<u8>>) -> Result<Segments> {
+        let mut tries = 0;
+        loop {
+            match Segments::open_read(&self.dir.entries_path(), point.as_deref()) {
+                Ok(s) => {
+                    *self.store_point.borrow_mut() = point;
+                    return Ok(s);
+                }
+                Err(LedgerError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound && tries < 3 =>
+                {
+                    tries += 1;
+                    let r = meta_blob(&self.conn, STORE_POINT);
+                    point = self.db(r)?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     fn begin(&mut self) -> Result<()> {
@@ -475,6 +498,7 @@ impl Ledger {
         }
         let r = self.conn.execute_batch("COMMIT; BEGIN");
         self.db(r)?;
+        self.store.get_mut().committed()?;
         self.actions_dirty = false;
         self.in_batch = 0;
         self.batch_started = std::time::Instant::now();

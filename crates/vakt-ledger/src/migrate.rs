@@ -80,7 +80,7 @@ pub fn migrate(dir: &DataDir) -> Result<Option<Migrated>> {
     let conn = Connection::open(dir.db_path()).map_err(db)?;
     conn.execute_batch("PRAGMA busy_timeout=5000;")
         .map_err(db)?;
-    to_segments(dir, &conn).map(Some)
+    to_segments(dir, &conn)
 }
 
 fn refused(dir: &DataDir, when: &str, p: &Problem) -> LedgerError {
@@ -95,13 +95,25 @@ fn refused(dir: &DataDir, when: &str, p: &Problem) -> LedgerError {
     ))
 }
 
-/// The migration itself, on the database connection `conn` of `dir`.
-pub(crate) fn to_segments(dir: &DataDir, conn: &Connection) -> Result<Migrated> {
+/// The migration itself, on the database connection `conn` of `dir`;
+/// `None` when another process migrated it first.
+pub(crate) fn to_segments(dir: &DataDir, conn: &Connection) -> Result<Option<Migrated>> {
     let started = std::time::Instant::now();
     let db = |source| LedgerError::Db {
         path: dir.db_path(),
         source,
     };
+    let path = dir.entries_path();
+    // Whoever holds the lock migrates; the others wait for nothing and say so.
+    let Some(lock) = Segments::lock(&path)? else {
+        return Err(LedgerError::Invalid(format!(
+            "{}: another vakt process is moving this ledger to the segments engine, or appending to it; wait for it, then start again",
+            dir.path.display()
+        )));
+    };
+    if !is_v1(conn).map_err(db)? {
+        return Ok(None);
+    }
     tracing::warn!(
         "moving the ledger's entries in {} to the segments engine; the old database is kept as ledger.db.v1",
         dir.path.display()
@@ -115,14 +127,8 @@ pub(crate) fn to_segments(dir: &DataDir, conn: &Connection) -> Result<Migrated> 
         .map_err(db)?;
     let bytes_before = std::fs::metadata(&backup).map(|m| m.len()).unwrap_or(0);
     let old = SqliteStore::open(&dir.db_path())?;
-    let path = dir.entries_path();
-    if path.exists() {
-        std::fs::remove_dir_all(&path).map_err(|source| LedgerError::Io {
-            path: path.clone(),
-            source,
-        })?;
-    }
-    let mut new = Segments::open(&path, None)?;
+    // Without a point, what a migration killed earlier left is cleared.
+    let mut new = Segments::open_locked(&path, None, lock)?;
     let mut lines: HashMap<u64, Lines> = HashMap::new();
     let mut copied = 0u64;
     let mut failed = None;
@@ -171,6 +177,7 @@ pub(crate) fn to_segments(dir: &DataDir, conn: &Connection) -> Result<Migrated> 
         let _ = conn.execute_batch("ROLLBACK");
         return Err(db(e));
     }
+    new.committed()?;
     conn.execute_batch("VACUUM").map_err(db)?;
     if let Some(p) = verify(dir)?.problem {
         return Err(refused(dir, "after", &p));
@@ -179,11 +186,11 @@ pub(crate) fn to_segments(dir: &DataDir, conn: &Connection) -> Result<Migrated> 
         .map(|m| m.len())
         .unwrap_or(0)
         + new.disk_bytes()?;
-    Ok(Migrated {
+    Ok(Some(Migrated {
         entries: copied,
         backup,
         bytes_before,
         bytes_after,
         seconds: started.elapsed().as_secs_f64(),
-    })
+    }))
 }

@@ -116,6 +116,12 @@ pub trait EntryStore: Send {
     /// stored by the caller and given back when the store is next opened.
     fn flush(&mut self) -> Result<Vec<u8>>;
 
+    /// Says the point the last flush returned is stored: what only older
+    /// points needed may go.
+    fn committed(&mut self) -> Result<()> {
+        Ok(())
+    }
+
     /// Visits the entries from `from` on, in order, while `visit` returns true.
     fn scan(&self, from: u64, visit: &mut dyn FnMut(&StoredEntry) -> Result<bool>) -> Result<()>;
 

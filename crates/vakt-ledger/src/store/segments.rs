@@ -30,9 +30,11 @@
 //! [`EntryStore::flush`] writes the open block and the batch's runs,
 //! syncs them, merges runs whose tier is full, and returns the commit point
 //! (entries, log and index length, the runs in force). Files a merge
-//! replaced are deleted at the next flush, once the caller has stored the
-//! point that no longer names them. Opened with a commit point, the store
-//! truncates the log and the index to it and deletes runs it does not name.
+//! replaced are deleted by [`EntryStore::committed`], once the caller has
+//! stored the point that no longer names them: until then the stored point
+//! still finds every file it names, whatever fails in between. Opened with
+//! a commit point, the store truncates the log and the index to it and
+//! deletes runs it does not name.
 //!
 //! # Why this design: measured against the others
 //!
@@ -66,9 +68,11 @@
 //! - Merges run inside `flush`, on the appending thread: the biggest merge
 //!   at n entries rewrites about n / FANOUT * FANOUT postings (a pause of
 //!   about a second per 25 million).
-//! - A reader opened with an older commit point must not outlive the
-//!   writer's next two flushes (merged-away runs are then deleted);
-//!   `vakt serve` opens a reader per request.
+//! - A reader keeps its runs open, so runs merged away after it opened
+//!   stay readable to it; one opening just as the writer deletes them
+//!   reads the newer point and opens again (the ledger does this).
+//! - A reader opens anew when the writer has committed since: it reads the
+//!   block index (24 bytes per 256 entries) and each run's index again.
 //! - Corruption is detected per block (CRC-32) and by verify's chain walk;
 //!   a damaged run block fails the look-ups that read it with an error
 //!   naming the file, never a wrong answer.
@@ -187,6 +191,15 @@ impl Segments {
     /// for appending (its lock is held until that process ends, however it
     /// ends).
     pub fn try_open(dir: &Path, point: Option<&[u8]>) -> Result<Option<Segments>> {
+        match Self::lock(dir)? {
+            Some(lock) => Self::open_locked(dir, point, lock).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Takes the store's appender lock (creating the store's directory),
+    /// or `None` when another process holds it.
+    pub fn lock(dir: &Path) -> Result<Option<File>> {
         // Access records: readable by the owner only, as the database is.
         let mut b = std::fs::DirBuilder::new();
         b.recursive(true);
@@ -200,13 +213,17 @@ impl Segments {
         std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
         let lock = o.open(&path).map_err(io(&path))?;
         match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
-            Err(std::fs::TryLockError::Error(e)) => return Err(io(&path)(e)),
+            Ok(()) => Ok(Some(lock)),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(io(&path)(e)),
         }
+    }
+
+    /// [`Segments::open`] with the lock [`Segments::lock`] took.
+    pub fn open_locked(dir: &Path, point: Option<&[u8]>, lock: File) -> Result<Segments> {
         let mut s = Self::open_at(dir, point, true)?;
         s.lock = Some(lock);
-        Ok(Some(s))
+        Ok(s)
     }
 
     /// Opens the store at `point` for reading only: nothing is truncated
@@ -648,12 +665,16 @@ impl EntryStore for Segments {
         Ok(())
     }
 
+    fn committed(&mut self) -> Result<()> {
+        for p in self.obsolete.drain(..) {
+            let _ = std::fs::remove_file(p);
+        }
+        Ok(())
+    }
+
     fn flush(&mut self) -> Result<Vec<u8>> {
         if !self.writable {
             return Ok(self.point().encode());
-        }
-        for p in self.obsolete.drain(..) {
-            let _ = std::fs::remove_file(p);
         }
         self.write_block()?;
         let log_path = self.log_path();
@@ -1507,6 +1528,51 @@ mod tests {
                 "{ip:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_point_whose_successor_was_never_stored_still_opens_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let entries = workload(8 * 150);
+        let mut s = Segments::open(dir.path(), None).unwrap();
+        let mut stored = Vec::new();
+        for chunk in entries[..7 * 150].chunks(150) {
+            for e in chunk {
+                s.push(e.clone()).unwrap();
+            }
+            stored = s.flush().unwrap();
+            s.committed().unwrap();
+        }
+        // The eighth flush merges the seven runs the stored point names;
+        // the caller's commit of the new point fails, and the process dies.
+        for e in &entries[7 * 150..] {
+            s.push(e.clone()).unwrap();
+        }
+        s.flush().unwrap();
+        assert_eq!(s.runs[0].len(), 1, "merged");
+        drop(s);
+        let s = Segments::open(dir.path(), Some(&stored)).unwrap();
+        assert_eq!(s.len(), 7 * 150);
+        for c in [0, 5, 1003] {
+            assert_eq!(
+                store_customer(&s, c),
+                brute_customer(&entries[..7 * 150], c)
+            );
+        }
+    }
+
+    #[test]
+    fn one_process_appends_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Segments::try_open(dir.path(), None).unwrap();
+        assert!(first.is_some());
+        assert!(Segments::try_open(dir.path(), None).unwrap().is_none());
+        let e = Segments::open(dir.path(), None).err().unwrap().to_string();
+        assert!(e.contains("another vakt process"), "{e}");
+        // Readers are not kept out.
+        assert!(Segments::open_read(dir.path(), None).is_ok());
+        drop(first);
+        assert!(Segments::try_open(dir.path(), None).unwrap().is_some());
     }
 
     #[test]

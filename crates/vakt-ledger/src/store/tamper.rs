@@ -49,8 +49,7 @@ fn replace(dir: &DataDir, conn: &Connection, entries: &[StoredEntry], index: Ind
         Index::Customers(pairs) => store.replace_customer_index(pairs)?,
         Index::Accounts(rows) => store.replace_account_index(rows)?,
     };
-    // Runs a replacement made obsolete go with the next flush.
-    store.flush()?;
+    store.committed()?;
     drop(store);
     let path = dir.entries_path();
     std::fs::remove_dir_all(&path).map_err(|source| LedgerError::Io {
