@@ -253,8 +253,11 @@ impl Segments {
         let log_path = dir.join(LOG);
         let index_path = dir.join(INDEX);
         let have = |f: &File, p: &Path| f.metadata().map(|m| m.len()).map_err(io(p));
+        // The point is read from the database: its sizes are checked against
+        // the files before anything is allocated from them.
+        let index_len = point.blocks.checked_mul(INDEX_ROW as u64);
         if have(&log, &log_path)? < point.log_len
-            || have(&index, &index_path)? < point.blocks * INDEX_ROW as u64
+            || index_len.is_none_or(|n| have(&index, &index_path).is_ok_and(|h| h < n))
         {
             return Err(damaged(
                 dir,
@@ -282,6 +285,18 @@ impl Segments {
                 }
             })
             .collect();
+        // A block read allocates its length: each must lie within the log.
+        if let Some(b) = blocks.iter().find(|b| {
+            (b.len as usize) < BLOCK_HEADER
+                || b.offset
+                    .checked_add(b.len as u64)
+                    .is_none_or(|end| end > point.log_len)
+        }) {
+            return Err(damaged(
+                &index_path,
+                format!("a block at byte {} lies outside the log", b.offset),
+            ));
+        }
         let mut runs: [Vec<Run>; 2] = Default::default();
         for (kind, ids) in Kind::ALL.iter().zip(&point.runs) {
             for &id in ids {
@@ -1066,7 +1081,8 @@ impl Run {
         let (Some(index_at), Some(blocks), Some(level)) = (fixed(8), fixed(4), fixed(4)) else {
             return Err(damaged(path, "its footer cannot be read"));
         };
-        if &footer[RUN_FOOTER - 8..] != RUN_MAGIC || index_at + blocks * 24 > size {
+        let index_end = index_at.checked_add(blocks * 24);
+        if &footer[RUN_FOOTER - 8..] != RUN_MAGIC || index_end.is_none_or(|end| end > size) {
             return Err(damaged(path, "not a run file, or cut"));
         }
         let mut raw = vec![0u8; blocks as usize * 24];
@@ -1081,7 +1097,14 @@ impl Run {
                     u32::from_le_bytes(c[20..24].try_into().expect("4")),
                 )
             })
-            .collect();
+            .collect::<Vec<(u64, u64, u32, u32)>>();
+        // A block read allocates its length: each must lie before the index.
+        if index
+            .iter()
+            .any(|&(_, o, l, _)| o.checked_add(l as u64).is_none_or(|end| end > index_at))
+        {
+            return Err(damaged(path, "a block lies outside the run"));
+        }
         let id = path
             .file_stem()
             .and_then(|s| s.to_str())
@@ -1599,6 +1622,23 @@ mod tests {
         let s = Segments::open_read(dir.path(), Some(&point)).unwrap();
         let e = s.scan(1, &mut |_| Ok(true)).unwrap_err().to_string();
         assert!(e.contains("entries.log") && e.contains("checksum"), "{e}");
+    }
+
+    #[test]
+    fn a_block_length_edited_past_the_log_is_refused_before_it_is_allocated() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Segments::open(dir.path(), None).unwrap();
+        let point = fill(&mut s, &workload(600), 600);
+        drop(s);
+        let idx = dir.path().join(INDEX);
+        let mut bytes = std::fs::read(&idx).unwrap();
+        bytes[16..20].copy_from_slice(&u32::MAX.to_le_bytes());
+        std::fs::write(&idx, bytes).unwrap();
+        let e = Segments::open_read(dir.path(), Some(&point))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("outside the log"), "{e}");
     }
 
     #[test]

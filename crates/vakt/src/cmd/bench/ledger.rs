@@ -220,7 +220,7 @@ pub fn ledger(args: LedgerBenchArgs) -> Result<()> {
         thousands(heaviest as u64)
     );
     println!(
-        "  verify: {:.1} s = {} entries/s (at most {} customer names held)",
+        "  verify: {:.1} s = {} entries/s (at most {} names held)",
         verify_secs,
         thousands((v.entries as f64 / verify_secs) as u64),
         thousands(v.names_cached as u64)
