@@ -8,6 +8,10 @@
 //! file instead of writing it), and a file of a few kilobytes read every
 //! few seconds costs nothing. Each poll reads the file and hashes it, so an
 //! edit that keeps the size and the (coarse) modification time is seen too.
+//! A new version is taken only when a second read a moment later agrees:
+//! a writer that truncates and then writes (most tools that do not rename)
+//! leaves an empty or half-written file for an instant, and taking that
+//! instant would drop every account until the next poll.
 //!
 //! A changed file is checked as at start ([`load`]: the TOML, every entry,
 //! the detector parameters). A bad edit is refused with file:line and what
@@ -24,6 +28,9 @@ use vakt_event::{Directory, DirectoryError};
 
 /// How often the directory file is looked at by default.
 pub const DEFAULT_POLL: Duration = Duration::from_secs(5);
+
+/// The pause before the second read that confirms a new version.
+const SETTLE: Duration = Duration::from_millis(50);
 
 /// `--directory-poll`: `5s`, `1m` (whole seconds at least).
 pub fn parse_poll(s: &str) -> Result<Duration, String> {
@@ -133,6 +140,12 @@ impl DirectoryFile {
         if fingerprint.hash == self.last.hash {
             return Poll::Unchanged;
         }
+        // Still being written: judged at the next poll, once it holds still.
+        std::thread::sleep(SETTLE);
+        match read(&self.path) {
+            Ok((_, again)) if again.hash == fingerprint.hash => {}
+            _ => return Poll::Unchanged,
+        }
         self.last = fingerprint.clone();
         match check(&text, &self.path) {
             Ok(d) => Poll::Changed(Loaded {
@@ -205,5 +218,37 @@ mod tests {
         assert!(
             matches!(file.poll(), Poll::Refused(e) if e.to_string().contains("directory.toml:1:"))
         );
+    }
+
+    #[test]
+    fn a_file_caught_between_truncation_and_write_is_not_taken() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("directory.toml");
+        write(&path, "[[canary]]\ncustomer_id = \"C-1\"\n");
+        let start = load(&path).unwrap();
+        let mut file = DirectoryFile::new(path.clone(), start.fingerprint);
+
+        // Truncated now, written while the poll is settling.
+        write(&path, "");
+        let writer = {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(SETTLE / 5);
+                write(&path, "[[canary]]\ncustomer_id = \"C-2\"\n");
+            })
+        };
+        let mut seen = Vec::new();
+        for _ in 0..5 {
+            match file.poll() {
+                Poll::Changed(l) => {
+                    seen.push(l.directory.canaries.len());
+                    break;
+                }
+                Poll::Unchanged => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        writer.join().unwrap();
+        assert_eq!(seen, [1], "only the written version is taken");
     }
 }
