@@ -139,6 +139,52 @@ struct Posting {
     extra: Vec<u8>,
 }
 
+/// One kind's postings of the open batch, in push order, their extras in
+/// one buffer: an append allocates nothing of its own.
+#[derive(Default)]
+struct Batch {
+    rows: Vec<BatchRow>,
+    extra: Vec<u8>,
+}
+
+#[derive(Clone, Copy)]
+struct BatchRow {
+    key: u64,
+    seq: u64,
+    t: i64,
+    extra: (usize, usize),
+}
+
+impl Batch {
+    fn push(&mut self, key: u64, seq: u64, t: i64, extra: impl FnOnce(&mut Vec<u8>)) {
+        let at = self.extra.len();
+        extra(&mut self.extra);
+        self.rows.push(BatchRow {
+            key,
+            seq,
+            t,
+            extra: (at, self.extra.len()),
+        });
+    }
+
+    fn extra(&self, r: &BatchRow) -> &[u8] {
+        &self.extra[r.extra.0..r.extra.1]
+    }
+
+    fn posting(&self, r: &BatchRow) -> Posting {
+        Posting {
+            seq: r.seq,
+            t: r.t,
+            extra: self.extra(r).to_vec(),
+        }
+    }
+
+    fn clear(&mut self) {
+        self.rows.clear();
+        self.extra.clear();
+    }
+}
+
 pub struct Segments {
     dir: PathBuf,
     log: File,
@@ -149,7 +195,7 @@ pub struct Segments {
     pending: Vec<StoredEntry>,
     len: u64,
     /// This batch's postings, per kind, in push order.
-    batch: [Vec<(u64, Posting)>; 2],
+    batch: [Batch; 2],
     runs: [Vec<Run>; 2],
     next_run: u64,
     /// Run files a merge replaced, deleted at the next flush.
@@ -343,22 +389,27 @@ impl Segments {
         };
         let first_seq = first.seq;
         let count = self.pending.len() as u32;
-        let raw = self.columns.encode(&self.pending);
-        let packed = compress(raw).map_err(io(&self.log_path()))?;
-        let mut block = Vec::with_capacity(BLOCK_HEADER + packed.len());
+        let Columns {
+            out: raw,
+            packed,
+            block,
+            ..
+        } = self.columns.encode(&self.pending);
+        compress(raw, packed).map_err(io(&self.dir.join(LOG)))?;
+        block.clear();
         block.extend_from_slice(&(packed.len() as u32).to_le_bytes());
-        block.extend_from_slice(&crc32fast::hash(&packed).to_le_bytes());
+        block.extend_from_slice(&crc32fast::hash(packed).to_le_bytes());
         block.extend_from_slice(&first_seq.to_le_bytes());
         block.extend_from_slice(&count.to_le_bytes());
-        block.extend_from_slice(&packed);
-        let log_path = self.log_path();
+        block.extend_from_slice(packed);
+        let block_len = block.len();
         self.log
-            .write_all_at(&block, self.log_len)
-            .map_err(io(&log_path))?;
+            .write_all_at(block, self.log_len)
+            .map_err(io(&self.dir.join(LOG)))?;
         let b = Block {
             first_seq,
             offset: self.log_len,
-            len: block.len() as u32,
+            len: block_len as u32,
             count,
         };
         let mut row = [0u8; INDEX_ROW];
@@ -370,7 +421,7 @@ impl Segments {
         self.index
             .write_all_at(&row, self.blocks.len() as u64 * INDEX_ROW as u64)
             .map_err(io(&index_path))?;
-        self.log_len += block.len() as u64;
+        self.log_len += block_len as u64;
         self.blocks.push(b);
         self.pending.clear();
         Ok(())
@@ -415,19 +466,24 @@ impl Segments {
     /// Writes this batch's postings of `kind` as a level-0 run.
     fn write_batch_run(&mut self, kind: Kind) -> Result<()> {
         let mut batch = std::mem::take(&mut self.batch[kind as usize]);
-        if batch.is_empty() {
+        if batch.rows.is_empty() {
             return Ok(());
         }
-        // Stable: postings of one key stay in seq order.
-        batch.sort_by_key(|(k, _)| *k);
+        // Postings of one key in seq order. Seqs are distinct, so an
+        // unstable sort (no scratch buffer) gives the one order.
+        batch.rows.sort_unstable_by_key(|r| (r.key, r.seq));
         let id = self.next_run;
         self.next_run += 1;
         let mut w = RunWriter::create(&run_path(&self.dir, kind, id), kind, 0)?;
         let mut i = 0;
-        while i < batch.len() {
-            let key = batch[i].0;
-            let n = batch[i..].iter().take_while(|(k, _)| *k == key).count();
-            w.group(key, batch[i..i + n].iter().map(|(_, p)| p))?;
+        let rows = &batch.rows;
+        while i < rows.len() {
+            let key = rows[i].key;
+            let n = rows[i..].iter().take_while(|r| r.key == key).count();
+            w.group(
+                key,
+                rows[i..i + n].iter().map(|r| (r.seq, r.t, batch.extra(r))),
+            )?;
             i += n;
         }
         self.runs[kind as usize].push(w.finish()?);
@@ -489,10 +545,9 @@ impl Segments {
                 visit(p)?;
             }
         }
-        for (k, p) in &self.batch[kind as usize] {
-            if *k == key {
-                visit(p.clone())?;
-            }
+        let batch = &self.batch[kind as usize];
+        for r in batch.rows.iter().filter(|r| r.key == key) {
+            visit(batch.posting(r))?;
         }
         Ok(())
     }
@@ -516,8 +571,9 @@ impl Segments {
                 }
             }
         }
-        for (k, p) in &self.batch[kind as usize] {
-            visit(*k, p.clone())?;
+        let batch = &self.batch[kind as usize];
+        for r in &batch.rows {
+            visit(r.key, batch.posting(r))?;
         }
         Ok(())
     }
@@ -543,18 +599,11 @@ impl Segments {
         for r in self.runs[Kind::Customer as usize].drain(..) {
             self.obsolete.push(r.path);
         }
-        self.batch[Kind::Customer as usize] = pairs
-            .iter()
-            .map(|&(c, seq)| {
-                (
-                    c,
-                    Posting {
-                        seq,
-                        ..Default::default()
-                    },
-                )
-            })
-            .collect();
+        let batch = &mut self.batch[Kind::Customer as usize];
+        batch.clear();
+        for &(c, seq) in pairs.iter() {
+            batch.push(c, seq, 0, |_| {});
+        }
         self.write_batch_run(Kind::Customer)?;
         Ok(self.point().encode())
     }
@@ -567,19 +616,11 @@ impl Segments {
         for r in self.runs[Kind::Account as usize].drain(..) {
             self.obsolete.push(r.path);
         }
-        self.batch[Kind::Account as usize] = entries
-            .iter()
-            .map(|e| {
-                (
-                    e.account,
-                    Posting {
-                        seq: e.seq,
-                        t: e.t,
-                        extra: encode_account_extra(e),
-                    },
-                )
-            })
-            .collect();
+        let batch = &mut self.batch[Kind::Account as usize];
+        batch.clear();
+        for e in entries {
+            batch.push(e.account, e.seq, e.t, |out| encode_account_extra(e, out));
+        }
         self.write_batch_run(Kind::Account)?;
         Ok(self.point().encode())
     }
@@ -610,7 +651,12 @@ fn decompress(packed: &[u8]) -> Option<Vec<u8>> {
     })
 }
 
-fn compress(raw: &[u8]) -> std::io::Result<Vec<u8>> {
+/// Compresses `raw` into `out` (cleared first). The output buffer is the
+/// caller's to keep: a fresh one per block cost more than compressing it
+/// (the allocator consolidates on every large allocation).
+fn compress(raw: &[u8], out: &mut Vec<u8>) -> std::io::Result<()> {
+    out.clear();
+    out.reserve(zstd::zstd_safe::compress_bound(raw.len()));
     thread_local! {
         static CONTEXT: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
             const { std::cell::RefCell::new(None) };
@@ -620,7 +666,10 @@ fn compress(raw: &[u8]) -> std::io::Result<Vec<u8>> {
         if c.is_none() {
             *c = Some(zstd::bulk::Compressor::new(ZSTD_LEVEL)?);
         }
-        c.as_mut().expect("made above").compress(raw)
+        c.as_mut()
+            .expect("made above")
+            .compress_to_buffer(raw, out)
+            .map(drop)
     })
 }
 
@@ -656,22 +705,10 @@ impl EntryStore for Segments {
             )));
         }
         for c in &e.customers {
-            self.batch[Kind::Customer as usize].push((
-                customer_key(c),
-                Posting {
-                    seq: e.seq,
-                    ..Default::default()
-                },
-            ));
+            self.batch[Kind::Customer as usize].push(customer_key(c), e.seq, 0, |_| {});
         }
-        self.batch[Kind::Account as usize].push((
-            e.account,
-            Posting {
-                seq: e.seq,
-                t: e.t,
-                extra: encode_account_extra(&e),
-            },
-        ));
+        self.batch[Kind::Account as usize]
+            .push(e.account, e.seq, e.t, |out| encode_account_extra(&e, out));
         self.len = e.seq;
         self.pending.push(e);
         if self.pending.len() >= BLOCK_ENTRIES {
@@ -818,16 +855,14 @@ impl EntryStore for Segments {
     }
 }
 
-fn encode_account_extra(e: &StoredEntry) -> Vec<u8> {
-    let mut out = Vec::with_capacity(16 + e.ip.len() + 4 * e.customers.len());
-    put_ip(&mut out, &e.ip);
-    varint::put(&mut out, e.categories);
-    varint::put_signed(&mut out, e.records);
-    varint::put(&mut out, e.customers.len() as u64);
+fn encode_account_extra(e: &StoredEntry, out: &mut Vec<u8>) {
+    put_ip(out, &e.ip);
+    varint::put(out, e.categories);
+    varint::put_signed(out, e.records);
+    varint::put(out, e.customers.len() as u64);
     for c in &e.customers {
-        varint::put_bytes(&mut out, c.as_bytes());
+        varint::put_bytes(out, c.as_bytes());
     }
-    out
 }
 
 fn decode_account_extra(p: &Posting) -> Option<AccountRow> {
@@ -903,15 +938,19 @@ impl Point {
     }
 }
 
-/// Column buffers, kept between blocks.
+/// Column buffers, and the block's encoded, compressed and framed bytes,
+/// kept between blocks.
 #[derive(Default)]
 struct Columns {
     cols: [Vec<u8>; 12],
     out: Vec<u8>,
+    packed: Vec<u8>,
+    block: Vec<u8>,
 }
 
 impl Columns {
-    fn encode(&mut self, entries: &[StoredEntry]) -> &[u8] {
+    /// Encodes `entries` into `self.out`.
+    fn encode(&mut self, entries: &[StoredEntry]) -> &mut Columns {
         for c in &mut self.cols {
             c.clear();
         }
@@ -943,7 +982,7 @@ impl Columns {
         for c in &self.cols {
             self.out.extend_from_slice(c);
         }
-        &self.out
+        self
     }
 
     /// Decodes a block's entries, keeping those whose slot `keep` accepts
@@ -1211,6 +1250,7 @@ struct RunWriter {
     level: u32,
     offset: u64,
     raw: Vec<u8>,
+    packed: Vec<u8>,
     first_key: Option<u64>,
     index: Vec<(u64, u64, u32, u32)>,
 }
@@ -1231,27 +1271,29 @@ impl RunWriter {
             level,
             offset: 0,
             raw: Vec::with_capacity(RUN_BLOCK * 2),
+            packed: Vec::new(),
             first_key: None,
             index: Vec::new(),
         })
     }
 
+    /// Writes one key's postings, given as (seq, time, extra).
     fn group<'p>(
         &mut self,
         key: u64,
-        postings: impl ExactSizeIterator<Item = &'p Posting>,
+        postings: impl ExactSizeIterator<Item = (u64, i64, &'p [u8])>,
     ) -> Result<()> {
         self.first_key.get_or_insert(key);
         varint::put(&mut self.raw, key);
         varint::put(&mut self.raw, postings.len() as u64);
         let (mut seq, mut t) = (0u64, 0i64);
-        for p in postings {
-            varint::put(&mut self.raw, p.seq.wrapping_sub(seq));
-            seq = p.seq;
+        for (p_seq, p_t, extra) in postings {
+            varint::put(&mut self.raw, p_seq.wrapping_sub(seq));
+            seq = p_seq;
             if self.kind == Kind::Account {
-                varint::put_signed(&mut self.raw, p.t.wrapping_sub(t));
-                t = p.t;
-                varint::put_bytes(&mut self.raw, &p.extra);
+                varint::put_signed(&mut self.raw, p_t.wrapping_sub(t));
+                t = p_t;
+                varint::put_bytes(&mut self.raw, extra);
             }
         }
         if self.raw.len() >= RUN_BLOCK {
@@ -1264,13 +1306,14 @@ impl RunWriter {
         let Some(first_key) = self.first_key.take() else {
             return Ok(());
         };
-        let packed = compress(&self.raw).map_err(io(&self.tmp))?;
-        self.out.write_all(&packed).map_err(io(&self.tmp))?;
+        let packed = &mut self.packed;
+        compress(&self.raw, packed).map_err(io(&self.tmp))?;
+        self.out.write_all(packed).map_err(io(&self.tmp))?;
         self.index.push((
             first_key,
             self.offset,
             packed.len() as u32,
-            crc32fast::hash(&packed),
+            crc32fast::hash(packed),
         ));
         self.offset += packed.len() as u64;
         self.raw.clear();
@@ -1372,7 +1415,7 @@ fn merge(runs: &[Run], path: &Path, kind: Kind, level: u32) -> Result<Run> {
                 heap.push(std::cmp::Reverse((*k, i)));
             }
         }
-        w.group(key, group.iter())?;
+        w.group(key, group.iter().map(|p| (p.seq, p.t, &p.extra[..])))?;
     }
     w.finish()
 }
