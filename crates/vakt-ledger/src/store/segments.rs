@@ -559,12 +559,7 @@ impl Segments {
         visit: &mut dyn FnMut(u64, Posting) -> Result<()>,
     ) -> Result<()> {
         for run in &self.runs[kind as usize] {
-            let mut c = Cursor {
-                run,
-                block: 0,
-                raw: Vec::new(),
-                pos: 0,
-            };
+            let mut c = Cursor::new(run);
             while let Some((key, postings)) = c.next()? {
                 for p in postings {
                     visit(key, p)?;
@@ -1253,6 +1248,9 @@ struct RunWriter {
     packed: Vec<u8>,
     first_key: Option<u64>,
     index: Vec<(u64, u64, u32, u32)>,
+    /// The open group's last seq and time, which the next posting's
+    /// deltas are taken from.
+    last: (u64, i64),
 }
 
 impl RunWriter {
@@ -1274,6 +1272,7 @@ impl RunWriter {
             packed: Vec::new(),
             first_key: None,
             index: Vec::new(),
+            last: (0, 0),
         })
     }
 
@@ -1283,19 +1282,32 @@ impl RunWriter {
         key: u64,
         postings: impl ExactSizeIterator<Item = (u64, i64, &'p [u8])>,
     ) -> Result<()> {
+        self.begin_group(key, postings.len() as u64);
+        for (seq, t, extra) in postings {
+            self.posting(seq, t, extra);
+        }
+        self.end_group()
+    }
+
+    /// Opens the group of `key`, which will hold `n` postings.
+    fn begin_group(&mut self, key: u64, n: u64) {
         self.first_key.get_or_insert(key);
         varint::put(&mut self.raw, key);
-        varint::put(&mut self.raw, postings.len() as u64);
-        let (mut seq, mut t) = (0u64, 0i64);
-        for (p_seq, p_t, extra) in postings {
-            varint::put(&mut self.raw, p_seq.wrapping_sub(seq));
-            seq = p_seq;
-            if self.kind == Kind::Account {
-                varint::put_signed(&mut self.raw, p_t.wrapping_sub(t));
-                t = p_t;
-                varint::put_bytes(&mut self.raw, extra);
-            }
+        varint::put(&mut self.raw, n);
+        self.last = (0, 0);
+    }
+
+    fn posting(&mut self, seq: u64, t: i64, extra: &[u8]) {
+        varint::put(&mut self.raw, seq.wrapping_sub(self.last.0));
+        if self.kind == Kind::Account {
+            varint::put_signed(&mut self.raw, t.wrapping_sub(self.last.1));
+            varint::put_bytes(&mut self.raw, extra);
         }
+        self.last = (seq, t);
+    }
+
+    /// Ends the open group, and the block once it is big enough.
+    fn end_group(&mut self) -> Result<()> {
         if self.raw.len() >= RUN_BLOCK {
             self.end_block()?;
         }
@@ -1347,16 +1359,81 @@ impl RunWriter {
     }
 }
 
-/// A run read group by group, for merging.
+/// A run read group by group.
 struct Cursor<'a> {
     run: &'a Run,
     block: usize,
     raw: Vec<u8>,
     pos: usize,
+    /// The next group's key, posting count and header length, once read.
+    head: Option<(u64, u64, usize)>,
 }
 
-impl Cursor<'_> {
+impl<'a> Cursor<'a> {
+    fn new(run: &'a Run) -> Cursor<'a> {
+        Cursor {
+            run,
+            block: 0,
+            raw: Vec::new(),
+            pos: 0,
+            head: None,
+        }
+    }
+
+    fn damaged(&self) -> LedgerError {
+        damaged(
+            &self.run.path,
+            format!("block {}", self.block.saturating_sub(1)),
+        )
+    }
+
+    /// The next group's key and posting count, without taking the group.
+    fn head(&mut self) -> Result<Option<(u64, u64)>> {
+        if let Some((key, n, _)) = self.head {
+            return Ok(Some((key, n)));
+        }
+        loop {
+            if self.pos < self.raw.len() {
+                let mut r = Reader::new(&self.raw[self.pos..]);
+                let (Some(key), Some(n)) = (r.get(), r.get()) else {
+                    return Err(self.damaged());
+                };
+                self.head = Some((key, n, r.position()));
+                return Ok(Some((key, n)));
+            }
+            if self.block >= self.run.index.len() {
+                return Ok(None);
+            }
+            self.raw = self.run.block(self.block)?;
+            self.block += 1;
+            self.pos = 0;
+        }
+    }
+
+    /// Writes the postings of the group at the head into `w`'s open group,
+    /// straight from the block's bytes: a merge allocates nothing per
+    /// posting.
+    fn copy_group(&mut self, w: &mut RunWriter) -> Result<()> {
+        let Some((_, n, header)) = self.head.take() else {
+            return Ok(());
+        };
+        let mut r = Reader::new(&self.raw[self.pos + header..]);
+        let (mut seq, mut t) = (0u64, 0i64);
+        for _ in 0..n {
+            seq = seq.wrapping_add(r.get().ok_or_else(|| self.damaged())?);
+            let mut extra: &[u8] = &[];
+            if self.run.kind == Kind::Account {
+                t = t.wrapping_add(r.get_signed().ok_or_else(|| self.damaged())?);
+                extra = r.get_bytes().ok_or_else(|| self.damaged())?;
+            }
+            w.posting(seq, t, extra);
+        }
+        self.pos += header + r.position();
+        Ok(())
+    }
+
     fn next(&mut self) -> Result<Option<(u64, Vec<Posting>)>> {
+        self.head = None;
         loop {
             if self.pos < self.raw.len() {
                 let mut g = Groups::new(&self.raw[self.pos..], self.run.kind);
@@ -1379,43 +1456,36 @@ impl Cursor<'_> {
 /// Merges `runs` (oldest first: all their seqs ascend from one to the next)
 /// into one run at `path`.
 fn merge(runs: &[Run], path: &Path, kind: Kind, level: u32) -> Result<Run> {
-    let mut cursors: Vec<Cursor> = runs
-        .iter()
-        .map(|run| Cursor {
-            run,
-            block: 0,
-            raw: Vec::new(),
-            pos: 0,
-        })
-        .collect();
-    let mut heads: Vec<Option<(u64, Vec<Posting>)>> = Vec::with_capacity(runs.len());
+    let mut cursors: Vec<Cursor> = runs.iter().map(Cursor::new).collect();
     let mut heap = BinaryHeap::new();
     for (i, c) in cursors.iter_mut().enumerate() {
-        let h = c.next()?;
-        if let Some((k, _)) = &h {
-            heap.push(std::cmp::Reverse((*k, i)));
+        if let Some((k, _)) = c.head()? {
+            heap.push(std::cmp::Reverse((k, i)));
         }
-        heads.push(h);
     }
     let mut w = RunWriter::create(path, kind, level)?;
-    let mut group: Vec<Posting> = Vec::new();
+    let mut same: Vec<usize> = Vec::with_capacity(runs.len());
     while let Some(std::cmp::Reverse((key, _))) = heap.peek().copied() {
-        group.clear();
         // Equal keys pop in run order (the heap orders by (key, run)), so
         // the postings stay in seq order.
+        same.clear();
+        let mut n = 0u64;
         while let Some(&std::cmp::Reverse((k, i))) = heap.peek() {
             if k != key {
                 break;
             }
             heap.pop();
-            let (_, postings) = heads[i].take().expect("a head is queued only when present");
-            group.extend(postings);
-            heads[i] = cursors[i].next()?;
-            if let Some((k, _)) = &heads[i] {
-                heap.push(std::cmp::Reverse((*k, i)));
+            same.push(i);
+            n = n.saturating_add(cursors[i].head()?.map_or(0, |(_, n)| n));
+        }
+        w.begin_group(key, n);
+        for &i in &same {
+            cursors[i].copy_group(&mut w)?;
+            if let Some((k, _)) = cursors[i].head()? {
+                heap.push(std::cmp::Reverse((k, i)));
             }
         }
-        w.group(key, group.iter().map(|p| (p.seq, p.t, &p.extra[..])))?;
+        w.end_group()?;
     }
     w.finish()
 }
