@@ -618,25 +618,10 @@ fn open_store(dir: &DataDir, conn: &Connection, writer: bool) -> Result<Box<dyn 
 }
 
 /// An address as `IpAddr`'s `Display` writes it; IPv4, by far the most
-/// common, without the formatting machinery (a fifth of an append's time).
+/// common, without the formatting machinery.
 fn address_text(ip: std::net::IpAddr) -> String {
     match ip {
-        std::net::IpAddr::V4(v4) => {
-            let mut s = String::with_capacity(15);
-            for (i, o) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    s.push('.');
-                }
-                if o >= 100 {
-                    s.push((b'0' + o / 100) as char);
-                }
-                if o >= 10 {
-                    s.push((b'0' + o / 10 % 10) as char);
-                }
-                s.push((b'0' + o % 10) as char);
-            }
-            s
-        }
+        std::net::IpAddr::V4(v4) => crate::store::ipv4_text(v4.octets()),
         v6 => v6.to_string(),
     }
 }

@@ -207,8 +207,11 @@ pub struct VerifyReport {
     pub problem: Option<Problem>,
 }
 
-/// Names kept in memory by default while walking.
-pub const NAME_CACHE: usize = 65_536;
+/// Names kept in memory by default while walking: a million names take
+/// about 64 MiB. A ledger with fewer names (most: accounts are the many
+/// ones) has them all read in one pass before the walk; one with more
+/// looks names up as it meets them, keeping the most recent.
+pub const NAME_CACHE: usize = 1 << 20;
 
 #[derive(Debug, Clone)]
 pub struct VerifyOptions {
@@ -276,6 +279,9 @@ pub fn verify_with(
         names: NameCache::new(options.name_cache),
         report: &mut report,
     };
+    if let Err(e) = w.preload_names() {
+        return corrupt(e, report);
+    }
     match w.run(options, progress) {
         Ok(p) => {
             report.problem = p;
@@ -314,8 +320,8 @@ fn corrupt(e: LedgerError, mut report: VerifyReport) -> Result<VerifyReport> {
 /// Names by id, at most `cap` of them: two generations, the
 /// older dropped whole when the newer fills, so what is used often stays.
 struct NameCache {
-    hot: HashMap<i64, Arc<str>>,
-    cold: HashMap<i64, Arc<str>>,
+    hot: HashMap<i64, Arc<str>, foldhash::fast::RandomState>,
+    cold: HashMap<i64, Arc<str>, foldhash::fast::RandomState>,
     cap: usize,
     peak: usize,
 }
@@ -323,8 +329,8 @@ struct NameCache {
 impl NameCache {
     fn new(cap: usize) -> NameCache {
         NameCache {
-            hot: HashMap::new(),
-            cold: HashMap::new(),
+            hot: HashMap::default(),
+            cold: HashMap::default(),
             cap: cap.max(2),
             peak: 0,
         }
@@ -600,11 +606,48 @@ impl Walk<'_> {
         Ok(None)
     }
 
+    /// Reads every name in one pass when half the cache holds them all:
+    /// far cheaper than a look-up per name met.
+    fn preload_names(&mut self) -> Result<()> {
+        let r = self
+            .l
+            .conn
+            .query_row("SELECT COUNT(*) FROM names", [], |r| r.get::<_, i64>(0));
+        let n = self.db(r)?.max(0) as usize;
+        if n == 0 || n > self.names.cap / 2 {
+            return Ok(());
+        }
+        let mut names = Vec::with_capacity(n);
+        let r = self
+            .l
+            .conn
+            .prepare("SELECT id, kind, name FROM names")
+            .and_then(|mut s| {
+                s.query_map([], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                })?
+                .try_for_each(|row| {
+                    names.push(row?);
+                    Ok(())
+                })
+            });
+        self.db(r)?;
+        for (id, kind, name) in names {
+            self.names.insert(name_key(id, kind), Arc::from(name));
+        }
+        self.report.names_cached = self.names.peak;
+        Ok(())
+    }
+
     /// The name `id` stands for, if it is one of `kind` (`scope --account`
     /// looks an account up by name and kind).
     fn name(&mut self, id: u64, kind: Kind) -> Result<Option<Arc<str>>> {
         // Keyed with the kind: an id of another kind is not this name.
-        let key = (id as i64).wrapping_mul(8).wrapping_add(kind as i64);
+        let key = name_key(id as i64, kind as i64);
         if let Some(n) = self.names.get(key) {
             return Ok(Some(n));
         }
@@ -899,6 +942,12 @@ impl Walk<'_> {
             }
         }
     }
+}
+
+/// A name's place in the cache: its id with its kind, since an id of
+/// another kind is not this name.
+fn name_key(id: i64, kind: i64) -> i64 {
+    id.wrapping_mul(8).wrapping_add(kind)
 }
 
 /// Buckets the index sums are kept in: a difference is looked for again

@@ -159,3 +159,22 @@ pub trait EntryStore: Send {
     /// Bytes the store takes on disk.
     fn disk_bytes(&self) -> Result<u64>;
 }
+
+/// An IPv4 address as `Ipv4Addr`'s `Display` writes it, without the
+/// formatting machinery (a fifth of an append's time, and of a decode's).
+pub(crate) fn ipv4_text(octets: [u8; 4]) -> String {
+    let mut s = String::with_capacity(15);
+    for (i, o) in octets.into_iter().enumerate() {
+        if i > 0 {
+            s.push('.');
+        }
+        if o >= 100 {
+            s.push((b'0' + o / 100) as char);
+        }
+        if o >= 10 {
+            s.push((b'0' + o / 10 % 10) as char);
+        }
+        s.push((b'0' + o % 10) as char);
+    }
+    s
+}

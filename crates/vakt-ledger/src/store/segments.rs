@@ -1067,7 +1067,7 @@ fn put_ip(out: &mut Vec<u8>, ip: &str) {
 
 fn get_ip(r: &mut Reader) -> Option<String> {
     Some(match r.take(1)?[0] {
-        4 => std::net::Ipv4Addr::from(<[u8; 4]>::try_from(r.take(4)?).ok()?).to_string(),
+        4 => super::ipv4_text(<[u8; 4]>::try_from(r.take(4)?).ok()?),
         6 => std::net::Ipv6Addr::from(<[u8; 16]>::try_from(r.take(16)?).ok()?).to_string(),
         0 => r.get_str()?.to_owned(),
         _ => return None,
