@@ -7,9 +7,6 @@ mod progress;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::process::ExitCode;
 
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "vakt",
