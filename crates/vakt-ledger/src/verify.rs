@@ -617,7 +617,7 @@ impl Walk<'_> {
         if n == 0 || n > self.names.cap / 2 {
             return Ok(());
         }
-        let mut names = Vec::with_capacity(n);
+        let names = &mut self.names;
         let r = self
             .l
             .conn
@@ -631,14 +631,12 @@ impl Walk<'_> {
                     ))
                 })?
                 .try_for_each(|row| {
-                    names.push(row?);
+                    let (id, kind, name) = row?;
+                    names.insert(name_key(id, kind), Arc::from(name));
                     Ok(())
                 })
             });
         self.db(r)?;
-        for (id, kind, name) in names {
-            self.names.insert(name_key(id, kind), Arc::from(name));
-        }
         self.report.names_cached = self.names.peak;
         Ok(())
     }

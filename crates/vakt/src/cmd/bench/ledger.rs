@@ -35,7 +35,7 @@ pub(crate) struct Appended {
 }
 
 /// CPU time of the calling thread so far.
-pub(crate) fn thread_cpu() -> std::time::Duration {
+fn thread_cpu() -> std::time::Duration {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
