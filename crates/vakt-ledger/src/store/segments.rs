@@ -18,8 +18,9 @@
 //!   batch's postings, sorted in memory: an append costs a push onto a
 //!   vector, never a B-tree update. Runs are merged in tiers: [`FANOUT`]
 //!   runs of one level become one run of the next, so a store of n entries
-//!   holds at most `FANOUT - 1` runs per level, `log_FANOUT(n / batch)`
-//!   levels, and each posting is rewritten once per level.
+//!   holds about `FANOUT - 1` runs per level, `log_FANOUT(n / batch)`
+//!   levels, and each posting is rewritten once per level. Merges run on a
+//!   thread of their own ([`merger`]) while appends go on.
 //!
 //! A run file is blocks of about [`RUN_BLOCK`] bytes of whole key groups
 //! (zstd), an index of each block's first key, and a footer. A look-up
@@ -28,8 +29,9 @@
 //! # Commit and crash
 //!
 //! [`EntryStore::flush`] writes the open block and the batch's runs,
-//! syncs them, merges runs whose tier is full, and returns the commit point
-//! (entries, log and index length, the runs in force). Files a merge
+//! syncs them, takes in a merge that has finished, starts the next, and
+//! returns the commit point (entries, log and index length, the runs in
+//! force). Files a merge
 //! replaced are deleted by [`EntryStore::committed`], once the caller has
 //! stored the point that no longer names them: until then the stored point
 //! still finds every file it names, whatever fails in between. Opened with
@@ -65,9 +67,10 @@
 //!
 //! # Limits and blind spots
 //!
-//! - Merges run inside `flush`, on the appending thread: the biggest merge
-//!   at n entries rewrites about n / FANOUT * FANOUT postings (a pause of
-//!   about a second per 25 million).
+//! - One merge runs at a time, beside the appender. When runs come faster
+//!   than it merges them, a level may hold up to [`merger::BACKLOG`] runs
+//!   (more look-ups per scope) before a flush waits for it. A store closed
+//!   mid-merge drops that merge; the next one opened does it again.
 //! - A reader keeps its runs open, so runs merged away after it opened
 //!   stay readable to it; one opening just as the writer deletes them
 //!   reads the newer point and opens again (the ledger does this).
@@ -77,14 +80,18 @@
 //!   a damaged run block fails the look-ups that read it with an error
 //!   naming the file, never a wrong answer.
 
+mod merger;
+
 use super::varint::{self, Reader};
 use super::{customer_key, AccountRow, EntryStore, StoredEntry, LINK_BYTES};
 use crate::{LedgerError, Result};
+use merger::{Done, Job, Merger};
 use std::collections::BinaryHeap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Entries per log block: `scope --customer` decodes one block per entry
 /// it returns, so blocks stay small.
@@ -198,9 +205,13 @@ pub struct Segments {
     batch: [Batch; 2],
     runs: [Vec<Run>; 2],
     next_run: u64,
-    /// Run files a merge replaced, deleted at the next flush.
+    /// Run files a merge replaced, deleted once a point without them is
+    /// committed.
     obsolete: Vec<PathBuf>,
     writable: bool,
+    /// Started at the first merge; dropped (stopping a merge in flight)
+    /// before the lock is let go.
+    merger: Option<Merger>,
     /// The appender's lock, held while this handle lives.
     lock: Option<File>,
     columns: Columns,
@@ -373,6 +384,7 @@ impl Segments {
             next_run: point.next_run,
             obsolete: Vec::new(),
             writable,
+            merger: None,
             lock: None,
             columns: Columns::default(),
         })
@@ -492,32 +504,121 @@ impl Segments {
         Ok(())
     }
 
-    /// Merges the newest runs while a level holds [`FANOUT`] of them.
-    fn merge_full_levels(&mut self, kind: Kind) -> Result<()> {
+    /// Takes in a merge that has finished, starts the next one a full
+    /// level calls for, and waits for the merge in flight only when a
+    /// level holds [`merger::BACKLOG`] runs.
+    fn merge_in_background(&mut self) -> Result<()> {
         loop {
-            let runs = &self.runs[kind as usize];
-            let Some(last) = runs.last() else {
+            if let Some(m) = self.merger.as_mut() {
+                if let Some(done) = m.take(false)? {
+                    self.take_merged(done)?;
+                }
+            }
+            if !self.merger.as_ref().is_some_and(Merger::in_flight) {
+                let Some(job) = self.full_level() else {
+                    return Ok(());
+                };
+                if self.merger.is_none() {
+                    self.merger = Some(Merger::start(self.dir.clone())?);
+                }
+                self.merger.as_mut().expect("started above").send(job)?;
+            }
+            if !self.backlogged() {
+                return Ok(());
+            }
+            if let Some(done) = self.merger.as_mut().expect("in flight").take(true)? {
+                self.take_merged(done)?;
+            }
+        }
+    }
+
+    /// Waits until no merge is in flight and no level is full.
+    #[doc(hidden)]
+    pub fn settle_merges(&mut self) -> Result<()> {
+        loop {
+            if let Some(done) = self
+                .merger
+                .as_mut()
+                .map(|m| m.take(true))
+                .transpose()?
+                .flatten()
+            {
+                self.take_merged(done)?;
+            }
+            let Some(job) = self.full_level() else {
                 return Ok(());
             };
-            let level = last.level;
-            let same = runs.iter().rev().take_while(|r| r.level == level).count();
-            if same < FANOUT {
-                return Ok(());
+            if self.merger.is_none() {
+                self.merger = Some(Merger::start(self.dir.clone())?);
             }
-            let from = runs.len() - same;
-            let id = self.next_run;
-            self.next_run += 1;
-            let merged = merge(
-                &self.runs[kind as usize][from..],
-                &run_path(&self.dir, kind, id),
-                kind,
-                level + 1,
-            )?;
-            for r in self.runs[kind as usize].drain(from..) {
-                self.obsolete.push(r.path);
-            }
-            self.runs[kind as usize].push(merged);
+            self.merger.as_mut().expect("started above").send(job)?;
         }
+    }
+
+    /// Puts a merged run in place of its inputs; the next flush's point
+    /// names it. A run whose inputs are no longer all in force (a test
+    /// replaced the index meanwhile) is thrown away.
+    fn take_merged(&mut self, done: Done) -> Result<()> {
+        let run = done.run?;
+        let runs = &mut self.runs[done.kind as usize];
+        let n = done.inputs.len();
+        let at = runs.iter().position(|r| Some(&r.id) == done.inputs.first());
+        let Some(at) = at.filter(|&at| {
+            runs.get(at..at + n)
+                .is_some_and(|rs| rs.iter().map(|r| r.id).eq(done.inputs.iter().copied()))
+        }) else {
+            let _ = std::fs::remove_file(&run.path);
+            return Ok(());
+        };
+        let replaced: Vec<Run> = runs.splice(at..at + n, std::iter::once(run)).collect();
+        self.obsolete.extend(replaced.into_iter().map(|r| r.path));
+        Ok(())
+    }
+
+    /// The level groups of `kind`'s runs, newest first: (level, first
+    /// index, count). Levels never rise from oldest to newest, so each
+    /// level's runs sit together.
+    fn levels(&self, kind: Kind) -> Vec<(u32, usize, usize)> {
+        let runs = &self.runs[kind as usize];
+        let mut out: Vec<(u32, usize, usize)> = Vec::new();
+        for (i, r) in runs.iter().enumerate().rev() {
+            match out.last_mut() {
+                Some(g) if g.0 == r.level => {
+                    g.1 = i;
+                    g.2 += 1;
+                }
+                _ => out.push((r.level, i, 1)),
+            }
+        }
+        out
+    }
+
+    /// The merge to do next: the fullest level holding [`FANOUT`] runs or
+    /// more, all its runs into one of the next level.
+    fn full_level(&mut self) -> Option<Job> {
+        let (kind, (level, from, count)) = Kind::ALL
+            .iter()
+            .flat_map(|&k| self.levels(k).into_iter().map(move |g| (k, g)))
+            .filter(|(_, g)| g.2 >= FANOUT)
+            .max_by_key(|(_, g)| (g.2, std::cmp::Reverse(g.0)))?;
+        let inputs = self.runs[kind as usize][from..from + count]
+            .iter()
+            .map(|r| (r.id, r.path.clone()))
+            .collect();
+        let id = self.next_run;
+        self.next_run += 1;
+        Some(Job {
+            kind,
+            inputs,
+            id,
+            level: level + 1,
+        })
+    }
+
+    fn backlogged(&self) -> bool {
+        Kind::ALL
+            .iter()
+            .any(|&k| self.levels(k).iter().any(|g| g.2 >= merger::BACKLOG))
     }
 
     fn point(&self) -> Point {
@@ -591,6 +692,7 @@ impl Segments {
     pub fn replace_customer_index(&mut self, pairs: &mut [(u64, u64)]) -> Result<Vec<u8>> {
         pairs.sort_unstable();
         self.flush()?;
+        self.settle_merges()?;
         for r in self.runs[Kind::Customer as usize].drain(..) {
             self.obsolete.push(r.path);
         }
@@ -608,6 +710,7 @@ impl Segments {
     #[doc(hidden)]
     pub fn replace_account_index(&mut self, entries: &[StoredEntry]) -> Result<Vec<u8>> {
         self.flush()?;
+        self.settle_merges()?;
         for r in self.runs[Kind::Account as usize].drain(..) {
             self.obsolete.push(r.path);
         }
@@ -730,8 +833,8 @@ impl EntryStore for Segments {
         self.index.sync_data().map_err(io(&index_path))?;
         for kind in Kind::ALL {
             self.write_batch_run(kind)?;
-            self.merge_full_levels(kind)?;
         }
+        self.merge_in_background()?;
         Ok(self.point().encode())
     }
 
@@ -1454,8 +1557,8 @@ impl<'a> Cursor<'a> {
 }
 
 /// Merges `runs` (oldest first: all their seqs ascend from one to the next)
-/// into one run at `path`.
-fn merge(runs: &[Run], path: &Path, kind: Kind, level: u32) -> Result<Run> {
+/// into one run at `path`; stops, leaving nothing, once `cancel` is set.
+fn merge(runs: &[Run], path: &Path, kind: Kind, level: u32, cancel: &AtomicBool) -> Result<Run> {
     let mut cursors: Vec<Cursor> = runs.iter().map(Cursor::new).collect();
     let mut heap = BinaryHeap::new();
     for (i, c) in cursors.iter_mut().enumerate() {
@@ -1465,7 +1568,18 @@ fn merge(runs: &[Run], path: &Path, kind: Kind, level: u32) -> Result<Run> {
     }
     let mut w = RunWriter::create(path, kind, level)?;
     let mut same: Vec<usize> = Vec::with_capacity(runs.len());
+    let mut groups = 0u32;
     while let Some(std::cmp::Reverse((key, _))) = heap.peek().copied() {
+        groups = groups.wrapping_add(1);
+        if groups.is_multiple_of(4096) && cancel.load(Ordering::Relaxed) {
+            let tmp = w.tmp.clone();
+            drop(w);
+            let _ = std::fs::remove_file(tmp);
+            return Err(LedgerError::Invalid(format!(
+                "{}: merge stopped: the store was closed",
+                path.display()
+            )));
+        }
         // Equal keys pop in run order (the heap orders by (key, run)), so
         // the postings stay in seq order.
         same.clear();
@@ -1582,25 +1696,38 @@ mod tests {
         let mut s = Segments::open(dir.path(), None).unwrap();
         // Small flushes: enough runs that two levels of merges happen.
         let point = fill(&mut s, &entries[..19_990], 150);
-        assert!(s.runs[0].iter().any(|r| r.level >= 2), "merges ran");
-        assert!(s.runs[0].len() < 2 * FANOUT, "{} runs", s.runs[0].len());
-        // The last ten are pushed but not flushed: still answered.
-        fill(&mut s, &entries[19_990..], usize::MAX);
-        for c in [0, 5, 96, 1000, 1088, 5000] {
-            assert_eq!(
-                store_customer(&s, c),
-                brute_customer(&entries, c),
-                "customer {c}"
+        for kind in Kind::ALL {
+            let levels = s.levels(kind);
+            assert!(
+                levels.iter().all(|g| g.2 <= merger::BACKLOG),
+                "{kind:?}: runs per level {levels:?}"
             );
         }
-        let (since, until) = (entries[3000].t, entries[15000].t);
-        for a in [0, 6, 12, 99] {
-            let want: Vec<AccountRow> = entries
-                .iter()
-                .filter(|e| e.account == a && e.t >= since && e.t <= until)
-                .map(AccountRow::of)
-                .collect();
-            assert_eq!(store_account(&s, a, since, until), want, "account {a}");
+        // The last ten are pushed but not flushed: still answered, with a
+        // merge in flight or not, and once every merge is done.
+        fill(&mut s, &entries[19_990..], usize::MAX);
+        for settled in [false, true] {
+            if settled {
+                s.settle_merges().unwrap();
+                assert!(s.runs[0].iter().any(|r| r.level >= 2), "merges ran");
+                assert!(s.runs[0].len() < 2 * FANOUT, "{} runs", s.runs[0].len());
+            }
+            for c in [0, 5, 96, 1000, 1088, 5000] {
+                assert_eq!(
+                    store_customer(&s, c),
+                    brute_customer(&entries, c),
+                    "customer {c}"
+                );
+            }
+            let (since, until) = (entries[3000].t, entries[15000].t);
+            for a in [0, 6, 12, 99] {
+                let want: Vec<AccountRow> = entries
+                    .iter()
+                    .filter(|e| e.account == a && e.t >= since && e.t <= until)
+                    .map(AccountRow::of)
+                    .collect();
+                assert_eq!(store_account(&s, a, since, until), want, "account {a}");
+            }
         }
         let mut scanned = Vec::new();
         s.scan(1, &mut |e| {
@@ -1679,11 +1806,14 @@ mod tests {
             stored = s.flush().unwrap();
             s.committed().unwrap();
         }
-        // The eighth flush merges the seven runs the stored point names;
-        // the caller's commit of the new point fails, and the process dies.
+        // The eighth flush starts a merge of the seven runs the stored point
+        // names and this one; the next point names the merged run, the
+        // caller's commit of it fails, and the process dies.
         for e in &entries[7 * 150..] {
             s.push(e.clone()).unwrap();
         }
+        s.flush().unwrap();
+        s.settle_merges().unwrap();
         s.flush().unwrap();
         assert_eq!(s.runs[0].len(), 1, "merged");
         drop(s);
@@ -1694,6 +1824,32 @@ mod tests {
                 store_customer(&s, c),
                 brute_customer(&entries[..7 * 150], c)
             );
+        }
+    }
+
+    #[test]
+    fn a_store_closed_mid_merge_reopens_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let entries = workload(16 * 500);
+        let mut s = Segments::open(dir.path(), None).unwrap();
+        let mut point = Vec::new();
+        for chunk in entries.chunks(500) {
+            for e in chunk {
+                s.push(e.clone()).unwrap();
+            }
+            point = s.flush().unwrap();
+            s.committed().unwrap();
+        }
+        // The last flush started a merge; dropping the store stops it and
+        // waits for its thread before the lock is let go.
+        assert!(s.merger.as_ref().is_some_and(Merger::in_flight));
+        drop(s);
+        let s = Segments::open(dir.path(), Some(&point)).unwrap();
+        let named: usize = s.runs.iter().map(Vec::len).sum();
+        let files = std::fs::read_dir(dir.path().join(RUNS)).unwrap().count();
+        assert_eq!(files, named, "nothing but the named runs is left");
+        for c in [0, 5, 1003] {
+            assert_eq!(store_customer(&s, c), brute_customer(&entries, c));
         }
     }
 
