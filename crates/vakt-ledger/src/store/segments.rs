@@ -23,7 +23,8 @@
 //!   thread of their own ([`merger`]) while appends go on.
 //!
 //! A run file is blocks of about [`RUN_BLOCK`] bytes of whole key groups
-//! (zstd), an index of each block's first key, and a footer. A look-up
+//! (zstd; raw in level-0 runs, which the first merge soon reads and
+//! drops), an index of each block's first key, and a footer. A look-up
 //! reads one block per run.
 //!
 //! # Commit and crash
@@ -1191,6 +1192,9 @@ struct Run {
     id: u64,
     kind: Kind,
     level: u32,
+    /// Blocks stored as zstd frames; level-0 runs keep them raw, since
+    /// the first merge reads them again soon.
+    compressed: bool,
     path: PathBuf,
     file: File,
     /// Each block's first key, offset, compressed length and CRC-32.
@@ -1215,7 +1219,9 @@ impl Run {
             a[..n].copy_from_slice(b);
             Some(u64::from_le_bytes(a))
         };
-        let (Some(index_at), Some(blocks), Some(level)) = (fixed(8), fixed(4), fixed(4)) else {
+        let (Some(index_at), Some(blocks), Some(level), Some(raw_blocks)) =
+            (fixed(8), fixed(4), fixed(4), fixed(1))
+        else {
             return Err(damaged(path, "its footer cannot be read"));
         };
         let index_end = index_at.checked_add(blocks * 24);
@@ -1252,6 +1258,7 @@ impl Run {
             id,
             kind,
             level: level as u32,
+            compressed: raw_blocks == 0,
             path: path.to_owned(),
             file,
             index,
@@ -1270,6 +1277,9 @@ impl Run {
                 &self.path,
                 format!("block {i}: its checksum does not match"),
             ));
+        }
+        if !self.compressed {
+            return Ok(packed);
         }
         decompress(&packed)
             .ok_or_else(|| damaged(&self.path, format!("block {i} does not decompress")))
@@ -1421,8 +1431,12 @@ impl RunWriter {
         let Some(first_key) = self.first_key.take() else {
             return Ok(());
         };
-        let packed = &mut self.packed;
-        compress(&self.raw, packed).map_err(io(&self.tmp))?;
+        let packed = if self.level > 0 {
+            compress(&self.raw, &mut self.packed).map_err(io(&self.tmp))?;
+            &self.packed
+        } else {
+            &self.raw
+        };
         self.out.write_all(packed).map_err(io(&self.tmp))?;
         self.index.push((
             first_key,
@@ -1448,7 +1462,8 @@ impl RunWriter {
         tail.extend_from_slice(&index_at.to_le_bytes());
         tail.extend_from_slice(&(self.index.len() as u32).to_le_bytes());
         tail.extend_from_slice(&self.level.to_le_bytes());
-        tail.extend_from_slice(&[0u8; RUN_FOOTER - 16 - 8]);
+        tail.push(u8::from(self.level == 0));
+        tail.extend_from_slice(&[0u8; RUN_FOOTER - 16 - 1 - 8]);
         tail.extend_from_slice(RUN_MAGIC);
         self.out.write_all(&tail).map_err(io(&self.tmp))?;
         let file = self
