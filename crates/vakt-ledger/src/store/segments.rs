@@ -81,13 +81,16 @@
 //!   a damaged run block fails the look-ups that read it with an error
 //!   naming the file, never a wrong answer.
 
+mod log_writer;
 mod merger;
 
 use super::varint::{self, Reader};
 use super::{customer_key, AccountRow, EntryStore, StoredEntry, LINK_BYTES};
 use crate::{LedgerError, Result};
+use log_writer::LogWriter;
 use merger::{Done, Job, Merger};
 use std::collections::BinaryHeap;
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
@@ -199,8 +202,13 @@ pub struct Segments {
     index: File,
     log_len: u64,
     blocks: Vec<Block>,
-    /// Entries not yet in a written block.
+    /// Entries of the block being filled.
     pending: Vec<StoredEntry>,
+    /// Entries of blocks handed to the log thread and not yet written,
+    /// oldest first: reads find them here until then.
+    queued: VecDeque<Vec<StoredEntry>>,
+    /// Buffers given back: a block's entries, and its encoded columns.
+    spare: (Vec<Vec<StoredEntry>>, Vec<Vec<u8>>),
     len: u64,
     /// This batch's postings, per kind, in push order.
     batch: [Batch; 2],
@@ -213,6 +221,9 @@ pub struct Segments {
     /// Started at the first merge; dropped (stopping a merge in flight)
     /// before the lock is let go.
     merger: Option<Merger>,
+    /// Started at the first block; ends (its blocks written) before the
+    /// lock is let go.
+    log_writer: Option<LogWriter>,
     /// The appender's lock, held while this handle lives.
     lock: Option<File>,
     columns: Columns,
@@ -379,6 +390,8 @@ impl Segments {
             log_len: point.log_len,
             blocks,
             pending: Vec::with_capacity(BLOCK_ENTRIES),
+            queued: VecDeque::new(),
+            spare: Default::default(),
             len: point.len,
             batch: Default::default(),
             runs,
@@ -386,6 +399,7 @@ impl Segments {
             obsolete: Vec::new(),
             writable,
             merger: None,
+            log_writer: None,
             lock: None,
             columns: Columns::default(),
         })
@@ -395,49 +409,79 @@ impl Segments {
         self.dir.join(LOG)
     }
 
-    /// Encodes and writes the pending entries as one block.
+    /// Encodes the pending entries as one block and hands it to the log
+    /// thread, taking in the blocks it has written since.
     fn write_block(&mut self) -> Result<()> {
         let Some(first) = self.pending.first() else {
             return Ok(());
         };
         let first_seq = first.seq;
         let count = self.pending.len() as u32;
-        let Columns {
-            out: raw,
-            packed,
-            block,
-            ..
-        } = self.columns.encode(&self.pending);
-        compress(raw, packed).map_err(io(&self.dir.join(LOG)))?;
-        block.clear();
-        block.extend_from_slice(&(packed.len() as u32).to_le_bytes());
-        block.extend_from_slice(&crc32fast::hash(packed).to_le_bytes());
-        block.extend_from_slice(&first_seq.to_le_bytes());
-        block.extend_from_slice(&count.to_le_bytes());
-        block.extend_from_slice(packed);
-        let block_len = block.len();
-        self.log
-            .write_all_at(block, self.log_len)
-            .map_err(io(&self.dir.join(LOG)))?;
-        let b = Block {
-            first_seq,
-            offset: self.log_len,
-            len: block_len as u32,
-            count,
-        };
-        let mut row = [0u8; INDEX_ROW];
-        row[0..8].copy_from_slice(&b.first_seq.to_le_bytes());
-        row[8..16].copy_from_slice(&b.offset.to_le_bytes());
-        row[16..20].copy_from_slice(&b.len.to_le_bytes());
-        row[20..24].copy_from_slice(&b.count.to_le_bytes());
-        let index_path = self.dir.join(INDEX);
-        self.index
-            .write_all_at(&row, self.blocks.len() as u64 * INDEX_ROW as u64)
-            .map_err(io(&index_path))?;
-        self.log_len += block_len as u64;
-        self.blocks.push(b);
-        self.pending.clear();
+        let mut raw = self.spare.1.pop().unwrap_or_default();
+        self.columns.encode(&self.pending, &mut raw);
+        if self.log_writer.is_none() {
+            self.log_writer = Some(LogWriter::start(
+                (&self.log, self.dir.join(LOG)),
+                (&self.index, self.dir.join(INDEX)),
+                self.log_len,
+                self.blocks.len() as u64,
+            )?);
+        }
+        while self
+            .log_writer
+            .as_ref()
+            .is_some_and(|w| w.in_flight() >= log_writer::IN_FLIGHT)
+        {
+            self.take_written(true)?;
+        }
+        self.log_writer
+            .as_mut()
+            .expect("started above")
+            .send(log_writer::Job {
+                raw,
+                first_seq,
+                count,
+            })?;
+        let next = self
+            .spare
+            .0
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(BLOCK_ENTRIES));
+        self.queued
+            .push_back(std::mem::replace(&mut self.pending, next));
+        while self.take_written(false)? {}
         Ok(())
+    }
+
+    /// Takes in the oldest block the log thread has written (with `wait`,
+    /// once it has); false when there is none.
+    fn take_written(&mut self, wait: bool) -> Result<bool> {
+        let Some((block, raw)) = self.log_writer.as_mut().and_then(|w| w.take(wait)) else {
+            return Ok(false);
+        };
+        if raw.capacity() > 0 {
+            self.spare.1.push(raw);
+        }
+        let b = block?;
+        self.log_len = b.offset + b.len as u64;
+        self.blocks.push(b);
+        if let Some(mut entries) = self.queued.pop_front() {
+            entries.clear();
+            self.spare.0.push(entries);
+        }
+        Ok(true)
+    }
+
+    /// Entry `seq` when it is not in a written block yet.
+    fn unwritten(&self, seq: u64) -> Option<&StoredEntry> {
+        self.queued
+            .iter()
+            .chain(std::iter::once(&self.pending))
+            .find_map(|es| {
+                es.binary_search_by_key(&seq, |e| e.seq)
+                    .ok()
+                    .map(|i| &es[i])
+            })
     }
 
     /// The entries of block `i` whose slot `keep` accepts, decoded.
@@ -828,6 +872,7 @@ impl EntryStore for Segments {
             return Ok(self.point().encode());
         }
         self.write_block()?;
+        while self.take_written(true)? {}
         let log_path = self.log_path();
         self.log.sync_data().map_err(io(&log_path))?;
         let index_path = self.dir.join(INDEX);
@@ -850,7 +895,8 @@ impl EntryStore for Segments {
                 }
             }
         }
-        for e in self.pending.iter().filter(|e| e.seq >= from) {
+        let unwritten = self.queued.iter().flatten().chain(&self.pending);
+        for e in unwritten.filter(|e| e.seq >= from) {
             if !visit(e)? {
                 return Ok(());
             }
@@ -886,7 +932,7 @@ impl EntryStore for Segments {
         let mut rest = seqs;
         while let Some(&seq) = rest.first() {
             let Some(i) = self.block_of(seq) else {
-                match self.pending.iter().find(|e| e.seq == seq) {
+                match self.unwritten(seq) {
                     Some(e) => visit(e)?,
                     None => {
                         return Err(damaged(
@@ -1037,19 +1083,15 @@ impl Point {
     }
 }
 
-/// Column buffers, and the block's encoded, compressed and framed bytes,
-/// kept between blocks.
+/// Column buffers, kept between blocks.
 #[derive(Default)]
 struct Columns {
     cols: [Vec<u8>; 12],
-    out: Vec<u8>,
-    packed: Vec<u8>,
-    block: Vec<u8>,
 }
 
 impl Columns {
-    /// Encodes `entries` into `self.out`.
-    fn encode(&mut self, entries: &[StoredEntry]) -> &mut Columns {
+    /// Encodes `entries` into `out` (cleared first).
+    fn encode(&mut self, entries: &[StoredEntry], out: &mut Vec<u8>) {
         for c in &mut self.cols {
             c.clear();
         }
@@ -1074,14 +1116,13 @@ impl Columns {
             }
             cn.extend_from_slice(&e.link);
         }
-        self.out.clear();
+        out.clear();
         for c in &self.cols {
-            varint::put(&mut self.out, c.len() as u64);
+            varint::put(out, c.len() as u64);
         }
         for c in &self.cols {
-            self.out.extend_from_slice(c);
+            out.extend_from_slice(c);
         }
-        self
     }
 
     /// Decodes a block's entries, keeping those whose slot `keep` accepts
@@ -1840,6 +1881,39 @@ mod tests {
                 brute_customer(&entries[..7 * 150], c)
             );
         }
+    }
+
+    #[test]
+    fn blocks_on_their_way_to_disk_are_read_from_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let entries = workload(12 * BLOCK_ENTRIES as u64 + 7);
+        let mut s = Segments::open(dir.path(), None).unwrap();
+        // Twelve blocks handed to the log thread, none flushed: whether
+        // each is written yet or not, reads find every entry.
+        fill(&mut s, &entries, usize::MAX);
+        let mut scanned = Vec::new();
+        s.scan(1, &mut |e| {
+            scanned.push(e.clone());
+            Ok(true)
+        })
+        .unwrap();
+        assert_eq!(scanned, entries);
+        for c in [0, 5, 1003] {
+            assert_eq!(store_customer(&s, c), brute_customer(&entries, c));
+        }
+        let point = s.flush().unwrap();
+        assert!(s.queued.is_empty(), "a flush waits for every block");
+        assert_eq!(s.blocks.len(), 13);
+        drop(s);
+        let r = Segments::open_read(dir.path(), Some(&point)).unwrap();
+        let mut n = 0;
+        r.scan(1, &mut |e| {
+            assert_eq!(e, &entries[n]);
+            n += 1;
+            Ok(true)
+        })
+        .unwrap();
+        assert_eq!(n, entries.len());
     }
 
     #[test]
