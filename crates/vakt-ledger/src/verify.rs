@@ -58,6 +58,7 @@ use crate::{LedgerError, Result};
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use rusqlite::{OptionalExtension, Row};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// The first thing found wrong, with its position.
@@ -427,16 +428,48 @@ impl Walk<'_> {
         self.report.checkpoints = self.db(r)?;
         self.report.last_checkpoint = newest.as_ref().map(|c| (c.seq, hex(&c.hash)));
         step!(self.actions_chain(newest.as_ref()));
-        let mut sums = IndexSums::new(rand::random());
-        step!(self.entries_chain(
-            newest.as_ref().map_or(0, |c| c.seq),
-            &anchors,
-            &mut sums,
-            progress
-        ));
+        // Held to the end: the store stays at one point for both walks.
+        let l = self.l;
+        let pinned = l.entries()?;
+        let twin = pinned.twin();
+        let key = rand::random();
+        let mut sums = IndexSums::new(key);
+        let stop = AtomicBool::new(false);
+        // The index is summed on a second handle while this thread walks
+        // the chain.
+        let (chain, from_index) = std::thread::scope(|s| {
+            let walker = twin.map(|t| {
+                let stop = &stop;
+                std::thread::Builder::new()
+                    .name("vakt-verify-index".into())
+                    .spawn_scoped(s, move || index_sums(t.as_ref(), key, stop))
+            });
+            let chain = self.entries_chain(
+                newest.as_ref().map_or(0, |c| c.seq),
+                &anchors,
+                &mut sums,
+                progress,
+            );
+            if !matches!(chain, Ok(None)) {
+                stop.store(true, Ordering::Relaxed);
+            }
+            let from_index = walker.map(|w| {
+                w.map_err(|e| LedgerError::Invalid(format!("cannot start a verify thread: {e}")))?
+                    .join()
+                    .unwrap_or_else(|_| {
+                        Err(LedgerError::Invalid(
+                            "the index walk stopped on a panic".into(),
+                        ))
+                    })
+            });
+            (chain, from_index)
+        });
+        step!(chain);
+        let from_index = from_index.transpose()?;
         step!(self.anchored_actions(&anchors));
         step!(self.integrity());
-        step!(self.indexes(&sums));
+        step!(self.indexes(&sums, from_index));
+        drop(pinned);
         if self.report.actions_chained {
             self.l.users_table()?;
             for c in actions::CHAINED {
@@ -811,19 +844,15 @@ impl Walk<'_> {
 
     /// The scoping indexes hold exactly what the entries say: the sums the
     /// chain walk took of each (customer, entry) pair and each account row
-    /// must equal those of the indexes, bucket by bucket. A bucket that
+    /// must equal those of the indexes (`from_index`, when summed on
+    /// another thread), bucket by bucket. A bucket that
     /// differs is walked again, alone, to name the first pair or row.
-    fn indexes(&mut self, from_entries: &IndexSums) -> Found {
+    fn indexes(&mut self, from_entries: &IndexSums, from_index: Option<IndexSums>) -> Found {
         let store = self.l.entries()?;
-        let mut from_index = IndexSums::new(from_entries.key);
-        store.customer_index(&mut |c, seq| {
-            from_index.customer(c, seq);
-            Ok(())
-        })?;
-        store.account_index(&mut |a, row| {
-            from_index.account(a, row);
-            Ok(())
-        })?;
+        let from_index = match from_index {
+            Some(sums) => sums,
+            None => index_sums(store.as_ref(), from_entries.key, &AtomicBool::new(false))?,
+        };
         if let Some(b) = first_difference(&from_entries.customers, &from_index.customers) {
             let mut want = Vec::new();
             store.scan(1, &mut |e| {
@@ -860,7 +889,7 @@ impl Walk<'_> {
             let mut want = Vec::new();
             store.scan(1, &mut |e| {
                 if bucket(e.account) == b {
-                    want.push((e.seq, account_sum(key, e.account, &AccountRow::of(e))));
+                    want.push((e.seq, entry_account_sum(key, e)));
                 }
                 Ok(true)
             })?;
@@ -989,18 +1018,52 @@ fn mix(key: u64, a: u64, b: u64) -> u128 {
 
 /// What an account row says, folded into one number.
 fn account_sum(key: u64, account: u64, row: &AccountRow) -> u128 {
+    let AccountRow {
+        seq,
+        t,
+        ip,
+        categories,
+        records,
+        customers,
+    } = row;
+    account_sum_of(
+        key,
+        account,
+        (*seq, *t, ip, *categories, *records, customers),
+    )
+}
+
+/// [`account_sum`] of an entry, without copying it into a row first.
+fn entry_account_sum(key: u64, e: &StoredEntry) -> u128 {
+    let row = (
+        e.seq,
+        e.t,
+        &e.ip[..],
+        e.categories,
+        e.records,
+        &e.customers[..],
+    );
+    account_sum_of(key, e.account, row)
+}
+
+/// An account row's fields: seq, time, address, categories, records,
+/// customers.
+type RowFields<'a> = (u64, i64, &'a str, u64, i64, &'a [String]);
+
+fn account_sum_of(key: u64, account: u64, row: RowFields) -> u128 {
+    let (seq, t, ip, categories, records, customers) = row;
     let mut h = blake3::Hasher::new();
-    h.update(&row.t.to_le_bytes());
-    h.update(row.ip.as_bytes());
-    h.update(&row.categories.to_le_bytes());
-    h.update(&row.records.to_le_bytes());
-    for c in &row.customers {
+    h.update(&t.to_le_bytes());
+    h.update(ip.as_bytes());
+    h.update(&categories.to_le_bytes());
+    h.update(&records.to_le_bytes());
+    for c in customers {
         h.update(&(c.len() as u32).to_le_bytes());
         h.update(c.as_bytes());
     }
     let d = h.finalize();
     let d = u64::from_le_bytes(d.as_bytes()[..8].try_into().expect("8 of 32"));
-    mix(key ^ account, row.seq, d)
+    mix(key ^ account, seq, d)
 }
 
 /// Sums, per bucket, of the (customer, entry) pairs and account rows seen.
@@ -1033,8 +1096,34 @@ impl IndexSums {
         for c in &e.customers {
             self.customer(customer_key(c), e.seq);
         }
-        self.account(e.account, &AccountRow::of(e));
+        let s = &mut self.accounts[bucket(e.account)];
+        *s = s.wrapping_add(entry_account_sum(self.key, e));
     }
+}
+
+/// The sums of every customer and account posting of `store`; gives up
+/// (with an error nobody reads) once `stop` is set.
+fn index_sums(store: &dyn EntryStore, key: u64, stop: &AtomicBool) -> Result<IndexSums> {
+    let mut sums = IndexSums::new(key);
+    let mut seen = 0u32;
+    let mut stopped = || {
+        seen = seen.wrapping_add(1);
+        if seen.is_multiple_of(1 << 16) && stop.load(Ordering::Relaxed) {
+            return Err(LedgerError::Invalid("the index walk was stopped".into()));
+        }
+        Ok(())
+    };
+    store.customer_index(&mut |c, seq| {
+        stopped()?;
+        sums.customer(c, seq);
+        Ok(())
+    })?;
+    store.account_index(&mut |a, row| {
+        stopped()?;
+        sums.account(a, row);
+        Ok(())
+    })?;
+    Ok(sums)
 }
 
 fn first_difference(a: &[u128], b: &[u128]) -> Option<usize> {

@@ -158,6 +158,13 @@ pub trait EntryStore: Send {
 
     /// Bytes the store takes on disk.
     fn disk_bytes(&self) -> Result<u64>;
+
+    /// A second read handle on exactly what this one reads, for a walk on
+    /// another thread; `None` when the engine cannot give one (then the
+    /// caller walks on this handle).
+    fn twin(&self) -> Option<Box<dyn EntryStore>> {
+        None
+    }
 }
 
 /// An IPv4 address as `Ipv4Addr`'s `Display` writes it, without the

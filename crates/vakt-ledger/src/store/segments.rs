@@ -991,6 +991,16 @@ impl EntryStore for Segments {
         })
     }
 
+    fn twin(&self) -> Option<Box<dyn EntryStore>> {
+        // A writer's unflushed entries are in no point; a reader whose runs
+        // the writer has merged away since cannot be opened again.
+        if self.writable {
+            return None;
+        }
+        let twin = Segments::open_read(&self.dir, Some(&self.point().encode())).ok()?;
+        Some(Box::new(twin))
+    }
+
     fn disk_bytes(&self) -> Result<u64> {
         let mut total = self.log_len + self.blocks.len() as u64 * INDEX_ROW as u64;
         for r in self.runs.iter().flatten() {
