@@ -57,9 +57,9 @@ use crate::store::{customer_key, AccountRow, EntryStore, StoredEntry};
 use crate::{LedgerError, Result};
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use rusqlite::{OptionalExtension, Row};
+use smol_str::SmolStr;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 /// The first thing found wrong, with its position.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -318,11 +318,16 @@ fn corrupt(e: LedgerError, mut report: VerifyReport) -> Result<VerifyReport> {
     }
 }
 
-/// Names by id, at most `cap` of them: two generations, the
+/// Names by id and kind, at most `cap` of them. Names read in one pass
+/// sit in a table indexed by id (a look-up is one read of memory, the name
+/// inline when short); names looked up as met sit in two generations, the
 /// older dropped whole when the newer fills, so what is used often stays.
 struct NameCache {
-    hot: HashMap<i64, Arc<str>, foldhash::fast::RandomState>,
-    cold: HashMap<i64, Arc<str>, foldhash::fast::RandomState>,
+    /// By id: the name's kind and text.
+    table: Vec<Option<(u8, SmolStr)>>,
+    tabled: usize,
+    hot: HashMap<i64, SmolStr, foldhash::fast::RandomState>,
+    cold: HashMap<i64, SmolStr, foldhash::fast::RandomState>,
     cap: usize,
     peak: usize,
 }
@@ -330,28 +335,61 @@ struct NameCache {
 impl NameCache {
     fn new(cap: usize) -> NameCache {
         NameCache {
+            table: Vec::new(),
+            tabled: 0,
             hot: HashMap::default(),
             cold: HashMap::default(),
-            cap: cap.max(2),
+            cap: cap.max(16),
             peak: 0,
         }
     }
 
-    fn get(&mut self, id: i64) -> Option<Arc<str>> {
-        if let Some(n) = self.hot.get(&id) {
+    fn get(&mut self, id: i64, kind: i64) -> Option<SmolStr> {
+        let in_table = usize::try_from(id).ok().and_then(|i| self.table.get(i));
+        if let Some(Some((k, name))) = in_table {
+            if i64::from(*k) == kind {
+                return Some(name.clone());
+            }
+        }
+        let key = name_key(id, kind);
+        if let Some(n) = self.hot.get(&key) {
             return Some(n.clone());
         }
-        let n = self.cold.remove(&id)?;
-        self.insert(id, n.clone());
+        let n = self.cold.remove(&key)?;
+        self.insert(id, kind, n.clone());
         Some(n)
     }
 
-    fn insert(&mut self, id: i64, name: Arc<str>) {
+    fn insert(&mut self, id: i64, kind: i64, name: SmolStr) {
         if self.hot.len() >= self.cap / 2 {
             self.cold = std::mem::take(&mut self.hot);
         }
-        self.hot.insert(id, name);
-        self.peak = self.peak.max(self.hot.len() + self.cold.len());
+        self.hot.insert(name_key(id, kind), name);
+        self.count();
+    }
+
+    /// Files a name of the one-pass load: in the table when its id is
+    /// below `limit` (ids are row ids, dense from 1; a far one must not
+    /// make the table huge), else as met.
+    fn load(&mut self, id: i64, kind: i64, name: SmolStr, limit: usize) {
+        match (usize::try_from(id), u8::try_from(kind)) {
+            (Ok(i), Ok(k)) if i < limit => {
+                if self.table.len() <= i {
+                    self.table.resize(i + 1, None);
+                }
+                if self.table[i].replace((k, name)).is_none() {
+                    self.tabled += 1;
+                    self.count();
+                }
+            }
+            _ => self.insert(id, kind, name),
+        }
+    }
+
+    fn count(&mut self) {
+        self.peak = self
+            .peak
+            .max(self.tabled + self.hot.len() + self.cold.len());
     }
 }
 
@@ -651,6 +689,7 @@ impl Walk<'_> {
             return Ok(());
         }
         let names = &mut self.names;
+        let limit = 4 * n + 1024;
         let r = self
             .l
             .conn
@@ -665,7 +704,7 @@ impl Walk<'_> {
                 })?
                 .try_for_each(|row| {
                     let (id, kind, name) = row?;
-                    names.insert(name_key(id, kind), Arc::from(name));
+                    names.load(id, kind, SmolStr::from(name), limit);
                     Ok(())
                 })
             });
@@ -676,10 +715,9 @@ impl Walk<'_> {
 
     /// The name `id` stands for, if it is one of `kind` (`scope --account`
     /// looks an account up by name and kind).
-    fn name(&mut self, id: u64, kind: Kind) -> Result<Option<Arc<str>>> {
+    fn name(&mut self, id: u64, kind: Kind) -> Result<Option<SmolStr>> {
         // Keyed with the kind: an id of another kind is not this name.
-        let key = name_key(id as i64, kind as i64);
-        if let Some(n) = self.names.get(key) {
+        if let Some(n) = self.names.get(id as i64, kind as i64) {
             return Ok(Some(n));
         }
         let r = self
@@ -692,9 +730,9 @@ impl Walk<'_> {
                 })
                 .optional()
             });
-        let name: Option<Arc<str>> = self.db(r)?.map(Arc::from);
+        let name: Option<SmolStr> = self.db(r)?.map(SmolStr::from);
         if let Some(n) = &name {
-            self.names.insert(key, n.clone());
+            self.names.insert(id as i64, kind as i64, n.clone());
             self.report.names_cached = self.names.peak;
         }
         Ok(name)

@@ -171,6 +171,12 @@ pub trait EntryStore: Send {
 /// formatting machinery (a fifth of an append's time, and of a decode's).
 pub(crate) fn ipv4_text(octets: [u8; 4]) -> String {
     let mut s = String::with_capacity(15);
+    write_ipv4(octets, &mut s);
+    s
+}
+
+/// [`ipv4_text`], appended to `s`.
+pub(crate) fn write_ipv4(octets: [u8; 4], s: &mut String) {
     for (i, o) in octets.into_iter().enumerate() {
         if i > 0 {
             s.push('.');
@@ -183,5 +189,4 @@ pub(crate) fn ipv4_text(octets: [u8; 4]) -> String {
         }
         s.push((b'0' + o % 10) as char);
     }
-    s
 }

@@ -1144,7 +1144,7 @@ impl Columns {
         keep: &dyn Fn(usize) -> bool,
         out: &mut Vec<StoredEntry>,
     ) -> Option<()> {
-        out.clear();
+        let mut kept = 0;
         let mut r = Reader::new(raw);
         let mut lens = [0usize; 12];
         for l in &mut lens {
@@ -1174,26 +1174,40 @@ impl Columns {
                 cn.take(LINK_BYTES)?;
                 continue;
             }
-            let mut customers = Vec::with_capacity(n.min(raw.len()));
-            for _ in 0..n {
-                customers.push(cu.get_str()?.to_owned());
+            // The entries of the last block read are written over: their
+            // strings keep their room, so a scan allocates almost nothing.
+            if kept == out.len() {
+                out.push(StoredEntry::default());
             }
-            out.push(StoredEntry {
-                seq: first_seq + k as u64,
-                t,
-                account: ca.get()?,
-                org: co.get()?,
-                action: cx.get()?,
-                categories: cc.get()?,
-                source: cs.get()?,
-                ip: get_ip(ci)?,
-                records: cr.get_signed()?,
-                case_id: ck.get_str()?.to_owned(),
-                line,
-                customers,
-                link: cn.take(LINK_BYTES)?.try_into().ok()?,
-            });
+            let e = &mut out[kept];
+            kept += 1;
+            e.customers.truncate(n);
+            for j in 0..n {
+                let c = cu.get_str()?;
+                match e.customers.get_mut(j) {
+                    Some(s) => {
+                        s.clear();
+                        s.push_str(c);
+                    }
+                    None => e.customers.push(c.to_owned()),
+                }
+            }
+            e.seq = first_seq + k as u64;
+            e.t = t;
+            e.account = ca.get()?;
+            e.org = co.get()?;
+            e.action = cx.get()?;
+            e.categories = cc.get()?;
+            e.source = cs.get()?;
+            e.ip.clear();
+            get_ip_into(ci, &mut e.ip)?;
+            e.records = cr.get_signed()?;
+            e.case_id.clear();
+            e.case_id.push_str(ck.get_str()?);
+            e.line = line;
+            e.link = cn.take(LINK_BYTES)?.try_into().ok()?;
         }
+        out.truncate(kept);
         cols.iter().all(Reader::is_empty).then_some(())
     }
 }
@@ -1221,12 +1235,24 @@ fn put_ip(out: &mut Vec<u8>, ip: &str) {
 }
 
 fn get_ip(r: &mut Reader) -> Option<String> {
-    Some(match r.take(1)?[0] {
-        4 => super::ipv4_text(<[u8; 4]>::try_from(r.take(4)?).ok()?),
-        6 => std::net::Ipv6Addr::from(<[u8; 16]>::try_from(r.take(16)?).ok()?).to_string(),
-        0 => r.get_str()?.to_owned(),
+    let mut out = String::new();
+    get_ip_into(r, &mut out)?;
+    Some(out)
+}
+
+/// [`get_ip`], appended to `out`.
+fn get_ip_into(r: &mut Reader, out: &mut String) -> Option<()> {
+    match r.take(1)?[0] {
+        4 => super::write_ipv4(<[u8; 4]>::try_from(r.take(4)?).ok()?, out),
+        6 => {
+            use std::fmt::Write;
+            let v6 = std::net::Ipv6Addr::from(<[u8; 16]>::try_from(r.take(16)?).ok()?);
+            write!(out, "{v6}").ok()?;
+        }
+        0 => out.push_str(r.get_str()?),
         _ => return None,
-    })
+    }
+    Some(())
 }
 
 fn skip_ip(r: &mut Reader) -> Option<()> {
