@@ -10,6 +10,10 @@
 # PGBENCH_MODE (default -S) picks the workload, e.g. "-S -M prepared" for
 # the extended protocol, or "-N" for simple updates.
 #
+# Beside TPS it prints the CPU time each middle process (vakt, PgBouncer)
+# spent per transaction, from /proc/PID/stat (user + system) around each
+# of its rounds: what the hop costs, whatever the neighbours take.
+#
 # Needs the PostgreSQL server binaries and pgbench (Debian: apt-get install
 # postgresql postgresql-contrib); PgBouncer is measured when installed
 # (apt-get install pgbouncer). As root, PostgreSQL runs as `postgres`
@@ -113,6 +117,7 @@ pool_mode = session
 max_client_conn = 200
 default_pool_size = 50
 logfile = $tmp/pgbouncer.log
+pidfile = $tmp/pgbouncer.pid
 INI
   chmod a+r "$tmp"/pgbouncer.ini "$tmp"/users.txt
   "${as[@]}" "$BOUNCER" "$tmp/pgbouncer.ini" >/dev/null 2>&1 &
@@ -128,27 +133,47 @@ done
 tps() { # PORT SECONDS
   # shellcheck disable=SC2086
   "$PGBENCH" $MODE -c "$CLIENTS" -j "$THREADS" -T "$2" -n -h 127.0.0.1 -p "$1" -U postgres postgres 2>/dev/null \
-    | sed -n 's/^tps = \([0-9.]*\) (without initial connection time)$/\1/p'
+    | sed -n 's/^tps = \([0-9.]*\) (without initial connection time)$/\1/p; s/^number of transactions actually processed: \([0-9]*\).*$/\1/p' \
+    | tr '\n' ' '
+}
+ticks() { # PID: user + system CPU ticks so far
+  awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+# One round through a middle process: "TPS CPU-us-per-transaction".
+measured() { # PORT PID
+  local before after out
+  before=$(ticks "$2")
+  out=$(tps "$1" "$SECONDS_RUN")
+  after=$(ticks "$2")
+  # shellcheck disable=SC2086
+  set -- $out "$before" "$after"
+  python3 -c "import sys; n,t,b,a=int(sys.argv[1]),float(sys.argv[2]),int(sys.argv[3]),int(sys.argv[4]); print('%.2f %.2f' % (t, (a-b)/$(getconf CLK_TCK)*1e6/max(n,1)))" "$1" "$2" "$3" "$4"
 }
 
 echo "== warm-up (5 s, direct)" >&2
 tps "$PG_PORT" 5 >/dev/null
-direct=(); proxied=(); bounced=()
+bouncer_real=""
+if [[ -n $bouncer_pid && -f $tmp/pgbouncer.pid ]]; then bouncer_real=$(cat "$tmp/pgbouncer.pid"); fi
+direct=(); proxied=(); bounced=(); proxy_cpu=(); bouncer_cpu=()
 for r in $(seq "$ROUNDS"); do
   echo "== round $r/$ROUNDS: pgbench $MODE -c $CLIENTS -j $THREADS -T $SECONDS_RUN: direct, vakt, pgbouncer" >&2
-  direct+=("$(tps "$PG_PORT" "$SECONDS_RUN")")
-  proxied+=("$(tps "$PROXY_PORT" "$SECONDS_RUN")")
-  if [[ -n $bouncer_pid ]]; then bounced+=("$(tps "$BOUNCER_PORT" "$SECONDS_RUN")"); fi
-  echo "   direct ${direct[-1]} tps, vakt ${proxied[-1]} tps, pgbouncer ${bounced[-1]:-n/a} tps" >&2
+  d=$(tps "$PG_PORT" "$SECONDS_RUN"); direct+=("${d#* }")
+  read -r t c <<<"$(measured "$PROXY_PORT" "$proxy_pid")"; proxied+=("$t"); proxy_cpu+=("$c")
+  if [[ -n $bouncer_real ]]; then
+    read -r t c <<<"$(measured "$BOUNCER_PORT" "$bouncer_real")"; bounced+=("$t"); bouncer_cpu+=("$c")
+  fi
+  echo "   direct ${direct[-1]} tps, vakt ${proxied[-1]} tps (${proxy_cpu[-1]} us CPU/tx), pgbouncer ${bounced[-1]:-n/a} tps (${bouncer_cpu[-1]:-n/a} us CPU/tx)" >&2
 done
 kill -INT "$proxy_pid"; wait "$proxy_pid" 2>/dev/null || true; proxy_pid=""
 
 printf 'pgbench %s -c %s -j %s -T %s, scale 10, %s rounds, %s cores\n' "$MODE" "$CLIENTS" "$THREADS" "$SECONDS_RUN" "$ROUNDS" "$(nproc)"
-python3 - "${direct[*]}" "${proxied[*]}" "${bounced[*]:-}" <<'PY'
+python3 - "${direct[*]}" "${proxied[*]}" "${bounced[*]:-}" "${proxy_cpu[*]}" "${bouncer_cpu[*]:-}" <<'PY'
 import statistics, sys
 d = [float(x) for x in sys.argv[1].split()]
 p = [float(x) for x in sys.argv[2].split()]
 b = [float(x) for x in sys.argv[3].split() if x]
+pc = [float(x) for x in sys.argv[4].split()]
+bc = [float(x) for x in sys.argv[5].split() if x]
 md, mp = statistics.median(d), statistics.median(p)
 print("  direct:           %10.0f tps (median of %s)" % (md, ", ".join("%.0f" % x for x in d)))
 print("  vakt proxy pg:    %10.0f tps (median of %s)  ratio to direct %.3f" % (mp, ", ".join("%.0f" % x for x in p), mp / md))
@@ -156,5 +181,8 @@ if b:
     mb = statistics.median(b)
     print("  pgbouncer:        %10.0f tps (median of %s)  ratio to direct %.3f" % (mb, ", ".join("%.0f" % x for x in b), mb / md))
     print("  vakt / pgbouncer: %10.3f" % (mp / mb))
+print("  CPU per transaction, vakt proxy pg: %.1f us (median of %s)" % (statistics.median(pc), ", ".join("%.1f" % x for x in pc)))
+if bc:
+    print("  CPU per transaction, pgbouncer:     %.1f us (median of %s)  vakt / pgbouncer %.2f" % (statistics.median(bc), ", ".join("%.1f" % x for x in bc), statistics.median(pc) / statistics.median(bc)))
 PY
 grep 'accesses recorded' "$tmp/proxy.log" | sed 's/^/  /' || true
