@@ -8,7 +8,8 @@
 # Direct and proxied runs alternate ROUNDS times and the medians are
 # compared, since a shared machine's speed drifts from minute to minute.
 # PGBENCH_MODE (default -S) picks the workload, e.g. "-S -M prepared" for
-# the extended protocol, or "-N" for simple updates.
+# the extended protocol, or "-N" for simple updates. VAKT_PROXY_ARGS adds
+# options to `vakt proxy pg` (e.g. "--threads 0").
 #
 # Beside TPS it prints the CPU time each middle process (vakt, PgBouncer)
 # spent per transaction, from /proc/PID/stat (user + system) around each
@@ -99,7 +100,7 @@ name = "pgbench_accounts"
 categories = ["balance"]
 EOF
 "$target/release/vakt" proxy pg --listen "127.0.0.1:$PROXY_PORT" --upstream "127.0.0.1:$PG_PORT" \
-  --data "$tmp/vakt-data" --directory "$tmp/directory.toml" --alerts "$tmp/alerts.jsonl" 2>"$tmp/proxy.log" &
+  --data "$tmp/vakt-data" --directory "$tmp/directory.toml" --alerts "$tmp/alerts.jsonl" ${VAKT_PROXY_ARGS:-} 2>"$tmp/proxy.log" &
 proxy_pid=$!
 BOUNCER=$(command -v pgbouncer || true)
 if [[ -n $BOUNCER ]]; then

@@ -3,7 +3,9 @@
 //! deliver), whose policies turn alerts into decisions the guard then
 //! enforces.
 //!
-//! The pipeline runs in its own thread behind a bounded queue. When the
+//! The pipeline runs in its own thread behind a bounded queue, which it
+//! drains in batches (napping a millisecond between drains while events
+//! flow, so a request never pays for waking it). When the
 //! queue is full (the engine is slow, or the ledger is busy) or the engine
 //! is gone, events go to a spool file in the data directory (`spool/`),
 //! which the engine drains when it catches up and at the next start; the
@@ -73,6 +75,14 @@ pub struct SinkStats {
 
 /// Alerts waiting for the engine; see the module doc.
 pub const ALERT_QUEUE: usize = 1024;
+
+/// How long the engine naps between drains while events flow: the most an
+/// event waits before it is recorded and detected.
+const NAP: Duration = Duration::from_millis(1);
+
+/// Without an event for this long, the engine commits the open batch and
+/// parks on its queues.
+const QUIET: Duration = Duration::from_millis(200);
 
 pub struct EventSink {
     tx: Option<Sender<AccessEvent>>,
@@ -221,7 +231,40 @@ impl Worker {
     fn run(mut self, rx: Receiver<AccessEvent>, alerts: Receiver<Alert>) -> Result<()> {
         // Whatever an earlier run left behind comes first.
         self.drain_spool()?;
-        loop {
+        let mut last_event = std::time::Instant::now();
+        'run: loop {
+            // Everything queued, in one go: while traffic flows this thread
+            // naps between drains instead of parking on the queue, so a
+            // proxy's submit never has to wake it (a futex call and two
+            // context switches per request, more than the engine's work).
+            let mut took = 0;
+            loop {
+                match rx.try_recv() {
+                    Ok(ev) => {
+                        self.handle(ev)?;
+                        took += 1;
+                    }
+                    Err(crossbeam_channel::TryRecvError::Empty) => break,
+                    Err(crossbeam_channel::TryRecvError::Disconnected) => break 'run,
+                }
+            }
+            for a in alerts.try_iter() {
+                self.raise(a)?;
+                took += 1;
+            }
+            if took > 0 {
+                last_event = std::time::Instant::now();
+                continue;
+            }
+            if last_event.elapsed() < QUIET {
+                std::thread::sleep(NAP);
+                continue;
+            }
+            // Quiet: commit what is open, then park until the next event.
+            self.pipeline.commit()?;
+            if rx.is_empty() {
+                self.drain_spool()?;
+            }
             crossbeam_channel::select! {
                 recv(rx) -> ev => match ev {
                     Ok(ev) => self.handle(ev)?,
@@ -231,13 +274,9 @@ impl Worker {
                     Ok(a) => self.raise(a)?,
                     Err(_) => break,
                 },
-                default(Duration::from_millis(200)) => {
-                    self.pipeline.commit()?;
-                    if rx.is_empty() {
-                        self.drain_spool()?;
-                    }
-                }
+                default(QUIET) => continue,
             }
+            last_event = std::time::Instant::now();
         }
         // Both queues close together at shutdown: take what is left of each.
         for ev in rx.try_iter() {

@@ -85,6 +85,7 @@ pub fn run(args: HttpArgs) -> Result<ExitCode> {
     };
     e.serve(
         "http",
+        args.enforce.threads,
         args.listen,
         &args.upstream,
         args.enforce.fail_mode,

@@ -57,6 +57,12 @@ pub struct EnforceArgs {
     /// Whom blocked users should contact, said in every refusal.
     #[arg(long, default_value = "your security team", value_name = "TEXT")]
     pub contact: String,
+    /// Threads serving connections (recording and detection have their
+    /// own). One, as PgBouncer: next to the database on the same cores,
+    /// a second thread cost more in wake-ups than it served; 0 is one per
+    /// core, for a host of its own.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub threads: usize,
 }
 
 /// The guard and the sink a proxy runs with.
@@ -205,6 +211,7 @@ impl Enforcement {
     pub fn serve<F, E>(
         self,
         name: &str,
+        threads: usize,
         listen: std::net::SocketAddr,
         upstream: &str,
         fail_mode: FailMode,
@@ -217,7 +224,17 @@ impl Enforcement {
         let sink = Arc::new(self.sink);
         let serving = sink.clone();
         let guard = self.guard;
-        let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+        let runtime = match threads {
+            1 => tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build(),
+            0 => tokio::runtime::Runtime::new(),
+            n => tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(n)
+                .enable_all()
+                .build(),
+        }
+        .context("cannot start the async runtime")?;
         runtime.block_on(async {
             let listener = tokio::net::TcpListener::bind(listen)
                 .await

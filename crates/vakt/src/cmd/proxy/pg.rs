@@ -59,6 +59,7 @@ pub fn run(args: PgArgs) -> Result<ExitCode> {
     }
     e.serve(
         "pg",
+        args.enforce.threads,
         args.listen,
         &args.upstream,
         args.enforce.fail_mode,
