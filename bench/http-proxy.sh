@@ -4,6 +4,7 @@
 #     and through `vakt proxy http`, and the latency the proxy adds;
 #  2. wrk at full speed: requests/s direct and through, and their ratio.
 # Needs: wrk (apt-get install -y wrk). Usage: bench/http-proxy.sh [RATE] [SECONDS]
+# VAKT_PROXY_ARGS adds options to `vakt proxy http` (e.g. "--threads 0").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RATE=${1:-5000}
@@ -17,7 +18,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 UP=$(free_port); PX=$(free_port)
 $T/examples/lookup_api 127.0.0.1:$UP 2>/dev/null &
 $T/vakt proxy http --listen 127.0.0.1:$PX --upstream http://127.0.0.1:$UP \
-  --directory bench/http-proxy-directory.toml --data "$WORK/data" --alerts "$WORK/alerts.jsonl" 2>"$WORK/proxy.log" &
+  --directory bench/http-proxy-directory.toml --data "$WORK/data" --alerts "$WORK/alerts.jsonl" ${VAKT_PROXY_ARGS:-} 2>"$WORK/proxy.log" &
 for _ in $(seq 50); do curl -fs -o /dev/null http://127.0.0.1:$PX/api/v1/customers/C-1 && break; sleep 0.1; done
 
 echo "== paced load, $RATE requests/s for $SECS s (latency from scheduled time)"
