@@ -37,8 +37,10 @@
 //!
 //! Memory is bounded: entries, checkpoints, actions and table rows are
 //! streamed in order; names and customer names come through a cache of
-//! [`VerifyOptions::name_cache`] entries; the index sums take 128 KiB; a
-//! bucket walked again holds about 1/4,096 of the index. A damaged block
+//! [`VerifyOptions::name_cache`] entries; the index sums take 128 KiB per
+//! side; a bucket walked again holds about 1/4,096 of the index. The index
+//! side is summed on a second read handle, on a thread of its own, while
+//! the chain is walked (step 4 then only compares). A damaged block
 //! of the entry store is reported as [`Problem::Corrupt`] naming its file.
 //!
 //! Blind spots: without an anchor, a tail cut together with its
