@@ -1771,6 +1771,16 @@ mod tests {
         out
     }
 
+    fn store_scan(s: &Segments) -> Vec<StoredEntry> {
+        let mut out = Vec::new();
+        s.scan(1, &mut |e| {
+            out.push(e.clone());
+            Ok(true)
+        })
+        .unwrap();
+        out
+    }
+
     fn store_account(s: &Segments, a: u64, since: i64, until: i64) -> Vec<AccountRow> {
         let mut out = Vec::new();
         s.account(a, since, until, &mut |r| {
@@ -1821,13 +1831,7 @@ mod tests {
                 assert_eq!(store_account(&s, a, since, until), want, "account {a}");
             }
         }
-        let mut scanned = Vec::new();
-        s.scan(1, &mut |e| {
-            scanned.push(e.clone());
-            Ok(true)
-        })
-        .unwrap();
-        assert_eq!(scanned, entries);
+        assert_eq!(store_scan(&s), entries);
         // A reader at the last commit point sees what was flushed.
         let r = Segments::open_read(dir.path(), Some(&point)).unwrap();
         assert_eq!(r.len(), 19_950);
@@ -1927,13 +1931,7 @@ mod tests {
         // Twelve blocks handed to the log thread, none flushed: whether
         // each is written yet or not, reads find every entry.
         fill(&mut s, &entries, usize::MAX);
-        let mut scanned = Vec::new();
-        s.scan(1, &mut |e| {
-            scanned.push(e.clone());
-            Ok(true)
-        })
-        .unwrap();
-        assert_eq!(scanned, entries);
+        assert_eq!(store_scan(&s), entries);
         for c in [0, 5, 1003] {
             assert_eq!(store_customer(&s, c), brute_customer(&entries, c));
         }
