@@ -232,6 +232,7 @@ impl Worker {
         // Whatever an earlier run left behind comes first.
         self.drain_spool()?;
         let mut last_event = std::time::Instant::now();
+        let mut last_commit = last_event;
         'run: loop {
             // Everything queued, in one go: while traffic flows this thread
             // naps between drains instead of parking on the queue, so a
@@ -257,11 +258,18 @@ impl Worker {
                 continue;
             }
             if last_event.elapsed() < QUIET {
+                // A trickle of events is never quiet: commit it within
+                // about a second all the same.
+                if last_commit.elapsed() >= vakt_ledger::ledger::BATCH_TIME {
+                    self.pipeline.commit()?;
+                    last_commit = std::time::Instant::now();
+                }
                 std::thread::sleep(NAP);
                 continue;
             }
             // Quiet: commit what is open, then park until the next event.
             self.pipeline.commit()?;
+            last_commit = std::time::Instant::now();
             if rx.is_empty() {
                 self.drain_spool()?;
             }
@@ -464,5 +472,53 @@ impl Spool {
             let _ = std::fs::remove_file(f);
         }
         Ok(events)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn access(i: u64) -> AccessEvent {
+        let line = format!(
+            r#"{{"@timestamp":"2026-11-02T08:00:{:02}Z","event.kind":"access","event.action":"lookup","user.name":"p3.anna","customer.ids":["C-{i}"],"records":1}}"#,
+            i % 60
+        );
+        match parsers::jsonl::parse_event(&line, &Origin::new("test".into(), i)).unwrap() {
+            Event::Access(a) => a,
+            other => panic!("not an access: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_trickle_of_events_is_committed_within_about_a_second() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = DataDir {
+            path: tmp.path().join("data"),
+        };
+        let sink = EventSink::start(
+            &data,
+            PipelineConfig::default(),
+            Vec::new(),
+            SinkConfig {
+                queue: 1024,
+                fail_mode: FailMode::Open,
+                source: "test-proxy".into(),
+            },
+        )
+        .unwrap();
+        // One event every 20 ms: never quiet for long, and far fewer than
+        // a batch, so only the clock can commit them.
+        for i in 0..100 {
+            sink.submit(access(i)).unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let committed = Ledger::open_read(&data).unwrap().len();
+        assert!(
+            committed >= 20,
+            "{committed} of 100 accesses committed after 2 s"
+        );
+        sink.shutdown().unwrap();
+        assert_eq!(Ledger::open_read(&data).unwrap().len(), 100);
     }
 }
