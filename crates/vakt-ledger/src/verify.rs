@@ -1058,52 +1058,55 @@ fn mix(key: u64, a: u64, b: u64) -> u128 {
 
 /// What an account row says, folded into one number.
 fn account_sum(key: u64, account: u64, row: &AccountRow) -> u128 {
-    let AccountRow {
-        seq,
-        t,
-        ip,
-        categories,
-        records,
-        customers,
-    } = row;
-    account_sum_of(
-        key,
-        account,
-        (*seq, *t, ip, *categories, *records, customers),
-    )
+    RowView {
+        seq: row.seq,
+        t: row.t,
+        ip: &row.ip,
+        categories: row.categories,
+        records: row.records,
+        customers: &row.customers,
+    }
+    .sum(key, account)
 }
 
 /// [`account_sum`] of an entry, without copying it into a row first.
 fn entry_account_sum(key: u64, e: &StoredEntry) -> u128 {
-    let row = (
-        e.seq,
-        e.t,
-        &e.ip[..],
-        e.categories,
-        e.records,
-        &e.customers[..],
-    );
-    account_sum_of(key, e.account, row)
+    RowView {
+        seq: e.seq,
+        t: e.t,
+        ip: &e.ip,
+        categories: e.categories,
+        records: e.records,
+        customers: &e.customers,
+    }
+    .sum(key, e.account)
 }
 
-/// An account row's fields: seq, time, address, categories, records,
-/// customers.
-type RowFields<'a> = (u64, i64, &'a str, u64, i64, &'a [String]);
+/// An account row's fields, borrowed from a row or from an entry.
+struct RowView<'a> {
+    seq: u64,
+    t: i64,
+    ip: &'a str,
+    categories: u64,
+    records: i64,
+    customers: &'a [String],
+}
 
-fn account_sum_of(key: u64, account: u64, row: RowFields) -> u128 {
-    let (seq, t, ip, categories, records, customers) = row;
-    let mut h = blake3::Hasher::new();
-    h.update(&t.to_le_bytes());
-    h.update(ip.as_bytes());
-    h.update(&categories.to_le_bytes());
-    h.update(&records.to_le_bytes());
-    for c in customers {
-        h.update(&(c.len() as u32).to_le_bytes());
-        h.update(c.as_bytes());
+impl RowView<'_> {
+    fn sum(&self, key: u64, account: u64) -> u128 {
+        let mut h = blake3::Hasher::new();
+        h.update(&self.t.to_le_bytes());
+        h.update(self.ip.as_bytes());
+        h.update(&self.categories.to_le_bytes());
+        h.update(&self.records.to_le_bytes());
+        for c in self.customers {
+            h.update(&(c.len() as u32).to_le_bytes());
+            h.update(c.as_bytes());
+        }
+        let d = h.finalize();
+        let d = u64::from_le_bytes(d.as_bytes()[..8].try_into().expect("8 of 32"));
+        mix(key ^ account, self.seq, d)
     }
-    let d = h.finalize();
-    let d = u64::from_le_bytes(d.as_bytes()[..8].try_into().expect("8 of 32"));
-    mix(key ^ account, seq, d)
 }
 
 /// Sums, per bucket, of the (customer, entry) pairs and account rows seen.
@@ -1128,16 +1131,19 @@ impl IndexSums {
     }
 
     fn account(&mut self, a: u64, row: &AccountRow) {
+        self.add_account(a, account_sum(self.key, a, row));
+    }
+
+    fn add_account(&mut self, a: u64, sum: u128) {
         let s = &mut self.accounts[bucket(a)];
-        *s = s.wrapping_add(account_sum(self.key, a, row));
+        *s = s.wrapping_add(sum);
     }
 
     fn entry(&mut self, e: &StoredEntry) {
         for c in &e.customers {
             self.customer(customer_key(c), e.seq);
         }
-        let s = &mut self.accounts[bucket(e.account)];
-        *s = s.wrapping_add(entry_account_sum(self.key, e));
+        self.add_account(e.account, entry_account_sum(self.key, e));
     }
 }
 

@@ -83,11 +83,11 @@
 
 mod log_writer;
 mod merger;
+mod worker;
 
 use super::varint::{self, Reader};
 use super::{customer_key, AccountRow, EntryStore, StoredEntry, LINK_BYTES};
 use crate::{LedgerError, Result};
-use log_writer::LogWriter;
 use merger::{Done, Job, Merger};
 use std::collections::BinaryHeap;
 use std::collections::VecDeque;
@@ -223,7 +223,7 @@ pub struct Segments {
     merger: Option<Merger>,
     /// Started at the first block; ends (its blocks written) before the
     /// lock is let go.
-    log_writer: Option<LogWriter>,
+    log_writer: Option<worker::Worker<log_writer::Job, log_writer::Written>>,
     /// The appender's lock, held while this handle lives.
     lock: Option<File>,
     columns: Columns,
@@ -420,7 +420,7 @@ impl Segments {
         let mut raw = self.spare.1.pop().unwrap_or_default();
         self.columns.encode(&self.pending, &mut raw);
         if self.log_writer.is_none() {
-            self.log_writer = Some(LogWriter::start(
+            self.log_writer = Some(log_writer::start(
                 (&self.log, self.dir.join(LOG)),
                 (&self.index, self.dir.join(INDEX)),
                 self.log_len,
@@ -456,7 +456,10 @@ impl Segments {
     /// Takes in the oldest block the log thread has written (with `wait`,
     /// once it has); false when there is none.
     fn take_written(&mut self, wait: bool) -> Result<bool> {
-        let Some((block, raw)) = self.log_writer.as_mut().and_then(|w| w.take(wait)) else {
+        let Some(w) = self.log_writer.as_mut() else {
+            return Ok(false);
+        };
+        let Some((block, raw)) = w.take(wait)? else {
             return Ok(false);
         };
         if raw.capacity() > 0 {
@@ -559,14 +562,9 @@ impl Segments {
                     self.take_merged(done)?;
                 }
             }
-            if !self.merger.as_ref().is_some_and(Merger::in_flight) {
-                let Some(job) = self.full_level() else {
-                    return Ok(());
-                };
-                if self.merger.is_none() {
-                    self.merger = Some(Merger::start(self.dir.clone())?);
-                }
-                self.merger.as_mut().expect("started above").send(job)?;
+            let busy = self.merger.as_ref().is_some_and(Merger::in_flight);
+            if !busy && !self.start_merge()? {
+                return Ok(());
             }
             if !self.backlogged() {
                 return Ok(());
@@ -590,14 +588,22 @@ impl Segments {
             {
                 self.take_merged(done)?;
             }
-            let Some(job) = self.full_level() else {
+            if !self.start_merge()? {
                 return Ok(());
-            };
-            if self.merger.is_none() {
-                self.merger = Some(Merger::start(self.dir.clone())?);
             }
-            self.merger.as_mut().expect("started above").send(job)?;
         }
+    }
+
+    /// Starts the merge a full level calls for; false when none does.
+    fn start_merge(&mut self) -> Result<bool> {
+        let Some(job) = self.full_level() else {
+            return Ok(false);
+        };
+        if self.merger.is_none() {
+            self.merger = Some(Merger::start(self.dir.clone())?);
+        }
+        self.merger.as_mut().expect("started above").send(job)?;
+        Ok(true)
     }
 
     /// Puts a merged run in place of its inputs; the next flush's point
@@ -1301,6 +1307,9 @@ impl Run {
         else {
             return Err(damaged(path, "its footer cannot be read"));
         };
+        if raw_blocks > 1 {
+            return Err(damaged(path, "its footer names no known block format"));
+        }
         let index_end = index_at.checked_add(blocks * 24);
         if &footer[RUN_FOOTER - 8..] != RUN_MAGIC || index_end.is_none_or(|end| end > size) {
             return Err(damaged(path, "not a run file, or cut"));
@@ -2031,6 +2040,25 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(e.contains("outside the log"), "{e}");
+    }
+
+    #[test]
+    fn a_run_footer_naming_an_unknown_block_format_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Segments::open(dir.path(), None).unwrap();
+        let point = fill(&mut s, &workload(600), 600);
+        let run = s.runs[0][0].path.clone();
+        drop(s);
+        let mut bytes = std::fs::read(&run).unwrap();
+        let flag = bytes.len() - RUN_FOOTER + 16;
+        assert_eq!(bytes[flag], 1, "a level-0 run is raw");
+        bytes[flag] = 7;
+        std::fs::write(&run, bytes).unwrap();
+        let e = Segments::open_read(dir.path(), Some(&point))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("no known block format"), "{e}");
     }
 
     #[test]

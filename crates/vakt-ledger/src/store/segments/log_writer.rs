@@ -9,18 +9,18 @@
 //! comes (reads still find them), and a flush waits for every answer before
 //! it syncs: the commit point never names a block that is not on disk.
 
+use super::worker::Worker;
 use super::{compress, io, Block, BLOCK_HEADER, INDEX_ROW};
 use crate::{LedgerError, Result};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::sync::mpsc;
 
 /// Blocks handed over and not yet written before an append waits: bounds
 /// the entries held twice (in memory and in flight) to this many blocks.
 pub(super) const IN_FLIGHT: usize = 8;
 
-/// A block to write: its encoded columns and the entries it holds.
+/// A block to write: its encoded columns, first seq and entry count.
 pub(super) struct Job {
     pub(super) raw: Vec<u8>,
     pub(super) first_seq: u64,
@@ -30,107 +30,28 @@ pub(super) struct Job {
 /// A block written, and its buffer back for the next one.
 pub(super) type Written = (Result<Block>, Vec<u8>);
 
-pub(super) struct LogWriter {
-    jobs: Option<mpsc::SyncSender<Job>>,
-    written: mpsc::Receiver<Written>,
-    in_flight: usize,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl LogWriter {
-    /// Starts writing blocks at byte `log_len` of `log`, as the
-    /// `blocks`-th block of `index`.
-    pub(super) fn start(
-        log: (&File, PathBuf),
-        index: (&File, PathBuf),
-        log_len: u64,
-        blocks: u64,
-    ) -> Result<LogWriter> {
-        let mut at = Cursor {
-            log: log.0.try_clone().map_err(io(&log.1))?,
-            log_path: log.1,
-            index: index.0.try_clone().map_err(io(&index.1))?,
-            index_path: index.1,
-            log_len,
-            blocks,
-            packed: Vec::new(),
-            block: Vec::new(),
-            failed: None,
-        };
-        let (jobs, rx) = mpsc::sync_channel::<Job>(IN_FLIGHT);
-        let (tx, written) = mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("vakt-ledger-log".into())
-            .spawn(move || {
-                for job in rx {
-                    let block = at.write(&job);
-                    if tx.send((block, job.raw)).is_err() {
-                        return;
-                    }
-                }
-            })
-            .map_err(|e| {
-                LedgerError::Invalid(format!("cannot start the ledger's log thread: {e}"))
-            })?;
-        Ok(LogWriter {
-            jobs: Some(jobs),
-            written,
-            in_flight: 0,
-            thread: Some(thread),
-        })
-    }
-
-    pub(super) fn in_flight(&self) -> usize {
-        self.in_flight
-    }
-
-    pub(super) fn send(&mut self, job: Job) -> Result<()> {
-        let gone = || LedgerError::Invalid("the ledger's log thread has stopped".into());
-        self.jobs
-            .as_ref()
-            .ok_or_else(gone)?
-            .send(job)
-            .map_err(|_| gone())?;
-        self.in_flight += 1;
-        Ok(())
-    }
-
-    /// The oldest block in flight, once written; with `wait`, waits for it.
-    pub(super) fn take(&mut self, wait: bool) -> Option<Written> {
-        if self.in_flight == 0 {
-            return None;
-        }
-        let got = if wait {
-            self.written.recv().ok()
-        } else {
-            match self.written.try_recv() {
-                Ok(w) => Some(w),
-                Err(mpsc::TryRecvError::Empty) => return None,
-                Err(mpsc::TryRecvError::Disconnected) => None,
-            }
-        };
-        self.in_flight -= 1;
-        Some(got.unwrap_or_else(|| {
-            (
-                Err(LedgerError::Invalid(
-                    "the ledger's log thread stopped while writing".into(),
-                )),
-                Vec::new(),
-            )
-        }))
-    }
-}
-
-impl Drop for LogWriter {
-    fn drop(&mut self) {
-        // The blocks in flight are written (past the last commit point, so
-        // the next open cuts them); the thread ends before the store lets
-        // go of its lock.
-        self.jobs.take();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+/// Starts writing blocks at byte `log_len` of `log`, as the `blocks`-th
+/// block of `index`.
+pub(super) fn start(
+    log: (&File, PathBuf),
+    index: (&File, PathBuf),
+    log_len: u64,
+    blocks: u64,
+) -> Result<Worker<Job, Written>> {
+    let mut at = Cursor {
+        log: log.0.try_clone().map_err(io(&log.1))?,
+        log_path: log.1,
+        index: index.0.try_clone().map_err(io(&index.1))?,
+        index_path: index.1,
+        log_len,
+        blocks,
+        packed: Vec::new(),
+        block: Vec::new(),
+        failed: None,
+    };
+    // The blocks in flight when the store is dropped are still written
+    // (past the last commit point, so the next open cuts them).
+    Worker::start("log", IN_FLIGHT, move |job: Job| (at.write(&job), job.raw))
 }
 
 /// Where the next block goes, and the buffers a block is framed in.
