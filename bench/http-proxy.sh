@@ -2,8 +2,14 @@
 # The HTTP proxy against direct access, side by side in one run:
 #  1. paced load at RATE requests/s (default 5000): p50/p99 latency direct
 #     and through `vakt proxy http`, and the latency the proxy adds;
-#  2. wrk at full speed: requests/s direct and through, and their ratio.
-# Needs: wrk (apt-get install -y wrk). Usage: bench/http-proxy.sh [RATE] [SECONDS]
+#  2. wrk at full speed: requests/s direct, through vakt and through nginx
+#     (the reverse proxy a user would put there instead: one worker,
+#     keep-alive to the API, no access log, no inspection), their ratios
+#     to direct, and the CPU time per request of the vakt process (every
+#     thread: serving, detection, ledger) and of the nginx worker, from
+#     /proc/PID/stat (user + system) around each wrk run.
+# Needs: wrk (apt-get install -y wrk); nginx is measured when installed
+# (apt-get install -y nginx-light). Usage: bench/http-proxy.sh [RATE] [SECONDS]
 # VAKT_PROXY_ARGS adds options to `vakt proxy http` (e.g. "--threads 0").
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,11 +21,54 @@ T=target/release
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"' EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-UP=$(free_port); PX=$(free_port)
+UP=$(free_port); PX=$(free_port); NX=$(free_port)
 $T/examples/lookup_api 127.0.0.1:$UP 2>/dev/null &
 $T/vakt proxy http --listen 127.0.0.1:$PX --upstream http://127.0.0.1:$UP \
   --directory bench/http-proxy-directory.toml --data "$WORK/data" --alerts "$WORK/alerts.jsonl" ${VAKT_PROXY_ARGS:-} 2>"$WORK/proxy.log" &
+PX_PID=$!
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+NX_PID=""
+if [[ -x $NGINX ]]; then
+  cat >"$WORK/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/nginx-body;
+  proxy_temp_path $WORK/nginx-proxy;
+  upstream api { server 127.0.0.1:$UP; keepalive 64; }
+  server {
+    listen 127.0.0.1:$NX;
+    location / { proxy_pass http://api; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+CONF
+  "$NGINX" -c "$WORK/nginx.conf" -p "$WORK" 2>"$WORK/nginx.out" &
+else
+  echo "nginx not installed (apt-get install -y nginx-light): measuring direct and vakt only" >&2
+fi
 for _ in $(seq 50); do curl -fs -o /dev/null http://127.0.0.1:$PX/api/v1/customers/C-1 && break; sleep 0.1; done
+if [[ -x $NGINX ]]; then
+  for _ in $(seq 50); do curl -fs -o /dev/null http://127.0.0.1:$NX/api/v1/customers/C-1 && break; sleep 0.1; done
+  NX_PID=$(pgrep -P "$(cat "$WORK/nginx.pid")" | head -1)
+fi
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# wrk at full speed through PORT, CPU of PID: "requests/s p99 us-CPU-per-request".
+full_speed() { # PORT PID [wrk options]
+  local port=$1 pid=$2 before after out; shift 2
+  before=$(ticks "$pid")
+  out=$(wrk -t2 -c32 -d${SECS}s --latency "$@" http://127.0.0.1:$port/api/v1/customers/C-1)
+  after=$(ticks "$pid")
+  python3 - "$before" "$after" "$(echo "$out" | awk '/requests in/ {print $1}')" \
+    "$(echo "$out" | awk '/Requests\/sec/ {print $2}')" "$(echo "$out" | awk '$1=="99%" {print $2}')" "$(getconf CLK_TCK)" <<'PY'
+import sys
+b, a, n, rps, p99, hz = sys.argv[1:]
+print(rps, p99, "%.1f" % ((int(a) - int(b)) / int(hz) * 1e6 / max(int(n), 1)))
+PY
+}
 
 echo "== paced load, $RATE requests/s for $SECS s (latency from scheduled time)"
 D=$($T/examples/paced_load http://127.0.0.1:$UP "$RATE" "$SECS" 32)
@@ -33,13 +82,22 @@ print(f"added latency: p50 {p['p50_ms']-d['p50_ms']:+.3f} ms, p99 {p['p99_ms']-d
 PY
 
 echo "== wrk, 2 threads, 32 connections, $SECS s"
-wd=$(wrk -t2 -c32 -d${SECS}s --latency http://127.0.0.1:$UP/api/v1/customers/C-1)
-wp=$(wrk -t2 -c32 -d${SECS}s --latency -H 'X-Account: bench-wrk' http://127.0.0.1:$PX/api/v1/customers/C-1)
-rd=$(echo "$wd" | awk '/Requests\/sec/ {print $2}')
-rp=$(echo "$wp" | awk '/Requests\/sec/ {print $2}')
-echo "direct:        $rd requests/s, p99 $(echo "$wd" | awk '$1=="99%" {print $2}')"
-echo "through proxy: $rp requests/s, p99 $(echo "$wp" | awk '$1=="99%" {print $2}')"
-python3 -c "print(f'ratio proxy/direct: {float($rp)/float($rd):.2f}')"
-kill -INT %2 2>/dev/null || true
-wait %2 2>/dev/null || true
+read -r rd pd _ <<<"$(full_speed "$UP" "$(pgrep -f "examples/lookup_api 127.0.0.1:$UP" | head -1)")"
+read -r rp pp cp <<<"$(full_speed "$PX" "$PX_PID" -H 'X-Account: bench-wrk')"
+echo "direct:        $rd requests/s, p99 $pd"
+echo "through vakt:  $rp requests/s, p99 $pp, $cp us CPU per request"
+if [[ -n $NX_PID ]]; then
+  read -r rn pn cn <<<"$(full_speed "$NX" "$NX_PID")"
+  echo "through nginx: $rn requests/s, p99 $pn, $cn us CPU per request"
+fi
+python3 - "$rd" "$rp" "${rn:-}" "$cp" "${cn:-}" <<'PY'
+import sys
+d, p, n, cp, cn = sys.argv[1:]
+print(f"ratio vakt/direct: {float(p)/float(d):.2f}")
+if n:
+    print(f"ratio nginx/direct: {float(n)/float(d):.2f}")
+    print(f"vakt/nginx: {float(p)/float(n):.2f} of the throughput, {float(cp)/float(cn):.2f}x the CPU per request")
+PY
+kill -INT "$PX_PID" 2>/dev/null || true
+wait "$PX_PID" 2>/dev/null || true
 grep -E "accesses" "$WORK/proxy.log" || true
