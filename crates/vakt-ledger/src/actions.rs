@@ -1,5 +1,6 @@
 //! The actions chain: every write to a table that people and policies
-//! change (alerts, decisions, exceptions, API tokens, console users) is also recorded
+//! change (alerts, decisions, exceptions, API tokens, console users,
+//! incident states, the audit trail) is also recorded
 //! as an action: the table, `put` with the row as it now is or `delete`,
 //! and the row's key, hashed into a chain of its own whose head every
 //! checkpoint signs. `verify` recomputes each row from its last action.
@@ -58,7 +59,28 @@ pub(crate) const EXCEPTIONS: Chained = Chained {
     columns: "id, actor, rule, destination, until, reason, created_by, created_at, revoked_at, revoked_by",
 };
 
-pub(crate) const CHAINED: [&Chained; 5] = [&ALERTS, &DECISIONS, &TOKENS, &USERS, &EXCEPTIONS];
+/// What people decided about an incident: status, owner, classification.
+pub(crate) const INCIDENT_STATES: Chained = Chained {
+    table: "incident_states",
+    columns: "id, status, owner, classification, reason, updated, updated_by",
+};
+
+/// The audit trail: records are only added, so any `put` whose row is
+/// changed or gone is tampering.
+pub(crate) const AUDIT: Chained = Chained {
+    table: "audit",
+    columns: "id, at, who, via, source, action, subject, reason, details",
+};
+
+pub(crate) const CHAINED: [&Chained; 7] = [
+    &ALERTS,
+    &DECISIONS,
+    &TOKENS,
+    &USERS,
+    &EXCEPTIONS,
+    &INCIDENT_STATES,
+    &AUDIT,
+];
 
 impl Chained {
     fn key(&self) -> &'static str {

@@ -1,7 +1,11 @@
 //! Incidents: an actor's recorded alerts grouped by time. Alerts of one
 //! actor whose windows (`first_seen` to `last`) overlap or lie less than
-//! [`GAP_MS`] apart form one incident.
+//! [`GAP_MS`] apart form one incident. Alerts are grouped over the whole
+//! ledger whatever window is asked for, so an incident's id (its actor
+//! and its first alert) is the same in every answer. Each incident
+//! carries what people decided about it ([`crate::incident_workflow`]).
 
+use crate::incident_workflow::Workflow;
 use crate::ledger::Ledger;
 use crate::Result;
 use serde::Serialize;
@@ -26,14 +30,31 @@ pub struct Incident {
     pub customers: u64,
     /// Its alerts' ids, oldest first.
     pub alerts: Vec<String>,
+    /// Status, owner, classification: `new` until someone changes it.
+    #[serde(flatten)]
+    pub workflow: Workflow,
 }
 
 impl Ledger {
     /// Incidents with an alert active in `[since, until]`, the most recently
     /// active first.
     pub fn incidents(&self, since: Timestamp, until: Timestamp) -> Result<Vec<Incident>> {
+        let mut all = self.all_incidents()?;
+        all.retain(|i| i.last >= since && i.first <= until);
+        Ok(all)
+    }
+
+    /// The incident whose id is `id`, or which holds the alert `id`.
+    pub fn find_incident(&self, id: &str) -> Result<Option<Incident>> {
+        Ok(self
+            .all_incidents()?
+            .into_iter()
+            .find(|i| i.id == id || i.alerts.iter().any(|a| a == id)))
+    }
+
+    fn all_incidents(&self) -> Result<Vec<Incident>> {
         let mut per_actor: BTreeMap<String, Vec<Incident>> = BTreeMap::new();
-        for row in self.alert_rows(since, until)? {
+        for row in self.alert_rows(Timestamp(i64::MIN), Timestamp(i64::MAX))? {
             let alert: Option<Alert> = serde_json::from_str(&row.line).ok();
             let severity = alert.as_ref().map_or(Severity::Low, |a| a.severity);
             let customers = alert.as_ref().map_or(0, |a| a.customers);
@@ -59,10 +80,26 @@ impl Ledger {
                     last: row.last,
                     customers,
                     alerts: vec![row.id],
+                    workflow: Workflow::default(),
                 }),
             }
         }
         let mut out: Vec<Incident> = per_actor.into_values().flatten().collect();
+        let mut stored = self.incident_workflows()?;
+        if !stored.is_empty() {
+            for inc in &mut out {
+                inc.workflow = match stored.remove(&inc.id) {
+                    Some(w) => w,
+                    // Bridged into an older incident: the newest state of
+                    // the incidents it swallowed.
+                    None => inc.alerts[1..]
+                        .iter()
+                        .filter_map(|a| stored.remove(&format!("{}/{a}", inc.actor)))
+                        .max_by_key(|w| w.updated)
+                        .unwrap_or_default(),
+                };
+            }
+        }
         out.sort_by(|a, b| b.last.cmp(&a.last).then_with(|| a.id.cmp(&b.id)));
         Ok(out)
     }

@@ -105,6 +105,10 @@ pub enum Problem {
     UserChanged { name: String },
     /// The exception `id` is not what its chained actions say it is.
     ExceptionChanged { id: String },
+    /// The workflow of incident `id` is not what its chained actions say it is.
+    IncidentChanged { id: String },
+    /// The audit record `id` is not what its chained actions say it is.
+    AuditChanged { id: String },
     /// The ledger ends at entry `have`; a checkpoint kept outside it was at `anchored`.
     ShorterThanAnchor { anchored: i64, have: i64 },
     /// The ledger differs from the checkpoint anchored at entry `seq`.
@@ -178,6 +182,14 @@ impl std::fmt::Display for Problem {
             Problem::ExceptionChanged { id } => write!(
                 f,
                 "exception {id} was changed, added or deleted outside vakt: it is not what its chained actions say; {RESTORE}"
+            ),
+            Problem::IncidentChanged { id } => write!(
+                f,
+                "the status, owner or classification of incident {id} was changed, added or deleted outside vakt: it is not what its chained actions say; {RESTORE}"
+            ),
+            Problem::AuditChanged { id } => write!(
+                f,
+                "audit record {id} was changed, added or deleted outside vakt: the record of who did what is not what its chained actions say; {RESTORE}"
             ),
             Problem::ShorterThanAnchor { anchored, have } => write!(
                 f,
@@ -955,6 +967,8 @@ impl Walk<'_> {
                 "decisions" => Problem::DecisionChanged { id: key },
                 "tokens" => Problem::TokenChanged { name: key },
                 "exceptions" => Problem::ExceptionChanged { id: key },
+                "incident_states" => Problem::IncidentChanged { id: key },
+                "audit" => Problem::AuditChanged { id: key },
                 _ => Problem::UserChanged { name: key },
             })
         };

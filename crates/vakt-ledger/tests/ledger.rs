@@ -715,3 +715,119 @@ fn finding_18_a_role_raised_by_hand_is_found_by_verify() {
         "{found:?}"
     );
 }
+
+/// An incident acknowledged, assigned, noted and closed through the
+/// workflow: its state and history read back, a no-op records nothing,
+/// and `verify` finds an audit record or a state changed or removed by
+/// hand.
+#[test]
+fn incident_changes_are_audited_and_verify_finds_them_tampered() {
+    use vakt_ledger::audit::Who;
+    use vakt_ledger::incident_workflow::{Classification, IncidentChange, IncidentStatus};
+    let (_t, dir) = with_alerts_and_decisions();
+    let mut l = Ledger::open(&dir).unwrap();
+    let inc = l
+        .find_incident("rate-2")
+        .unwrap()
+        .expect("rate-2's incident");
+    assert_eq!(inc.id, "acct3/rate-1", "found by an alert it holds");
+    assert_eq!(inc.workflow.status, IncidentStatus::New);
+    let ana = Who::new("ana", "cli", Some("host-1".into()));
+    let mut now = inc.workflow.clone();
+    for change in [
+        IncidentChange {
+            status: Some(IncidentStatus::Acknowledged),
+            owner: Some("ana".into()),
+            ..Default::default()
+        },
+        IncidentChange {
+            note: Some("called the reseller".into()),
+            ..Default::default()
+        },
+        IncidentChange {
+            status: Some(IncidentStatus::Resolved),
+            classification: Some(Classification::FalsePositive),
+            reason: Some("the reseller's nightly sync".into()),
+            ..Default::default()
+        },
+    ] {
+        let (next, record) = l.update_incident(&inc.id, &now, &change, &ana).unwrap();
+        assert!(record.is_some());
+        now = next;
+    }
+    let again = IncidentChange {
+        owner: Some("ana".into()),
+        ..Default::default()
+    };
+    let (_, record) = l.update_incident(&inc.id, &now, &again, &ana).unwrap();
+    assert!(
+        record.is_none(),
+        "a change that changes nothing is not recorded"
+    );
+    l.close().unwrap();
+
+    let l = Ledger::open_read(&dir).unwrap();
+    let inc = l.find_incident("acct3/rate-1").unwrap().unwrap();
+    assert_eq!(inc.workflow.status, IncidentStatus::Resolved);
+    assert_eq!(inc.workflow.owner.as_deref(), Some("ana"));
+    assert_eq!(
+        inc.workflow.classification,
+        Some(Classification::FalsePositive)
+    );
+    assert_eq!(inc.workflow.updated_by.as_deref(), Some("ana"));
+    let history = l.audit_records(Some(&inc.id), 100).unwrap();
+    let actions: Vec<_> = history.iter().map(|r| r.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        ["incident.update", "incident.note", "incident.update"]
+    );
+    assert_eq!(
+        history[0].details["changes"]["status"],
+        serde_json::json!(["new", "acknowledged"])
+    );
+    assert_eq!(history[1].details["note"], "called the reseller");
+    assert_eq!(
+        history[2].reason.as_deref(),
+        Some("the reseller's nightly sync")
+    );
+    assert_eq!(
+        (history[2].via.as_str(), history[2].source.as_deref()),
+        ("cli", Some("host-1"))
+    );
+    drop(l);
+    assert_eq!(
+        verify(&dir).unwrap().problem,
+        None,
+        "changes made by vakt are sealed"
+    );
+
+    let found = tamper(&dir, "UPDATE audit SET who = 'mallory' WHERE id = 'aud-3'");
+    assert_eq!(found, Some(Problem::AuditChanged { id: "aud-3".into() }));
+    let found = tamper(
+        &dir,
+        "UPDATE audit SET who = 'ana' WHERE id = 'aud-3'; DELETE FROM audit WHERE id = 'aud-2'",
+    );
+    assert_eq!(found, Some(Problem::AuditChanged { id: "aud-2".into() }));
+    let (_t, dir) = with_alerts_and_decisions();
+    let mut l = Ledger::open(&dir).unwrap();
+    let inc = l.find_incident("rate-1").unwrap().unwrap();
+    let close = IncidentChange {
+        status: Some(IncidentStatus::Resolved),
+        classification: Some(Classification::TruePositive),
+        reason: Some("confirmed with the reseller".into()),
+        ..Default::default()
+    };
+    l.update_incident(&inc.id, &inc.workflow, &close, &ana)
+        .unwrap();
+    l.close().unwrap();
+    let found = tamper(
+        &dir,
+        "UPDATE incident_states SET classification = 'false_positive'",
+    );
+    assert_eq!(
+        found,
+        Some(Problem::IncidentChanged {
+            id: "acct3/rate-1".into()
+        })
+    );
+}
