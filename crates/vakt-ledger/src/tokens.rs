@@ -2,7 +2,9 @@
 //! secret that is shown once when the token is made and never stored.
 //!
 //! Roles: `ingest` may only post events; `read` may read decisions and
-//! alerts; `admin` may read and also add or lift decisions.
+//! alerts; `analyst` may read and also work incidents (status, owner,
+//! classification, notes); `admin` may do all that and add or lift
+//! decisions.
 
 use crate::keys::hex;
 use crate::ledger::Ledger;
@@ -20,17 +22,20 @@ pub enum Role {
     Ingest,
     /// Read decisions and alerts.
     Read,
-    /// Read, and add or lift decisions.
+    /// Read, and work incidents.
+    Analyst,
+    /// Analyst, and add or lift decisions.
     Admin,
 }
 
 impl Role {
-    pub const ALL: [Role; 3] = [Role::Ingest, Role::Read, Role::Admin];
+    pub const ALL: [Role; 4] = [Role::Ingest, Role::Read, Role::Analyst, Role::Admin];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Ingest => "ingest",
             Role::Read => "read",
+            Role::Analyst => "analyst",
             Role::Admin => "admin",
         }
     }
@@ -40,9 +45,15 @@ impl Role {
     }
 
     /// Whether a token of this role may do what `needed` allows: admin
-    /// implies read; ingest is ingest only.
+    /// implies analyst, analyst implies read; ingest is ingest only.
     pub fn allows(self, needed: Role) -> bool {
-        self == needed || (self == Role::Admin && needed == Role::Read)
+        let rank = |r: Role| match r {
+            Role::Ingest => None,
+            Role::Read => Some(0),
+            Role::Analyst => Some(1),
+            Role::Admin => Some(2),
+        };
+        self == needed || matches!((rank(self), rank(needed)), (Some(a), Some(b)) if a >= b)
     }
 }
 

@@ -1,6 +1,7 @@
 //! The API's routes: which handler answers which (method, path), and the
 //! answers for everything else. Handlers live in their own modules
-//! (`ingest`, `decisions`, `exceptions`, `alerts`, `views`, `csp`, `metrics`) and share
+//! (`ingest`, `decisions`, `exceptions`, `alerts`, `incidents`, `views`,
+//! `csp`, `metrics`) and share
 //! only the leaf `http`.
 
 use crate::State;
@@ -34,6 +35,8 @@ pub fn routes() -> &'static [(&'static str, &'static str)] {
         ("GET", "/v1/alerts"),
         ("GET", "/v1/alerts/{id}"),
         ("GET", "/v1/incidents"),
+        ("GET", "/v1/incidents/{id}"),
+        ("PATCH", "/v1/incidents/{id}"),
         ("GET", "/v1/scope"),
         ("GET", "/v1/canaries"),
         ("GET", "/v1/exposure"),
@@ -57,7 +60,11 @@ pub(crate) fn router(state: Arc<State>) -> Router {
         .route("/v1/events", axum::routing::post(post_events))
         .route("/v1/alerts", get(list_alerts))
         .route("/v1/alerts/{id}", get(crate::views::one_alert))
-        .route("/v1/incidents", get(crate::views::incidents))
+        .route("/v1/incidents", get(crate::incidents::list_incidents))
+        .route(
+            "/v1/incidents/{id}",
+            get(crate::incidents::one_incident).patch(crate::incidents::change_incident),
+        )
         .route("/v1/scope", get(crate::views::scope))
         .route("/v1/canaries", get(crate::views::canaries))
         .route("/v1/exposure", get(crate::views::exposure))

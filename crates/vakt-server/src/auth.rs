@@ -1,4 +1,5 @@
-//! Who may call the API: bearer tokens with a role (ingest, read, admin),
+//! Who may call the API: bearer tokens with a role (ingest, read, analyst,
+//! admin),
 //! compared by their BLAKE3 hash; the secret is never logged or echoed.
 
 use crate::State;
@@ -46,7 +47,8 @@ pub(crate) async fn authorize(
     if !token.role.allows(needed) {
         let why = match needed {
             Role::Ingest => "posting events needs an ingest token",
-            Role::Read => "reading needs a read or admin token",
+            Role::Read => "reading needs a read, analyst or admin token",
+            Role::Analyst => "working incidents needs an analyst or admin token",
             Role::Admin => "changing decisions and drafting reports need an admin token",
         };
         return Err(ApiError::new(

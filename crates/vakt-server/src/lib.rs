@@ -38,6 +38,7 @@ mod decisions;
 mod exceptions;
 mod follow;
 mod http;
+mod incidents;
 mod ingest;
 mod journal;
 mod listen;

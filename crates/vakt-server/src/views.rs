@@ -1,5 +1,5 @@
 //! Read routes over the ledger: one alert with the actor's activity,
-//! incidents, scope, canaries, exposure, and the GDPR draft.
+//! scope, canaries, exposure, and the GDPR draft.
 
 use crate::auth::authorize;
 use crate::http::{
@@ -68,43 +68,6 @@ pub(crate) async fn one_alert(
             }
         };
         Ok(Json(json!({ "alert": alert, "activity": activity })))
-    })
-    .await
-}
-
-/// `GET /v1/incidents?since&until&actor&limit`.
-pub(crate) async fn incidents(
-    state: Shared,
-    headers: HeaderMap,
-    RawQuery(q): RawQuery,
-) -> Result<Json<Value>, ApiError> {
-    authorize(&state, &headers, Role::Read).await?;
-    let (mut since, mut until, mut actor, mut limit) =
-        (Timestamp(i64::MIN), Timestamp(i64::MAX), None, 100);
-    for (k, v) in query_pairs(q)? {
-        match k.as_str() {
-            "since" => since = parse_time("since", &v)?,
-            "until" => until = parse_time("until", &v)?,
-            "actor" if !v.is_empty() => actor = Some(v),
-            "actor" => {}
-            "limit" => limit = parse_count("limit", &v, 10_000)?,
-            _ => {
-                return Err(ApiError::bad_request(format!(
-                "unknown query parameter `{k}`; /v1/incidents takes since, until, actor and limit"
-            )))
-            }
-        }
-    }
-    let state = state.0.clone();
-    blocking(move || {
-        let mut list = lock(&state.reader)
-            .incidents(since, until)
-            .map_err(ApiError::internal)?;
-        if let Some(a) = &actor {
-            list.retain(|i| &i.actor == a || i.account.as_ref() == Some(a));
-        }
-        list.truncate(limit);
-        Ok(Json(json!(list)))
     })
     .await
 }

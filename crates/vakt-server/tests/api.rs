@@ -174,6 +174,7 @@ fn each_role_reaches_its_routes_and_gets_403_on_the_others() {
     let Tokens {
         ingest,
         read,
+        analyst,
         admin,
     } = &tokens;
 
@@ -205,7 +206,7 @@ fn each_role_reaches_its_routes_and_gets_403_on_the_others() {
     );
 
     // read: every read, no change and no events.
-    for token in [read, admin] {
+    for token in [read, analyst, admin] {
         for p in READS {
             let a = s.get(p, Some(token));
             let expected = if p == "/v1/alerts/none" { 404 } else { 200 };
@@ -224,6 +225,12 @@ fn each_role_reaches_its_routes_and_gets_403_on_the_others() {
     );
     assert_forbidden(&s.delete("/v1/decisions/x", Some(read)), "read", "DELETE");
     assert_forbidden(&s.post("/v1/reports/x", Some(read), ""), "read", "report");
+    // analyst: incidents, not decisions.
+    assert_forbidden(
+        &s.post_json("/v1/decisions", Some(analyst), &new_decision()),
+        "analyst",
+        "POST /v1/decisions",
+    );
     assert_forbidden(
         &s.post("/v1/events", Some(read), &event_line()),
         "read",
@@ -875,6 +882,136 @@ fn incidents_group_an_actors_alerts() {
     let one = get("?limit=1");
     assert_eq!(one.as_array().unwrap().len(), 1);
     assert_eq!(one[0]["actor"], "c.carl");
+    s.stop();
+}
+
+/// An analyst acknowledges, assigns, notes and closes an incident through
+/// the API; each step is in its history with who, how and from where, a
+/// read token may look but not change, and the ledger still verifies.
+#[test]
+fn analysts_work_an_incident_and_every_change_is_in_its_history() {
+    let (s, tokens, al) = scenario(|_| {});
+    let id = format!("r17.anna/{}", al.anna_logins);
+    let path = format!("/v1/incidents/{}", id.replace('/', "%2F"));
+    let a = s.get(&path, Some(&tokens.read));
+    assert_eq!(a.status, 200, "{}", a.text);
+    let v = a.json();
+    assert_eq!(
+        (
+            &v["incident"]["id"],
+            &v["incident"]["status"],
+            &v["incident"]["owner"]
+        ),
+        (&json!(id), &json!("new"), &Value::Null)
+    );
+    assert_eq!(v["history"], json!([]));
+    // Any alert of the incident names it too.
+    let by_alert = s.get(
+        &format!("/v1/incidents/{}", al.anna_canary),
+        Some(&tokens.read),
+    );
+    assert_eq!(by_alert.json()["incident"]["id"], json!(id));
+
+    let ack = json!({"status": "acknowledged", "owner": "ana"});
+    assert_forbidden(
+        &s.patch_json(&path, Some(&tokens.read), &ack),
+        "read",
+        "PATCH",
+    );
+    assert_eq!(s.patch_json(&path, None, &ack).status, 401);
+    let a = s.patch_json(&path, Some(&tokens.analyst), &ack);
+    assert_eq!(a.status, 200, "{}", a.text);
+    let v = a.json();
+    assert_eq!(v["incident"]["status"], "acknowledged");
+    assert_eq!(v["incident"]["owner"], "ana");
+    assert_eq!(v["incident"]["updated_by"], "token analyst");
+    let h = &v["history"][0];
+    assert_eq!(
+        (&h["action"], &h["who"], &h["via"], &h["source"]),
+        (
+            &json!("incident.update"),
+            &json!("token analyst"),
+            &json!("api"),
+            &json!("127.0.0.1")
+        )
+    );
+    assert_eq!(
+        h["details"]["changes"]["status"],
+        json!(["new", "acknowledged"])
+    );
+    assert_eq!(h["details"]["changes"]["owner"], json!([null, "ana"]));
+
+    let a = s.patch_json(
+        &path,
+        Some(&tokens.analyst),
+        &json!({"note": "asked the reseller"}),
+    );
+    assert_eq!(
+        a.json()["history"][1]["details"]["note"],
+        "asked the reseller"
+    );
+    for (body, says) in [
+        (json!({"status": "resolved"}), "needs a classification"),
+        (
+            json!({"classification": "false_positive"}),
+            "needs a reason",
+        ),
+        (json!({"status": "closed"}), "unknown variant"),
+        (json!({"owner": "ana", "colour": "red"}), "unknown field"),
+        (json!({}), "nothing to change"),
+        (json!({"note": "\u{1b}[2J"}), "control characters"),
+    ] {
+        let a = s.patch_json(&path, Some(&tokens.analyst), &body);
+        assert_eq!(a.status, 400, "{body}: {}", a.text);
+        assert!(a.error().contains(says), "{body}: {}", a.text);
+    }
+    let close = json!({"status": "resolved", "classification": "false_positive", "reason": "the reseller's nightly sync"});
+    let a = s.patch_json(&path, Some(&tokens.admin), &close);
+    assert_eq!(a.status, 200, "{}", a.text);
+    let v = a.json();
+    assert_eq!(
+        (
+            &v["incident"]["status"],
+            &v["incident"]["classification"],
+            &v["incident"]["reason"]
+        ),
+        (
+            &json!("resolved"),
+            &json!("false_positive"),
+            &json!("the reseller's nightly sync")
+        )
+    );
+    assert_eq!(v["history"].as_array().unwrap().len(), 3);
+    assert_eq!(v["history"][2]["reason"], "the reseller's nightly sync");
+    assert_eq!(v["history"][2]["who"], "token admin");
+
+    // The list shows and filters by the workflow.
+    let list = |q: &str| s.get(&format!("/v1/incidents{q}"), Some(&tokens.read));
+    let resolved = list("?status=resolved").json();
+    assert_eq!(resolved.as_array().unwrap().len(), 1);
+    assert_eq!(resolved[0]["id"], json!(id));
+    let open = list("?status=new,acknowledged,contained").json();
+    assert_eq!(open.as_array().unwrap().len(), 2);
+    assert!(open
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|i| i["status"] == "new"));
+    assert_eq!(list("?owner=ana").json().as_array().unwrap().len(), 1);
+    assert_eq!(
+        list("?owner=").json().as_array().unwrap().len(),
+        2,
+        "unassigned"
+    );
+    assert_eq!(list("?status=closed").status, 400);
+    let a = s.patch_json(
+        "/v1/incidents/nobody%2Fnothing",
+        Some(&tokens.analyst),
+        &ack,
+    );
+    assert_eq!(a.status, 404, "{}", a.text);
+    let report = vakt_ledger::verify::verify(&s.data).unwrap();
+    assert_eq!(report.problem, None, "{report:?}");
     s.stop();
 }
 

@@ -23,6 +23,7 @@ pub const NO_SUCH_ROUTE: &str = "no such route";
 pub struct Tokens {
     pub ingest: String,
     pub read: String,
+    pub analyst: String,
     pub admin: String,
 }
 
@@ -31,6 +32,7 @@ impl Tokens {
         match role {
             Role::Ingest => &self.ingest,
             Role::Read => &self.read,
+            Role::Analyst => &self.analyst,
             Role::Admin => &self.admin,
         }
     }
@@ -46,7 +48,7 @@ pub struct Running {
 }
 
 /// Starts a server on a fresh data directory with the directory `toml`
-/// and tokens `ingest`, `read` and `admin`; `tweak` may change the config.
+/// and tokens `ingest`, `read`, `analyst` and `admin`; `tweak` may change the config.
 pub fn start(toml: &str, tweak: impl FnOnce(&mut Config)) -> (Running, Tokens) {
     let tmp = tempfile::tempdir().unwrap();
     let data = DataDir {
@@ -56,6 +58,7 @@ pub fn start(toml: &str, tweak: impl FnOnce(&mut Config)) -> (Running, Tokens) {
     let tokens = Tokens {
         ingest: l.create_token("ingest", Role::Ingest).unwrap(),
         read: l.create_token("read", Role::Read).unwrap(),
+        analyst: l.create_token("analyst", Role::Analyst).unwrap(),
         admin: l.create_token("admin", Role::Admin).unwrap(),
     };
     l.close().unwrap();
@@ -225,6 +228,17 @@ impl Running {
     pub fn post_json(&self, path: &str, token: Option<&str>, body: &Value) -> Answer {
         self.send(Req {
             method: "POST",
+            path,
+            token,
+            content_type: Some("application/json"),
+            body: Some(body.to_string().into_bytes()),
+            authorization: None,
+        })
+    }
+
+    pub fn patch_json(&self, path: &str, token: Option<&str>, body: &Value) -> Answer {
+        self.send(Req {
+            method: "PATCH",
             path,
             token,
             content_type: Some("application/json"),

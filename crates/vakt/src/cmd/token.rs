@@ -16,8 +16,8 @@ pub enum TokenCommand {
         /// A name to list and revoke it by, e.g. proxy-1.
         #[arg(long)]
         name: String,
-        /// ingest (post events), read (decisions and alerts), admin (read, and add or lift decisions).
-        #[arg(long, value_parser = ["ingest", "read", "admin"])]
+        /// ingest (post events), read (decisions and alerts), analyst (read, and work incidents), admin (analyst, and add or lift decisions).
+        #[arg(long, value_parser = ["ingest", "read", "analyst", "admin"])]
         role: String,
     },
     /// The tokens: name, role, when made (never their secrets).
@@ -39,7 +39,7 @@ pub fn run(cmd: TokenCommand) -> Result<ExitCode> {
     match cmd {
         TokenCommand::Create { data, name, role } => {
             let Some(role) = Role::parse(&role) else {
-                bail!("--role `{role}` is not a role; use ingest, read or admin");
+                bail!("--role `{role}` is not a role; use ingest, read, analyst or admin");
             };
             let dir = data.dir();
             let mut l = Ledger::open(&dir)
