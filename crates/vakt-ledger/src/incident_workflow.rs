@@ -123,6 +123,19 @@ pub struct IncidentChange {
     pub classification: Option<Classification>,
     pub reason: Option<String>,
     pub note: Option<String>,
+    /// With `false_positive`: also suppress the incident's actor for each
+    /// of its rules, from now, so the same traffic raises nothing again.
+    pub exception: Option<ExceptionAsk>,
+}
+
+/// How long the exceptions made on closing last: `for` (`30d`) or
+/// `until` (RFC 3339); neither means until revoked.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExceptionAsk {
+    #[serde(rename = "for")]
+    pub for_: Option<String>,
+    pub until: Option<String>,
 }
 
 impl IncidentChange {
@@ -221,15 +234,19 @@ impl Ledger {
     }
 
     /// Applies a change to the incident `id` (which the caller has found)
-    /// and records it, with the note, as one audit record: both commit or
-    /// neither does. A change that changes nothing and has no note records
-    /// nothing. Returns the workflow as it now is and the record, if any.
+    /// and records it, with the note, as one audit record; `exceptions`
+    /// (made by the caller from `change.exception`, only with a
+    /// `false_positive` classification) are added with an audit record
+    /// each. All commit or none does. A change that changes nothing and
+    /// has no note records nothing. Returns the workflow as it now is and
+    /// the record, if any.
     pub fn update_incident(
         &mut self,
         id: &str,
         current: &Workflow,
         change: &IncidentChange,
         who: &Who,
+        exceptions: &[vakt_event::Exception],
     ) -> Result<(Workflow, Option<AuditRecord>)> {
         if change.is_empty() {
             return Err(LedgerError::Invalid(
@@ -244,7 +261,14 @@ impl Ledger {
             }
         }
         let (mut next, diff) = apply(current, change)?;
-        if diff.is_empty() && change.note.is_none() {
+        if (change.exception.is_some() || !exceptions.is_empty())
+            && change.classification != Some(Classification::FalsePositive)
+        {
+            return Err(LedgerError::Invalid(
+                "an exception goes with classifying the incident as false_positive, in the same change".into(),
+            ));
+        }
+        if diff.is_empty() && change.note.is_none() && exceptions.is_empty() {
             return Ok((current.clone(), None));
         }
         self.chained(|l| {
@@ -277,6 +301,23 @@ impl Ledger {
             }
             if let Some(note) = &change.note {
                 details.insert("note".into(), note.trim().into());
+            }
+            let mut made = Vec::new();
+            for e in exceptions {
+                let e = l.add_exception(e)?;
+                l.record_audit(
+                    who,
+                    "exception.add",
+                    Some(&e.id),
+                    Some(&e.reason),
+                    serde_json::json!({
+                        "incident": id, "actor": e.actor, "rule": e.rule, "until": e.until,
+                    }),
+                )?;
+                made.push(e.id);
+            }
+            if !made.is_empty() {
+                details.insert("exceptions".into(), made.into());
             }
             let action = if diff.is_empty() {
                 "incident.note"

@@ -751,7 +751,9 @@ fn incident_changes_are_audited_and_verify_finds_them_tampered() {
             ..Default::default()
         },
     ] {
-        let (next, record) = l.update_incident(&inc.id, &now, &change, &ana).unwrap();
+        let (next, record) = l
+            .update_incident(&inc.id, &now, &change, &ana, &[])
+            .unwrap();
         assert!(record.is_some());
         now = next;
     }
@@ -759,7 +761,7 @@ fn incident_changes_are_audited_and_verify_finds_them_tampered() {
         owner: Some("ana".into()),
         ..Default::default()
     };
-    let (_, record) = l.update_incident(&inc.id, &now, &again, &ana).unwrap();
+    let (_, record) = l.update_incident(&inc.id, &now, &again, &ana, &[]).unwrap();
     assert!(
         record.is_none(),
         "a change that changes nothing is not recorded"
@@ -817,7 +819,7 @@ fn incident_changes_are_audited_and_verify_finds_them_tampered() {
         reason: Some("confirmed with the reseller".into()),
         ..Default::default()
     };
-    l.update_incident(&inc.id, &inc.workflow, &close, &ana)
+    l.update_incident(&inc.id, &inc.workflow, &close, &ana, &[])
         .unwrap();
     l.close().unwrap();
     let found = tamper(

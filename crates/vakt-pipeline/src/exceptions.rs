@@ -3,6 +3,8 @@
 
 use serde::Deserialize;
 use vakt_event::{Exception, NewException, Timestamp};
+use vakt_ledger::incident_workflow::IncidentChange;
+use vakt_ledger::incidents::Incident;
 use vakt_ledger::Ledger;
 
 /// Every rule id an alert may carry: the detectors', and `step_up_failures`,
@@ -80,4 +82,32 @@ impl ExceptionRequest {
         )
         .map_err(|e| e.to_string())
     }
+}
+
+/// The exceptions a change closing `inc` as a false positive asks for
+/// (`change.exception`): its actor, once per rule it raised, for as long
+/// as asked, with the change's reason. None when it asks for none.
+pub fn incident_exceptions(
+    l: &Ledger,
+    inc: &Incident,
+    change: &IncidentChange,
+    by: &str,
+) -> Result<Vec<Exception>, String> {
+    let Some(ask) = &change.exception else {
+        return Ok(Vec::new());
+    };
+    inc.rules
+        .iter()
+        .map(|rule| {
+            ExceptionRequest {
+                actor: Some(inc.actor.clone()),
+                rule: Some(rule.clone()),
+                until: ask.until.clone(),
+                for_: ask.for_.clone(),
+                reason: change.reason.clone().unwrap_or_default(),
+                ..Default::default()
+            }
+            .make(l, by)
+        })
+        .collect()
 }

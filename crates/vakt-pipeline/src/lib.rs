@@ -58,6 +58,6 @@ pub mod reload;
 pub mod watch;
 
 pub use error::PipelineError;
-pub use exceptions::{rule_ids, ExceptionRequest};
+pub use exceptions::{incident_exceptions, rule_ids, ExceptionRequest};
 pub use outlet::{Delivery, JsonLines, Outlet};
 pub use pipeline::{Finished, Pipeline, PipelineConfig, PipelineReport, Processed};

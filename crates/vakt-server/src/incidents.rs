@@ -137,7 +137,7 @@ pub(crate) async fn change_incident(
     let bytes = read_body(&headers, body, CHANGE_BODY_LIMIT).await?;
     let change: IncidentChange = serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::bad_request(format!(
-            "the body must be a JSON object with any of \"status\" (new, acknowledged, contained, resolved), \"owner\" (\"\" unassigns), \"classification\" (true_positive, benign_true_positive, false_positive) with \"reason\", \"note\": {e}"
+            "the body must be a JSON object with any of \"status\" (new, acknowledged, contained, resolved), \"owner\" (\"\" unassigns), \"classification\" (true_positive, benign_true_positive, false_positive) with \"reason\", \"note\", and with false_positive \"exception\" ({{}}, {{\"for\": \"30d\"}} or {{\"until\": TIME}}): {e}"
         ))
     })?;
     let who = Who::new(
@@ -150,8 +150,10 @@ pub(crate) async fn change_incident(
     blocking(move || {
         let mut l = lock(&state.writer);
         let inc = found(&l, &id)?;
+        let exceptions = vakt_pipeline::incident_exceptions(&l, &inc, &change, &who.name)
+            .map_err(|e| ApiError::bad_request(format!("exception: {e}")))?;
         let (workflow, _) = l
-            .update_incident(&inc.id, &inc.workflow, &change, &who)
+            .update_incident(&inc.id, &inc.workflow, &change, &who, &exceptions)
             .map_err(|e| match e {
                 LedgerError::Invalid(m) => ApiError::bad_request(m),
                 e => ApiError::internal(e),

@@ -960,12 +960,20 @@ fn analysts_work_an_incident_and_every_change_is_in_its_history() {
         (json!({"owner": "ana", "colour": "red"}), "unknown field"),
         (json!({}), "nothing to change"),
         (json!({"note": "\u{1b}[2J"}), "control characters"),
+        (
+            json!({"classification": "true_positive", "reason": "r", "exception": {}}),
+            "goes with classifying the incident as false_positive",
+        ),
+        (
+            json!({"classification": "false_positive", "reason": "r", "exception": {"for": "soon"}}),
+            "not a duration",
+        ),
     ] {
         let a = s.patch_json(&path, Some(&tokens.analyst), &body);
         assert_eq!(a.status, 400, "{body}: {}", a.text);
         assert!(a.error().contains(says), "{body}: {}", a.text);
     }
-    let close = json!({"status": "resolved", "classification": "false_positive", "reason": "the reseller's nightly sync"});
+    let close = json!({"status": "resolved", "classification": "false_positive", "reason": "the reseller's nightly sync", "exception": {"for": "30d"}});
     let a = s.patch_json(&path, Some(&tokens.admin), &close);
     assert_eq!(a.status, 200, "{}", a.text);
     let v = a.json();
@@ -984,6 +992,31 @@ fn analysts_work_an_incident_and_every_change_is_in_its_history() {
     assert_eq!(v["history"].as_array().unwrap().len(), 3);
     assert_eq!(v["history"][2]["reason"], "the reseller's nightly sync");
     assert_eq!(v["history"][2]["who"], "token admin");
+    // Closing as a false positive suppressed the actor for each of its rules.
+    let made = strings(&v["history"][2]["details"]["exceptions"]);
+    assert_eq!(made.len(), 2, "{v}");
+    let excs = s.get("/v1/exceptions", Some(&tokens.read)).json();
+    let mut pairs: Vec<(String, String)> = excs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            assert_eq!(e["reason"], "the reseller's nightly sync");
+            assert!(made.contains(&e["id"].as_str().unwrap().to_owned()));
+            (
+                e["actor"].as_str().unwrap().into(),
+                e["rule"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    pairs.sort();
+    assert_eq!(
+        pairs,
+        [
+            ("r17.anna".to_owned(), "canary".to_owned()),
+            ("r17.anna".to_owned(), "login_failures".to_owned())
+        ]
+    );
 
     // The list shows and filters by the workflow.
     let list = |q: &str| s.get(&format!("/v1/incidents{q}"), Some(&tokens.read));
