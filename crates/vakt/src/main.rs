@@ -78,6 +78,9 @@ enum Command {
     /// Exceptions (false positives) that suppress matching alerts: list, add, delete.
     #[command(subcommand)]
     Exceptions(cmd::exceptions::ExceptionsCommand),
+    /// Incidents: list, show, ack, contain, assign, close (with a classification), note.
+    #[command(subcommand)]
+    Incident(cmd::incident::IncidentCommand),
     /// HTTP API: POST /v1/events, GET/POST/DELETE /v1/decisions, GET /v1/alerts.
     Serve(cmd::serve::ServeArgs),
     /// API tokens for `vakt serve`: create (prints the secret once), list, revoke.
@@ -122,6 +125,7 @@ fn main() -> ExitCode {
         Command::Scope(args) => cmd::ledger::scope(args),
         Command::Decisions(c) => cmd::ledger::decisions(c),
         Command::Exceptions(c) => cmd::exceptions::run(c),
+        Command::Incident(c) => cmd::incident::run(c),
         Command::Serve(args) => cmd::serve::run(args),
         Command::Token(c) => cmd::token::run(c),
         Command::User(c) => cmd::user::run(c),

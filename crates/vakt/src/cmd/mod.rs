@@ -5,6 +5,7 @@ pub mod detection;
 pub mod detectors;
 pub mod eval;
 pub mod exceptions;
+pub mod incident;
 pub mod ledger;
 pub mod proxy;
 pub mod serve;
