@@ -412,3 +412,65 @@ fn a_viewer_cannot_add_or_revoke_exceptions_and_an_analyst_can() {
     assert_eq!(exceptions(&s, &t)[0]["revoked_by"], "ana");
     s.stop();
 }
+
+/// Incidents: a viewer reads them but is offered no form and refused
+/// when posting one; an analyst's change is recorded under their name and
+/// address; a form without its CSRF token changes nothing.
+#[test]
+fn a_viewer_reads_incidents_and_only_an_analyst_changes_them() {
+    let (s, t) = start(DIRECTORY, |_| {});
+    add(&s, "vera", ConsoleRole::Viewer);
+    add(&s, "ana", ConsoleRole::Analyst);
+    let alert = canary_alert(&s, &t);
+    let path = format!("/incidents/{alert}");
+    let vera = sign_in(&s, "vera");
+    let (status, page) = vera.get("/incidents");
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains(&format!("c.carl/{alert}")), "{page}");
+    let (status, page) = vera.get(&path);
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        !page.contains("id=\"work\""),
+        "a viewer is offered the form"
+    );
+    assert!(page.contains("id=\"work-withheld\""), "{page}");
+    assert_refused(
+        vera.post(&path, "status=acknowledged&owner=vera"),
+        "analyst",
+        "change",
+    );
+
+    let ana = sign_in(&s, "ana");
+    let (_, page) = ana.get(&path);
+    assert!(page.contains("id=\"work\""), "{page}");
+    let (status, _) = ana.post(&path, "status=acknowledged&owner=ana&note=on+it");
+    assert_eq!(status, 303);
+    let v = s
+        .get(&format!("/v1/incidents/{alert}"), Some(&t.read))
+        .json();
+    assert_eq!(v["incident"]["status"], "acknowledged");
+    let h = &v["history"][0];
+    assert_eq!(
+        (&h["who"], &h["via"], &h["source"], &h["details"]["note"]),
+        (
+            &json!("ana"),
+            &json!("console"),
+            &json!("127.0.0.1"),
+            &json!("on it")
+        )
+    );
+    // Without the CSRF token: refused before anything is done.
+    let r = ana
+        .agent
+        .post(format!("{}{path}", s.url))
+        .header("cookie", &ana.cookie)
+        .content_type("application/x-www-form-urlencoded")
+        .send("status=new&owner=")
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let v = s
+        .get(&format!("/v1/incidents/{alert}"), Some(&t.read))
+        .json();
+    assert_eq!(v["history"].as_array().unwrap().len(), 1);
+    s.stop();
+}

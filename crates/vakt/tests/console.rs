@@ -8,9 +8,10 @@ mod support;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
-use support::{free_port, vakt, Child, WAIT};
+use support::browser::{shot, wait};
+use support::{vakt, Child, WAIT};
 
 const USER: &str = "anna";
 const PASSWORD: &str = "hunter22-pass";
@@ -48,17 +49,23 @@ fn prepare(tmp: &Path) -> PathBuf {
         .status()
         .unwrap();
     assert!(st.success());
+    add_user(&data, USER, "admin");
+    data
+}
+
+/// A console user with [`PASSWORD`] and `role`.
+fn add_user(data: &Path, name: &str, role: &str) {
     let mut add = vakt()
         .args([
             "user",
             "add",
-            USER,
+            name,
             "--role",
-            "admin",
+            role,
             "--password-stdin",
             "--data",
         ])
-        .arg(&data)
+        .arg(data)
         .stdin(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -67,7 +74,6 @@ fn prepare(tmp: &Path) -> PathBuf {
     let out = add.wait_with_output().unwrap();
     assert!(out.status.success());
     assert!(!String::from_utf8_lossy(&out.stderr).contains(PASSWORD));
-    data
 }
 
 /// `vakt serve` on a free port; returns the process and its base URL.
@@ -302,83 +308,17 @@ fn a_session_survives_a_restart_and_guessing_is_stopped_after_ten_failures() {
     assert_eq!(r.status().as_u16(), 303);
 }
 
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-const CHROMIUM: &str = "/usr/bin/chromium";
-
-fn shots() -> PathBuf {
-    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/console-screenshots");
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-async fn shot(c: &fantoccini::Client, name: &str) {
-    let png = c.screenshot().await.unwrap();
-    std::fs::write(shots().join(name), png).unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_signs_in_reads_an_alert_and_adds_and_lifts_a_decision_in_chromium() {
     use fantoccini::Locator;
-    if !Path::new(CHROMEDRIVER).exists() || !Path::new(CHROMIUM).exists() {
-        eprintln!("skipped: needs {CHROMIUM} and {CHROMEDRIVER} (apt-get install chromium chromium-driver; ./scripts/test installs them)");
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
+    let Some(browser) = support::browser::start(tmp.path()).await else {
+        return;
+    };
+    let c = browser.client.clone();
     let data = prepare(tmp.path());
     let (_serve, url) = serve(tmp.path(), &data);
-    let port = free_port();
-    let _driver = Child::spawn(
-        "chromedriver",
-        Command::new(CHROMEDRIVER)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null()),
-    )
-    .unwrap();
-    let webdriver = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + WAIT;
-    let status = agent();
-    while status.get(&format!("{webdriver}/status")).call().is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "chromedriver did not start within {WAIT:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let profile = tmp.path().join("chromium-profile");
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        serde_json::json!({
-            "binary": CHROMIUM,
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--no-first-run", "--window-size=1280,1000",
-                format!("--user-data-dir={}", profile.display()),
-            ]
-        }),
-    );
-    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-    let c = tokio::time::timeout(
-        Duration::from_secs(60),
-        fantoccini::ClientBuilder::new(connector)
-            .capabilities(caps)
-            .connect(&webdriver),
-    )
-    .await
-    .expect("a Chromium session within 60 s")
-    .expect("chromedriver makes a session");
     let run = async {
-        let wait = |c: &fantoccini::Client, css: &'static str| {
-            let c = c.clone();
-            async move {
-                c.wait()
-                    .at_most(WAIT)
-                    .for_element(Locator::Css(css))
-                    .await
-                    .unwrap_or_else(|e| panic!("{css}: {e}"))
-            }
-        };
         // Not signed in: the sign-in form.
         c.goto(&format!("{url}/")).await.unwrap();
         wait(&c, "#user").await.send_keys(USER).await.unwrap();
@@ -519,4 +459,214 @@ async fn a_person_signs_in_reads_an_alert_and_adds_and_lifts_a_decision_in_chrom
     let outcome = tokio::time::timeout(Duration::from_secs(120), run).await;
     let _ = c.close().await;
     outcome.expect("the browser steps finish within 120 s");
+}
+
+/// The value of `<input ... name="NAME" value="...">` on a page.
+fn input_value(page: &str, name: &str) -> String {
+    let at = page
+        .find(&format!("name=\"{name}\" value=\""))
+        .unwrap_or_else(|| panic!("no {name} field"));
+    let rest = &page[at + name.len() + 15..];
+    rest[..rest.find('"').unwrap()].to_owned()
+}
+
+/// An analyst acknowledges, assigns, notes and closes an incident as a
+/// false positive with an exception in Chromium; a viewer sees no form
+/// and is refused when posting one anyway; the next run of the same
+/// traffic raises nothing for that actor, and the ledger verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_analyst_works_an_incident_in_chromium_and_a_viewer_cannot() {
+    use fantoccini::Locator;
+    use support::browser::{click, fill, sign_in};
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(browser) = support::browser::start(tmp.path()).await else {
+        return;
+    };
+    let c = browser.client.clone();
+    let data = prepare(tmp.path());
+    add_user(&data, "ana", "analyst");
+    add_user(&data, "vic", "viewer");
+    let (serve_process, url) = serve(tmp.path(), &data);
+    let run = async {
+        sign_in(&c, &url, "ana", PASSWORD).await;
+        c.goto(&format!("{url}/incidents")).await.unwrap();
+        let row = wait(&c, "#incidents tr[data-id^='p3.bot/canary-']").await;
+        let id = row.attr("data-id").await.unwrap().unwrap();
+        assert_eq!(
+            row.find(Locator::Css("td.status"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap(),
+            "new"
+        );
+        shot(&c, "11-incidents.png").await;
+        row.find(Locator::Css("a.incident-link"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        wait(&c, "#work").await;
+        let status = || async {
+            c.find(Locator::Css("#status"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        };
+        // Acknowledge and take it.
+        c.find(Locator::Css("#w-status"))
+            .await
+            .unwrap()
+            .select_by_value("acknowledged")
+            .await
+            .unwrap();
+        fill(&c, "#w-owner", "ana").await;
+        click(&c, "#w-save").await;
+        wait(&c, "#history td.who").await;
+        assert_eq!(status().await, "acknowledged");
+        assert_eq!(
+            c.find(Locator::Css("#owner"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap(),
+            "ana"
+        );
+        // A note.
+        fill(&c, "#w-note", "called the partner's operations desk").await;
+        click(&c, "#w-save").await;
+        wait(&c, "#history tr:nth-child(3)").await;
+        // Resolving without a classification is refused with a reason.
+        c.find(Locator::Css("#w-status"))
+            .await
+            .unwrap()
+            .select_by_value("resolved")
+            .await
+            .unwrap();
+        click(&c, "#w-save").await;
+        let error = wait(&c, "#form-error").await.text().await.unwrap();
+        assert!(error.contains("needs a classification"), "{error}");
+        assert_eq!(status().await, "acknowledged");
+        // Closed as a false positive, with an exception for 30 days.
+        c.find(Locator::Css("#w-status"))
+            .await
+            .unwrap()
+            .select_by_value("resolved")
+            .await
+            .unwrap();
+        c.find(Locator::Css("#w-classification"))
+            .await
+            .unwrap()
+            .select_by_value("false_positive")
+            .await
+            .unwrap();
+        fill(&c, "#w-reason", "a load test of the partner's bot").await;
+        click(&c, "#w-except").await;
+        fill(&c, "#w-except-for", "30d").await;
+        click(&c, "#w-save").await;
+        wait(&c, "#classification").await;
+        assert_eq!(status().await, "resolved");
+        let history = c
+            .find(Locator::Css("#history"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(history.contains("exceptions exc-1"), "{history}");
+        assert!(
+            history.contains("called the partner's operations desk"),
+            "{history}"
+        );
+        assert_eq!(
+            c.find_all(Locator::Css("#history td.who"))
+                .await
+                .unwrap()
+                .len(),
+            3
+        );
+        shot(&c, "12-incident.png").await;
+        // Resolved incidents leave the default list.
+        c.goto(&format!("{url}/incidents")).await.unwrap();
+        let open = wait(&c, "#incidents").await.text().await.unwrap();
+        assert!(!open.contains(&id), "{open}");
+        c.goto(&format!("{url}/incidents?status=resolved"))
+            .await
+            .unwrap();
+        wait(&c, "#incidents tr[data-id]").await;
+        id
+    };
+    let id = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the browser steps finish within 120 s");
+    let _ = c.close().await;
+
+    // The viewer: no form, and a form posted anyway is refused.
+    let a = agent();
+    let r = post_form(
+        &a,
+        &format!("{url}/login"),
+        None,
+        &format!("user=vic&password={PASSWORD}&next=%2F"),
+    );
+    assert_eq!(r.status().as_u16(), 303);
+    let cookie = header(&r, "set-cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let page_url = format!("{url}/incidents/{}", id.replace('/', "%2F"));
+    let (code, page) = get_page(&a, &page_url, &cookie);
+    assert_eq!(code, 200);
+    assert!(
+        page.contains("id=\"work-withheld\"") && !page.contains("id=\"work\""),
+        "{page}"
+    );
+    let csrf = input_value(&page, "csrf");
+    let r = post_form(
+        &a,
+        &page_url,
+        Some(&cookie),
+        &format!("csrf={csrf}&status=new&owner="),
+    );
+    assert_eq!(r.status().as_u16(), 403);
+    let (_, page) = get_page(&a, &page_url, &cookie);
+    assert!(page.contains("<td id=\"status\">resolved</td>"), "{page}");
+    drop(serve_process);
+
+    // The same traffic again: p3.bot's canary read is suppressed.
+    let again = tmp.path().join("again.jsonl");
+    std::fs::copy(tmp.path().join("in.jsonl"), &again).unwrap();
+    let out = vakt()
+        .args(["watch", "--data"])
+        .arg(&data)
+        .arg("--directory")
+        .arg(tmp.path().join("dir.toml"))
+        .arg(&again)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("\"rule.id\":\"canary\""), "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("suppressed by exceptions"), "{stderr}");
+    let verify = vakt()
+        .args(["ledger", "verify", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
 }

@@ -22,8 +22,8 @@
 //!
 //! | role    | may                                                          |
 //! |---------|--------------------------------------------------------------|
-//! | viewer  | read alerts, an alert, a scope as counts, decisions, canaries, exposure |
-//! | analyst | see a scope's customers, draft breach reports, add and extend decisions, add and revoke exceptions |
+//! | viewer  | read alerts, incidents, an alert, a scope as counts, decisions, canaries, exposure |
+//! | analyst | see a scope's customers, draft breach reports, add and extend decisions, add and revoke exceptions, work incidents |
 //! | admin   | lift decisions (undo enforcement)                            |
 //!
 //! A viewer sees how many customers a scope holds and in which
@@ -39,6 +39,7 @@
 
 mod exceptions;
 mod html;
+mod incidents;
 mod pages;
 mod roles;
 mod timeline;
@@ -117,6 +118,11 @@ pub(crate) fn routes(app: Arc<State>) -> Router {
             get(|| async { asset(JS, "text/javascript") }),
         )
         .route("/", get(pages::alerts))
+        .route("/incidents", get(incidents::list))
+        .route(
+            "/incidents/{id}",
+            get(incidents::one).post(incidents::change),
+        )
         .route("/alerts/{id}", get(pages::alert))
         .route("/alerts/{id}/scope", get(pages::scope))
         .route("/alerts/{id}/report", get(pages::report))

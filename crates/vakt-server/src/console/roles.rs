@@ -52,6 +52,13 @@ pub(crate) const EXCEPT: Need = Need {
     what: "adding or revoking exceptions",
 };
 
+/// Working an incident: status, owner, classification, notes, and the
+/// exception of a false positive.
+pub(crate) const WORK: Need = Need {
+    role: ConsoleRole::Analyst,
+    what: "changing incidents",
+};
+
 /// Lifting a decision: undoing enforcement.
 pub(crate) const LIFT: Need = Need {
     role: ConsoleRole::Admin,

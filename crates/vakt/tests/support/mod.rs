@@ -3,6 +3,8 @@
 //! Each test file uses its own part of it.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use std::process::{Command, Stdio};
 use std::time::Duration;
 pub use vakt_server::child::Child;
