@@ -104,7 +104,81 @@ pub fn check_text(what: &str, text: &str) -> Result<()> {
     Ok(())
 }
 
+/// A human action as [`Ledger::audited`] records it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Audit {
+    /// `thing.verb`: `decision.add`, `user.delete`, `session.start`.
+    pub action: &'static str,
+    pub subject: Option<String>,
+    pub reason: Option<String>,
+    pub details: serde_json::Value,
+}
+
+impl Audit {
+    pub fn new(action: &'static str, subject: impl Into<String>) -> Audit {
+        Audit {
+            action,
+            subject: Some(subject.into()),
+            reason: None,
+            details: serde_json::Value::Object(Default::default()),
+        }
+    }
+
+    pub fn reason(mut self, reason: impl Into<String>) -> Audit {
+        self.reason = Some(reason.into());
+        self
+    }
+
+    pub fn details(mut self, details: serde_json::Value) -> Audit {
+        self.details = details;
+        self
+    }
+
+    /// A decision added, extended or lifted: what it enforces, on whom,
+    /// until when.
+    pub fn decision(action: &'static str, d: &vakt_event::decision::Decision) -> Audit {
+        Audit::new(action, &d.id)
+            .reason(&d.reason)
+            .details(serde_json::json!({
+                "scope": d.scope, "value": d.value, "action": d.action, "expires": d.expires,
+            }))
+    }
+
+    /// An exception added or revoked: what it suppresses, until when.
+    pub fn exception(action: &'static str, e: &vakt_event::Exception) -> Audit {
+        Audit::new(action, &e.id)
+            .reason(&e.reason)
+            .details(serde_json::json!({
+                "actor": e.actor, "rule": e.rule, "destination": e.destination, "until": e.until,
+            }))
+    }
+}
+
 impl Ledger {
+    /// Runs `f`, a change a person makes, and records the [`Audit`] it
+    /// returns (none when it changed nothing, e.g. lifting a decision
+    /// that is gone) in the same transaction: the change and its record
+    /// commit together or not at all.
+    pub fn audited<T>(
+        &mut self,
+        who: &Who,
+        f: impl FnOnce(&mut Ledger) -> Result<(T, Option<Audit>)>,
+    ) -> Result<T> {
+        self.chained(|l| {
+            let (out, audit) = f(l)?;
+            if let Some(a) = audit {
+                l.record_audit(
+                    who,
+                    a.action,
+                    a.subject.as_deref(),
+                    a.reason.as_deref(),
+                    a.details,
+                )?;
+            }
+            Ok(out)
+        })
+    }
+
     /// Records a human action and chains it. Inside [`Ledger::chained`]
     /// (as the change it describes is), both commit or neither does.
     pub fn record_audit(
@@ -161,13 +235,37 @@ impl Ledger {
     /// The records about `subject` (all when `None`), oldest first, at
     /// most `limit` of the newest.
     pub fn audit_records(&self, subject: Option<&str>, limit: usize) -> Result<Vec<AuditRecord>> {
+        self.audit_query(&AuditQuery {
+            subject: subject.map(str::to_owned),
+            limit,
+            ..Default::default()
+        })
+    }
+
+    /// The records a query asks for, oldest first, at most `limit` of the
+    /// newest.
+    pub fn audit_query(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>> {
+        // `action` is `decision` (every decision action) or `decision.add`.
         let sql = format!(
-            "SELECT * FROM (SELECT {COLUMNS} FROM audit WHERE ?1 IS NULL OR subject = ?1
-             ORDER BY at DESC, rowid DESC LIMIT ?2) ORDER BY at, id"
+            "SELECT * FROM (SELECT {COLUMNS} FROM audit
+             WHERE (?1 IS NULL OR subject = ?1)
+               AND (?2 IS NULL OR action = ?2 OR substr(action, 1, length(?2) + 1) = ?2 || '.')
+               AND (?3 IS NULL OR who = ?3)
+               AND (?4 IS NULL OR at >= ?4)
+             ORDER BY at DESC, rowid DESC LIMIT ?5) ORDER BY at, id"
         );
         let r = self.conn.prepare(&sql).and_then(|mut s| {
-            s.query_map(params![subject, limit as i64], row)?
-                .collect::<rusqlite::Result<Vec<_>>>()
+            s.query_map(
+                params![
+                    q.subject,
+                    q.action,
+                    q.who,
+                    q.since.map(|t| t.0),
+                    q.limit.min(i64::MAX as usize) as i64
+                ],
+                row,
+            )?
+            .collect::<rusqlite::Result<Vec<_>>>()
         });
         let mut out = self.db(r)?;
         // `aud-10` sorts before `aud-9` as text; within one millisecond
@@ -180,6 +278,17 @@ impl Ledger {
         });
         Ok(out)
     }
+}
+
+/// Which audit records to read.
+#[derive(Clone, Debug, Default)]
+pub struct AuditQuery {
+    pub subject: Option<String>,
+    /// `decision` for every decision action, or one: `decision.add`.
+    pub action: Option<String>,
+    pub who: Option<String>,
+    pub since: Option<Timestamp>,
+    pub limit: usize,
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The API's routes: which handler answers which (method, path), and the
 //! answers for everything else. Handlers live in their own modules
-//! (`ingest`, `decisions`, `exceptions`, `alerts`, `incidents`, `views`,
-//! `csp`, `metrics`) and share
+//! (`ingest`, `decisions`, `exceptions`, `alerts`, `incidents`, `audit`,
+//! `views`, `csp`, `metrics`) and share
 //! only the leaf `http`.
 
 use crate::State;
@@ -41,6 +41,7 @@ pub fn routes() -> &'static [(&'static str, &'static str)] {
         ("GET", "/v1/canaries"),
         ("GET", "/v1/exposure"),
         ("POST", "/v1/reports/{alert_id}"),
+        ("GET", "/v1/audit"),
     ]
 }
 
@@ -76,6 +77,7 @@ pub(crate) fn router(state: Arc<State>) -> Router {
             "/v1/csp-report",
             axum::routing::post(crate::csp::post_report),
         )
+        .route("/v1/audit", get(crate::audit::list_audit))
         .route("/metrics", get(crate::metrics::metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

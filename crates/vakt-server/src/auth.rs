@@ -3,8 +3,10 @@
 //! compared by their BLAKE3 hash; the secret is never logged or echoed.
 
 use crate::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::ConnectInfo;
+use axum::http::{header, Extensions, HeaderMap, StatusCode};
 use std::sync::Arc;
+use vakt_ledger::audit::Who;
 use vakt_ledger::tokens::{Role, TokenInfo};
 
 use crate::http::{blocking, lock, ApiError};
@@ -57,4 +59,15 @@ pub(crate) async fn authorize(
         ));
     }
     Ok(token)
+}
+
+/// Who a token's request is, for the audit trail: `token NAME`, over the
+/// API, from the client's address.
+pub(crate) fn who(token: &TokenInfo, ext: &Extensions) -> Who {
+    Who::new(
+        format!("token {}", token.name),
+        "api",
+        ext.get::<ConnectInfo<crate::ClientAddr>>()
+            .map(|c| c.0 .0.ip().to_canonical().to_string()),
+    )
 }

@@ -3,11 +3,12 @@
 
 use axum::body::Body;
 use axum::extract::{Path, RawQuery};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, Extensions, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use vakt_event::Timestamp;
+use vakt_ledger::audit::Audit;
 use vakt_ledger::decisions::Decision;
 use vakt_ledger::tokens::Role;
 
@@ -74,6 +75,7 @@ impl NewDecision {
 pub(crate) async fn add_decision(
     state: Shared,
     headers: HeaderMap,
+    ext: Extensions,
     body: Body,
 ) -> Result<Response, ApiError> {
     let token = authorize(&state, &headers, Role::Admin).await?;
@@ -87,9 +89,13 @@ pub(crate) async fn add_decision(
         .decide(format!("added over the API by token {}", token.name))
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let state = state.0.clone();
+    let who = crate::auth::who(&token, &ext);
     let d = blocking(move || {
         lock(&state.writer)
-            .put_decision(&d)
+            .audited(&who, |l| {
+                l.put_decision(&d)?;
+                Ok(((), Some(Audit::decision("decision.add", &d))))
+            })
             .map_err(ApiError::internal)?;
         Ok(d)
     })
@@ -107,13 +113,18 @@ pub(crate) async fn delete_decision(
     state: Shared,
     headers: HeaderMap,
     Path(id): Path<String>,
+    ext: Extensions,
 ) -> Result<StatusCode, ApiError> {
-    authorize(&state, &headers, Role::Admin).await?;
+    let token = authorize(&state, &headers, Role::Admin).await?;
     let state = state.0.clone();
     let id2 = id.clone();
+    let who = crate::auth::who(&token, &ext);
     let found = blocking(move || {
         lock(&state.writer)
-            .delete_decision(&id2)
+            .audited(&who, |l| {
+                let found = l.delete_decision(&id2)?;
+                Ok((found, found.then(|| Audit::new("decision.lift", &id2))))
+            })
             .map_err(ApiError::internal)
     })
     .await?;

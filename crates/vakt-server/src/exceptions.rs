@@ -5,10 +5,11 @@
 
 use axum::body::Body;
 use axum::extract::{Path, RawQuery};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, Extensions, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use vakt_event::{Exception, Timestamp};
+use vakt_ledger::audit::Audit;
 use vakt_ledger::tokens::Role;
 
 use crate::auth::authorize;
@@ -50,6 +51,7 @@ pub(crate) async fn list_exceptions(
 pub(crate) async fn add_exception(
     state: Shared,
     headers: HeaderMap,
+    ext: Extensions,
     body: Body,
 ) -> Result<Response, ApiError> {
     let token = authorize(&state, &headers, Role::Admin).await?;
@@ -60,11 +62,16 @@ pub(crate) async fn add_exception(
         ))
     })?;
     let state = state.0.clone();
-    let by = format!("token {}", token.name);
+    let who = crate::auth::who(&token, &ext);
     let e = blocking(move || {
         let mut l = lock(&state.writer);
-        let e = form.make(&l, &by).map_err(ApiError::bad_request)?;
-        l.add_exception(&e).map_err(ApiError::internal)
+        let e = form.make(&l, &who.name).map_err(ApiError::bad_request)?;
+        l.audited(&who, |l| {
+            let e = l.add_exception(&e)?;
+            let audit = Audit::exception("exception.add", &e);
+            Ok((e, Some(audit)))
+        })
+        .map_err(ApiError::internal)
     })
     .await?;
     let mut r = (StatusCode::CREATED, Json(&e)).into_response();
@@ -78,13 +85,19 @@ pub(crate) async fn delete_exception(
     state: Shared,
     headers: HeaderMap,
     Path(id): Path<String>,
+    ext: Extensions,
 ) -> Result<StatusCode, ApiError> {
     let token = authorize(&state, &headers, Role::Admin).await?;
     let state = state.0.clone();
     let id2 = id.clone();
+    let who = crate::auth::who(&token, &ext);
     let found = blocking(move || {
         lock(&state.writer)
-            .revoke_exception(&id2, &format!("token {}", token.name))
+            .audited(&who, |l| {
+                let e = l.revoke_exception(&id2, &who.name)?;
+                let audit = e.as_ref().map(|e| Audit::exception("exception.revoke", e));
+                Ok((e, audit))
+            })
             .map_err(ApiError::internal)
     })
     .await?;

@@ -11,12 +11,11 @@ use crate::http::{
     blocking, lock, no_params, parse_count, parse_time, query_pairs, read_body, ApiError, Shared,
 };
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Path, RawQuery};
+use axum::extract::{Path, RawQuery};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde_json::{json, Value};
 use vakt_event::Timestamp;
-use vakt_ledger::audit::Who;
 use vakt_ledger::incident_workflow::{IncidentChange, IncidentStatus};
 use vakt_ledger::incidents::Incident;
 use vakt_ledger::tokens::Role;
@@ -140,12 +139,7 @@ pub(crate) async fn change_incident(
             "the body must be a JSON object with any of \"status\" (new, acknowledged, contained, resolved), \"owner\" (\"\" unassigns), \"classification\" (true_positive, benign_true_positive, false_positive) with \"reason\", \"note\", and with false_positive \"exception\" ({{}}, {{\"for\": \"30d\"}} or {{\"until\": TIME}}): {e}"
         ))
     })?;
-    let who = Who::new(
-        format!("token {}", token.name),
-        "api",
-        ext.get::<ConnectInfo<crate::ClientAddr>>()
-            .map(|c| c.0 .0.ip().to_canonical().to_string()),
-    );
+    let who = crate::auth::who(&token, &ext);
     let state = state.0.clone();
     blocking(move || {
         let mut l = lock(&state.writer);

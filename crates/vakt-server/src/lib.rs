@@ -29,6 +29,7 @@
 
 mod alerts;
 mod api;
+mod audit;
 mod auth;
 pub mod child;
 mod connections;

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use vakt_event::stats::{usual_range, usual_range_since};
 use vakt_event::Timestamp;
+use vakt_ledger::audit::Audit;
 use vakt_ledger::scope::Cidr;
 use vakt_ledger::tokens::Role;
 
@@ -222,8 +223,10 @@ pub(crate) async fn report(
     state: Shared,
     headers: HeaderMap,
     Path(id): Path<String>,
+    ext: axum::http::Extensions,
 ) -> Result<Json<Value>, ApiError> {
-    authorize(&state, &headers, Role::Admin).await?;
+    let token = authorize(&state, &headers, Role::Admin).await?;
+    let who = crate::auth::who(&token, &ext);
     let state = state.0.clone();
     blocking(move || {
         let l = lock(&state.reader);
@@ -231,6 +234,11 @@ pub(crate) async fn report(
             return Err(no_alert(&id));
         }
         let r = vakt_ledger::report::draft(&l, &id).map_err(ApiError::internal)?;
+        drop(l);
+        // A draft names the customers: who took one is on record.
+        lock(&state.writer)
+            .audited(&who, |_| Ok(((), Some(Audit::new("report.export", &id)))))
+            .map_err(ApiError::internal)?;
         let markdown = r.markdown(vakt_detect::detectors::remediation(&r.alert.rule));
         let html = vakt_ledger::report::to_html(&markdown);
         Ok(Json(

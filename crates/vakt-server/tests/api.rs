@@ -1786,3 +1786,83 @@ fn webhook_delivery_survives_a_receiver_that_is_down_and_comes_back() {
     s.stop();
     thread.join().unwrap();
 }
+
+/// Every human action over the API is in the audit trail with the token,
+/// the address and the reason; the trail filters by subject, action
+/// family and person, and only analysts and admins read it.
+#[test]
+fn every_change_over_the_api_is_in_the_audit_trail() {
+    let (s, tokens, al) = scenario(|_| {});
+    let admin = Some(tokens.admin.as_str());
+    let a = s.post_json("/v1/decisions", admin, &new_decision());
+    assert_eq!(a.status, 201, "{}", a.text);
+    let decision = a.json()["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/decisions/{}", decision.replace('/', "%2F"));
+    assert_eq!(s.delete(&path, admin).status, 204);
+    assert_eq!(
+        s.delete(&path, admin).status,
+        404,
+        "a second lift changes nothing"
+    );
+    let a = s.post_json(
+        "/v1/exceptions",
+        admin,
+        &json!({"actor": "p3.bot", "rule": "login_failures", "reason": "monitoring probe"}),
+    );
+    assert_eq!(a.status, 201, "{}", a.text);
+    let exception = a.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        s.delete(&format!("/v1/exceptions/{exception}"), admin)
+            .status,
+        204
+    );
+    assert_eq!(
+        s.post(&format!("/v1/reports/{}", al.anna_canary), admin, "")
+            .status,
+        200
+    );
+
+    let trail = |q: &str| {
+        let a = s.get(&format!("/v1/audit{q}"), Some(&tokens.analyst));
+        assert_eq!(a.status, 200, "{q}: {}", a.text);
+        a.json().as_array().unwrap().clone()
+    };
+    let all = trail("");
+    let actions: Vec<&str> = all.iter().map(|r| r["action"].as_str().unwrap()).collect();
+    assert_eq!(
+        actions,
+        [
+            "decision.add",
+            "decision.lift",
+            "exception.add",
+            "exception.revoke",
+            "report.export"
+        ]
+    );
+    for r in &all {
+        assert_eq!(
+            (&r["who"], &r["via"], &r["source"]),
+            (&json!("token admin"), &json!("api"), &json!("127.0.0.1")),
+            "{r}"
+        );
+    }
+    assert_eq!(all[0]["subject"], json!(decision));
+    assert_eq!(all[0]["reason"], "under review");
+    assert_eq!(all[0]["details"]["action"], "block");
+    assert_eq!(all[2]["reason"], "monitoring probe");
+    assert_eq!(all[4]["subject"], json!(al.anna_canary));
+    assert_eq!(trail("?action=decision").len(), 2);
+    assert_eq!(trail("?action=decision.lift").len(), 1);
+    assert_eq!(trail("?action=decis").len(), 0, "a family is a whole word");
+    assert_eq!(trail(&format!("?subject={exception}")).len(), 2);
+    assert_eq!(trail("?who=token%20admin&limit=2").len(), 2);
+    assert_eq!(trail("?who=ana").len(), 0);
+    assert_forbidden(
+        &s.get("/v1/audit", Some(&tokens.read)),
+        "read",
+        "GET /v1/audit",
+    );
+    let report = vakt_ledger::verify::verify(&s.data).unwrap();
+    assert_eq!(report.problem, None, "{report:?}");
+    s.stop();
+}

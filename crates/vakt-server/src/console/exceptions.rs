@@ -5,13 +5,14 @@
 use super::html::{csrf_input, esc, fail, page, select, short, url_encode};
 use super::pages::{read, write};
 use super::roles::{EXCEPT, READ};
-use super::{form_pairs, require, require_form, see_other, Session, Shared};
+use super::{form_pairs, require, require_form, see_other, who, Session, Shared};
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{Extensions, HeaderMap, StatusCode};
 use axum::response::Response;
 use std::fmt::Write;
 use vakt_event::Timestamp;
+use vakt_ledger::audit::Audit;
 use vakt_pipeline::ExceptionRequest;
 
 fn back_with_error(msg: &str) -> Response {
@@ -94,7 +95,7 @@ pub(crate) async fn list(c: Shared, headers: HeaderMap, RawQuery(q): RawQuery) -
 
 /// The add form, and the alert page's "mark false positive" form (which
 /// sends `from_alert` and returns to the alert).
-pub(crate) async fn add(c: Shared, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn add(c: Shared, headers: HeaderMap, ext: Extensions, body: Bytes) -> Response {
     let form = form_pairs(&String::from_utf8_lossy(&body));
     let s = match require_form(&c, &headers, &form, EXCEPT) {
         Ok(s) => s,
@@ -114,9 +115,13 @@ pub(crate) async fn add(c: Shared, headers: HeaderMap, body: Bytes) -> Response 
         from_alert,
         reason: get("reason").unwrap_or_default(),
     };
-    let by = s.user.clone();
-    let r = write(&c, move |l| match new.make(l, &by) {
-        Ok(e) => l.add_exception(&e).map(Ok),
+    let who = who(&s.user, &ext);
+    let r = write(&c, move |l| match new.make(l, &who.name) {
+        Ok(e) => l.audited(&who, |l| {
+            let e = l.add_exception(&e)?;
+            let audit = Audit::exception("exception.add", &e);
+            Ok((Ok(e), Some(audit)))
+        }),
         Err(msg) => Ok(Err(msg)),
     })
     .await;
@@ -132,6 +137,7 @@ pub(crate) async fn revoke(
     c: Shared,
     headers: HeaderMap,
     Path(id): Path<String>,
+    ext: Extensions,
     body: Bytes,
 ) -> Response {
     let form = form_pairs(&String::from_utf8_lossy(&body));
@@ -139,8 +145,15 @@ pub(crate) async fn revoke(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let by = s.user.clone();
-    match write(&c, move |l| l.revoke_exception(&id, &by)).await {
+    let who = who(&s.user, &ext);
+    let r = write(&c, move |l| {
+        l.audited(&who, |l| {
+            let e = l.revoke_exception(&id, &who.name)?;
+            let audit = e.as_ref().map(|e| Audit::exception("exception.revoke", e));
+            Ok((e, audit))
+        })
+    });
+    match r.await {
         Ok(Some(_)) => see_other("/exceptions"),
         Ok(None) => back_with_error("that exception is not there"),
         Err(e) => fail(&s, StatusCode::INTERNAL_SERVER_ERROR, &e),

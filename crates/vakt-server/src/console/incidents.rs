@@ -13,12 +13,12 @@ use super::roles::{READ, WORK};
 use super::{form_pairs, require, require_form, see_other, Session, Shared};
 use crate::http::encode_query;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, RawQuery};
+use axum::extract::{Path, RawQuery};
 use axum::http::{Extensions, HeaderMap, StatusCode};
 use axum::response::Response;
 use maud::{html, Markup};
 use vakt_event::{Severity, Timestamp};
-use vakt_ledger::audit::{AuditRecord, Who};
+use vakt_ledger::audit::AuditRecord;
 use vakt_ledger::incident_workflow::{
     Classification, ExceptionAsk, IncidentChange, IncidentStatus,
 };
@@ -312,12 +312,7 @@ pub(crate) async fn change(
             until: None,
         }),
     };
-    let who = Who::new(
-        s.user.clone(),
-        "console",
-        ext.get::<ConnectInfo<crate::ClientAddr>>()
-            .map(|a| a.0 .0.ip().to_canonical().to_string()),
-    );
+    let who = super::who(&s.user, &ext);
     let target = id.clone();
     let r = write(&c, move |l| {
         let Some(inc) = l.find_incident(&target)? else {

@@ -61,6 +61,7 @@ use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use vakt_event::Timestamp;
+use vakt_ledger::audit::{Audit, Who};
 use vakt_ledger::sessions::SessionInfo;
 use vakt_ledger::users::ConsoleRole;
 use vakt_limit::{AttemptPolicy, Attempts};
@@ -196,23 +197,41 @@ impl Console {
         })
     }
 
-    fn start(&self, user: String) -> Result<String, vakt_ledger::LedgerError> {
+    /// A new session for `who` (signed in just now), on record.
+    fn start(&self, who: &Who) -> Result<String, vakt_ledger::LedgerError> {
         let id = random_hex(32);
         let now = Timestamp::now();
         let s = SessionInfo {
-            user,
+            user: who.name.clone(),
             csrf: random_hex(32),
             expires: now.saturating_add(SESSION_TTL.as_millis() as i64),
         };
-        lock(&self.app.writer).start_session(&id, &s, now)?;
+        lock(&self.app.writer).audited(who, |l| {
+            l.start_session(&id, &s, now)?;
+            Ok(((), Some(Audit::new("session.start", &who.name))))
+        })?;
         Ok(id)
     }
 
-    fn end(&self, headers: &HeaderMap) {
+    fn end(&self, headers: &HeaderMap, who: &Who) {
         if let Some(id) = cookie_value(headers) {
-            let _ = lock(&self.app.writer).end_session(&id);
+            let _ = lock(&self.app.writer).audited(who, |l| {
+                l.end_session(&id)?;
+                Ok(((), Some(Audit::new("session.end", &who.name))))
+            });
         }
     }
+}
+
+/// Who a signed-in person is, for the audit trail: their name, in the
+/// console, from the client's address.
+pub(crate) fn who(user: &str, ext: &Extensions) -> Who {
+    Who::new(
+        user,
+        "console",
+        ext.get::<ConnectInfo<crate::ClientAddr>>()
+            .map(|a| a.0 .0.ip().to_canonical().to_string()),
+    )
 }
 
 /// A redirect (303, so a POST becomes a GET).
@@ -394,7 +413,7 @@ async fn login(c: Shared, ext: Extensions, headers: HeaderMap, body: axum::body:
         );
     }
     lock(&c.attempts).succeeded(&keys);
-    let id = match c.start(name) {
+    let id = match c.start(&who(&name, &ext)) {
         Ok(id) => id,
         Err(e) => {
             return html::login_page(
@@ -418,12 +437,13 @@ async fn login(c: Shared, ext: Extensions, headers: HeaderMap, body: axum::body:
     r
 }
 
-async fn logout(c: Shared, headers: HeaderMap, body: Bytes) -> Response {
+async fn logout(c: Shared, ext: Extensions, headers: HeaderMap, body: Bytes) -> Response {
     let form = form_pairs(&String::from_utf8_lossy(&body));
-    if let Err(r) = require_form(&c, &headers, &form, roles::READ) {
-        return r;
-    }
-    c.end(&headers);
+    let s = match require_form(&c, &headers, &form, roles::READ) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    c.end(&headers, &who(&s.user, &ext));
     let mut r = see_other("/login");
     r.headers_mut().insert(
         header::SET_COOKIE,

@@ -2,17 +2,18 @@
 
 use super::html::{csrf_input, esc, fail, page, select, sev, short, url_encode};
 use super::roles::{CUSTOMERS, DECIDE, DRAFT, LIFT, READ};
-use super::{form_pairs, lock, require, require_form, see_other, timeline, Shared};
+use super::{form_pairs, lock, require, require_form, see_other, timeline, who, Shared};
 use crate::decisions::NewDecision;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{Extensions, HeaderMap, StatusCode};
 use axum::response::Response;
 use std::fmt::Write;
 use vakt_event::stats::{usual_range, usual_range_since, USUAL_RANGE_DAYS};
 use vakt_event::time::HOUR;
 use vakt_event::{Alert, Severity, Timestamp};
 use vakt_ledger::alerts::AlertFilter;
+use vakt_ledger::audit::Audit;
 
 const DAY: i64 = 86_400_000;
 
@@ -310,7 +311,12 @@ pub(crate) async fn scope(c: Shared, headers: HeaderMap, Path(id): Path<String>)
     page(&format!("Scope of {id}"), &s, &b)
 }
 
-pub(crate) async fn report(c: Shared, headers: HeaderMap, Path(id): Path<String>) -> Response {
+pub(crate) async fn report(
+    c: Shared,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    ext: Extensions,
+) -> Response {
     let s = match require(&c, &headers, &format!("/alerts/{id}/report"), DRAFT) {
         Ok(s) => s,
         Err(r) => return r,
@@ -325,6 +331,14 @@ pub(crate) async fn report(c: Shared, headers: HeaderMap, Path(id): Path<String>
         Ok(md) => md,
         Err(e) => return fail(&s, StatusCode::NOT_FOUND, &e),
     };
+    // A draft names the customers: who took one is on record.
+    let (who, id2) = (who(&s.user, &ext), id.clone());
+    let r = write(&c, move |l| {
+        l.audited(&who, |_| Ok(((), Some(Audit::new("report.draft", &id2)))))
+    });
+    if let Err(e) = r.await {
+        return fail(&s, StatusCode::INTERNAL_SERVER_ERROR, &e);
+    }
     let html = vakt_ledger::report::to_html(&md);
     let inner = html
         .split_once("<body>")
@@ -413,7 +427,12 @@ fn back_with_error(msg: &str) -> Response {
     see_other(&format!("/decisions?error={}", url_encode(msg)))
 }
 
-pub(crate) async fn add_decision(c: Shared, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn add_decision(
+    c: Shared,
+    headers: HeaderMap,
+    ext: Extensions,
+    body: Bytes,
+) -> Response {
     let form = form_pairs(&String::from_utf8_lossy(&body));
     let s = match require_form(&c, &headers, &form, DECIDE) {
         Ok(s) => s,
@@ -438,7 +457,14 @@ pub(crate) async fn add_decision(c: Shared, headers: HeaderMap, body: Bytes) -> 
         Ok(d) => d,
         Err(e) => return back_with_error(&e.to_string()),
     };
-    match write(&c, move |l| l.put_decision(&d)).await {
+    let who = who(&s.user, &ext);
+    let r = write(&c, move |l| {
+        l.audited(&who, |l| {
+            l.put_decision(&d)?;
+            Ok(((), Some(Audit::decision("decision.add", &d))))
+        })
+    });
+    match r.await {
         Ok(()) => see_other("/decisions"),
         Err(e) => fail(&s, StatusCode::INTERNAL_SERVER_ERROR, &e),
     }
@@ -448,6 +474,7 @@ pub(crate) async fn extend_decision(
     c: Shared,
     headers: HeaderMap,
     Path(id): Path<String>,
+    ext: Extensions,
     body: Bytes,
 ) -> Response {
     let form = form_pairs(&String::from_utf8_lossy(&body));
@@ -460,13 +487,16 @@ pub(crate) async fn extend_decision(
         Ok(ms) => ms,
         Err(e) => return back_with_error(&e.to_string()),
     };
+    let who = who(&s.user, &ext);
     let r = write(&c, move |l| {
-        let Some(mut d) = l.decisions(None)?.into_iter().find(|d| d.id == id) else {
-            return Ok(false);
-        };
-        d.expires = d.expires.max(Timestamp::now()).saturating_add(ms);
-        l.put_decision(&d)?;
-        Ok(true)
+        l.audited(&who, |l| {
+            let Some(mut d) = l.decisions(None)?.into_iter().find(|d| d.id == id) else {
+                return Ok((false, None));
+            };
+            d.expires = d.expires.max(Timestamp::now()).saturating_add(ms);
+            l.put_decision(&d)?;
+            Ok((true, Some(Audit::decision("decision.extend", &d))))
+        })
     })
     .await;
     match r {
@@ -480,6 +510,7 @@ pub(crate) async fn lift_decision(
     c: Shared,
     headers: HeaderMap,
     Path(id): Path<String>,
+    ext: Extensions,
     body: Bytes,
 ) -> Response {
     let form = form_pairs(&String::from_utf8_lossy(&body));
@@ -487,7 +518,14 @@ pub(crate) async fn lift_decision(
         Ok(s) => s,
         Err(r) => return r,
     };
-    match write(&c, move |l| l.delete_decision(&id)).await {
+    let who = who(&s.user, &ext);
+    let r = write(&c, move |l| {
+        l.audited(&who, |l| {
+            let found = l.delete_decision(&id)?;
+            Ok((found, found.then(|| Audit::new("decision.lift", &id))))
+        })
+    });
+    match r.await {
         Ok(_) => see_other("/decisions"),
         Err(e) => fail(&s, StatusCode::INTERNAL_SERVER_ERROR, &e),
     }

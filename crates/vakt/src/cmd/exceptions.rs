@@ -7,6 +7,7 @@ use crate::cmd::ledger::DataArgs;
 use anyhow::{Context, Result};
 use std::process::ExitCode;
 use vakt_event::{Exception, Timestamp};
+use vakt_ledger::audit::Audit;
 use vakt_ledger::Ledger;
 use vakt_pipeline::ExceptionRequest;
 
@@ -53,14 +54,6 @@ pub enum ExceptionsCommand {
         data: DataArgs,
         id: String,
     },
-}
-
-/// Who made or revoked an exception on this machine.
-fn operator() -> String {
-    std::env::var("USER")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .map_or_else(|| "cli".to_owned(), |u| format!("cli:{u}"))
 }
 
 fn print(e: &Exception) {
@@ -123,15 +116,25 @@ pub fn run(cmd: ExceptionsCommand) -> Result<ExitCode> {
                 from_alert,
                 reason,
             };
-            let e = request.make(&l, &operator()).map_err(anyhow::Error::msg)?;
-            let e = l.add_exception(&e)?;
+            let who = crate::cmd::who();
+            let e = request.make(&l, &who.name).map_err(anyhow::Error::msg)?;
+            let e = l.audited(&who, |l| {
+                let e = l.add_exception(&e)?;
+                let audit = Audit::exception("exception.add", &e);
+                Ok((e, Some(audit)))
+            })?;
             l.close()?;
             println!("{}", e.id);
             Ok(ExitCode::SUCCESS)
         }
         ExceptionsCommand::Delete { data, id } => {
             let mut l = Ledger::open(&data.dir())?;
-            let found = l.revoke_exception(&id, &operator())?;
+            let who = crate::cmd::who();
+            let found = l.audited(&who, |l| {
+                let e = l.revoke_exception(&id, &who.name)?;
+                let audit = e.as_ref().map(|e| Audit::exception("exception.revoke", e));
+                Ok((e, audit))
+            })?;
             l.close()?;
             if found.is_some() {
                 println!("revoked {id}");

@@ -7,7 +7,6 @@ use crate::cmd::ledger::DataArgs;
 use anyhow::{bail, Context, Result};
 use std::process::ExitCode;
 use vakt_event::Timestamp;
-use vakt_ledger::audit::Who;
 use vakt_ledger::incident_workflow::{
     Classification, ExceptionAsk, IncidentChange, IncidentStatus,
 };
@@ -97,19 +96,6 @@ pub struct Common {
     note: Option<String>,
 }
 
-/// The person at the command line, and this host.
-fn who() -> Who {
-    let user = std::env::var("USER")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| "unknown".into());
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty());
-    Who::new(format!("cli:{user}"), "cli", host)
-}
-
 fn find(l: &Ledger, id: &str) -> Result<Incident> {
     l.find_incident(id)?.with_context(|| {
         format!("no incident {id} and no alert of that id; `vakt incident list --all` lists them")
@@ -187,11 +173,13 @@ pub fn run(cmd: IncidentCommand) -> Result<ExitCode> {
         note: change.note.or(common.note),
         ..change
     };
+    // The workflow is metadata: written beside a running `vakt serve`
+    // as its own changes are, without the entry store's writer lock.
     let dir = common.data.dir();
-    let mut l = Ledger::open(&dir)
+    let mut l = Ledger::open_read(&dir)
         .with_context(|| format!("cannot open the ledger in {}", dir.path.display()))?;
     let inc = find(&l, &common.id)?;
-    let who = who();
+    let who = crate::cmd::who();
     let exceptions = vakt_pipeline::incident_exceptions(&l, &inc, &change, &who.name)
         .map_err(|e| anyhow::anyhow!("--except: {e}"))?;
     let (workflow, record) =
@@ -200,7 +188,7 @@ pub fn run(cmd: IncidentCommand) -> Result<ExitCode> {
             Err(LedgerError::Invalid(m)) => bail!("{m}"),
             Err(e) => return Err(e.into()),
         };
-    l.close()?;
+    drop(l);
     match record {
         None => println!("{}: nothing changed ({})", inc.id, workflow.status.as_str()),
         Some(r) => {

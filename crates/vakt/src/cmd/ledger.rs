@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use vakt_event::decision::{Action, Decision, Scope};
 use vakt_event::{Directory, Timestamp};
+use vakt_ledger::audit::Audit;
 use vakt_ledger::scope::Cidr;
 use vakt_ledger::{verify, DataDir, Ledger};
 
@@ -421,8 +422,12 @@ pub struct ReportArgs {
 
 pub fn report(args: ReportArgs) -> Result<ExitCode> {
     let dir = args.data.dir();
-    let l = Ledger::open_read(&dir)?;
+    let mut l = Ledger::open_read(&dir)?;
     let r = vakt_ledger::report::draft(&l, &args.alert)?;
+    // A draft names the customers: who took one is on record.
+    l.audited(&crate::cmd::who(), |_| {
+        Ok(((), Some(Audit::new("report.export", &args.alert))))
+    })?;
     let md = r.markdown(vakt_detect::detectors::remediation(&r.alert.rule));
     if args.format == "html" {
         println!("{}", vakt_ledger::report::to_html(&md));
@@ -518,14 +523,20 @@ pub fn decisions(cmd: DecisionsCommand) -> Result<ExitCode> {
             let d = Decision::manual(scope, &value, action, reason, Timestamp::now(), ttl_ms)
                 .context("--value")?;
             let mut l = Ledger::open(&data.dir())?;
-            l.put_decision(&d)?;
+            l.audited(&crate::cmd::who(), |l| {
+                l.put_decision(&d)?;
+                Ok(((), Some(Audit::decision("decision.add", &d))))
+            })?;
             l.close()?;
             println!("{}", d.id);
             Ok(ExitCode::SUCCESS)
         }
         DecisionsCommand::Delete { data, id } => {
             let mut l = Ledger::open(&data.dir())?;
-            let found = l.delete_decision(&id)?;
+            let found = l.audited(&crate::cmd::who(), |l| {
+                let found = l.delete_decision(&id)?;
+                Ok((found, found.then(|| Audit::new("decision.lift", &id))))
+            })?;
             l.close()?;
             if found {
                 println!("lifted {id}");

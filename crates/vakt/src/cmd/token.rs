@@ -4,6 +4,7 @@
 use crate::cmd::ledger::DataArgs;
 use anyhow::{bail, Context, Result};
 use std::process::ExitCode;
+use vakt_ledger::audit::Audit;
 use vakt_ledger::tokens::Role;
 use vakt_ledger::Ledger;
 
@@ -44,7 +45,12 @@ pub fn run(cmd: TokenCommand) -> Result<ExitCode> {
             let dir = data.dir();
             let mut l = Ledger::open(&dir)
                 .with_context(|| format!("cannot open the ledger in {}", dir.path.display()))?;
-            let secret = l.create_token(&name, role)?;
+            let secret = l.audited(&crate::cmd::who(), |l| {
+                let secret = l.create_token(&name, role)?;
+                let audit = Audit::new("token.create", &name)
+                    .details(serde_json::json!({ "role": role.as_str() }));
+                Ok((secret, Some(audit)))
+            })?;
             l.close()?;
             eprintln!(
                 "vakt token: created {name} ({role}); the secret below is shown this once, keep it in a secret store"
@@ -67,7 +73,10 @@ pub fn run(cmd: TokenCommand) -> Result<ExitCode> {
         }
         TokenCommand::Revoke { data, name } => {
             let mut l = Ledger::open(&data.dir())?;
-            let found = l.revoke_token(&name)?;
+            let found = l.audited(&crate::cmd::who(), |l| {
+                let found = l.revoke_token(&name)?;
+                Ok((found, found.then(|| Audit::new("token.revoke", &name))))
+            })?;
             l.close()?;
             if found {
                 println!("revoked {name}");

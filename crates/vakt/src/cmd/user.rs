@@ -7,6 +7,7 @@ use crate::cmd::ledger::DataArgs;
 use anyhow::{bail, Context, Result};
 use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
+use vakt_ledger::audit::Audit;
 use vakt_ledger::users::ConsoleRole;
 use vakt_ledger::Ledger;
 
@@ -91,7 +92,12 @@ pub fn run(cmd: UserCommand) -> Result<ExitCode> {
             let dir = data.dir();
             let mut l = Ledger::open(&dir)
                 .with_context(|| format!("cannot open the ledger in {}", dir.path.display()))?;
-            l.add_user_as(&name, &password, role)?;
+            l.audited(&crate::cmd::who(), |l| {
+                l.add_user_as(&name, &password, role)?;
+                let audit = Audit::new("user.add", &name)
+                    .details(serde_json::json!({ "role": role.as_str() }));
+                Ok(((), Some(audit)))
+            })?;
             l.close()?;
             eprintln!("vakt user: added {name} ({role}); sign in at the address vakt serve prints");
             Ok(ExitCode::SUCCESS)
@@ -112,7 +118,12 @@ pub fn run(cmd: UserCommand) -> Result<ExitCode> {
         UserCommand::Role { data, name, role } => {
             let role: ConsoleRole = role.parse()?;
             let mut l = Ledger::open(&data.dir())?;
-            let found = l.set_user_role(&name, role)?;
+            let found = l.audited(&crate::cmd::who(), |l| {
+                let found = l.set_user_role(&name, role)?;
+                let audit = Audit::new("user.role", &name)
+                    .details(serde_json::json!({ "role": role.as_str() }));
+                Ok((found, found.then_some(audit)))
+            })?;
             l.close()?;
             if found {
                 println!("{name} is now {role}");
@@ -124,7 +135,10 @@ pub fn run(cmd: UserCommand) -> Result<ExitCode> {
         }
         UserCommand::Delete { data, name } => {
             let mut l = Ledger::open(&data.dir())?;
-            let found = l.delete_user(&name)?;
+            let found = l.audited(&crate::cmd::who(), |l| {
+                let found = l.delete_user(&name)?;
+                Ok((found, found.then(|| Audit::new("user.delete", &name))))
+            })?;
             l.close()?;
             if found {
                 println!("deleted {name}");
