@@ -472,5 +472,17 @@ fn a_viewer_reads_incidents_and_only_an_analyst_changes_them() {
         .get(&format!("/v1/incidents/{alert}"), Some(&t.read))
         .json();
     assert_eq!(v["history"].as_array().unwrap().len(), 1);
+    // The audit page: the analyst's sign-in and change, not for viewers.
+    assert_refused(vera.get("/audit"), "analyst", "audit");
+    assert!(!vera.get("/incidents").1.contains("href=\"/audit\""));
+    let (status, page) = ana.get("/audit?who=ana");
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("href=\"/audit\""), "{page}");
+    let actions: Vec<&str> = page
+        .split("<td class=\"action\">")
+        .skip(1)
+        .map(|p| p.split('<').next().unwrap())
+        .collect();
+    assert_eq!(actions, ["session.start", "incident.update"], "{page}");
     s.stop();
 }

@@ -81,6 +81,8 @@ enum Command {
     /// Incidents: list, show, ack, contain, assign, close (with a classification), note.
     #[command(subcommand)]
     Incident(cmd::incident::IncidentCommand),
+    /// The audit trail: who changed what (incidents, decisions, exceptions, tokens, users), when, from where, why.
+    Audit(cmd::audit::AuditArgs),
     /// HTTP API: POST /v1/events, GET/POST/DELETE /v1/decisions, GET /v1/alerts.
     Serve(cmd::serve::ServeArgs),
     /// API tokens for `vakt serve`: create (prints the secret once), list, revoke.
@@ -126,6 +128,7 @@ fn main() -> ExitCode {
         Command::Decisions(c) => cmd::ledger::decisions(c),
         Command::Exceptions(c) => cmd::exceptions::run(c),
         Command::Incident(c) => cmd::incident::run(c),
+        Command::Audit(args) => cmd::audit::run(args),
         Command::Serve(args) => cmd::serve::run(args),
         Command::Token(c) => cmd::token::run(c),
         Command::User(c) => cmd::user::run(c),

@@ -184,3 +184,73 @@ fn an_incident_is_worked_from_the_command_line_and_closed_with_an_exception() {
         String::from_utf8_lossy(&verify.stdout)
     );
 }
+
+/// Tokens and users made and removed at the command line, and incident
+/// changes, are in `vakt audit`, under the person running the command.
+#[test]
+fn vakt_audit_lists_what_people_did_at_the_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let run = |args: &[&str]| {
+        let out = vakt()
+            .args(args)
+            .arg("--data")
+            .arg(&data)
+            .env("USER", "olle")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    run(&["init"]);
+    run(&["token", "create", "--name", "collector", "--role", "ingest"]);
+    run(&["token", "revoke", "collector"]);
+    run(&[
+        "decisions",
+        "add",
+        "--scope",
+        "account",
+        "--value",
+        "r9.mallory",
+        "--action",
+        "block",
+        "--ttl",
+        "1h",
+        "--reason",
+        "by hand",
+    ]);
+    let records: serde_json::Value =
+        serde_json::from_str(&run(&["audit", "--format", "json"])).unwrap();
+    let got: Vec<(&str, &str)> = records
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["action"].as_str().unwrap(),
+                r["subject"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got[..2],
+        [("token.create", "collector"), ("token.revoke", "collector")]
+    );
+    assert_eq!(got[2].0, "decision.add");
+    assert!(records
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["who"] == "cli:olle" && r["via"] == "cli"));
+    let text = run(&["audit", "--action", "token"]);
+    assert!(text.starts_with("2 record(s)"), "{text}");
+    assert!(
+        text.contains("cli:olle via cli") && text.contains("token.revoke collector"),
+        "{text}"
+    );
+}

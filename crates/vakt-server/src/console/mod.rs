@@ -23,7 +23,7 @@
 //! | role    | may                                                          |
 //! |---------|--------------------------------------------------------------|
 //! | viewer  | read alerts, incidents, an alert, a scope as counts, decisions, canaries, exposure |
-//! | analyst | see a scope's customers, draft breach reports, add and extend decisions, add and revoke exceptions, work incidents |
+//! | analyst | see a scope's customers, draft breach reports, add and extend decisions, add and revoke exceptions, work incidents, read the audit trail |
 //! | admin   | lift decisions (undo enforcement)                            |
 //!
 //! A viewer sees how many customers a scope holds and in which
@@ -37,6 +37,7 @@
 //! at once. Users from before roles existed are admins: they keep what
 //! they could do.
 
+mod audit;
 mod exceptions;
 mod html;
 mod incidents;
@@ -119,6 +120,7 @@ pub(crate) fn routes(app: Arc<State>) -> Router {
             get(|| async { asset(JS, "text/javascript") }),
         )
         .route("/", get(pages::alerts))
+        .route("/audit", get(audit::list))
         .route("/incidents", get(incidents::list))
         .route(
             "/incidents/{id}",

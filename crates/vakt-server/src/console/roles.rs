@@ -59,6 +59,12 @@ pub(crate) const WORK: Need = Need {
     what: "changing incidents",
 };
 
+/// The audit trail: who did what, from where (addresses, names).
+pub(crate) const AUDIT: Need = Need {
+    role: ConsoleRole::Analyst,
+    what: "reading the audit trail",
+};
+
 /// Lifting a decision: undoing enforcement.
 pub(crate) const LIFT: Need = Need {
     role: ConsoleRole::Admin,
