@@ -42,6 +42,10 @@ pub struct Directory {
     pub postgres: Option<PostgresMapping>,
     #[serde(default, rename = "policy")]
     pub policies: Vec<Policy>,
+    /// `[notification]`: the breach notification regimes the company
+    /// falls under, and when to warn as their clocks run.
+    #[serde(default)]
+    pub notification: Option<NotificationSettings>,
     #[serde(default, rename = "detectors")]
     raw_detectors: RawDetectors,
     /// `[detectors.RULE]` parameter overrides, unchecked but for their
@@ -119,6 +123,10 @@ pub struct Organization {
     pub segments: Vec<String>,
     #[serde(default)]
     pub regions: Vec<String>,
+    /// Notification regimes of a breach attributed to this organisation
+    /// (`gdpr`, `telecom`, `nis2`), when they differ from `[notification]`.
+    #[serde(default)]
+    pub regimes: Vec<Spanned<String>>,
     #[serde(skip)]
     pub nets: Vec<IpNet>,
     /// Where this entry's chunk starts in the file (spans are relative to it).
@@ -237,6 +245,41 @@ pub struct EgressAllow {
     pub base: usize,
 }
 
+/// `[notification]`: see [`crate::notification`].
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationSettings {
+    /// `gdpr`, `telecom`, `nis2`; absent: `gdpr`.
+    #[serde(default)]
+    pub regimes: Vec<Spanned<String>>,
+    /// Fractions of a clock's time at which the alert outlets are warned
+    /// (default 0.5, 0.75, 0.9; and when it runs out).
+    #[serde(default)]
+    pub warn_at: Option<Vec<f64>>,
+    #[serde(skip)]
+    base: usize,
+}
+
+fn regimes_of(
+    list: &[Spanned<String>],
+    at: &dyn Fn(usize, String) -> DirectoryError,
+    base: usize,
+) -> Result<Vec<crate::notification::Regime>, DirectoryError> {
+    list.iter()
+        .map(|r| {
+            crate::notification::Regime::parse(r.get_ref()).ok_or_else(|| {
+                at(
+                    base + r.span().start,
+                    format!(
+                        "regime `{}` is not known; use gdpr, telecom or nis2",
+                        r.get_ref()
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
 /// How web access logs name accounts and customers.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -348,6 +391,15 @@ impl Directory {
                 org.nets
                     .push(parse_net(n).map_err(|m| at(org.base + n.span().start, m))?);
             }
+            regimes_of(&org.regimes, &at, org.base)?;
+        }
+        if let Some(n) = &dir.notification {
+            regimes_of(&n.regimes, &at, n.base)?;
+            for f in n.warn_at.iter().flatten() {
+                if !(*f > 0.0 && *f < 1.0) {
+                    return Err(at(n.base, format!("[notification] warn_at = {f}: each is a fraction of a clock's time between 0 and 1, e.g. [0.5, 0.75, 0.9]")));
+                }
+            }
         }
         for r in &dir.detectors {
             if let Some((org, p)) = &r.organization {
@@ -458,7 +510,50 @@ impl Directory {
             }
             self.postgres = Some(pg);
         }
+        if let Some(mut n) = part.notification {
+            if self.notification.is_some() {
+                return Err(
+                    "[notification] is declared twice; keep one [notification] table".into(),
+                );
+            }
+            n.base = base;
+            self.notification = Some(n);
+        }
         Ok(())
+    }
+
+    /// The notification regimes of a breach attributed to `organization`:
+    /// its own, else `[notification]`'s, else GDPR.
+    pub fn regimes_for(&self, organization: Option<&str>) -> Vec<crate::notification::Regime> {
+        use crate::notification::Regime;
+        let parse = |list: &[Spanned<String>]| -> Vec<Regime> {
+            list.iter()
+                .filter_map(|r| Regime::parse(r.get_ref()))
+                .collect()
+        };
+        let own = organization
+            .and_then(|o| self.organizations.iter().find(|x| x.id.get_ref() == o))
+            .map(|o| parse(&o.regimes))
+            .filter(|r| !r.is_empty());
+        own.or_else(|| {
+            self.notification
+                .as_ref()
+                .map(|n| parse(&n.regimes))
+                .filter(|r| !r.is_empty())
+        })
+        .unwrap_or_else(|| vec![Regime::Gdpr])
+    }
+
+    /// When to warn as a clock runs: `[notification] warn_at`, or
+    /// [`crate::notification::WARN_AT`].
+    pub fn warn_at(&self) -> Vec<f64> {
+        let mut w = self
+            .notification
+            .as_ref()
+            .and_then(|n| n.warn_at.clone())
+            .unwrap_or_else(|| crate::notification::WARN_AT.to_vec());
+        w.sort_by(f64::total_cmp);
+        w
     }
 }
 
@@ -683,5 +778,31 @@ destinations = ["203.0.113.10"]
         assert!(h.contains(23 * 60));
         assert!(h.contains(60));
         assert!(!h.contains(12 * 60));
+    }
+
+    #[test]
+    fn notification_regimes_come_from_the_organisation_or_the_company() {
+        use crate::notification::Regime;
+        let d = Directory::from_toml(
+            "[notification]\nregimes = [\"gdpr\", \"telecom\"]\nwarn_at = [0.9, 0.5]\n\n[[organization]]\nid = \"ops\"\nregimes = [\"nis2\"]\n\n[[organization]]\nid = \"shop\"\n",
+            "d",
+        )
+        .unwrap();
+        assert_eq!(d.regimes_for(Some("ops")), [Regime::Nis2]);
+        assert_eq!(d.regimes_for(Some("shop")), [Regime::Gdpr, Regime::Telecom]);
+        assert_eq!(d.regimes_for(None), [Regime::Gdpr, Regime::Telecom]);
+        assert_eq!(d.warn_at(), [0.5, 0.9]);
+        let none = Directory::from_toml("", "d").unwrap();
+        assert_eq!(none.regimes_for(None), [Regime::Gdpr]);
+        assert_eq!(none.warn_at(), crate::notification::WARN_AT);
+        let e = Directory::from_toml(
+            "[[organization]]\nid = \"ops\"\nregimes = [\"hipaa\"]\n",
+            "d",
+        )
+        .unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        assert!(e.message.contains("use gdpr, telecom or nis2"), "{e}");
+        let e = Directory::from_toml("[notification]\nwarn_at = [1.5]\n", "d").unwrap_err();
+        assert!(e.message.contains("between 0 and 1"), "{e}");
     }
 }

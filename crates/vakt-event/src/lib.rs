@@ -9,6 +9,7 @@ pub mod decision;
 pub mod directory;
 pub mod event;
 pub mod exception;
+pub mod notification;
 pub mod routes;
 pub mod stats;
 pub mod time;

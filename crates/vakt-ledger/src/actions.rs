@@ -62,7 +62,7 @@ pub(crate) const EXCEPTIONS: Chained = Chained {
 /// What people decided about an incident: status, owner, classification.
 pub(crate) const INCIDENT_STATES: Chained = Chained {
     table: "incident_states",
-    columns: "id, status, owner, classification, reason, updated, updated_by",
+    columns: "id, status, owner, classification, reason, updated, updated_by, aware_at, aware_reason, delay_reason, notified",
 };
 
 /// The audit trail: records are only added, so any `put` whose row is

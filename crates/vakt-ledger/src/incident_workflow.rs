@@ -23,7 +23,8 @@ use vakt_event::Timestamp;
 pub(crate) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS incident_states(
     id TEXT PRIMARY KEY, status TEXT NOT NULL, owner TEXT, classification TEXT, reason TEXT,
-    updated INTEGER NOT NULL, updated_by TEXT NOT NULL
+    updated INTEGER NOT NULL, updated_by TEXT NOT NULL,
+    aware_at INTEGER, aware_reason TEXT, delay_reason TEXT, notified TEXT
 );
 ";
 
@@ -111,6 +112,21 @@ pub struct Workflow {
     /// When a person last changed it, and who.
     pub updated: Option<Timestamp>,
     pub updated_by: Option<String>,
+    /// Set once a person marks the incident a personal-data breach: the
+    /// notification clocks run from its awareness time.
+    pub breach: Option<Breach>,
+}
+
+/// A personal-data breach as marked: when the company became aware, why
+/// that time (when it is not the moment of marking), why any notification
+/// is late, and which notifications were made when.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Breach {
+    pub aware_at: Timestamp,
+    pub aware_reason: Option<String>,
+    pub delay_reason: Option<String>,
+    /// Notification steps done (`gdpr.art33`), and when.
+    pub notified: std::collections::BTreeMap<String, Timestamp>,
 }
 
 /// A change asked for: any of the fields, and a note. An empty `owner`
@@ -126,6 +142,16 @@ pub struct IncidentChange {
     /// With `false_positive`: also suppress the incident's actor for each
     /// of its rules, from now, so the same traffic raises nothing again.
     pub exception: Option<ExceptionAsk>,
+    /// `true`: mark it a personal-data breach, aware now (or `aware_at`).
+    pub breach: Option<bool>,
+    /// When the company became aware (RFC 3339); needs `aware_reason`.
+    pub aware_at: Option<String>,
+    pub aware_reason: Option<String>,
+    /// Why a notification is or will be late (GDPR Art. 33(1)).
+    pub delay_reason: Option<String>,
+    /// A notification step done (`gdpr.art33`), at `notified_at` or now.
+    pub notified: Option<String>,
+    pub notified_at: Option<String>,
 }
 
 /// How long the exceptions made on closing last: `for` (`30d`) or
@@ -147,6 +173,18 @@ impl IncidentChange {
 fn row(r: &rusqlite::Row) -> rusqlite::Result<(String, Workflow)> {
     let status: String = r.get(1)?;
     let classification: Option<String> = r.get(3)?;
+    let notified: Option<String> = r.get(10)?;
+    let breach = r.get::<_, Option<i64>>(7)?.map(|aware| {
+        Ok::<_, rusqlite::Error>(Breach {
+            aware_at: Timestamp(aware),
+            aware_reason: r.get(8)?,
+            delay_reason: r.get(9)?,
+            notified: notified
+                .as_deref()
+                .and_then(|n| serde_json::from_str(n).ok())
+                .unwrap_or_default(),
+        })
+    });
     Ok((
         r.get(0)?,
         Workflow {
@@ -156,15 +194,136 @@ fn row(r: &rusqlite::Row) -> rusqlite::Result<(String, Workflow)> {
             reason: r.get(4)?,
             updated: Some(Timestamp(r.get(5)?)),
             updated_by: Some(r.get(6)?),
+            breach: breach.transpose()?,
         },
     ))
 }
 
-/// The change applied to `now`: the new fields and, per changed field,
-/// `[before, after]`.
+fn time(what: &str, v: &str) -> Result<Timestamp> {
+    Timestamp::parse(v).map_err(|e| {
+        LedgerError::Invalid(format!(
+            "`{what}` {v:?}: {e}; write RFC 3339, e.g. 2026-11-02T08:00:00Z"
+        ))
+    })
+}
+
+/// The breach part of a change applied to `next`, its diff in `diff`.
+fn apply_breach(
+    next: &mut Workflow,
+    change: &IncidentChange,
+    now: Timestamp,
+    diff: &mut serde_json::Map<String, serde_json::Value>,
+) -> Result<()> {
+    use serde_json::json;
+    for (what, text) in [
+        ("aware_reason", &change.aware_reason),
+        ("delay_reason", &change.delay_reason),
+    ] {
+        if let Some(t) = text {
+            check_text(what, t)?;
+        }
+    }
+    match change.breach {
+        Some(false) => return Err(LedgerError::Invalid(
+            "a breach marking stays on record; correct `aware_at` with an `aware_reason` instead"
+                .into(),
+        )),
+        Some(true) if next.breach.is_none() => {
+            next.breach = Some(Breach {
+                aware_at: now,
+                ..Default::default()
+            });
+            diff.insert("breach".into(), json!([false, true]));
+        }
+        _ => {}
+    }
+    let touches = change.aware_at.is_some()
+        || change.aware_reason.is_some()
+        || change.delay_reason.is_some()
+        || change.notified.is_some()
+        || change.notified_at.is_some();
+    let Some(b) = next.breach.as_mut() else {
+        if touches {
+            return Err(LedgerError::Invalid(
+                "mark the incident a breach first (`\"breach\": true`)".into(),
+            ));
+        }
+        return Ok(());
+    };
+    if let Some(at) = &change.aware_at {
+        let at = time("aware_at", at)?;
+        let why = change
+            .aware_reason
+            .as_deref()
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+            .ok_or_else(|| {
+                LedgerError::Invalid(
+                    "an awareness time other than now needs `aware_reason`: say how the company learned of it then".into(),
+                )
+            })?;
+        if at.0 > now.0 {
+            return Err(LedgerError::Invalid(
+                "`aware_at` is in the future; the company became aware at or before now".into(),
+            ));
+        }
+        if at != b.aware_at {
+            diff.insert("aware_at".into(), json!([b.aware_at, at]));
+            b.aware_at = at;
+        }
+        if Some(why) != b.aware_reason.as_deref() {
+            diff.insert("aware_reason".into(), json!([b.aware_reason, why]));
+            b.aware_reason = Some(why.to_owned());
+        }
+    } else if change.aware_reason.is_some() {
+        return Err(LedgerError::Invalid(
+            "`aware_reason` goes with `aware_at`".into(),
+        ));
+    }
+    if let Some(why) = change.delay_reason.as_deref().map(str::trim) {
+        let why = (!why.is_empty()).then(|| why.to_owned());
+        if why != b.delay_reason {
+            diff.insert("delay_reason".into(), json!([b.delay_reason, why]));
+            b.delay_reason = why;
+        }
+    }
+    match (&change.notified, &change.notified_at) {
+        (Some(step), at) => {
+            if !vakt_event::notification::is_step(step) {
+                return Err(LedgerError::Invalid(format!(
+                    "`notified` {step:?} is not a notification step; use gdpr.art33, telecom.authority, nis2.early_warning, nis2.notification or nis2.final_report"
+                )));
+            }
+            let at = match at {
+                Some(a) => time("notified_at", a)?,
+                None => now,
+            };
+            if at.0 > now.0 || at.0 < b.aware_at.0 {
+                return Err(LedgerError::Invalid(
+                    "`notified_at` is between the awareness time and now".into(),
+                ));
+            }
+            let before = b.notified.insert(step.clone(), at);
+            if before != Some(at) {
+                diff.insert(format!("notified.{step}"), json!([before, at]));
+            }
+        }
+        (None, Some(_)) => {
+            return Err(LedgerError::Invalid(
+                "`notified_at` goes with `notified` (the step)".into(),
+            ))
+        }
+        (None, None) => {}
+    }
+    Ok(())
+}
+
+/// The change applied to `now` at the time `at`: the new fields and, per
+/// changed field, `[before, after]`.
 fn apply(
     now: &Workflow,
     change: &IncidentChange,
+    at: Timestamp,
 ) -> Result<(Workflow, serde_json::Map<String, serde_json::Value>)> {
     use serde_json::json;
     let mut next = now.clone();
@@ -215,6 +374,7 @@ fn apply(
             "a reason goes with a classification: send `classification` too (true_positive, benign_true_positive or false_positive)".into(),
         ));
     }
+    apply_breach(&mut next, change, at, &mut diff)?;
     if next.status == IncidentStatus::Resolved && next.classification.is_none() {
         return Err(LedgerError::Invalid(
             "resolving an incident needs a classification (true_positive, benign_true_positive or false_positive) and a reason".into(),
@@ -260,7 +420,7 @@ impl Ledger {
                 return Err(LedgerError::Invalid("the note is empty".into()));
             }
         }
-        let (mut next, diff) = apply(current, change)?;
+        let (mut next, diff) = apply(current, change, Timestamp::now())?;
         if (change.exception.is_some() || !exceptions.is_empty())
             && change.classification != Some(Classification::FalsePositive)
         {
@@ -276,11 +436,13 @@ impl Ledger {
                 let at = Timestamp::now();
                 next.updated = Some(at);
                 next.updated_by = Some(who.name.clone());
+                let b = next.breach.as_ref();
                 let r = l.conn.execute(
                     &format!(
-                        "INSERT INTO incident_states({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                        "INSERT INTO incident_states({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
                          ON CONFLICT(id) DO UPDATE SET status = ?2, owner = ?3, classification = ?4,
-                         reason = ?5, updated = ?6, updated_by = ?7"
+                         reason = ?5, updated = ?6, updated_by = ?7, aware_at = ?8, aware_reason = ?9,
+                         delay_reason = ?10, notified = ?11"
                     ),
                     params![
                         id,
@@ -289,7 +451,11 @@ impl Ledger {
                         next.classification.map(Classification::as_str),
                         next.reason,
                         at.0,
-                        who.name
+                        who.name,
+                        b.map(|b| b.aware_at.0),
+                        b.and_then(|b| b.aware_reason.clone()),
+                        b.and_then(|b| b.delay_reason.clone()),
+                        b.map(|b| serde_json::json!(b.notified).to_string()),
                     ],
                 );
                 l.db(r)?;
@@ -366,17 +532,17 @@ mod tests {
             status: Some(IncidentStatus::Resolved),
             ..change()
         };
-        assert!(apply(&now, &resolve).is_err());
+        assert!(apply(&now, &resolve, Timestamp(0)).is_err());
         let no_reason = IncidentChange {
             classification: Some(Classification::FalsePositive),
             ..resolve.clone()
         };
-        assert!(apply(&now, &no_reason).is_err());
+        assert!(apply(&now, &no_reason, Timestamp(0)).is_err());
         let ok = IncidentChange {
             reason: Some("the export was the quarterly audit".into()),
             ..no_reason
         };
-        let (next, diff) = apply(&now, &ok).unwrap();
+        let (next, diff) = apply(&now, &ok, Timestamp(0)).unwrap();
         assert_eq!(next.status, IncidentStatus::Resolved);
         assert_eq!(next.classification, Some(Classification::FalsePositive));
         assert_eq!(
@@ -387,7 +553,7 @@ mod tests {
             reason: Some("because".into()),
             ..change()
         };
-        assert!(apply(&now, &reason_alone).is_err());
+        assert!(apply(&now, &reason_alone, Timestamp(0)).is_err());
     }
 
     #[test]
@@ -400,13 +566,101 @@ mod tests {
             owner: Some(" ana ".into()),
             ..change()
         };
-        assert!(apply(&now, &same).unwrap().1.is_empty());
+        assert!(apply(&now, &same, Timestamp(0)).unwrap().1.is_empty());
         let clear = IncidentChange {
             owner: Some(String::new()),
             ..change()
         };
-        let (next, diff) = apply(&now, &clear).unwrap();
+        let (next, diff) = apply(&now, &clear, Timestamp(0)).unwrap();
         assert_eq!(next.owner, None);
         assert_eq!(diff["owner"], serde_json::json!(["ana", null]));
+    }
+
+    #[test]
+    fn a_breach_is_marked_aware_now_and_its_time_is_changed_only_with_a_reason() {
+        let now = Timestamp::parse("2026-11-03T10:00:00Z").unwrap();
+        let err = |w: &Workflow, c: IncidentChange| apply(w, &c, now).unwrap_err().to_string();
+        let plain = Workflow::default();
+        assert!(err(
+            &plain,
+            IncidentChange {
+                aware_at: Some("2026-11-02T08:00:00Z".into()),
+                ..change()
+            }
+        )
+        .contains("mark the incident a breach first"));
+        assert!(err(
+            &plain,
+            IncidentChange {
+                breach: Some(false),
+                ..change()
+            }
+        )
+        .contains("stays on record"));
+        let (marked, diff) = apply(
+            &plain,
+            &IncidentChange {
+                breach: Some(true),
+                ..change()
+            },
+            now,
+        )
+        .unwrap();
+        assert_eq!(marked.breach.as_ref().unwrap().aware_at, now);
+        assert!(diff.contains_key("breach"));
+        let earlier = IncidentChange {
+            aware_at: Some("2026-11-02T08:00:00Z".into()),
+            ..change()
+        };
+        assert!(err(&marked, earlier.clone()).contains("needs `aware_reason`"));
+        let (w, diff) = apply(
+            &marked,
+            &IncidentChange {
+                aware_reason: Some("the partner's e-mail of that morning".into()),
+                ..earlier
+            },
+            now,
+        )
+        .unwrap();
+        let b = w.breach.as_ref().unwrap();
+        assert_eq!(
+            b.aware_at,
+            Timestamp::parse("2026-11-02T08:00:00Z").unwrap()
+        );
+        assert_eq!(diff["aware_at"][1], serde_json::json!(b.aware_at));
+        assert!(err(
+            &w,
+            IncidentChange {
+                aware_at: Some("2026-11-04T00:00:00Z".into()),
+                aware_reason: Some("x".into()),
+                ..change()
+            }
+        )
+        .contains("in the future"));
+        assert!(err(
+            &w,
+            IncidentChange {
+                notified: Some("gdpr.art99".into()),
+                ..change()
+            }
+        )
+        .contains("not a notification step"));
+        let (w, diff) = apply(
+            &w,
+            &IncidentChange {
+                notified: Some("gdpr.art33".into()),
+                delay_reason: Some("waiting for the partner's logs".into()),
+                ..change()
+            },
+            now,
+        )
+        .unwrap();
+        let b = w.breach.unwrap();
+        assert_eq!(b.notified["gdpr.art33"], now);
+        assert_eq!(
+            b.delay_reason.as_deref(),
+            Some("waiting for the partner's logs")
+        );
+        assert!(diff.contains_key("notified.gdpr.art33") && diff.contains_key("delay_reason"));
     }
 }

@@ -7,7 +7,9 @@ use crate::ledger::Ledger;
 use crate::scope::AccountScope;
 use crate::{LedgerError, Result};
 use rusqlite::OptionalExtension;
+use std::collections::BTreeMap;
 use vakt_event::event::category_weight;
+use vakt_event::notification::{clocks, Regime};
 use vakt_event::{Alert, Timestamp};
 
 pub struct Report {
@@ -16,6 +18,12 @@ pub struct Report {
     pub scope: Option<AccountScope>,
     /// The checkpoint at or after the incident's last entry: (entry, hash).
     pub checkpoint: Option<(i64, String)>,
+    /// The incident the alert belongs to, with what people recorded
+    /// about it (the breach marking and its notifications).
+    pub incident: Option<crate::incidents::Incident>,
+    /// The notification regimes whose deadlines the draft states; the
+    /// caller sets them from the directory ([`vakt_event::Directory::regimes_for`]).
+    pub regimes: Vec<Regime>,
 }
 
 pub fn draft(l: &Ledger, id: &str) -> Result<Report> {
@@ -78,7 +86,22 @@ pub fn draft(l: &Ledger, id: &str) -> Result<Report> {
         detected: Timestamp(detected),
         scope,
         checkpoint,
+        incident: l.find_incident(id)?,
+        regimes: vec![Regime::Gdpr],
     })
+}
+
+/// Thousands separated by commas, as figures in a letter are.
+fn figure(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn consequences(categories: &[&str]) -> Vec<&'static str> {
@@ -122,7 +145,6 @@ impl Report {
         s += "## 1. Nature of the breach (Art. 33(3)(a))\n\n";
         match &self.scope {
             Some(sc) => {
-                let cats: Vec<&str> = sc.by_category.keys().map(String::as_str).collect();
                 s += &format!(
                     "Customer records were read through the account `{}` between {} and {}: {} accesses from {} source address(es).\n\n",
                     sc.account,
@@ -131,25 +153,39 @@ impl Report {
                     sc.accesses,
                     sc.source_ips.len()
                 );
+                let named = sc.customers.len() as u64;
+                let subjects = named + sc.unlisted_records;
+                let how = match (named, sc.unlisted_records) {
+                    (_, 0) => String::new(),
+                    (0, u) => format!(" (approximate: the reads named no customers; the {} records they returned are each taken for one data subject)", figure(u)),
+                    (n, u) => format!(" (approximate: {} named customers, plus {} records returned by exports or searches that name no customers, each taken for one data subject)", figure(n), figure(u)),
+                };
                 s += &format!(
-                    "- Approximate number of data subjects: **{}**{}\n",
-                    sc.customers.len(),
-                    if sc.unlisted_records > 0 {
-                        format!(" named, plus up to {} records returned by exports or searches that name no customers", sc.unlisted_records)
-                    } else {
-                        String::new()
-                    }
+                    "- Approximate number of data subjects: **{}**{how}\n",
+                    figure(subjects)
                 );
                 s += &format!(
                     "- Approximate number of records: **{}**\n",
-                    sc.accesses + sc.unlisted_records
+                    figure(sc.accesses + sc.unlisted_records)
                 );
                 s += "- Categories of personal data:\n";
-                let mut by: Vec<(&String, &u64)> = sc.by_category.iter().collect();
-                by.sort_by_key(|(c, _)| std::cmp::Reverse(category_weight(c)));
-                for (c, n) in by {
-                    s += &format!("  - {c}: {n} data subjects\n");
+                let mut per: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+                for (c, n) in &sc.by_category {
+                    per.entry(c).or_default().0 = *n;
                 }
+                for (c, n) in &sc.unlisted_by_category {
+                    per.entry(c).or_default().1 = *n;
+                }
+                let mut by: Vec<(&str, (u64, u64))> = per.into_iter().collect();
+                by.sort_by_key(|(c, _)| std::cmp::Reverse(category_weight(c)));
+                if by.is_empty() {
+                    s += "  - none named by the events: _to be established_\n";
+                }
+                for (c, (n, u)) in &by {
+                    let approx = if *u > 0 { " (approximate)" } else { "" };
+                    s += &format!("  - {c}: {} data subjects{approx}\n", figure(n + u));
+                }
+                let cats: Vec<&str> = by.iter().map(|(c, _)| *c).collect();
                 s += "\n## 2. Likely consequences (Art. 33(3)(c))\n\n";
                 for c in consequences(&cats) {
                     s += &format!("- {c}\n");
@@ -175,12 +211,60 @@ impl Report {
         s += "\n## 4. Measures taken or proposed (Art. 33(3)(d))\n\n";
         let measure = remediation.unwrap_or("contain the actor's access and review its activity");
         s += &format!("- Proposed: {measure}.\n- Notify the data subjects if the risk to them is high (Art. 34).\n");
+        s += &self.awareness();
         s += "\n## Timeline\n\n| | event time |\n|---|---|\n";
         s += &format!("| first seen | {} |\n| detected | {} |\n| last activity | {} |\n| contained | _not yet recorded_ |\n", a.first_seen, self.detected, a.timestamp);
         s += "\n## Integrity\n\n";
         match &self.checkpoint {
             Some((seq, hash)) => s += &format!("These figures come from the access ledger. Its signed checkpoint at entry {seq} vouches for every entry up to it: chain hash `{hash}`. `vakt ledger verify` checks the chain and the signature.\n"),
             None => s += "No ledger checkpoint covers this incident's entries yet.\n",
+        }
+        s
+    }
+}
+
+impl Report {
+    /// When the company became aware, each notification deadline of the
+    /// regimes and whether it was met, and the reasons for any delay
+    /// (Art. 33(1)).
+    fn awareness(&self) -> String {
+        let mut s = String::from("\n## Awareness and notification deadlines\n\n");
+        let Some(breach) = self
+            .incident
+            .as_ref()
+            .and_then(|i| i.workflow.breach.as_ref())
+        else {
+            s += "The incident is not yet marked a personal-data breach, so no awareness time is recorded: the deadlines run from when the company became aware. Mark it in the console or with `PATCH /v1/incidents/{id}` (`\"breach\": true`).\n";
+            return s;
+        };
+        s += &format!(
+            "The company became aware of the breach at {}{}.\n\n| notification | due | made |\n|---|---|---|\n",
+            breach.aware_at,
+            breach
+                .aware_reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        );
+        let done = |step: &str| breach.notified.get(step).copied();
+        let now = Timestamp::now();
+        let all = clocks(&self.regimes, breach.aware_at, &done, now);
+        for c in &all {
+            let made = match c.done {
+                Some(t) if c.overdue() => format!("{t}, late"),
+                Some(t) => t.to_string(),
+                None if c.overdue() => "_not yet: overdue_".into(),
+                None => "_not yet_".into(),
+            };
+            s += &format!("| {} | {} | {made} |\n", c.title, c.due);
+        }
+        if all.iter().any(|c| c.overdue()) {
+            s += &format!(
+                "\nReasons for the delay: {}\n",
+                breach.delay_reason.as_deref().unwrap_or(
+                    "_to be given: a notification made after its deadline must say why_"
+                )
+            );
         }
         s
     }

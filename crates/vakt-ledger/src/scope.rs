@@ -28,6 +28,9 @@ pub struct AccountScope {
     pub accesses: u64,
     /// Records returned by reads that name no customers (exports, searches).
     pub unlisted_records: u64,
+    /// Those records per data category the reads named: each record is
+    /// taken for one data subject, an approximation.
+    pub unlisted_by_category: BTreeMap<String, u64>,
     pub customers: Vec<CustomerExposure>,
     /// Distinct customers per data category.
     pub by_category: BTreeMap<String, u64>,
@@ -114,6 +117,7 @@ impl Ledger {
             until,
             accesses: 0,
             unlisted_records: 0,
+            unlisted_by_category: BTreeMap::new(),
             customers: Vec::new(),
             by_category: BTreeMap::new(),
             source_ips: BTreeMap::new(),
@@ -121,6 +125,8 @@ impl Ledger {
         let Some(id) = id else { return Ok(scope) };
         let mut per: HashMap<String, (BTreeSet<u64>, i64, i64, u64)> = HashMap::new();
         let mut cat_names: HashMap<u64, Vec<String>> = HashMap::new();
+        // Records of reads that name no customers, per category set.
+        let mut unlisted: HashMap<u64, u64> = HashMap::new();
         self.entries()?
             .account(id as u64, since.0, until.0, &mut |row| {
                 if let Some(net) = ip {
@@ -132,6 +138,7 @@ impl Ledger {
                 *scope.source_ips.entry(row.ip.clone()).or_default() += 1;
                 if row.customers.is_empty() {
                     scope.unlisted_records += row.records.max(0) as u64;
+                    *unlisted.entry(row.categories).or_default() += row.records.max(0) as u64;
                 }
                 for c in &row.customers {
                     let e = per
@@ -152,6 +159,11 @@ impl Ledger {
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned)
                 .collect();
+        }
+        for (cats, records) in unlisted {
+            for c in &cat_names[&cats] {
+                *scope.unlisted_by_category.entry(c.clone()).or_default() += records;
+            }
         }
         let mut customers = Vec::with_capacity(per.len());
         for (customer, (cats, first, last, reads)) in per {

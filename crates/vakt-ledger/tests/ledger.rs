@@ -833,3 +833,95 @@ fn incident_changes_are_audited_and_verify_finds_them_tampered() {
         })
     );
 }
+
+/// A bulk export names no customers: its records still count as data
+/// subjects (approximate, and said so) with the categories it read; and
+/// once the incident is marked a breach the draft states the awareness
+/// time, each deadline, and why a late one is late.
+#[test]
+fn the_report_counts_an_exports_records_and_states_the_notification_deadlines() {
+    use vakt_event::notification::Regime;
+    use vakt_ledger::audit::Who;
+    use vakt_ledger::incident_workflow::IncidentChange;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = DataDir {
+        path: tmp.path().join("data"),
+    };
+    let t0 = 1_800_000_000_000;
+    let source: Arc<str> = "export.jsonl".into();
+    let mut l = Ledger::open(&dir).unwrap();
+    for (i, records) in [150_000u64, 12_787].into_iter().enumerate() {
+        let e = AccessEvent {
+            timestamp: Timestamp(t0 + i as i64 * 60_000),
+            user: "mgr.olof".into(),
+            action: Action::Export,
+            records,
+            categories: ["address", "phone", "national_id"]
+                .map(String::from)
+                .to_vec(),
+            origin: Origin::new(source.clone(), i as u64 + 1),
+            ..Default::default()
+        };
+        assert!(l.append(&e).unwrap());
+    }
+    let line = format!(
+        r#"{{"id":"bulk-1","@timestamp":"{}","rule.id":"bulk_export","severity":"critical","user.name":"mgr.olof","first_seen":"{}","message":"m","evidence":{{}},"customers":162787,"alert.status":"new","alert.updates":0}}"#,
+        Timestamp(t0 + 60_000),
+        Timestamp(t0)
+    );
+    l.record_alert(&serde_json::from_str(&line).unwrap())
+        .unwrap();
+    l.close().unwrap();
+
+    let mut l = Ledger::open_read(&dir).unwrap();
+    let md = vakt_ledger::report::draft(&l, "bulk-1")
+        .unwrap()
+        .markdown(None);
+    assert!(
+        md.contains("data subjects: **162,787** (approximate: the reads named no customers"),
+        "{md}"
+    );
+    for c in ["national_id", "address", "phone"] {
+        assert!(
+            md.contains(&format!("  - {c}: 162,787 data subjects (approximate)")),
+            "{c}:\n{md}"
+        );
+    }
+    assert!(md.contains("identity theft"), "{md}");
+    assert!(md.contains("not yet marked a personal-data breach"), "{md}");
+
+    let inc = l.find_incident("bulk-1").unwrap().unwrap();
+    let mark = IncidentChange {
+        breach: Some(true),
+        aware_at: Some("2026-11-02T08:00:00Z".into()),
+        aware_reason: Some("the reseller reported the export".into()),
+        delay_reason: Some("the export's owner was on leave".into()),
+        ..Default::default()
+    };
+    let ana = Who::new("ana", "console", None);
+    let (w, _) = l
+        .update_incident(&inc.id, &inc.workflow, &mark, &ana, &[])
+        .unwrap();
+    let sent = IncidentChange {
+        notified: Some("gdpr.art33".into()),
+        notified_at: Some("2026-11-04T08:00:00Z".into()),
+        ..Default::default()
+    };
+    l.update_incident(&inc.id, &w, &sent, &ana, &[]).unwrap();
+    let mut r = vakt_ledger::report::draft(&l, "bulk-1").unwrap();
+    r.regimes = vec![Regime::Gdpr, Regime::Telecom];
+    let md = r.markdown(None);
+    assert!(
+        md.contains("became aware of the breach at 2026-11-02T08:00:00.000Z (the reseller reported the export)"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| GDPR Art. 33: the supervisory authority | 2026-11-05T08:00:00.000Z | 2026-11-04T08:00:00.000Z |"),
+        "{md}"
+    );
+    assert!(md.contains("| Regulation 611/2013: the national authority | 2026-11-03T08:00:00.000Z | _not yet: overdue_ |"), "{md}");
+    assert!(
+        md.contains("Reasons for the delay: the export's owner was on leave"),
+        "{md}"
+    );
+}

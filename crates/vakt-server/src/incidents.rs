@@ -77,9 +77,37 @@ pub(crate) async fn list_incidents(
                     .is_none_or(|o| i.workflow.owner.as_deref().unwrap_or("") == o)
         });
         list.truncate(limit);
+        let now = Timestamp::now();
+        let list: Vec<Value> = list.iter().map(|i| with_clocks(&state, i, now)).collect();
         Ok(Json(json!(list)))
     })
     .await
+}
+
+/// The notification clocks of an incident marked a breach, under the
+/// regimes the directory names for its organisation, at `now`.
+pub(crate) fn clocks_of(
+    state: &crate::State,
+    inc: &Incident,
+    now: Timestamp,
+) -> Vec<vakt_event::notification::Clock> {
+    let Some(b) = &inc.workflow.breach else {
+        return Vec::new();
+    };
+    let regimes = state
+        .directory
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .regimes_for(inc.organization.as_deref());
+    let done = |step: &str| b.notified.get(step).copied();
+    vakt_event::notification::clocks(&regimes, b.aware_at, &done, now)
+}
+
+/// An incident as the API shows it: with its clocks.
+fn with_clocks(state: &crate::State, inc: &Incident, now: Timestamp) -> Value {
+    let mut v = json!(inc);
+    v["clocks"] = json!(clocks_of(state, inc, now));
+    v
 }
 
 fn no_incident(id: &str) -> ApiError {
@@ -95,12 +123,13 @@ fn found(l: &Ledger, id: &str) -> Result<Incident, ApiError> {
         .ok_or_else(|| no_incident(id))
 }
 
-/// The incident and its history.
-fn shown(l: &Ledger, inc: Incident) -> Result<Value, ApiError> {
+/// The incident with its clocks, and its history.
+fn shown(state: &crate::State, l: &Ledger, inc: Incident) -> Result<Value, ApiError> {
     let history = l
         .audit_records(Some(&inc.id), HISTORY)
         .map_err(ApiError::internal)?;
-    Ok(json!({ "incident": inc, "history": history }))
+    let incident = with_clocks(state, &inc, Timestamp::now());
+    Ok(json!({ "incident": incident, "history": history }))
 }
 
 /// `GET /v1/incidents/{id}`.
@@ -116,7 +145,7 @@ pub(crate) async fn one_incident(
     blocking(move || {
         let l = lock(&state.reader);
         let inc = found(&l, &id)?;
-        Ok(Json(shown(&l, inc)?))
+        Ok(Json(shown(&state, &l, inc)?))
     })
     .await
 }
@@ -136,7 +165,7 @@ pub(crate) async fn change_incident(
     let bytes = read_body(&headers, body, CHANGE_BODY_LIMIT).await?;
     let change: IncidentChange = serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::bad_request(format!(
-            "the body must be a JSON object with any of \"status\" (new, acknowledged, contained, resolved), \"owner\" (\"\" unassigns), \"classification\" (true_positive, benign_true_positive, false_positive) with \"reason\", \"note\", and with false_positive \"exception\" ({{}}, {{\"for\": \"30d\"}} or {{\"until\": TIME}}): {e}"
+            "the body must be a JSON object with any of \"status\" (new, acknowledged, contained, resolved), \"owner\" (\"\" unassigns), \"classification\" (true_positive, benign_true_positive, false_positive) with \"reason\", \"note\", with false_positive \"exception\" ({{}}, {{\"for\": \"30d\"}} or {{\"until\": TIME}}), \"breach\": true, \"aware_at\" with \"aware_reason\", \"delay_reason\", \"notified\" (a step) with \"notified_at\": {e}"
         ))
     })?;
     let who = crate::auth::who(&token, &ext);
@@ -153,7 +182,7 @@ pub(crate) async fn change_incident(
                 e => ApiError::internal(e),
             })?;
         let inc = Incident { workflow, ..inc };
-        Ok(Json(shown(&l, inc)?))
+        Ok(Json(shown(&state, &l, inc)?))
     })
     .await
 }

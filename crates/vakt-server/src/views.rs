@@ -233,8 +233,13 @@ pub(crate) async fn report(
         if l.alert_row(&id).map_err(ApiError::internal)?.is_none() {
             return Err(no_alert(&id));
         }
-        let r = vakt_ledger::report::draft(&l, &id).map_err(ApiError::internal)?;
+        let mut r = vakt_ledger::report::draft(&l, &id).map_err(ApiError::internal)?;
         drop(l);
+        r.regimes = state
+            .directory
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .regimes_for(r.alert.organization.as_deref());
         // A draft names the customers: who took one is on record.
         lock(&state.writer)
             .audited(&who, |_| Ok(((), Some(Audit::new("report.export", &id)))))

@@ -514,9 +514,13 @@ fn a_batch_keeps_its_good_lines_and_names_the_bad_ones_by_line_number() {
 // ---------------------------------------------------------------- alerts
 
 const DIRECTORY: &str = r#"
+[notification]
+regimes = ["gdpr", "telecom"]
+
 [[organization]]
 id = "reseller-17"
 kind = "reseller"
+regimes = ["nis2"]
 
 [[organization]]
 id = "partner-3"
@@ -1864,5 +1868,95 @@ fn every_change_over_the_api_is_in_the_audit_trail() {
     );
     let report = vakt_ledger::verify::verify(&s.data).unwrap();
     assert_eq!(report.problem, None, "{report:?}");
+    s.stop();
+}
+
+/// Marking an incident a breach starts the clocks of the regimes its
+/// organisation falls under; an earlier awareness time needs a reason;
+/// a notification made stops its clock; the report draft carries them.
+#[test]
+fn a_breach_marked_over_the_api_runs_its_organisations_clocks() {
+    let (s, tokens, al) = scenario(|_| {});
+    let analyst = Some(tokens.analyst.as_str());
+    let anna = format!("/v1/incidents/{}", al.anna_canary);
+    let bot = format!("/v1/incidents/{}", al.bot_logins);
+    let v = s.get(&anna, Some(&tokens.read)).json();
+    assert_eq!(
+        (&v["incident"]["breach"], &v["incident"]["clocks"]),
+        (&Value::Null, &json!([]))
+    );
+    let a = s.patch_json(&anna, analyst, &json!({"aware_at": "2026-03-02T08:00:00Z"}));
+    assert!(
+        a.error().contains("mark the incident a breach first"),
+        "{}",
+        a.text
+    );
+    let a = s.patch_json(
+        &anna,
+        analyst,
+        &json!({"breach": true, "aware_at": "2020-01-01T00:00:00Z"}),
+    );
+    assert!(a.error().contains("needs `aware_reason`"), "{}", a.text);
+    let a = s.patch_json(
+        &anna,
+        analyst,
+        &json!({"breach": true, "aware_at": "2020-01-01T00:00:00Z", "aware_reason": "the reseller's report of that day"}),
+    );
+    assert_eq!(a.status, 200, "{}", a.text);
+    let inc = &a.json()["incident"];
+    assert_eq!(inc["breach"]["aware_at"], "2020-01-01T00:00:00.000Z");
+    // reseller-17 names NIS2 for itself.
+    let steps: Vec<&str> = inc["clocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "nis2.early_warning",
+            "nis2.notification",
+            "nis2.final_report"
+        ]
+    );
+    assert!(
+        inc["clocks"][0]["left_ms"].as_i64().unwrap() < 0,
+        "overdue: {inc}"
+    );
+    let a = s.patch_json(
+        &anna,
+        analyst,
+        &json!({"notified": "nis2.early_warning", "delay_reason": "found late"}),
+    );
+    assert_eq!(a.status, 200, "{}", a.text);
+    let inc = &a.json()["incident"];
+    assert!(inc["clocks"][0]["done"].is_string(), "{inc}");
+    assert_eq!(inc["breach"]["delay_reason"], "found late");
+    let a = s.patch_json(&anna, analyst, &json!({"notified": "gdpr.art99"}));
+    assert!(a.error().contains("not a notification step"), "{}", a.text);
+    // partner-3 names none: the company's [notification] regimes.
+    let a = s.patch_json(&bot, analyst, &json!({"breach": true}));
+    let steps: Vec<String> = a.json()["incident"]["clocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["step"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(steps, ["gdpr.art33", "telecom.authority"]);
+    // The list carries the clocks; the draft states them.
+    let list = s
+        .get("/v1/incidents?actor=p3.bot", Some(&tokens.read))
+        .json();
+    assert_eq!(list[0]["clocks"].as_array().unwrap().len(), 2);
+    let a = s.post(
+        &format!("/v1/reports/{}", al.anna_canary),
+        Some(&tokens.admin),
+        "",
+    );
+    let md = a.json()["markdown"].as_str().unwrap().to_owned();
+    assert!(md.contains("became aware of the breach at 2020-01-01T00:00:00.000Z (the reseller's report of that day)"), "{md}");
+    assert!(md.contains("NIS2 Art. 23: early warning"), "{md}");
+    assert!(md.contains("Reasons for the delay: found late"), "{md}");
     s.stop();
 }

@@ -35,7 +35,7 @@ fn prepare(tmp: &Path) -> PathBuf {
     std::fs::write(tmp.join("in.jsonl"), lines).unwrap();
     std::fs::write(
         tmp.join("dir.toml"),
-        "[[canary]]\ncustomer_id = \"C-900001\"\nlabel = \"test canary\"\n",
+        "[notification]\nregimes = [\"gdpr\", \"telecom\"]\n\n[[canary]]\ncustomer_id = \"C-900001\"\nlabel = \"test canary\"\n",
     )
     .unwrap();
     let data = tmp.join("data");
@@ -589,6 +589,52 @@ async fn an_analyst_works_an_incident_in_chromium_and_a_viewer_cannot() {
                 .unwrap()
                 .len(),
             3
+        );
+        shot(&c, "12-incident-closed.png").await;
+        // A breach the company learned of 30.5 hours ago: GDPR's 72 hours
+        // have 41.5 left, the telecom rule's 24 are 6.5 overdue.
+        let aware = vakt_event::Timestamp(vakt_event::Timestamp::now().0 - (30 * 60 + 30) * 60_000);
+        fill(&c, "#b-aware-at", &aware.to_string()).await;
+        fill(&c, "#b-aware-reason", "the partner's report").await;
+        click(&c, "#b-mark").await;
+        let gdpr = wait(&c, "#clocks tr[data-step='gdpr.art33'] td.left")
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(gdpr.starts_with("41 h 2"), "{gdpr}");
+        let telecom = c
+            .find(Locator::Css(
+                "#clocks tr[data-step='telecom.authority'] td.left",
+            ))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(telecom.starts_with("overdue by 6 h 3"), "{telecom}");
+        // The telecom authority notified now, late, with the reason.
+        c.find(Locator::Css("#b-notified"))
+            .await
+            .unwrap()
+            .select_by_value("telecom.authority")
+            .await
+            .unwrap();
+        fill(&c, "#b-delay", "the partner's report came a day late").await;
+        click(&c, "#b-record").await;
+        wait(&c, "#delay-reason").await;
+        let telecom = c
+            .find(Locator::Css(
+                "#clocks tr[data-step='telecom.authority'] td.left",
+            ))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            telecom.starts_with("made ") && telecom.ends_with(", late"),
+            "{telecom}"
         );
         shot(&c, "12-incident.png").await;
         // Resolved incidents leave the default list.

@@ -17,6 +17,7 @@ use axum::extract::{Path, RawQuery};
 use axum::http::{Extensions, HeaderMap, StatusCode};
 use axum::response::Response;
 use maud::{html, Markup};
+use vakt_event::notification::Clock;
 use vakt_event::{Severity, Timestamp};
 use vakt_ledger::audit::AuditRecord;
 use vakt_ledger::incident_workflow::{
@@ -44,6 +45,31 @@ fn age(since: Timestamp, now: Timestamp) -> String {
         m if m < 48 * 60 => format!("{} h", m / 60),
         m => format!("{} d", m / (24 * 60)),
     }
+}
+
+/// Time left on a clock, as a person reads it.
+fn left(ms: i64) -> String {
+    let span = |ms: i64| {
+        let mins = ms / 60_000;
+        match mins {
+            m if m < 60 => format!("{m} min"),
+            m if m < 72 * 60 => format!("{} h {} min", m / 60, m % 60),
+            m => format!("{} d {} h", m / (24 * 60), (m / 60) % 24),
+        }
+    };
+    if ms >= 0 {
+        format!("{} left", span(ms))
+    } else {
+        format!("overdue by {}", span(-ms))
+    }
+}
+
+/// The nearest deadline not yet met, for the list.
+fn next_deadline(clocks: &[Clock]) -> Option<&Clock> {
+    clocks
+        .iter()
+        .filter(|c| c.done.is_none())
+        .min_by_key(|c| c.left_ms)
 }
 
 fn failed(s: &Session, e: &str) -> Response {
@@ -83,6 +109,10 @@ pub(crate) async fn list(c: Shared, headers: HeaderMap, RawQuery(q): RawQuery) -
         .take(SHOWN)
         .collect();
     let now = Timestamp::now();
+    let clocks: Vec<Vec<Clock>> = shown
+        .iter()
+        .map(|i| crate::incidents::clocks_of(&c.app, i, now))
+        .collect();
     let statuses = ["", "all", "new", "acknowledged", "contained", "resolved"];
     let body = html! {
         form class="filters" method="get" action="/incidents" {
@@ -112,9 +142,10 @@ pub(crate) async fn list(c: Shared, headers: HeaderMap, RawQuery(q): RawQuery) -
         table id="incidents" {
             tr {
                 th { "Severity" } th { "Status" } th { "Owner" } th { "Actor" } th { "Rules" }
-                th class="num" { "Customers" } th { "Age" } th { "Last active" } th { "Incident" }
+                th class="num" { "Customers" } th { "Age" } th { "Last active" }
+                th { "Next deadline" } th { "Incident" }
             }
-            @for i in &shown {
+            @for (i, clocks) in shown.iter().zip(&clocks) {
                 tr data-id=(i.id) {
                     td { (severity(i.severity)) }
                     td class="status" { (i.workflow.status.as_str()) }
@@ -124,6 +155,13 @@ pub(crate) async fn list(c: Shared, headers: HeaderMap, RawQuery(q): RawQuery) -
                     td class="num" { (i.customers) }
                     td { (age(i.first, now)) }
                     td { (short(i.last)) }
+                    td class="deadline" {
+                        @if let Some(c) = next_deadline(clocks) {
+                            span class=(if c.overdue() { "error" } else { "" }) title=(c.title) {
+                                (c.regime.as_str()) ": " (left(c.left_ms))
+                            }
+                        }
+                    }
                     td { a class="incident-link" href=(link(&i.id)) { (i.id) } }
                 }
             }
@@ -152,6 +190,7 @@ pub(crate) async fn one(
         Ok(Some((inc, history)))
     })
     .await;
+    let app = c.app.clone();
     let (inc, history) = match found {
         Ok(Some(x)) => x,
         Ok(None) => {
@@ -182,6 +221,8 @@ pub(crate) async fn one(
                 @for a in &inc.alerts { a class="alert-link" href={ "/alerts/" (encode_query(a)) } { (a) } " " }
             } }
         }
+        h2 { "Personal-data breach" }
+        (breach_panel(&s, &inc, &crate::incidents::clocks_of(&app, &inc, Timestamp::now())))
         @if WORK.met_by(s.role) { (work_form(&s, &inc)) } @else {
             p class="muted" id="work-withheld" {
                 "Your role, " (s.role.as_str()) ", may read incidents; changing them takes the "
@@ -226,6 +267,71 @@ fn work_form(s: &Session, inc: &Incident) -> Markup {
                 "Resolving needs a classification, and a classification a reason. "
                 "With false_positive, Exception also suppresses this actor's future alerts of "
                 "the incident's rules."
+            }
+        }
+    }
+}
+
+/// Whether it is a breach and, if so, each notification clock: time left,
+/// or when it was met; the forms to mark it and record notifications.
+fn breach_panel(s: &Session, inc: &Incident, clocks: &[Clock]) -> Markup {
+    let may = WORK.met_by(s.role);
+    let Some(b) = &inc.workflow.breach else {
+        return html! {
+            p class="muted" id="no-breach" {
+                "Not marked a personal-data breach: no notification clock runs."
+            }
+            @if may {
+                div class="panel" {
+                    form class="filters" id="mark-breach" method="post" action=(link(&inc.id)) {
+                        input type="hidden" name="csrf" value=(s.csrf);
+                        input type="hidden" name="breach" value="true";
+                        label { "Aware since (empty: now)" input name="aware_at" id="b-aware-at" size="22" placeholder="2026-11-02T08:00:00Z"; }
+                        label { "Why then" input name="aware_reason" id="b-aware-reason" size="30"; }
+                        button type="submit" id="b-mark" { "Mark as personal-data breach" }
+                    }
+                }
+            }
+        };
+    };
+    html! {
+        p id="aware" {
+            "The company became aware at " strong { (short(b.aware_at)) }
+            @if let Some(r) = &b.aware_reason { " (" (r) ")" }
+            "."
+        }
+        table id="clocks" {
+            tr { th { "Notification" } th { "Due" } th { "State" } }
+            @for c in clocks {
+                tr data-step=(c.step) {
+                    td { (c.title) }
+                    td { (short(c.due)) }
+                    td class=(if c.overdue() && c.done.is_none() { "left error" } else { "left" }) {
+                        @match c.done {
+                            Some(t) => { "made " (short(t)) @if c.overdue() { ", late" } }
+                            None => { (left(c.left_ms)) }
+                        }
+                    }
+                }
+            }
+        }
+        @if let Some(d) = &b.delay_reason { p id="delay-reason" { "Reasons for delay: " (d) } }
+        @if may {
+            div class="panel" {
+                form class="filters" id="notified" method="post" action=(link(&inc.id)) {
+                    input type="hidden" name="csrf" value=(s.csrf);
+                    label { "Notification made"
+                        select name="notified" id="b-notified" {
+                            option value="" { "none" }
+                            @for c in clocks.iter().filter(|c| c.done.is_none()) {
+                                option value=(c.step) { (c.title) }
+                            }
+                        }
+                    }
+                    label { "At (empty: now)" input name="notified_at" id="b-notified-at" size="22"; }
+                    label { "Reasons for delay" input name="delay_reason" id="b-delay" size="30" value=(b.delay_reason.as_deref().unwrap_or("")); }
+                    button type="submit" id="b-record" { "Record" }
+                }
             }
         }
     }
@@ -311,6 +417,12 @@ pub(crate) async fn change(
             for_: field("except_for"),
             until: None,
         }),
+        breach: field("breach").map(|_| true),
+        aware_at: field("aware_at"),
+        aware_reason: field("aware_reason"),
+        delay_reason: form.get("delay_reason").map(|v| v.trim().to_owned()),
+        notified: field("notified"),
+        notified_at: field("notified_at"),
     };
     let who = super::who(&s.user, &ext);
     let target = id.clone();

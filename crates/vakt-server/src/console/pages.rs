@@ -322,9 +322,17 @@ pub(crate) async fn report(
         Err(r) => return r,
     };
     let id2 = id.clone();
+    let directory = c
+        .app
+        .directory
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
     let md = match read(&c, move |l| {
-        vakt_ledger::report::draft(l, &id2)
-            .map(|r| r.markdown(vakt_detect::detectors::remediation(&r.alert.rule)))
+        vakt_ledger::report::draft(l, &id2).map(|mut r| {
+            r.regimes = directory.regimes_for(r.alert.organization.as_deref());
+            r.markdown(vakt_detect::detectors::remediation(&r.alert.rule))
+        })
     })
     .await
     {

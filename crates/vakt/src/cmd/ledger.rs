@@ -418,12 +418,20 @@ pub struct ReportArgs {
     /// md or html.
     #[arg(long, default_value = "md", value_parser = ["md", "html"])]
     pub format: String,
+    /// The directory naming the notification regimes (`[notification]`,
+    /// an organisation's `regimes`); without it, GDPR's.
+    #[arg(long)]
+    pub directory: Option<PathBuf>,
 }
 
 pub fn report(args: ReportArgs) -> Result<ExitCode> {
+    let directory = args.directory.as_deref().map(Directory::load).transpose()?;
     let dir = args.data.dir();
     let mut l = Ledger::open_read(&dir)?;
-    let r = vakt_ledger::report::draft(&l, &args.alert)?;
+    let mut r = vakt_ledger::report::draft(&l, &args.alert)?;
+    if let Some(d) = &directory {
+        r.regimes = d.regimes_for(r.alert.organization.as_deref());
+    }
     // A draft names the customers: who took one is on record.
     l.audited(&crate::cmd::who(), |_| {
         Ok(((), Some(Audit::new("report.export", &args.alert))))
