@@ -78,7 +78,7 @@ pub(crate) async fn add_decision(
     ext: Extensions,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let token = authorize(&state, &headers, Role::Admin).await?;
+    let token = authorize(&state, &headers, Role::Analyst).await?;
     let bytes = read_body(&headers, body, DECISION_BODY_LIMIT).await?;
     let new: NewDecision = serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::bad_request(format!(
@@ -88,6 +88,17 @@ pub(crate) async fn add_decision(
     let d = new
         .decide(format!("added over the API by token {}", token.name))
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    // A block stops work outright: an admin's call; analysts throttle
+    // and ask for step-up.
+    if d.action == vakt_ledger::decisions::Action::Block && !token.role.allows(Role::Admin) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "token {} has the role {}; blocking needs an admin token (throttle and step_up need analyst)",
+                token.name, token.role
+            ),
+        ));
+    }
     let state = state.0.clone();
     let who = crate::auth::who(&token, &ext);
     let d = blocking(move || {

@@ -115,15 +115,19 @@ fn decision(s: &Running, t: &Tokens, id: &str) -> Option<Value> {
     decisions(s, t).into_iter().find(|d| d["id"] == id)
 }
 
-/// A block on `value` made with the admin token; its id.
-fn block(s: &Running, t: &Tokens, value: &str) -> String {
+/// A decision on `value` made with the admin token; its id.
+fn decide(s: &Running, t: &Tokens, value: &str, action: &str) -> String {
     let a = s.post_json(
         "/v1/decisions",
         Some(&t.admin),
-        &json!({"scope": "account", "value": value, "action": "block", "ttl": "1h"}),
+        &json!({"scope": "account", "value": value, "action": action, "ttl": "1h"}),
     );
     assert_eq!(a.status, 201, "{}", a.text);
     a.json()["id"].as_str().unwrap().to_owned()
+}
+
+fn block(s: &Running, t: &Tokens, value: &str) -> String {
+    decide(s, t, value, "block")
 }
 
 /// A refusal that says which role it takes and how to get it.
@@ -136,7 +140,8 @@ fn assert_refused(answer: (u16, String), needs: &str, what: &str) {
     );
 }
 
-const ADD: &str = "scope=account&value=r9.mallory&action=block&ttl=1h&reason=test";
+const ADD: &str = "scope=account&value=r9.mallory&action=throttle&ttl=1h&reason=test";
+const ADD_BLOCK: &str = "scope=account&value=r9.mallory&action=block&ttl=1h&reason=test";
 
 #[test]
 fn finding_18_a_viewer_cannot_add_extend_or_lift_decisions() {
@@ -174,18 +179,27 @@ fn finding_18_a_viewer_cannot_add_extend_or_lift_decisions() {
 }
 
 #[test]
-fn finding_18_an_analyst_cannot_lift_a_decision() {
+fn finding_18_an_analyst_cannot_lift_a_decision_nor_block() {
     let (s, t) = start(DIRECTORY, |_| {});
     add(&s, "ana", ConsoleRole::Analyst);
     add(&s, "ada", ConsoleRole::Admin);
-    let id = block(&s, &t, "r17.anna");
+    let id = decide(&s, &t, "r17.anna", "throttle");
+    let blocked = block(&s, &t, "p3.bot");
     let ana = sign_in(&s, "ana");
 
-    // Adding and extending, shown and done.
+    // Adding and extending throttles, shown and done.
     let (_, page) = ana.get("/decisions");
     assert!(page.contains("id=\"add-decision\""), "{page}");
     assert!(
+        !page.contains("<option value=\"block\">"),
+        "an analyst is offered block: {page}"
+    );
+    assert!(
         page.contains(&format!("/decisions/{id}/extend\"")),
+        "{page}"
+    );
+    assert!(
+        !page.contains(&format!("/decisions/{blocked}/extend\"")),
         "{page}"
     );
     assert_eq!(ana.post("/decisions", ADD).0, 303);
@@ -201,6 +215,30 @@ fn finding_18_an_analyst_cannot_lift_a_decision() {
     let extended = decision(&s, &t, &id).unwrap()["expires"].clone();
     assert_ne!(before, extended, "extended");
 
+    // Blocks are an admin's: adding or extending one is refused.
+    let count = decisions(&s, &t).len();
+    assert_refused(ana.post("/decisions", ADD_BLOCK), "admin", "block");
+    let before = decision(&s, &t, &blocked).unwrap()["expires"].clone();
+    assert_refused(
+        ana.post(&format!("/decisions/{blocked}/extend"), "ttl=2h"),
+        "admin",
+        "extend a block",
+    );
+    assert_eq!(decisions(&s, &t).len(), count);
+    assert_eq!(decision(&s, &t, &blocked).unwrap()["expires"], before);
+    // The API says the same to an analyst token.
+    let a = s.post_json(
+        "/v1/decisions",
+        Some(&t.analyst),
+        &json!({"scope": "account", "value": "x", "action": "block", "ttl": "1h"}),
+    );
+    assert_eq!(a.status, 403, "{}", a.text);
+    assert!(
+        a.error().contains("blocking needs an admin token"),
+        "{}",
+        a.text
+    );
+
     // Lifting is refused, and the decision stays.
     assert_refused(
         ana.post(&format!("/decisions/{id}/lift"), ""),
@@ -214,8 +252,9 @@ fn finding_18_an_analyst_cannot_lift_a_decision() {
         "an analyst is shown Lift: {page}"
     );
 
-    // An admin is offered Lift and may use it.
+    // An admin blocks, and is offered Lift and may use it.
     let ada = sign_in(&s, "ada");
+    assert_eq!(ada.post("/decisions", ADD_BLOCK).0, 303);
     let (_, page) = ada.get("/decisions");
     assert!(page.contains(&format!("/decisions/{id}/lift\"")), "{page}");
     assert_eq!(ada.post(&format!("/decisions/{id}/lift"), "").0, 303);

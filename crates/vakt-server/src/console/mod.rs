@@ -23,8 +23,8 @@
 //! | role    | may                                                          |
 //! |---------|--------------------------------------------------------------|
 //! | viewer  | read alerts, incidents, an alert, a scope as counts, decisions, canaries, exposure |
-//! | analyst | see a scope's customers, draft breach reports, add and extend decisions, add and revoke exceptions, work incidents, read the audit trail |
-//! | admin   | lift decisions (undo enforcement)                            |
+//! | analyst | see a scope's customers, draft breach reports, add and extend throttle and step-up decisions, add and revoke exceptions, work incidents, read the audit trail |
+//! | admin   | add and extend blocks, lift decisions (undo enforcement)     |
 //!
 //! A viewer sees how many customers a scope holds and in which
 //! categories, not who they are: the list is the notification list, as

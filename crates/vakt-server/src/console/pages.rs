@@ -1,7 +1,7 @@
 //! The console's pages, rendered on the server.
 
 use super::html::{csrf_input, esc, fail, page, select, sev, short, url_encode};
-use super::roles::{CUSTOMERS, DECIDE, DRAFT, LIFT, READ};
+use super::roles::{BLOCK, CUSTOMERS, DECIDE, DRAFT, LIFT, READ};
 use super::{form_pairs, lock, require, require_form, see_other, timeline, who, Shared};
 use crate::decisions::NewDecision;
 use axum::body::Bytes;
@@ -378,6 +378,7 @@ pub(crate) async fn decisions(c: Shared, headers: HeaderMap, RawQuery(q): RawQue
     };
     let csrf = csrf_input(&s);
     let (decide, lift) = (DECIDE.met_by(s.role), LIFT.met_by(s.role));
+    let may_block = BLOCK.met_by(s.role);
     let mut b = String::new();
     if let Some(e) = q.get("error") {
         let _ = write!(b, "<p class=\"error\" id=\"form-error\">{}</p>", esc(e));
@@ -385,7 +386,8 @@ pub(crate) async fn decisions(c: Shared, headers: HeaderMap, RawQuery(q): RawQue
     if decide {
         let _ = write!(
             b,
-            "<div class=\"panel\"><form class=\"filters\" id=\"add-decision\" method=\"post\" action=\"/decisions\">{csrf}<label>Scope<select name=\"scope\" id=\"d-scope\"><option value=\"account\">account</option><option value=\"ip\">ip</option><option value=\"organization\">organization</option></select></label><label>Value<input name=\"value\" id=\"d-value\" required></label><label>Action<select name=\"action\" id=\"d-action\"><option value=\"throttle\">throttle</option><option value=\"step_up\">step_up</option><option value=\"block\">block</option></select></label><label>For<input name=\"ttl\" id=\"d-ttl\" value=\"1h\" size=\"6\" required></label><label>Reason<input name=\"reason\" id=\"d-reason\" size=\"30\"></label><button type=\"submit\" id=\"d-add\">Add decision</button></form></div>"
+            "<div class=\"panel\"><form class=\"filters\" id=\"add-decision\" method=\"post\" action=\"/decisions\">{csrf}<label>Scope<select name=\"scope\" id=\"d-scope\"><option value=\"account\">account</option><option value=\"ip\">ip</option><option value=\"organization\">organization</option></select></label><label>Value<input name=\"value\" id=\"d-value\" required></label><label>Action<select name=\"action\" id=\"d-action\"><option value=\"throttle\">throttle</option><option value=\"step_up\">step_up</option>{}</select></label><label>For<input name=\"ttl\" id=\"d-ttl\" value=\"1h\" size=\"6\" required></label><label>Reason<input name=\"reason\" id=\"d-reason\" size=\"30\"></label><button type=\"submit\" id=\"d-add\">Add decision</button></form></div>",
+            if may_block { "<option value=\"block\">block</option>" } else { "" }
         );
     } else {
         let _ = write!(
@@ -403,7 +405,7 @@ pub(crate) async fn decisions(c: Shared, headers: HeaderMap, RawQuery(q): RawQue
     for d in &list {
         let id = url_encode(&d.id);
         let mut forms = String::new();
-        if decide {
+        if decide && (may_block || d.action != vakt_ledger::decisions::Action::Block) {
             let _ = write!(
                 forms,
                 "<form class=\"inline\" method=\"post\" action=\"/decisions/{id}/extend\">{csrf}<input name=\"ttl\" value=\"1h\" size=\"4\" aria-label=\"add time\"><button type=\"submit\" class=\"extend\">Extend</button></form> "
@@ -465,6 +467,9 @@ pub(crate) async fn add_decision(
         Ok(d) => d,
         Err(e) => return back_with_error(&e.to_string()),
     };
+    if d.action == vakt_ledger::decisions::Action::Block && !BLOCK.met_by(s.role) {
+        return super::html::refused(&s, BLOCK);
+    }
     let who = who(&s.user, &ext);
     let r = write(&c, move |l| {
         l.audited(&who, |l| {
@@ -496,20 +501,25 @@ pub(crate) async fn extend_decision(
         Err(e) => return back_with_error(&e.to_string()),
     };
     let who = who(&s.user, &ext);
+    let may_block = BLOCK.met_by(s.role);
     let r = write(&c, move |l| {
         l.audited(&who, |l| {
             let Some(mut d) = l.decisions(None)?.into_iter().find(|d| d.id == id) else {
-                return Ok((false, None));
+                return Ok((Some(false), None));
             };
+            if d.action == vakt_ledger::decisions::Action::Block && !may_block {
+                return Ok((None, None));
+            }
             d.expires = d.expires.max(Timestamp::now()).saturating_add(ms);
             l.put_decision(&d)?;
-            Ok((true, Some(Audit::decision("decision.extend", &d))))
+            Ok((Some(true), Some(Audit::decision("decision.extend", &d))))
         })
     })
     .await;
     match r {
-        Ok(true) => see_other("/decisions"),
-        Ok(false) => back_with_error("that decision is no longer there"),
+        Ok(Some(true)) => see_other("/decisions"),
+        Ok(Some(false)) => back_with_error("that decision is no longer there"),
+        Ok(None) => super::html::refused(&s, BLOCK),
         Err(e) => fail(&s, StatusCode::INTERNAL_SERVER_ERROR, &e),
     }
 }

@@ -39,11 +39,18 @@ pub(crate) const DRAFT: Need = Need {
     what: "drafting a breach report",
 };
 
-/// Adding a decision (block, throttle, step-up) or extending one: more
+/// Adding a throttle or step-up decision, or extending one: more
 /// enforcement, never less.
 pub(crate) const DECIDE: Need = Need {
     role: ConsoleRole::Analyst,
     what: "adding or extending decisions",
+};
+
+/// Adding or extending a block: it stops a customer's or partner's work
+/// outright, so it is an admin's call.
+pub(crate) const BLOCK: Need = Need {
+    role: ConsoleRole::Admin,
+    what: "adding or extending a block",
 };
 
 /// Adding an exception (marking alerts false positives) or revoking one.
