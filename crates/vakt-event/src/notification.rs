@@ -177,6 +177,9 @@ pub fn clocks(
     out
 }
 
+/// The rule of the alerts that warn as a clock runs.
+pub const RULE: &str = "notification_deadline";
+
 /// Fractions of a clock's time at which vakt warns, by default.
 pub const WARN_AT: [f64; 3] = [0.5, 0.75, 0.9];
 

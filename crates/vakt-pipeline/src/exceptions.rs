@@ -98,6 +98,8 @@ pub fn incident_exceptions(
     };
     inc.rules
         .iter()
+        // A deadline warning is the company's clock, not the actor's doing.
+        .filter(|rule| rule.as_str() != vakt_event::notification::RULE)
         .map(|rule| {
             ExceptionRequest {
                 actor: Some(inc.actor.clone()),

@@ -32,6 +32,7 @@ mod api;
 mod audit;
 mod auth;
 pub mod child;
+mod clocks;
 mod connections;
 mod console;
 mod csp;
@@ -127,6 +128,9 @@ pub struct Config {
     pub limits: ConnectionLimits,
     /// `GET /metrics` without a token (for a scraper on a trusted network).
     pub open_metrics: bool,
+    /// How often the notification clocks of breaches are checked for
+    /// warnings (module `clocks`).
+    pub clock_every: std::time::Duration,
 }
 
 impl Config {
@@ -145,6 +149,7 @@ impl Config {
             follow: Vec::new(),
             limits: ConnectionLimits::default(),
             open_metrics: false,
+            clock_every: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -191,6 +196,7 @@ pub struct Server {
     followers: follow::Followers,
     reloader: Option<reload::Reloader>,
     limits: ConnectionLimits,
+    clock_every: std::time::Duration,
 }
 
 impl State {
@@ -299,6 +305,7 @@ impl Server {
             tls,
             followers,
             limits: config.limits,
+            clock_every: config.clock_every,
         })
     }
 
@@ -326,7 +333,16 @@ impl Server {
             Some(config) => Incoming::tls(listener, config.clone())?,
             None => Incoming::plain(listener)?,
         };
+        let clocks_done = Arc::new(tokio::sync::Notify::new());
+        let done = clocks_done.clone();
+        let clocks = tokio::spawn(clocks::run(
+            self.state.clone(),
+            self.clock_every,
+            async move { done.notified().await },
+        ));
         connections::serve(incoming, self.router(), self.limits, stop).await;
+        clocks_done.notify_one();
+        let _ = clocks.await;
         self.stop().await
     }
 
@@ -342,6 +358,7 @@ impl Server {
             followers,
             reloader,
             limits: _,
+            clock_every: _,
         } = self;
         if let Some(r) = reloader {
             let _ = tokio::task::spawn_blocking(move || r.stop()).await;

@@ -1960,3 +1960,97 @@ fn a_breach_marked_over_the_api_runs_its_organisations_clocks() {
     assert!(md.contains("Reasons for the delay: found late"), "{md}");
     s.stop();
 }
+
+/// A breach whose GDPR clock is 5/6 gone raises one `notification_deadline`
+/// alert (high: past 0.5 and 0.75) with the incident's actor, sent to the
+/// alert outlets; it joins the incident without changing its id, and is
+/// not raised again at the same level.
+#[test]
+fn a_running_notification_clock_warns_through_the_alert_outlets() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let (got, thread) = receiver(listener, stop.clone());
+    let deliver = vakt_deliver::DeliveryConfig::from_toml(
+        &format!("[[target]]\nname = \"soc\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{port}/hook\"\n"),
+        "deliver.toml",
+    )
+    .unwrap();
+    let (s, tokens, al) = scenario(|c| {
+        c.deliver = Some(deliver);
+        c.clock_every = Duration::from_millis(100);
+    });
+    let bot = format!("/v1/incidents/{}", al.bot_logins);
+    let id = s.get(&bot, Some(&tokens.read)).json()["incident"]["id"].clone();
+    // partner-3 follows the company's regimes: GDPR (72 h) and telecom (24 h).
+    let aware = vakt_event::Timestamp(vakt_event::Timestamp::now().0 - 60 * 3_600_000);
+    let a = s.patch_json(
+        &bot,
+        Some(&tokens.analyst),
+        &json!({"breach": true, "aware_at": aware.to_string(), "aware_reason": "found in the logs", "notified": "telecom.authority", "notified_at": aware.to_string()}),
+    );
+    assert_eq!(a.status, 200, "{}", a.text);
+    let warned = eventually(WAIT, || {
+        let v = s
+            .get("/v1/alerts?rule=notification_deadline", Some(&tokens.read))
+            .json();
+        (!v.as_array()?.is_empty()).then_some(v)
+    })
+    .expect("a warning is raised");
+    let list = warned.as_array().unwrap();
+    assert_eq!(list.len(), 1, "only GDPR's clock runs: {warned}");
+    let w = &list[0];
+    assert_eq!(
+        (&w["severity"], &w["user.name"]),
+        (&json!("high"), &json!("p3.bot"))
+    );
+    assert_eq!(
+        (&w["evidence"]["step"], &w["evidence"]["level"]),
+        (&json!("gdpr.art33"), &json!(2))
+    );
+    assert!(
+        w["message"].as_str().unwrap().contains("GDPR Art. 33"),
+        "{w}"
+    );
+    let sent = eventually(WAIT, || {
+        let g = got.lock().unwrap();
+        g.iter()
+            .find(|v| v["rule.id"] == "notification_deadline")
+            .cloned()
+    })
+    .expect("the warning reaches the webhook");
+    assert_eq!(sent["id"], w["id"]);
+    // It joined the incident, whose id stays.
+    let inc = s.get(&bot, Some(&tokens.read)).json()["incident"].clone();
+    assert_eq!(inc["id"], id);
+    assert!(
+        strings(&inc["alerts"]).contains(&w["id"].as_str().unwrap().to_owned()),
+        "{inc}"
+    );
+    // Several checks later: still one line at that level.
+    std::thread::sleep(Duration::from_millis(500));
+    let again = s
+        .get("/v1/alerts?rule=notification_deadline", Some(&tokens.read))
+        .json();
+    assert_eq!(again[0]["alert.updates"], 0, "{again}");
+    // Closing the incident as a false positive makes no exception for the clock's rule.
+    let a = s.patch_json(
+        &bot,
+        Some(&tokens.analyst),
+        &json!({"status": "resolved", "classification": "false_positive", "reason": "a drill", "exception": {}}),
+    );
+    assert_eq!(a.status, 200, "{}", a.text);
+    let rules: Vec<Value> = s
+        .get("/v1/exceptions", Some(&tokens.read))
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["rule"].clone())
+        .collect();
+    assert_eq!(rules, [json!("login_failures")]);
+    s.stop();
+    stop.store(true, Ordering::Relaxed);
+    thread.join().unwrap();
+}
