@@ -130,8 +130,7 @@ pub(crate) fn check(state: &State, now: Timestamp) -> Result<Vec<Alert>> {
                 warn_at
                     .iter()
                     .copied()
-                    .filter(|f| c.used >= *f)
-                    .last()
+                    .rfind(|f| c.used >= *f)
                     .unwrap_or(1.0)
                     .into(),
             );
