@@ -127,12 +127,16 @@ pub(crate) fn check(state: &State, now: Timestamp) -> Result<Vec<Alert>> {
             );
             evidence.insert(
                 "threshold_time_used".into(),
-                warn_at
-                    .iter()
-                    .copied()
-                    .rfind(|f| c.used >= *f)
-                    .unwrap_or(1.0)
-                    .into(),
+                if c.overdue() {
+                    1.0
+                } else {
+                    warn_at
+                        .iter()
+                        .copied()
+                        .rfind(|f| c.used >= *f)
+                        .unwrap_or(1.0)
+                }
+                .into(),
             );
             evidence.insert("level".into(), reached.into());
             let alert = Alert {
