@@ -525,3 +525,66 @@ fn a_viewer_reads_incidents_and_only_an_analyst_changes_them() {
     assert_eq!(actions, ["session.start", "incident.update"], "{page}");
     s.stop();
 }
+
+/// The overview counts open incidents by severity and age, draws the
+/// alerts per day, and its search finds an alert, an account's incidents
+/// and a customer's readers; a viewer may use all of it.
+#[test]
+fn the_overview_and_search_work_for_a_viewer() {
+    let (s, t) = start(DIRECTORY, |_| {});
+    add(&s, "vera", ConsoleRole::Viewer);
+    let alert = canary_alert(&s, &t);
+    let vera = sign_in(&s, "vera");
+    let (status, page) = vera.get("/overview");
+    assert_eq!(status, 200, "{page}");
+    // One critical incident (the canary read), days old: the last column.
+    let critical = page
+        .split("sev-critical")
+        .nth(1)
+        .unwrap()
+        .split("</tr>")
+        .next()
+        .unwrap();
+    assert!(
+        critical.contains("/incidents?severity=critical\">1</a>"),
+        "{critical}"
+    );
+    assert!(
+        page.contains("id=\"alerts-chart\"") && page.contains("data-total=\"1\""),
+        "{page}"
+    );
+    assert!(page.contains("data-rule=\"canary\""), "{page}");
+    assert!(page.contains("id=\"no-clocks\""), "{page}");
+    // Search: an alert id goes to the alert.
+    let r = vera
+        .agent
+        .get(format!("{}/search?q={alert}", s.url))
+        .header("cookie", &vera.cookie)
+        .config()
+        .max_redirects(0)
+        .build()
+        .call()
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], format!("/alerts/{alert}").as_str());
+    let (_, page) = vera.get("/search?q=c.carl");
+    assert!(
+        page.contains("id=\"found-incidents\"") && page.contains(&format!("c.carl/{alert}")),
+        "{page}"
+    );
+    let (_, page) = vera.get("/search?q=C-900001");
+    let reads = page
+        .split("id=\"customer-reads\"")
+        .nth(1)
+        .expect("the customer's reads");
+    assert!(
+        reads.contains("c.carl") && reads.contains("198.51.100.7"),
+        "{page}"
+    );
+    let (_, page) = vera.get("/search?q=nobody");
+    assert!(
+        page.contains("id=\"no-incidents\"") && page.contains("id=\"no-reads\""),
+        "{page}"
+    );
+    s.stop();
+}

@@ -637,6 +637,23 @@ async fn an_analyst_works_an_incident_in_chromium_and_a_viewer_cannot() {
             "{telecom}"
         );
         shot(&c, "12-incident.png").await;
+        // The overview shows the running clock; its search finds who read the canary.
+        c.goto(&format!("{url}/overview")).await.unwrap();
+        let clocks = wait(&c, "#overview-clocks").await.text().await.unwrap();
+        assert!(
+            clocks.contains("GDPR Art. 33") && clocks.contains(&id),
+            "{clocks}"
+        );
+        wait(&c, "#alerts-chart rect").await;
+        shot(&c, "10-overview.png").await;
+        fill(&c, "#q", "C-900001").await;
+        click(&c, "#search").await;
+        let reads = wait(&c, "#customer-reads").await.text().await.unwrap();
+        assert!(reads.contains("p3.bot"), "{reads}");
+        c.goto(&format!("{url}/incidents/{}", id.replace('/', "%2F")))
+            .await
+            .unwrap();
+        wait(&c, "#work").await;
         // Resolved incidents leave the default list.
         c.goto(&format!("{url}/incidents")).await.unwrap();
         let open = wait(&c, "#incidents").await.text().await.unwrap();

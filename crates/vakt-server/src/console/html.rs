@@ -45,7 +45,7 @@ pub(crate) fn page_status(
 ) -> Response {
     let nav = match session {
         Some(s) => format!(
-            "<nav><a href=\"/\">Alerts</a><a href=\"/incidents\">Incidents</a><a href=\"/decisions\">Decisions</a><a href=\"/exceptions\">Exceptions</a><a href=\"/canaries\">Canaries</a><a href=\"/exposure\">Exposure</a>{}</nav><form method=\"post\" action=\"/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><span class=\"muted\" id=\"signed-in\">{} ({})</span> <button type=\"submit\">Sign out</button></form>",
+            "<nav><a href=\"/overview\">Overview</a><a href=\"/\">Alerts</a><a href=\"/incidents\">Incidents</a><a href=\"/decisions\">Decisions</a><a href=\"/exceptions\">Exceptions</a><a href=\"/canaries\">Canaries</a><a href=\"/exposure\">Exposure</a>{}</nav><form method=\"post\" action=\"/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><span class=\"muted\" id=\"signed-in\">{} ({})</span> <button type=\"submit\">Sign out</button></form>",
             if super::roles::AUDIT.met_by(s.role) { "<a href=\"/audit\">Audit</a>" } else { "" },
             esc(&s.csrf),
             esc(&s.user),

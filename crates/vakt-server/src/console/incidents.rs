@@ -48,7 +48,7 @@ fn age(since: Timestamp, now: Timestamp) -> String {
 }
 
 /// Time left on a clock, as a person reads it.
-fn left(ms: i64) -> String {
+pub(crate) fn left(ms: i64) -> String {
     let span = |ms: i64| {
         let mins = ms / 60_000;
         match mins {

@@ -41,6 +41,7 @@ mod audit;
 mod exceptions;
 mod html;
 mod incidents;
+mod overview;
 mod pages;
 mod roles;
 mod timeline;
@@ -121,6 +122,8 @@ pub(crate) fn routes(app: Arc<State>) -> Router {
         )
         .route("/", get(pages::alerts))
         .route("/audit", get(audit::list))
+        .route("/overview", get(overview::overview))
+        .route("/search", get(overview::search))
         .route("/incidents", get(incidents::list))
         .route(
             "/incidents/{id}",
