@@ -29,6 +29,7 @@ pub mod keys;
 pub mod ledger;
 mod lines;
 pub mod migrate;
+pub mod notice;
 pub mod report;
 pub mod scope;
 pub mod sessions;

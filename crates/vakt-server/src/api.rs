@@ -41,6 +41,8 @@ pub fn routes() -> &'static [(&'static str, &'static str)] {
         ("GET", "/v1/canaries"),
         ("GET", "/v1/exposure"),
         ("POST", "/v1/reports/{alert_id}"),
+        ("POST", "/v1/reports/{alert_id}/notice"),
+        ("GET", "/v1/reports/{alert_id}/recipients"),
         ("GET", "/v1/audit"),
     ]
 }
@@ -72,6 +74,14 @@ pub(crate) fn router(state: Arc<State>) -> Router {
         .route(
             "/v1/reports/{alert_id}",
             axum::routing::post(crate::views::report),
+        )
+        .route(
+            "/v1/reports/{alert_id}/notice",
+            axum::routing::post(crate::views::notice),
+        )
+        .route(
+            "/v1/reports/{alert_id}/recipients",
+            get(crate::views::recipients),
         )
         .route(
             "/v1/csp-report",

@@ -252,3 +252,99 @@ pub(crate) async fn report(
     })
     .await
 }
+
+/// `POST /v1/reports/{alert_id}/notice?locale=sv`: the notice to the
+/// customers (Art. 34) in sv, nb, de, nl or en (default en).
+pub(crate) async fn notice(
+    state: Shared,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+    ext: axum::http::Extensions,
+) -> Result<Json<Value>, ApiError> {
+    let token = authorize(&state, &headers, Role::Admin).await?;
+    let mut locale = vakt_ledger::notice::Locale::En;
+    for (k, v) in query_pairs(q)? {
+        match k.as_str() {
+            "locale" => {
+                locale = vakt_ledger::notice::Locale::parse(&v).ok_or_else(|| {
+                    ApiError::bad_request(format!("`locale={v}`: write sv, nb, de, nl or en"))
+                })?
+            }
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter `{k}`; this route takes locale"
+                )))
+            }
+        }
+    }
+    let who = crate::auth::who(&token, &ext);
+    let state = state.0.clone();
+    blocking(move || {
+        let l = lock(&state.reader);
+        if l.alert_row(&id).map_err(ApiError::internal)?.is_none() {
+            return Err(no_alert(&id));
+        }
+        let r = vakt_ledger::report::draft(&l, &id).map_err(ApiError::internal)?;
+        drop(l);
+        lock(&state.writer)
+            .audited(&who, |_| {
+                let audit =
+                    Audit::new("report.notice", &id).details(json!({ "locale": locale.as_str() }));
+                Ok(((), Some(audit)))
+            })
+            .map_err(ApiError::internal)?;
+        let markdown = vakt_ledger::notice::customer_notice(&r, locale);
+        let html = vakt_ledger::report::to_html(&markdown);
+        Ok(Json(
+            json!({ "alert": id, "locale": locale.as_str(), "markdown": markdown, "html": html }),
+        ))
+    })
+    .await
+}
+
+/// `GET /v1/reports/{alert_id}/recipients`: the customers to notify, as CSV.
+pub(crate) async fn recipients(
+    state: Shared,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+    ext: axum::http::Extensions,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let token = authorize(&state, &headers, Role::Admin).await?;
+    no_params("/v1/reports/{alert_id}/recipients", q)?;
+    let who = crate::auth::who(&token, &ext);
+    let state = state.0.clone();
+    let csv = blocking(move || {
+        let l = lock(&state.reader);
+        if l.alert_row(&id).map_err(ApiError::internal)?.is_none() {
+            return Err(no_alert(&id));
+        }
+        let r = vakt_ledger::report::draft(&l, &id).map_err(ApiError::internal)?;
+        drop(l);
+        let scope = r.scope.ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("no customers to list: alert {id} is about a host's traffic, not reads of customer records"),
+            )
+        })?;
+        lock(&state.writer)
+            .audited(&who, |_| {
+                let audit = Audit::new("report.recipients", &id)
+                    .details(json!({ "customers": scope.customers.len() }));
+                Ok(((), Some(audit)))
+            })
+            .map_err(ApiError::internal)?;
+        Ok(vakt_ledger::notice::recipients_csv(&scope))
+    })
+    .await?;
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (axum::http::header::CACHE_CONTROL, "no-store"),
+        ],
+        csv,
+    )
+        .into_response())
+}

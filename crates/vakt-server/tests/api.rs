@@ -2054,3 +2054,91 @@ fn a_running_notification_clock_warns_through_the_alert_outlets() {
     stop.store(true, Ordering::Relaxed);
     thread.join().unwrap();
 }
+
+/// The customers' notice comes in each language, the recipients as CSV;
+/// both are admin-only and on record.
+#[test]
+fn the_customer_notice_is_drafted_per_language_and_the_recipients_listed() {
+    let (s, tokens, al) = scenario(|_| {});
+    let admin = Some(tokens.admin.as_str());
+    let notice = |locale: &str| {
+        s.post(
+            &format!("/v1/reports/{}/notice?locale={locale}", al.anna_canary),
+            admin,
+            "",
+        )
+    };
+    for (locale, title, contact) in [
+        (
+            "sv",
+            "# Information om en personuppgiftsincident",
+            "dataskyddsombudet",
+        ),
+        (
+            "nb",
+            "# Informasjon om brudd på personopplysningssikkerheten",
+            "personvernombudet",
+        ),
+        (
+            "de",
+            "# Information über eine Verletzung des Schutzes personenbezogener Daten",
+            "Datenschutzbeauftragten",
+        ),
+        (
+            "nl",
+            "# Informatie over een datalek",
+            "functionaris gegevensbescherming",
+        ),
+        (
+            "en",
+            "# Information about a personal data breach",
+            "data protection officer",
+        ),
+    ] {
+        let a = notice(locale);
+        assert_eq!(a.status, 200, "{locale}: {}", a.text);
+        let md = a.json()["markdown"].as_str().unwrap().to_owned();
+        assert!(
+            md.starts_with(title) && md.contains(contact),
+            "{locale}:\n{md}"
+        );
+        assert_eq!(a.json()["locale"], locale);
+    }
+    assert_eq!(notice("fr").status, 400);
+    assert_forbidden(
+        &s.post(
+            &format!("/v1/reports/{}/notice", al.anna_canary),
+            Some(&tokens.analyst),
+            "",
+        ),
+        "analyst",
+        "notice",
+    );
+    let a = s.get(&format!("/v1/reports/{}/recipients", al.anna_canary), admin);
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert!(a
+        .header("content-type")
+        .is_some_and(|c| c.starts_with("text/csv")));
+    let mut lines = a.text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("customer_id,categories,first_exposure,last_exposure")
+    );
+    assert!(
+        a.text.lines().any(|l| l.starts_with("C-900001,")),
+        "{}",
+        a.text
+    );
+    let trail = s
+        .get("/v1/audit?action=report", Some(&tokens.analyst))
+        .json();
+    let actions: Vec<&str> = trail
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions.iter().filter(|a| **a == "report.notice").count(), 5);
+    assert_eq!(actions.last(), Some(&"report.recipients"));
+    s.stop();
+}

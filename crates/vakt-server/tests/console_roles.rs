@@ -302,6 +302,16 @@ fn finding_18_a_viewer_sees_scope_counts_but_not_customers_or_report_drafts() {
         "a viewer sees the customers: {page}"
     );
     assert!(!page.contains("/report\""), "a viewer is offered the draft");
+    assert_refused(
+        vera.get(&format!("/alerts/{alert}/notice?locale=sv")),
+        "analyst",
+        "notice",
+    );
+    assert_refused(
+        vera.get(&format!("/alerts/{alert}/recipients.csv")),
+        "analyst",
+        "recipients",
+    );
 
     let ana = sign_in(&s, "ana");
     let (_, page) = ana.get(&format!("/alerts/{alert}/scope"));
@@ -313,6 +323,20 @@ fn finding_18_a_viewer_sees_scope_counts_but_not_customers_or_report_drafts() {
     let (status, page) = ana.get(&format!("/alerts/{alert}/report"));
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("id=\"report\""), "{page}");
+    assert!(page.contains("/notice?locale=sv\""), "{page}");
+    let (status, page) = ana.get(&format!("/alerts/{alert}/notice?locale=de"));
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("Ihr Name") && page.contains("lang=\"de\""),
+        "{page}"
+    );
+    let (status, csv) = ana.get(&format!("/alerts/{alert}/recipients.csv"));
+    assert_eq!(status, 200);
+    assert!(
+        csv.starts_with("customer_id,categories,first_exposure,last_exposure\n"),
+        "{csv}"
+    );
+    assert!(csv.contains("\nC-200,\"name,phone\","), "{csv}");
     s.stop();
 }
 

@@ -41,6 +41,7 @@ mod audit;
 mod exceptions;
 mod html;
 mod incidents;
+mod notice;
 mod overview;
 mod pages;
 mod roles;
@@ -132,6 +133,8 @@ pub(crate) fn routes(app: Arc<State>) -> Router {
         .route("/alerts/{id}", get(pages::alert))
         .route("/alerts/{id}/scope", get(pages::scope))
         .route("/alerts/{id}/report", get(pages::report))
+        .route("/alerts/{id}/notice", get(notice::notice))
+        .route("/alerts/{id}/recipients.csv", get(notice::recipients))
         .route(
             "/decisions",
             get(pages::decisions).post(pages::add_decision),

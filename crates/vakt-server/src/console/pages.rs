@@ -359,8 +359,9 @@ pub(crate) async fn report(
         "Breach notification draft",
         &s,
         &format!(
-            "<p class=\"muted\">A draft to review before sending; <code>vakt report --alert {} --format html</code> writes the same.</p><div class=\"report\" id=\"report\">{inner}</div>",
-            esc(&id)
+            "<p class=\"muted\">A draft to review before sending; <code>vakt report --alert {} --format html</code> writes the same.</p>{}<div class=\"report\" id=\"report\">{inner}</div>",
+            esc(&id),
+            super::notice::links(&id)
         ),
     )
 }

@@ -289,18 +289,7 @@ pub fn scope(args: ScopeArgs) -> Result<ExitCode> {
             std::fs::File::create(path)
                 .with_context(|| format!("cannot create {}", path.display()))?,
         );
-        writeln!(w, "customer_id,categories,first_exposure,last_exposure")?;
-        for c in &s.customers {
-            let cats: Vec<&str> = c.categories.iter().map(String::as_str).collect();
-            writeln!(
-                w,
-                "{},\"{}\",{},{}",
-                c.customer,
-                cats.join(","),
-                c.first,
-                c.last
-            )?;
-        }
+        w.write_all(vakt_ledger::notice::recipients_csv(&s).as_bytes())?;
         w.flush()?;
     }
     if args.format == "json" {
@@ -422,6 +411,10 @@ pub struct ReportArgs {
     /// an organisation's `regimes`); without it, GDPR's.
     #[arg(long)]
     pub directory: Option<PathBuf>,
+    /// Write the notice to the customers (Art. 34) instead, in this
+    /// language: sv, nb, de, nl or en.
+    #[arg(long, value_name = "LOCALE", value_parser = ["sv", "nb", "de", "nl", "en"])]
+    pub notice: Option<String>,
 }
 
 pub fn report(args: ReportArgs) -> Result<ExitCode> {
@@ -436,7 +429,14 @@ pub fn report(args: ReportArgs) -> Result<ExitCode> {
     l.audited(&crate::cmd::who(), |_| {
         Ok(((), Some(Audit::new("report.export", &args.alert))))
     })?;
-    let md = r.markdown(vakt_detect::detectors::remediation(&r.alert.rule));
+    let md = match args
+        .notice
+        .as_deref()
+        .and_then(vakt_ledger::notice::Locale::parse)
+    {
+        Some(locale) => vakt_ledger::notice::customer_notice(&r, locale),
+        None => r.markdown(vakt_detect::detectors::remediation(&r.alert.rule)),
+    };
     if args.format == "html" {
         println!("{}", vakt_ledger::report::to_html(&md));
     } else {
