@@ -380,6 +380,7 @@ mod tests {
             accesses: 3,
             unlisted_records: 0,
             unlisted_by_category: BTreeMap::new(),
+            unlisted_largest: 0,
             customers: vec![c("C-1"), c("=HYPERLINK(\"x\")"), c("a,b")],
             by_category: BTreeMap::new(),
             source_ips: BTreeMap::new(),

@@ -154,19 +154,23 @@ impl Report {
                     sc.source_ips.len()
                 );
                 let named = sc.customers.len() as u64;
-                let subjects = named + sc.unlisted_records;
+                let (fewest, most) = (named + sc.unlisted_largest, named + sc.unlisted_records);
+                let subjects = if fewest < most {
+                    format!("{} to {}", figure(fewest), figure(most))
+                } else {
+                    figure(most)
+                };
                 let how = match (named, sc.unlisted_records) {
                     (_, 0) => String::new(),
+                    (0, u) if sc.unlisted_largest < u => format!(" (approximate: the reads named no customers; the largest returned {} records and all of them {}, each record taken for one data subject)", figure(sc.unlisted_largest), figure(u)),
                     (0, u) => format!(" (approximate: the reads named no customers; the {} records they returned are each taken for one data subject)", figure(u)),
                     (n, u) => format!(" (approximate: {} named customers, plus {} records returned by exports or searches that name no customers, each taken for one data subject)", figure(n), figure(u)),
                 };
-                s += &format!(
-                    "- Approximate number of data subjects: **{}**{how}\n",
-                    figure(subjects)
-                );
+                s += &format!("- Approximate number of data subjects: **{subjects}**{how}\n");
+                let named_reads: u64 = sc.customers.iter().map(|c| c.reads).sum();
                 s += &format!(
                     "- Approximate number of records: **{}**\n",
-                    figure(sc.accesses + sc.unlisted_records)
+                    figure(named_reads + sc.unlisted_records)
                 );
                 s += "- Categories of personal data:\n";
                 let mut per: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
@@ -182,8 +186,14 @@ impl Report {
                     s += "  - none named by the events: _to be established_\n";
                 }
                 for (c, (n, u)) in &by {
-                    let approx = if *u > 0 { " (approximate)" } else { "" };
-                    s += &format!("  - {c}: {} data subjects{approx}\n", figure(n + u));
+                    if *u > 0 {
+                        s += &format!(
+                            "  - {c}: up to {} data subjects (approximate)\n",
+                            figure(n + u)
+                        );
+                    } else {
+                        s += &format!("  - {c}: {} data subjects\n", figure(*n));
+                    }
                 }
                 let cats: Vec<&str> = by.iter().map(|(c, _)| *c).collect();
                 s += "\n## 2. Likely consequences (Art. 33(3)(c))\n\n";

@@ -31,6 +31,9 @@ pub struct AccountScope {
     /// Those records per data category the reads named: each record is
     /// taken for one data subject, an approximation.
     pub unlisted_by_category: BTreeMap<String, u64>,
+    /// The most records one such read returned: the fewest data subjects
+    /// they can be, when reads return the same customers again.
+    pub unlisted_largest: u64,
     pub customers: Vec<CustomerExposure>,
     /// Distinct customers per data category.
     pub by_category: BTreeMap<String, u64>,
@@ -118,6 +121,7 @@ impl Ledger {
             accesses: 0,
             unlisted_records: 0,
             unlisted_by_category: BTreeMap::new(),
+            unlisted_largest: 0,
             customers: Vec::new(),
             by_category: BTreeMap::new(),
             source_ips: BTreeMap::new(),
@@ -138,6 +142,7 @@ impl Ledger {
                 *scope.source_ips.entry(row.ip.clone()).or_default() += 1;
                 if row.customers.is_empty() {
                     scope.unlisted_records += row.records.max(0) as u64;
+                    scope.unlisted_largest = scope.unlisted_largest.max(row.records.max(0) as u64);
                     *unlisted.entry(row.categories).or_default() += row.records.max(0) as u64;
                 }
                 for c in &row.customers {

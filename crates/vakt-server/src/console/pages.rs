@@ -124,10 +124,16 @@ pub(crate) async fn alerts(c: Shared, headers: HeaderMap, RawQuery(q): RawQuery)
 /// Evidence as rows: `observed_x`, `baseline_x` and `threshold_x` side by
 /// side, the other fields below.
 fn evidence_table(e: &serde_json::Map<String, serde_json::Value>) -> String {
-    let show = |v: &serde_json::Value| match v {
-        serde_json::Value::String(s) => esc(s),
-        v => esc(&v.to_string()),
-    };
+    // A figure the detector could not compute (no baseline yet) is said
+    // so, not printed as JSON's `null`; lists read as lists.
+    fn show(v: &serde_json::Value) -> String {
+        match v {
+            serde_json::Value::String(s) => esc(s),
+            serde_json::Value::Null => "<span class=\"muted\">none yet</span>".into(),
+            serde_json::Value::Array(items) => items.iter().map(show).collect::<Vec<_>>().join(", "),
+            v => esc(&v.to_string()),
+        }
+    }
     let mut figures: std::collections::BTreeMap<&str, [Option<&serde_json::Value>; 3]> =
         Default::default();
     let mut other = Vec::new();
@@ -646,4 +652,23 @@ pub(crate) async fn exposure(c: Shared, headers: HeaderMap, RawQuery(q): RawQuer
     }
     b += "</table>";
     page("Exposure", &s, &b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::evidence_table;
+
+    #[test]
+    fn evidence_shows_no_json_null_and_escapes_values() {
+        let e = serde_json::json!({
+            "observed_records": 81393,
+            "baseline_records": null,
+            "categories": ["name", "national_id"],
+            "event": "<script>",
+        });
+        let html = evidence_table(e.as_object().unwrap());
+        assert!(!html.contains("null"), "{html}");
+        assert!(html.contains("none yet") && html.contains("name, national_id"), "{html}");
+        assert!(html.contains("&lt;script&gt;") && !html.contains("<script>"), "{html}");
+    }
 }
