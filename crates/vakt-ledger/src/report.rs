@@ -21,6 +21,9 @@ pub struct Report {
     /// The incident the alert belongs to, with what people recorded
     /// about it (the breach marking and its notifications).
     pub incident: Option<crate::incidents::Incident>,
+    /// What people did about the incident (its audit records), oldest
+    /// first: the record of handling that goes with the notification.
+    pub handling: Vec<crate::audit::AuditRecord>,
     /// The notification regimes whose deadlines the draft states; the
     /// caller sets them from the directory ([`vakt_event::Directory::regimes_for`]).
     pub regimes: Vec<Regime>,
@@ -67,6 +70,7 @@ pub fn draft(l: &Ledger, id: &str) -> Result<Report> {
         },
         _ => None,
     };
+    let incident = l.find_incident(id)?;
     let checkpoint = match last_seq {
         Some(seq) => {
             let r = l
@@ -86,9 +90,27 @@ pub fn draft(l: &Ledger, id: &str) -> Result<Report> {
         detected: Timestamp(detected),
         scope,
         checkpoint,
-        incident: l.find_incident(id)?,
+        handling: match &incident {
+            Some(inc) => l.audit_records(Some(&inc.id), 1_000)?,
+            None => Vec::new(),
+        },
+        incident,
         regimes: vec![Regime::Gdpr],
     })
+}
+
+/// A JSON value as a person reads it: text without quotes, null as "none".
+pub fn plain(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "none".into(),
+        v => v.to_string(),
+    }
+}
+
+/// Text for a Markdown table cell: on one line, without column breaks.
+fn cell(s: &str) -> String {
+    s.replace(['\n', '\r'], " ").replace('|', "\\|")
 }
 
 /// Thousands separated by commas, as figures in a letter are.
@@ -224,6 +246,31 @@ impl Report {
         s += &self.awareness();
         s += "\n## Timeline\n\n| | event time |\n|---|---|\n";
         s += &format!("| first seen | {} |\n| detected | {} |\n| last activity | {} |\n| contained | _not yet recorded_ |\n", a.first_seen, self.detected, a.timestamp);
+        if !self.handling.is_empty() {
+            s += "\n## Record of handling\n\n| when | who | via | what |\n|---|---|---|---|\n";
+            for r in &self.handling {
+                let mut what: Vec<String> = r
+                    .details
+                    .get("changes")
+                    .and_then(|c| c.as_object())
+                    .map(|m| {
+                        m.iter()
+                            .map(|(k, v)| format!("{k}: {} → {}", plain(&v[0]), plain(&v[1])))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if let Some(n) = r.details.get("note") {
+                    what.push(format!("note: {}", plain(n)));
+                }
+                s += &format!(
+                    "| {} | {} | {} | {} |\n",
+                    r.at,
+                    cell(&r.who),
+                    r.via,
+                    cell(&what.join("; "))
+                );
+            }
+        }
         s += "\n## Integrity\n\n";
         match &self.checkpoint {
             Some((seq, hash)) => s += &format!("These figures come from the access ledger. Its signed checkpoint at entry {seq} vouches for every entry up to it: chain hash `{hash}`. `vakt ledger verify` checks the chain and the signature.\n"),

@@ -883,7 +883,9 @@ fn the_report_counts_an_exports_records_and_states_the_notification_deadlines() 
     );
     for c in ["national_id", "address", "phone"] {
         assert!(
-            md.contains(&format!("  - {c}: up to 162,787 data subjects (approximate)")),
+            md.contains(&format!(
+                "  - {c}: up to 162,787 data subjects (approximate)"
+            )),
             "{c}:\n{md}"
         );
     }

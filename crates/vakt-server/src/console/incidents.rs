@@ -24,6 +24,7 @@ use vakt_ledger::incident_workflow::{
     Classification, ExceptionAsk, IncidentChange, IncidentStatus,
 };
 use vakt_ledger::incidents::Incident;
+use vakt_ledger::report::plain;
 use vakt_ledger::LedgerError;
 
 /// Most incidents one list shows.
@@ -362,15 +363,6 @@ fn history_table(history: &[AuditRecord]) -> Markup {
             }
         }
         @if history.is_empty() { p class="muted" { "Nobody has changed it yet." } }
-    }
-}
-
-/// A JSON value as a person reads it: text without quotes, null as "none".
-fn plain(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Null => "none".into(),
-        v => v.to_string(),
     }
 }
 

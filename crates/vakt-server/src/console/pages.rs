@@ -130,7 +130,9 @@ fn evidence_table(e: &serde_json::Map<String, serde_json::Value>) -> String {
         match v {
             serde_json::Value::String(s) => esc(s),
             serde_json::Value::Null => "<span class=\"muted\">none yet</span>".into(),
-            serde_json::Value::Array(items) => items.iter().map(show).collect::<Vec<_>>().join(", "),
+            serde_json::Value::Array(items) => {
+                items.iter().map(show).collect::<Vec<_>>().join(", ")
+            }
             v => esc(&v.to_string()),
         }
     }
@@ -668,7 +670,13 @@ mod tests {
         });
         let html = evidence_table(e.as_object().unwrap());
         assert!(!html.contains("null"), "{html}");
-        assert!(html.contains("none yet") && html.contains("name, national_id"), "{html}");
-        assert!(html.contains("&lt;script&gt;") && !html.contains("<script>"), "{html}");
+        assert!(
+            html.contains("none yet") && html.contains("name, national_id"),
+            "{html}"
+        );
+        assert!(
+            html.contains("&lt;script&gt;") && !html.contains("<script>"),
+            "{html}"
+        );
     }
 }
