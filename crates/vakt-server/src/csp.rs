@@ -27,7 +27,6 @@ use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
 use std::num::NonZeroUsize;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use vakt_event::{Origin, Timestamp};
@@ -216,10 +215,7 @@ pub(crate) async fn post_report(
             Err(_) => ignored += 1,
         }
     }
-    state
-        .metrics
-        .events_rejected
-        .fetch_add(ignored as u64, Ordering::Relaxed);
+    state.metrics.events_rejected.inc_by(ignored as u64);
     let state = state.0.clone();
     let n =
         crate::http::blocking(move || journal_events(&state, &state.csp_queue, QUEUE_EVENTS, good))

@@ -90,9 +90,7 @@ impl Followers {
                             }
                         };
                         let now_rejected = stream.stats().rejected;
-                        metrics
-                            .events_rejected
-                            .fetch_add(now_rejected - rejected, Ordering::Relaxed);
+                        metrics.events_rejected.inc_by(now_rejected - rejected);
                         rejected = now_rejected;
                         // Wait for room in the engine's queue rather than drop.
                         let permit = loop {
@@ -107,7 +105,7 @@ impl Followers {
                             }
                         };
                         let Some(permit) = permit else { break };
-                        metrics.events_received.fetch_add(1, Ordering::Relaxed);
+                        metrics.events_received.inc();
                         let msg = Msg::Followed {
                             source: source.clone(),
                             event: Box::new(ev),

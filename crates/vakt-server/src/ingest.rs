@@ -8,7 +8,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 use vakt_event::{Event, Origin};
@@ -69,6 +68,7 @@ pub(crate) async fn post_events(
     }
     let bytes = read_body(&headers, body, state.body_limit).await?;
     let state = state.0.clone();
+    let started = std::time::Instant::now();
     blocking(move || {
         let Parsed {
             good,
@@ -78,8 +78,12 @@ pub(crate) async fn post_events(
         state
             .metrics
             .events_rejected
-            .fetch_add(rejected.len() as u64, Ordering::Relaxed);
+.inc_by(rejected.len() as u64);
         let n = journal_events(&state, &state.queue, state.queue_events, good)?;
+        state
+            .metrics
+            .ingest_seconds
+            .observe(started.elapsed().as_secs_f64());
         let status = if n == 0 && lines > 0 {
             StatusCode::BAD_REQUEST
         } else {
@@ -150,9 +154,6 @@ pub(crate) fn journal_events(
         last_line,
         permit,
     });
-    state
-        .metrics
-        .events_received
-        .fetch_add(n as u64, Ordering::Relaxed);
+    state.metrics.events_received.inc_by(n as u64);
     Ok(n)
 }

@@ -251,6 +251,11 @@ impl Server {
         )?;
         let queue_events = config.queue_events.clamp(1, Semaphore::MAX_PERMITS);
         let queue = Arc::new(Semaphore::new(queue_events));
+        metrics.register_runtime(metrics::Runtime {
+            queue: queue.clone(),
+            queue_events,
+            deliverer: deliverer.clone(),
+        });
         let followers = follow::Followers::start(
             &config.follow,
             &config.data.path,
@@ -311,7 +316,12 @@ impl Server {
 
     /// The routes, for serving or for tests.
     pub fn router(&self) -> axum::Router {
-        api::router(self.state.clone()).merge(console::routes(self.state.clone()))
+        api::router(self.state.clone())
+            .merge(console::routes(self.state.clone()))
+            .layer(axum::middleware::from_fn_with_state(
+                self.state.metrics.clone(),
+                metrics::track,
+            ))
     }
 
     /// Serves on `listener` (HTTPS when the config has a certificate)

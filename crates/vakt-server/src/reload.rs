@@ -47,17 +47,11 @@ impl Reloader {
                             state.csp.set_directory(&l.directory);
                             *state.directory.write().unwrap_or_else(|p| p.into_inner()) =
                                 l.directory;
-                            state
-                                .metrics
-                                .directory_reloads
-                                .fetch_add(1, Ordering::Relaxed);
+                            state.metrics.directory_reloads.inc();
                             set_version(&state.metrics, &l.fingerprint);
                         }
                         Poll::Refused(e) => {
-                            state
-                                .metrics
-                                .directory_reload_failures
-                                .fetch_add(1, Ordering::Relaxed);
+                            state.metrics.directory_reload_failures.inc();
                             tracing::warn!("{}", reload::refused(&e));
                         }
                     }
@@ -76,7 +70,7 @@ fn set_version(metrics: &Metrics, version: &Fingerprint) {
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    *crate::http::lock(&metrics.directory_version) = Some((version.hash.clone(), now));
+    metrics.directory_version(&version.hash, now);
 }
 
 #[cfg(test)]

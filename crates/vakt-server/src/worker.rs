@@ -67,24 +67,18 @@ impl Outlet for AlertCounter {
     }
 
     fn alert(&mut self, alert: &Alert, _: &[Decision]) -> std::io::Result<()> {
-        *self
-            .0
-            .alerts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(alert.rule.clone())
-            .or_default() += 1;
+        let rule = crate::metrics::RuleLabel {
+            rule: alert.rule.clone(),
+        };
+        self.0.alerts.get_or_create(&rule).inc();
         Ok(())
     }
 
     fn suppressed(&mut self, alert: &Alert, _: &str) {
-        *self
-            .0
-            .suppressed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(alert.rule.clone())
-            .or_default() += 1;
+        let rule = crate::metrics::RuleLabel {
+            rule: alert.rule.clone(),
+        };
+        self.0.suppressed.get_or_create(&rule).inc();
     }
 }
 

@@ -63,7 +63,7 @@ fn metrics(s: &Running, tokens: &Tokens) -> String {
     assert_eq!(a.status, 200, "{}", a.text);
     assert!(
         a.header("content-type")
-            .is_some_and(|c| c.starts_with("text/plain; version=0.0.4")),
+            .is_some_and(|c| c.starts_with("application/openmetrics-text; version=1.0.0")),
         "{:?}",
         a.headers
     );
@@ -1312,7 +1312,11 @@ fn metrics_count_events_rejections_alerts_and_delivery_failures() {
     ] {
         assert_eq!(series(&before, name), Some(value), "{name} in {before}");
     }
-    assert!(before.contains("# TYPE vakt_alerts_total counter"));
+    assert!(
+        before.contains("# TYPE vakt_ingest_seconds histogram"),
+        "{before}"
+    );
+    assert!(before.trim_end().ends_with("# EOF"), "{before}");
     assert!(!before.contains("vakt_alerts_total{"), "{before}");
 
     let (body, _) = batch();
@@ -1329,6 +1333,24 @@ fn metrics_count_events_rejections_alerts_and_delivery_failures() {
     .unwrap_or_else(|| panic!("the metrics did not move: {}", metrics(&s, &tokens)));
     assert_eq!(series(&after, "vakt_events_received_total"), Some(53.0));
     assert_eq!(series(&after, "vakt_events_rejected_total"), Some(2.0));
+    assert!(after.contains("# TYPE vakt_alerts counter"), "{after}");
+    // Latency histograms: the one batch's ingest, and each route by its template.
+    assert_eq!(series(&after, "vakt_ingest_seconds_count"), Some(1.0));
+    assert!(
+        series(
+            &after,
+            "vakt_http_request_seconds_count{method=\"POST\",route=\"/v1/events\"}"
+        ) == Some(1.0),
+        "{after}"
+    );
+    assert!(
+        series(
+            &after,
+            "vakt_http_request_seconds_count{method=\"GET\",route=\"/metrics\"}"
+        )
+        .is_some_and(|n| n >= 1.0),
+        "{after}"
+    );
     assert_eq!(
         series(&after, "vakt_alerts_total{rule=\"login_failures\"}"),
         Some(2.0)
