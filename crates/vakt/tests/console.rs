@@ -662,6 +662,18 @@ async fn an_analyst_works_an_incident_in_chromium_and_a_viewer_cannot() {
             .await
             .unwrap();
         wait(&c, "#incidents tr[data-id]").await;
+        // A viewer, in the same browser: the incident without a form.
+        click(&c, "header form button").await;
+        sign_in(&c, &url, "vic", PASSWORD).await;
+        c.goto(&format!("{url}/incidents/{}", id.replace('/', "%2F")))
+            .await
+            .unwrap();
+        wait(&c, "#work-withheld").await;
+        for form in ["#work", "#notified", "#mark-breach", "button"] {
+            let found = c.find_all(Locator::Css(&format!("main {form}"))).await.unwrap();
+            assert!(found.is_empty(), "a viewer is offered {form}");
+        }
+        assert!(!c.find(Locator::Css("nav")).await.unwrap().text().await.unwrap().contains("Audit"));
         id
     };
     let id = tokio::time::timeout(Duration::from_secs(120), run)

@@ -1,8 +1,11 @@
 //! The console's exceptions: the list, the add form, revoking, and the
 //! "mark false positive" form on an alert's page (an exception scoped to
 //! the alert's actor and rule).
+//!
+//! Written with `maud`, which escapes every value it is given unless
+//! told otherwise.
 
-use super::html::{csrf_input, esc, fail, page, select, short, url_encode};
+use super::html::{csrf_input, fail, page, select, short, url_encode};
 use super::pages::{read, write};
 use super::roles::{EXCEPT, READ};
 use super::{form_pairs, require, require_form, see_other, who, Session, Shared};
@@ -10,7 +13,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery};
 use axum::http::{Extensions, HeaderMap, StatusCode};
 use axum::response::Response;
-use std::fmt::Write;
+use maud::{html, Markup};
 use vakt_event::Timestamp;
 use vakt_ledger::audit::Audit;
 use vakt_pipeline::ExceptionRequest;
@@ -33,64 +36,72 @@ pub(crate) async fn list(c: Shared, headers: HeaderMap, RawQuery(q): RawQuery) -
     };
     let csrf = csrf_input(&s);
     let may = EXCEPT.met_by(s.role);
-    let mut b = String::new();
-    if let Some(e) = q.get("error") {
-        let _ = write!(b, "<p class=\"error\" id=\"form-error\">{}</p>", esc(e));
-    }
-    if may {
+    let rules = if may {
         let mut rules = vakt_pipeline::rule_ids();
         rules.insert(0, "");
-        let _ = write!(
-            b,
-            "<div class=\"panel\"><form class=\"filters\" id=\"add-exception\" method=\"post\" action=\"/exceptions\">{csrf}<label>Actor<input name=\"actor\" id=\"x-actor\"></label><label>Rule{}</label><label>Destination<input name=\"destination\" id=\"x-destination\"></label><label>For<input name=\"for\" id=\"x-for\" size=\"6\" placeholder=\"30d\"></label><label>Reason<input name=\"reason\" id=\"x-reason\" size=\"30\" required></label><button type=\"submit\" id=\"x-add\">Add exception</button></form></div>",
-            select("rule", &rules, "")
-        );
+        rules
     } else {
-        let _ = write!(
-            b,
-            "<p class=\"muted\" id=\"except-withheld\">Your role, {}, may read exceptions; adding and revoking them takes the {} role.</p>",
-            s.role, EXCEPT.role
-        );
-    }
-    let _ = write!(
-        b,
-        "<p class=\"muted\">{} exception(s){}; alerts they match are recorded but neither enforced nor delivered (<a href=\"/?suppressed=true\">suppressed alerts</a>, <a href=\"/exceptions{}\">{}</a>).</p><table id=\"exceptions\"><tr><th>Id</th><th>Actor</th><th>Rule</th><th>Destination</th><th>Until</th><th>Reason</th><th>By</th><th>Since</th><th></th></tr>",
-        list.len(),
-        if all { "" } else { " in force" },
-        if all { "" } else { "?all=true" },
-        if all { "in force only" } else { "also ended and revoked" }
-    );
-    for e in &list {
-        let action = if e.revoked_at.is_some() {
-            format!(
-                "revoked {} by {}",
-                e.revoked_at.map(short).unwrap_or_default(),
-                esc(e.revoked_by.as_deref().unwrap_or(""))
-            )
-        } else if may {
-            format!(
-                "<form class=\"inline\" method=\"post\" action=\"/exceptions/{}/revoke\">{csrf}<button type=\"submit\" class=\"danger revoke\">Revoke</button></form>",
-                url_encode(&e.id)
-            )
-        } else {
-            String::new()
-        };
-        let _ = write!(
-            b,
-            "<tr data-id=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{action}</td></tr>",
-            esc(&e.id),
-            esc(&e.id),
-            esc(e.actor.as_deref().unwrap_or("")),
-            esc(e.rule.as_deref().unwrap_or("")),
-            esc(e.destination.as_deref().unwrap_or("")),
-            e.until.map(short).unwrap_or_else(|| "until revoked".into()),
-            esc(&e.reason),
-            esc(&e.created_by),
-            short(e.created_at)
-        );
-    }
-    b += "</table>";
-    page("Exceptions", &s, &b)
+        Vec::new()
+    };
+    let body = html! {
+        @if let Some(e) = q.get("error") { p class="error" id="form-error" { (e) } }
+        @if may {
+            div class="panel" {
+                form class="filters" id="add-exception" method="post" action="/exceptions" {
+                    (csrf)
+                    label { "Actor" input name="actor" id="x-actor"; }
+                    label { "Rule" (select("rule", &rules, "")) }
+                    label { "Destination" input name="destination" id="x-destination"; }
+                    label { "For" input name="for" id="x-for" size="6" placeholder="30d"; }
+                    label { "Reason" input name="reason" id="x-reason" size="30" required; }
+                    button type="submit" id="x-add" { "Add exception" }
+                }
+            }
+        } @else {
+            p class="muted" id="except-withheld" {
+                "Your role, " (s.role.as_str()) ", may read exceptions; adding and revoking them takes the "
+                (EXCEPT.role.as_str()) " role."
+            }
+        }
+        p class="muted" {
+            (list.len()) " exception(s)" @if !all { " in force" }
+            "; alerts they match are recorded but neither enforced nor delivered ("
+            a href="/?suppressed=true" { "suppressed alerts" } ", "
+            a href=(if all { "/exceptions" } else { "/exceptions?all=true" }) {
+                (if all { "in force only" } else { "also ended and revoked" })
+            }
+            ")."
+        }
+        table id="exceptions" {
+            tr {
+                th { "Id" } th { "Actor" } th { "Rule" } th { "Destination" } th { "Until" }
+                th { "Reason" } th { "By" } th { "Since" } th {}
+            }
+            @for e in &list {
+                tr data-id=(e.id) {
+                    td { (e.id) }
+                    td { (e.actor.as_deref().unwrap_or("")) }
+                    td { (e.rule.as_deref().unwrap_or("")) }
+                    td { (e.destination.as_deref().unwrap_or("")) }
+                    td { (e.until.map(short).unwrap_or_else(|| "until revoked".into())) }
+                    td { (e.reason) }
+                    td { (e.created_by) }
+                    td { (short(e.created_at)) }
+                    td {
+                        @if let Some(at) = e.revoked_at {
+                            "revoked " (short(at)) " by " (e.revoked_by.as_deref().unwrap_or(""))
+                        } @else if may {
+                            form class="inline" method="post" action={ "/exceptions/" (url_encode(&e.id)) "/revoke" } {
+                                (csrf)
+                                button type="submit" class="danger revoke" { "Revoke" }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    page("Exceptions", &s, &body.into_string())
 }
 
 /// The add form, and the alert page's "mark false positive" form (which
@@ -167,24 +178,25 @@ pub(crate) fn alert_panel(
     id: &str,
     suppressed_by: Option<&str>,
     error: Option<&str>,
-) -> String {
-    let mut b = String::new();
-    if let Some(e) = error {
-        let _ = write!(b, "<p class=\"error\" id=\"form-error\">{}</p>", esc(e));
+) -> Markup {
+    html! {
+        @if let Some(e) = error { p class="error" id="form-error" { (e) } }
+        @if let Some(x) = suppressed_by {
+            p class="muted" id="suppressed-by" {
+                "Suppressed by exception " a href="/exceptions?all=true" { (x) }
+                ": recorded, not enforced or delivered."
+            }
+        } @else if EXCEPT.met_by(s.role) {
+            div class="panel" {
+                form class="filters" id="false-positive" method="post" action="/exceptions" {
+                    (csrf_input(s))
+                    input type="hidden" name="from_alert" value=(id);
+                    label { "Reason" input name="reason" id="fp-reason" size="30" required; }
+                    label { "For" input name="for" id="fp-for" size="6" placeholder="30d"; }
+                    button type="submit" id="fp-add" { "Mark false positive" }
+                }
+                p class="muted" { "Suppresses this actor's future alerts of this rule." }
+            }
+        }
     }
-    if let Some(x) = suppressed_by {
-        let _ = write!(
-            b,
-            "<p class=\"muted\" id=\"suppressed-by\">Suppressed by exception <a href=\"/exceptions?all=true\">{}</a>: recorded, not enforced or delivered.</p>",
-            esc(x)
-        );
-    } else if EXCEPT.met_by(s.role) {
-        let _ = write!(
-            b,
-            "<div class=\"panel\"><form class=\"filters\" id=\"false-positive\" method=\"post\" action=\"/exceptions\">{}<input type=\"hidden\" name=\"from_alert\" value=\"{}\"><label>Reason<input name=\"reason\" id=\"fp-reason\" size=\"30\" required></label><label>For<input name=\"for\" id=\"fp-for\" size=\"6\" placeholder=\"30d\"></label><button type=\"submit\" id=\"fp-add\">Mark false positive</button></form><p class=\"muted\">Suppresses this actor's future alerts of this rule.</p></div>",
-            csrf_input(s),
-            esc(id)
-        );
-    }
-    b
 }

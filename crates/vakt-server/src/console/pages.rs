@@ -1,6 +1,10 @@
 //! The console's pages, rendered on the server.
+//!
+//! Written with `maud`, which escapes every value it is given unless
+//! told otherwise (`PreEscaped`, kept for the report's HTML and markup
+//! maud built itself).
 
-use super::html::{csrf_input, esc, fail, page, select, sev, short, url_encode};
+use super::html::{csrf_input, fail, page, select, sev, short, url_encode};
 use super::roles::{BLOCK, CUSTOMERS, DECIDE, DRAFT, LIFT, READ};
 use super::{form_pairs, lock, require, require_form, see_other, timeline, who, Shared};
 use crate::decisions::NewDecision;
@@ -8,7 +12,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery};
 use axum::http::{Extensions, HeaderMap, StatusCode};
 use axum::response::Response;
-use std::fmt::Write;
+use maud::{html, Markup, PreEscaped};
 use vakt_event::stats::{usual_range, usual_range_since, USUAL_RANGE_DAYS};
 use vakt_event::time::HOUR;
 use vakt_event::{Alert, Severity, Timestamp};
@@ -89,51 +93,55 @@ pub(crate) async fn alerts(c: Shared, headers: HeaderMap, RawQuery(q): RawQuery)
         .filter(|a| org.is_empty() || a.organization.as_deref() == Some(org.as_str()))
         .take(500)
         .collect();
-    let mut b = format!(
-        "<form class=\"filters\" method=\"get\" action=\"/\"><label>Rule{}</label><label>Severity (and above){}</label><label>Actor<input name=\"actor\" id=\"f-actor\" value=\"{}\"></label><label>Organisation<input name=\"org\" id=\"f-org\" value=\"{}\"></label><label><input type=\"checkbox\" name=\"suppressed\" id=\"f-suppressed\" value=\"true\"{}> Suppressed only</label><button type=\"submit\">Filter</button> <a href=\"/\">clear</a></form>",
-        select("rule", &rules, &rule),
-        select("severity", &["low", "medium", "high", "critical"], &severity),
-        esc(&actor),
-        esc(&org),
-        if suppressed { " checked" } else { "" }
-    );
-    let _ = write!(
-        b,
-        "<p class=\"muted\">{} incident(s) shown, the most recently active first.</p><table id=\"alerts\"><tr><th>Severity</th><th>Rule</th><th>Actor</th><th>Organisation</th><th>First seen</th><th>Last</th><th class=\"num\">Customers</th><th>Message</th></tr>",
-        shown.len()
-    );
-    for a in shown {
-        let _ = write!(
-            b,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td><a class=\"alert-link\" href=\"/alerts/{}\">{}</a></td></tr>",
-            sev(a.severity),
-            esc(&a.rule),
-            esc(&a.actor.label()),
-            esc(a.organization.as_deref().unwrap_or("")),
-            short(a.first_seen),
-            short(a.timestamp),
-            a.customers,
-            url_encode(&a.id),
-            esc(&a.message)
-        );
-    }
-    b += "</table>";
-    page("Alerts", &s, &b)
+    let body = html! {
+        form class="filters" method="get" action="/" {
+            label { "Rule" (select("rule", &rules, &rule)) }
+            label { "Severity (and above)" (select("severity", &["low", "medium", "high", "critical"], &severity)) }
+            label { "Actor" input name="actor" id="f-actor" value=(actor); }
+            label { "Organisation" input name="org" id="f-org" value=(org); }
+            label { input type="checkbox" name="suppressed" id="f-suppressed" value="true" checked[suppressed]; " Suppressed only" }
+            button type="submit" { "Filter" }
+            " " a href="/" { "clear" }
+        }
+        p class="muted" { (shown.len()) " incident(s) shown, the most recently active first." }
+        table id="alerts" {
+            tr {
+                th { "Severity" } th { "Rule" } th { "Actor" } th { "Organisation" } th { "First seen" }
+                th { "Last" } th class="num" { "Customers" } th { "Message" }
+            }
+            @for a in &shown {
+                tr {
+                    td { (sev(a.severity)) }
+                    td { (a.rule) }
+                    td { (a.actor.label()) }
+                    td { (a.organization.as_deref().unwrap_or("")) }
+                    td { (short(a.first_seen)) }
+                    td { (short(a.timestamp)) }
+                    td class="num" { (a.customers) }
+                    td { a class="alert-link" href={ "/alerts/" (url_encode(&a.id)) } { (a.message) } }
+                }
+            }
+        }
+    };
+    page("Alerts", &s, &body.into_string())
 }
 
 /// Evidence as rows: `observed_x`, `baseline_x` and `threshold_x` side by
 /// side, the other fields below.
-fn evidence_table(e: &serde_json::Map<String, serde_json::Value>) -> String {
+fn evidence_table(e: &serde_json::Map<String, serde_json::Value>) -> Markup {
     // A figure the detector could not compute (no baseline yet) is said
     // so, not printed as JSON's `null`; lists read as lists.
-    fn show(v: &serde_json::Value) -> String {
+    fn show(v: &serde_json::Value) -> Markup {
         match v {
-            serde_json::Value::String(s) => esc(s),
-            serde_json::Value::Null => "<span class=\"muted\">none yet</span>".into(),
-            serde_json::Value::Array(items) => {
-                items.iter().map(show).collect::<Vec<_>>().join(", ")
-            }
-            v => esc(&v.to_string()),
+            serde_json::Value::String(s) => html! { (s) },
+            serde_json::Value::Null => html! { span class="muted" { "none yet" } },
+            serde_json::Value::Array(items) => html! {
+                @for (i, item) in items.iter().enumerate() {
+                    @if i > 0 { ", " }
+                    (show(item))
+                }
+            },
+            v => html! { (v.to_string()) },
         }
     }
     let mut figures: std::collections::BTreeMap<&str, [Option<&serde_json::Value>; 3]> =
@@ -152,27 +160,22 @@ fn evidence_table(e: &serde_json::Map<String, serde_json::Value>) -> String {
         };
         figures.entry(name).or_default()[slot] = Some(v);
     }
-    let mut s = String::from("<table id=\"evidence\"><tr><th>Figure</th><th class=\"num\">Observed</th><th class=\"num\">Baseline</th><th class=\"num\">Threshold</th></tr>");
-    for (name, [o, b, t]) in figures {
-        let cell = |v: Option<&serde_json::Value>| v.map(show).unwrap_or_default();
-        let _ = write!(
-            s,
-            "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
-            esc(&name.replace('_', " ")),
-            cell(o),
-            cell(b),
-            cell(t)
-        );
+    html! {
+        table id="evidence" {
+            tr { th { "Figure" } th class="num" { "Observed" } th class="num" { "Baseline" } th class="num" { "Threshold" } }
+            @for (name, cells) in &figures {
+                tr {
+                    td { (name.replace('_', " ")) }
+                    @for v in cells {
+                        td class="num" { @if let Some(v) = v { (show(v)) } }
+                    }
+                }
+            }
+            @for (k, v) in &other {
+                tr { td { (k.replace('_', " ")) } td colspan="3" { (show(v)) } }
+            }
+        }
     }
-    for (k, v) in other {
-        let _ = write!(
-            s,
-            "<tr><td>{}</td><td colspan=\"3\">{}</td></tr>",
-            esc(&k.replace('_', " ")),
-            show(v)
-        );
-    }
-    s + "</table>"
 }
 
 pub(crate) async fn alert(
@@ -191,34 +194,7 @@ pub(crate) async fn alert(
         Ok(None) => return fail(&s, StatusCode::NOT_FOUND, &format!("no alert {id}")),
         Err(e) => return fail(&s, StatusCode::INTERNAL_SERVER_ERROR, &e),
     };
-    let mut b = format!(
-        "<div class=\"panel\"><p>{} <strong>{}</strong> &middot; {} &middot; {}</p><p id=\"message\">{}</p><p class=\"muted\">first seen {} &middot; last {} &middot; {} customer(s) &middot; {} update(s)</p><p><a class=\"button\" id=\"scope-link\" href=\"/alerts/{}/scope\">{}</a></p></div>",
-        sev(a.severity),
-        esc(&a.rule),
-        esc(&a.actor.label()),
-        esc(a.organization.as_deref().unwrap_or("")),
-        esc(&a.message),
-        short(a.first_seen),
-        short(a.timestamp),
-        a.customers,
-        a.updates,
-        url_encode(&a.id),
-        if DRAFT.met_by(s.role) {
-            "Scope and breach report"
-        } else {
-            "Scope"
-        }
-    );
-    b += &super::exceptions::alert_panel(
-        &s,
-        &a.id,
-        suppressed_by.as_deref(),
-        q.get("error").map(String::as_str),
-    );
-    b += "<h2>Evidence</h2>";
-    b += &evidence_table(&a.evidence);
-    b += "<h2>Activity</h2>";
-    match &a.actor.user {
+    let activity = match &a.actor.user {
         Some(user) => {
             let (user, first, last) = (user.clone(), a.first_seen, a.timestamp);
             // Read from where the usual range starts; chart the last three days of it.
@@ -232,20 +208,54 @@ pub(crate) async fn alert(
                     };
                     let from = first.saturating_add(-3 * DAY).floor(HOUR);
                     let shown = &hours[hours.partition_point(|(t, _)| *t < from)..];
-                    let _ = write!(
-                        b,
-                        "<p class=\"muted\">Accesses per hour by {}, three days before the alert to two days after; {}; the alert's own hours are orange.</p><div class=\"panel\">{}<div id=\"hover\" class=\"muted\"></div></div>",
-                        esc(&a.actor.label()),
-                        esc(&band),
-                        timeline::svg(shown, usual.as_ref(), first, last)
-                    );
+                    html! {
+                        p class="muted" {
+                            "Accesses per hour by " (a.actor.label())
+                            ", three days before the alert to two days after; " (band)
+                            "; the alert's own hours are orange."
+                        }
+                        div class="panel" {
+                            (timeline::svg(shown, usual.as_ref(), first, last))
+                            div id="hover" class="muted" {}
+                        }
+                    }
                 }
-                Err(e) => b += &format!("<p class=\"error\">{}</p>", esc(&e)),
+                Err(e) => html! { p class="error" { (e) } },
             }
         }
-        None => b += "<p class=\"muted\">This alert is about a host, not an account: the ledger holds no accesses to chart.</p>",
-    }
-    page(&format!("Alert {}", a.id), &s, &b)
+        None => html! {
+            p class="muted" { "This alert is about a host, not an account: the ledger holds no accesses to chart." }
+        },
+    };
+    let body = html! {
+        div class="panel" {
+            p {
+                (sev(a.severity)) " " strong { (a.rule) } " · " (a.actor.label())
+                " · " (a.organization.as_deref().unwrap_or(""))
+            }
+            p id="message" { (a.message) }
+            p class="muted" {
+                "first seen " (short(a.first_seen)) " · last " (short(a.timestamp))
+                " · " (a.customers) " customer(s) · " (a.updates) " update(s)"
+            }
+            p {
+                a class="button" id="scope-link" href={ "/alerts/" (url_encode(&a.id)) "/scope" } {
+                    (if DRAFT.met_by(s.role) { "Scope and breach report" } else { "Scope" })
+                }
+            }
+        }
+        (super::exceptions::alert_panel(
+            &s,
+            &a.id,
+            suppressed_by.as_deref(),
+            q.get("error").map(String::as_str),
+        ))
+        h2 { "Evidence" }
+        (evidence_table(&a.evidence))
+        h2 { "Activity" }
+        (activity)
+    };
+    page(&format!("Alert {}", a.id), &s, &body.into_string())
 }
 
 pub(crate) async fn scope(c: Shared, headers: HeaderMap, Path(id): Path<String>) -> Response {
@@ -263,60 +273,56 @@ pub(crate) async fn scope(c: Shared, headers: HeaderMap, Path(id): Path<String>)
         Ok(sc) => sc,
         Err(e) => return fail(&s, StatusCode::NOT_FOUND, &e),
     };
-    let draft = if DRAFT.met_by(s.role) {
-        format!(
-            "<a class=\"button\" id=\"draft\" href=\"/alerts/{}/report\">Draft the breach report</a> ",
-            url_encode(&id)
-        )
-    } else {
-        String::new()
-    };
-    let mut b = format!(
-        "<div class=\"panel\"><p><strong>{}</strong> from {} to {}: {} distinct customer(s) in {} access(es){}.</p><p>{draft}<a href=\"/alerts/{}\">back to the alert</a></p></div>",
-        esc(&sc.account),
-        short(sc.since),
-        short(sc.until),
-        sc.customers.len(),
-        sc.accesses,
-        if sc.unlisted_records > 0 {
-            format!(", and {} records without customer ids", sc.unlisted_records)
-        } else {
-            String::new()
-        },
-        url_encode(&id)
-    );
-    if !sc.by_category.is_empty() {
-        b += "<h2>Categories</h2><table><tr><th>Category</th><th class=\"num\">Customers</th></tr>";
-        for (k, n) in &sc.by_category {
-            let _ = write!(b, "<tr><td>{}</td><td class=\"num\">{n}</td></tr>", esc(k));
+    let body = html! {
+        div class="panel" {
+            p {
+                strong { (sc.account) } " from " (short(sc.since)) " to " (short(sc.until)) ": "
+                (sc.customers.len()) " distinct customer(s) in " (sc.accesses) " access(es)"
+                @if sc.unlisted_records > 0 { ", and " (sc.unlisted_records) " records without customer ids" }
+                "."
+            }
+            p {
+                @if DRAFT.met_by(s.role) {
+                    a class="button" id="draft" href={ "/alerts/" (url_encode(&id)) "/report" } { "Draft the breach report" }
+                    " "
+                }
+                a href={ "/alerts/" (url_encode(&id)) } { "back to the alert" }
+            }
         }
-        b += "</table>";
-    }
-    if !CUSTOMERS.met_by(s.role) {
-        let _ = write!(
-            b,
-            "<p class=\"muted\" id=\"customers-withheld\">Who the customers are is shown to analysts and admins, who draft the notice; your role is {}.</p>",
-            s.role
-        );
-        return page(&format!("Scope of {id}"), &s, &b);
-    }
-    let _ = write!(b, "<h2>Customers</h2><table id=\"scope\"><tr><th>Customer</th><th>Categories</th><th>First exposure</th><th>Last exposure</th><th class=\"num\">Reads</th></tr>");
-    for e in sc.customers.iter().take(2000) {
-        let _ = write!(
-            b,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td></tr>",
-            esc(&e.customer),
-            esc(&e.categories.iter().cloned().collect::<Vec<_>>().join(", ")),
-            e.first,
-            e.last,
-            e.reads
-        );
-    }
-    b += "</table>";
-    if sc.customers.len() > 2000 {
-        b += "<p class=\"muted\">The first 2,000 shown; <code>vakt scope --alert ID --out FILE</code> writes them all.</p>";
-    }
-    page(&format!("Scope of {id}"), &s, &b)
+        @if !sc.by_category.is_empty() {
+            h2 { "Categories" }
+            table {
+                tr { th { "Category" } th class="num" { "Customers" } }
+                @for (k, n) in &sc.by_category { tr { td { (k) } td class="num" { (n) } } }
+            }
+        }
+        @if CUSTOMERS.met_by(s.role) {
+            h2 { "Customers" }
+            table id="scope" {
+                tr { th { "Customer" } th { "Categories" } th { "First exposure" } th { "Last exposure" } th class="num" { "Reads" } }
+                @for e in sc.customers.iter().take(2000) {
+                    tr {
+                        td { (e.customer) }
+                        td { (e.categories.iter().cloned().collect::<Vec<_>>().join(", ")) }
+                        td { (e.first.to_rfc3339()) }
+                        td { (e.last.to_rfc3339()) }
+                        td class="num" { (e.reads) }
+                    }
+                }
+            }
+            @if sc.customers.len() > 2000 {
+                p class="muted" {
+                    "The first 2,000 shown; " code { "vakt scope --alert ID --out FILE" } " writes them all."
+                }
+            }
+        } @else {
+            p class="muted" id="customers-withheld" {
+                "Who the customers are is shown to analysts and admins, who draft the notice; your role is "
+                (s.role.as_str()) "."
+            }
+        }
+    };
+    page(&format!("Scope of {id}"), &s, &body.into_string())
 }
 
 pub(crate) async fn report(
@@ -363,15 +369,17 @@ pub(crate) async fn report(
         .split("</body>")
         .next()
         .unwrap_or_default();
-    page(
-        "Breach notification draft",
-        &s,
-        &format!(
-            "<p class=\"muted\">A draft to review before sending; <code>vakt report --alert {} --format html</code> writes the same.</p>{}<div class=\"report\" id=\"report\">{inner}</div>",
-            esc(&id),
-            super::notice::links(&id)
-        ),
-    )
+    // The report's HTML is `to_html`'s, which escapes what it is given;
+    // the links are maud's.
+    let body = html! {
+        p class="muted" {
+            "A draft to review before sending; " code { "vakt report --alert " (id) " --format html" }
+            " writes the same."
+        }
+        (PreEscaped(super::notice::links(&id)))
+        div class="report" id="report" { (PreEscaped(inner)) }
+    };
+    page("Breach notification draft", &s, &body.into_string())
 }
 
 pub(crate) async fn decisions(c: Shared, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
@@ -388,58 +396,73 @@ pub(crate) async fn decisions(c: Shared, headers: HeaderMap, RawQuery(q): RawQue
     let csrf = csrf_input(&s);
     let (decide, lift) = (DECIDE.met_by(s.role), LIFT.met_by(s.role));
     let may_block = BLOCK.met_by(s.role);
-    let mut b = String::new();
-    if let Some(e) = q.get("error") {
-        let _ = write!(b, "<p class=\"error\" id=\"form-error\">{}</p>", esc(e));
-    }
-    if decide {
-        let _ = write!(
-            b,
-            "<div class=\"panel\"><form class=\"filters\" id=\"add-decision\" method=\"post\" action=\"/decisions\">{csrf}<label>Scope<select name=\"scope\" id=\"d-scope\"><option value=\"account\">account</option><option value=\"ip\">ip</option><option value=\"organization\">organization</option></select></label><label>Value<input name=\"value\" id=\"d-value\" required></label><label>Action<select name=\"action\" id=\"d-action\"><option value=\"throttle\">throttle</option><option value=\"step_up\">step_up</option>{}</select></label><label>For<input name=\"ttl\" id=\"d-ttl\" value=\"1h\" size=\"6\" required></label><label>Reason<input name=\"reason\" id=\"d-reason\" size=\"30\"></label><button type=\"submit\" id=\"d-add\">Add decision</button></form></div>",
-            if may_block { "<option value=\"block\">block</option>" } else { "" }
-        );
-    } else {
-        let _ = write!(
-            b,
-            "<p class=\"muted\" id=\"decide-withheld\">Your role, {}, may read decisions; adding and extending them takes the {} role.</p>",
-            s.role,
-            DECIDE.role
-        );
-    }
-    let _ = write!(
-        b,
-        "<p class=\"muted\">{} decision(s) in force; enforcement points read them from <code>GET /v1/decisions</code>.</p><table id=\"decisions\"><tr><th>Scope</th><th>Value</th><th>Action</th><th>Reason</th><th>Since</th><th>Until</th><th></th></tr>",
-        list.len()
-    );
-    for d in &list {
-        let id = url_encode(&d.id);
-        let mut forms = String::new();
-        if decide && (may_block || d.action != vakt_ledger::decisions::Action::Block) {
-            let _ = write!(
-                forms,
-                "<form class=\"inline\" method=\"post\" action=\"/decisions/{id}/extend\">{csrf}<input name=\"ttl\" value=\"1h\" size=\"4\" aria-label=\"add time\"><button type=\"submit\" class=\"extend\">Extend</button></form> "
-            );
+    let body = html! {
+        @if let Some(e) = q.get("error") { p class="error" id="form-error" { (e) } }
+        @if decide {
+            div class="panel" {
+                form class="filters" id="add-decision" method="post" action="/decisions" {
+                    (csrf)
+                    label { "Scope"
+                        select name="scope" id="d-scope" {
+                            option value="account" { "account" }
+                            option value="ip" { "ip" }
+                            option value="organization" { "organization" }
+                        }
+                    }
+                    label { "Value" input name="value" id="d-value" required; }
+                    label { "Action"
+                        select name="action" id="d-action" {
+                            option value="throttle" { "throttle" }
+                            option value="step_up" { "step_up" }
+                            @if may_block { option value="block" { "block" } }
+                        }
+                    }
+                    label { "For" input name="ttl" id="d-ttl" value="1h" size="6" required; }
+                    label { "Reason" input name="reason" id="d-reason" size="30"; }
+                    button type="submit" id="d-add" { "Add decision" }
+                }
+            }
+        } @else {
+            p class="muted" id="decide-withheld" {
+                "Your role, " (s.role.as_str()) ", may read decisions; adding and extending them takes the "
+                (DECIDE.role.as_str()) " role."
+            }
         }
-        if lift {
-            let _ = write!(
-                forms,
-                "<form class=\"inline\" method=\"post\" action=\"/decisions/{id}/lift\">{csrf}<button type=\"submit\" class=\"danger lift\">Lift</button></form>"
-            );
+        p class="muted" {
+            (list.len()) " decision(s) in force; enforcement points read them from "
+            code { "GET /v1/decisions" } "."
         }
-        let _ = write!(
-            b,
-            "<tr data-id=\"{}\"><td>{}</td><td class=\"value\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{forms}</td></tr>",
-            esc(&d.id),
-            d.scope,
-            esc(&d.value),
-            d.action,
-            esc(&d.reason),
-            short(d.created),
-            short(d.expires)
-        );
-    }
-    b += "</table>";
-    page("Decisions", &s, &b)
+        table id="decisions" {
+            tr { th { "Scope" } th { "Value" } th { "Action" } th { "Reason" } th { "Since" } th { "Until" } th {} }
+            @for d in &list {
+                tr data-id=(d.id) {
+                    td { (d.scope.as_str()) }
+                    td class="value" { (d.value) }
+                    td { (d.action.as_str()) }
+                    td { (d.reason) }
+                    td { (short(d.created)) }
+                    td { (short(d.expires)) }
+                    td {
+                        @if decide && (may_block || d.action != vakt_ledger::decisions::Action::Block) {
+                            form class="inline" method="post" action={ "/decisions/" (url_encode(&d.id)) "/extend" } {
+                                (csrf)
+                                input name="ttl" value="1h" size="4" aria-label="add time";
+                                button type="submit" class="extend" { "Extend" }
+                            }
+                            " "
+                        }
+                        @if lift {
+                            form class="inline" method="post" action={ "/decisions/" (url_encode(&d.id)) "/lift" } {
+                                (csrf)
+                                button type="submit" class="danger lift" { "Lift" }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    page("Decisions", &s, &body.into_string())
 }
 
 fn back_with_error(msg: &str) -> Response {
@@ -581,42 +604,44 @@ pub(crate) async fn canaries(c: Shared, headers: HeaderMap) -> Response {
         Ok(r) => r,
         Err(e) => return fail(&s, StatusCode::INTERNAL_SERVER_ERROR, &e),
     };
-    let mut b = format!(
-        "<p class=\"muted\">{} canary record(s) in the directory. Nobody has a reason to read one: any read is an alert.</p><table id=\"canaries\"><tr><th>Canary</th><th>Label</th><th>Read?</th><th>First read</th><th>Last read</th><th>By</th></tr>",
-        ids.len()
-    );
-    for ((id, label), acc) in ids.iter().zip(reads) {
-        let (state, first, last) = match (acc.first(), acc.last()) {
-            (Some(f), Some(l)) => (
-                format!(
-                    "<span class=\"sev sev-critical\">read {} time(s)</span>",
-                    acc.len()
-                ),
-                short(f.at),
-                short(l.at),
-            ),
-            _ => (
-                "<span class=\"muted\">untouched</span>".into(),
-                String::new(),
-                String::new(),
-            ),
-        };
+    // Who read a canary, each account and address once.
+    let readers = |acc: &[vakt_ledger::scope::CustomerAccess]| {
         let mut by: Vec<String> = acc
             .iter()
             .map(|a| format!("{} ({})", a.account, a.source_ip))
             .collect();
         by.sort();
         by.dedup();
-        let _ = write!(
-            b,
-            "<tr><td>{}</td><td>{}</td><td>{state}</td><td>{first}</td><td>{last}</td><td>{}</td></tr>",
-            esc(id),
-            esc(label),
-            esc(&by.join(", "))
-        );
-    }
-    b += "</table>";
-    page("Canaries", &s, &b)
+        by.join(", ")
+    };
+    let body = html! {
+        p class="muted" {
+            (ids.len()) " canary record(s) in the directory. Nobody has a reason to read one: any read is an alert."
+        }
+        table id="canaries" {
+            tr { th { "Canary" } th { "Label" } th { "Read?" } th { "First read" } th { "Last read" } th { "By" } }
+            @for ((id, label), acc) in ids.iter().zip(&reads) {
+                tr {
+                    td { (id) }
+                    td { (label) }
+                    @match (acc.first(), acc.last()) {
+                        (Some(f), Some(l)) => {
+                            td { span class="sev sev-critical" { "read " (acc.len()) " time(s)" } }
+                            td { (short(f.at)) }
+                            td { (short(l.at)) }
+                        }
+                        _ => {
+                            td { span class="muted" { "untouched" } }
+                            td {}
+                            td {}
+                        }
+                    }
+                    td { (readers(acc)) }
+                }
+            }
+        }
+    };
+    page("Canaries", &s, &body.into_string())
 }
 
 pub(crate) async fn exposure(c: Shared, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
@@ -634,26 +659,33 @@ pub(crate) async fn exposure(c: Shared, headers: HeaderMap, RawQuery(q): RawQuer
         Ok(l) => l,
         Err(e) => return fail(&s, StatusCode::INTERNAL_SERVER_ERROR, &e),
     };
-    let mut b = format!(
-        "<form class=\"filters\" method=\"get\" action=\"/exposure\"><label>m (value = value per record x records^m)<input name=\"m\" value=\"{m}\" size=\"4\"></label><button type=\"submit\">Rank</button></form><table id=\"exposure\"><tr><th>Name</th><th>Kind</th><th class=\"num\">Customers</th><th>Categories</th><th class=\"num\">Value</th><th class=\"num\">x median</th><th>First</th><th>Last</th><th>Advice</th></tr>"
-    );
-    for e in list.iter().take(200) {
-        let _ = write!(
-            b,
-            "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td><td class=\"num\">{:.0}</td><td class=\"num\">{:.1}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&e.name),
-            e.kind,
-            e.customers,
-            esc(&e.categories.iter().cloned().collect::<Vec<_>>().join(", ")),
-            e.value,
-            e.vs_median,
-            short(e.first),
-            short(e.last),
-            esc(&e.advice)
-        );
-    }
-    b += "</table>";
-    page("Exposure", &s, &b)
+    let body = html! {
+        form class="filters" method="get" action="/exposure" {
+            label { "m (value = value per record x records^m)" input name="m" value=(m) size="4"; }
+            button type="submit" { "Rank" }
+        }
+        table id="exposure" {
+            tr {
+                th { "Name" } th { "Kind" } th class="num" { "Customers" } th { "Categories" }
+                th class="num" { "Value" } th class="num" { "x median" } th { "First" } th { "Last" }
+                th { "Advice" }
+            }
+            @for e in list.iter().take(200) {
+                tr {
+                    td { (e.name) }
+                    td { (e.kind) }
+                    td class="num" { (e.customers) }
+                    td { (e.categories.iter().cloned().collect::<Vec<_>>().join(", ")) }
+                    td class="num" { (format!("{:.0}", e.value)) }
+                    td class="num" { (format!("{:.1}", e.vs_median)) }
+                    td { (short(e.first)) }
+                    td { (short(e.last)) }
+                    td { (e.advice) }
+                }
+            }
+        }
+    };
+    page("Exposure", &s, &body.into_string())
 }
 
 #[cfg(test)]
@@ -668,7 +700,7 @@ mod tests {
             "categories": ["name", "national_id"],
             "event": "<script>",
         });
-        let html = evidence_table(e.as_object().unwrap());
+        let html = evidence_table(e.as_object().unwrap()).into_string();
         assert!(!html.contains("null"), "{html}");
         assert!(
             html.contains("none yet") && html.contains("name, national_id"),

@@ -1,8 +1,11 @@
 //! The alert page's activity chart: accesses per hour as inline SVG,
 //! with the actor's usual range ([`vakt_event::stats::usual_range`], as
 //! the API gives it) as a band and the alert time marked.
+//!
+//! Written with `maud`, which escapes every value it is given unless
+//! told otherwise.
 
-use super::html::esc;
+use maud::{html, Markup};
 use vakt_event::stats::{UsualRange, USUAL_RANGE_DAYS};
 use vakt_event::Timestamp;
 
@@ -27,7 +30,7 @@ pub(crate) fn svg(
     usual: Option<&UsualRange>,
     first: Timestamp,
     last: Timestamp,
-) -> String {
+) -> Markup {
     let n = hours.len().max(1);
     let max = hours.iter().map(|(_, c)| *c).max().unwrap_or(0).max(1) as f64;
     let plot_w = W - PAD_L - 8.0;
@@ -38,62 +41,41 @@ pub(crate) fn svg(
         let t0 = hours.first().map(|h| h.0 .0).unwrap_or(0);
         PAD_L + (t.0 - t0) as f64 / 3_600_000.0 * bw
     };
-    let mut s = format!(
-        "<svg id=\"timeline\" data-points=\"{}\" viewBox=\"0 0 {W} {H}\" role=\"img\" aria-label=\"accesses per hour\" xmlns=\"http://www.w3.org/2000/svg\">",
-        hours.len()
-    );
-    if let Some(u) = usual {
-        let (top, bottom) = (y(u.p90 as f64), y(u.median as f64));
-        s += &format!(
-            "<rect class=\"band\" x=\"{PAD_L}\" y=\"{top:.1}\" width=\"{plot_w:.1}\" height=\"{:.1}\" data-median=\"{}\" data-p90=\"{}\"><title>usual hour: {}</title></rect>",
-            (bottom - top).max(1.5),
-            u.median,
-            u.p90,
-            esc(&describe(u))
-        );
-    }
-    s += &format!(
-        "<line class=\"axis\" x1=\"{PAD_L}\" y1=\"{0:.1}\" x2=\"{1:.1}\" y2=\"{0:.1}\"/><text x=\"{2}\" y=\"{3:.1}\" text-anchor=\"end\">{4}</text><text x=\"{2}\" y=\"{0:.1}\" text-anchor=\"end\">0</text>",
-        PAD_T + plot_h,
-        W - 8.0,
-        PAD_L - 4.0,
-        PAD_T + 8.0,
-        max as u64
-    );
-    for (i, (t, c)) in hours.iter().enumerate() {
-        let x = PAD_L + i as f64 * bw;
-        let label = format!("{} {c} accesses", &t.to_rfc3339()[..13].replace('T', " "));
-        if t.0 % 86_400_000 == 0 {
-            s += &format!(
-                "<line class=\"axis\" x1=\"{x:.1}\" y1=\"{PAD_T}\" x2=\"{x:.1}\" y2=\"{:.1}\"/><text x=\"{:.1}\" y=\"{:.1}\">{}</text>",
-                PAD_T + plot_h,
-                x + 2.0,
-                H - 6.0,
-                esc(&t.to_rfc3339()[5..10])
-            );
-        }
-        let h = (PAD_T + plot_h - y(*c as f64)).max(if *c > 0 { 1.0 } else { 0.0 });
-        let class = if *t >= first.floor(3_600_000) && *t <= last {
-            "bar after"
-        } else {
-            "bar"
-        };
-        s += &format!(
-            "<rect class=\"{class}\" x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.2}\" height=\"{h:.1}\" data-v=\"{}\"><title>{}</title></rect>",
-            PAD_T + plot_h - h,
-            (bw - 0.6).max(0.6),
-            esc(&label),
-            esc(&label)
-        );
-    }
+    // Coordinates to one decimal, as SVG attributes.
+    let f1 = |v: f64| format!("{v:.1}");
+    let base = PAD_T + plot_h;
     let ax = x_of(first);
-    s += &format!(
-        "<line class=\"alert\" x1=\"{ax:.1}\" y1=\"{PAD_T}\" x2=\"{ax:.1}\" y2=\"{:.1}\"/><text class=\"alert-label\" x=\"{:.1}\" y=\"{:.1}\">alert {}</text>",
-        PAD_T + plot_h,
-        ax + 3.0,
-        PAD_T + 2.0,
-        esc(&first.to_rfc3339()[..16].replace('T', " "))
-    );
-    s += "</svg>";
-    s
+    html! {
+        svg id="timeline" data-points=(hours.len()) viewBox=(format!("0 0 {W} {H}")) role="img"
+            aria-label="accesses per hour" xmlns="http://www.w3.org/2000/svg" {
+            @if let Some(u) = usual {
+                @let (top, bottom) = (y(u.p90 as f64), y(u.median as f64));
+                rect class="band" x=(PAD_L) y=(f1(top)) width=(f1(plot_w)) height=(f1((bottom - top).max(1.5)))
+                    data-median=(u.median) data-p90=(u.p90) {
+                    title { "usual hour: " (describe(u)) }
+                }
+            }
+            line class="axis" x1=(PAD_L) y1=(f1(base)) x2=(f1(W - 8.0)) y2=(f1(base)) {}
+            text x=(PAD_L - 4.0) y=(f1(PAD_T + 8.0)) text-anchor="end" { (max as u64) }
+            text x=(PAD_L - 4.0) y=(f1(base)) text-anchor="end" { "0" }
+            @for (i, (t, c)) in hours.iter().enumerate() {
+                @let x = PAD_L + i as f64 * bw;
+                @let label = format!("{} {c} accesses", &t.to_rfc3339()[..13].replace('T', " "));
+                @if t.0 % 86_400_000 == 0 {
+                    line class="axis" x1=(f1(x)) y1=(PAD_T) x2=(f1(x)) y2=(f1(base)) {}
+                    text x=(f1(x + 2.0)) y=(f1(H - 6.0)) { (&t.to_rfc3339()[5..10]) }
+                }
+                @let h = (base - y(*c as f64)).max(if *c > 0 { 1.0 } else { 0.0 });
+                @let class = if *t >= first.floor(3_600_000) && *t <= last { "bar after" } else { "bar" };
+                rect class=(class) x=(f1(x)) y=(f1(base - h)) width=(format!("{:.2}", (bw - 0.6).max(0.6)))
+                    height=(f1(h)) data-v=(label) {
+                    title { (label) }
+                }
+            }
+            line class="alert" x1=(f1(ax)) y1=(PAD_T) x2=(f1(ax)) y2=(f1(base)) {}
+            text class="alert-label" x=(f1(ax + 3.0)) y=(f1(PAD_T + 2.0)) {
+                "alert " (first.to_rfc3339()[..16].replace('T', " "))
+            }
+        }
+    }
 }
