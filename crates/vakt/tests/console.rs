@@ -670,10 +670,20 @@ async fn an_analyst_works_an_incident_in_chromium_and_a_viewer_cannot() {
             .unwrap();
         wait(&c, "#work-withheld").await;
         for form in ["#work", "#notified", "#mark-breach", "button"] {
-            let found = c.find_all(Locator::Css(&format!("main {form}"))).await.unwrap();
+            let found = c
+                .find_all(Locator::Css(&format!("main {form}")))
+                .await
+                .unwrap();
             assert!(found.is_empty(), "a viewer is offered {form}");
         }
-        assert!(!c.find(Locator::Css("nav")).await.unwrap().text().await.unwrap().contains("Audit"));
+        assert!(!c
+            .find(Locator::Css("nav"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+            .contains("Audit"));
         id
     };
     let id = tokio::time::timeout(Duration::from_secs(120), run)
