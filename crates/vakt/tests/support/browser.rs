@@ -11,10 +11,34 @@ use std::time::{Duration, Instant};
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
 
-/// A browser session; the driver is stopped when it is dropped.
+/// A browser session; the driver is stopped when it is dropped, and so
+/// is the browser even when a test panicked before closing its session
+/// (chromedriver leaves it running otherwise).
 pub struct Browser {
     pub client: Client,
+    profile: PathBuf,
     _driver: Child,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let mark = format!("--user-data-dir={}", self.profile.display());
+        let Ok(procs) = std::fs::read_dir("/proc") else {
+            return;
+        };
+        for p in procs.flatten() {
+            let Some(pid) = p.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+                continue;
+            };
+            let cmdline = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
+            if cmdline.split(|b| *b == 0).any(|arg| arg == mark.as_bytes()) {
+                // SAFETY: a plain signal to a process this test started.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+            }
+        }
+    }
 }
 
 /// A browser with its profile under `tmp`, or `None` (and a message)
@@ -71,6 +95,7 @@ pub async fn start(tmp: &Path) -> Option<Browser> {
     .expect("chromedriver makes a session");
     Some(Browser {
         client,
+        profile,
         _driver: driver,
     })
 }
