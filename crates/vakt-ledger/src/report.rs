@@ -345,6 +345,18 @@ pub fn escape_html(s: &str) -> String {
 
 /// A minimal Markdown-to-HTML rendering for the draft: headings, lists,
 /// tables, paragraphs; everything escaped.
+/// The body of [`to_html`]'s page, to put inside another page.
+pub fn to_html_body(md: &str) -> String {
+    let html = to_html(md);
+    html.split_once("<body>")
+        .map(|(_, b)| b)
+        .unwrap_or(&html)
+        .split("</body>")
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
 pub fn to_html(md: &str) -> String {
     let esc = escape_html;
     let inline = |s: &str| {

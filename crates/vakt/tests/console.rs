@@ -114,6 +114,22 @@ fn post_form(
     q.send(body).unwrap()
 }
 
+/// Signs `user` in with [`PASSWORD`]; the session cookie (`name=value`).
+fn session_cookie(a: &ureq::Agent, url: &str, user: &str) -> String {
+    let r = post_form(
+        a,
+        &format!("{url}/login"),
+        None,
+        &format!("user={user}&password={PASSWORD}&next=%2F"),
+    );
+    assert_eq!(r.status().as_u16(), 303, "{user} signs in");
+    header(&r, "set-cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
 fn get_page(a: &ureq::Agent, url: &str, cookie: &str) -> (u16, String) {
     let mut r = a.get(url).header("cookie", cookie).call().unwrap();
     (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
@@ -233,18 +249,7 @@ fn a_session_survives_a_restart_and_guessing_is_stopped_after_ten_failures() {
     let data = prepare(tmp.path());
     let a = agent();
     let (serve1, url) = serve(tmp.path(), &data);
-    let r = post_form(
-        &a,
-        &format!("{url}/login"),
-        None,
-        &format!("user={USER}&password={PASSWORD}"),
-    );
-    assert_eq!(r.status().as_u16(), 303);
-    let cookie = header(&r, "set-cookie")
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie = session_cookie(&a, &url, USER);
     drop(serve1);
 
     // Same data directory, new process: still signed in.
@@ -693,18 +698,7 @@ async fn an_analyst_works_an_incident_in_chromium_and_a_viewer_cannot() {
 
     // The viewer: no form, and a form posted anyway is refused.
     let a = agent();
-    let r = post_form(
-        &a,
-        &format!("{url}/login"),
-        None,
-        &format!("user=vic&password={PASSWORD}&next=%2F"),
-    );
-    assert_eq!(r.status().as_u16(), 303);
-    let cookie = header(&r, "set-cookie")
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie = session_cookie(&a, &url, "vic");
     let page_url = format!("{url}/incidents/{}", id.replace('/', "%2F"));
     let (code, page) = get_page(&a, &page_url, &cookie);
     assert_eq!(code, 200);

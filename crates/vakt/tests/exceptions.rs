@@ -5,32 +5,9 @@ mod support;
 
 use std::path::Path;
 use std::process::{Output, Stdio};
-use support::vakt;
+use support::{canary_read, vakt, watch_into as watch};
 
 const DIRECTORY: &str = "[[canary]]\ncustomer_id = \"C-900001\"\n\n[[policy]]\nrule = \"canary\"\nmin_severity = \"high\"\naction = \"block\"\nttl = \"1h\"\n";
-
-fn canary_read(user: &str) -> String {
-    format!("{{\"@timestamp\":\"2026-11-02T08:00:00Z\",\"user.name\":\"{user}\",\"event.action\":\"lookup\",\"customer.ids\":[\"C-900001\"]}}\n")
-}
-
-fn watch(tmp: &Path, name: &str, input: &str) -> Output {
-    let file = tmp.join(name);
-    std::fs::write(&file, input).unwrap();
-    let out = vakt()
-        .args(["watch", "--data"])
-        .arg(tmp.join("data"))
-        .arg("--directory")
-        .arg(tmp.join("dir.toml"))
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
 
 fn exceptions(tmp: &Path, args: &[&str]) -> Output {
     vakt()

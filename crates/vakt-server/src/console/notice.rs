@@ -59,15 +59,7 @@ pub(crate) async fn notice(
         Ok(md) => md,
         Err(e) => return super::html::fail(&s, StatusCode::NOT_FOUND, &e),
     };
-    let html = vakt_ledger::report::to_html(&md);
-    let inner = html
-        .split_once("<body>")
-        .map(|(_, b)| b)
-        .unwrap_or(&html)
-        .split("</body>")
-        .next()
-        .unwrap_or_default()
-        .to_owned();
+    let inner = vakt_ledger::report::to_html_body(&md);
     let body = html! {
         p class="muted" {
             "A draft to complete (measures, contact point) and review before sending; "

@@ -361,14 +361,7 @@ pub(crate) async fn report(
     if let Err(e) = r.await {
         return fail(&s, StatusCode::INTERNAL_SERVER_ERROR, &e);
     }
-    let html = vakt_ledger::report::to_html(&md);
-    let inner = html
-        .split_once("<body>")
-        .map(|(_, b)| b)
-        .unwrap_or(&html)
-        .split("</body>")
-        .next()
-        .unwrap_or_default();
+    let inner = vakt_ledger::report::to_html_body(&md);
     // The report's HTML is `to_html`'s, which escapes what it is given;
     // the links are maud's.
     let body = html! {

@@ -56,3 +56,29 @@ impl Drop for Proc {
         let _ = self.0.wait();
     }
 }
+
+/// One access event: `user` reads the canary customer C-900001.
+pub fn canary_read(user: &str) -> String {
+    format!("{{\"@timestamp\":\"2026-11-02T08:00:00Z\",\"user.name\":\"{user}\",\"event.action\":\"lookup\",\"customer.ids\":[\"C-900001\"]}}\n")
+}
+
+/// `vakt watch --data TMP/data --directory TMP/dir.toml` over `input`
+/// written to TMP/NAME; fails the test unless it succeeds.
+pub fn watch_into(tmp: &std::path::Path, name: &str, input: &str) -> std::process::Output {
+    let file = tmp.join(name);
+    std::fs::write(&file, input).unwrap();
+    let out = vakt()
+        .args(["watch", "--data"])
+        .arg(tmp.join("data"))
+        .arg("--directory")
+        .arg(tmp.join("dir.toml"))
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
