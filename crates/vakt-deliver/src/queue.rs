@@ -37,9 +37,12 @@ impl Queue {
                 write_cursor(dir, t, 0)?;
             }
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
+        let mut options = OpenOptions::new();
+        options.create(true).append(true);
+        // Queued alerts name accounts and customers: their owner's only.
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options
             .open(&path)
             .map_err(io_err(format!("cannot open {}", path.display())))?;
         Ok(Queue {

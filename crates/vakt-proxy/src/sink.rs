@@ -382,16 +382,15 @@ impl Spool {
     fn push(&self, ev: &AccessEvent) -> Result<()> {
         let mut guard = self.file.lock().unwrap_or_else(|p| p.into_inner());
         if guard.is_none() {
-            *guard = Some(
-                OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&self.path)
-                    .map_err(io_err(format!(
-                        "cannot open the spool {}",
-                        self.path.display()
-                    )))?,
-            );
+            let mut options = OpenOptions::new();
+            options.create(true).append(true);
+            // Spooled accesses name accounts and customers.
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            *guard = Some(options.open(&self.path).map_err(io_err(format!(
+                "cannot open the spool {}",
+                self.path.display()
+            )))?);
         }
         let line = format!(
             "{}\t{}\t{}\n",

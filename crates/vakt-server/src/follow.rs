@@ -45,8 +45,9 @@ impl Followers {
         if paths.is_empty() {
             return Ok(Followers { stop, threads });
         }
-        let rejects = Arc::new(Mutex::new(Rejects::new(
-            Some(&data.join(REJECTS_FILE)),
+        // Appended to: a restart must not lose the lines rejected before it.
+        let rejects = Arc::new(Mutex::new(Rejects::appending(
+            &data.join(REJECTS_FILE),
             Box::new(|m| tracing::warn!("{m}")),
         )?));
         for path in paths {

@@ -29,12 +29,12 @@ impl Journal {
             path: path.to_owned(),
             source,
         };
-        let mut file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(path)
-            .map_err(err)?;
+        let mut options = OpenOptions::new();
+        options.read(true).append(true).create(true);
+        // Every accepted event, customer ids included: its owner's only.
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(path).map_err(err)?;
         let (mut lines, mut end, mut pos) = (0u64, 0u64, 0u64);
         let mut buf = vec![0u8; 1 << 16];
         loop {
@@ -133,6 +133,12 @@ mod tests {
         assert_eq!(j.lines, 2);
         assert_eq!(j.append(["c"].into_iter()).unwrap(), 3);
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "a\nb\nc\n");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "the journal is its owner's only");
+        }
         let mut seen = Vec::new();
         read(&path, 3, &mut |k, l| {
             seen.push((k, l.to_owned()));
