@@ -6,6 +6,10 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
+/// Most rejected lines an appending dead-letter file remembers, to keep
+/// each once across restarts.
+const KEPT_MAX: usize = 1_000_000;
+
 /// How many rejects are printed on stderr before only counting.
 pub const REPORT_FIRST: u64 = 20;
 
@@ -57,9 +61,18 @@ impl Rejects {
                 source: String,
                 line: u64,
             }
-            for l in std::fs::read_to_string(p).unwrap_or_default().lines() {
-                if let Ok(k) = serde_json::from_str::<Key>(l) {
-                    kept.insert((k.source, k.line));
+            // Read a line at a time and remember at most KEPT_MAX keys: the
+            // file grows with hostile input, start-up memory must not. Past
+            // the cap a line read again may be kept twice, never lost.
+            if let Ok(f) = File::open(p) {
+                use std::io::BufRead;
+                for l in io::BufReader::new(f).lines().map_while(Result::ok) {
+                    if kept.len() >= KEPT_MAX {
+                        break;
+                    }
+                    if let Ok(k) = serde_json::from_str::<Key>(&l) {
+                        kept.insert((k.source, k.line));
+                    }
                 }
             }
         }

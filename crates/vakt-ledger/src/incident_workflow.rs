@@ -420,7 +420,6 @@ impl Ledger {
                 return Err(LedgerError::Invalid("the note is empty".into()));
             }
         }
-        let (mut next, diff) = apply(current, change, Timestamp::now())?;
         if (change.exception.is_some() || !exceptions.is_empty())
             && change.classification != Some(Classification::FalsePositive)
         {
@@ -428,10 +427,16 @@ impl Ledger {
                 "an exception goes with classifying the incident as false_positive, in the same change".into(),
             ));
         }
-        if diff.is_empty() && change.note.is_none() && exceptions.is_empty() {
-            return Ok((current.clone(), None));
-        }
         self.chained(|l| {
+            // What is stored now, read under the write lock, wins over what
+            // the caller read earlier: another process (the CLI beside
+            // `vakt serve`) may have changed it since.
+            let stored = l.incident_workflow(id)?;
+            let current = stored.as_ref().unwrap_or(current);
+            let (mut next, diff) = apply(current, change, Timestamp::now())?;
+            if diff.is_empty() && change.note.is_none() && exceptions.is_empty() {
+                return Ok((current.clone(), None));
+            }
             if !diff.is_empty() {
                 let at = Timestamp::now();
                 next.updated = Some(at);

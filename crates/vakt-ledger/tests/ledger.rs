@@ -757,6 +757,21 @@ fn incident_changes_are_audited_and_verify_finds_them_tampered() {
         assert!(record.is_some());
         now = next;
     }
+    // A caller holding what it read before the changes above (the CLI
+    // beside `vakt serve`) changes the stored state, not its stale copy.
+    let stale = vakt_ledger::incident_workflow::Workflow::default();
+    let note = IncidentChange {
+        note: Some("from a stale read".into()),
+        ..Default::default()
+    };
+    let (kept, _) = l
+        .update_incident(&inc.id, &stale, &note, &ana, &[])
+        .unwrap();
+    assert_eq!(
+        kept.status,
+        IncidentStatus::Resolved,
+        "the stored state is kept"
+    );
     let again = IncidentChange {
         owner: Some("ana".into()),
         ..Default::default()
@@ -781,7 +796,12 @@ fn incident_changes_are_audited_and_verify_finds_them_tampered() {
     let actions: Vec<_> = history.iter().map(|r| r.action.as_str()).collect();
     assert_eq!(
         actions,
-        ["incident.update", "incident.note", "incident.update"]
+        [
+            "incident.update",
+            "incident.note",
+            "incident.update",
+            "incident.note"
+        ]
     );
     assert_eq!(
         history[0].details["changes"]["status"],

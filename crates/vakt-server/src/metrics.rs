@@ -9,7 +9,7 @@
 //! each scrape by [`Runtime`].
 
 use axum::extract::{MatchedPath, Request};
-use axum::http::header;
+use axum::http::{header, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus_client::collector::Collector;
@@ -211,8 +211,20 @@ pub(crate) async fn track(
     request: Request,
     next: Next,
 ) -> Response {
+    // The method is the client's word: any other than the standard ones
+    // is `other`, so a client cannot grow the label set without bound.
+    let method = match *request.method() {
+        Method::GET
+        | Method::HEAD
+        | Method::POST
+        | Method::PUT
+        | Method::PATCH
+        | Method::DELETE
+        | Method::OPTIONS => request.method().as_str(),
+        _ => "other",
+    };
     let label = RouteLabel {
-        method: request.method().as_str().to_owned(),
+        method: method.to_owned(),
         route: request
             .extensions()
             .get::<MatchedPath>()

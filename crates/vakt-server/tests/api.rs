@@ -1351,6 +1351,26 @@ fn metrics_count_events_rejections_alerts_and_delivery_failures() {
         .is_some_and(|n| n >= 1.0),
         "{after}"
     );
+    // A method of the client's own making is counted as `other`.
+    for m in ["FOO1", "FOO2"] {
+        use std::io::{Read, Write};
+        let mut c = std::net::TcpStream::connect(s.url.trim_start_matches("http://")).unwrap();
+        c.set_read_timeout(Some(WAIT)).unwrap();
+        write!(
+            c,
+            "{m} /v1/alerts HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        let _ = c.read_to_string(&mut answer);
+        assert!(answer.starts_with("HTTP/1.1 "), "{answer}");
+    }
+    let m = metrics(&s, &tokens);
+    assert!(!m.contains("FOO1"), "{m}");
+    assert!(
+        m.contains("vakt_http_request_seconds_count{method=\"other\""),
+        "{m}"
+    );
     assert_eq!(
         series(&after, "vakt_alerts_total{rule=\"login_failures\"}"),
         Some(2.0)
