@@ -42,6 +42,9 @@ pub struct Directory {
     pub postgres: Option<PostgresMapping>,
     #[serde(default, rename = "policy")]
     pub policies: Vec<Policy>,
+    /// `[[page]]`: payment pages whose scripts and destinations are watched.
+    #[serde(default, rename = "page")]
+    pub pages: Vec<crate::page::PageEntry>,
     /// `[notification]`: the breach notification regimes the company
     /// falls under, and when to warn as their clocks run.
     #[serde(default)]
@@ -455,6 +458,20 @@ impl Directory {
             p.ttl_ms = crate::decision::ttl_ms(p.ttl.get_ref())
                 .map_err(|e| at(p.base + p.ttl.span().start, e.to_string()))?;
         }
+        let mut pages = std::collections::HashSet::new();
+        for page in &mut dir.pages {
+            page.check()
+                .map_err(|(offset, m)| at(page.base + offset, m))?;
+            if !pages.insert(page.url.get_ref().clone()) {
+                return Err(at(
+                    page.base + page.url.span().start,
+                    format!(
+                        "page `{}` is declared twice; merge the two entries",
+                        page.url.get_ref()
+                    ),
+                ));
+            }
+        }
         if let Some(http) = &dir.http {
             if let Some(acc) = &http.account {
                 if acc != "remote_user" && !acc.starts_with("header:") {
@@ -491,7 +508,9 @@ impl Directory {
         part.services.iter_mut().for_each(|x| x.base = base);
         part.egress_allow.iter_mut().for_each(|x| x.base = base);
         part.policies.iter_mut().for_each(|x| x.base = base);
+        part.pages.iter_mut().for_each(|x| x.base = base);
         self.policies.append(&mut part.policies);
+        self.pages.append(&mut part.pages);
         self.organizations.append(&mut part.organizations);
         self.accounts.append(&mut part.accounts);
         self.services.append(&mut part.services);
@@ -563,12 +582,13 @@ impl Directory {
 /// otherwise set the process's peak memory.
 fn chunks(text: &str) -> Vec<(usize, &str)> {
     const CHUNK: usize = 256 * 1024;
-    const ENTRIES: [&str; 5] = [
+    const ENTRIES: [&str; 6] = [
         "[[account]]",
         "[[organization]]",
         "[[service]]",
         "[[canary]]",
         "[[egress_allow]]",
+        "[[page]]",
     ];
     let mut out = Vec::new();
     let (mut start, mut offset, mut quotes) = (0usize, 0usize, 0usize);
@@ -804,5 +824,49 @@ destinations = ["203.0.113.10"]
         assert!(e.message.contains("use gdpr, telecom or nis2"), "{e}");
         let e = Directory::from_toml("[notification]\nwarn_at = [1.5]\n", "d").unwrap_err();
         assert!(e.message.contains("between 0 and 1"), "{e}");
+    }
+
+    #[test]
+    fn pages_are_read_with_their_scripts_and_checked() {
+        let d = Directory::from_toml(
+            "[[page]]\nurl = \"https://shop.example/pay\"\nevery = \"30m\"\nfill = true\ndestinations = [\"https://analytics.example\"]\n\n[[page.step]]\ngoto = \"https://shop.example/login\"\n\n[[page.script]]\nurl = \"https://chat.vendor.example/*\"\njustification = \"chat\"\nmay_change = true\n",
+            "d",
+        )
+        .unwrap();
+        let p = &d.pages[0];
+        assert_eq!(
+            (p.every_ms, p.timeout_ms),
+            (1_800_000, crate::page::DEFAULT_TIMEOUT_MS)
+        );
+        assert!(p.fill);
+        assert!(p
+            .expected("https://chat.vendor.example/w.js", false)
+            .is_some_and(|s| s.may_change));
+        assert!(p
+            .expected("https://chat.vendor.example/w.js", true)
+            .is_none());
+        assert!(p.destination_listed("https://analytics.example/px.gif?x=1"));
+        assert!(!p.destination_listed("https://analytics.example.evil/px.gif"));
+        let e = Directory::from_toml("[[page]]\nurl = \"shop.example/pay\"\n", "d").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+        assert!(e.message.contains("not an http(s) URL"), "{e}");
+        let e = Directory::from_toml(
+            "[[page]]\nurl = \"https://a.example/\"\ntimeout = \"10m\"\n",
+            "d",
+        )
+        .unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        let e = Directory::from_toml(
+            "[[page]]\nurl = \"https://a.example/\"\n[[page.step]]\nfill = \"#u\"\n",
+            "d",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("exactly one of value, value_env"), "{e}");
+        let e = Directory::from_toml(
+            "[[page]]\nurl = \"https://a.example/\"\n[[page]]\nurl = \"https://a.example/\"\n",
+            "d",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("declared twice"), "{e}");
     }
 }

@@ -10,6 +10,7 @@ pub mod directory;
 pub mod event;
 pub mod exception;
 pub mod notification;
+pub mod page;
 pub mod routes;
 pub mod stats;
 pub mod time;
