@@ -1,6 +1,6 @@
 //! The actions chain: every write to a table that people and policies
 //! change (alerts, decisions, exceptions, API tokens, console users,
-//! incident states, the audit trail) is also recorded
+//! incident states, the audit trail, the pages' inventory) is also recorded
 //! as an action: the table, `put` with the row as it now is or `delete`,
 //! and the row's key, hashed into a chain of its own whose head every
 //! checkpoint signs. `verify` recomputes each row from its last action.
@@ -72,7 +72,22 @@ pub(crate) const AUDIT: Chained = Chained {
     columns: "id, at, who, via, source, action, subject, reason, details",
 };
 
-pub(crate) const CHAINED: [&Chained; 7] = [
+/// The payment pages' inventory: script versions, destinations, and the
+/// headers of each page's last check.
+pub(crate) const PAGE_SCRIPTS: Chained = Chained {
+    table: "page_scripts",
+    columns: "key, page, url, inline, sha384, bytes, loaded_by, first_seen, last_seen",
+};
+pub(crate) const PAGE_DESTINATIONS: Chained = Chained {
+    table: "page_destinations",
+    columns: "key, page, origin, kinds, initiator, first_seen, last_seen",
+};
+pub(crate) const PAGE_STATES: Chained = Chained {
+    table: "page_states",
+    columns: "page, final_url, csp, csp_report_only, sri, checked_at",
+};
+
+pub(crate) const CHAINED: [&Chained; 10] = [
     &ALERTS,
     &DECISIONS,
     &TOKENS,
@@ -80,6 +95,9 @@ pub(crate) const CHAINED: [&Chained; 7] = [
     &EXCEPTIONS,
     &INCIDENT_STATES,
     &AUDIT,
+    &PAGE_SCRIPTS,
+    &PAGE_DESTINATIONS,
+    &PAGE_STATES,
 ];
 
 impl Chained {

@@ -138,6 +138,7 @@ impl Ledger {
         conn.execute_batch(crate::incident_workflow::SCHEMA)
             .map_err(db)?;
         conn.execute_batch(crate::audit::SCHEMA).map_err(db)?;
+        conn.execute_batch(crate::pages::SCHEMA).map_err(db)?;
         crate::actions::register(&conn).map_err(db)?;
         // Checkpoints written before the actions chain have no head (v1).
         let has_head: bool = conn

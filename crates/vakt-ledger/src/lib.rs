@@ -30,6 +30,7 @@ pub mod ledger;
 mod lines;
 pub mod migrate;
 pub mod notice;
+pub mod pages;
 pub mod report;
 pub mod scope;
 pub mod sessions;

@@ -109,6 +109,9 @@ pub enum Problem {
     IncidentChanged { id: String },
     /// The audit record `id` is not what its chained actions say it is.
     AuditChanged { id: String },
+    /// A row of a page's inventory (`table`, keyed `key`) is not what its
+    /// chained actions say it is.
+    PageInventoryChanged { table: String, key: String },
     /// The ledger ends at entry `have`; a checkpoint kept outside it was at `anchored`.
     ShorterThanAnchor { anchored: i64, have: i64 },
     /// The ledger differs from the checkpoint anchored at entry `seq`.
@@ -190,6 +193,11 @@ impl std::fmt::Display for Problem {
             Problem::AuditChanged { id } => write!(
                 f,
                 "audit record {id} was changed, added or deleted outside vakt: the record of who did what is not what its chained actions say; {RESTORE}"
+            ),
+            Problem::PageInventoryChanged { table, key } => write!(
+                f,
+                "the payment pages' inventory ({table}, {}) was changed, added or deleted outside vakt: a script or destination may have been slipped in as known; {RESTORE}",
+                key.replace('\n', " ")
             ),
             Problem::ShorterThanAnchor { anchored, have } => write!(
                 f,
@@ -969,6 +977,12 @@ impl Walk<'_> {
                 "exceptions" => Problem::ExceptionChanged { id: key },
                 "incident_states" => Problem::IncidentChanged { id: key },
                 "audit" => Problem::AuditChanged { id: key },
+                "page_scripts" | "page_destinations" | "page_states" => {
+                    Problem::PageInventoryChanged {
+                        table: c.table.into(),
+                        key,
+                    }
+                }
                 _ => Problem::UserChanged { name: key },
             })
         };
