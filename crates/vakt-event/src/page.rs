@@ -42,8 +42,13 @@ pub struct PageSnapshot {
     /// Canary values typed into the page's form fields (none: not filled).
     pub canaries: Vec<String>,
     /// Largest resident memory of the browser's processes together during
-    /// the check, in bytes (sampled).
+    /// the check, in bytes (sampled; proportional set size, so shared
+    /// code is counted once).
     pub browser_peak_rss: u64,
+    /// Requests and scripts past a check's caps (20,000 and 2,000), not
+    /// recorded.
+    #[serde(default)]
+    pub dropped: u64,
 }
 
 /// One script that ran.
@@ -88,6 +93,79 @@ pub struct ScriptTag {
     pub src: Option<String>,
     /// The `integrity` attribute, if any.
     pub integrity: Option<String>,
+}
+
+/// What the ledger knows of one page: every script version and
+/// destination seen, and the headers of the last check.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Inventory {
+    pub scripts: Vec<KnownScript>,
+    pub destinations: Vec<KnownDestination>,
+    /// None: the page was never checked (the next check is its baseline).
+    pub last: Option<LastCheck>,
+}
+
+/// One version of one script of a page.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct KnownScript {
+    pub page: String,
+    pub url: String,
+    pub inline: bool,
+    pub sha384: String,
+    pub bytes: u64,
+    pub loaded_by: String,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+}
+
+/// One origin a page sent requests to.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct KnownDestination {
+    pub page: String,
+    pub origin: String,
+    /// Request kinds seen, comma-separated (`beacon,image`).
+    pub kinds: String,
+    /// The script (or page) that first sent to it.
+    pub initiator: String,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+}
+
+/// The headers of a page's last successful check, to compare the next one with.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LastCheck {
+    pub final_url: String,
+    pub csp: Option<String>,
+    pub csp_report_only: Option<String>,
+    /// Script tags with their `integrity` attribute, as `[src, integrity]`.
+    pub sri: Vec<(String, String)>,
+    pub checked_at: Timestamp,
+}
+
+impl Inventory {
+    /// The newest known version of a script URL (external scripts).
+    pub fn latest(&self, url: &str) -> Option<&KnownScript> {
+        self.scripts
+            .iter()
+            .filter(|s| !s.inline && s.url == url)
+            .max_by_key(|s| s.last_seen)
+    }
+
+    pub fn knows_script(&self, url: &str, inline: bool, sha384: &str) -> bool {
+        self.scripts
+            .iter()
+            .any(|s| s.inline == inline && s.sha384 == sha384 && (inline || s.url == url))
+    }
+
+    pub fn knows_script_origin(&self, origin: &str) -> bool {
+        self.scripts
+            .iter()
+            .any(|s| !s.inline && origin_of(&s.url) == origin)
+    }
+
+    pub fn knows_destination(&self, origin: &str) -> bool {
+        self.destinations.iter().any(|d| d.origin == origin)
+    }
 }
 
 /// Why a page could not be checked.
@@ -291,13 +369,15 @@ impl PageEntry {
             None => DEFAULT_TIMEOUT_MS,
             Some(t) => match crate::directory::parse_ttl(t.get_ref()) {
                 Some(ms) if ms <= MAX_TIMEOUT_MS => ms,
-                _ => return Err((
-                    t.span().start,
-                    format!(
+                _ => {
+                    return Err((
+                        t.span().start,
+                        format!(
                         "timeout = `{}` is not a duration of at most 2 minutes; write e.g. \"15s\"",
                         t.get_ref()
                     ),
-                )),
+                    ))
+                }
             },
         };
         for (i, s) in self.steps.iter().enumerate() {

@@ -487,6 +487,12 @@ impl Ledger {
     /// Commits the batch and seals it with a signed checkpoint; actions
     /// recorded without entries re-seal the newest checkpoint.
     pub fn commit(&mut self) -> Result<()> {
+        if self.conn.is_autocommit() {
+            // Opened for reading: its writes (decisions, alerts raised
+            // beside a running writer) each commit in a sealed transaction
+            // of their own, so there is nothing to commit.
+            return Ok(());
+        }
         if self.in_batch > 0 {
             let point = self.store.get_mut().flush()?;
             let r = self.conn.execute(
@@ -525,6 +531,9 @@ impl Ledger {
 
     /// Commits what is pending and closes the ledger.
     pub fn close(mut self) -> Result<()> {
+        if self.conn.is_autocommit() {
+            return Ok(());
+        }
         self.commit()?;
         let r = self.conn.execute_batch("COMMIT");
         self.db(r)

@@ -53,6 +53,7 @@
 mod error;
 mod exceptions;
 mod outlet;
+pub mod pages;
 mod pipeline;
 pub mod reload;
 pub mod watch;

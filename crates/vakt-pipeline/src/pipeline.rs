@@ -111,6 +111,12 @@ impl Pipeline {
         self.ledger.as_ref()
     }
 
+    /// The ledger, for metadata written beside the pipeline's own (a
+    /// page check's inventory).
+    pub fn ledger_mut(&mut self) -> Option<&mut Ledger> {
+        self.ledger.as_mut()
+    }
+
     pub fn report(&self) -> &PipelineReport {
         &self.report
     }

@@ -11,9 +11,9 @@
 //!   senders together, in tables with a hard capacity and O(1) eviction
 //!   (429 with `Retry-After`; nothing of the body is taken);
 //! - only reports from configured document hosts are taken (the
-//!   `--csp-host` list and the directory's `[[egress_allow]]` hosts), so a
-//!   sender cannot plant new hosts in the detectors' state; reports from
-//!   other pages are counted as ignored;
+//!   `--csp-host` list, the directory's `[[egress_allow]]` hosts and its
+//!   `[[page]]` hosts), so a sender cannot plant new hosts in the
+//!   detectors' state; reports from other pages are counted as ignored;
 //! - CSP events wait for the engine in their own small queue, so a flood of
 //!   reports cannot fill the queue `POST /v1/events` uses.
 
@@ -83,6 +83,12 @@ fn hosts(configured: &[String], directory: &vakt_event::Directory) -> BTreeSet<S
                 .egress_allow
                 .iter()
                 .map(|e| e.host.to_ascii_lowercase()),
+        )
+        .chain(
+            directory
+                .pages
+                .iter()
+                .map(|p| vakt_event::page::host_of(p.url.get_ref())),
         )
         .collect()
 }

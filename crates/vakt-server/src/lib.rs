@@ -45,6 +45,7 @@ mod ingest;
 mod journal;
 mod listen;
 mod metrics;
+mod pages;
 mod reload;
 mod views;
 mod worker;
@@ -131,6 +132,12 @@ pub struct Config {
     /// How often the notification clocks of breaches are checked for
     /// warnings (module `clocks`).
     pub clock_every: std::time::Duration,
+    /// How often the `[[page]]` entries are looked at for checks that are
+    /// due (module `pages`); none: pages are not checked.
+    pub page_tick: Option<std::time::Duration>,
+    /// The Chromium binary for page checks (default: $VAKT_CHROMIUM, else
+    /// /usr/bin/chromium).
+    pub chromium: Option<PathBuf>,
 }
 
 impl Config {
@@ -150,6 +157,8 @@ impl Config {
             limits: ConnectionLimits::default(),
             open_metrics: false,
             clock_every: std::time::Duration::from_secs(60),
+            page_tick: Some(std::time::Duration::from_secs(30)),
+            chromium: None,
         }
     }
 }
@@ -197,6 +206,8 @@ pub struct Server {
     reloader: Option<reload::Reloader>,
     limits: ConnectionLimits,
     clock_every: std::time::Duration,
+    page_tick: Option<std::time::Duration>,
+    chromium: Option<PathBuf>,
 }
 
 impl State {
@@ -311,6 +322,8 @@ impl Server {
             followers,
             limits: config.limits,
             clock_every: config.clock_every,
+            page_tick: config.page_tick,
+            chromium: config.chromium,
         })
     }
 
@@ -350,9 +363,23 @@ impl Server {
             self.clock_every,
             async move { done.notified().await },
         ));
+        let pages = self.page_tick.map(|tick| {
+            let done = clocks_done.clone();
+            tokio::spawn(pages::run(
+                self.state.clone(),
+                tick,
+                self.chromium.clone(),
+                async move { done.notified().await },
+            ))
+        });
         connections::serve(incoming, self.router(), self.limits, stop).await;
+        clocks_done.notify_waiters();
         clocks_done.notify_one();
         let _ = clocks.await;
+        if let Some(p) = pages {
+            p.abort();
+            let _ = p.await;
+        }
         self.stop().await
     }
 
@@ -369,6 +396,8 @@ impl Server {
             reloader,
             limits: _,
             clock_every: _,
+            page_tick: _,
+            chromium: _,
         } = self;
         if let Some(r) = reloader {
             let _ = tokio::task::spawn_blocking(move || r.stop()).await;

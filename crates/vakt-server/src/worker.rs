@@ -39,6 +39,9 @@ pub(crate) enum Msg {
     },
     /// An edited directory, checked: applied before the next event.
     Directory(Arc<vakt_event::Directory>),
+    /// A payment page's check (module `pages`): its alerts are raised,
+    /// then the check is recorded into the page's inventory.
+    Page(Box<vakt_pipeline::pages::PageOutcome>),
     /// Drain what came before, commit, stop.
     Stop,
 }
@@ -241,6 +244,14 @@ impl Worker {
                 Ok(rebuilt) => tracing::warn!("{}", vakt_pipeline::reload::applied(&d, &rebuilt)),
                 Err(e) => tracing::warn!("{}", vakt_pipeline::reload::refused(&e)),
             },
+            Msg::Page(outcome) => {
+                for alert in &outcome.alerts {
+                    self.pipeline.raise(alert.clone())?;
+                }
+                if let Some(l) = self.pipeline.ledger_mut() {
+                    vakt_pipeline::pages::record(l, &outcome)?;
+                }
+            }
             Msg::Stop => {}
         }
         Ok(())

@@ -83,6 +83,9 @@ enum Command {
     Incident(cmd::incident::IncidentCommand),
     /// The audit trail: who changed what (incidents, decisions, exceptions, tokens, users), when, from where, why.
     Audit(cmd::audit::AuditArgs),
+    /// Payment pages (`[[page]]`): `check` their scripts and destinations, `inventory`, `csp`.
+    #[command(subcommand)]
+    Pages(cmd::pages::PagesCommand),
     /// HTTP API: POST /v1/events, GET/POST/DELETE /v1/decisions, GET /v1/alerts.
     Serve(cmd::serve::ServeArgs),
     /// API tokens for `vakt serve`: create (prints the secret once), list, revoke.
@@ -129,6 +132,7 @@ fn main() -> ExitCode {
         Command::Exceptions(c) => cmd::exceptions::run(c),
         Command::Incident(c) => cmd::incident::run(c),
         Command::Audit(args) => cmd::audit::run(args),
+        Command::Pages(c) => cmd::pages::run(c),
         Command::Serve(args) => cmd::serve::run(args),
         Command::Token(c) => cmd::token::run(c),
         Command::User(c) => cmd::user::run(c),

@@ -8,6 +8,7 @@ pub mod eval;
 pub mod exceptions;
 pub mod incident;
 pub mod ledger;
+pub mod pages;
 pub mod proxy;
 pub mod serve;
 pub mod simulate;

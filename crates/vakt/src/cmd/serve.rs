@@ -74,6 +74,17 @@ pub struct ServeArgs {
     /// network); by default it needs a read token.
     #[arg(long)]
     pub open_metrics: bool,
+    /// How often the directory's `[[page]]` entries are looked at for
+    /// checks that are due (each page has its own `every`).
+    #[arg(long, default_value = "30s", value_name = "DURATION",
+          value_parser = vakt_pipeline::reload::parse_poll)]
+    pub page_tick: std::time::Duration,
+    /// Do not check the `[[page]]` entries (another host runs `vakt pages check`).
+    #[arg(long)]
+    pub no_page_checks: bool,
+    /// The Chromium binary for page checks (default: $VAKT_CHROMIUM, else /usr/bin/chromium).
+    #[arg(long, value_name = "PATH")]
+    pub chromium: Option<PathBuf>,
 }
 
 /// `--config FILE`.
@@ -193,6 +204,15 @@ pub fn run(mut args: ServeArgs) -> Result<ExitCode> {
     config.open_metrics = args.open_metrics;
     config.csp.hosts = args.csp_host.clone();
     config.csp.per_address_per_minute = args.csp_per_minute;
+    if !args.no_page_checks {
+        // A page whose sign-in needs a variable not set stops the start,
+        // not every check an hour later.
+        for p in &config.directory.pages {
+            vakt_pipeline::pages::options_for(p, args.chromium.as_ref(), 0)?;
+        }
+    }
+    config.page_tick = (!args.no_page_checks).then_some(args.page_tick);
+    config.chromium = args.chromium.clone();
     config.limits = vakt_server::ConnectionLimits {
         max_connections: args.max_connections.max(1),
         header_timeout: std::time::Duration::from_secs(args.header_timeout),
