@@ -7,5 +7,6 @@ pub mod cdp;
 pub mod compare;
 pub mod csp;
 pub mod inventory;
+pub mod site;
 
 pub use browser::{check, CanaryFill, CheckOptions, Step};

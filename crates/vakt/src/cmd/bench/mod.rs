@@ -6,6 +6,7 @@
 //! the simulator's evaluation in `cmd/detection.rs`.
 
 mod ledger;
+mod pages;
 mod parse;
 mod pgaudit;
 mod serve;
@@ -38,6 +39,8 @@ pub enum Bench {
     Pgaudit(pgaudit::PgauditBenchArgs),
     /// `vakt serve` under a mixed flood: honest ingest keeps being answered, memory stays capped.
     Soak(soak::SoakArgs),
+    /// A payment-page check in headless Chromium: wall time and browser memory, beside a plain load.
+    Pages(pages::PagesBenchArgs),
 }
 
 pub fn dispatch(b: Bench) -> Result<()> {
@@ -50,6 +53,7 @@ pub fn dispatch(b: Bench) -> Result<()> {
         Bench::Parse(a) => parse::run(a),
         Bench::Pgaudit(a) => pgaudit::run(a),
         Bench::Soak(a) => soak::run(a),
+        Bench::Pages(a) => pages::run(a),
     }
 }
 
