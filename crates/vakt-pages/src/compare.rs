@@ -30,9 +30,10 @@
 //! page, kind and day, and leaves the inventory as it was.
 //!
 //! Blind spots: code run through `eval` or `Function` without a script of
-//! its own, scripts inside cross-origin frames, canary values encoded
-//! other than plainly, by URL encoding or base64, and behaviour that waits
-//! for a real submit, a given day, or a visitor other than a fresh browser.
+//! its own, inline scripts inside frames, service workers, inline scripts
+//! removed before the page settles, canary values encoded other than
+//! plainly, by URL encoding or base64, and behaviour that waits for a real
+//! submit, a given day, or a visitor other than a fresh browser.
 
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
