@@ -35,6 +35,10 @@ const FLAGS: &[&str] = &[
     "--no-first-run",
     "--no-default-browser-check",
     "--mute-audio",
+    // Reporting API reports (a page's CSP violations) go out within a
+    // fraction of a second instead of a minute, before the check closes
+    // the browser.
+    "--short-reporting-delay",
     "--remote-debugging-pipe",
 ];
 

@@ -101,9 +101,13 @@ pub struct Suggestion<'a> {
 /// the directives a skimmer needs: scripts (origins, and the inline ones
 /// by hash), where data may be sent (`connect-src`, `img-src`,
 /// `form-action`), plus `object-src 'none'` and `base-uri 'self'`.
-/// Violations are reported to `report_uri` with `report-uri`: browsers
-/// send those at once, where `report-to` queues them for a minute or more
-/// and makes browsers ignore `report-uri`.
+/// Violations are reported to `report_uri`. With an `https` one, through
+/// the Reporting API too (`report-to vakt`, with the
+/// [`reporting_endpoints`] header): browsers that have it then ignore
+/// `report-uri`, kept for those without. With plain `http`, `report-uri`
+/// only: Chromium sends Reporting API reports to HTTPS endpoints alone, and
+/// a policy naming `report-to` makes it drop `report-uri`, so nothing
+/// would be reported.
 pub fn suggest(inv: &Inventory, s: &Suggestion) -> String {
     let own = origin_of(s.page);
     let last = inv.last.as_ref().map(|l| l.checked_at);
@@ -137,14 +141,33 @@ pub fn suggest(inv: &Inventory, s: &Suggestion) -> String {
         all.extend(v.iter().cloned());
         all.join(" ")
     };
+    let report_to = if uses_reporting_api(s.report_uri) {
+        "; report-to vakt"
+    } else {
+        ""
+    };
     format!(
-        "script-src {}; connect-src {}; img-src {} data:; form-action {}; object-src 'none'; base-uri 'self'; report-uri {}",
+        "script-src {}; connect-src {}; img-src {} data:; form-action {}; object-src 'none'; base-uri 'self'; report-uri {}{report_to}",
         list(&scripts),
         list(&connect),
         list(&img),
         list(&form),
         s.report_uri
     )
+}
+
+/// Whether a suggested policy reports through the Reporting API too
+/// (`report_uri` is HTTPS).
+pub fn uses_reporting_api(report_uri: &str) -> bool {
+    report_uri
+        .get(..8)
+        .is_some_and(|p| p.eq_ignore_ascii_case("https://"))
+}
+
+/// The `Reporting-Endpoints` header value naming the `vakt` group of a
+/// suggested policy's `report-to`.
+pub fn reporting_endpoints(report_uri: &str) -> String {
+    format!("vakt=\"{report_uri}\"")
 }
 
 #[cfg(test)]
@@ -223,7 +246,18 @@ mod tests {
         );
         assert_eq!(
             csp,
-            "script-src 'self' 'sha384-inl' https://chat.vendor.example; connect-src 'self' https://px.example; img-src 'self' https://px.example data:; form-action 'self'; object-src 'none'; base-uri 'self'; report-uri https://vakt.example/v1/csp-report"
+            "script-src 'self' 'sha384-inl' https://chat.vendor.example; connect-src 'self' https://px.example; img-src 'self' https://px.example data:; form-action 'self'; object-src 'none'; base-uri 'self'; report-uri https://vakt.example/v1/csp-report; report-to vakt"
+        );
+        let plain = suggest(
+            &inv,
+            &Suggestion {
+                page: "https://shop.example/pay",
+                report_uri: "http://127.0.0.1:8480/v1/csp-report",
+            },
+        );
+        assert!(
+            plain.ends_with("report-uri http://127.0.0.1:8480/v1/csp-report"),
+            "no report-to to a plain-HTTP endpoint: {plain}"
         );
     }
 }

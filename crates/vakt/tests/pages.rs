@@ -258,6 +258,10 @@ fn a_vendor_script_turned_skimmer_is_caught_and_benign_changes_are_not() {
         .unwrap()
         .to_string();
     assert!(
+        policy.ends_with(&format!("report-uri {base}/v1/csp-report")),
+        "serve is plain HTTP here, so no report-to: {policy}"
+    );
+    assert!(
         policy.contains(&format!("connect-src 'self' {analytics} {collector};")),
         "the policy allows what the last check saw: {policy}"
     );

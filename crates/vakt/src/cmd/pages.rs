@@ -199,6 +199,14 @@ fn csp(a: CspArgs) -> Result<ExitCode> {
         },
     );
     println!("Content-Security-Policy: {policy}");
+    if vakt_pages::csp::uses_reporting_api(&a.report_uri) {
+        println!(
+            "Reporting-Endpoints: {}",
+            vakt_pages::csp::reporting_endpoints(&a.report_uri)
+        );
+    } else {
+        eprintln!("note: {} is plain HTTP, so the policy reports with report-uri only: browsers send Reporting API (report-to) reports to HTTPS endpoints alone; serve vakt with --tls-cert and --tls-key to add it", a.report_uri);
+    }
     let directory = match &a.directory {
         Some(p) => Some(vakt_event::Directory::load(p)?),
         None => None,
