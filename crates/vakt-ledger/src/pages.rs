@@ -38,6 +38,9 @@ const SCRIPT_COLUMNS: &str = crate::actions::PAGE_SCRIPTS.columns;
 const DESTINATION_COLUMNS: &str = crate::actions::PAGE_DESTINATIONS.columns;
 const STATE_COLUMNS: &str = crate::actions::PAGE_STATES.columns;
 
+/// Versions of one script whose contents are kept.
+pub const BODIES_KEPT: usize = 3;
+
 /// Request kinds that send data somewhere (a script, a style sheet or a
 /// font fetched is not a destination: scripts have their own inventory).
 pub const DESTINATION_KINDS: [&str; 7] = [
@@ -238,6 +241,19 @@ impl Ledger {
                 ],
             );
             l.db(r)?;
+            // Contents are for summarising the next change: the newest
+            // versions of each script are enough, and a script that changes
+            // on every load must not grow the data directory by its size
+            // each check.
+            let r = l.conn.execute(
+                &format!(
+                    "DELETE FROM script_bodies WHERE sha384 NOT IN (
+                       SELECT sha384 FROM (SELECT sha384, ROW_NUMBER() OVER (PARTITION BY page, url ORDER BY last_seen DESC) AS n FROM page_scripts)
+                       WHERE n <= {BODIES_KEPT})"
+                ),
+                [],
+            );
+            l.db(r)?;
             l.record_put(&crate::actions::PAGE_STATES, page)
         })
     }
@@ -339,6 +355,21 @@ mod tests {
         assert_eq!(
             l.script_body("sha384-one").unwrap().as_deref(),
             Some("body sha384-one")
+        );
+        for (i, sha) in ["sha384-3", "sha384-4", "sha384-5"].iter().enumerate() {
+            l.record_page_check(page, &snap(4_000 + i as i64, sha))
+                .unwrap();
+        }
+        assert_eq!(
+            l.script_body("sha384-one").unwrap(),
+            None,
+            "only the newest versions keep their content"
+        );
+        assert!(l.script_body("sha384-5").unwrap().is_some());
+        assert_eq!(
+            l.page_inventory(page).unwrap().scripts.len(),
+            5,
+            "the inventory keeps every version"
         );
         l.close().unwrap();
 

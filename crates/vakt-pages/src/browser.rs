@@ -32,6 +32,9 @@ const BODY_LIMIT: usize = 64 << 10;
 /// grow a check without bound; what is past them is counted.
 const MAX_REQUESTS: usize = 20_000;
 const MAX_SCRIPTS: usize = 2_000;
+/// Script text kept for change summaries per check at most: 32 MiB (each
+/// script's digest is taken all the same).
+const MAX_SOURCES: usize = 32 << 20;
 /// How often `Step::WaitFor` looks for its element.
 const POLL: Duration = Duration::from_millis(100);
 
@@ -328,6 +331,8 @@ struct Session<'a> {
     requests: Vec<RequestSeen>,
     /// Requests and scripts past the caps.
     dropped: u64,
+    /// Script text kept so far.
+    source_bytes: usize,
     request_index: HashMap<String, usize>,
     /// Entries of `requests` made from a CSP issue rather than the network.
     from_issues: HashSet<usize>,
@@ -386,6 +391,7 @@ impl<'a> Session<'a> {
             main_headers: Value::Null,
             requests: Vec::new(),
             dropped: 0,
+            source_bytes: 0,
             request_index: HashMap::new(),
             from_issues: HashSet::new(),
             script_order: Vec::new(),
@@ -925,10 +931,15 @@ impl<'a> Session<'a> {
         } else {
             text.as_bytes().to_vec()
         };
-        self.scripts.insert(
-            id.to_owned(),
-            script_seen(s.url, false, &bytes, s.loaded_by),
-        );
+        let mut seen = script_seen(s.url, false, &bytes, s.loaded_by);
+        if let Some(text) = &seen.source {
+            if self.source_bytes + text.len() > MAX_SOURCES {
+                seen.source = None;
+            } else {
+                self.source_bytes += text.len();
+            }
+        }
+        self.scripts.insert(id.to_owned(), seen);
         Ok(())
     }
 

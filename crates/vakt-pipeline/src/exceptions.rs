@@ -7,14 +7,17 @@ use vakt_ledger::incident_workflow::IncidentChange;
 use vakt_ledger::incidents::Incident;
 use vakt_ledger::Ledger;
 
-/// Every rule id an alert may carry: the detectors', and `step_up_failures`,
-/// which the HTTP proxy raises. What an exception's rule is checked against.
+/// Every rule id an alert may carry: the detectors', `step_up_failures`,
+/// which the HTTP proxy raises, and the page checks' two. What an
+/// exception's rule is checked against.
 pub fn rule_ids() -> Vec<&'static str> {
     let mut ids: Vec<&'static str> = vakt_detect::detectors::infos()
         .iter()
         .map(|i| i.id)
         .collect();
     ids.push("step_up_failures");
+    ids.push(vakt_event::page::RULE);
+    ids.push(vakt_event::page::CHECK_RULE);
     ids
 }
 

@@ -34,6 +34,9 @@ pub struct CheckArgs {
     /// The Chromium binary (default: $VAKT_CHROMIUM, else /usr/bin/chromium).
     #[arg(long, value_name = "PATH")]
     chromium: Option<PathBuf>,
+    /// Deliver alerts to the webhooks and syslog receivers of this file (TOML, `[[target]]`).
+    #[arg(long, value_name = "FILE")]
+    deliver: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -125,6 +128,16 @@ fn check(a: CheckArgs) -> Result<ExitCode> {
         Some(open(&a.data)?),
     )?
     .with_outlet(JsonLines::new("stdout", std::io::stdout(), true));
+    let deliverer = match &a.deliver {
+        Some(p) => Some(std::sync::Arc::new(vakt_deliver::Deliverer::start(
+            &a.data.dir().path,
+            &vakt_deliver::DeliveryConfig::load(p)?,
+        )?)),
+        None => None,
+    };
+    if let Some(d) = &deliverer {
+        pipeline = pipeline.with_outlet(vakt_pipeline::Delivery(d.clone()));
+    }
     let mut raised = 0;
     for p in &pages {
         let ledger = pipeline.ledger().context("the pipeline has a ledger")?;
@@ -151,6 +164,10 @@ fn check(a: CheckArgs) -> Result<ExitCode> {
         }
     }
     pipeline.finish(false)?;
+    if let Some(d) = deliverer.and_then(|d| std::sync::Arc::try_unwrap(d).ok()) {
+        // What is not out within the grace goes out at the next start.
+        d.shutdown(std::time::Duration::from_secs(10));
+    }
     eprintln!("{} page(s) checked, {raised} alert(s)", pages.len());
     Ok(ExitCode::SUCCESS)
 }
