@@ -356,7 +356,8 @@ fn headers(inv: &Inventory, snap: &PageSnapshot, out: &mut Vec<Finding>) {
 }
 
 /// The forms a canary value may take in a request: as typed, digits only
-/// (a card number without spaces), URL-encoded, base64.
+/// (a card number without spaces), URL-encoded (`%20` or a form's `+` for
+/// a space), base64.
 fn encodings(value: &str) -> Vec<String> {
     let mut out = vec![value.to_string()];
     let digits: String = value.chars().filter(char::is_ascii_digit).collect();
@@ -374,6 +375,10 @@ fn encodings(value: &str) -> Vec<String> {
         })
         .collect();
     if encoded != value {
+        // Forms encode a space as `+`.
+        if encoded.contains("%20") {
+            out.push(encoded.replace("%20", "+"));
+        }
         out.push(encoded);
     }
     let b64 = base64::engine::general_purpose::STANDARD.encode(value);
@@ -790,6 +795,24 @@ mod tests {
             found[0].evidence["observed"]["canaries"],
             json!(["canary-7f3a@example.net"])
         );
+        // A form's encoding of a name, and base64 of a card number.
+        snap.canaries = vec!["Anna Lindqvist".into(), "4000001234567899".into()];
+        snap.requests[0].url = "https://collect.evil.example/c".into();
+        snap.requests[0].body = Some("holder=Anna+Lindqvist".into());
+        let found = compare(&e, &Inventory::default(), &snap, &|_| None);
+        assert_eq!(
+            found[0].evidence["observed"]["canaries"],
+            json!(["Anna Lindqvist"])
+        );
+        snap.requests[0].body = Some("d=NDAwMDAwMTIzNDU2Nzg5OQ".into());
+        let found = compare(&e, &Inventory::default(), &snap, &|_| None);
+        assert_eq!(
+            found[0].evidence["observed"]["canaries"],
+            json!(["4000001234567899"])
+        );
+        // The page's own origin may receive what was typed into it.
+        snap.requests[0].url = format!("{PAGE}/checkout");
+        assert_eq!(compare(&e, &Inventory::default(), &snap, &|_| None), []);
     }
 
     #[test]
