@@ -210,7 +210,13 @@ impl Ledger {
             // While an answer is still reading the store, it stays as it is.
             if now != *self.store_point.borrow() {
                 if let Ok(mut current) = self.store.try_borrow_mut() {
-                    *current = Box::new(self.open_latest(now)?);
+                    // Moved on in place: only what the writer added is read.
+                    // Should a run it names be merged away meanwhile, the
+                    // store is opened afresh at the newest point.
+                    match current.advance_read(now.as_deref()) {
+                        Ok(()) => *self.store_point.borrow_mut() = now,
+                        Err(_) => *current = Box::new(self.open_latest(now)?),
+                    }
                 }
             }
         }

@@ -101,6 +101,16 @@ pub trait EntryStore: Send {
     /// Whether [`EntryStore::push`] may be called.
     fn writable(&self) -> bool;
 
+    /// Moves a read handle on to a later commit point, reading only what
+    /// was added since; an engine that cannot says so with an error, and
+    /// the caller opens it afresh.
+    fn advance_read(&mut self, _point: Option<&[u8]>) -> Result<()> {
+        Err(crate::LedgerError::Invalid(format!(
+            "the {} engine is opened afresh at each point",
+            self.engine()
+        )))
+    }
+
     /// The last entry's seq (0 when empty), flushed or not.
     fn len(&self) -> u64;
 

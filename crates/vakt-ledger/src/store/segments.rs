@@ -301,6 +301,59 @@ impl Segments {
         Self::open_at(dir, point, false)
     }
 
+    /// Moves a read handle on to a later commit point: only the block
+    /// index rows added since are read, and only the runs it does not hold
+    /// are opened (a run never changes once written). On an error the
+    /// handle is not usable: open the store afresh.
+    pub fn advance_read(&mut self, point: Option<&[u8]>) -> Result<()> {
+        let log_path = self.dir.join(LOG);
+        let index_path = self.dir.join(INDEX);
+        if self.writable {
+            return Err(LedgerError::Invalid(
+                "only a read handle moves on to a later point".into(),
+            ));
+        }
+        let point = match point {
+            Some(p) => Point::decode(p).ok_or_else(|| {
+                damaged(&self.dir, "the commit point recorded for it cannot be read")
+            })?,
+            None => Point::default(),
+        };
+        let have = self.blocks.len() as u64;
+        if point.blocks < have || point.log_len < self.log_len || point.len < self.len {
+            return Err(damaged(
+                &self.dir,
+                "the newest commit point is behind one read before",
+            ));
+        }
+        let log_len = self.log.metadata().map_err(io(&log_path))?.len();
+        if log_len < point.log_len {
+            return Err(damaged(
+                &self.dir,
+                "the log is shorter than its last commit: entries were cut",
+            ));
+        }
+        let added = read_blocks(&self.index, &index_path, have, point.blocks, point.log_len)?;
+        let mut held = std::mem::take(&mut self.runs);
+        let mut runs: [Vec<Run>; 2] = Default::default();
+        for (kind, ids) in Kind::ALL.iter().zip(&point.runs) {
+            let k = *kind as usize;
+            for &id in ids {
+                let run = match held[k].iter().position(|r| r.id == id) {
+                    Some(i) => held[k].swap_remove(i),
+                    None => Run::open(&run_path(&self.dir, *kind, id), *kind)?,
+                };
+                runs[k].push(run);
+            }
+        }
+        self.blocks.extend(added);
+        self.runs = runs;
+        self.log_len = point.log_len;
+        self.len = point.len;
+        self.next_run = point.next_run;
+        Ok(())
+    }
+
     fn open_at(dir: &Path, point: Option<&[u8]>, writable: bool) -> Result<Segments> {
         let point = match point {
             Some(p) => Point::decode(p)
@@ -339,33 +392,7 @@ impl Segments {
                 .set_len(point.blocks * INDEX_ROW as u64)
                 .map_err(io(&index_path))?;
         }
-        let mut raw = vec![0u8; (point.blocks as usize) * INDEX_ROW];
-        index.read_exact_at(&mut raw, 0).map_err(io(&index_path))?;
-        let blocks: Vec<Block> = raw
-            .chunks_exact(INDEX_ROW)
-            .map(|r| {
-                let u64_at = |i: usize| u64::from_le_bytes(r[i..i + 8].try_into().expect("8"));
-                let u32_at = |i: usize| u32::from_le_bytes(r[i..i + 4].try_into().expect("4"));
-                Block {
-                    first_seq: u64_at(0),
-                    offset: u64_at(8),
-                    len: u32_at(16),
-                    count: u32_at(20),
-                }
-            })
-            .collect();
-        // A block read allocates its length: each must lie within the log.
-        if let Some(b) = blocks.iter().find(|b| {
-            (b.len as usize) < BLOCK_HEADER
-                || b.offset
-                    .checked_add(b.len as u64)
-                    .is_none_or(|end| end > point.log_len)
-        }) {
-            return Err(damaged(
-                &index_path,
-                format!("a block at byte {} lies outside the log", b.offset),
-            ));
-        }
+        let blocks = read_blocks(&index, &index_path, 0, point.blocks, point.log_len)?;
         let mut runs: [Vec<Run>; 2] = Default::default();
         for (kind, ids) in Kind::ALL.iter().zip(&point.runs) {
             for &id in ids {
@@ -836,6 +863,10 @@ impl EntryStore for Segments {
         self.writable
     }
 
+    fn advance_read(&mut self, point: Option<&[u8]>) -> Result<()> {
+        Segments::advance_read(self, point)
+    }
+
     fn len(&self) -> u64 {
         self.len
     }
@@ -1044,6 +1075,54 @@ fn decode_account_extra(p: &Posting) -> Option<AccountRow> {
         records,
         customers,
     })
+}
+
+/// Rows `from..to` of the block index, each checked to lie within the
+/// first `log_len` bytes of the log (a block read allocates its length).
+fn read_blocks(index: &File, path: &Path, from: u64, to: u64, log_len: u64) -> Result<Vec<Block>> {
+    let rows = to.saturating_sub(from);
+    let bytes = rows
+        .checked_mul(INDEX_ROW as u64)
+        .ok_or_else(|| damaged(path, "the block index is larger than can be read"))?;
+    let have = index.metadata().map_err(io(path))?.len();
+    if to
+        .checked_mul(INDEX_ROW as u64)
+        .is_none_or(|end| end > have)
+    {
+        return Err(damaged(
+            path,
+            "the log is shorter than its last commit: entries were cut",
+        ));
+    }
+    let mut raw = vec![0u8; bytes as usize];
+    index
+        .read_exact_at(&mut raw, from * INDEX_ROW as u64)
+        .map_err(io(path))?;
+    let blocks: Vec<Block> = raw
+        .chunks_exact(INDEX_ROW)
+        .map(|r| {
+            let u64_at = |i: usize| u64::from_le_bytes(r[i..i + 8].try_into().expect("8"));
+            let u32_at = |i: usize| u32::from_le_bytes(r[i..i + 4].try_into().expect("4"));
+            Block {
+                first_seq: u64_at(0),
+                offset: u64_at(8),
+                len: u32_at(16),
+                count: u32_at(20),
+            }
+        })
+        .collect();
+    if let Some(b) = blocks.iter().find(|b| {
+        (b.len as usize) < BLOCK_HEADER
+            || b.offset
+                .checked_add(b.len as u64)
+                .is_none_or(|end| end > log_len)
+    }) {
+        return Err(damaged(
+            path,
+            format!("a block at byte {} lies outside the log", b.offset),
+        ));
+    }
+    Ok(blocks)
 }
 
 /// The commit point: what a reader must see, and what a writer truncates to.
@@ -1845,6 +1924,45 @@ mod tests {
         let r = Segments::open_read(dir.path(), Some(&point)).unwrap();
         assert_eq!(r.len(), 19_950);
         assert_eq!(store_customer(&r, 5), brute_customer(&entries[..19_950], 5));
+    }
+
+    #[test]
+    fn a_reader_moves_on_reading_only_what_was_added() {
+        let dir = tempfile::tempdir().unwrap();
+        let entries = workload(30_000);
+        let mut w = Segments::open(dir.path(), None).unwrap();
+        let mut point = fill(&mut w, &entries[..3_000], 500);
+        w.committed().unwrap();
+        let mut r = Segments::open_read(dir.path(), Some(&point)).unwrap();
+        let mut done = 3_000;
+        for chunk in entries[3_000..].chunks(2_700) {
+            point = fill(&mut w, chunk, 300);
+            // What only older points needed goes: merged runs are deleted.
+            w.committed().unwrap();
+            done += chunk.len() / 300 * 300;
+            r.advance_read(Some(&point)).unwrap();
+            let fresh = Segments::open_read(dir.path(), Some(&point)).unwrap();
+            assert_eq!((r.len(), r.blocks.len()), (fresh.len(), fresh.blocks.len()));
+            assert_eq!(r.len(), done as u64);
+            let ids = |s: &Segments| {
+                s.runs
+                    .iter()
+                    .map(|k| k.iter().map(|x| x.id).collect::<Vec<_>>())
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(
+                ids(&r),
+                ids(&fresh),
+                "the runs of the newer point, in its order"
+            );
+            for c in [7, 42] {
+                assert_eq!(store_customer(&r, c), brute_customer(&entries[..done], c));
+            }
+        }
+        // A point behind the one held is refused: the caller opens afresh.
+        let early = Segments::open_read(dir.path(), None).unwrap();
+        let mut behind = Segments::open_read(dir.path(), Some(&point)).unwrap();
+        assert!(behind.advance_read(Some(&early.point().encode())).is_err());
     }
 
     #[test]
