@@ -39,6 +39,7 @@ pub fn routes() -> &'static [(&'static str, &'static str)] {
         ("PATCH", "/v1/incidents/{id}"),
         ("GET", "/v1/scope"),
         ("GET", "/v1/canaries"),
+        ("GET", "/v1/pages"),
         ("GET", "/v1/exposure"),
         ("POST", "/v1/reports/{alert_id}"),
         ("POST", "/v1/reports/{alert_id}/notice"),
@@ -70,6 +71,7 @@ pub(crate) fn router(state: Arc<State>) -> Router {
         )
         .route("/v1/scope", get(crate::views::scope))
         .route("/v1/canaries", get(crate::views::canaries))
+        .route("/v1/pages", get(crate::views::pages))
         .route("/v1/exposure", get(crate::views::exposure))
         .route(
             "/v1/reports/{alert_id}",

@@ -133,7 +133,7 @@ pub struct Config {
     /// warnings (module `clocks`).
     pub clock_every: std::time::Duration,
     /// How often the `[[page]]` entries are looked at for checks that are
-    /// due (module `pages`); none: pages are not checked.
+    /// due (module `pages`); none (the default): pages are not checked.
     pub page_tick: Option<std::time::Duration>,
     /// The Chromium binary for page checks (default: $VAKT_CHROMIUM, else
     /// /usr/bin/chromium).
@@ -157,7 +157,7 @@ impl Config {
             limits: ConnectionLimits::default(),
             open_metrics: false,
             clock_every: std::time::Duration::from_secs(60),
-            page_tick: Some(std::time::Duration::from_secs(30)),
+            page_tick: None,
             chromium: None,
         }
     }

@@ -348,3 +348,57 @@ pub(crate) async fn recipients(
     )
         .into_response())
 }
+
+/// One `[[page]]` with its inventory: the page's settings, its last check,
+/// each script version with the directory's justification, and its
+/// destinations. Shared by `GET /v1/pages` and the console.
+pub(crate) fn page_view(
+    l: &vakt_ledger::Ledger,
+    p: &vakt_event::page::PageEntry,
+) -> vakt_ledger::Result<Value> {
+    let url = p.url.get_ref();
+    let inv = l.page_inventory(url)?;
+    let rows = vakt_pages::inventory::rows(&inv.scripts, std::slice::from_ref(p));
+    let scripts: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            let mut v = json!(r.script);
+            v["justification"] = json!(r.justification);
+            v["may_change"] = json!(r.may_change);
+            v
+        })
+        .collect();
+    Ok(json!({
+        "url": url,
+        "every_seconds": p.every_ms / 1000,
+        "fill": p.fill,
+        "last_checked": inv.last.as_ref().map(|c| c.checked_at),
+        "final_url": inv.last.as_ref().map(|c| &c.final_url),
+        "csp": inv.last.as_ref().and_then(|c| c.csp.as_ref()),
+        "scripts": scripts,
+        "destinations": inv.destinations,
+    }))
+}
+
+/// `GET /v1/pages`: the directory's payment pages and their inventories.
+pub(crate) async fn pages(
+    state: Shared,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &headers, Role::Read).await?;
+    no_params("/v1/pages", q)?;
+    let state = state.0.clone();
+    blocking(move || {
+        let l = lock(&state.reader);
+        let out = state
+            .directory()
+            .pages
+            .iter()
+            .map(|p| page_view(&l, p))
+            .collect::<vakt_ledger::Result<Vec<_>>>()
+            .map_err(ApiError::internal)?;
+        Ok(Json(json!(out)))
+    })
+    .await
+}

@@ -612,3 +612,82 @@ fn the_overview_and_search_work_for_a_viewer() {
     );
     s.stop();
 }
+
+#[test]
+fn payment_pages_list_their_scripts_and_mark_the_unjustified() {
+    let directory = format!(
+        "{DIRECTORY}\n[[page]]\nurl = \"https://shop.example/pay\"\n\n[[page.script]]\nurl = \"https://shop.example/app.js\"\njustification = \"our bundle\"\n"
+    );
+    let (s, t) = start(&directory, |_| {});
+    let mut l = Ledger::open(&s.data).unwrap();
+    let script = |url: &str, sha: &str| vakt_event::page::ScriptSeen {
+        url: url.into(),
+        sha384: sha.into(),
+        bytes: 10,
+        loaded_by: "page".into(),
+        ..Default::default()
+    };
+    l.record_page_check(
+        "https://shop.example/pay",
+        &vakt_event::page::PageSnapshot {
+            url: "https://shop.example/pay".into(),
+            final_url: "https://shop.example/pay".into(),
+            checked_at: vakt_event::Timestamp::now(),
+            scripts: vec![
+                script(
+                    "https://shop.example/app.js",
+                    "sha384-appappappappappappapp",
+                ),
+                script(
+                    "https://chat.vendor.example/w.js",
+                    "sha384-chatchatchatchatchat",
+                ),
+            ],
+            csp: Some("script-src 'self'".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    l.close().unwrap();
+    add(&s, "vera", ConsoleRole::Viewer);
+    let vera = sign_in(&s, "vera");
+    let (status, page) = vera.get("/pages");
+    assert_eq!(status, 200, "{page}");
+    let row = |url: &str| {
+        page.split("<tr>")
+            .find(|r| r.contains(url))
+            .unwrap_or_else(|| panic!("no row for {url}: {page}"))
+            .to_string()
+    };
+    assert!(row("https://shop.example/app.js").contains("our bundle"));
+    assert!(row("https://chat.vendor.example/w.js").contains("not justified"));
+    assert!(
+        page.contains("script-src &#39;self&#39;") || page.contains("script-src 'self'"),
+        "{page}"
+    );
+    let api = s.send(common::Req {
+        method: "GET",
+        path: "/v1/pages",
+        token: Some(&t.read),
+        content_type: None,
+        body: None,
+        authorization: None,
+    });
+    assert_eq!(api.status, 200);
+    let pages: Value = serde_json::from_str(&api.text).unwrap();
+    assert_eq!(pages[0]["url"], "https://shop.example/pay");
+    let justification = |url: &str| {
+        pages[0]["scripts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["url"] == url)
+            .unwrap()["justification"]
+            .clone()
+    };
+    assert_eq!(justification("https://shop.example/app.js"), "our bundle");
+    assert_eq!(
+        justification("https://chat.vendor.example/w.js"),
+        Value::Null
+    );
+}

@@ -64,6 +64,7 @@ pub(crate) fn page_status(
                             a href="/decisions" { "Decisions" }
                             a href="/exceptions" { "Exceptions" }
                             a href="/canaries" { "Canaries" }
+                            a href="/pages" { "Pages" }
                             a href="/exposure" { "Exposure" }
                             @if super::roles::AUDIT.met_by(s.role) { a href="/audit" { "Audit" } }
                         }

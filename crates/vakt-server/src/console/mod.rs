@@ -22,7 +22,7 @@
 //!
 //! | role    | may                                                          |
 //! |---------|--------------------------------------------------------------|
-//! | viewer  | read alerts, incidents, an alert, a scope as counts, decisions, canaries, exposure |
+//! | viewer  | read alerts, incidents, an alert, a scope as counts, decisions, canaries, exposure, payment pages |
 //! | analyst | see a scope's customers, draft breach reports, add and extend throttle and step-up decisions, add and revoke exceptions, work incidents, read the audit trail |
 //! | admin   | add and extend blocks, lift decisions (undo enforcement)     |
 //!
@@ -44,6 +44,7 @@ mod incidents;
 mod notice;
 mod overview;
 mod pages;
+mod payment_pages;
 mod roles;
 mod timeline;
 
@@ -144,6 +145,7 @@ pub(crate) fn routes(app: Arc<State>) -> Router {
         .route("/exceptions", get(exceptions::list).post(exceptions::add))
         .route("/exceptions/{id}/revoke", post(exceptions::revoke))
         .route("/canaries", get(pages::canaries))
+        .route("/pages", get(payment_pages::list))
         .route("/exposure", get(pages::exposure))
         .with_state(console)
 }
