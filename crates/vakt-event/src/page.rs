@@ -14,6 +14,19 @@ pub const RULE: &str = "page_integrity";
 /// error status, redirect to another origin, browser failure).
 pub const CHECK_RULE: &str = "page_check_failed";
 
+/// Request kinds that carry data out of a page: the destinations of its
+/// inventory (a script, a style sheet or a font fetched is not one:
+/// scripts have their own inventory).
+pub const SENDING_KINDS: [&str; 7] = [
+    "fetch",
+    "xhr",
+    "beacon",
+    "image",
+    "websocket",
+    "form",
+    "other",
+];
+
 /// Who loaded a script or made a request.
 pub const BY_PAGE: &str = "page";
 

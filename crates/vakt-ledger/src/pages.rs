@@ -10,7 +10,8 @@ use crate::ledger::Ledger;
 use crate::Result;
 use rusqlite::{params, OptionalExtension};
 use vakt_event::page::{
-    origin_of, Inventory, KnownDestination, KnownScript, LastCheck, PageSnapshot, SOURCE_LIMIT,
+    origin_of, Inventory, KnownDestination, KnownScript, LastCheck, PageSnapshot, SENDING_KINDS,
+    SOURCE_LIMIT,
 };
 use vakt_event::Timestamp;
 
@@ -40,18 +41,6 @@ const STATE_COLUMNS: &str = crate::actions::PAGE_STATES.columns;
 
 /// Versions of one script whose contents are kept.
 pub const BODIES_KEPT: usize = 3;
-
-/// Request kinds that send data somewhere (a script, a style sheet or a
-/// font fetched is not a destination: scripts have their own inventory).
-pub const DESTINATION_KINDS: [&str; 7] = [
-    "fetch",
-    "xhr",
-    "beacon",
-    "image",
-    "websocket",
-    "form",
-    "other",
-];
 
 fn script(r: &rusqlite::Row) -> rusqlite::Result<KnownScript> {
     Ok(KnownScript {
@@ -187,7 +176,7 @@ impl Ledger {
                 }
             }
             let mut seen: Vec<(String, Vec<&str>, &str)> = Vec::new();
-            for q in snap.requests.iter().filter(|q| DESTINATION_KINDS.contains(&q.kind.as_str())) {
+            for q in snap.requests.iter().filter(|q| SENDING_KINDS.contains(&q.kind.as_str())) {
                 let origin = origin_of(&q.url);
                 match seen.iter_mut().find(|(o, _, _)| *o == origin) {
                     Some((_, kinds, _)) if !kinds.contains(&q.kind.as_str()) => kinds.push(&q.kind),

@@ -40,19 +40,10 @@ use serde_json::{json, Map, Value};
 use vakt_event::alert::{Actor, Alert, AlertStatus, Severity};
 use vakt_event::page::{
     host_of, origin_of, CheckFailure, Inventory, PageEntry, PageSnapshot, CHECK_RULE, RULE,
+    SENDING_KINDS,
 };
 use vakt_event::Timestamp;
 
-/// Request kinds that carry data out of the page.
-const SENDING: [&str; 7] = [
-    "fetch",
-    "xhr",
-    "beacon",
-    "image",
-    "websocket",
-    "form",
-    "other",
-];
 /// Longest excerpt of changed code in an alert.
 const EXCERPT: usize = 400;
 
@@ -222,7 +213,7 @@ fn destinations(
     for q in snap
         .requests
         .iter()
-        .filter(|q| SENDING.contains(&q.kind.as_str()))
+        .filter(|q| SENDING_KINDS.contains(&q.kind.as_str()))
     {
         let origin = origin_of(&q.url);
         if origin == page_origin
@@ -562,21 +553,21 @@ pub fn to_alert(page: &str, f: &Finding, at: Timestamp) -> Alert {
     }
 }
 
-/// A check that could not be made, as a `page_check_failed` alert: one
-/// incident per page, kind of failure and day.
-pub fn failure_alert(page: &str, failure: &CheckFailure, at: Timestamp) -> Alert {
-    let kind = match failure {
-        CheckFailure::Timeout(_) => "timeout",
-        CheckFailure::Status(_) => "status",
-        CheckFailure::Unreachable(_) => "unreachable",
-        CheckFailure::Browser(_) => "browser",
-    };
+/// A `page_check_failed` alert: one incident per page, kind of failure and day.
+fn check_failed(
+    page: &str,
+    kind: &str,
+    message: String,
+    observed: Value,
+    baseline: Value,
+    at: Timestamp,
+) -> Alert {
     let day = at.0.div_euclid(vakt_event::time::DAY);
     let mut ev = Map::new();
     ev.insert("page".into(), page.into());
     ev.insert("failure".into(), kind.into());
-    ev.insert("observed".into(), failure.to_string().into());
-    ev.insert("baseline".into(), "the page loads and answers 2xx".into());
+    ev.insert("observed".into(), observed);
+    ev.insert("baseline".into(), baseline);
     Alert {
         id: alert_id(CHECK_RULE, page, kind, &day.to_string()),
         timestamp: at,
@@ -585,12 +576,30 @@ pub fn failure_alert(page: &str, failure: &CheckFailure, at: Timestamp) -> Alert
         actor: Actor::host(&host_of(page)),
         organization: None,
         first_seen: at,
-        message: format!("{page} could not be checked: {failure}"),
+        message,
         evidence: ev,
         customers: 0,
         status: AlertStatus::New,
         updates: 0,
     }
+}
+
+/// A check that could not be made, as a `page_check_failed` alert.
+pub fn failure_alert(page: &str, failure: &CheckFailure, at: Timestamp) -> Alert {
+    let kind = match failure {
+        CheckFailure::Timeout(_) => "timeout",
+        CheckFailure::Status(_) => "status",
+        CheckFailure::Unreachable(_) => "unreachable",
+        CheckFailure::Browser(_) => "browser",
+    };
+    check_failed(
+        page,
+        kind,
+        format!("{page} could not be checked: {failure}"),
+        failure.to_string().into(),
+        "the page loads and answers 2xx".into(),
+        at,
+    )
 }
 
 /// A check that ended on another origin than the page's (a redirect):
@@ -599,28 +608,14 @@ pub fn moved_alert(page: &str, final_url: &str, at: Timestamp) -> Option<Alert> 
     if origin_of(page) == origin_of(final_url) {
         return None;
     }
-    let day = at.0.div_euclid(vakt_event::time::DAY);
-    let mut ev = Map::new();
-    ev.insert("page".into(), page.into());
-    ev.insert("failure".into(), "moved".into());
-    ev.insert("observed".into(), json!({"final_url": final_url}));
-    ev.insert("baseline".into(), json!({"origin": origin_of(page)}));
-    Some(Alert {
-        id: alert_id(CHECK_RULE, page, "moved", &day.to_string()),
-        timestamp: at,
-        rule: CHECK_RULE.into(),
-        severity: Severity::Medium,
-        actor: Actor::host(&host_of(page)),
-        organization: None,
-        first_seen: at,
-        message: format!(
-            "{page} now redirects to {final_url}, another origin: the page was not checked"
-        ),
-        evidence: ev,
-        customers: 0,
-        status: AlertStatus::New,
-        updates: 0,
-    })
+    Some(check_failed(
+        page,
+        "moved",
+        format!("{page} now redirects to {final_url}, another origin: the page was not checked"),
+        json!({"final_url": final_url}),
+        json!({"origin": origin_of(page)}),
+        at,
+    ))
 }
 
 #[cfg(test)]
