@@ -15,6 +15,9 @@
 # spent per transaction, from /proc/PID/stat (user + system) around each
 # of its rounds: what the hop costs, whatever the neighbours take.
 #
+# PERF_OUT=FILE adds one more round through vakt under `perf record -g`
+# (attached to the proxy process only), written to FILE for `perf report`.
+#
 # Needs the PostgreSQL server binaries and pgbench (Debian: apt-get install
 # postgresql postgresql-contrib); PgBouncer is measured when installed
 # (apt-get install pgbouncer). As root, PostgreSQL runs as `postgres`
@@ -165,6 +168,13 @@ for r in $(seq "$ROUNDS"); do
   fi
   echo "   direct ${direct[-1]} tps, vakt ${proxied[-1]} tps (${proxy_cpu[-1]} us CPU/tx), pgbouncer ${bounced[-1]:-n/a} tps (${bouncer_cpu[-1]:-n/a} us CPU/tx)" >&2
 done
+if [[ -n ${PERF_OUT:-} ]]; then
+  echo "== profiling the proxy for one more round: $PERF_OUT" >&2
+  perf record -q -g -p "$proxy_pid" -o "$PERF_OUT" -- sleep "$SECONDS_RUN" 2>/dev/null &
+  perf_pid=$!
+  tps "$PROXY_PORT" "$SECONDS_RUN" >/dev/null
+  wait "$perf_pid" || true
+fi
 kill -INT "$proxy_pid"; wait "$proxy_pid" 2>/dev/null || true; proxy_pid=""
 
 printf 'pgbench %s -c %s -j %s -T %s, scale 10, %s rounds, %s cores\n' "$MODE" "$CLIENTS" "$THREADS" "$SECONDS_RUN" "$ROUNDS" "$(nproc)"
