@@ -14,14 +14,15 @@ use vakt_ledger::{verify, DataDir, Ledger};
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct DataArgs {
-    /// Data directory (default: $VAKT_DATA, else ./vakt-data).
-    #[arg(long, value_name = "DIR")]
+    /// Data directory (default, also for a bare `--data`: $VAKT_DATA, else
+    /// ./vakt-data).
+    #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = "-")]
     pub data: Option<PathBuf>,
 }
 
 impl DataArgs {
     pub fn dir(&self) -> DataDir {
-        DataDir::resolve(self.data.as_deref())
+        DataDir::resolve(self.data.as_deref().filter(|p| p.as_os_str() != "-"))
     }
 }
 

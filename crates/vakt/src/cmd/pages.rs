@@ -119,6 +119,10 @@ fn check(a: CheckArgs) -> Result<ExitCode> {
     for p in &pages {
         vakt_pipeline::pages::options_for(p, a.chromium.as_ref(), 0)?;
     }
+    let chromium = vakt_pipeline::pages::options_for(pages[0], a.chromium.as_ref(), 0)?.chromium;
+    if !chromium.exists() {
+        bail!("no Chromium at {}; install it (apt-get install chromium), or give its path with --chromium or VAKT_CHROMIUM", chromium.display());
+    }
     let mut pipeline = Pipeline::new(
         PipelineConfig {
             directory: directory.clone(),

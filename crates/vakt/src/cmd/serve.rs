@@ -208,7 +208,11 @@ pub fn run(mut args: ServeArgs) -> Result<ExitCode> {
         // A page whose sign-in needs a variable not set stops the start,
         // not every check an hour later.
         for p in &config.directory.pages {
-            vakt_pipeline::pages::options_for(p, args.chromium.as_ref(), 0)?;
+            let chromium =
+                vakt_pipeline::pages::options_for(p, args.chromium.as_ref(), 0)?.chromium;
+            if !chromium.exists() {
+                anyhow::bail!("the directory has [[page]] entries to check but there is no Chromium at {}; install it (apt-get install chromium), give its path with --chromium or VAKT_CHROMIUM, or leave the checks to another host with --no-page-checks", chromium.display());
+            }
         }
     }
     config.page_tick = (!args.no_page_checks).then_some(args.page_tick);
