@@ -426,3 +426,62 @@ fn pages_that_fail_time_out_or_move_raise_alerts_of_their_own() {
     let csv = run(&["pages", "inventory"], &data);
     assert_eq!(String::from_utf8_lossy(&csv.stdout).lines().count(), 1);
 }
+
+#[test]
+fn a_missing_browser_or_page_stops_the_check_at_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let directory = tmp.path().join("directory.toml");
+    std::fs::write(&directory, "[[page]]\nurl = \"http://127.0.0.1:9/pay\"\n").unwrap();
+    let out = vakt()
+        .args([
+            "pages",
+            "check",
+            "--chromium",
+            "/nonexistent/chromium",
+            "--directory",
+        ])
+        .arg(&directory)
+        .arg("--data")
+        .current_dir(tmp.path())
+        .env_remove("VAKT_DATA")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no Chromium at /nonexistent/chromium; install it"),
+        "{err}"
+    );
+    let out = vakt()
+        .args([
+            "pages",
+            "check",
+            "--page",
+            "http://127.0.0.1:9/other",
+            "--directory",
+        ])
+        .arg(&directory)
+        .arg("--data")
+        .current_dir(tmp.path())
+        .env_remove("VAKT_DATA")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("has no [[page]] with url = \"http://127.0.0.1:9/other\""),
+        "{err}"
+    );
+    // A bare --data is the default data directory.
+    let out = vakt()
+        .args(["init", "--data"])
+        .current_dir(tmp.path())
+        .env_remove("VAKT_DATA")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(tmp.path().join("vakt-data").join("ledger.key").exists());
+}
