@@ -75,8 +75,10 @@
 //! - A reader keeps its runs open, so runs merged away after it opened
 //!   stay readable to it; one opening just as the writer deletes them
 //!   reads the newer point and opens again (the ledger does this).
-//! - A reader opens anew when the writer has committed since: it reads the
-//!   block index (24 bytes per 256 entries) and each run's index again.
+//! - A reader moves on when the writer has committed since
+//!   ([`Segments::advance_read`]): it reads the block index rows added
+//!   (24 bytes per 256 entries) and opens the runs it does not hold; it
+//!   opens anew only when a run it was to open was merged away meanwhile.
 //! - Corruption is detected per block (CRC-32) and by verify's chain walk;
 //!   a damaged run block fails the look-ups that read it with an error
 //!   naming the file, never a wrong answer.
