@@ -89,10 +89,15 @@ pub fn run(args: PagesBenchArgs) -> Result<()> {
     for _ in 0..checks {
         let profile = tempfile::tempdir()?;
         let started = Instant::now();
-        let status = Command::new(&chromium)
+        let mut plain_load = Command::new(&chromium);
+        // As the checks do: the sandbox stays on but for root.
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        if unsafe { libc::geteuid() } == 0 {
+            plain_load.arg("--no-sandbox");
+        }
+        let status = plain_load
             .args([
                 "--headless=new",
-                "--no-sandbox",
                 "--disable-gpu",
                 "--disable-dev-shm-usage",
                 "--no-first-run",
