@@ -6,6 +6,7 @@
 
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
 use toml::Spanned;
 
 /// Rule name of alerts about a page's scripts, destinations and headers.
@@ -156,28 +157,65 @@ pub struct LastCheck {
 }
 
 impl Inventory {
+    /// The look-ups a check makes, built once: a check compares up to
+    /// thousands of scripts and requests with an inventory that only grows.
+    pub fn known(&self) -> Known<'_> {
+        let mut latest: HashMap<&str, &KnownScript> = HashMap::new();
+        for s in self.scripts.iter().filter(|s| !s.inline) {
+            let newest = latest.entry(s.url.as_str()).or_insert(s);
+            if s.last_seen > newest.last_seen {
+                *newest = s;
+            }
+        }
+        Known {
+            scripts: self
+                .scripts
+                .iter()
+                .map(|s| {
+                    (
+                        if s.inline { "" } else { s.url.as_str() },
+                        s.inline,
+                        s.sha384.as_str(),
+                    )
+                })
+                .collect(),
+            script_origins: latest.keys().map(|u| origin_of(u)).collect(),
+            destinations: self
+                .destinations
+                .iter()
+                .map(|d| d.origin.as_str())
+                .collect(),
+            latest,
+        }
+    }
+}
+
+/// An [`Inventory`]'s look-ups.
+pub struct Known<'a> {
+    /// (URL, or "" for an inline script; inline; SHA-384).
+    scripts: HashSet<(&'a str, bool, &'a str)>,
+    script_origins: HashSet<String>,
+    destinations: HashSet<&'a str>,
+    latest: HashMap<&'a str, &'a KnownScript>,
+}
+
+impl<'a> Known<'a> {
     /// The newest known version of a script URL (external scripts).
-    pub fn latest(&self, url: &str) -> Option<&KnownScript> {
-        self.scripts
-            .iter()
-            .filter(|s| !s.inline && s.url == url)
-            .max_by_key(|s| s.last_seen)
+    pub fn latest(&self, url: &str) -> Option<&'a KnownScript> {
+        self.latest.get(url).copied()
     }
 
-    pub fn knows_script(&self, url: &str, inline: bool, sha384: &str) -> bool {
-        self.scripts
-            .iter()
-            .any(|s| s.inline == inline && s.sha384 == sha384 && (inline || s.url == url))
+    pub fn script(&self, url: &str, inline: bool, sha384: &str) -> bool {
+        let url = if inline { "" } else { url };
+        self.scripts.contains(&(url, inline, sha384))
     }
 
-    pub fn knows_script_origin(&self, origin: &str) -> bool {
-        self.scripts
-            .iter()
-            .any(|s| !s.inline && origin_of(&s.url) == origin)
+    pub fn script_origin(&self, origin: &str) -> bool {
+        self.script_origins.contains(origin)
     }
 
-    pub fn knows_destination(&self, origin: &str) -> bool {
-        self.destinations.iter().any(|d| d.origin == origin)
+    pub fn destination(&self, origin: &str) -> bool {
+        self.destinations.contains(origin)
     }
 }
 

@@ -322,7 +322,8 @@ mod tests {
             (Timestamp(1_000), Timestamp(2_000))
         );
         assert_eq!(
-            inv.latest("https://chat.vendor.example/w.js")
+            inv.known()
+                .latest("https://chat.vendor.example/w.js")
                 .unwrap()
                 .sha384,
             "sha384-two"

@@ -35,6 +35,8 @@ const MAX_SCRIPTS: usize = 2_000;
 /// Script text kept for change summaries per check at most: 32 MiB (each
 /// script's digest is taken all the same).
 const MAX_SOURCES: usize = 32 << 20;
+/// Request bodies kept per check at most: 16 MiB.
+const MAX_BODIES: usize = 16 << 20;
 /// How often `Step::WaitFor` looks for its element.
 const POLL: Duration = Duration::from_millis(100);
 
@@ -333,6 +335,8 @@ struct Session<'a> {
     dropped: u64,
     /// Script text kept so far.
     source_bytes: usize,
+    /// Request bodies kept so far.
+    body_bytes: usize,
     request_index: HashMap<String, usize>,
     /// Entries of `requests` made from a CSP issue rather than the network.
     from_issues: HashSet<usize>,
@@ -392,6 +396,7 @@ impl<'a> Session<'a> {
             requests: Vec::new(),
             dropped: 0,
             source_bytes: 0,
+            body_bytes: 0,
             request_index: HashMap::new(),
             from_issues: HashSet::new(),
             script_order: Vec::new(),
@@ -699,7 +704,7 @@ impl<'a> Session<'a> {
             }
             "Network.webSocketCreated" if self.recording => {
                 let initiator = initiator_of(&p["initiator"], &self.page_url);
-                self.record(RequestSeen {
+                let _ = self.record(RequestSeen {
                     url: str_of(p, "url").to_owned(),
                     method: "GET".into(),
                     kind: "websocket".into(),
@@ -789,19 +794,22 @@ impl<'a> Session<'a> {
                 .and_then(|v| v["postData"].as_str().map(str::to_owned));
         }
         if cdp_type == "Script" && !self.pending_scripts.contains_key(&id) {
-            self.script_order.push(id.clone());
-            self.pending_scripts.insert(
-                id.clone(),
-                PendingScript {
-                    session: session.to_owned(),
-                    url: url.clone(),
-                    loaded_by: initiator.clone(),
-                    status: None,
-                },
-            );
+            if self.script_order.len() >= MAX_SCRIPTS {
+                self.dropped += 1;
+            } else {
+                self.script_order.push(id.clone());
+                self.pending_scripts.insert(
+                    id.clone(),
+                    PendingScript {
+                        session: session.to_owned(),
+                        url: url.clone(),
+                        loaded_by: initiator.clone(),
+                        status: None,
+                    },
+                );
+            }
         }
-        self.request_index.insert(id, self.requests.len());
-        self.record(RequestSeen {
+        let kept = self.record(RequestSeen {
             url,
             kind: kind_of(cdp_type, &method).to_owned(),
             method,
@@ -809,6 +817,9 @@ impl<'a> Session<'a> {
             body: body.map(|b| cap(b, BODY_LIMIT)),
             blocked: None,
         });
+        if let Some(i) = kept {
+            self.request_index.insert(id, i);
+        }
         Ok(())
     }
 
@@ -845,8 +856,7 @@ impl<'a> Session<'a> {
             } else {
                 source.to_owned()
             };
-        self.from_issues.insert(self.requests.len());
-        self.record(RequestSeen {
+        let kept = self.record(RequestSeen {
             url: url.to_owned(),
             method: method.to_owned(),
             kind: kind.to_owned(),
@@ -854,16 +864,30 @@ impl<'a> Session<'a> {
             body: None,
             blocked: Some("csp".to_owned()),
         });
+        if let Some(i) = kept {
+            self.from_issues.insert(i);
+        }
     }
 
     /// The requests seen, without the CSP issues that duplicate a blocked
     /// request the network reported too (images, scripts, frames).
-    fn record(&mut self, r: RequestSeen) {
-        if self.requests.len() < MAX_REQUESTS {
-            self.requests.push(r);
-        } else {
+    /// Keeps a request, within the caps; its index, or none when it was
+    /// past them (and counted). Bodies past [`MAX_BODIES`] in all are
+    /// left out of the request, which is kept.
+    fn record(&mut self, mut r: RequestSeen) -> Option<usize> {
+        if self.requests.len() >= MAX_REQUESTS {
             self.dropped += 1;
+            return None;
         }
+        if let Some(b) = &r.body {
+            if self.body_bytes + b.len() > MAX_BODIES {
+                r.body = None;
+            } else {
+                self.body_bytes += b.len();
+            }
+        }
+        self.requests.push(r);
+        Some(self.requests.len() - 1)
     }
 
     fn take_requests(&mut self) -> Vec<RequestSeen> {
@@ -902,10 +926,6 @@ impl<'a> Session<'a> {
     ) -> Result<(), CheckFailure> {
         // A script answered with an error status does not run.
         if !s.status.is_some_and(|st| (1..400).contains(&st)) {
-            return Ok(());
-        }
-        if self.scripts.len() >= MAX_SCRIPTS {
-            self.dropped += 1;
             return Ok(());
         }
         // A worker's script is requested by the page but loaded by the

@@ -39,7 +39,7 @@ use base64::Engine as _;
 use serde_json::{json, Map, Value};
 use vakt_event::alert::{Actor, Alert, AlertStatus, Severity};
 use vakt_event::page::{
-    host_of, origin_of, CheckFailure, Inventory, PageEntry, PageSnapshot, CHECK_RULE, RULE,
+    host_of, origin_of, CheckFailure, Inventory, Known, PageEntry, PageSnapshot, CHECK_RULE, RULE,
     SENDING_KINDS,
 };
 use vakt_event::Timestamp;
@@ -74,12 +74,39 @@ pub fn compare(
     let page_origin = origin_of(&snap.final_url);
     let baseline = inv.last.is_none();
     canaries(snap, &page_origin, &mut out);
-    if baseline {
-        return out;
+    if !baseline {
+        let known = inv.known();
+        scripts(entry, &known, inv.scripts.len(), snap, body, &mut out);
+        destinations(entry, &known, inv, snap, &page_origin, &mut out);
+        headers(inv, snap, &mut out);
     }
-    scripts(entry, inv, snap, body, &mut out);
-    destinations(entry, inv, snap, &page_origin, &mut out);
-    headers(inv, snap, &mut out);
+    at_most_per_kind(out, MAX_PER_KIND)
+}
+
+/// Findings of one kind raised by one check at most: a page that loads a
+/// thousand new origins raises twenty alerts, the last saying how many
+/// more there were, not a thousand.
+pub const MAX_PER_KIND: usize = 20;
+
+fn at_most_per_kind(found: Vec<Finding>, max: usize) -> Vec<Finding> {
+    let mut out: Vec<Finding> = Vec::with_capacity(found.len().min(8 * max));
+    let mut counts: std::collections::HashMap<&'static str, usize> = Default::default();
+    for f in found {
+        let n = counts.entry(f.kind).or_default();
+        *n += 1;
+        if *n <= max {
+            out.push(f);
+        }
+    }
+    for (kind, n) in counts.into_iter().filter(|(_, n)| *n > max) {
+        if let Some(last) = out.iter_mut().rev().find(|f| f.kind == kind) {
+            let more = n - max;
+            last.evidence
+                .insert("more_of_this_kind".into(), more.into());
+            last.message
+                .push_str(&format!(" (and {more} more {kind} findings in this check)"));
+        }
+    }
     out
 }
 
@@ -93,17 +120,18 @@ fn responsible(initiator: &str, page: &str) -> String {
 
 fn scripts(
     entry: &PageEntry,
-    inv: &Inventory,
+    known: &Known,
+    scripts_known: usize,
     snap: &PageSnapshot,
     body: &dyn Fn(&str) -> Option<String>,
     out: &mut Vec<Finding>,
 ) {
     for s in &snap.scripts {
-        if inv.knows_script(&s.url, s.inline, &s.sha384) {
+        if known.script(&s.url, s.inline, &s.sha384) {
             continue;
         }
         let expected = entry.expected(&s.url, s.inline);
-        let previous = (!s.inline).then(|| inv.latest(&s.url)).flatten();
+        let previous = (!s.inline).then(|| known.latest(&s.url)).flatten();
         if let Some(prev) = previous {
             if expected.is_some_and(|e| e.may_change) {
                 continue;
@@ -152,7 +180,7 @@ fn scripts(
             continue;
         }
         let origin = origin_of(&s.url);
-        let new_origin = !s.inline && !inv.knows_script_origin(&origin);
+        let new_origin = !s.inline && !known.script_origin(&origin);
         let what = if s.inline {
             "an inline script".to_string()
         } else {
@@ -170,7 +198,7 @@ fn scripts(
         );
         ev.insert(
             "baseline".into(),
-            json!({"scripts_known": inv.scripts.len(), "listed_in_directory": false}),
+            json!({"scripts_known": scripts_known, "listed_in_directory": false}),
         );
         if let Some(src) = &s.source {
             ev.insert("excerpt".into(), excerpt(src).into());
@@ -204,12 +232,13 @@ fn scripts(
 
 fn destinations(
     entry: &PageEntry,
+    known: &Known,
     inv: &Inventory,
     snap: &PageSnapshot,
     page_origin: &str,
     out: &mut Vec<Finding>,
 ) {
-    let mut raised: Vec<String> = Vec::new();
+    let mut raised: std::collections::HashSet<String> = Default::default();
     for q in snap
         .requests
         .iter()
@@ -218,13 +247,13 @@ fn destinations(
         let origin = origin_of(&q.url);
         if origin == page_origin
             || !origin.contains("://")
-            || inv.knows_destination(&origin)
+            || known.destination(&origin)
             || entry.destination_listed(&q.url)
             || raised.contains(&origin)
         {
             continue;
         }
-        raised.push(origin.clone());
+        raised.insert(origin.clone());
         let mut ev = Map::new();
         ev.insert("finding".into(), "new_destination".into());
         ev.insert("page".into(), entry.url.get_ref().clone().into());
@@ -235,7 +264,10 @@ fn destinations(
         );
         ev.insert(
             "baseline".into(),
-            json!({"destinations_known": inv.destinations.iter().map(|d| d.origin.as_str()).collect::<Vec<_>>()}),
+            json!({
+                "destinations_known": inv.destinations.len(),
+                "first_known": inv.destinations.iter().take(20).map(|d| d.origin.as_str()).collect::<Vec<_>>(),
+            }),
         );
         out.push(Finding {
             kind: "new_destination",
@@ -384,7 +416,7 @@ fn canaries(snap: &PageSnapshot, page_origin: &str, out: &mut Vec<Finding>) {
         .filter(|v| v.len() >= 6)
         .map(|v| (v.as_str(), encodings(v)))
         .collect();
-    let mut raised: Vec<String> = Vec::new();
+    let mut raised: std::collections::HashSet<String> = Default::default();
     for q in &snap.requests {
         let origin = origin_of(&q.url);
         if origin == page_origin || raised.contains(&origin) {
@@ -403,7 +435,7 @@ fn canaries(snap: &PageSnapshot, page_origin: &str, out: &mut Vec<Finding>) {
         if carried.is_empty() {
             continue;
         }
-        raised.push(origin.clone());
+        raised.insert(origin.clone());
         let mut ev = Map::new();
         ev.insert("finding".into(), "canary_sent".into());
         ev.insert("page".into(), snap.url.clone().into());
@@ -845,6 +877,25 @@ mod tests {
         snap.csp = None;
         let found = compare(&e, &inv, &snap, &|_| None);
         assert!(found.iter().any(|f| f.kind == "csp_removed"));
+    }
+
+    #[test]
+    fn a_flood_of_new_origins_raises_a_bounded_number_of_alerts() {
+        let e = entry("");
+        let inv = inventory(vec![known(CHAT, "sha384-old")], &[]);
+        let requests = (0..500)
+            .map(|i| beacon(&format!("https://x{i}.flood.example/b"), CHAT, "v"))
+            .collect();
+        let found = compare(&e, &inv, &snapshot(vec![], requests), &|_| None);
+        assert_eq!(found.len(), MAX_PER_KIND);
+        let last = found.last().unwrap();
+        assert_eq!(last.evidence["more_of_this_kind"], 480);
+        assert!(
+            last.message
+                .contains("and 480 more new_destination findings"),
+            "{}",
+            last.message
+        );
     }
 
     #[test]
