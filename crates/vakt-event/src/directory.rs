@@ -847,6 +847,12 @@ destinations = ["203.0.113.10"]
             .is_none());
         assert!(p.destination_listed("https://analytics.example/px.gif?x=1"));
         assert!(!p.destination_listed("https://analytics.example.evil/px.gif"));
+        let with_port = Directory::from_toml(
+            "[[page]]\nurl = \"https://shop.example/pay\"\ndestinations = [\"https://Analytics.example:443/\"]\n",
+            "d",
+        )
+        .unwrap();
+        assert!(with_port.pages[0].destination_listed("https://analytics.example/px.gif"));
         let e = Directory::from_toml("[[page]]\nurl = \"shop.example/pay\"\n", "d").unwrap_err();
         assert_eq!(e.line, 2, "{e}");
         assert!(e.message.contains("not an http(s) URL"), "{e}");

@@ -240,11 +240,19 @@ pub fn origin_of(url: &str) -> String {
     };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
     let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    format!(
-        "{}://{}",
-        scheme.to_ascii_lowercase(),
-        hostport.to_ascii_lowercase()
-    )
+    let scheme = scheme.to_ascii_lowercase();
+    let mut hostport = hostport.to_ascii_lowercase();
+    // One origin, one spelling: the scheme's default port is left out, as
+    // browsers write it, so `:443` written in a directory matches too.
+    let default = match scheme.as_str() {
+        "https" | "wss" => ":443",
+        "http" | "ws" => ":80",
+        _ => "",
+    };
+    if !default.is_empty() && hostport.ends_with(default) {
+        hostport.truncate(hostport.len() - default.len());
+    }
+    format!("{scheme}://{hostport}")
 }
 
 /// The host of a URL (no port), lower case.
@@ -394,7 +402,7 @@ impl PageEntry {
             if d.contains('*') {
                 wildcard(&d, &origin) || wildcard(&d, &host) || wildcard(&d, url)
             } else {
-                d.trim_end_matches('/') == origin || d == host
+                (d.contains("://") && origin_of(&d) == origin) || d == host
             }
         })
     }
@@ -518,6 +526,15 @@ mod tests {
             "https://cdn.example"
         );
         assert_eq!(origin_of("data:text/plain,hi"), "data");
+        assert_eq!(
+            origin_of("https://Shop.Example:443/pay"),
+            "https://shop.example"
+        );
+        assert_eq!(origin_of("http://[::1]:80/p"), "http://[::1]");
+        assert_eq!(
+            origin_of("http://shop.example:8080/"),
+            "http://shop.example:8080"
+        );
         assert_eq!(host_of("http://127.0.0.1:9000/p"), "127.0.0.1");
         assert_eq!(host_of("http://[::1]:9000/p"), "::1");
         assert_eq!(
