@@ -4,9 +4,12 @@
 //! `source` (files, stdin, gzip, follow) -> `lines` (bounded line reader)
 //! -> `parsers` (one module per format) -> `stream` (reorder, merge).
 //! Lines that cannot be read go to `rejects`. `csp` reads browsers' CSP
-//! reports, which arrive as HTTP bodies rather than lines.
+//! reports, which arrive as HTTP bodies rather than lines. `kafka` (feature
+//! `kafka`) reads the same formats from a Kafka consumer group.
 
 pub mod csp;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod lines;
 pub mod parsers;
 pub mod rejects;

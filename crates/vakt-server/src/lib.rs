@@ -24,7 +24,8 @@
 //! directory's `[[policy]]` entries, as `vakt watch --data` does. A
 //! bounded queue sits between the handlers and that thread: when it is
 //! full, ingest answers 429 with `Retry-After` instead of dropping.
-//! Log files in [`Config::follow`] feed the same thread (module `follow`);
+//! Log files in [`Config::follow`] feed the same thread (module `follow`),
+//! and so do Kafka topics in [`Config::kafka`] (module `kafka`);
 //! the console (module `console`) is pages for people over the same state.
 
 mod alerts;
@@ -43,6 +44,7 @@ mod http;
 mod incidents;
 mod ingest;
 mod journal;
+mod kafka;
 mod listen;
 mod metrics;
 mod pages;
@@ -58,7 +60,9 @@ pub use csp::CspLimits;
 
 pub use follow::REJECTS_FILE as FOLLOW_REJECTS_FILE;
 pub use journal::FILE_NAME as JOURNAL_FILE;
+pub use kafka::REJECTS_FILE as KAFKA_REJECTS_FILE;
 pub use listen::{tls_config, ClientAddr, Incoming, TlsFiles};
+pub use vakt_ingest::kafka::KafkaConfig;
 pub use worker::EngineReport;
 
 use std::future::Future;
@@ -125,6 +129,8 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// Log files to follow (`tail -F`), each its own ledger source.
     pub follow: Vec<PathBuf>,
+    /// Kafka topics to read as a member of a consumer group.
+    pub kafka: Option<KafkaConfig>,
     /// Connections at once, and how long a request may take to arrive.
     pub limits: ConnectionLimits,
     /// `GET /metrics` without a token (for a scraper on a trusted network).
@@ -154,6 +160,7 @@ impl Config {
             csp: CspLimits::default(),
             tls: None,
             follow: Vec::new(),
+            kafka: None,
             limits: ConnectionLimits::default(),
             open_metrics: false,
             clock_every: std::time::Duration::from_secs(60),
@@ -203,6 +210,7 @@ pub struct Server {
     delivery_grace: std::time::Duration,
     tls: Option<Arc<rustls::ServerConfig>>,
     followers: follow::Followers,
+    kafka: Option<kafka::KafkaReader>,
     reloader: Option<reload::Reloader>,
     limits: ConnectionLimits,
     clock_every: std::time::Duration,
@@ -240,6 +248,7 @@ impl Server {
         };
         let (tx, rx) = mpsc::unbounded_channel();
         let failure = Arc::new(worker::Failure::default());
+        let durable = Arc::new(worker::Durable::default());
         let directory = config.directory.clone();
         let metrics = Arc::new(metrics::Metrics::default());
         let mut pipeline = vakt_pipeline::Pipeline::new(
@@ -259,6 +268,7 @@ impl Server {
             journal.lines,
             rx,
             failure.clone(),
+            durable.clone(),
         )?;
         let queue_events = config.queue_events.clamp(1, Semaphore::MAX_PERMITS);
         let queue = Arc::new(Semaphore::new(queue_events));
@@ -277,6 +287,26 @@ impl Server {
         let followers = match followers {
             Ok(f) => f,
             Err(e) => {
+                let _ = tx.send(worker::Msg::Stop);
+                let _ = engine.join();
+                return Err(e.into());
+            }
+        };
+        let kafka = config.kafka.as_ref().map(|k| {
+            kafka::KafkaReader::start(
+                k,
+                directory.clone(),
+                &config.data.path,
+                tx.clone(),
+                queue.clone(),
+                metrics.clone(),
+                durable,
+            )
+        });
+        let kafka = match kafka.transpose() {
+            Ok(k) => k,
+            Err(e) => {
+                followers.stop();
                 let _ = tx.send(worker::Msg::Stop);
                 let _ = engine.join();
                 return Err(e.into());
@@ -320,6 +350,7 @@ impl Server {
             delivery_grace: config.delivery_grace,
             tls,
             followers,
+            kafka,
             limits: config.limits,
             clock_every: config.clock_every,
             page_tick: config.page_tick,
@@ -393,6 +424,7 @@ impl Server {
             delivery_grace,
             tls: _,
             followers,
+            kafka,
             reloader,
             limits: _,
             clock_every: _,
@@ -404,6 +436,9 @@ impl Server {
         }
         // What the followers read is sent before Stop, so it is processed too.
         let _ = tokio::task::spawn_blocking(move || followers.stop()).await;
+        if let Some(k) = kafka {
+            let _ = tokio::task::spawn_blocking(move || k.stop()).await;
+        }
         let _ = tx.send(worker::Msg::Stop);
         drop(tx);
         drop(state);

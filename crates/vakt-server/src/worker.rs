@@ -11,6 +11,7 @@
 use crate::journal;
 use crate::metrics::Metrics;
 use crate::ServerError;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit};
@@ -116,7 +117,15 @@ struct Worker {
     events_at_start: u64,
     replayed_at_start: u64,
     since_commit: u64,
+    /// Kafka partitions processed since the last commit, and how far.
+    consumed: HashMap<Arc<str>, u64>,
+    /// How far each Kafka partition is committed to the ledger, for the
+    /// consumer to commit to its group (module `kafka`).
+    durable: Arc<Durable>,
 }
+
+/// How far each Kafka partition is in the ledger, as committed.
+pub(crate) type Durable = Mutex<HashMap<Arc<str>, u64>>;
 
 pub(crate) fn spawn(
     pipeline: Pipeline,
@@ -124,11 +133,12 @@ pub(crate) fn spawn(
     journal_lines: u64,
     rx: mpsc::UnboundedReceiver<Msg>,
     failure: Arc<Failure>,
+    durable: Arc<Durable>,
 ) -> std::io::Result<std::thread::JoinHandle<Result<EngineReport, ServerError>>> {
     std::thread::Builder::new()
         .name("vakt-engine".into())
         .spawn(move || {
-            let r = run(pipeline, &journal_path, journal_lines, rx);
+            let r = run(pipeline, &journal_path, journal_lines, rx, durable);
             if let Err(e) = &r {
                 failure.set(e.to_string());
             }
@@ -141,8 +151,11 @@ fn run(
     journal_path: &std::path::Path,
     journal_lines: u64,
     mut rx: mpsc::UnboundedReceiver<Msg>,
+    durable: Arc<Durable>,
 ) -> Result<EngineReport, ServerError> {
     let mut w = Worker {
+        consumed: HashMap::new(),
+        durable,
         pipeline,
         source: Arc::from(journal::FILE_NAME),
         journal_replayed: 0,
@@ -233,11 +246,15 @@ impl Worker {
                 event,
                 permit,
             } => {
-                // Lines the ledger held at start only rebuild state.
-                self.pipeline.resume(&source)?;
+                // Lines the ledger held at start only rebuild state, and
+                // do not move the source's progress back.
+                let done = self.pipeline.resume(&source)?;
                 let line = event.origin().line;
-                self.process(vec![*event], &source, line)?;
+                self.process(vec![*event], &source, line.max(done))?;
                 drop(permit);
+                if source.starts_with("kafka:") {
+                    self.consumed.insert(source, line.max(done));
+                }
             }
             Msg::Directory(d) => match self.pipeline.reload(d.clone()) {
                 // At warn, the default level: the rules that judge events changed.
@@ -278,6 +295,10 @@ impl Worker {
     fn commit(&mut self) -> Result<(), ServerError> {
         self.pipeline.commit()?;
         self.since_commit = 0;
+        if !self.consumed.is_empty() {
+            let mut durable = self.durable.lock().unwrap_or_else(|p| p.into_inner());
+            durable.extend(self.consumed.drain());
+        }
         Ok(())
     }
 

@@ -40,7 +40,9 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE")]
     pub follow: Vec<PathBuf>,
     /// Settings file (TOML): `listen`, `directory`, `deliver`, `tls_cert`,
-    /// `tls_key`, `follow` (a list of log files), `csp_hosts`; flags given
+    /// `tls_key`, `follow` (a list of log files), `csp_hosts`, and a
+    /// `[kafka]` table (`brokers`, `group`, `[[kafka.topic]]` with `name`
+    /// and `format`, `[kafka.options]`) to read topics; flags given
     /// on the command line win. Relative paths are taken from the file's folder.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -100,6 +102,8 @@ struct FileConfig {
     follow: Vec<PathBuf>,
     #[serde(default)]
     csp_hosts: Vec<String>,
+    /// Topics to read as a member of a Kafka consumer group.
+    kafka: Option<vakt_server::KafkaConfig>,
 }
 
 /// Where `offset` is in `text`, as (line, column), both from 1.
@@ -116,7 +120,7 @@ fn load_config(path: &std::path::Path) -> Result<(FileConfig, Option<SocketAddr>
     let mut c: FileConfig = toml::from_str(&text).map_err(|e| {
         let (line, col) = line_col(&text, e.span().map_or(0, |s| s.start));
         anyhow::anyhow!(
-            "{}:{line}:{col}: {}; the keys are listen, directory, deliver, tls_cert, tls_key, follow and csp_hosts",
+            "{}:{line}:{col}: {}; the keys are listen, directory, deliver, tls_cert, tls_key, follow, csp_hosts and [kafka]",
             path.display(),
             e.message().trim()
         )
@@ -140,6 +144,13 @@ fn load_config(path: &std::path::Path) -> Result<(FileConfig, Option<SocketAddr>
             path.display()
         );
     }
+    if let Some(k) = &c.kafka {
+        if let Err(what) = k.check() {
+            let at = text.find("[kafka").unwrap_or(0);
+            let (line, col) = line_col(&text, at);
+            anyhow::bail!("{}:{line}:{col}: [kafka]: {what}", path.display());
+        }
+    }
     let base = path.parent().map(PathBuf::from).unwrap_or_default();
     for p in [
         &mut c.directory,
@@ -159,6 +170,7 @@ fn load_config(path: &std::path::Path) -> Result<(FileConfig, Option<SocketAddr>
 }
 
 pub fn run(mut args: ServeArgs) -> Result<ExitCode> {
+    let mut kafka = None;
     if let Some(path) = args.config.clone() {
         let (c, listen) = load_config(&path)?;
         args.listen = args.listen.or(listen);
@@ -166,6 +178,7 @@ pub fn run(mut args: ServeArgs) -> Result<ExitCode> {
         args.deliver = args.deliver.or(c.deliver);
         args.follow.extend(c.follow);
         args.csp_host.extend(c.csp_hosts);
+        kafka = c.kafka;
         if args.tls_cert.is_none() {
             args.tls_cert = c.tls_cert;
             args.tls_key = c.tls_key;
@@ -232,6 +245,7 @@ pub fn run(mut args: ServeArgs) -> Result<ExitCode> {
         }
     }
     config.follow = args.follow.clone();
+    config.kafka = kafka;
     config.tls = match (args.tls_cert, args.tls_key) {
         (Some(cert), Some(key)) => Some(vakt_server::TlsFiles { cert, key }),
         _ => None,

@@ -1,0 +1,380 @@
+//! Kafka source: one member of a consumer group reading log lines or
+//! EVENTS.md JSON lines from topics, through librdkafka (`rdkafka`).
+//!
+//! Each partition is its own source, named `kafka:<topic>:<partition>`,
+//! and a message's "line" is its offset plus one, so the ledger's
+//! per-source progress says where to resume and its unique (source, line)
+//! keeps a replay from recording an access twice. Offsets are committed
+//! to the group only up to what the caller says is durable
+//! ([`KafkaSource::commit`]): a consumer killed at any moment resumes at
+//! or before the first message not yet in the ledger, never after it.
+//!
+//! A message's payload is one line, or several separated by line breaks
+//! (a shipper batching lines); each is parsed by its topic's format, or
+//! the format sniffed from the partition's first line. A payload that is
+//! not UTF-8, a line past the line limit, or one the parser refuses is
+//! rejected with its partition and offset, like a file's bad line.
+//!
+//! Back-pressure is the caller's: a message is taken only when
+//! [`KafkaSource::poll`] is called, and Kafka keeps the rest.
+
+use crate::parsers::{self, Format, ParseError, Parser, ParserContext};
+use crate::rejects::Rejects;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, DefaultConsumerContext};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use vakt_event::{Event, Origin};
+
+/// The `[kafka]` table of a settings file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Bootstrap brokers, `host:port[,host:port...]`.
+    pub brokers: String,
+    /// The consumer group every vakt node reading these topics joins.
+    #[serde(default = "default_group")]
+    pub group: String,
+    /// Topics to read, each with its format.
+    #[serde(rename = "topic")]
+    pub topics: Vec<TopicConfig>,
+    /// librdkafka settings passed as they are (`security.protocol`,
+    /// `session.timeout.ms`, ...); they win over vakt's defaults.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+}
+
+/// One `[[kafka.topic]]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicConfig {
+    pub name: String,
+    /// Any `vakt watch --format` name; absent, each partition's first line tells.
+    pub format: Option<String>,
+}
+
+fn default_group() -> String {
+    "vakt".into()
+}
+
+impl KafkaConfig {
+    /// What is wrong with the settings, in words that say what to write.
+    pub fn check(&self) -> Result<(), String> {
+        if self.brokers.trim().is_empty() {
+            return Err(
+                "brokers is empty; write e.g. brokers = \"kafka1:9092,kafka2:9092\"".into(),
+            );
+        }
+        if self.group.trim().is_empty() {
+            return Err("group is empty; name the consumer group, e.g. group = \"vakt\"".into());
+        }
+        if self.topics.is_empty() {
+            return Err(
+                "no [[kafka.topic]]; add one with name = \"...\" and format = \"...\"".into(),
+            );
+        }
+        let mut seen = std::collections::HashSet::new();
+        for t in &self.topics {
+            if t.name.is_empty() || t.name.contains(':') {
+                return Err(format!(
+                    "topic name `{}` is empty or has a `:`; Kafka topic names are letters, digits, `.`, `_` and `-`",
+                    t.name
+                ));
+            }
+            if !seen.insert(t.name.as_str()) {
+                return Err(format!("topic `{}` is listed twice", t.name));
+            }
+            if let Some(f) = &t.format {
+                if parsers::format(f).is_none() {
+                    return Err(format!(
+                        "topic `{}`: format `{f}` is not one of {}",
+                        t.name,
+                        parsers::names().join(", ")
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The ledger source name of one partition.
+pub fn source_name(topic: &str, partition: i32) -> String {
+    format!("kafka:{topic}:{partition}")
+}
+
+/// The topic and partition a source name stands for, if it is one of ours.
+pub fn parse_source(source: &str) -> Option<(&str, i32)> {
+    let rest = source.strip_prefix("kafka:")?;
+    let (topic, partition) = rest.rsplit_once(':')?;
+    Some((topic, partition.parse().ok()?))
+}
+
+/// What one message carried.
+#[derive(Debug)]
+pub struct Consumed {
+    /// `kafka:<topic>:<partition>`.
+    pub source: Arc<str>,
+    /// The message's offset plus one.
+    pub line: u64,
+    /// Its events (none for a rejected or empty message).
+    pub events: Vec<Event>,
+}
+
+/// Counts for `/metrics` and the run summary.
+#[derive(Clone, Debug, Default)]
+pub struct KafkaStats {
+    pub messages: u64,
+    pub events: u64,
+    pub rejected: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaSourceError {
+    #[error("kafka ({brokers}): {error}; check brokers and options in the [kafka] settings")]
+    Client { brokers: String, error: KafkaError },
+}
+
+struct Partition {
+    source: Arc<str>,
+    parser: Option<Box<dyn Parser>>,
+}
+
+/// A consumer-group member; see the module doc.
+pub struct KafkaSource {
+    consumer: BaseConsumer<DefaultConsumerContext>,
+    brokers: String,
+    formats: HashMap<String, Option<&'static Format>>,
+    partitions: HashMap<(String, i32), Partition>,
+    context: ParserContext,
+    max_line: usize,
+    parsed: Vec<Event>,
+    stats: KafkaStats,
+}
+
+impl KafkaSource {
+    /// Joins the group and subscribes to the topics. Nothing is read yet.
+    pub fn connect(
+        config: &KafkaConfig,
+        context: ParserContext,
+    ) -> Result<KafkaSource, KafkaSourceError> {
+        let client_err = |error| KafkaSourceError::Client {
+            brokers: config.brokers.clone(),
+            error,
+        };
+        let mut cc = ClientConfig::new();
+        cc.set("bootstrap.servers", &config.brokers)
+            .set("group.id", &config.group)
+            // Offsets are committed by `commit`, only past what is durable.
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            // A new group reads what the topics hold, not only what comes next.
+            .set("auto.offset.reset", "earliest")
+            .set("client.id", format!("vakt-{}", std::process::id()));
+        for (k, v) in &config.options {
+            cc.set(k, v);
+        }
+        let consumer: BaseConsumer = cc.create().map_err(client_err)?;
+        let names: Vec<&str> = config.topics.iter().map(|t| t.name.as_str()).collect();
+        consumer.subscribe(&names).map_err(client_err)?;
+        let formats = config
+            .topics
+            .iter()
+            .map(|t| {
+                (
+                    t.name.clone(),
+                    t.format.as_deref().and_then(parsers::format),
+                )
+            })
+            .collect();
+        Ok(KafkaSource {
+            consumer,
+            brokers: config.brokers.clone(),
+            formats,
+            partitions: HashMap::new(),
+            context,
+            max_line: crate::lines::DEFAULT_MAX_LINE,
+            parsed: Vec::new(),
+            stats: KafkaStats::default(),
+        })
+    }
+
+    pub fn stats(&self) -> &KafkaStats {
+        &self.stats
+    }
+
+    /// Waits up to `timeout` for one message and parses it. `None` when
+    /// none came; an error when the client failed (the brokers are
+    /// unreachable for long, the group was fenced): worth logging, and
+    /// calling again, since librdkafka reconnects by itself.
+    pub fn poll(
+        &mut self,
+        timeout: Duration,
+        rejects: &Mutex<Rejects>,
+    ) -> Option<Result<Consumed, KafkaSourceError>> {
+        let message = match self.consumer.poll(timeout)? {
+            Ok(m) => m,
+            Err(error) => {
+                return Some(Err(KafkaSourceError::Client {
+                    brokers: self.brokers.clone(),
+                    error,
+                }))
+            }
+        };
+        self.stats.messages += 1;
+        let topic = message.topic().to_owned();
+        let partition = message.partition();
+        let line = u64::try_from(message.offset()).unwrap_or(0) + 1;
+        let format = self.formats.get(&topic).copied().flatten();
+        let context = &self.context;
+        let state = self
+            .partitions
+            .entry((topic.clone(), partition))
+            .or_insert_with(|| Partition {
+                source: Arc::from(source_name(&topic, partition)),
+                parser: format.map(|f| (f.build)(context)),
+            });
+        let source = state.source.clone();
+        let origin = Origin::new(source.clone(), line);
+        let mut refused = |error: &str, raw: &str| {
+            self.stats.rejected += 1;
+            if let Ok(mut r) = rejects.lock() {
+                r.reject(&source, line, error, raw);
+            }
+        };
+        match message.payload().map(std::str::from_utf8) {
+            None => {}
+            Some(Err(e)) => {
+                let raw = String::from_utf8_lossy(message.payload().unwrap_or_default());
+                refused(&format!("the message is not UTF-8 ({e})"), &raw);
+            }
+            Some(Ok(text)) => {
+                for l in text.lines() {
+                    if l.trim().is_empty() {
+                        continue;
+                    }
+                    if l.len() > self.max_line {
+                        let head: String = l.chars().take(200).collect();
+                        refused(
+                            &format!(
+                                "line of {} bytes is longer than the {} byte limit",
+                                l.len(),
+                                self.max_line
+                            ),
+                            &head,
+                        );
+                        continue;
+                    }
+                    if state.parser.is_none() {
+                        match parsers::sniff(l) {
+                            Some(f) => state.parser = Some((f.build)(context)),
+                            None => {
+                                refused(
+                                    &format!(
+                                        "cannot tell the topic's format from this line; give format in its [[kafka.topic]] (one of {})",
+                                        parsers::names().join(", ")
+                                    ),
+                                    l,
+                                );
+                                continue;
+                            }
+                        }
+                    }
+                    let parser = state.parser.as_mut().expect("chosen above");
+                    if let Err(ParseError(e)) = parser.parse_line(l, &origin, &mut self.parsed) {
+                        refused(&e, l);
+                    }
+                }
+            }
+        }
+        let events = std::mem::take(&mut self.parsed);
+        self.stats.events += events.len() as u64;
+        Some(Ok(Consumed {
+            source,
+            line,
+            events,
+        }))
+    }
+
+    /// Commits to the group, for each of our sources, that everything up
+    /// to `line` (an offset plus one) is durable. Sources that are not
+    /// Kafka partitions are ignored. Asynchronous: a commit lost to a
+    /// crash only means a longer replay, which the ledger absorbs.
+    pub fn commit<'a>(
+        &self,
+        durable: impl IntoIterator<Item = (&'a str, u64)>,
+    ) -> Result<(), KafkaSourceError> {
+        let mut tpl = TopicPartitionList::new();
+        for (source, line) in durable {
+            let Some((topic, partition)) = parse_source(source) else {
+                continue;
+            };
+            if !self.formats.contains_key(topic) {
+                continue;
+            }
+            let offset = i64::try_from(line).unwrap_or(i64::MAX);
+            tpl.add_partition_offset(topic, partition, Offset::Offset(offset))
+                .map_err(|error| KafkaSourceError::Client {
+                    brokers: self.brokers.clone(),
+                    error,
+                })?;
+        }
+        if tpl.count() == 0 {
+            return Ok(());
+        }
+        self.consumer
+            .commit(&tpl, CommitMode::Async)
+            .map_err(|error| KafkaSourceError::Client {
+                brokers: self.brokers.clone(),
+                error,
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(toml_text: &str) -> Result<KafkaConfig, String> {
+        let c: KafkaConfig = toml::from_str(toml_text).map_err(|e| e.to_string())?;
+        c.check().map(|()| c)
+    }
+
+    #[test]
+    fn a_partition_is_a_source_and_back() {
+        let s = source_name("web.access-log", 7);
+        assert_eq!(s, "kafka:web.access-log:7");
+        assert_eq!(parse_source(&s), Some(("web.access-log", 7)));
+        assert_eq!(parse_source("/var/log/nginx/access.log"), None);
+        assert_eq!(parse_source("kafka:topic:x"), None);
+    }
+
+    #[test]
+    fn settings_say_what_to_write() {
+        let ok = config(
+            "brokers = \"127.0.0.1:9092\"\n[[topic]]\nname = \"events\"\nformat = \"jsonl\"\n",
+        )
+        .unwrap();
+        assert_eq!(ok.group, "vakt");
+        let e = config("brokers = \"b:9092\"\n[[topic]]\nname = \"events\"\nformat = \"csv\"\n")
+            .unwrap_err();
+        assert!(
+            e.contains("format `csv` is not one of") && e.contains("jsonl"),
+            "{e}"
+        );
+        let e = config("brokers = \"b:9092\"\ntopic = []\n").unwrap_err();
+        assert!(e.contains("no [[kafka.topic]]"), "{e}");
+        let e = config("brokers = \"b:9092\"\n[[topic]]\nname = \"a\"\n[[topic]]\nname = \"a\"\n")
+            .unwrap_err();
+        assert!(e.contains("listed twice"), "{e}");
+        let e = config("brokers = \"\"\n[[topic]]\nname = \"a\"\n").unwrap_err();
+        assert!(e.contains("brokers is empty"), "{e}");
+        let e = config("brokers = \"b\"\ngroups = \"x\"\n[[topic]]\nname = \"a\"\n").unwrap_err();
+        assert!(e.contains("unknown field"), "{e}");
+    }
+}

@@ -1,0 +1,186 @@
+//! Topics named in the settings file's `[kafka]` table, read by one
+//! thread as a member of a consumer group (`vakt_ingest::kafka`) and fed
+//! to the engine beside what arrives over HTTP and from followed files.
+//!
+//! Each partition is its own ledger source, so the ledger's progress for
+//! it says where its records end, and is committed in the same ledger
+//! transaction as the accesses. The group's committed offsets trail that
+//! progress (they are committed from what the engine reports durable,
+//! every [`COMMIT_EVERY`]): after a crash the group hands back messages
+//! the ledger may hold already, which only rebuild detector state, and
+//! never skips one it does not hold.
+//!
+//! Back-pressure: a message is taken from Kafka only when the engine's
+//! queue has room; the rest waits in Kafka. Malformed messages are
+//! counted in `/metrics`, named on stderr with partition and offset, and
+//! kept in `kafka-rejects.jsonl` in the data directory.
+//!
+//! Known gap: the embedded ledger belongs to one process, so two vakt
+//! processes in one group would each record only their partitions in
+//! their own ledgers; a shared store is needed for several nodes.
+
+use crate::metrics::Metrics;
+use crate::worker::{Durable, Msg};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, Semaphore, TryAcquireError};
+use vakt_event::Directory;
+use vakt_ingest::kafka::{KafkaConfig, KafkaSource};
+use vakt_ingest::{ParserContext, Rejects};
+
+/// Name of the dead-letter file for malformed Kafka messages.
+pub const REJECTS_FILE: &str = "kafka-rejects.jsonl";
+
+/// How often the group is told what the ledger holds.
+pub const COMMIT_EVERY: Duration = Duration::from_secs(1);
+
+/// How long a poll waits for a message, and so how soon a stop is seen.
+const POLL: Duration = Duration::from_millis(100);
+
+/// The consumer thread; [`KafkaReader::stop`] ends it.
+pub(crate) struct KafkaReader {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl KafkaReader {
+    pub(crate) fn start(
+        config: &KafkaConfig,
+        directory: Arc<Directory>,
+        data: &Path,
+        tx: mpsc::UnboundedSender<Msg>,
+        queue: Arc<Semaphore>,
+        metrics: Arc<Metrics>,
+        durable: Arc<Durable>,
+    ) -> std::io::Result<KafkaReader> {
+        let source = KafkaSource::connect(config, ParserContext { directory })
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        // Appended to: a restart must not lose the messages rejected before it.
+        let rejects = Rejects::appending(
+            &data.join(REJECTS_FILE),
+            Box::new(|m| tracing::warn!("{m}")),
+        )?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let reader = Reader {
+            source,
+            rejects: Mutex::new(rejects),
+            tx,
+            queue,
+            metrics,
+            durable,
+            stop: stop.clone(),
+            committed: Default::default(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("vakt-kafka".into())
+            .spawn(move || reader.run())?;
+        Ok(KafkaReader { stop, thread })
+    }
+
+    /// Stops reading; what was read is already with the engine.
+    pub(crate) fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.thread.join();
+    }
+}
+
+struct Reader {
+    source: KafkaSource,
+    rejects: Mutex<Rejects>,
+    tx: mpsc::UnboundedSender<Msg>,
+    queue: Arc<Semaphore>,
+    metrics: Arc<Metrics>,
+    durable: Arc<Durable>,
+    stop: Arc<AtomicBool>,
+    /// What was last committed to the group, per partition.
+    committed: std::collections::HashMap<Arc<str>, u64>,
+}
+
+impl Reader {
+    fn run(mut self) {
+        let mut last_commit = Instant::now();
+        let mut last_error: Option<Instant> = None;
+        let mut rejected = 0;
+        while !self.stop.load(Ordering::Relaxed) {
+            if last_commit.elapsed() >= COMMIT_EVERY {
+                self.commit();
+                last_commit = Instant::now();
+            }
+            // Take a message only when the engine has room; Kafka keeps the rest.
+            if self.queue.available_permits() == 0 {
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            }
+            let consumed = match self.source.poll(POLL, &self.rejects) {
+                None => continue,
+                Some(Ok(c)) => c,
+                Some(Err(e)) => {
+                    // librdkafka reconnects by itself; say so once in a while.
+                    if last_error.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                        tracing::warn!("{e}");
+                        last_error = Some(Instant::now());
+                    }
+                    continue;
+                }
+            };
+            let now_rejected = self.source.stats().rejected;
+            self.metrics.events_rejected.inc_by(now_rejected - rejected);
+            rejected = now_rejected;
+            if let Ok(mut r) = self.rejects.lock() {
+                let _ = r.flush();
+            }
+            for event in consumed.events {
+                let Some(permit) = self.permit() else { return };
+                self.metrics.events_received.inc();
+                let msg = Msg::Followed {
+                    source: consumed.source.clone(),
+                    event: Box::new(event),
+                    permit,
+                };
+                if self.tx.send(msg).is_err() {
+                    return;
+                }
+            }
+        }
+        self.commit();
+    }
+
+    /// Waits for room in the engine's queue; `None` once stopping.
+    fn permit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        loop {
+            match self.queue.clone().try_acquire_owned() {
+                Ok(p) => return Some(p),
+                Err(TryAcquireError::NoPermits) if !self.stop.load(Ordering::Relaxed) => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Commits to the group what the engine committed to the ledger since.
+    fn commit(&mut self) {
+        let fresh: Vec<(Arc<str>, u64)> = {
+            let durable = self.durable.lock().unwrap_or_else(|p| p.into_inner());
+            durable
+                .iter()
+                .filter(|(s, l)| self.committed.get(*s) != Some(l))
+                .map(|(s, l)| (s.clone(), *l))
+                .collect()
+        };
+        if fresh.is_empty() {
+            return;
+        }
+        match self
+            .source
+            .commit(fresh.iter().map(|(s, l)| (s.as_ref(), *l)))
+        {
+            Ok(()) => self.committed.extend(fresh),
+            Err(e) => tracing::warn!(
+                "committing offsets: {e}; the ledger holds them, a restart replays a little more"
+            ),
+        }
+    }
+}

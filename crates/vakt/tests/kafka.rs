@@ -1,0 +1,330 @@
+//! `vakt serve` reading a Kafka topic as a consumer-group member.
+//!
+//! Two brokers, each for what it does well:
+//! - tansu, a Kafka-protocol broker (`cargo install tansu --locked
+//!   --features dynostore,postgres`; `scripts/test` installs it), on its
+//!   memory engine on a free port of 127.0.0.1: end to end, every
+//!   partition reaches the ledger, a malformed message is kept with its
+//!   partition and offset, and a stop and start records nothing twice.
+//! - librdkafka's mock cluster (in this process, on loopback) for the
+//!   fault: a serve killed with SIGKILL while messages keep coming. Its
+//!   group coordinator expires the dead member after the session timeout
+//!   as Kafka does; tansu 0.6 was seen to leave a restarted member
+//!   without partitions for over a minute after such a kill.
+
+mod support;
+
+use rdkafka::config::ClientConfig;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use support::{free_port, vakt, Proc};
+
+const TOPIC: &str = "access";
+
+fn tansu() -> PathBuf {
+    if let Some(p) = std::env::var_os("VAKT_TANSU") {
+        return PathBuf::from(p);
+    }
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .unwrap_or_default();
+    let installed = home.join("bin/tansu");
+    if installed.exists() {
+        return installed;
+    }
+    panic!(
+        "no tansu broker: install it with `cargo install tansu --locked --features dynostore,postgres` (scripts/test does), or name it in VAKT_TANSU"
+    );
+}
+
+/// A tansu broker on a free loopback port with one topic of 3 partitions.
+fn broker() -> (Proc, String) {
+    let port = free_port();
+    let url = format!("tcp://127.0.0.1:{port}");
+    let child = Command::new(tansu())
+        .args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+        ])
+        .args(["--storage-engine", "memory://tansu/", "--silent"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting tansu");
+    let proc = Proc(child);
+    let address = format!("127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(&address).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "tansu did not listen on {address}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = Command::new(tansu())
+        .args([
+            "topic",
+            "create",
+            TOPIC,
+            "--partitions",
+            "3",
+            "--broker",
+            &url,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "tansu topic create: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (proc, address)
+}
+
+fn producer(brokers: &str) -> BaseProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "5")
+        .create()
+        .unwrap()
+}
+
+/// Access `i`: user `k.user<i % 40>` reads customer `C-<i>`, a customer of its own.
+fn access(i: u32) -> String {
+    let (min, sec) = (i / 60 % 60, i % 60);
+    format!(
+        "{{\"@timestamp\":\"2026-11-02T09:{min:02}:{sec:02}Z\",\"user.name\":\"k.user{}\",\"event.action\":\"lookup\",\"customer.ids\":[\"C-{i}\"]}}",
+        i % 40
+    )
+}
+
+fn produce(p: &BaseProducer, from: u32, to: u32) {
+    for i in from..to {
+        let key = format!("k.user{}", i % 40);
+        let payload = access(i);
+        let mut record = BaseRecord::to(TOPIC).key(&key).payload(&payload);
+        loop {
+            match p.send(record) {
+                Ok(()) => break,
+                // The local queue is full: let deliveries drain, then retry.
+                Err((_, r)) => {
+                    record = r;
+                    p.poll(Duration::from_millis(10));
+                }
+            }
+        }
+        p.poll(Duration::ZERO);
+    }
+    p.flush(Duration::from_secs(20)).expect("flushing to tansu");
+}
+
+fn settings(dir: &Path, brokers: &str) -> PathBuf {
+    let path = dir.join("serve.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[kafka]\nbrokers = \"{brokers}\"\ngroup = \"vakt-test\"\n\n[[kafka.topic]]\nname = \"{TOPIC}\"\nformat = \"jsonl\"\n\n[kafka.options]\n\"session.timeout.ms\" = \"6000\"\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn serve(data: &Path, settings: &Path) -> support::Child {
+    let mut cmd = vakt();
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .arg("--config")
+        .arg(settings)
+        .stdout(Stdio::null());
+    support::start(&mut cmd).0
+}
+
+fn recorded(data: &Path) -> i64 {
+    vakt_ledger::Ledger::open_read(&vakt_ledger::DataDir {
+        path: data.to_owned(),
+    })
+    .map(|l| l.len())
+    .unwrap_or(0)
+}
+
+fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_topic_reaches_the_ledger_once_across_a_restart_and_its_bad_messages_are_kept() {
+    let (_broker, brokers) = broker();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let settings = settings(tmp.path(), &brokers);
+    let p = producer(&brokers);
+
+    // Events on every partition, and one message that is no event, before vakt starts.
+    produce(&p, 0, 1000);
+    p.send(
+        BaseRecord::to(TOPIC)
+            .key("x")
+            .partition(1)
+            .payload("this is not an event"),
+    )
+    .unwrap();
+    p.flush(Duration::from_secs(20)).unwrap();
+
+    let s = serve(&data, &settings);
+    wait_for("the first accesses", support::WAIT, || {
+        recorded(&data) >= 1000
+    });
+    produce(&p, 1000, 1200);
+    wait_for("accesses sent while it runs", support::WAIT, || {
+        recorded(&data) >= 1200
+    });
+    s.stop(support::WAIT).unwrap();
+
+    // Stopped and started again: it goes on where the ledger ends.
+    produce(&p, 1200, 1500);
+    let s = serve(&data, &settings);
+    wait_for("accesses sent while it was down", support::WAIT, || {
+        recorded(&data) >= 1500
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    s.stop(support::WAIT).unwrap();
+    assert_eq!(recorded(&data), 1500);
+    verify(&data);
+    for c in ["C-0", "C-1199", "C-1499"] {
+        assert_eq!(accesses_of(&data, c), 1, "{c}");
+    }
+
+    let dead = std::fs::read_to_string(data.join(vakt_server::KAFKA_REJECTS_FILE)).unwrap();
+    assert_eq!(dead.lines().count(), 1, "{dead}");
+    assert!(
+        dead.contains("\"source\":\"kafka:access:1\"") && dead.contains("this is not an event"),
+        "{dead}"
+    );
+}
+
+#[test]
+fn a_serve_killed_mid_stream_records_each_message_exactly_once() {
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic(TOPIC, 3, 1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let settings = settings(tmp.path(), &brokers);
+    let p = producer(&brokers);
+    produce(&p, 0, 1000);
+
+    let mut s = serve(&data, &settings);
+    wait_for("the first accesses", support::WAIT, || {
+        recorded(&data) >= 1000
+    });
+
+    // More keep coming while vakt is killed and started again.
+    const TOTAL: u32 = 6000;
+    let feeder = std::thread::spawn(move || {
+        for chunk in (1000..TOTAL).step_by(250) {
+            produce(&p, chunk, (chunk + 250).min(TOTAL));
+            std::thread::sleep(Duration::from_millis(40));
+        }
+    });
+    wait_for("more accesses", support::WAIT, || recorded(&data) >= 1500);
+    s.signal_and_wait(libc::SIGKILL, Duration::from_secs(5))
+        .unwrap();
+    let at_kill = recorded(&data);
+    let s = serve(&data, &settings);
+    feeder.join().unwrap();
+    assert!(
+        at_kill < TOTAL as i64,
+        "killed after the stream ended ({at_kill})"
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while recorded(&data) < TOTAL as i64 {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {TOTAL} accesses in the ledger ({at_kill} at the kill); serve said: {}",
+            recorded(&data),
+            s.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Nothing more arrives: no access was recorded twice.
+    std::thread::sleep(Duration::from_secs(2));
+    s.stop(support::WAIT).unwrap();
+    assert_eq!(recorded(&data), TOTAL as i64);
+    verify(&data);
+    for c in ["C-0", "C-1499", "C-5999"] {
+        assert_eq!(accesses_of(&data, c), 1, "{c}");
+    }
+}
+
+fn verify(data: &Path) {
+    let out = vakt()
+        .args(["ledger", "verify", "--data"])
+        .arg(data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// How many accesses to `customer` the ledger holds.
+fn accesses_of(data: &Path, customer: &str) -> usize {
+    let out = vakt()
+        .args([
+            "scope",
+            "--format",
+            "json",
+            "--customer",
+            customer,
+            "--data",
+        ])
+        .arg(data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v.as_array().map_or(0, Vec::len)
+}
+
+#[test]
+fn bad_kafka_settings_stop_the_start_with_file_and_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("serve.toml");
+    std::fs::write(
+        &path,
+        "listen = \"127.0.0.1:0\"\n\n[kafka]\nbrokers = \"127.0.0.1:9\"\n\n[[kafka.topic]]\nname = \"access\"\nformat = \"syslog\"\n",
+    )
+    .unwrap();
+    let out = vakt()
+        .args(["serve", "--data"])
+        .arg(tmp.path().join("data"))
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("serve.toml:3:") && err.contains("format `syslog` is not one of"),
+        "{err}"
+    );
+}
