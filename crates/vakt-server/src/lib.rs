@@ -102,7 +102,8 @@ pub enum ServerError {
     Deliver(#[from] vakt_deliver::DeliverError),
     #[error("TLS: {path}: {message}")]
     Tls { path: PathBuf, message: String },
-    #[error("{0}")]
+    // Transparent: the message is the I/O error's own, said once.
+    #[error(transparent)]
     Io(#[from] std::io::Error),
 }
 

@@ -327,4 +327,25 @@ fn bad_kafka_settings_stop_the_start_with_file_and_line() {
         err.contains("serve.toml:3:") && err.contains("format `syslog` is not one of"),
         "{err}"
     );
+
+    // A librdkafka setting it does not know stops the start too, said once.
+    std::fs::write(
+        &path,
+        "[kafka]\nbrokers = \"127.0.0.1:9\"\n[[kafka.topic]]\nname = \"access\"\n[kafka.options]\n\"no.such.setting\" = \"1\"\n",
+    )
+    .unwrap();
+    let out = vakt()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(tmp.path().join("data"))
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(err.matches("no.such.setting").count(), 2, "{err}");
+    assert!(
+        err.contains("check brokers and options in the [kafka] settings"),
+        "{err}"
+    );
 }
