@@ -20,10 +20,12 @@
 
 use crate::parsers::{self, Format, ParseError, Parser, ParserContext};
 use crate::rejects::Rejects;
+use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, DefaultConsumerContext};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
+use rdkafka::statistics::Statistics;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
@@ -145,9 +147,49 @@ struct Partition {
     parser: Option<Box<dyn Parser>>,
 }
 
+/// How far behind the newest message one assigned partition is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lag {
+    pub topic: String,
+    pub partition: i32,
+    /// Messages between the consumer's position and the partition's end.
+    pub messages: i64,
+}
+
+/// librdkafka's statistics (every `statistics.interval.ms`), kept for
+/// [`KafkaSource::lag`]: the client computes the lag from what it
+/// already asks the brokers, so reporting it costs no request.
+#[derive(Default)]
+struct Watch {
+    lag: Mutex<Vec<Lag>>,
+}
+
+impl ClientContext for Watch {
+    fn stats(&self, statistics: Statistics) {
+        let mut lag: Vec<Lag> = statistics
+            .topics
+            .values()
+            .flat_map(|t| t.partitions.values().map(move |p| (t, p)))
+            // Partition -1 is the client's internal one; a lag of -1 is "not known yet".
+            .filter(|(_, p)| p.partition >= 0 && p.desired && p.consumer_lag >= 0)
+            .map(|(t, p)| Lag {
+                topic: t.topic.clone(),
+                partition: p.partition,
+                messages: p.consumer_lag,
+            })
+            .collect();
+        lag.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+        if let Ok(mut l) = self.lag.lock() {
+            *l = lag;
+        }
+    }
+}
+
+impl ConsumerContext for Watch {}
+
 /// A consumer-group member; see the module doc.
 pub struct KafkaSource {
-    consumer: BaseConsumer<DefaultConsumerContext>,
+    consumer: BaseConsumer<Watch>,
     brokers: String,
     formats: HashMap<String, Option<&'static Format>>,
     partitions: HashMap<(String, i32), Partition>,
@@ -175,11 +217,14 @@ impl KafkaSource {
             .set("enable.auto.offset.store", "false")
             // A new group reads what the topics hold, not only what comes next.
             .set("auto.offset.reset", "earliest")
-            .set("client.id", format!("vakt-{}", std::process::id()));
+            .set("client.id", format!("vakt-{}", std::process::id()))
+            .set("statistics.interval.ms", "5000");
         for (k, v) in &config.options {
             cc.set(k, v);
         }
-        let consumer: BaseConsumer = cc.create().map_err(client_err)?;
+        let consumer: BaseConsumer<Watch> = cc
+            .create_with_context(Watch::default())
+            .map_err(client_err)?;
         let names: Vec<&str> = config.topics.iter().map(|t| t.name.as_str()).collect();
         consumer.subscribe(&names).map_err(client_err)?;
         let formats = config
@@ -206,6 +251,19 @@ impl KafkaSource {
 
     pub fn stats(&self) -> &KafkaStats {
         &self.stats
+    }
+
+    /// The lag of each partition assigned to this member, as of the
+    /// client's last statistics (every 5 s unless `statistics.interval.ms`
+    /// says otherwise); empty until then. Statistics are taken by
+    /// [`KafkaSource::poll`].
+    pub fn lag(&self) -> Vec<Lag> {
+        self.consumer
+            .context()
+            .lag
+            .lock()
+            .map(|l| l.clone())
+            .unwrap_or_default()
     }
 
     /// Waits up to `timeout` for one message and parses it. `None` when

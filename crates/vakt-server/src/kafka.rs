@@ -11,7 +11,8 @@
 //! never skips one it does not hold.
 //!
 //! Back-pressure: a message is taken from Kafka only when the engine's
-//! queue has room; the rest waits in Kafka. Malformed messages are
+//! queue has room; the rest waits in Kafka, and `/metrics` says how much
+//! (`vakt_kafka_lag`, per partition). Malformed messages are
 //! counted in `/metrics`, named on stderr with partition and offset, and
 //! kept in `kafka-rejects.jsonl` in the data directory.
 //!
@@ -106,6 +107,7 @@ impl Reader {
         while !self.stop.load(Ordering::Relaxed) {
             if last_commit.elapsed() >= COMMIT_EVERY {
                 self.commit();
+                self.report_lag();
                 last_commit = Instant::now();
             }
             // Take a message only when the engine has room; Kafka keeps the rest.
@@ -125,6 +127,7 @@ impl Reader {
                     continue;
                 }
             };
+            self.metrics.kafka_messages.inc();
             let now_rejected = self.source.stats().rejected;
             self.metrics.events_rejected.inc_by(now_rejected - rejected);
             rejected = now_rejected;
@@ -145,6 +148,19 @@ impl Reader {
             }
         }
         self.commit();
+    }
+
+    /// Puts the partitions' lag in `/metrics`, for this member's partitions only.
+    fn report_lag(&self) {
+        let lag = self.source.lag();
+        self.metrics.kafka_lag.clear();
+        for l in lag {
+            let label = crate::metrics::PartitionLabel {
+                topic: l.topic,
+                partition: l.partition,
+            };
+            self.metrics.kafka_lag.get_or_create(&label).set(l.messages);
+        }
     }
 
     /// Waits for room in the engine's queue; `None` once stopping.

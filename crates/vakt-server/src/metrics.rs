@@ -43,6 +43,12 @@ pub(crate) struct RouteLabel {
     route: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct PartitionLabel {
+    pub(crate) topic: String,
+    pub(crate) partition: i32,
+}
+
 fn latency() -> Histogram {
     // 0.25 ms to about 4 s.
     Histogram::new(exponential_buckets(0.000_25, 2.0, 15))
@@ -67,6 +73,10 @@ pub(crate) struct Metrics {
     pub(crate) ingest_seconds: Histogram,
     /// Seconds to answer, per method and route.
     pub(crate) request_seconds: Family<RouteLabel, Histogram, fn() -> Histogram>,
+    /// Kafka messages taken from the assigned partitions.
+    pub(crate) kafka_messages: Counter,
+    /// Messages behind the newest, per assigned Kafka partition.
+    pub(crate) kafka_lag: Family<PartitionLabel, Gauge>,
     registry: Mutex<Registry>,
 }
 
@@ -82,13 +92,15 @@ impl Default for Metrics {
             directory_loaded: Family::default(),
             ingest_seconds: latency(),
             request_seconds: Family::new_with_constructor(latency),
+            kafka_messages: Counter::default(),
+            kafka_lag: Family::default(),
             registry: Mutex::new(Registry::default()),
         };
         {
             let mut r = lock(&m.registry);
             r.register(
                 "vakt_events_received",
-                "Events accepted and journaled (POST /v1/events, /v1/csp-report, followed files)",
+                "Events accepted and journaled (POST /v1/events, /v1/csp-report, followed files, Kafka)",
                 m.events_received.clone(),
             );
             r.register(
@@ -130,6 +142,16 @@ impl Default for Metrics {
                 "vakt_http_request_seconds",
                 "Seconds to answer a request, per method and route",
                 m.request_seconds.clone(),
+            );
+            r.register(
+                "vakt_kafka_messages",
+                "Kafka messages taken from the assigned partitions since start",
+                m.kafka_messages.clone(),
+            );
+            r.register(
+                "vakt_kafka_lag",
+                "Messages behind the newest, per assigned Kafka partition (librdkafka's statistics, every 5 s)",
+                m.kafka_lag.clone(),
             );
         }
         m

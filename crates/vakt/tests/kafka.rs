@@ -130,7 +130,7 @@ fn settings(dir: &Path, brokers: &str) -> PathBuf {
     std::fs::write(
         &path,
         format!(
-            "[kafka]\nbrokers = \"{brokers}\"\ngroup = \"vakt-test\"\n\n[[kafka.topic]]\nname = \"{TOPIC}\"\nformat = \"jsonl\"\n\n[kafka.options]\n\"session.timeout.ms\" = \"6000\"\n"
+            "[kafka]\nbrokers = \"{brokers}\"\ngroup = \"vakt-test\"\n\n[[kafka.topic]]\nname = \"{TOPIC}\"\nformat = \"jsonl\"\n\n[kafka.options]\n\"session.timeout.ms\" = \"6000\"\n\"statistics.interval.ms\" = \"1000\"\n"
         ),
     )
     .unwrap();
@@ -138,13 +138,31 @@ fn settings(dir: &Path, brokers: &str) -> PathBuf {
 }
 
 fn serve(data: &Path, settings: &Path) -> support::Child {
+    serve_at(data, settings).0
+}
+
+/// Also its URL; `/metrics` needs no token.
+fn serve_at(data: &Path, settings: &Path) -> (support::Child, String) {
     let mut cmd = vakt();
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(data)
-        .arg("--config")
-        .arg(settings)
-        .stdout(Stdio::null());
-    support::start(&mut cmd).0
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--open-metrics",
+        "--data",
+    ])
+    .arg(data)
+    .arg("--config")
+    .arg(settings)
+    .stdout(Stdio::null());
+    support::start(&mut cmd)
+}
+
+fn metrics(url: &str) -> String {
+    ureq::get(format!("{url}/metrics"))
+        .call()
+        .and_then(|mut r| r.body_mut().read_to_string())
+        .unwrap_or_default()
 }
 
 fn recorded(data: &Path) -> i64 {
@@ -182,7 +200,7 @@ fn a_topic_reaches_the_ledger_once_across_a_restart_and_its_bad_messages_are_kep
     .unwrap();
     p.flush(Duration::from_secs(20)).unwrap();
 
-    let s = serve(&data, &settings);
+    let (s, url) = serve_at(&data, &settings);
     wait_for("the first accesses", support::WAIT, || {
         recorded(&data) >= 1000
     });
@@ -190,6 +208,18 @@ fn a_topic_reaches_the_ledger_once_across_a_restart_and_its_bad_messages_are_kep
     wait_for("accesses sent while it runs", support::WAIT, || {
         recorded(&data) >= 1200
     });
+    // Every partition caught up, as /metrics says.
+    wait_for("no lag on any partition", support::WAIT, || {
+        let m = metrics(&url);
+        (0..3).all(|p| {
+            m.contains(&format!(
+                "vakt_kafka_lag{{topic=\"access\",partition=\"{p}\"}} 0\n"
+            ))
+        })
+    });
+    let m = metrics(&url);
+    assert!(m.contains("vakt_kafka_messages_total 1201\n"), "{m}");
+    assert!(m.contains("vakt_events_rejected_total 1\n"), "{m}");
     s.stop(support::WAIT).unwrap();
 
     // Stopped and started again: it goes on where the ledger ends.
