@@ -337,33 +337,32 @@ fn accesses_of(data: &Path, customer: &str) -> usize {
 
 #[test]
 fn bad_kafka_settings_stop_the_start_with_file_and_line() {
-    let tmp = tempfile::tempdir().unwrap();
-    let path = tmp.path().join("serve.toml");
-    std::fs::write(
-        &path,
+    let err = refused_start(
         "listen = \"127.0.0.1:0\"\n\n[kafka]\nbrokers = \"127.0.0.1:9\"\n\n[[kafka.topic]]\nname = \"access\"\nformat = \"syslog\"\n",
-    )
-    .unwrap();
-    let out = vakt()
-        .args(["serve", "--data"])
-        .arg(tmp.path().join("data"))
-        .arg("--config")
-        .arg(&path)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    );
     assert!(
         err.contains("serve.toml:3:") && err.contains("format `syslog` is not one of"),
         "{err}"
     );
 
     // A librdkafka setting it does not know stops the start too, said once.
-    std::fs::write(
-        &path,
+    let err = refused_start(
         "[kafka]\nbrokers = \"127.0.0.1:9\"\n[[kafka.topic]]\nname = \"access\"\n[kafka.options]\n\"no.such.setting\" = \"1\"\n",
-    )
-    .unwrap();
+    );
+    assert!(err.contains("no.such.setting"), "{err}");
+    assert_eq!(
+        err.matches("check brokers and options in the [kafka] settings")
+            .count(),
+        1,
+        "{err}"
+    );
+}
+
+/// `vakt serve` with these settings, which must fail at start; its stderr.
+fn refused_start(settings: &str) -> String {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("serve.toml");
+    std::fs::write(&path, settings).unwrap();
     let out = vakt()
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])
         .arg(tmp.path().join("data"))
@@ -371,11 +370,6 @@ fn bad_kafka_settings_stop_the_start_with_file_and_line() {
         .arg(&path)
         .output()
         .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert_eq!(err.matches("no.such.setting").count(), 2, "{err}");
-    assert!(
-        err.contains("check brokers and options in the [kafka] settings"),
-        "{err}"
-    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
