@@ -117,8 +117,10 @@ struct Worker {
     events_at_start: u64,
     replayed_at_start: u64,
     since_commit: u64,
-    /// Kafka partitions processed since the last commit, and how far.
-    consumed: HashMap<Arc<str>, u64>,
+    /// Followed files and Kafka partitions processed since the last
+    /// commit, and how far: their progress is written once per commit,
+    /// not once per event.
+    progressed: HashMap<Arc<str>, u64>,
     /// How far each Kafka partition is committed to the ledger, for the
     /// consumer to commit to its group (module `kafka`).
     durable: Arc<Durable>,
@@ -154,7 +156,7 @@ fn run(
     durable: Arc<Durable>,
 ) -> Result<EngineReport, ServerError> {
     let mut w = Worker {
-        consumed: HashMap::new(),
+        progressed: HashMap::new(),
         durable,
         pipeline,
         source: Arc::from(journal::FILE_NAME),
@@ -250,11 +252,11 @@ impl Worker {
                 // do not move the source's progress back.
                 let done = self.pipeline.resume(&source)?;
                 let line = event.origin().line;
-                self.process(vec![*event], &source, line.max(done))?;
+                self.pipeline.process(&event)?;
+                self.since_commit += 1;
                 drop(permit);
-                if source.starts_with("kafka:") {
-                    self.consumed.insert(source, line.max(done));
-                }
+                let at = self.progressed.entry(source).or_insert(done);
+                *at = (*at).max(line);
             }
             Msg::Directory(d) => match self.pipeline.reload(d.clone()) {
                 // At warn, the default level: the rules that judge events changed.
@@ -293,11 +295,18 @@ impl Worker {
     }
 
     fn commit(&mut self) -> Result<(), ServerError> {
+        for (source, line) in &self.progressed {
+            self.pipeline.set_progress(source, *line)?;
+        }
         self.pipeline.commit()?;
         self.since_commit = 0;
-        if !self.consumed.is_empty() {
+        if !self.progressed.is_empty() {
             let mut durable = self.durable.lock().unwrap_or_else(|p| p.into_inner());
-            durable.extend(self.consumed.drain());
+            durable.extend(
+                self.progressed
+                    .drain()
+                    .filter(|(s, _)| s.starts_with("kafka:")),
+            );
         }
         Ok(())
     }
