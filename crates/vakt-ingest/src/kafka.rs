@@ -105,6 +105,9 @@ impl KafkaConfig {
     }
 }
 
+/// Bytes of a rejected message kept when the whole would be too large.
+const REJECT_HEAD: usize = 200;
+
 /// The ledger source name of one partition.
 pub fn source_name(topic: &str, partition: i32) -> String {
     format!("kafka:{topic}:{partition}")
@@ -308,7 +311,9 @@ impl KafkaSource {
         match message.payload().map(std::str::from_utf8) {
             None => {}
             Some(Err(e)) => {
-                let raw = String::from_utf8_lossy(message.payload().unwrap_or_default());
+                // Only the head is kept: the payload may be as large as the broker allows.
+                let payload = message.payload().unwrap_or_default();
+                let raw = String::from_utf8_lossy(&payload[..payload.len().min(REJECT_HEAD)]);
                 refused(&format!("the message is not UTF-8 ({e})"), &raw);
             }
             Some(Ok(text)) => {
@@ -317,7 +322,7 @@ impl KafkaSource {
                         continue;
                     }
                     if l.len() > self.max_line {
-                        let head: String = l.chars().take(200).collect();
+                        let head: String = l.chars().take(REJECT_HEAD).collect();
                         refused(
                             &format!(
                                 "line of {} bytes is longer than the {} byte limit",

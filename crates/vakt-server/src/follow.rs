@@ -94,22 +94,13 @@ impl Followers {
                         metrics.events_rejected.inc_by(now_rejected - rejected);
                         rejected = now_rejected;
                         // Wait for room in the engine's queue rather than drop.
-                        let permit = loop {
-                            match queue.clone().try_acquire_owned() {
-                                Ok(p) => break Some(p),
-                                Err(TryAcquireError::NoPermits)
-                                    if !stop.load(Ordering::Relaxed) =>
-                                {
-                                    std::thread::sleep(Duration::from_millis(5))
-                                }
-                                Err(_) => break None,
-                            }
+                        let Some(permit) = wait_for_room(&queue, 1, 1, &stop) else {
+                            break;
                         };
-                        let Some(permit) = permit else { break };
                         metrics.events_received.inc();
                         let msg = Msg::Followed {
                             source: source.clone(),
-                            event: Box::new(ev),
+                            events: vec![ev],
                             permit,
                         };
                         if tx.send(msg).is_err() {
@@ -127,6 +118,27 @@ impl Followers {
         self.stop.store(true, Ordering::Relaxed);
         for t in self.threads {
             let _ = t.join();
+        }
+    }
+}
+
+/// Waits for room for `events` in the engine's queue, which holds
+/// `capacity` (a line or message larger than the queue takes all of it,
+/// alone); `None` once `stop` is set. Readers wait rather than drop.
+pub(crate) fn wait_for_room(
+    queue: &Arc<Semaphore>,
+    capacity: usize,
+    events: usize,
+    stop: &AtomicBool,
+) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    let wanted = u32::try_from(events.clamp(1, capacity.max(1))).unwrap_or(u32::MAX);
+    loop {
+        match queue.clone().try_acquire_many_owned(wanted) {
+            Ok(p) => return Some(p),
+            Err(TryAcquireError::NoPermits) if !stop.load(Ordering::Relaxed) => {
+                std::thread::sleep(Duration::from_millis(5))
+            }
+            Err(_) => return None,
         }
     }
 }

@@ -20,13 +20,14 @@
 //! processes in one group would each record only their partitions in
 //! their own ledgers; a shared store is needed for several nodes.
 
+use crate::follow::wait_for_room;
 use crate::metrics::Metrics;
 use crate::worker::{Durable, Msg};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, Semaphore, TryAcquireError};
+use tokio::sync::{mpsc, Semaphore};
 use vakt_event::Directory;
 use vakt_ingest::kafka::{KafkaConfig, KafkaSource};
 use vakt_ingest::{ParserContext, Rejects};
@@ -40,6 +41,13 @@ pub const COMMIT_EVERY: Duration = Duration::from_secs(1);
 /// How long a poll waits for a message, and so how soon a stop is seen.
 const POLL: Duration = Duration::from_millis(100);
 
+/// The way to the engine: its channel and its queue of `capacity` events.
+pub(crate) struct Engine {
+    pub(crate) tx: mpsc::UnboundedSender<Msg>,
+    pub(crate) queue: Arc<Semaphore>,
+    pub(crate) capacity: usize,
+}
+
 /// The consumer thread; [`KafkaReader::stop`] ends it.
 pub(crate) struct KafkaReader {
     stop: Arc<AtomicBool>,
@@ -51,11 +59,15 @@ impl KafkaReader {
         config: &KafkaConfig,
         directory: Arc<Directory>,
         data: &Path,
-        tx: mpsc::UnboundedSender<Msg>,
-        queue: Arc<Semaphore>,
+        engine: Engine,
         metrics: Arc<Metrics>,
         durable: Arc<Durable>,
     ) -> std::io::Result<KafkaReader> {
+        let Engine {
+            tx,
+            queue,
+            capacity,
+        } = engine;
         let source = KafkaSource::connect(config, ParserContext { directory })
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         // Appended to: a restart must not lose the messages rejected before it.
@@ -69,6 +81,7 @@ impl KafkaReader {
             rejects: Mutex::new(rejects),
             tx,
             queue,
+            capacity,
             metrics,
             durable,
             stop: stop.clone(),
@@ -92,6 +105,8 @@ struct Reader {
     rejects: Mutex<Rejects>,
     tx: mpsc::UnboundedSender<Msg>,
     queue: Arc<Semaphore>,
+    /// Events the queue holds in all.
+    capacity: usize,
     metrics: Arc<Metrics>,
     durable: Arc<Durable>,
     stop: Arc<AtomicBool>,
@@ -129,22 +144,30 @@ impl Reader {
             };
             self.metrics.kafka_messages.inc();
             let now_rejected = self.source.stats().rejected;
-            self.metrics.events_rejected.inc_by(now_rejected - rejected);
-            rejected = now_rejected;
-            if let Ok(mut r) = self.rejects.lock() {
-                let _ = r.flush();
-            }
-            for event in consumed.events {
-                let Some(permit) = self.permit() else { return };
-                self.metrics.events_received.inc();
-                let msg = Msg::Followed {
-                    source: consumed.source.clone(),
-                    event: Box::new(event),
-                    permit,
-                };
-                if self.tx.send(msg).is_err() {
-                    return;
+            if now_rejected > rejected {
+                self.metrics.events_rejected.inc_by(now_rejected - rejected);
+                rejected = now_rejected;
+                if let Ok(mut r) = self.rejects.lock() {
+                    let _ = r.flush();
                 }
+            }
+            if consumed.events.is_empty() {
+                continue;
+            }
+            // A message's events go to the engine as one, so no commit
+            // splits them (its progress would mark the rest as done).
+            let n = consumed.events.len();
+            let Some(permit) = wait_for_room(&self.queue, self.capacity, n, &self.stop) else {
+                return;
+            };
+            self.metrics.events_received.inc_by(n as u64);
+            let msg = Msg::Followed {
+                source: consumed.source,
+                events: consumed.events,
+                permit,
+            };
+            if self.tx.send(msg).is_err() {
+                return;
             }
         }
         self.commit();
@@ -160,19 +183,6 @@ impl Reader {
                 partition: l.partition,
             };
             self.metrics.kafka_lag.get_or_create(&label).set(l.messages);
-        }
-    }
-
-    /// Waits for room in the engine's queue; `None` once stopping.
-    fn permit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
-        loop {
-            match self.queue.clone().try_acquire_owned() {
-                Ok(p) => return Some(p),
-                Err(TryAcquireError::NoPermits) if !self.stop.load(Ordering::Relaxed) => {
-                    std::thread::sleep(Duration::from_millis(5))
-                }
-                Err(_) => return None,
-            }
         }
     }
 

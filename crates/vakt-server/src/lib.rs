@@ -298,8 +298,11 @@ impl Server {
                 k,
                 directory.clone(),
                 &config.data.path,
-                tx.clone(),
-                queue.clone(),
+                kafka::Engine {
+                    tx: tx.clone(),
+                    queue: queue.clone(),
+                    capacity: queue_events,
+                },
                 metrics.clone(),
                 durable,
             )

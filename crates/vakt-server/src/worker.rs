@@ -31,11 +31,14 @@ pub(crate) enum Msg {
         last_line: u64,
         permit: OwnedSemaphorePermit,
     },
-    /// One event of a followed file (`source` is its path); the permit
-    /// holds its room in the queue.
+    /// The events of one line of a followed file, or of one Kafka
+    /// message (`source` is the path, or the partition). They are
+    /// processed together, never split by a commit: a source's progress
+    /// says a line is done only once all its events are. The permit holds
+    /// their room in the queue.
     Followed {
         source: Arc<str>,
-        event: Box<Event>,
+        events: Vec<Event>,
         permit: OwnedSemaphorePermit,
     },
     /// An edited directory, checked: applied before the next event.
@@ -245,15 +248,18 @@ impl Worker {
             }
             Msg::Followed {
                 source,
-                event,
+                events,
                 permit,
             } => {
                 // Lines the ledger held at start only rebuild state, and
                 // do not move the source's progress back.
                 let done = self.pipeline.resume(&source)?;
-                let line = event.origin().line;
-                self.pipeline.process(&event)?;
-                self.since_commit += 1;
+                let mut line = done;
+                for event in &events {
+                    self.pipeline.process(event)?;
+                    line = line.max(event.origin().line);
+                }
+                self.since_commit += events.len() as u64;
                 drop(permit);
                 let at = self.progressed.entry(source).or_insert(done);
                 *at = (*at).max(line);
