@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use vakt_event::{AccessEvent, Action, Event, Timestamp};
 
 /// Accounts per reseller organisation in the bench directory.
-const PER_ORG: u32 = 10;
+pub const PER_ORG: u32 = 10;
 
 /// Writes `n` time-ordered access events for `accounts` accounts spread
 /// over one day of event time.

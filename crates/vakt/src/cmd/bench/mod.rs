@@ -1,10 +1,12 @@
 //! `vakt bench`: figures anyone can rerun. One file per bench: `watch`
 //! (throughput and memory of `vakt watch`), `ledger` (append rate, disk,
 //! scope time), `store` (the entry engines side by side), `serve` (`vakt serve` over HTTP), `parse` (parsing cost
-//! as hostile records grow), `soak` (`vakt serve` under a flood);
+//! as hostile records grow), `soak` (`vakt serve` under a flood), `cluster` (serve nodes
+//! reading Kafka);
 //! `detection` lives with
 //! the simulator's evaluation in `cmd/detection.rs`.
 
+mod cluster;
 mod ledger;
 mod pages;
 mod parse;
@@ -39,6 +41,8 @@ pub enum Bench {
     Pgaudit(pgaudit::PgauditBenchArgs),
     /// `vakt serve` under a mixed flood: honest ingest keeps being answered, memory stays capped.
     Soak(soak::SoakArgs),
+    /// `vakt serve` nodes reading one Kafka topic as a group: events/s with 1, 2, 3 nodes.
+    Cluster(cluster::ClusterBenchArgs),
     /// A payment-page check in headless Chromium: wall time and browser memory, beside a plain load.
     Pages(pages::PagesBenchArgs),
 }
@@ -54,6 +58,7 @@ pub fn dispatch(b: Bench) -> Result<()> {
         Bench::Pgaudit(a) => pgaudit::run(a),
         Bench::Soak(a) => soak::run(a),
         Bench::Pages(a) => pages::run(a),
+        Bench::Cluster(a) => cluster::run(a),
     }
 }
 

@@ -536,7 +536,7 @@ fn reads(args: &ServeBenchArgs) -> Result<()> {
 }
 
 /// One GET that must answer 200; returns the answer.
-fn get(agent: &ureq::Agent, base: &str, auth: &str, path: &str) -> Result<Vec<u8>> {
+pub(super) fn get(agent: &ureq::Agent, base: &str, auth: &str, path: &str) -> Result<Vec<u8>> {
     let mut r = agent
         .get(format!("{base}{path}"))
         .header("Authorization", auth)
