@@ -22,7 +22,7 @@ use crate::parsers::{self, Format, ParseError, Parser, ParserContext};
 use crate::rejects::Rejects;
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::statistics::Statistics;
@@ -105,6 +105,59 @@ impl KafkaConfig {
     }
 }
 
+/// Where each newly assigned partition should resume (the group's
+/// committed offset), to tell a gap at its first message; forgets it
+/// for revoked ones.
+fn rebalanced(
+    consumer: &BaseConsumer<Watch>,
+    partitions: &mut HashMap<String, HashMap<i32, Partition>>,
+    formats: &HashMap<String, Option<&'static Format>>,
+    context: &ParserContext,
+) {
+    let changes = match consumer.context().rebalanced.lock() {
+        Ok(mut r) if !r.is_empty() => std::mem::take(&mut *r),
+        _ => return,
+    };
+    let mut assigned = TopicPartitionList::new();
+    for (topic, partition, _) in changes.iter().filter(|c| c.2) {
+        assigned.add_partition(topic, *partition);
+    }
+    let committed = if assigned.count() > 0 {
+        consumer
+            .committed_offsets(assigned, Duration::from_secs(10))
+            .ok()
+    } else {
+        None
+    };
+    for (topic, partition, is_assigned) in changes {
+        let next = committed
+            .as_ref()
+            .filter(|_| is_assigned)
+            .and_then(|c| c.find_partition(&topic, partition))
+            .and_then(|e| match e.offset() {
+                Offset::Offset(o) => Some(o),
+                _ => None,
+            });
+        if let Some(state) = partitions
+            .get_mut(&topic)
+            .and_then(|p| p.get_mut(&partition))
+        {
+            state.next = next;
+        } else if let Some(next) = next {
+            let format = formats.get(&topic).copied().flatten();
+            let state = Partition {
+                source: Arc::from(source_name(&topic, partition)),
+                parser: format.map(|f| (f.build)(context)),
+                next: Some(next),
+            };
+            partitions
+                .entry(topic)
+                .or_default()
+                .insert(partition, state);
+        }
+    }
+}
+
 /// Bytes of a rejected message kept when the whole would be too large.
 const REJECT_HEAD: usize = 200;
 
@@ -120,15 +173,17 @@ pub fn parse_source(source: &str) -> Option<(&str, i32)> {
     Some((topic, partition.parse().ok()?))
 }
 
-/// What one message carried.
+/// What one message carried; its events were appended to the caller's list.
 #[derive(Debug)]
 pub struct Consumed {
     /// `kafka:<topic>:<partition>`.
     pub source: Arc<str>,
     /// The message's offset plus one.
     pub line: u64,
-    /// Its events (none for a rejected or empty message).
-    pub events: Vec<Event>,
+    /// How many events it gave (none for a rejected or empty message).
+    pub events: usize,
+    /// Offsets skipped right before this message.
+    pub gap: Option<Gap>,
 }
 
 /// Counts for `/metrics` and the run summary.
@@ -137,6 +192,22 @@ pub struct KafkaStats {
     pub messages: u64,
     pub events: u64,
     pub rejected: u64,
+    /// Offsets the brokers handed out no message for (see [`Gap`]).
+    pub skipped: u64,
+}
+
+/// Offsets of a partition the brokers went past without handing out a
+/// message: from where this member resumed (the group's committed
+/// offset) or from the message before. Kafka leaves such holes for
+/// transaction markers and compaction, and retention deletes what was
+/// not read in time; a broker that skips messages leaves them too. An
+/// audit stream should have none, so each is said, never absorbed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Gap {
+    /// The first line (offset plus one) with no message.
+    pub from_line: u64,
+    /// How many.
+    pub messages: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -148,6 +219,10 @@ pub enum KafkaSourceError {
 struct Partition {
     source: Arc<str>,
     parser: Option<Box<dyn Parser>>,
+    /// The offset the next message should have: the group's committed
+    /// offset after an assignment, then the last message's plus one;
+    /// `None` when not known (no offset committed yet).
+    next: Option<i64>,
 }
 
 /// How far behind the newest message one assigned partition is.
@@ -165,6 +240,9 @@ pub struct Lag {
 #[derive(Default)]
 struct Watch {
     lag: Mutex<Vec<Lag>>,
+    /// Partitions assigned or revoked by rebalances since the last poll:
+    /// true for assigned.
+    rebalanced: Mutex<Vec<(String, i32, bool)>>,
 }
 
 impl ClientContext for Watch {
@@ -188,17 +266,30 @@ impl ClientContext for Watch {
     }
 }
 
-impl ConsumerContext for Watch {}
+impl ConsumerContext for Watch {
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let (list, assigned) = match rebalance {
+            Rebalance::Assign(l) => (l, true),
+            Rebalance::Revoke(l) => (l, false),
+            Rebalance::Error(_) => return,
+        };
+        if let Ok(mut r) = self.rebalanced.lock() {
+            for e in list.elements() {
+                r.push((e.topic().to_owned(), e.partition(), assigned));
+            }
+        }
+    }
+}
 
 /// A consumer-group member; see the module doc.
 pub struct KafkaSource {
     consumer: BaseConsumer<Watch>,
     brokers: String,
     formats: HashMap<String, Option<&'static Format>>,
-    partitions: HashMap<(String, i32), Partition>,
+    /// Per topic, per partition: looked up by `&str`, so a message costs no allocation.
+    partitions: HashMap<String, HashMap<i32, Partition>>,
     context: ParserContext,
     max_line: usize,
-    parsed: Vec<Event>,
     stats: KafkaStats,
 }
 
@@ -247,7 +338,6 @@ impl KafkaSource {
             partitions: HashMap::new(),
             context,
             max_line: crate::lines::DEFAULT_MAX_LINE,
-            parsed: Vec::new(),
             stats: KafkaStats::default(),
         })
     }
@@ -269,14 +359,16 @@ impl KafkaSource {
             .unwrap_or_default()
     }
 
-    /// Waits up to `timeout` for one message and parses it. `None` when
-    /// none came; an error when the client failed (the brokers are
-    /// unreachable for long, the group was fenced): worth logging, and
-    /// calling again, since librdkafka reconnects by itself.
+    /// Waits up to `timeout` for one message and parses it, appending its
+    /// events to `events`. `None` when none came; an error when the client
+    /// failed (the brokers are unreachable for long, the group was
+    /// fenced): worth logging, and calling again, since librdkafka
+    /// reconnects by itself.
     pub fn poll(
         &mut self,
         timeout: Duration,
         rejects: &Mutex<Rejects>,
+        events: &mut Vec<Event>,
     ) -> Option<Result<Consumed, KafkaSourceError>> {
         let message = match self.consumer.poll(timeout)? {
             Ok(m) => m,
@@ -288,20 +380,42 @@ impl KafkaSource {
             }
         };
         self.stats.messages += 1;
-        let topic = message.topic().to_owned();
+        rebalanced(
+            &self.consumer,
+            &mut self.partitions,
+            &self.formats,
+            &self.context,
+        );
+        let topic = message.topic();
         let partition = message.partition();
         let line = u64::try_from(message.offset()).unwrap_or(0) + 1;
-        let format = self.formats.get(&topic).copied().flatten();
+        let format = self.formats.get(topic).copied().flatten();
         let context = &self.context;
+        if !self.partitions.contains_key(topic) {
+            self.partitions.insert(topic.to_owned(), HashMap::new());
+        }
         let state = self
             .partitions
-            .entry((topic.clone(), partition))
+            .get_mut(topic)
+            .expect("inserted above")
+            .entry(partition)
             .or_insert_with(|| Partition {
-                source: Arc::from(source_name(&topic, partition)),
+                source: Arc::from(source_name(topic, partition)),
                 parser: format.map(|f| (f.build)(context)),
+                next: None,
             });
+        let offset = message.offset();
+        let gap = state.next.filter(|next| offset > *next).map(|next| Gap {
+            from_line: next as u64 + 1,
+            messages: (offset - next) as u64,
+        });
+        if let Some(g) = &gap {
+            self.stats.skipped += g.messages;
+        }
+        state.next = Some(offset + 1);
         let source = state.source.clone();
         let origin = Origin::new(source.clone(), line);
+        let before = events.len();
         let mut refused = |error: &str, raw: &str| {
             self.stats.rejected += 1;
             if let Ok(mut r) = rejects.lock() {
@@ -349,18 +463,19 @@ impl KafkaSource {
                         }
                     }
                     let parser = state.parser.as_mut().expect("chosen above");
-                    if let Err(ParseError(e)) = parser.parse_line(l, &origin, &mut self.parsed) {
+                    if let Err(ParseError(e)) = parser.parse_line(l, &origin, events) {
                         refused(&e, l);
                     }
                 }
             }
         }
-        let events = std::mem::take(&mut self.parsed);
-        self.stats.events += events.len() as u64;
+        let added = events.len() - before;
+        self.stats.events += added as u64;
         Some(Ok(Consumed {
             source,
             line,
-            events,
+            events: added,
+            gap,
         }))
     }
 

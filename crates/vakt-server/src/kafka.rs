@@ -10,6 +10,12 @@
 //! the ledger may hold already, which only rebuild detector state, and
 //! never skips one it does not hold.
 //!
+//! Gaps: a partition's offsets the brokers go past without handing out a
+//! message (from the group's committed offset, or between two messages)
+//! are said on stderr with where they start and counted in `/metrics`
+//! (`vakt_kafka_skipped_total`): an audit stream must not lose records
+//! quietly, whoever loses them.
+//!
 //! Back-pressure: a message is taken from Kafka only when the engine's
 //! queue has room; the rest waits in Kafka, and `/metrics` says how much
 //! (`vakt_kafka_lag`, per partition). Malformed messages are
@@ -28,8 +34,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Semaphore};
-use vakt_event::Directory;
-use vakt_ingest::kafka::{KafkaConfig, KafkaSource};
+use vakt_event::{Directory, Event};
+use vakt_ingest::kafka::{Gap, KafkaConfig, KafkaSource};
 use vakt_ingest::{ParserContext, Rejects};
 
 /// Name of the dead-letter file for malformed Kafka messages.
@@ -40,6 +46,17 @@ pub const COMMIT_EVERY: Duration = Duration::from_secs(1);
 
 /// How long a poll waits for a message, and so how soon a stop is seen.
 const POLL: Duration = Duration::from_millis(100);
+
+/// Most events taken from the client before they go to the engine: few
+/// enough to keep the queue's room honest, enough that a message does not
+/// cost a wake-up of the engine each.
+const BATCH_EVENTS: usize = 4096;
+
+/// Consecutive messages of one partition, parsed.
+struct Run {
+    source: Arc<str>,
+    events: Vec<Event>,
+}
 
 /// The way to the engine: its channel and its queue of `capacity` events.
 pub(crate) struct Engine {
@@ -86,6 +103,7 @@ impl KafkaReader {
             durable,
             stop: stop.clone(),
             committed: Default::default(),
+            gaps: Gaps::default(),
         };
         let thread = std::thread::Builder::new()
             .name("vakt-kafka".into())
@@ -112,6 +130,14 @@ struct Reader {
     stop: Arc<AtomicBool>,
     /// What was last committed to the group, per partition.
     committed: std::collections::HashMap<Arc<str>, u64>,
+    gaps: Gaps,
+}
+
+/// Gap warnings: when one was last said, and the offsets skipped since.
+#[derive(Default)]
+struct Gaps {
+    said: Option<Instant>,
+    unsaid: u64,
 }
 
 impl Reader {
@@ -125,24 +151,13 @@ impl Reader {
                 self.report_lag();
                 last_commit = Instant::now();
             }
-            // Take a message only when the engine has room; Kafka keeps the rest.
-            if self.queue.available_permits() == 0 {
+            // Take messages only when the engine has room; Kafka keeps the rest.
+            let room = self.queue.available_permits();
+            if room == 0 {
                 std::thread::sleep(Duration::from_millis(5));
                 continue;
             }
-            let consumed = match self.source.poll(POLL, &self.rejects) {
-                None => continue,
-                Some(Ok(c)) => c,
-                Some(Err(e)) => {
-                    // librdkafka reconnects by itself; say so once in a while.
-                    if last_error.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
-                        tracing::warn!("{e}");
-                        last_error = Some(Instant::now());
-                    }
-                    continue;
-                }
-            };
-            self.metrics.kafka_messages.inc();
+            let runs = self.take(room.min(BATCH_EVENTS), &mut last_error);
             let now_rejected = self.source.stats().rejected;
             if now_rejected > rejected {
                 self.metrics.events_rejected.inc_by(now_rejected - rejected);
@@ -151,26 +166,103 @@ impl Reader {
                     let _ = r.flush();
                 }
             }
-            if consumed.events.is_empty() {
-                continue;
-            }
-            // A message's events go to the engine as one, so no commit
-            // splits them (its progress would mark the rest as done).
-            let n = consumed.events.len();
-            let Some(permit) = wait_for_room(&self.queue, self.capacity, n, &self.stop) else {
-                return;
-            };
-            self.metrics.events_received.inc_by(n as u64);
-            let msg = Msg::Followed {
-                source: consumed.source,
-                events: consumed.events,
-                permit,
-            };
-            if self.tx.send(msg).is_err() {
+            if !self.send(runs) {
                 return;
             }
         }
         self.commit();
+    }
+
+    /// Takes what the client holds ready, up to `budget` events: waits for
+    /// the first message only. Consecutive messages of one partition make
+    /// one run.
+    fn take(&mut self, budget: usize, last_error: &mut Option<Instant>) -> Vec<Run> {
+        let mut runs: Vec<Run> = Vec::new();
+        let mut events = 0;
+        while events < budget {
+            let wait = if runs.is_empty() {
+                POLL
+            } else {
+                Duration::ZERO
+            };
+            let mut parsed = Vec::new();
+            let consumed = match self.source.poll(wait, &self.rejects, &mut parsed) {
+                None => break,
+                Some(Ok(c)) => c,
+                Some(Err(e)) => {
+                    // librdkafka reconnects by itself; say so once in a while.
+                    if last_error.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                        tracing::warn!("{e}");
+                        *last_error = Some(Instant::now());
+                    }
+                    break;
+                }
+            };
+            self.metrics.kafka_messages.inc();
+            if let Some(gap) = &consumed.gap {
+                self.metrics.kafka_skipped.inc_by(gap.messages);
+                self.say_gap(&consumed.source, gap);
+            }
+            events += consumed.events;
+            match runs.last_mut() {
+                Some(run) if run.source == consumed.source => run.events.append(&mut parsed),
+                _ => runs.push(Run {
+                    source: consumed.source,
+                    events: parsed,
+                }),
+            }
+        }
+        runs
+    }
+
+    /// Says a gap on stderr; at most one message per 10 s, which counts
+    /// the gaps it stood for (a transactional producer leaves one offset
+    /// per transaction).
+    fn say_gap(&mut self, source: &str, gap: &Gap) {
+        self.gaps.unsaid += gap.messages;
+        if self
+            .gaps
+            .said
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(10))
+        {
+            return;
+        }
+        tracing::warn!(
+            "{source}: no message for {} offset(s) from offset {}, {} in all since the last such warning: the brokers went past them (transaction markers, compaction, retention before they were read, or a broker fault), so they are not in the ledger",
+            gap.messages,
+            gap.from_line - 1,
+            self.gaps.unsaid
+        );
+        self.gaps = Gaps {
+            said: Some(Instant::now()),
+            unsaid: 0,
+        };
+    }
+
+    /// Hands the runs to the engine, each with its room in the queue;
+    /// false once stopping or the engine is gone.
+    fn send(&self, runs: Vec<Run>) -> bool {
+        for run in runs {
+            if run.events.is_empty() {
+                continue;
+            }
+            // A run's events go to the engine as one, so no commit splits
+            // a message (its progress would mark the rest as done).
+            let n = run.events.len();
+            let Some(permit) = wait_for_room(&self.queue, self.capacity, n, &self.stop) else {
+                return false;
+            };
+            self.metrics.events_received.inc_by(n as u64);
+            let msg = Msg::Followed {
+                source: run.source,
+                events: run.events,
+                permit,
+            };
+            if self.tx.send(msg).is_err() {
+                return false;
+            }
+        }
+        true
     }
 
     /// Puts the partitions' lag in `/metrics`, for this member's partitions only.

@@ -75,6 +75,8 @@ pub(crate) struct Metrics {
     pub(crate) request_seconds: Family<RouteLabel, Histogram, fn() -> Histogram>,
     /// Kafka messages taken from the assigned partitions.
     pub(crate) kafka_messages: Counter,
+    /// Kafka offsets the brokers went past without a message (`vakt_ingest::kafka::Gap`).
+    pub(crate) kafka_skipped: Counter,
     /// Messages behind the newest, per assigned Kafka partition.
     pub(crate) kafka_lag: Family<PartitionLabel, Gauge>,
     registry: Mutex<Registry>,
@@ -93,6 +95,7 @@ impl Default for Metrics {
             ingest_seconds: latency(),
             request_seconds: Family::new_with_constructor(latency),
             kafka_messages: Counter::default(),
+            kafka_skipped: Counter::default(),
             kafka_lag: Family::default(),
             registry: Mutex::new(Registry::default()),
         };
@@ -147,6 +150,11 @@ impl Default for Metrics {
                 "vakt_kafka_messages",
                 "Kafka messages taken from the assigned partitions since start",
                 m.kafka_messages.clone(),
+            );
+            r.register(
+                "vakt_kafka_skipped",
+                "Kafka offsets the brokers went past without handing out a message (transaction markers, compaction, retention, a broker fault)",
+                m.kafka_skipped.clone(),
             );
             r.register(
                 "vakt_kafka_lag",

@@ -298,6 +298,67 @@ fn a_serve_killed_mid_stream_records_each_message_exactly_once() {
     }
 }
 
+#[test]
+fn offsets_retention_deleted_before_they_were_read_are_counted_and_said() {
+    // The mock cluster keeps 5 MiB per partition, deleting the oldest
+    // message sets past it: retention, on a small scale.
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic(TOPIC, 1, 1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let settings = settings(tmp.path(), &brokers);
+    let p = producer(&brokers);
+    produce(&p, 0, 100);
+    let s = serve(&data, &settings);
+    wait_for("the first 100 accesses", support::WAIT, || {
+        recorded(&data) >= 100
+    });
+    // The stop commits the group's offset: 100.
+    s.stop(support::WAIT).unwrap();
+
+    // While vakt is down, 6 MiB more arrive and push the first out.
+    const TOTAL: u32 = 3100;
+    let pad = "x".repeat(2000);
+    for i in 100..TOTAL {
+        let payload = access(i).replace('}', &format!(",\"message\":\"{pad}\"}}"));
+        let mut record = BaseRecord::<str, str>::to(TOPIC).payload(&payload);
+        while let Err((_, r)) = p.send(record) {
+            record = r;
+            p.poll(Duration::from_millis(10));
+        }
+        p.poll(Duration::ZERO);
+    }
+    p.flush(Duration::from_secs(20)).unwrap();
+
+    let (s, url) = serve_at(&data, &settings);
+    let skipped = || -> i64 {
+        metrics(&url)
+            .lines()
+            .find_map(|l| l.strip_prefix("vakt_kafka_skipped_total "))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    wait_for("the rest of the partition", support::WAIT, || {
+        let n = skipped();
+        n > 0 && recorded(&data) + n >= TOTAL as i64
+    });
+    let n = skipped();
+    let said = s.stderr();
+    s.stop(support::WAIT).unwrap();
+    assert_eq!(
+        recorded(&data) + n,
+        TOTAL as i64,
+        "every offset is in the ledger or counted as skipped"
+    );
+    assert!(
+        said.contains(&format!(
+            "kafka:access:0: no message for {n} offset(s) from offset 100,"
+        )),
+        "{said}"
+    );
+}
+
 fn verify(data: &Path) {
     let out = vakt()
         .args(["ledger", "verify", "--data"])

@@ -68,6 +68,7 @@ struct Measured {
     /// Accesses in all nodes' ledgers: more than the events when a
     /// partition moved between nodes as they joined.
     recorded: u64,
+    taken: Taken,
 }
 
 pub fn run(args: ClusterBenchArgs) -> Result<()> {
@@ -80,7 +81,12 @@ pub fn run(args: ClusterBenchArgs) -> Result<()> {
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("cannot create {}", args.dir.display()))?;
     let (input, directory) = generate(&args.dir, args.events, args.accounts)?;
-    let baseline = watch(&args.dir, &input, &directory)?;
+    // The median of three: these machines are shared.
+    let mut watched = (0..3)
+        .map(|_| watch(&args.dir, &input, &directory))
+        .collect::<Result<Vec<f64>>>()?;
+    watched.sort_by(f64::total_cmp);
+    let baseline = watched[1];
 
     let topic = format!("vakt-bench-{}", std::process::id());
     // Kept alive until the end: a broker started here stops with it.
@@ -107,7 +113,7 @@ pub fn run(args: ClusterBenchArgs) -> Result<()> {
         if args.brokers.is_some() { brokers.as_str() } else { "tansu, memory engine" }
     );
     println!(
-        "  vakt watch --data, the same events as a file: {} events/s",
+        "  vakt watch --data, the same events as a file: {} events/s (median of 3)",
         thousands(baseline as u64)
     );
     let one = runs.first().map(|r| r.steady.as_secs_f64()).unwrap_or(1.0);
@@ -115,7 +121,7 @@ pub fn run(args: ClusterBenchArgs) -> Result<()> {
         let total = events as f64 / r.total.as_secs_f64();
         let steady = events as f64 / r.steady.as_secs_f64();
         println!(
-            "  {} node{}: {:>9} events/s with the group join ({:.1} s), {:>9} steady = {:.2} of watch, {:.2} of the first count; {} accesses recorded",
+            "  {} node{}: {:>9} events/s with the group join ({:.1} s), {:>9} steady = {:.2} of watch, {:.2} of the first count; {} messages taken, {} accesses recorded, {} offsets skipped by the broker",
             r.nodes,
             if r.nodes == 1 { " " } else { "s" },
             thousands(total as u64),
@@ -123,8 +129,13 @@ pub fn run(args: ClusterBenchArgs) -> Result<()> {
             thousands(steady as u64),
             steady / baseline,
             one / r.steady.as_secs_f64(),
+            thousands(r.taken.messages),
             thousands(r.recorded),
+            thousands(r.taken.skipped),
         );
+    }
+    if args.brokers.is_none() && runs.iter().any(|r| r.taken.skipped > 0) {
+        println!("  (tansu 0.6 answers a fetch from an offset inside a batch of messages with the batches after it: a node resuming a partition there loses the batch's rest; a Kafka broker does not)");
     }
     Ok(())
 }
@@ -282,6 +293,14 @@ fn measure(
     events: u64,
 ) -> Result<Measured> {
     let group = format!("{topic}-{nodes}");
+    // tansu 0.6 holds a fetch for its longest wait even when messages are
+    // waiting (librdkafka's default is 500 ms), which a Kafka broker does
+    // not: without this the figures would be tansu's.
+    let options = if args.brokers.is_none() {
+        "\n[kafka.options]\n\"fetch.wait.max.ms\" = \"10\"\n"
+    } else {
+        ""
+    };
     let mut dirs = Vec::new();
     for i in 0..nodes {
         let d = args.dir.join(format!("node-{nodes}-{i}"));
@@ -291,7 +310,7 @@ fn measure(
         std::fs::write(
             &settings,
             format!(
-                "[kafka]\nbrokers = \"{brokers}\"\ngroup = \"{group}\"\n\n[[kafka.topic]]\nname = \"{topic}\"\nformat = \"jsonl\"\n"
+                "[kafka]\nbrokers = \"{brokers}\"\ngroup = \"{group}\"\n\n[[kafka.topic]]\nname = \"{topic}\"\nformat = \"jsonl\"\n{options}"
             ),
         )?;
         dirs.push(d);
@@ -323,7 +342,7 @@ fn measure(
     let mut recorded = 0;
     while done < events {
         std::thread::sleep(Duration::from_millis(20));
-        if first.is_none() && taken(&http, &urls)?.0 > 0 {
+        if first.is_none() && taken(&http, &urls)?.messages > 0 {
             first = Some(Instant::now());
         }
         // A partition's committed messages: the most any node's ledger holds.
@@ -356,15 +375,7 @@ fn measure(
     let total = started.elapsed();
     let steady = first.map(|f| f.elapsed()).unwrap_or(total);
     bar.finish_and_clear();
-    let (messages, received) = taken(&http, &urls)?;
-    if messages != events || received != events {
-        eprintln!(
-            "vakt bench cluster: {nodes} node(s) took {} messages with {} events, of {} produced",
-            thousands(messages),
-            thousands(received),
-            thousands(events)
-        );
-    }
+    let seen = taken(&http, &urls)?;
     for c in children {
         c.stop(WAIT)?;
     }
@@ -373,12 +384,22 @@ fn measure(
         total,
         steady,
         recorded,
+        taken: seen,
     })
 }
 
-/// Kafka messages taken and events received by all nodes, from their `/metrics`.
-fn taken(http: &ureq::Agent, urls: &[String]) -> Result<(u64, u64)> {
-    let (mut messages, mut events) = (0, 0);
+/// What all nodes' `/metrics` say.
+#[derive(Default)]
+struct Taken {
+    messages: u64,
+    events: u64,
+    /// Offsets the broker went past without a message.
+    skipped: u64,
+}
+
+/// Kafka messages taken, events received and offsets skipped by all nodes.
+fn taken(http: &ureq::Agent, urls: &[String]) -> Result<Taken> {
+    let mut t = Taken::default();
     for url in urls {
         let body = get(http, url, "", "/metrics")?;
         let text = String::from_utf8_lossy(&body);
@@ -387,10 +408,11 @@ fn taken(http: &ureq::Agent, urls: &[String]) -> Result<(u64, u64)> {
                 .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
                 .unwrap_or(0.0) as u64
         };
-        messages += value("vakt_kafka_messages_total");
-        events += value("vakt_events_received_total");
+        t.messages += value("vakt_kafka_messages_total");
+        t.events += value("vakt_events_received_total");
+        t.skipped += value("vakt_kafka_skipped_total");
     }
-    Ok((messages, events))
+    Ok(t)
 }
 
 fn spinner(template: &str) -> ProgressStyle {
