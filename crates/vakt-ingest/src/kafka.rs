@@ -24,7 +24,8 @@ use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::statistics::Statistics;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Deserialize;
@@ -49,6 +50,11 @@ pub struct KafkaConfig {
     /// `session.timeout.ms`, ...); they win over vakt's defaults.
     #[serde(default)]
     pub options: BTreeMap<String, String>,
+    /// A topic that also gets each rejected line (beside the dead-letter
+    /// file), keyed by its source, with headers `vakt.source`,
+    /// `vakt.offset` and `vakt.error`: one place for every node's.
+    #[serde(default)]
+    pub dead_letter_topic: Option<String>,
 }
 
 /// One `[[kafka.topic]]`.
@@ -75,6 +81,13 @@ impl KafkaConfig {
         if self.group.trim().is_empty() {
             return Err("group is empty; name the consumer group, e.g. group = \"vakt\"".into());
         }
+        if let Some(d) = &self.dead_letter_topic {
+            if d.is_empty() || d.contains(':') {
+                return Err(format!(
+                    "dead_letter_topic `{d}` is empty or has a `:`; Kafka topic names are letters, digits, `.`, `_` and `-`"
+                ));
+            }
+        }
         if self.topics.is_empty() {
             return Err(
                 "no [[kafka.topic]]; add one with name = \"...\" and format = \"...\"".into(),
@@ -90,6 +103,12 @@ impl KafkaConfig {
             }
             if !seen.insert(t.name.as_str()) {
                 return Err(format!("topic `{}` is listed twice", t.name));
+            }
+            if self.dead_letter_topic.as_deref() == Some(t.name.as_str()) {
+                return Err(format!(
+                    "dead_letter_topic `{}` is also read as a [[kafka.topic]]: its rejects would be read again; name another topic",
+                    t.name
+                ));
             }
             if let Some(f) = &t.format {
                 if parsers::format(f).is_none() {
@@ -194,6 +213,8 @@ pub struct KafkaStats {
     pub rejected: u64,
     /// Offsets the brokers handed out no message for (see [`Gap`]).
     pub skipped: u64,
+    /// Rejected lines the dead-letter topic did not take (they are in the file).
+    pub dead_letters_lost: u64,
 }
 
 /// Offsets of a partition the brokers went past without handing out a
@@ -291,6 +312,71 @@ pub struct KafkaSource {
     context: ParserContext,
     max_line: usize,
     stats: KafkaStats,
+    dead_letters: Option<DeadLetters>,
+}
+
+/// The dead-letter topic's producer.
+struct DeadLetters {
+    producer: BaseProducer<Undelivered>,
+    topic: String,
+}
+
+/// Counts dead letters that did not reach the topic.
+#[derive(Default)]
+struct Undelivered(std::sync::atomic::AtomicU64);
+
+impl ClientContext for Undelivered {}
+
+impl ProducerContext for Undelivered {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if result.is_err() {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+impl DeadLetters {
+    /// Queues a rejected line; one the client cannot queue (its queue is
+    /// full) is counted with those the brokers refuse.
+    fn send(&self, source: &str, line: u64, error: &str, raw: &str) {
+        let offset = line.saturating_sub(1).to_string();
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: "vakt.source",
+                value: Some(source),
+            })
+            .insert(Header {
+                key: "vakt.offset",
+                value: Some(offset.as_str()),
+            })
+            .insert(Header {
+                key: "vakt.error",
+                value: Some(error),
+            });
+        let record = BaseRecord::to(&self.topic)
+            .key(source)
+            .payload(raw)
+            .headers(headers);
+        if self.producer.send(record).is_err() {
+            self.lost()
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    fn lost(&self) -> &std::sync::atomic::AtomicU64 {
+        &self.producer.context().0
+    }
+}
+
+impl Drop for KafkaSource {
+    fn drop(&mut self) {
+        // What is still queued for the dead-letter topic goes out first
+        // (bounded: the file holds it anyway).
+        if let Some(d) = &self.dead_letters {
+            let _ = d.producer.flush(Duration::from_secs(5));
+        }
+    }
 }
 
 impl KafkaSource {
@@ -319,6 +405,25 @@ impl KafkaSource {
         let consumer: BaseConsumer<Watch> = cc
             .create_with_context(Watch::default())
             .map_err(client_err)?;
+        let dead_letters = match &config.dead_letter_topic {
+            None => None,
+            Some(topic) => {
+                let mut pc = ClientConfig::new();
+                pc.set("bootstrap.servers", &config.brokers).set(
+                    "client.id",
+                    format!("vakt-{}-dead-letters", std::process::id()),
+                );
+                for (k, v) in &config.options {
+                    pc.set(k, v);
+                }
+                Some(DeadLetters {
+                    producer: pc
+                        .create_with_context(Undelivered::default())
+                        .map_err(client_err)?,
+                    topic: topic.clone(),
+                })
+            }
+        };
         let names: Vec<&str> = config.topics.iter().map(|t| t.name.as_str()).collect();
         consumer.subscribe(&names).map_err(client_err)?;
         let formats = config
@@ -339,6 +444,7 @@ impl KafkaSource {
             context,
             max_line: crate::lines::DEFAULT_MAX_LINE,
             stats: KafkaStats::default(),
+            dead_letters,
         })
     }
 
@@ -416,10 +522,14 @@ impl KafkaSource {
         let source = state.source.clone();
         let origin = Origin::new(source.clone(), line);
         let before = events.len();
+        let dead_letters = self.dead_letters.as_ref();
         let mut refused = |error: &str, raw: &str| {
             self.stats.rejected += 1;
             if let Ok(mut r) = rejects.lock() {
                 r.reject(&source, line, error, raw);
+            }
+            if let Some(d) = dead_letters {
+                d.send(&source, line, error, raw);
             }
         };
         match message.payload().map(std::str::from_utf8) {
@@ -471,6 +581,11 @@ impl KafkaSource {
         }
         let added = events.len() - before;
         self.stats.events += added as u64;
+        if let Some(d) = &self.dead_letters {
+            // Serves delivery reports; counts what the brokers refused.
+            d.producer.poll(Duration::ZERO);
+            self.stats.dead_letters_lost = d.lost().load(std::sync::atomic::Ordering::Relaxed);
+        }
         Some(Ok(Consumed {
             source,
             line,
@@ -554,5 +669,13 @@ mod tests {
         assert!(e.contains("brokers is empty"), "{e}");
         let e = config("brokers = \"b\"\ngroups = \"x\"\n[[topic]]\nname = \"a\"\n").unwrap_err();
         assert!(e.contains("unknown field"), "{e}");
+        // A dead-letter topic that is also read would read its rejects again.
+        let e = config("brokers = \"b\"\ndead_letter_topic = \"a\"\n[[topic]]\nname = \"a\"\n")
+            .unwrap_err();
+        assert!(e.contains("also read"), "{e}");
+        let ok =
+            config("brokers = \"b\"\ndead_letter_topic = \"a.rejects\"\n[[topic]]\nname = \"a\"\n")
+                .unwrap();
+        assert_eq!(ok.dead_letter_topic.as_deref(), Some("a.rejects"));
     }
 }

@@ -145,10 +145,12 @@ impl Reader {
         let mut last_commit = Instant::now();
         let mut last_error: Option<Instant> = None;
         let mut rejected = 0;
+        let mut lost = 0;
         while !self.stop.load(Ordering::Relaxed) {
             if last_commit.elapsed() >= COMMIT_EVERY {
                 self.commit();
                 self.report_lag();
+                self.report_lost_dead_letters(&mut lost);
                 last_commit = Instant::now();
             }
             // Take messages only when the engine has room; Kafka keeps the rest.
@@ -263,6 +265,20 @@ impl Reader {
             }
         }
         true
+    }
+
+    /// Says, once a second at most, that rejects did not reach the
+    /// dead-letter topic since the last time (they are in the file).
+    fn report_lost_dead_letters(&self, said: &mut u64) {
+        let now = self.source.stats().dead_letters_lost;
+        if now > *said {
+            tracing::warn!(
+                "{} rejected line(s) did not reach the dead-letter topic ({} in all); they are in {REJECTS_FILE}",
+                now - *said,
+                now
+            );
+            *said = now;
+        }
     }
 
     /// Puts the partitions' lag in `/metrics`, for this member's partitions only.

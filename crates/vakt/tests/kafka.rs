@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use support::{free_port, vakt, Proc};
 
 const TOPIC: &str = "access";
+const DEAD_LETTERS: &str = "access.rejects";
 
 fn tansu() -> PathBuf {
     if let Some(p) = std::env::var_os("VAKT_TANSU") {
@@ -41,7 +42,8 @@ fn tansu() -> PathBuf {
     );
 }
 
-/// A tansu broker on a free loopback port with one topic of 3 partitions.
+/// A tansu broker on a free loopback port with one topic of 3 partitions
+/// and a dead-letter topic.
 fn broker() -> (Proc, String) {
     let port = free_port();
     let url = format!("tcp://127.0.0.1:{port}");
@@ -68,23 +70,25 @@ fn broker() -> (Proc, String) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let out = Command::new(tansu())
-        .args([
-            "topic",
-            "create",
-            TOPIC,
-            "--partitions",
-            "3",
-            "--broker",
-            &url,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "tansu topic create: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    for (topic, partitions) in [(TOPIC, "3"), (DEAD_LETTERS, "1")] {
+        let out = Command::new(tansu())
+            .args([
+                "topic",
+                "create",
+                topic,
+                "--partitions",
+                partitions,
+                "--broker",
+                &url,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "tansu topic create {topic}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     (proc, address)
 }
 
@@ -126,11 +130,16 @@ fn produce(p: &BaseProducer, from: u32, to: u32) {
 }
 
 fn settings(dir: &Path, brokers: &str) -> PathBuf {
+    settings_with(dir, brokers, "")
+}
+
+/// With `extra` lines in the `[kafka]` table.
+fn settings_with(dir: &Path, brokers: &str, extra: &str) -> PathBuf {
     let path = dir.join("serve.toml");
     std::fs::write(
         &path,
         format!(
-            "[kafka]\nbrokers = \"{brokers}\"\ngroup = \"vakt-test\"\n\n[[kafka.topic]]\nname = \"{TOPIC}\"\nformat = \"jsonl\"\n\n[kafka.options]\n\"session.timeout.ms\" = \"6000\"\n\"statistics.interval.ms\" = \"1000\"\n"
+            "[kafka]\nbrokers = \"{brokers}\"\n{extra}group = \"vakt-test\"\n\n[[kafka.topic]]\nname = \"{TOPIC}\"\nformat = \"jsonl\"\n\n[kafka.options]\n\"session.timeout.ms\" = \"6000\"\n\"statistics.interval.ms\" = \"1000\"\n"
         ),
     )
     .unwrap();
@@ -186,7 +195,11 @@ fn a_topic_reaches_the_ledger_once_across_a_restart_and_its_bad_messages_are_kep
     let (_broker, brokers) = broker();
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let settings = settings(tmp.path(), &brokers);
+    let settings = settings_with(
+        tmp.path(),
+        &brokers,
+        &format!("dead_letter_topic = \"{DEAD_LETTERS}\"\n"),
+    );
     let p = producer(&brokers);
 
     // Events on every partition, and one message that is no event, before vakt starts.
@@ -242,6 +255,57 @@ fn a_topic_reaches_the_ledger_once_across_a_restart_and_its_bad_messages_are_kep
         dead.contains("\"source\":\"kafka:access:1\"") && dead.contains("this is not an event"),
         "{dead}"
     );
+    // And once in the dead-letter topic, with where it came from.
+    let letters = dead_letters(&brokers);
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    let (payload, headers) = &letters[0];
+    assert_eq!(payload, "this is not an event");
+    assert_eq!(
+        headers.get("vakt.source").map(String::as_str),
+        Some("kafka:access:1")
+    );
+    assert!(headers.contains_key("vakt.offset") && headers.contains_key("vakt.error"));
+}
+
+/// The dead-letter topic's messages: payload and headers.
+fn dead_letters(brokers: &str) -> Vec<(String, std::collections::HashMap<String, String>)> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::{Headers, Message};
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "dead-letter-reader")
+        .set("auto.offset.reset", "earliest")
+        .set("fetch.wait.max.ms", "10")
+        .create()
+        .unwrap();
+    c.subscribe(&[DEAD_LETTERS]).unwrap();
+    let mut out = Vec::new();
+    // Bounded: the group join, then a quiet second after the last message.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut quiet = None::<Instant>;
+    while Instant::now() < deadline && quiet.is_none_or(|q| q.elapsed() < Duration::from_secs(2)) {
+        let Some(m) = c.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        let m = m.unwrap();
+        let payload = String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned();
+        let headers = m
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| {
+                        (
+                            h.key.to_owned(),
+                            String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.push((payload, headers));
+        quiet = Some(Instant::now());
+    }
+    out
 }
 
 #[test]
