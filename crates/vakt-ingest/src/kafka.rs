@@ -596,36 +596,40 @@ impl KafkaSource {
 
     /// Commits to the group, for each of our sources, that everything up
     /// to `line` (an offset plus one) is durable. Sources that are not
-    /// Kafka partitions are ignored. Asynchronous: a commit lost to a
+    /// Kafka partitions assigned to this member are ignored. Asynchronous: a commit lost to a
     /// crash only means a longer replay, which the ledger absorbs.
     pub fn commit<'a>(
         &self,
         durable: impl IntoIterator<Item = (&'a str, u64)>,
     ) -> Result<(), KafkaSourceError> {
+        let client_err = |error| KafkaSourceError::Client {
+            brokers: self.brokers.clone(),
+            error,
+        };
+        // Only partitions this member holds: one it lost may be read
+        // further by another since, and a late commit from here would
+        // move the group's offset under it.
+        let assigned = self.consumer.assignment().map_err(client_err)?;
         let mut tpl = TopicPartitionList::new();
         for (source, line) in durable {
             let Some((topic, partition)) = parse_source(source) else {
                 continue;
             };
-            if !self.formats.contains_key(topic) {
+            if !self.formats.contains_key(topic)
+                || assigned.find_partition(topic, partition).is_none()
+            {
                 continue;
             }
             let offset = i64::try_from(line).unwrap_or(i64::MAX);
             tpl.add_partition_offset(topic, partition, Offset::Offset(offset))
-                .map_err(|error| KafkaSourceError::Client {
-                    brokers: self.brokers.clone(),
-                    error,
-                })?;
+                .map_err(client_err)?;
         }
         if tpl.count() == 0 {
             return Ok(());
         }
         self.consumer
             .commit(&tpl, CommitMode::Async)
-            .map_err(|error| KafkaSourceError::Client {
-                brokers: self.brokers.clone(),
-                error,
-            })
+            .map_err(client_err)
     }
 }
 
