@@ -213,8 +213,6 @@ pub struct KafkaStats {
     pub rejected: u64,
     /// Offsets the brokers handed out no message for (see [`Gap`]).
     pub skipped: u64,
-    /// Rejected lines the dead-letter topic did not take (they are in the file).
-    pub dead_letters_lost: u64,
 }
 
 /// Offsets of a partition the brokers went past without handing out a
@@ -452,6 +450,16 @@ impl KafkaSource {
         &self.stats
     }
 
+    /// Rejected lines the dead-letter topic did not take (they are in the
+    /// file). Serves the topic's delivery reports, so call it now and then
+    /// (once a second), not per message.
+    pub fn dead_letters_lost(&self) -> u64 {
+        self.dead_letters.as_ref().map_or(0, |d| {
+            d.producer.poll(Duration::ZERO);
+            d.lost().load(std::sync::atomic::Ordering::Relaxed)
+        })
+    }
+
     /// The lag of each partition assigned to this member, as of the
     /// client's last statistics (every 5 s unless `statistics.interval.ms`
     /// says otherwise); empty until then. Statistics are taken by
@@ -476,7 +484,15 @@ impl KafkaSource {
         rejects: &Mutex<Rejects>,
         events: &mut Vec<Event>,
     ) -> Option<Result<Consumed, KafkaSourceError>> {
-        let message = match self.consumer.poll(timeout)? {
+        let polled = self.consumer.poll(timeout);
+        // Rebalances are served inside the poll, with or without a message.
+        rebalanced(
+            &self.consumer,
+            &mut self.partitions,
+            &self.formats,
+            &self.context,
+        );
+        let message = match polled? {
             Ok(m) => m,
             Err(error) => {
                 return Some(Err(KafkaSourceError::Client {
@@ -486,12 +502,6 @@ impl KafkaSource {
             }
         };
         self.stats.messages += 1;
-        rebalanced(
-            &self.consumer,
-            &mut self.partitions,
-            &self.formats,
-            &self.context,
-        );
         let topic = message.topic();
         let partition = message.partition();
         let line = u64::try_from(message.offset()).unwrap_or(0) + 1;
@@ -511,10 +521,13 @@ impl KafkaSource {
                 next: None,
             });
         let offset = message.offset();
-        let gap = state.next.filter(|next| offset > *next).map(|next| Gap {
-            from_line: next as u64 + 1,
-            messages: (offset - next) as u64,
-        });
+        let gap = state
+            .next
+            .filter(|next| *next >= 0 && offset > *next)
+            .map(|next| Gap {
+                from_line: next as u64 + 1,
+                messages: (offset - next) as u64,
+            });
         if let Some(g) = &gap {
             self.stats.skipped += g.messages;
         }
@@ -581,11 +594,6 @@ impl KafkaSource {
         }
         let added = events.len() - before;
         self.stats.events += added as u64;
-        if let Some(d) = &self.dead_letters {
-            // Serves delivery reports; counts what the brokers refused.
-            d.producer.poll(Duration::ZERO);
-            self.stats.dead_letters_lost = d.lost().load(std::sync::atomic::Ordering::Relaxed);
-        }
         Some(Ok(Consumed {
             source,
             line,

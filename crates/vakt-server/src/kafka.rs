@@ -181,13 +181,15 @@ impl Reader {
     fn take(&mut self, budget: usize, last_error: &mut Option<Instant>) -> Vec<Run> {
         let mut runs: Vec<Run> = Vec::new();
         let mut events = 0;
+        // Parsed into once, then moved into its run: a message of a run
+        // under way costs no allocation of its own.
+        let mut parsed = Vec::new();
         while events < budget {
             let wait = if runs.is_empty() {
                 POLL
             } else {
                 Duration::ZERO
             };
-            let mut parsed = Vec::new();
             let consumed = match self.source.poll(wait, &self.rejects, &mut parsed) {
                 None => break,
                 Some(Ok(c)) => c,
@@ -210,7 +212,7 @@ impl Reader {
                 Some(run) if run.source == consumed.source => run.events.append(&mut parsed),
                 _ => runs.push(Run {
                     source: consumed.source,
-                    events: parsed,
+                    events: std::mem::take(&mut parsed),
                 }),
             }
         }
@@ -270,7 +272,7 @@ impl Reader {
     /// Says, once a second at most, that rejects did not reach the
     /// dead-letter topic since the last time (they are in the file).
     fn report_lost_dead_letters(&self, said: &mut u64) {
-        let now = self.source.stats().dead_letters_lost;
+        let now = self.source.dead_letters_lost();
         if now > *said {
             tracing::warn!(
                 "{} rejected line(s) did not reach the dead-letter topic ({} in all); they are in {REJECTS_FILE}",

@@ -21,6 +21,7 @@
 
 use super::generate;
 use super::serve::{agent, get, serve};
+use super::watch::watch_once;
 use crate::fmt::thousands;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -75,6 +76,9 @@ pub fn run(args: ClusterBenchArgs) -> Result<()> {
     if args.partitions < 1 {
         bail!("--partitions must be at least 1");
     }
+    if args.events == 0 {
+        bail!("--events must be at least 1");
+    }
     if args.nodes.is_empty() || args.nodes.contains(&0) {
         bail!("--nodes lists node counts of at least 1, e.g. --nodes 1,2,3");
     }
@@ -82,8 +86,12 @@ pub fn run(args: ClusterBenchArgs) -> Result<()> {
         .with_context(|| format!("cannot create {}", args.dir.display()))?;
     let (input, directory) = generate(&args.dir, args.events, args.accounts)?;
     // The median of three: these machines are shared.
+    let data = args.dir.join("watch-data");
     let mut watched = (0..3)
-        .map(|_| watch(&args.dir, &input, &directory))
+        .map(|_| {
+            watch_once(&args.dir, &input, Some(&directory), Some(&data))
+                .map(|r| r.events_per_second)
+        })
         .collect::<Result<Vec<f64>>>()?;
     watched.sort_by(f64::total_cmp);
     let baseline = watched[1];
@@ -121,7 +129,7 @@ pub fn run(args: ClusterBenchArgs) -> Result<()> {
         let total = events as f64 / r.total.as_secs_f64();
         let steady = events as f64 / r.steady.as_secs_f64();
         println!(
-            "  {} node{}: {:>9} events/s with the group join ({:.1} s), {:>9} steady = {:.2} of watch, {:.2} of the first count; {} messages taken, {} accesses recorded, {} offsets skipped by the broker",
+            "  {} node{}: {:>9} events/s with the group join ({:.1} s), {:>9} steady = {:.2} of watch, {:.2} of {} node(s); {} messages taken, {} accesses recorded, {} offsets skipped by the broker",
             r.nodes,
             if r.nodes == 1 { " " } else { "s" },
             thousands(total as u64),
@@ -129,6 +137,7 @@ pub fn run(args: ClusterBenchArgs) -> Result<()> {
             thousands(steady as u64),
             steady / baseline,
             one / r.steady.as_secs_f64(),
+            args.nodes[0],
             thousands(r.taken.messages),
             thousands(r.recorded),
             thousands(r.taken.skipped),
@@ -182,31 +191,6 @@ fn tansu(dir: &Path) -> Result<(Child, String)> {
         std::thread::sleep(Duration::from_millis(50));
     }
     Ok((child, address))
-}
-
-/// Events/s of `vakt watch --data` on the file, as a child process.
-fn watch(dir: &Path, input: &Path, directory: &Path) -> Result<f64> {
-    let data = dir.join("watch-data");
-    let _ = std::fs::remove_dir_all(&data);
-    let stats = dir.join("watch-stats.json");
-    let status = Command::new(std::env::current_exe()?)
-        .args(["watch", "--quiet", "--format", "jsonl", "--directory"])
-        .arg(directory)
-        .arg("--data")
-        .arg(&data)
-        .arg("--stats-json")
-        .arg(&stats)
-        .arg(input)
-        .stdout(Stdio::null())
-        .status()
-        .context("cannot start `vakt watch`")?;
-    if !status.success() {
-        bail!("`vakt watch --data` failed on {}", input.display());
-    }
-    let s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&stats)?)?;
-    s["events_per_second"]
-        .as_f64()
-        .context("`vakt watch --stats-json` gave no events_per_second")
 }
 
 fn create_topic(brokers: &str, topic: &str, partitions: i32) -> Result<()> {

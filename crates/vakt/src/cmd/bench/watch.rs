@@ -24,8 +24,8 @@ pub struct BenchArgs {
     pub dir: PathBuf,
 }
 
-struct Run {
-    events_per_second: f64,
+pub(super) struct Run {
+    pub(super) events_per_second: f64,
     peak_rss: u64,
     events: u64,
 }
@@ -45,6 +45,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 &args.dir,
                 &events,
                 with_directory.then_some(directory.as_path()),
+                None,
             )?);
         }
         runs.sort_by(|a, b| a.events_per_second.total_cmp(&b.events_per_second));
@@ -82,12 +83,23 @@ pub fn run(args: BenchArgs) -> Result<()> {
     Ok(())
 }
 
-fn watch_once(dir: &Path, events: &Path, directory: Option<&Path>) -> Result<Run> {
+/// One `vakt watch` of `events` in a child process, with the directory
+/// and a fresh ledger in `data` when given.
+pub(super) fn watch_once(
+    dir: &Path,
+    events: &Path,
+    directory: Option<&Path>,
+    data: Option<&Path>,
+) -> Result<Run> {
     let stats = dir.join("stats.json");
     let mut cmd = Command::new(std::env::current_exe()?);
     cmd.args(["watch", "--quiet", "--format", "jsonl"]);
     if let Some(d) = directory {
         cmd.arg("--directory").arg(d);
+    }
+    if let Some(d) = data {
+        let _ = std::fs::remove_dir_all(d);
+        cmd.arg("--data").arg(d);
     }
     let status = cmd
         .arg("--stats-json")
