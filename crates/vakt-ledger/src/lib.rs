@@ -64,6 +64,11 @@ pub enum LedgerError {
     /// A file of the entry store does not read back as written.
     #[error("{path}: {what}; the ledger's entry store is damaged: run `vakt ledger verify` and restore the data directory from a backup")]
     Damaged { path: PathBuf, what: String },
+    #[error("PostgreSQL store, {what}: {source}")]
+    Postgres {
+        what: String,
+        source: postgres::Error,
+    },
     #[error("{0}")]
     Invalid(String),
 }

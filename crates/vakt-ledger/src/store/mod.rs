@@ -21,6 +21,8 @@
 //! - [`segments`]: an append-only chain log in compressed column blocks,
 //!   and per-flush sorted runs of postings (customer to entries, account to
 //!   its accesses) merged in tiers. The default.
+//! - [`postgres`]: a PostgreSQL database several nodes share, one chain
+//!   per writer, partitioned by month.
 //! - [`sqlite`]: the tables vakt kept before (one row per entry, one per
 //!   customer read, a B-tree each): kept to read old data directories and
 //!   to compare against.
@@ -28,6 +30,7 @@
 //! How they compare, measured with `vakt bench store` on this design's
 //! target workload, is in [`segments`]'s documentation.
 
+pub mod postgres;
 pub mod segments;
 pub mod sqlite;
 #[doc(hidden)]
