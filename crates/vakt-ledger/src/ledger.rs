@@ -3,6 +3,7 @@
 use crate::encode::{checkpoint_message, link, EntryFields};
 use crate::keys::DataDir;
 use crate::lines::Lines;
+use crate::store::postgres::PgStore;
 use crate::store::segments::Segments;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{EntryStore, StoredEntry};
@@ -60,6 +61,10 @@ pub(crate) use crate::store::LINK_BYTES;
 pub(crate) const ENGINE: &str = "engine";
 /// The `meta` key holding the entry store's last commit point.
 pub(crate) const STORE_POINT: &str = "store_point";
+/// The `meta` keys of a ledger whose entries are in PostgreSQL: the
+/// database's URL and this data directory's chain in it.
+pub(crate) const STORE_URL: &str = "store_url";
+pub(crate) const STORE_CHAIN: &str = "store_chain";
 
 pub struct Ledger {
     pub(crate) conn: Connection,
@@ -204,7 +209,8 @@ impl Ledger {
     /// The entry store, as of the last commit for a reader (reopened when
     /// the writer has committed since it last looked).
     pub(crate) fn entries(&self) -> Result<Ref<'_, Box<dyn EntryStore>>> {
-        if !self.writer && self.store.borrow().engine() == "segments" {
+        let engine = self.store.borrow().engine();
+        if !self.writer && engine != "sqlite" {
             let r = meta_blob(&self.conn, STORE_POINT);
             let now = self.db(r)?;
             // While an answer is still reading the store, it stays as it is.
@@ -215,7 +221,10 @@ impl Ledger {
                     // store is opened afresh at the newest point.
                     match current.advance_read(now.as_deref()) {
                         Ok(()) => *self.store_point.borrow_mut() = now,
-                        Err(_) => *current = Box::new(self.open_latest(now)?),
+                        Err(_) if engine == "segments" => {
+                            *current = Box::new(self.open_latest(now)?)
+                        }
+                        Err(e) => return Err(e),
                     }
                 }
             }
@@ -545,6 +554,15 @@ impl Ledger {
         self.db(r)
     }
 
+    /// Sets a `meta` value in the open transaction.
+    fn set_meta(&mut self, key: &str, value: &[u8]) -> Result<()> {
+        let r = self.conn.execute(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)",
+            params![key, value],
+        );
+        self.db(r).map(|_| ())
+    }
+
     /// Entries appended and duplicates skipped in this session.
     pub fn counts(&self) -> (u64, u64) {
         (self.appended, self.duplicates)
@@ -609,6 +627,16 @@ pub(crate) fn meta_blob(conn: &Connection, key: &str) -> rusqlite::Result<Option
     .optional()
 }
 
+/// A `meta` value as text (some are written as text, some as bytes).
+fn meta_text(conn: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
+    conn.query_row(
+        "SELECT CAST(value AS TEXT) FROM meta WHERE key = ?1",
+        [key],
+        |r| r.get::<_, String>(0),
+    )
+    .optional()
+}
+
 /// Opens the ledger's entry store: the segments engine at its committed
 /// point, for appending when `writer` and no other process appends, else
 /// for reading; or (a reader of a ledger not yet migrated) the SQLite
@@ -622,6 +650,22 @@ fn open_store(dir: &DataDir, conn: &Connection, writer: bool) -> Result<Box<dyn 
         return Ok(Box::new(SqliteStore::open(&dir.db_path())?));
     }
     let point = meta_blob(conn, STORE_POINT).map_err(db)?;
+    let engine = meta_text(conn, ENGINE).map_err(db)?;
+    if engine.as_deref() == Some("postgres") {
+        let (url, chain) = postgres_store(conn).map_err(db)?.ok_or_else(|| {
+            LedgerError::Invalid(format!(
+                "{}: the ledger's entries are in PostgreSQL but its URL or chain is not recorded; run `vakt ledger store` again",
+                dir.db_path().display()
+            ))
+        })?;
+        let p = crate::store::postgres::Postings::Btree;
+        if writer {
+            if let Some(s) = PgStore::try_open(&url, chain, p, point.as_deref())? {
+                return Ok(Box::new(s));
+            }
+        }
+        return Ok(Box::new(PgStore::open_read(&url, chain, point.as_deref())?));
+    }
     let path = dir.entries_path();
     if writer {
         conn.execute(
@@ -634,6 +678,97 @@ fn open_store(dir: &DataDir, conn: &Connection, writer: bool) -> Result<Box<dyn 
         }
     }
     Ok(Box::new(Segments::open_read(&path, point.as_deref())?))
+}
+
+/// The PostgreSQL URL and chain of a ledger whose entries are there.
+fn postgres_store(conn: &Connection) -> rusqlite::Result<Option<(String, i32)>> {
+    let chain = meta_text(conn, STORE_CHAIN)?.and_then(|c| c.parse().ok());
+    Ok(meta_text(conn, STORE_URL)?.zip(chain))
+}
+
+/// Where a data directory keeps its entries, as [`use_postgres`] left it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostgresStore {
+    pub chain: i32,
+    pub postings: crate::store::postgres::Postings,
+    /// Whether this call chose PostgreSQL (false: it already was, and only
+    /// the URL was brought up to date).
+    pub new: bool,
+}
+
+/// Makes the data directory's ledger keep its entries in the PostgreSQL
+/// database at `url`, in a chain of its own; names, checkpoints, alerts,
+/// decisions and ingest progress stay in its SQLite database. A ledger
+/// that already holds entries in another engine is refused (there is no
+/// move between them yet); one already in PostgreSQL takes the new URL (a
+/// changed password, a moved server), which must reach the same database.
+pub fn use_postgres(
+    dir: &DataDir,
+    url: &str,
+    postings: crate::store::postgres::Postings,
+) -> Result<PostgresStore> {
+    let ledger = Ledger::open(dir)?;
+    let conn = &ledger.conn;
+    let db = |source| LedgerError::Db {
+        path: dir.db_path(),
+        source,
+    };
+    if let Some((_, chain)) = postgres_store(conn).map_err(db)? {
+        // The chain must be there, as long as the ledger says.
+        let point = meta_blob(conn, STORE_POINT).map_err(db)?;
+        drop(ledger);
+        let store = PgStore::open_read(url, chain, point.as_deref())?;
+        let n = store.chain_len()?;
+        if n < store.len() {
+            return Err(LedgerError::Invalid(format!(
+                "{}: chain {chain} there holds {n} entries where this ledger has {}: is it the same database?",
+                crate::store::postgres::redacted(url),
+                store.len()
+            )));
+        }
+        let mut ledger = Ledger::open(dir)?;
+        ledger.set_meta(STORE_URL, url.as_bytes())?;
+        ledger.commit()?;
+        ledger.close()?;
+        return Ok(PostgresStore {
+            chain,
+            postings: store.postings(),
+            new: false,
+        });
+    }
+    if !ledger.is_empty() {
+        return Err(LedgerError::Invalid(format!(
+            "{} keeps {} entries in the {} engine; a data directory keeps the engine it started with: give `vakt ledger store` a new data directory",
+            dir.path.display(),
+            ledger.len(),
+            ledger.store.borrow().engine()
+        )));
+    }
+    drop(ledger);
+    let name = format!(
+        "{}:{}",
+        std::fs::read_to_string("/etc/hostname")
+            .unwrap_or_default()
+            .trim(),
+        dir.path.display()
+    );
+    let chain = crate::store::postgres::new_chain(url, &name, postings)?;
+    let mut ledger = Ledger::open(dir)?;
+    for (k, v) in [
+        (ENGINE, b"postgres".to_vec()),
+        (STORE_URL, url.as_bytes().to_vec()),
+        (STORE_CHAIN, chain.to_string().into_bytes()),
+    ] {
+        ledger.set_meta(k, &v)?;
+    }
+    ledger.commit()?;
+    ledger.close()?;
+    let store = PgStore::open_read(url, chain, None)?;
+    Ok(PostgresStore {
+        chain,
+        postings: store.postings(),
+        new: true,
+    })
 }
 
 /// An address as `IpAddr`'s `Display` writes it; IPv4, by far the most

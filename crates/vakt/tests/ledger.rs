@@ -8,6 +8,25 @@ use support::vakt;
 
 #[test]
 fn after_kill_9_at_random_moments_the_ledger_holds_every_access_exactly_once() {
+    exactly_once_after_kill_9(None);
+}
+
+/// The same with the entries in PostgreSQL (`vakt ledger store`): a kill
+/// between PostgreSQL's commit and the data directory's is undone when
+/// the ledger is next opened.
+#[test]
+fn after_kill_9_the_ledger_in_postgresql_holds_every_access_exactly_once() {
+    let pg = vakt_pgtemp::TempCluster::shared().unwrap();
+    pg.psql("CREATE DATABASE kill9").unwrap();
+    exactly_once_after_kill_9(Some(&pg.url("kill9")));
+    // The entries are in PostgreSQL, not beside the data directory.
+    let rows = pg
+        .psql_in("kill9", "SELECT count(*) FROM vakt.entries")
+        .unwrap();
+    assert!(rows.trim().parse::<u64>().unwrap() > 30_000, "{rows}");
+}
+
+fn exactly_once_after_kill_9(store: Option<&str>) {
     let tmp = tempfile::tempdir().unwrap();
     let sim = tmp.path().join("sim");
     let st = vakt()
@@ -27,6 +46,24 @@ fn after_kill_9_at_random_moments_the_ledger_holds_every_access_exactly_once() {
         .count();
     assert!(accesses > 30_000, "{accesses}");
     let data = tmp.path().join("data");
+    if let Some(url) = store {
+        let out = vakt()
+            .args(["ledger", "store", "--data"])
+            .arg(&data)
+            .arg(url)
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{said}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            said.contains("now keeps its entries in postgres://postgres:***@"),
+            "{said}"
+        );
+    }
     let watch = |input: &std::path::Path| {
         let mut c = vakt();
         c.args(["watch", "--quiet", "--data"])

@@ -67,6 +67,24 @@ pub enum LedgerCommand {
         #[command(flatten)]
         data: DataArgs,
     },
+    /// Keep this data directory's entries in a PostgreSQL database (a
+    /// chain of its own there), from now on: every command on the data
+    /// directory then reads and writes them there. Names, checkpoints,
+    /// alerts and decisions stay in the data directory. Give it a new data
+    /// directory; run it again with a new URL when the password or server
+    /// changes.
+    Store {
+        #[command(flatten)]
+        data: DataArgs,
+        /// postgres://user:password@host:port/database (UTF8).
+        #[arg(value_name = "URL")]
+        url: String,
+        /// How a new database keeps customer postings: btree (a table with
+        /// a B-tree; faster look-ups and appends) or gin (a GIN index; a
+        /// sixth less disk). An existing database keeps its own.
+        #[arg(long, default_value = "btree", value_parser = ["btree", "gin"])]
+        postings: String,
+    },
 }
 
 #[derive(clap::Args, Clone, Debug)]
@@ -86,6 +104,31 @@ pub struct VerifyArgs {
 
 pub fn ledger(cmd: LedgerCommand) -> Result<ExitCode> {
     match cmd {
+        LedgerCommand::Store {
+            data,
+            url,
+            postings,
+        } => {
+            use vakt_ledger::store::postgres::{redacted, Postings};
+            let dir = data.dir();
+            let design = Postings::parse(&postings).expect("clap checked it");
+            let s = vakt_ledger::ledger::use_postgres(&dir, &url, design).with_context(|| {
+                format!(
+                    "cannot keep the entries of {} in {}",
+                    dir.path.display(),
+                    redacted(&url)
+                )
+            })?;
+            println!(
+                "vakt ledger store: {} {} its entries in {}, chain {}, customer postings as {}",
+                dir.path.display(),
+                if s.new { "now keeps" } else { "keeps" },
+                redacted(&url),
+                s.chain,
+                s.postings.name()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         LedgerCommand::Migrate { data } => {
             let dir = data.dir();
             match vakt_ledger::migrate::migrate(&dir)

@@ -7,6 +7,11 @@
 //! customer per access from a population of 2 million with a few heavy
 //! readers (the cube of a uniform draw), a case id on nine accesses in ten,
 //! a flush every 50,000 accesses as the ledger commits.
+//!
+//! The PostgreSQL engines (`pg-btree`, `pg-gin`) write to `--postgres`,
+//! whose `vakt` schema is dropped first, or to a throwaway cluster the
+//! bench starts on loopback (with `fsync` on, as the segments engine
+//! syncs at each flush); each design gets a database of its own there.
 
 use super::mib;
 use crate::fmt::thousands;
@@ -15,6 +20,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand::{Rng, RngCore, SeedableRng};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+use vakt_ledger::store::postgres::{self, PgStore, Postings};
 use vakt_ledger::store::{segments::Segments, sqlite::SqliteStore, EntryStore, StoredEntry};
 
 #[derive(clap::Args, Clone, Debug)]
@@ -25,9 +31,13 @@ pub struct StoreBenchArgs {
     /// Distinct accounts.
     #[arg(long, default_value_t = 10_000)]
     pub accounts: u32,
-    /// Engines to compare, in order.
+    /// Engines to compare, in order: segments, sqlite, pg-btree, pg-gin.
     #[arg(long, value_delimiter = ',', default_value = "segments,sqlite")]
     pub engines: Vec<String>,
+    /// A PostgreSQL database for the pg-* engines; its `vakt` schema is
+    /// dropped. By default the bench starts a throwaway cluster.
+    #[arg(long, value_name = "URL")]
+    pub postgres: Option<String>,
     #[arg(long, default_value = "/tmp/vakt-bench-store", value_name = "DIR")]
     pub dir: PathBuf,
 }
@@ -71,12 +81,49 @@ fn generated(seq: u64, accounts: u32, s: &mut Stream) -> StoredEntry {
     }
 }
 
-fn open(engine: &str, dir: &Path) -> Result<Box<dyn EntryStore>> {
+/// Where the PostgreSQL engines write: the user's database, or a cluster
+/// started for the bench.
+enum Pg {
+    Given(String),
+    Started(vakt_pgtemp::TempCluster),
+}
+
+impl Pg {
+    fn start() -> Result<Pg> {
+        let opts = vakt_pgtemp::Options {
+            settings: vec![("fsync".into(), "on".into())],
+            ..Default::default()
+        };
+        Ok(Pg::Started(vakt_pgtemp::TempCluster::start(&opts)?))
+    }
+
+    /// A database for `design`, empty.
+    fn database(&self, design: Postings) -> Result<String> {
+        let url = match self {
+            Pg::Given(url) => url.clone(),
+            Pg::Started(c) => {
+                let db = format!("vakt_bench_{}", design.name());
+                c.psql(&format!("DROP DATABASE IF EXISTS {db}"))?;
+                c.psql(&format!("CREATE DATABASE {db}"))?;
+                c.url(&db)
+            }
+        };
+        postgres::reset(&url)?;
+        Ok(url)
+    }
+}
+
+fn open(engine: &str, dir: &Path, pg: Option<&Pg>) -> Result<Box<dyn EntryStore>> {
     std::fs::create_dir_all(dir)?;
     Ok(match engine {
         "segments" => Box::new(Segments::open(dir, None)?),
         "sqlite" => Box::new(SqliteStore::open(&dir.join("entries.db"))?),
-        other => bail!("no engine {other:?}: give segments or sqlite"),
+        _ => match (engine.strip_prefix("pg-").and_then(Postings::parse), pg) {
+            (Some(design), Some(pg)) => {
+                Box::new(PgStore::open(&pg.database(design)?, 0, design, None)?)
+            }
+            _ => bail!("no engine {engine:?}: give segments, sqlite, pg-btree or pg-gin"),
+        },
     })
 }
 
@@ -89,10 +136,10 @@ struct Figures {
     heaviest_reads: usize,
 }
 
-fn run_engine(engine: &str, args: &StoreBenchArgs) -> Result<Figures> {
+fn run_engine(engine: &str, args: &StoreBenchArgs, pg: Option<&Pg>) -> Result<Figures> {
     let dir = args.dir.join(engine);
     let _ = std::fs::remove_dir_all(&dir);
-    let mut store = open(engine, &dir)?;
+    let mut store = open(engine, &dir, pg)?;
     let bar = ProgressBar::new(args.events);
     bar.set_style(
         ProgressStyle::with_template(&format!("{engine:>8} {{bar:30}} {{pos}}/{{len}}"))
@@ -118,7 +165,10 @@ fn run_engine(engine: &str, args: &StoreBenchArgs) -> Result<Figures> {
         bar.set_position(seq);
     }
     bar.finish_and_clear();
-    let disk = super::dir_bytes(&dir);
+    let disk = match pg {
+        Some(_) if engine.starts_with("pg-") => store.disk_bytes()?,
+        _ => super::dir_bytes(&dir),
+    };
     let mut probe = Stream::seed_from_u64(11);
     let mut account_ms = Vec::with_capacity(LOOKUPS);
     for _ in 0..LOOKUPS {
@@ -163,9 +213,17 @@ pub fn run(args: StoreBenchArgs) -> Result<()> {
         thousands(args.accounts as u64),
         thousands(FLUSH)
     );
+    let pg = match &args.postgres {
+        Some(url) => Some(Pg::Given(url.clone())),
+        None if args.engines.iter().any(|e| e.starts_with("pg-")) => {
+            Some(Pg::start().context("starting PostgreSQL for the pg-* engines")?)
+        }
+        None => None,
+    };
     let mut all = Vec::new();
     for engine in &args.engines {
-        let f = run_engine(engine, &args).with_context(|| format!("engine {engine}"))?;
+        let f =
+            run_engine(engine, &args, pg.as_ref()).with_context(|| format!("engine {engine}"))?;
         all.push((engine.clone(), f));
     }
     println!(
