@@ -45,8 +45,12 @@ pub fn from_alert(policies: &[Policy], alert: &Alert, made: Timestamp) -> Vec<De
 }
 
 impl Ledger {
-    /// Adds or replaces a decision, chained as an action.
+    /// Adds or replaces a decision, chained as an action; with a shared
+    /// store, for every node's proxies at once ([`crate::shared`]).
     pub fn put_decision(&mut self, d: &Decision) -> Result<()> {
+        if let Some(shared) = &self.shared {
+            shared.put_decision(d)?;
+        }
         self.chained(|l| l.put_decision_row(d))
     }
 
@@ -69,9 +73,13 @@ impl Ledger {
 
     /// Lifts a decision, chained as an action; whether it existed.
     pub fn delete_decision(&mut self, id: &str) -> Result<bool> {
+        let shared_found = match &self.shared {
+            Some(shared) => shared.delete_decision(id)?,
+            None => false,
+        };
         self.chained(|l| {
             let r = l.conn.execute("DELETE FROM decisions WHERE id = ?1", [id]);
-            let found = l.db(r)? > 0;
+            let found = l.db(r)? > 0 || shared_found;
             if found {
                 l.record_delete(&crate::actions::DECISIONS, id)?;
             }
@@ -82,6 +90,9 @@ impl Ledger {
     /// Decisions in force at `at`, or all of them. A row that is no longer
     /// a decision (edited by hand) is left out with a warning naming it.
     pub fn decisions(&self, at: Option<Timestamp>) -> Result<Vec<Decision>> {
+        if let Some(shared) = &self.shared {
+            return shared.decisions(at);
+        }
         type Row = (String, String, String, String, String, i64, i64);
         let r = self
             .conn
@@ -111,6 +122,21 @@ impl Ledger {
                 .ok()
             })
             .collect())
+    }
+}
+
+impl Ledger {
+    /// Waits up to `timeout` for a change of decisions another process
+    /// announced (a shared store); with an embedded store, just waits.
+    /// Whether a change was announced.
+    pub fn wait_for_decisions(&self, timeout: std::time::Duration) -> Result<bool> {
+        match &self.shared {
+            Some(shared) => shared.wait_for_decisions(timeout),
+            None => {
+                std::thread::sleep(timeout);
+                Ok(false)
+            }
+        }
     }
 }
 

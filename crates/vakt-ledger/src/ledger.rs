@@ -80,6 +80,9 @@ pub struct Ledger {
     /// since (see [`Ledger::entries`]).
     store: RefCell<Box<dyn EntryStore>>,
     store_point: RefCell<Option<Vec<u8>>>,
+    /// What the nodes of a PostgreSQL store share (decisions); `None` for
+    /// an embedded store.
+    pub(crate) shared: Option<crate::shared::Shared>,
     writer: bool,
     /// Lines held per source id, loaded when the source is first appended.
     lines: HashMap<i64, Lines>,
@@ -171,6 +174,14 @@ impl Ledger {
             crate::migrate::to_segments(dir, &conn)?;
         }
         let store = open_store(dir, &conn, writer)?;
+        let shared = match postgres_store(&conn).map_err(db)? {
+            Some((url, _))
+                if meta_text(&conn, ENGINE).map_err(db)?.as_deref() == Some("postgres") =>
+            {
+                Some(crate::shared::Shared::open(&url)?)
+            }
+            _ => None,
+        };
         // Another process may be appending: then this one reads the
         // entries (and writes decisions, tokens, users) only.
         let writer = writer && store.writable();
@@ -186,6 +197,7 @@ impl Ledger {
             last_seq,
             store: RefCell::new(store),
             store_point: RefCell::new(store_point),
+            shared,
             writer,
             lines: HashMap::new(),
             lines_dirty: HashSet::new(),

@@ -34,6 +34,7 @@ pub mod pages;
 pub mod report;
 pub mod scope;
 pub mod sessions;
+pub mod shared;
 pub mod store;
 pub mod tokens;
 pub mod totp;

@@ -3,7 +3,9 @@
 //! Decisions live in the data directory's ledger database; the guard
 //! re-reads those in force every `refresh` (half a second by default), so
 //! a decision made by a policy, `vakt decisions add` or the API reaches
-//! every proxy within a second without a restart. The strongest decision
+//! every proxy within a second without a restart. With the entries in
+//! PostgreSQL, decisions are every node's and the guard also re-reads as
+//! soon as one is announced (`vakt_ledger::shared`). The strongest decision
 //! wins: block, then step-up (unless the account proved a TOTP code within
 //! `step_up_for`), then throttle (a token bucket of `throttle_per_minute`
 //! requests per decision and subject).
@@ -121,7 +123,11 @@ impl Guard {
         std::thread::Builder::new()
             .name("vakt-guard".into())
             .spawn(move || loop {
-                std::thread::sleep(every);
+                // Woken early when another node announces a decision.
+                if let Err(e) = reader.wait_for_decisions(every) {
+                    tracing::warn!("cannot wait for decisions: {e}");
+                    std::thread::sleep(every);
+                }
                 let Some(g) = weak.upgrade() else { return };
                 if let Err(e) = g.refresh(&reader) {
                     tracing::warn!("cannot re-read decisions: {e}");

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use vakt_event::{Directory, Timestamp};
 use vakt_ledger::decisions::{Action, Decision, Scope};
+use vakt_ledger::store::postgres::Postings;
 use vakt_ledger::{DataDir, Ledger};
 use vakt_pipeline::{JsonLines, PipelineConfig};
 use vakt_proxy::http::{serve_http, HttpProxyConfig};
@@ -106,6 +107,8 @@ async fn upstream(
 
 struct Fixture {
     _tmp: tempfile::TempDir,
+    /// The chain of a data directory whose entries are in PostgreSQL.
+    chain: Option<i32>,
     data: DataDir,
     proxy: SocketAddr,
     seen: Arc<Seen>,
@@ -128,10 +131,28 @@ impl Fixture {
         queue: usize,
         tweak: impl FnOnce(&mut HttpProxyConfig),
     ) -> Fixture {
+        Fixture::start_on(directory, fail_mode, queue, tweak, None)
+    }
+
+    /// [`Fixture::start_with`]; with `store`, the data directory keeps its
+    /// entries in that PostgreSQL database and the guard re-reads
+    /// decisions on its timer only every 30 s.
+    fn start_on(
+        directory: &str,
+        fail_mode: FailMode,
+        queue: usize,
+        tweak: impl FnOnce(&mut HttpProxyConfig),
+        store: Option<&str>,
+    ) -> Fixture {
         let tmp = tempfile::tempdir().unwrap();
         let data = DataDir {
             path: tmp.path().join("data"),
         };
+        let chain = store.map(|url| {
+            vakt_ledger::ledger::use_postgres(&data, url, Postings::Btree)
+                .unwrap()
+                .chain
+        });
         let directory = Arc::new(Directory::from_toml(directory, "test.toml").unwrap());
         let alerts = std::fs::File::create(tmp.path().join("alerts.jsonl")).unwrap();
         let sink = Arc::new(
@@ -155,7 +176,10 @@ impl Fixture {
             &directory,
             GuardConfig {
                 throttle_per_minute: 2,
-                refresh: Duration::from_millis(100),
+                refresh: match store {
+                    Some(_) => Duration::from_secs(30),
+                    None => Duration::from_millis(100),
+                },
                 contact: "soc@example.net".into(),
                 ..Default::default()
             },
@@ -205,6 +229,7 @@ impl Fixture {
         });
         Fixture {
             _tmp: tmp,
+            chain,
             data,
             proxy,
             seen,
@@ -384,6 +409,80 @@ fn a_blocked_account_gets_403_saying_why_while_others_pass() {
     let (l, _f) = f.finish();
     // The refused attempt is recorded, with no customer exposed.
     assert_eq!(scope(&l, "p3.bot"), (1, vec![]));
+}
+
+/// Two nodes on one PostgreSQL store: a block decided on node A (its own
+/// data directory and chain) is enforced by the proxy of node B within a
+/// second, and lifted there as fast. B's guard re-reads on a timer only
+/// every 30 s, so only the announcement (LISTEN/NOTIFY) can carry it.
+#[test]
+fn a_block_decided_on_one_node_is_enforced_by_another_nodes_proxy_within_a_second() {
+    let pg = vakt_pgtemp::TempCluster::shared().unwrap();
+    pg.psql("CREATE DATABASE nodes").unwrap();
+    let url = pg.url("nodes");
+    let b = Fixture::start_on(DIRECTORY, FailMode::Open, 1024, |_| {}, Some(&url));
+    let node_a = tempfile::tempdir().unwrap();
+    let a = DataDir {
+        path: node_a.path().join("data"),
+    };
+    let sa = vakt_ledger::ledger::use_postgres(&a, &url, Postings::Btree).unwrap();
+    assert_ne!(
+        Some(sa.chain),
+        b.chain,
+        "each node writes a chain of its own"
+    );
+    assert_eq!(b.get("p3.bot", "/api/v1/customers/C-1", &[]).0, 200);
+    // Let B's guard start listening before A decides.
+    std::thread::sleep(Duration::from_millis(300));
+    let mut on_a = Ledger::open(&a).unwrap();
+    let d = Decision::new(
+        "node-a-block".into(),
+        Scope::Account,
+        "p3.bot",
+        Action::Block,
+        "decided on node A".into(),
+        Timestamp::now(),
+        600_000,
+    )
+    .unwrap();
+    let start = Instant::now();
+    on_a.put_decision(&d).unwrap();
+    on_a.commit().unwrap();
+    let blocked_after = loop {
+        let (status, body, _) = b.get("p3.bot", "/api/v1/customers/C-1", &[]);
+        if status == 403 {
+            assert!(
+                body["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("decided on node A"),
+                "{body}"
+            );
+            break start.elapsed();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "node B's proxy still passes p3.bot {:?} after node A blocked it",
+            start.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    eprintln!("blocked on node B {blocked_after:?} after node A decided");
+    assert_eq!(b.get("p3.anna", "/api/v1/customers/C-1", &[]).0, 200);
+    // Node B lists node A's decision; its own data directory does not hold it.
+    let on_b = Ledger::open_read(&b.data).unwrap();
+    assert_eq!(on_b.decisions(None).unwrap(), vec![d.clone()]);
+    // Lifted on A: passes on B as fast.
+    let start = Instant::now();
+    assert!(on_a.delete_decision("node-a-block").unwrap());
+    on_a.close().unwrap();
+    while b.get("p3.bot", "/api/v1/customers/C-1", &[]).0 != 200 {
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "still blocked after the lift"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 #[test]

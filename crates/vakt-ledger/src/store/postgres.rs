@@ -101,6 +101,16 @@ impl Postings {
 const SCHEMA: &str = "
 CREATE SCHEMA IF NOT EXISTS vakt;
 CREATE TABLE IF NOT EXISTS vakt.settings(key text PRIMARY KEY, value text NOT NULL);
+CREATE TABLE IF NOT EXISTS vakt.decisions(
+    id text PRIMARY KEY,
+    scope text NOT NULL,
+    value text NOT NULL,
+    action text NOT NULL,
+    reason text NOT NULL,
+    created bigint NOT NULL,
+    expires bigint NOT NULL
+);
+CREATE INDEX IF NOT EXISTS decisions_expires ON vakt.decisions(expires);
 CREATE TABLE IF NOT EXISTS vakt.chains(
     chain serial PRIMARY KEY,
     name text NOT NULL,
@@ -173,7 +183,7 @@ pub struct PgStore {
     pending: Vec<StoredEntry>,
 }
 
-fn pg(what: &str) -> impl FnOnce(postgres::Error) -> LedgerError + '_ {
+pub(crate) fn pg(what: &str) -> impl FnOnce(postgres::Error) -> LedgerError + '_ {
     move |source| LedgerError::Postgres {
         what: what.to_owned(),
         source,
@@ -368,7 +378,7 @@ pub fn reset(url: &str) -> Result<()> {
         .map_err(pg("dropping the schema"))
 }
 
-fn connect(url: &str) -> Result<Client> {
+pub(crate) fn connect(url: &str) -> Result<Client> {
     Client::connect(url, NoTls).map_err(|source| LedgerError::Postgres {
         what: format!("connecting to {}", redacted(url)),
         source,

@@ -1,0 +1,150 @@
+//! What the nodes of one PostgreSQL store share beyond the entries: the
+//! decisions in force, so that a block made on one node is enforced by
+//! the proxies of every other.
+//!
+//! A ledger whose entries are in PostgreSQL ([`crate::ledger::use_postgres`])
+//! writes each decision to its own data directory (chained, as every
+//! action) and to `vakt.decisions`, and says so on the `vakt_decisions`
+//! channel (`NOTIFY`). Its list of decisions in force is read from
+//! `vakt.decisions`: every node's. A guard waits on the channel
+//! ([`Shared::wait_for_decisions`]) instead of only re-reading on a timer,
+//! so a decision reaches every proxy in milliseconds; the timer stays as
+//! the fallback for a lost connection.
+//!
+//! The PostgreSQL row is written at once, the data directory's at the
+//! ledger's next commit: a node killed in between has its decision
+//! enforced everywhere but missing from its own action chain (the safe
+//! way round for a block).
+
+use crate::store::postgres::{connect, pg};
+use crate::Result;
+use postgres::fallible_iterator::FallibleIterator;
+use postgres::Client;
+use std::cell::{Cell, RefCell};
+use std::time::Duration;
+use vakt_event::decision::Decision;
+use vakt_event::Timestamp;
+
+/// The channel decisions are announced on.
+pub const CHANNEL: &str = "vakt_decisions";
+
+pub struct Shared {
+    client: RefCell<Client>,
+    url: String,
+    listening: Cell<bool>,
+}
+
+impl Shared {
+    pub fn open(url: &str) -> Result<Shared> {
+        Ok(Shared {
+            client: RefCell::new(connect(url)?),
+            url: url.to_owned(),
+            listening: Cell::new(false),
+        })
+    }
+
+    /// The connection, made again when the last one was lost (a database
+    /// restart, a network fault): a long-lived guard recovers by itself.
+    fn client(&self) -> Result<std::cell::RefMut<'_, Client>> {
+        let mut c = self.client.borrow_mut();
+        if c.is_closed() {
+            *c = connect(&self.url)?;
+            self.listening.set(false);
+        }
+        Ok(c)
+    }
+
+    /// Adds or replaces a decision, and announces it.
+    pub fn put_decision(&self, d: &Decision) -> Result<()> {
+        let mut c = self.client()?;
+        let mut tx = c.transaction().map_err(pg("writing a decision"))?;
+        tx.execute(
+            "INSERT INTO vakt.decisions(id, scope, value, action, reason, created, expires) VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (id) DO UPDATE SET scope = excluded.scope, value = excluded.value, action = excluded.action,
+             reason = excluded.reason, created = excluded.created, expires = excluded.expires",
+            &[
+                &d.id,
+                &d.scope.as_str(),
+                &d.value,
+                &d.action.as_str(),
+                &d.reason,
+                &d.created.0,
+                &d.expires.0,
+            ],
+        )
+        .map_err(pg("writing a decision"))?;
+        tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &d.id])
+            .map_err(pg("announcing a decision"))?;
+        tx.commit().map_err(pg("writing a decision"))
+    }
+
+    /// Lifts a decision everywhere; whether it was there.
+    pub fn delete_decision(&self, id: &str) -> Result<bool> {
+        let mut c = self.client()?;
+        let mut tx = c.transaction().map_err(pg("lifting a decision"))?;
+        let n = tx
+            .execute("DELETE FROM vakt.decisions WHERE id = $1", &[&id])
+            .map_err(pg("lifting a decision"))?;
+        tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &id])
+            .map_err(pg("announcing a decision"))?;
+        tx.commit().map_err(pg("lifting a decision"))?;
+        Ok(n > 0)
+    }
+
+    /// Every node's decisions in force at `at`, or all; rows that are no
+    /// longer decisions (edited by hand) are left out with a warning.
+    pub fn decisions(&self, at: Option<Timestamp>) -> Result<Vec<Decision>> {
+        let rows = self
+            .client()?
+            .query(
+                "SELECT id, scope, value, action, reason, created, expires FROM vakt.decisions
+                 WHERE $1::bigint IS NULL OR (created <= $1 AND expires > $1) ORDER BY created, id",
+                &[&at.map(|t| t.0)],
+            )
+            .map_err(pg("reading the decisions"))?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| {
+                let id: String = r.get(0);
+                Decision::stored(
+                    id.clone(),
+                    r.get(1),
+                    r.get(2),
+                    r.get(3),
+                    r.get(4),
+                    Timestamp(r.get(5)),
+                    Timestamp(r.get(6)),
+                )
+                .map_err(|e| {
+                    tracing::warn!("decision {} in PostgreSQL is skipped: {e}; lift it with `vakt decisions delete` and add it again", id.escape_debug())
+                })
+                .ok()
+            })
+            .collect())
+    }
+
+    /// Waits up to `timeout` for a decision to be announced; whether one
+    /// was. The first call starts listening.
+    pub fn wait_for_decisions(&self, timeout: Duration) -> Result<bool> {
+        let mut c = self.client()?;
+        if !self.listening.get() {
+            c.batch_execute(&format!("LISTEN {CHANNEL}"))
+                .map_err(pg("listening for decisions"))?;
+            self.listening.set(true);
+        }
+        let mut n = c.notifications();
+        let got = n
+            .timeout_iter(timeout)
+            .next()
+            .map_err(pg("listening for decisions"))?
+            .is_some();
+        // Several at once are one change.
+        while n
+            .iter()
+            .next()
+            .map_err(pg("listening for decisions"))?
+            .is_some()
+        {}
+        Ok(got)
+    }
+}
