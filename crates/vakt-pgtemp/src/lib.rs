@@ -231,8 +231,29 @@ impl TempCluster {
     }
 }
 
+impl TempCluster {
+    /// Shuts the server down cleanly (a fast shutdown: what it logged is
+    /// on disk after), keeping its files until the cluster is dropped.
+    pub fn stop(&mut self) {
+        let pid = self.postgres.id() as i32;
+        unsafe { libc::kill(pid, libc::SIGINT) };
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(30) {
+            if let Ok(Some(_)) = self.postgres.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.postgres.kill();
+        let _ = self.postgres.wait();
+    }
+}
+
 impl Drop for TempCluster {
     fn drop(&mut self) {
+        if let Ok(Some(_)) = self.postgres.try_wait() {
+            return;
+        }
         // Immediate shutdown (SIGQUIT), then SIGKILL if it lingers.
         let pid = self.postgres.id() as i32;
         unsafe { libc::kill(pid, libc::SIGQUIT) };

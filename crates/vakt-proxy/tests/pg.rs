@@ -1,13 +1,12 @@
 //! The PostgreSQL proxy against a real PostgreSQL: a throwaway cluster
-//! (initdb, postgres) started by these tests on 127.0.0.1 and a free port,
+//! (`vakt_pgtemp`) started by these tests on 127.0.0.1 and a free port,
 //! stopped when the last test using it ends, even on a panic. The server
 //! binaries are required: without them the tests fail and say what to
 //! install.
 
 use futures_util::{SinkExt, TryStreamExt};
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 use tokio_postgres::error::SqlState;
@@ -21,11 +20,10 @@ use vakt_proxy::{EventSink, FailMode, Guard, GuardConfig, SinkConfig};
 
 // ---------------------------------------------------------------- the cluster
 
+/// The shared throwaway cluster, with this file's roles and tables.
 struct Cluster {
-    dir: tempfile::TempDir,
-    bin: PathBuf,
+    pg: vakt_pgtemp::TempCluster,
     port: u16,
-    postgres: Child,
 }
 
 const SETUP: &str = "
@@ -55,181 +53,18 @@ host all trusty 127.0.0.1/32 trust
 host all all 127.0.0.1/32 scram-sha-256
 ";
 
-fn server_bin() -> PathBuf {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path().join("bin"))
-        .filter(|p| p.join("initdb").exists() && p.join("postgres").exists())
-        .collect();
-    dirs.sort_by_key(|p| {
-        p.parent()
-            .and_then(|v| v.file_name())
-            .and_then(|v| v.to_str())
-            .and_then(|v| v.parse::<u32>().ok())
-            .unwrap_or(0)
-    });
-    if let Some(d) = dirs.pop() {
-        return d;
-    }
-    for d in std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()) {
-        if d.join("initdb").exists() && d.join("postgres").exists() && d.join("psql").exists() {
-            return d;
-        }
-    }
-    panic!(
-        "PostgreSQL server binaries (initdb, postgres, psql) were found neither in \
-         /usr/lib/postgresql/*/bin nor on PATH; install the `postgresql` package \
-         (apt-get install postgresql), as ./scripts/test does"
-    );
-}
-
-/// The user to run PostgreSQL as: ourselves, or when root (which initdb
-/// refuses) the `postgres` user, else `nobody`.
-fn run_as() -> Option<(u32, u32)> {
-    if unsafe { libc::geteuid() } != 0 {
-        return None;
-    }
-    let id = |flag: &str, user: &str| -> Option<u32> {
-        let out = Command::new("id").args([flag, user]).output().ok()?;
-        String::from_utf8(out.stdout).ok()?.trim().parse().ok()
-    };
-    for user in ["postgres", "nobody"] {
-        if let (Some(u), Some(g)) = (id("-u", user), id("-g", user)) {
-            return Some((u, g));
-        }
-    }
-    panic!(
-        "running as root and neither a `postgres` nor a `nobody` user exists to run PostgreSQL as"
-    );
-}
-
-fn as_user(cmd: &mut Command, who: Option<(u32, u32)>) -> &mut Command {
-    use std::os::unix::process::CommandExt;
-    if let Some((u, g)) = who {
-        cmd.uid(u).gid(g);
-    }
-    cmd
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl Cluster {
     fn start() -> Cluster {
-        let bin = server_bin();
-        let who = run_as();
-        let dir = tempfile::tempdir().unwrap();
-        if let Some((u, g)) = who {
-            std::os::unix::fs::chown(dir.path(), Some(u), Some(g)).unwrap();
+        let pg = vakt_pgtemp::TempCluster::start(&vakt_pgtemp::Options {
+            hba: Some(HBA.into()),
+            ..Default::default()
+        })
+        .unwrap_or_else(|e| panic!("{e}; install it as ./scripts/test does"));
+        pg.psql(SETUP).unwrap();
+        Cluster {
+            port: pg.port(),
+            pg,
         }
-        let data = dir.path().join("data");
-        let pwfile = dir.path().join("pw");
-        std::fs::write(&pwfile, "secret\n").unwrap();
-        if let Some((u, g)) = who {
-            std::os::unix::fs::chown(&pwfile, Some(u), Some(g)).unwrap();
-        }
-        let out = as_user(&mut Command::new(bin.join("initdb")), who)
-            .arg("-D")
-            .arg(&data)
-            .args([
-                "-U",
-                "postgres",
-                "--auth=scram-sha-256",
-                "-E",
-                "UTF8",
-                "--locale=C",
-                "--no-sync",
-            ])
-            .arg(format!("--pwfile={}", pwfile.display()))
-            .current_dir(dir.path())
-            .output()
-            .expect("initdb runs");
-        assert!(
-            out.status.success(),
-            "initdb failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::fs::write(data.join("pg_hba.conf"), HBA).unwrap();
-        let port = free_port();
-        let log = std::fs::File::create(dir.path().join("postgres.log")).unwrap();
-        let postgres = as_user(&mut Command::new(bin.join("postgres")), who)
-            .arg("-D")
-            .arg(&data)
-            .args([
-                "-c",
-                "listen_addresses=127.0.0.1",
-                "-c",
-                &format!("port={port}"),
-            ])
-            .arg("-k")
-            .arg(dir.path())
-            .args(["-c", "fsync=off", "-c", "max_connections=200"])
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("postgres starts");
-        let mut c = Cluster {
-            dir,
-            bin,
-            port,
-            postgres,
-        };
-        let start = Instant::now();
-        loop {
-            if let Ok(Some(status)) = c.postgres.try_wait() {
-                panic!("postgres exited with {status}: {}", c.log());
-            }
-            let ok = c
-                .psql_socket("SELECT 1")
-                .map(|o| o.status.success())
-                .unwrap_or(false);
-            if ok {
-                break;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "postgres did not accept connections within 30 s: {}",
-                c.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let out = c.psql_socket(SETUP).unwrap();
-        assert!(
-            out.status.success(),
-            "setup failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        c
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("postgres.log")).unwrap_or_default()
-    }
-
-    fn psql_socket(&self, sql: &str) -> std::io::Result<std::process::Output> {
-        Command::new(self.bin.join("psql"))
-            .arg("-h")
-            .arg(self.dir.path())
-            .args([
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-            ])
-            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql])
-            .output()
     }
 
     /// `psql` over TCP to `port` (the server's or the proxy's).
@@ -240,7 +75,7 @@ impl Cluster {
         password: Option<&str>,
         cmd: &str,
     ) -> (bool, String, String) {
-        let mut c = Command::new(self.bin.join("psql"));
+        let mut c = Command::new(self.pg.bin().join("psql"));
         c.args([
             "-h",
             "127.0.0.1",
@@ -264,23 +99,6 @@ impl Cluster {
             String::from_utf8_lossy(&out.stdout).into_owned(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        // Immediate shutdown (SIGQUIT), then SIGKILL if it lingers.
-        let pid = self.postgres.id() as i32;
-        unsafe { libc::kill(pid, libc::SIGQUIT) };
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(5) {
-            if let Ok(Some(_)) = self.postgres.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.postgres.kill();
-        let _ = self.postgres.wait();
     }
 }
 

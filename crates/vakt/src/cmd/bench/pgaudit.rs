@@ -19,7 +19,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use vakt_event::{AccessEvent, Directory, Event, Origin};
 use vakt_ingest::parsers::pgaudit::PgAudit;
 use vakt_ingest::{Parser, ParserContext};
@@ -220,27 +220,6 @@ fn watch_rate(dir: &Path, log: &Path, lines: f64) -> Result<f64> {
 
 // ------------------------------------------------------------ the recording
 
-/// The newest PostgreSQL server binaries: /usr/lib/postgresql/*/bin, else PATH.
-fn server_bin() -> Result<PathBuf> {
-    let mut dirs: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let v = e.file_name().to_str()?.parse().ok()?;
-            Some((v, e.path().join("bin")))
-        })
-        .filter(|(_, p)| p.join("initdb").exists() && p.join("postgres").exists())
-        .collect();
-    dirs.sort();
-    if let Some((_, d)) = dirs.pop() {
-        return Ok(d);
-    }
-    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-        .find(|d| d.join("initdb").exists() && d.join("postgres").exists())
-        .ok_or_else(|| anyhow!("PostgreSQL server binaries (initdb, postgres) were found neither in /usr/lib/postgresql/*/bin nor on PATH; install postgresql (apt-get install postgresql postgresql-contrib postgresql-15-pgaudit)"))
-}
-
 /// A client tool next to the server, else on PATH.
 fn tool(bin: &Path, name: &str) -> PathBuf {
     let p = bin.join(name);
@@ -251,51 +230,9 @@ fn tool(bin: &Path, name: &str) -> PathBuf {
     }
 }
 
-/// Uid and gid to run PostgreSQL as when root (initdb refuses root).
-fn run_as() -> Result<Option<(u32, u32)>> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Ok(None);
-    }
-    let id = |flag: &str, user: &str| -> Option<u32> {
-        let out = Command::new("id").args([flag, user]).output().ok()?;
-        String::from_utf8(out.stdout).ok()?.trim().parse().ok()
-    };
-    for user in ["postgres", "nobody"] {
-        if let (Some(u), Some(g)) = (id("-u", user), id("-g", user)) {
-            return Ok(Some((u, g)));
-        }
-    }
-    bail!(
-        "running as root and neither a `postgres` nor a `nobody` user exists to run PostgreSQL as"
-    )
-}
-
-/// A running throwaway cluster, shut down (fast) when dropped.
-struct Cluster {
-    postgres: std::process::Child,
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.postgres.id() as i32, libc::SIGINT) };
-        let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(30) {
-            if let Ok(Some(_)) = self.postgres.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.postgres.kill();
-        let _ = self.postgres.wait();
-    }
-}
-
 /// Records `postgresql.log`, `postgresql.csv` and `directory.toml` in `keep`.
 pub fn record(keep: &Path, seconds: u32, clients: u32) -> Result<()> {
-    use std::os::unix::process::CommandExt;
-    let bin = server_bin()?;
+    let bin = vakt_pgtemp::server_bin().ok_or(vakt_pgtemp::Error::NoServer)?;
     let lib = bin.with_file_name("lib");
     if !lib.join("pgaudit.so").exists() {
         bail!(
@@ -303,108 +240,35 @@ pub fn record(keep: &Path, seconds: u32, clients: u32) -> Result<()> {
             lib.display()
         );
     }
-    let who = run_as()?;
-    let as_user = |cmd: &mut Command| {
-        if let Some((u, g)) = who {
-            cmd.uid(u).gid(g);
-        }
-    };
-    let tmp = std::env::temp_dir().join(format!("vakt-pgaudit-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(tmp.join("logs"))?;
-    if let Some((u, g)) = who {
-        std::os::unix::fs::chown(&tmp, Some(u), Some(g))?;
-        std::os::unix::fs::chown(tmp.join("logs"), Some(u), Some(g))?;
-    }
-    let result = (|| -> Result<()> {
-        let data = tmp.join("data");
-        let mut initdb = Command::new(bin.join("initdb"));
-        as_user(&mut initdb);
-        let out = initdb
-            .arg("-D")
-            .arg(&data)
-            .args([
-                "-U",
-                "postgres",
-                "-A",
-                "trust",
-                "-E",
-                "UTF8",
-                "--locale=C",
-                "--no-sync",
-            ])
-            .current_dir(&tmp)
-            .output()
-            .context("cannot run initdb")?;
-        if !out.status.success() {
-            bail!("initdb failed: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let mut pg = Command::new(bin.join("postgres"));
-        as_user(&mut pg);
-        let settings = [
-            "listen_addresses=127.0.0.1".to_string(),
-            format!("port={port}"),
-            "fsync=off".into(),
-            "shared_preload_libraries=pgaudit".into(),
-            "pgaudit.log=read,write".into(),
-            "pgaudit.log_parameter=on".into(),
-            "pgaudit.log_relation=on".into(),
-            "log_destination=stderr,csvlog".into(),
-            "logging_collector=on".into(),
-            format!("log_directory={}", tmp.join("logs").display()),
-            "log_filename=postgresql.log".into(),
-            "log_rotation_age=0".into(),
-            "log_rotation_size=0".into(),
-            "log_line_prefix=%m [%p] %q%u@%d %h ".into(),
-            "log_timezone=UTC".into(),
-        ];
-        pg.arg("-D").arg(&data).arg("-k").arg(&tmp);
-        for s in &settings {
-            pg.args(["-c", s]);
-        }
-        let postgres = pg
-            .current_dir(&tmp)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(tmp.join("postmaster.out"))?)
-            .spawn()
-            .context("cannot start postgres")?;
-        let mut cluster = Cluster { postgres };
-        let port_s = port.to_string();
-        let psql = |sql: &str| {
-            Command::new(tool(&bin, "psql"))
-                .args([
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    &port_s,
-                    "-U",
-                    "postgres",
-                    "-d",
-                    "postgres",
-                ])
-                .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql])
-                .stdout(Stdio::null())
-                .output()
-        };
-        let started = Instant::now();
-        while !psql("SELECT 1").is_ok_and(|o| o.status.success()) {
-            if let Ok(Some(status)) = cluster.postgres.try_wait() {
-                bail!(
-                    "postgres exited with {status}: {}",
-                    std::fs::read_to_string(tmp.join("postmaster.out")).unwrap_or_default()
-                );
-            }
-            if started.elapsed() > Duration::from_secs(30) {
-                bail!("postgres did not accept connections within 30 s");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+    let settings = [
+        ("shared_preload_libraries", "pgaudit"),
+        ("pgaudit.log", "read,write"),
+        ("pgaudit.log_parameter", "on"),
+        ("pgaudit.log_relation", "on"),
+        ("log_destination", "stderr,csvlog"),
+        ("logging_collector", "on"),
+        ("log_directory", "logs"),
+        ("log_filename", "postgresql.log"),
+        ("log_rotation_age", "0"),
+        ("log_rotation_size", "0"),
+        ("log_line_prefix", "%m [%p] %q%u@%d %h "),
+        ("log_timezone", "UTC"),
+    ];
+    let mut cluster = vakt_pgtemp::TempCluster::start(&vakt_pgtemp::Options {
+        settings: settings
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..Default::default()
+    })
+    .context("cannot start PostgreSQL with pgaudit")?;
+    let logs = cluster.dir().join("data").join("logs");
+    let psql = |sql: &str| cluster.psql(sql);
+    let port_s = cluster.port().to_string();
+    {
         let pgbench = |args: &[&str]| -> Result<()> {
             let out = Command::new(tool(&bin, "pgbench"))
+                .env("PGPASSWORD", vakt_pgtemp::PASSWORD)
                 .args(["-h", "127.0.0.1", "-p", &port_s, "-U", "postgres"])
                 .args(args)
                 .arg("postgres")
@@ -423,21 +287,17 @@ pub fn record(keep: &Path, seconds: u32, clients: u32) -> Result<()> {
         pgbench(&["-S", "-n", "-T", &secs, "-c", &clients, "-j", &clients])?;
         pgbench(&["-S", "-n", "-M", "extended", "-T", "1"])?;
         for sql in STATEMENTS {
-            let out = psql(sql)?;
-            if !out.status.success() {
-                bail!("{sql} failed: {}", String::from_utf8_lossy(&out.stderr));
-            }
+            psql(sql)?;
         }
-        drop(cluster);
-        std::fs::create_dir_all(keep)
-            .with_context(|| format!("cannot create {}", keep.display()))?;
-        for f in ["postgresql.log", "postgresql.csv"] {
-            std::fs::copy(tmp.join("logs").join(f), keep.join(f))
-                .with_context(|| format!("PostgreSQL wrote no {f}"))?;
-        }
-        std::fs::write(keep.join("directory.toml"), DIRECTORY)?;
-        Ok(())
-    })();
-    let _ = std::fs::remove_dir_all(&tmp);
-    result
+    }
+    std::fs::create_dir_all(keep).with_context(|| format!("cannot create {}", keep.display()))?;
+    // Stopped first, so the logging collector has written every line.
+    cluster.stop();
+    for f in ["postgresql.log", "postgresql.csv"] {
+        std::fs::copy(logs.join(f), keep.join(f))
+            .with_context(|| format!("PostgreSQL wrote no {f}"))?;
+    }
+    drop(cluster);
+    std::fs::write(keep.join("directory.toml"), DIRECTORY)?;
+    Ok(())
 }
