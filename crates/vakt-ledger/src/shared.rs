@@ -16,10 +16,9 @@
 //! enforced everywhere but missing from its own action chain (the safe
 //! way round for a block).
 
-use crate::store::postgres::{connect, pg};
+use crate::store::postgres::{connect, pg, Conn};
 use crate::Result;
 use postgres::fallible_iterator::FallibleIterator;
-use postgres::Client;
 use std::cell::{Cell, RefCell};
 use std::time::Duration;
 use vakt_event::decision::Decision;
@@ -29,7 +28,7 @@ use vakt_event::Timestamp;
 pub const CHANNEL: &str = "vakt_decisions";
 
 pub struct Shared {
-    client: RefCell<Client>,
+    client: RefCell<Conn>,
     url: String,
     listening: Cell<bool>,
 }
@@ -45,7 +44,7 @@ impl Shared {
 
     /// The connection, made again when the last one was lost (a database
     /// restart, a network fault): a long-lived guard recovers by itself.
-    fn client(&self) -> Result<std::cell::RefMut<'_, Client>> {
+    fn client(&self) -> Result<std::cell::RefMut<'_, Conn>> {
         let mut c = self.client.borrow_mut();
         if c.is_closed() {
             *c = connect(&self.url)?;
@@ -56,7 +55,7 @@ impl Shared {
 
     /// Adds or replaces a decision, and announces it.
     pub fn put_decision(&self, d: &Decision) -> Result<()> {
-        let mut c = self.client()?;
+        self.client()?.with(|c| {
         let mut tx = c.transaction().map_err(pg("writing a decision"))?;
         tx.execute(
             "INSERT INTO vakt.decisions(id, scope, value, action, reason, created, expires) VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -76,31 +75,36 @@ impl Shared {
         tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &d.id])
             .map_err(pg("announcing a decision"))?;
         tx.commit().map_err(pg("writing a decision"))
+        })
     }
 
     /// Lifts a decision everywhere; whether it was there.
     pub fn delete_decision(&self, id: &str) -> Result<bool> {
-        let mut c = self.client()?;
-        let mut tx = c.transaction().map_err(pg("lifting a decision"))?;
-        let n = tx
-            .execute("DELETE FROM vakt.decisions WHERE id = $1", &[&id])
-            .map_err(pg("lifting a decision"))?;
-        tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &id])
-            .map_err(pg("announcing a decision"))?;
-        tx.commit().map_err(pg("lifting a decision"))?;
-        Ok(n > 0)
+        self.client()?.with(|c| {
+            let mut tx = c.transaction().map_err(pg("lifting a decision"))?;
+            let n = tx
+                .execute("DELETE FROM vakt.decisions WHERE id = $1", &[&id])
+                .map_err(pg("lifting a decision"))?;
+            tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &id])
+                .map_err(pg("announcing a decision"))?;
+            tx.commit().map_err(pg("lifting a decision"))?;
+            Ok(n > 0)
+        })
     }
 
     /// Every node's decisions in force at `at`, or all; rows that are no
     /// longer decisions (edited by hand) are left out with a warning.
     pub fn decisions(&self, at: Option<Timestamp>) -> Result<Vec<Decision>> {
+        let at = at.map(|t| t.0);
         let rows = self
             .client()?
-            .query(
-                "SELECT id, scope, value, action, reason, created, expires FROM vakt.decisions
-                 WHERE $1::bigint IS NULL OR (created <= $1 AND expires > $1) ORDER BY created, id",
-                &[&at.map(|t| t.0)],
-            )
+            .with(|c| {
+                c.query(
+                    "SELECT id, scope, value, action, reason, created, expires FROM vakt.decisions
+                     WHERE $1::bigint IS NULL OR (created <= $1 AND expires > $1) ORDER BY created, id",
+                    &[&at],
+                )
+            })
             .map_err(pg("reading the decisions"))?;
         Ok(rows
             .iter()
@@ -127,24 +131,28 @@ impl Shared {
     /// was. The first call starts listening.
     pub fn wait_for_decisions(&self, timeout: Duration) -> Result<bool> {
         let mut c = self.client()?;
-        if !self.listening.get() {
-            c.batch_execute(&format!("LISTEN {CHANNEL}"))
-                .map_err(pg("listening for decisions"))?;
-            self.listening.set(true);
-        }
-        let mut n = c.notifications();
-        let got = n
-            .timeout_iter(timeout)
-            .next()
-            .map_err(pg("listening for decisions"))?
-            .is_some();
-        // Several at once are one change.
-        while n
-            .iter()
-            .next()
-            .map_err(pg("listening for decisions"))?
-            .is_some()
-        {}
+        let listening = self.listening.get();
+        let got = c.with(|c| -> Result<bool> {
+            if !listening {
+                c.batch_execute(&format!("LISTEN {CHANNEL}"))
+                    .map_err(pg("listening for decisions"))?;
+            }
+            let mut n = c.notifications();
+            let got = n
+                .timeout_iter(timeout)
+                .next()
+                .map_err(pg("listening for decisions"))?
+                .is_some();
+            // Several at once are one change.
+            while n
+                .iter()
+                .next()
+                .map_err(pg("listening for decisions"))?
+                .is_some()
+            {}
+            Ok(got)
+        })?;
+        self.listening.set(true);
         Ok(got)
     }
 }

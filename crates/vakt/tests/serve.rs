@@ -381,8 +381,32 @@ fn a_batch_keeps_its_good_lines_names_its_bad_ones_and_lands_in_the_ledger() {
 
 #[test]
 fn a_canary_read_posted_as_events_ends_in_a_block_decision_over_the_api() {
+    canary_read_ends_in_a_block(None);
+}
+
+/// The same with the data directory's entries and decisions in
+/// PostgreSQL: the server opens the store inside its async runtime, and
+/// the API reads decisions from the database.
+#[test]
+fn with_the_entries_in_postgresql_a_canary_read_ends_in_a_block_over_the_api() {
+    let pg = vakt_pgtemp::TempCluster::shared().unwrap();
+    pg.psql("CREATE DATABASE served").unwrap();
+    canary_read_ends_in_a_block(Some(&pg.url("served")));
+    let rows = pg
+        .psql_in(
+            "served",
+            "SELECT (SELECT count(*) FROM vakt.entries) || ' ' || (SELECT string_agg(value || ':' || action, ',') FROM vakt.decisions)",
+        )
+        .unwrap();
+    assert_eq!(rows.trim(), "2 p3.bot:block");
+}
+
+fn canary_read_ends_in_a_block(store: Option<&str>) {
     let tmp = tempfile::tempdir().unwrap();
     let data = data_dir(&tmp);
+    if let Some(url) = store {
+        vakt(&["ledger", "store", url], &data);
+    }
     let directory = tmp.path().join("directory.toml");
     std::fs::write(
         &directory,
@@ -433,6 +457,7 @@ fn a_canary_read_posted_as_events_ends_in_a_block_decision_over_the_api() {
     let a = s.call("GET", "/v1/alerts?severity=severe", Some(&read), None);
     assert_eq!(a.status, 400);
     s.stop();
+    assert!(vakt(&["ledger", "verify"], &data).contains("2 entries"));
 }
 
 #[test]

@@ -172,7 +172,7 @@ const COLUMNS: &str =
     "seq, t, account, org, action, cats, source, ip, records, case_id, line, customers, link";
 
 pub struct PgStore {
-    client: RefCell<Client>,
+    client: RefCell<Conn>,
     url: String,
     chain: i32,
     postings: Postings,
@@ -229,46 +229,50 @@ impl PgStore {
         postings: Postings,
         point: Option<&[u8]>,
     ) -> Result<Option<Self>> {
-        let mut client = connect(url)?;
-        let postings = prepare_schema(&mut client, postings)?;
-        let locked: bool = client
-            .query_one(
-                "SELECT pg_try_advisory_lock($1, $2)",
-                &[&LOCK_SPACE, &chain],
-            )
-            .map_err(pg("locking the chain"))?
-            .get(0);
-        if !locked {
-            return Ok(None);
-        }
+        let mut conn = connect(url)?;
         let at = point_seq(point)?;
-        // Written after the point, by a process that died before the
-        // caller stored it.
-        let mut tx = client.transaction().map_err(pg("truncating"))?;
-        let at_i = at as i64;
-        tx.execute(
-            "DELETE FROM vakt.entries WHERE chain = $1 AND seq > $2",
-            &[&chain, &at_i],
-        )
-        .map_err(pg("truncating the entries to the commit point"))?;
-        tx.execute(
-            "DELETE FROM vakt.customer_postings WHERE chain = $1 AND seq > $2",
-            &[&chain, &at_i],
-        )
-        .map_err(pg("truncating the postings to the commit point"))?;
-        tx.commit().map_err(pg("truncating"))?;
-        let have: i64 = client
-            .query_one(
-                "SELECT COALESCE(MAX(seq), 0) FROM vakt.entries WHERE chain = $1",
-                &[&chain],
+        let opened = conn.with(|client| -> Result<Option<Postings>> {
+            let postings = prepare_schema(client, postings)?;
+            let locked: bool = client
+                .query_one("SELECT pg_try_advisory_lock($1, $2)", &[&LOCK_SPACE, &chain])
+                .map_err(pg("locking the chain"))?
+                .get(0);
+            if !locked {
+                return Ok(None);
+            }
+            // Written after the point, by a process that died before the
+            // caller stored it.
+            let mut tx = client.transaction().map_err(pg("truncating"))?;
+            let at_i = at as i64;
+            tx.execute(
+                "DELETE FROM vakt.entries WHERE chain = $1 AND seq > $2",
+                &[&chain, &at_i],
             )
-            .map_err(pg("reading the chain's length"))?
-            .get(0);
-        if have as u64 != at {
-            return Err(LedgerError::Invalid(format!(
-                "chain {chain} of the PostgreSQL store holds {have} entries where its commit point says {at}; entries were deleted: run `vakt ledger verify`"
-            )));
-        }
+            .map_err(pg("truncating the entries to the commit point"))?;
+            tx.execute(
+                "DELETE FROM vakt.customer_postings WHERE chain = $1 AND seq > $2",
+                &[&chain, &at_i],
+            )
+            .map_err(pg("truncating the postings to the commit point"))?;
+            tx.commit().map_err(pg("truncating"))?;
+            let have: i64 = client
+                .query_one(
+                    "SELECT COALESCE(MAX(seq), 0) FROM vakt.entries WHERE chain = $1",
+                    &[&chain],
+                )
+                .map_err(pg("reading the chain's length"))?
+                .get(0);
+            if have as u64 != at {
+                return Err(LedgerError::Invalid(format!(
+                    "chain {chain} of the PostgreSQL store holds {have} entries where its commit point says {at}; entries were deleted: run `vakt ledger verify`"
+                )));
+            }
+            Ok(Some(postings))
+        })?;
+        let Some(postings) = opened else {
+            return Ok(None);
+        };
+        let client = conn;
         Ok(Some(PgStore {
             client: RefCell::new(client),
             url: url.to_owned(),
@@ -283,7 +287,7 @@ impl PgStore {
     /// Opens chain `chain` for reading, as of `point`.
     pub fn open_read(url: &str, chain: i32, point: Option<&[u8]>) -> Result<Self> {
         let mut client = connect(url)?;
-        let postings = read_design(&mut client)?.ok_or_else(|| {
+        let postings = client.with(read_design)?.ok_or_else(|| {
             LedgerError::Invalid(
                 "no vakt ledger in this PostgreSQL database; write to it first (vakt watch --store ...)".into(),
             )
@@ -318,7 +322,7 @@ impl PgStore {
     fn query(&self, what: &str, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
         self.client
             .borrow_mut()
-            .query(sql, params)
+            .with(|c| c.query(sql, params))
             .map_err(pg(what))
     }
 
@@ -359,30 +363,73 @@ impl PgStore {
 /// database has a design already) and a new chain named `name` (who
 /// writes it: a data directory, a node); returns the chain's number.
 pub fn new_chain(url: &str, name: &str, postings: Postings) -> Result<i32> {
-    let mut client = connect(url)?;
-    prepare_schema(&mut client, postings)?;
-    Ok(client
-        .query_one(
-            "INSERT INTO vakt.chains(name) VALUES ($1) RETURNING chain",
-            &[&name],
-        )
-        .map_err(pg("making a chain"))?
-        .get(0))
+    connect(url)?.with(|client| {
+        prepare_schema(client, postings)?;
+        Ok(client
+            .query_one(
+                "INSERT INTO vakt.chains(name) VALUES ($1) RETURNING chain",
+                &[&name],
+            )
+            .map_err(pg("making a chain"))?
+            .get(0))
+    })
 }
 
 /// Drops the `vakt` schema at `url`: every chain's entries, for good.
 /// For benches and tests that start from nothing.
 pub fn reset(url: &str) -> Result<()> {
     connect(url)?
-        .batch_execute("DROP SCHEMA IF EXISTS vakt CASCADE")
+        .with(|c| c.batch_execute("DROP SCHEMA IF EXISTS vakt CASCADE"))
         .map_err(pg("dropping the schema"))
 }
 
-pub(crate) fn connect(url: &str) -> Result<Client> {
-    Client::connect(url, NoTls).map_err(|source| LedgerError::Postgres {
-        what: format!("connecting to {}", redacted(url)),
-        source,
+/// Runs `f` where the blocking client may block: that client drives a
+/// runtime of its own, which tokio refuses to start on a thread already
+/// driving one (`vakt serve` opens ledgers inside its runtime). There, `f`
+/// runs on a scoped thread of its own.
+fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return f();
+    }
+    std::thread::scope(|s| {
+        s.spawn(f)
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p))
     })
+}
+
+/// A connection that may be used (and dropped) on any thread, inside an
+/// async runtime or not.
+pub(crate) struct Conn(Option<Client>);
+
+impl Conn {
+    /// Runs `f` on the connection.
+    pub(crate) fn with<T: Send>(&mut self, f: impl FnOnce(&mut Client) -> T + Send) -> T {
+        let client = self.0.as_mut().expect("a connection until dropped");
+        off_runtime(|| f(client))
+    }
+
+    /// Whether the server closed the connection (restarted, or the network failed).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.0.as_ref().is_none_or(|c| c.is_closed())
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.take() {
+            off_runtime(move || drop(c));
+        }
+    }
+}
+
+pub(crate) fn connect(url: &str) -> Result<Conn> {
+    off_runtime(|| Client::connect(url, NoTls))
+        .map(|c| Conn(Some(c)))
+        .map_err(|source| LedgerError::Postgres {
+            what: format!("connecting to {}", redacted(url)),
+            source,
+        })
 }
 
 /// `url` without its password, for messages.
@@ -469,6 +516,79 @@ fn prepare_schema(client: &mut Client, wanted: Postings) -> Result<Postings> {
     }
     tx.commit().map_err(pg("creating the schema"))?;
     Ok(design)
+}
+
+/// Copies `pending` (and, for B-tree postings, their postings) in one
+/// transaction.
+fn copy_batch(client: &mut Client, chain: i32, gin: bool, pending: &[StoredEntry]) -> Result<()> {
+    let mut tx = client.transaction().map_err(pg("starting the flush"))?;
+    tx.execute("SELECT vakt.ensure_partitions()", &[])
+        .map_err(pg("creating this month's partitions"))?;
+    let sink = tx
+        .copy_in(
+            "COPY vakt.entries(chain, seq, t, account, org, action, cats, source, ip, records, case_id, line, customers, keys, link) FROM STDIN BINARY",
+        )
+        .map_err(pg("copying entries"))?;
+    let types = [
+        Type::INT4,
+        Type::INT8,
+        Type::INT8,
+        Type::INT8,
+        Type::INT8,
+        Type::INT8,
+        Type::INT8,
+        Type::INT8,
+        Type::TEXT,
+        Type::INT8,
+        Type::TEXT,
+        Type::INT8,
+        Type::TEXT_ARRAY,
+        Type::INT8_ARRAY,
+        Type::BYTEA,
+    ];
+    let mut w = BinaryCopyInWriter::new(sink, &types);
+    let mut postings: Vec<(i64, i64)> = Vec::new();
+    for e in pending {
+        let keys: Vec<i64> = e.customers.iter().map(|c| customer_key(c) as i64).collect();
+        let seq = e.seq as i64;
+        if !gin {
+            postings.extend(keys.iter().map(|&k| (k, seq)));
+        }
+        let keys = gin.then_some(keys);
+        let customers: Vec<_> = e.customers.iter().map(|c| to_text(c)).collect();
+        w.write(&[
+            &chain,
+            &seq,
+            &e.t,
+            &(e.account as i64),
+            &(e.org as i64),
+            &(e.action as i64),
+            &(e.categories as i64),
+            &(e.source as i64),
+            &e.ip,
+            &e.records,
+            &to_text(&e.case_id),
+            &e.line,
+            &customers,
+            &keys,
+            &&e.link[..],
+        ])
+        .map_err(pg("copying entries"))?;
+    }
+    w.finish().map_err(pg("copying entries"))?;
+    if !postings.is_empty() {
+        // Sorted, so the B-tree is filled in key order.
+        postings.sort_unstable();
+        let sink = tx
+            .copy_in("COPY vakt.customer_postings(chain, key, seq) FROM STDIN BINARY")
+            .map_err(pg("copying postings"))?;
+        let mut w = BinaryCopyInWriter::new(sink, &[Type::INT4, Type::INT8, Type::INT8]);
+        for (k, s) in &postings {
+            w.write(&[&chain, k, s]).map_err(pg("copying postings"))?;
+        }
+        w.finish().map_err(pg("copying postings"))?;
+    }
+    tx.commit().map_err(pg("committing the flush"))
 }
 
 /// `s` as PostgreSQL text, which cannot hold NUL: a backslash is doubled
@@ -594,75 +714,10 @@ impl EntryStore for PgStore {
         }
         let chain = self.chain;
         let gin = self.postings == Postings::Gin;
-        let client = self.client.get_mut();
-        let mut tx = client.transaction().map_err(pg("starting the flush"))?;
-        tx.execute("SELECT vakt.ensure_partitions()", &[])
-            .map_err(pg("creating this month's partitions"))?;
-        let sink = tx
-            .copy_in(
-                "COPY vakt.entries(chain, seq, t, account, org, action, cats, source, ip, records, case_id, line, customers, keys, link) FROM STDIN BINARY",
-            )
-            .map_err(pg("copying entries"))?;
-        let types = [
-            Type::INT4,
-            Type::INT8,
-            Type::INT8,
-            Type::INT8,
-            Type::INT8,
-            Type::INT8,
-            Type::INT8,
-            Type::INT8,
-            Type::TEXT,
-            Type::INT8,
-            Type::TEXT,
-            Type::INT8,
-            Type::TEXT_ARRAY,
-            Type::INT8_ARRAY,
-            Type::BYTEA,
-        ];
-        let mut w = BinaryCopyInWriter::new(sink, &types);
-        let mut postings: Vec<(i64, i64)> = Vec::new();
-        for e in &self.pending {
-            let keys: Vec<i64> = e.customers.iter().map(|c| customer_key(c) as i64).collect();
-            let seq = e.seq as i64;
-            if !gin {
-                postings.extend(keys.iter().map(|&k| (k, seq)));
-            }
-            let keys = gin.then_some(keys);
-            let customers: Vec<_> = e.customers.iter().map(|c| to_text(c)).collect();
-            w.write(&[
-                &chain,
-                &seq,
-                &e.t,
-                &(e.account as i64),
-                &(e.org as i64),
-                &(e.action as i64),
-                &(e.categories as i64),
-                &(e.source as i64),
-                &e.ip,
-                &e.records,
-                &to_text(&e.case_id),
-                &e.line,
-                &customers,
-                &keys,
-                &&e.link[..],
-            ])
-            .map_err(pg("copying entries"))?;
-        }
-        w.finish().map_err(pg("copying entries"))?;
-        if !postings.is_empty() {
-            // Sorted, so the B-tree is filled in key order.
-            postings.sort_unstable();
-            let sink = tx
-                .copy_in("COPY vakt.customer_postings(chain, key, seq) FROM STDIN BINARY")
-                .map_err(pg("copying postings"))?;
-            let mut w = BinaryCopyInWriter::new(sink, &[Type::INT4, Type::INT8, Type::INT8]);
-            for (k, s) in &postings {
-                w.write(&[&chain, k, s]).map_err(pg("copying postings"))?;
-            }
-            w.finish().map_err(pg("copying postings"))?;
-        }
-        tx.commit().map_err(pg("committing the flush"))?;
+        let pending = &self.pending;
+        self.client
+            .get_mut()
+            .with(|client| copy_batch(client, chain, gin, pending))?;
         self.flushed += self.pending.len() as u64;
         self.pending.clear();
         Ok(encode_point(self.flushed))

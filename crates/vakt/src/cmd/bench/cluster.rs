@@ -16,8 +16,10 @@
 //! committed to a ledger; "steady" runs from the first commit (the
 //! ledger commits every 50,000 accesses or every second).
 //!
-//! Each node keeps its own embedded ledger: the figures say what the Kafka
-//! path and the engine scale to, not a shared store's.
+//! Each node keeps its own embedded ledger, or with `--store postgres` its
+//! entries in one PostgreSQL database (`--postgres`, or a throwaway
+//! cluster started here with `fsync` on), a chain per node; `vakt watch
+//! --data` is then also timed on that store.
 
 use super::generate;
 use super::serve::{agent, get, serve};
@@ -33,6 +35,7 @@ use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use vakt_ledger::store::postgres::Postings;
 use vakt_ledger::{DataDir, Ledger};
 use vakt_server::child::Child;
 
@@ -54,6 +57,14 @@ pub struct ClusterBenchArgs {
     /// started on loopback for the run (VAKT_TANSU, cargo's bin folder or PATH).
     #[arg(long, value_name = "HOST:PORT")]
     pub brokers: Option<String>,
+    /// Where the nodes keep their entries: embedded (each its own data
+    /// directory) or postgres (one database, a chain per node).
+    #[arg(long, default_value = "embedded", value_parser = ["embedded", "postgres"])]
+    pub store: String,
+    /// The PostgreSQL database for `--store postgres`; by default a
+    /// throwaway cluster is started for the run.
+    #[arg(long, value_name = "URL")]
+    pub postgres: Option<String>,
     /// Working directory: generated input and the nodes' data directories.
     #[arg(long, default_value = "/tmp/vakt-bench-cluster", value_name = "DIR")]
     pub dir: PathBuf,
@@ -86,15 +97,39 @@ pub fn run(args: ClusterBenchArgs) -> Result<()> {
         .with_context(|| format!("cannot create {}", args.dir.display()))?;
     let (input, directory) = generate(&args.dir, args.events, args.accounts)?;
     // The median of three: these machines are shared.
+    // Kept alive until the end, as the broker below.
+    let _pg;
+    let store = match (args.store.as_str(), &args.postgres) {
+        ("postgres", Some(url)) => Some(url.clone()),
+        ("postgres", None) => {
+            let c = vakt_pgtemp::TempCluster::start(&vakt_pgtemp::Options {
+                settings: vec![("fsync".into(), "on".into())],
+                ..Default::default()
+            })
+            .context("starting PostgreSQL for --store postgres")?;
+            c.psql("CREATE DATABASE vakt_bench_cluster")?;
+            let url = c.url("vakt_bench_cluster");
+            _pg = c;
+            Some(url)
+        }
+        _ => None,
+    };
     let data = args.dir.join("watch-data");
-    let mut watched = (0..3)
-        .map(|_| {
-            watch_once(&args.dir, &input, Some(&directory), Some(&data))
-                .map(|r| r.events_per_second)
-        })
-        .collect::<Result<Vec<f64>>>()?;
-    watched.sort_by(f64::total_cmp);
-    let baseline = watched[1];
+    let median = |store: Option<&str>| -> Result<f64> {
+        let mut watched = (0..3)
+            .map(|_| {
+                watch_once(&args.dir, &input, Some(&directory), Some(&data), store)
+                    .map(|r| r.events_per_second)
+            })
+            .collect::<Result<Vec<f64>>>()?;
+        watched.sort_by(f64::total_cmp);
+        Ok(watched[1])
+    };
+    let embedded = median(None)?;
+    let baseline = match &store {
+        Some(url) => median(Some(url))?,
+        None => embedded,
+    };
 
     let topic = format!("vakt-bench-{}", std::process::id());
     // Kept alive until the end: a broker started here stops with it.
@@ -111,19 +146,39 @@ pub fn run(args: ClusterBenchArgs) -> Result<()> {
     let events = produce(&brokers, &topic, &input)?;
     let mut runs = Vec::new();
     for &n in &args.nodes {
-        runs.push(measure(&args, &brokers, &topic, &directory, n, events)?);
+        runs.push(measure(
+            &args,
+            &brokers,
+            &topic,
+            &directory,
+            n,
+            events,
+            store.as_deref(),
+        )?);
     }
 
     println!(
-        "vakt bench cluster: {} JSON-line access events on a {}-partition topic keyed by organisation ({}), each node with its own embedded ledger",
+        "vakt bench cluster: {} JSON-line access events on a {}-partition topic keyed by organisation ({}), {}",
         thousands(events),
         args.partitions,
-        if args.brokers.is_some() { brokers.as_str() } else { "tansu, memory engine" }
+        if args.brokers.is_some() { brokers.as_str() } else { "tansu, memory engine" },
+        if store.is_some() {
+            "the entries of every node in one PostgreSQL database, a chain each"
+        } else {
+            "each node with its own embedded ledger"
+        }
     );
     println!(
         "  vakt watch --data, the same events as a file: {} events/s (median of 3)",
-        thousands(baseline as u64)
+        thousands(embedded as u64)
     );
+    if store.is_some() {
+        println!(
+            "  vakt watch --data with the entries in PostgreSQL: {} events/s (median of 3; {:.2} of the embedded ledger); the ratios below are of this",
+            thousands(baseline as u64),
+            baseline / embedded
+        );
+    }
     let one = runs.first().map(|r| r.steady.as_secs_f64()).unwrap_or(1.0);
     for r in &runs {
         let total = events as f64 / r.total.as_secs_f64();
@@ -275,6 +330,7 @@ fn measure(
     directory: &Path,
     nodes: usize,
     events: u64,
+    store: Option<&str>,
 ) -> Result<Measured> {
     let group = format!("{topic}-{nodes}");
     // tansu 0.6 holds a fetch for its longest wait even when messages are
@@ -297,6 +353,12 @@ fn measure(
                 "[kafka]\nbrokers = \"{brokers}\"\ngroup = \"{group}\"\n\n[[kafka.topic]]\nname = \"{topic}\"\nformat = \"jsonl\"\n{options}"
             ),
         )?;
+        if let Some(url) = store {
+            let data = DataDir {
+                path: d.join("data"),
+            };
+            vakt_ledger::ledger::use_postgres(&data, url, Postings::Btree)?;
+        }
         dirs.push(d);
     }
     let started = Instant::now();

@@ -7,6 +7,7 @@ use crate::fmt::thousands;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use vakt_ledger::store::postgres::Postings;
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct BenchArgs {
@@ -45,6 +46,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 &args.dir,
                 &events,
                 with_directory.then_some(directory.as_path()),
+                None,
                 None,
             )?);
         }
@@ -90,6 +92,7 @@ pub(super) fn watch_once(
     events: &Path,
     directory: Option<&Path>,
     data: Option<&Path>,
+    store: Option<&str>,
 ) -> Result<Run> {
     let stats = dir.join("stats.json");
     let mut cmd = Command::new(std::env::current_exe()?);
@@ -99,6 +102,10 @@ pub(super) fn watch_once(
     }
     if let Some(d) = data {
         let _ = std::fs::remove_dir_all(d);
+        if let Some(url) = store {
+            let dir = vakt_ledger::DataDir { path: d.to_owned() };
+            vakt_ledger::ledger::use_postgres(&dir, url, Postings::Btree)?;
+        }
         cmd.arg("--data").arg(d);
     }
     let status = cmd
