@@ -235,10 +235,17 @@ impl TempCluster {
     /// Shuts the server down cleanly (a fast shutdown: what it logged is
     /// on disk after), keeping its files until the cluster is dropped.
     pub fn stop(&mut self) {
-        let pid = self.postgres.id() as i32;
-        unsafe { libc::kill(pid, libc::SIGINT) };
+        self.shut_down(libc::SIGINT, Duration::from_secs(30));
+    }
+
+    /// Sends `signal`, then kills the server if it is still up after `patience`.
+    fn shut_down(&mut self, signal: libc::c_int, patience: Duration) {
+        if let Ok(Some(_)) = self.postgres.try_wait() {
+            return;
+        }
+        unsafe { libc::kill(self.postgres.id() as i32, signal) };
         let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(30) {
+        while start.elapsed() < patience {
             if let Ok(Some(_)) = self.postgres.try_wait() {
                 return;
             }
@@ -251,21 +258,8 @@ impl TempCluster {
 
 impl Drop for TempCluster {
     fn drop(&mut self) {
-        if let Ok(Some(_)) = self.postgres.try_wait() {
-            return;
-        }
-        // Immediate shutdown (SIGQUIT), then SIGKILL if it lingers.
-        let pid = self.postgres.id() as i32;
-        unsafe { libc::kill(pid, libc::SIGQUIT) };
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(5) {
-            if let Ok(Some(_)) = self.postgres.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.postgres.kill();
-        let _ = self.postgres.wait();
+        // Immediate shutdown: nothing of a throwaway cluster is kept.
+        self.shut_down(libc::SIGQUIT, Duration::from_secs(5));
     }
 }
 
