@@ -48,10 +48,23 @@ impl Ledger {
     /// Adds or replaces a decision, chained as an action; with a shared
     /// store, for every node's proxies at once ([`crate::shared`]).
     pub fn put_decision(&mut self, d: &Decision) -> Result<()> {
-        if let Some(shared) = &self.shared {
-            shared.put_decision(d)?;
-        }
+        self.share(crate::shared::Change::Put(d.clone()))?;
         self.chained(|l| l.put_decision_row(d))
+    }
+
+    /// Publishes a change of decisions to the other nodes: at once when
+    /// this change commits by itself, else with the batch it is part of
+    /// ([`Ledger::commit`]), so no node sees a decision before the alert
+    /// that made it.
+    fn share(&mut self, change: crate::shared::Change) -> Result<()> {
+        match &self.shared {
+            None => Ok(()),
+            Some(shared) if self.conn.is_autocommit() => shared.publish(&change).map(|_| ()),
+            Some(_) => {
+                self.shared_pending.push(change);
+                Ok(())
+            }
+        }
     }
 
     fn put_decision_row(&mut self, d: &Decision) -> Result<()> {
@@ -74,7 +87,13 @@ impl Ledger {
     /// Lifts a decision, chained as an action; whether it existed.
     pub fn delete_decision(&mut self, id: &str) -> Result<bool> {
         let shared_found = match &self.shared {
-            Some(shared) => shared.delete_decision(id)?,
+            Some(shared) if self.conn.is_autocommit() => {
+                shared.publish(&crate::shared::Change::Delete(id.to_owned()))?
+            }
+            Some(_) => {
+                self.share(crate::shared::Change::Delete(id.to_owned()))?;
+                false
+            }
             None => false,
         };
         self.chained(|l| {

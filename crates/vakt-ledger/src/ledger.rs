@@ -83,6 +83,8 @@ pub struct Ledger {
     /// What the nodes of a PostgreSQL store share (decisions); `None` for
     /// an embedded store.
     pub(crate) shared: Option<crate::shared::Shared>,
+    /// Changes of decisions made in the open batch, published at its commit.
+    pub(crate) shared_pending: Vec<crate::shared::Change>,
     writer: bool,
     /// Lines held per source id, loaded when the source is first appended.
     lines: HashMap<i64, Lines>,
@@ -198,6 +200,7 @@ impl Ledger {
             store: RefCell::new(store),
             store_point: RefCell::new(store_point),
             shared,
+            shared_pending: Vec::new(),
             writer,
             lines: HashMap::new(),
             lines_dirty: HashSet::new(),
@@ -546,6 +549,11 @@ impl Ledger {
             self.db(r)?;
         } else if self.actions_dirty {
             self.seal_actions()?;
+        }
+        if let Some(shared) = &self.shared {
+            for change in std::mem::take(&mut self.shared_pending) {
+                shared.publish(&change)?;
+            }
         }
         let r = self.conn.execute_batch("COMMIT; BEGIN");
         self.db(r)?;

@@ -11,10 +11,13 @@
 //! so a decision reaches every proxy in milliseconds; the timer stays as
 //! the fallback for a lost connection.
 //!
-//! The PostgreSQL row is written at once, the data directory's at the
-//! ledger's next commit: a node killed in between has its decision
-//! enforced everywhere but missing from its own action chain (the safe
-//! way round for a block).
+//! A decision made inside a batch (a policy acting on an alert) is
+//! published when the batch commits, just before the data directory's
+//! transaction, so no node sees a decision before the alert that made it;
+//! one made by itself (the API, the CLI) at once. A node killed between
+//! the two has its decision enforced everywhere but missing from its own
+//! action chain until the replay after its restart makes it again (the
+//! safe way round for a block).
 
 use crate::store::postgres::{connect, pg, Conn};
 use crate::Result;
@@ -23,6 +26,13 @@ use std::cell::{Cell, RefCell};
 use std::time::Duration;
 use vakt_event::decision::Decision;
 use vakt_event::Timestamp;
+
+/// A change of decisions, as published.
+#[derive(Debug, Clone)]
+pub enum Change {
+    Put(Decision),
+    Delete(String),
+}
 
 /// The channel decisions are announced on.
 pub const CHANNEL: &str = "vakt_decisions";
@@ -51,6 +61,14 @@ impl Shared {
             self.listening.set(false);
         }
         Ok(c)
+    }
+
+    /// Publishes `change`; for a deletion, whether the decision was there.
+    pub fn publish(&self, change: &Change) -> Result<bool> {
+        match change {
+            Change::Put(d) => self.put_decision(d).map(|_| true),
+            Change::Delete(id) => self.delete_decision(id),
+        }
     }
 
     /// Adds or replaces a decision, and announces it.
