@@ -34,7 +34,9 @@ pub enum Change {
     Delete(String),
 }
 
-/// The channel decisions are announced on.
+/// The channel decisions are announced on. The announcement carries no
+/// payload (a listener re-reads them all), so no decision id, however
+/// long, can exceed NOTIFY's 8,000-byte limit and fail a commit.
 pub const CHANNEL: &str = "vakt_decisions";
 
 pub struct Shared {
@@ -90,7 +92,7 @@ impl Shared {
             ],
         )
         .map_err(pg("writing a decision"))?;
-        tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &d.id])
+        tx.execute("SELECT pg_notify($1, '')", &[&CHANNEL])
             .map_err(pg("announcing a decision"))?;
         tx.commit().map_err(pg("writing a decision"))
         })
@@ -103,7 +105,7 @@ impl Shared {
             let n = tx
                 .execute("DELETE FROM vakt.decisions WHERE id = $1", &[&id])
                 .map_err(pg("lifting a decision"))?;
-            tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &id])
+            tx.execute("SELECT pg_notify($1, '')", &[&CHANNEL])
                 .map_err(pg("announcing a decision"))?;
             tx.commit().map_err(pg("lifting a decision"))?;
             Ok(n > 0)
