@@ -3,7 +3,7 @@
 use crate::encode::{checkpoint_message, link, EntryFields};
 use crate::keys::DataDir;
 use crate::lines::Lines;
-use crate::store::postgres::PgStore;
+use crate::store::postgres::{Offset, PgStore, Rider};
 use crate::store::segments::Segments;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{EntryStore, StoredEntry};
@@ -67,6 +67,12 @@ pub(crate) const STORE_URL: &str = "store_url";
 pub(crate) const STORE_CHAIN: &str = "store_chain";
 
 pub struct Ledger {
+    /// Records the open batch's changes when the entries are in a shared
+    /// PostgreSQL store (see [`crate::journal`]).
+    recorder: Option<crate::journal::Recorder>,
+    /// Shared sources (Kafka partitions) this node took, with the line the
+    /// store held for each then and the line reached since.
+    claims: HashMap<String, Offset>,
     pub(crate) conn: Connection,
     pub(crate) path: PathBuf,
     dir: DataDir,
@@ -117,6 +123,9 @@ impl Ledger {
         l.key = Some(dir.signing_key()?);
         l.chain_existing_rows()?;
         l.begin()?;
+        if l.writer && l.shared.is_some() {
+            l.start_recording()?;
+        }
         Ok(l)
     }
 
@@ -164,6 +173,16 @@ impl Ledger {
             )
             .map_err(db)?;
         }
+        if writer && meta_text(&conn, ENGINE).map_err(db)?.as_deref() == Some("postgres") {
+            if let Some((url, chain)) = postgres_store(&conn).map_err(db)? {
+                if crate::journal::roll_forward(&conn, &path, &url, chain)? {
+                    tracing::warn!(
+                        "{}: the last batch was committed in PostgreSQL but not yet here (the process stopped between the two); applied it from the store's journal",
+                        path.display()
+                    );
+                }
+            }
+        }
         let last_hash: [u8; 32] = conn
             .query_row("SELECT value FROM meta WHERE key = 'last_hash'", [], |r| {
                 r.get::<_, Vec<u8>>(0)
@@ -190,6 +209,8 @@ impl Ledger {
         let store_point = meta_blob(&conn, STORE_POINT).map_err(db)?;
         let last_seq = store.len() as i64;
         Ok(Ledger {
+            recorder: None,
+            claims: HashMap::new(),
             conn,
             path,
             dir: dir.clone(),
@@ -481,13 +502,53 @@ impl Ledger {
     }
 
     /// Records that `source` was processed up to `line`, in the current
-    /// transaction.
+    /// transaction; a shared source also in the store's, at the commit.
     pub fn set_progress(&mut self, source: &str, line: u64) -> Result<()> {
+        if self.recorder.is_some() && is_shared_source(source) {
+            if !self.claims.contains_key(source) {
+                self.take_source(source)?;
+            }
+            if let Some(c) = self.claims.get_mut(source) {
+                c.reached = c.reached.max(line);
+            }
+        }
         let r = self.conn.execute(
             "INSERT OR REPLACE INTO meta(key, value) VALUES ('progress:' || ?1, ?2)",
             params![source, line.min(i64::MAX as u64) as i64],
         );
         self.db(r).map(|_| ())
+    }
+
+    /// How far `source` was processed, for a writer about to read it on:
+    /// [`Ledger::progress`], except that a shared source (a Kafka
+    /// partition) on a shared store is read from the store, where
+    /// whichever node held it last recorded it. This node then holds the
+    /// source at that line: a commit that would move it on after another
+    /// node did is refused ([`LedgerError::Fenced`]), so two nodes never
+    /// both record one message.
+    pub fn take_source(&mut self, source: &str) -> Result<u64> {
+        if self.recorder.is_none() || !is_shared_source(source) {
+            return self.progress(source);
+        }
+        let line = match self.store.get_mut().as_postgres() {
+            Some(store) => store.offset(source)?,
+            None => return self.progress(source),
+        };
+        self.claims.insert(
+            source.to_owned(),
+            Offset {
+                source: source.to_owned(),
+                claimed: line,
+                reached: line,
+            },
+        );
+        Ok(line)
+    }
+
+    /// Lets go of a shared source (its partition went to another node),
+    /// after committing: the next [`Ledger::take_source`] reads it afresh.
+    pub fn release_source(&mut self, source: &str) {
+        self.claims.remove(source);
     }
 
     /// The signing key, loaded from the data directory the first time a
@@ -523,13 +584,12 @@ impl Ledger {
             // of their own, so there is nothing to commit.
             return Ok(());
         }
+        let shared = self.recorder.is_some();
         if self.in_batch > 0 {
-            let point = self.store.get_mut().flush()?;
-            let r = self.conn.execute(
-                "INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)",
-                params![STORE_POINT, point],
-            );
-            self.db(r)?;
+            if !shared {
+                let point = self.store.get_mut().flush()?;
+                self.set_meta(STORE_POINT, &point)?;
+            }
             for source in std::mem::take(&mut self.lines_dirty) {
                 let ranges = self.lines[&source].encode();
                 let r = self.conn.execute(
@@ -550,7 +610,9 @@ impl Ledger {
         } else if self.actions_dirty {
             self.seal_actions()?;
         }
-        if let Some(shared) = &self.shared {
+        if shared {
+            self.commit_to_store()?;
+        } else if let Some(shared) = &self.shared {
             for change in std::mem::take(&mut self.shared_pending) {
                 shared.publish(&change)?;
             }
@@ -558,9 +620,67 @@ impl Ledger {
         let r = self.conn.execute_batch("COMMIT; BEGIN");
         self.db(r)?;
         self.store.get_mut().committed()?;
+        if let Some(r) = &self.recorder {
+            r.clear();
+        }
         self.actions_dirty = false;
         self.in_batch = 0;
         self.batch_started = std::time::Instant::now();
+        Ok(())
+    }
+
+    fn start_recording(&mut self) -> Result<()> {
+        let r = crate::journal::Recorder::install(&mut self.conn);
+        self.recorder = Some(self.db(r)?);
+        Ok(())
+    }
+
+    /// Commits the batch to the shared store: its entries, the changes it
+    /// made here, its decisions and the shared sources it moved on, in one
+    /// PostgreSQL transaction, which is then the batch's commit point.
+    fn commit_to_store(&mut self) -> Result<()> {
+        let offsets: Vec<Offset> = self
+            .claims
+            .values()
+            .filter(|o| o.reached != o.claimed)
+            .cloned()
+            .collect();
+        let idle = self.recorder.as_ref().is_none_or(|r| r.is_empty());
+        if self.in_batch == 0 && idle && offsets.is_empty() && self.shared_pending.is_empty() {
+            return Ok(());
+        }
+        let r = crate::journal::batch_number(&self.conn);
+        let n = self.db(r)? + 1;
+        let r = self.conn.execute(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)",
+            params![crate::journal::JOURNAL_N, n],
+        );
+        self.db(r)?;
+        let r = self
+            .recorder
+            .as_ref()
+            .expect("a shared store records its batches")
+            .changes(&self.conn);
+        let changes = self.db(r)?;
+        let store = self.store.get_mut();
+        let store = store.as_postgres().ok_or_else(|| {
+            LedgerError::Invalid(format!(
+                "{}: the ledger shares decisions but its entries are not in PostgreSQL",
+                self.path.display()
+            ))
+        })?;
+        let point = store.flush_with(&Rider {
+            journal: Some((n, &changes)),
+            decisions: &self.shared_pending,
+            offsets: &offsets,
+        })?;
+        self.shared_pending.clear();
+        self.set_meta(STORE_POINT, &point)?;
+        for o in offsets {
+            if let Some(c) = self.claims.get_mut(&o.source) {
+                c.claimed = o.reached;
+            }
+        }
         Ok(())
     }
 
@@ -601,6 +721,13 @@ impl Ledger {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// Whether `source` is named alike by every node (a Kafka partition,
+/// `kafka:<topic>:<partition>`), so its progress is shared through a
+/// shared store; a file path or an HTTP stream is one node's own.
+pub fn is_shared_source(source: &str) -> bool {
+    source.starts_with("kafka:")
 }
 
 /// Customer ids as LEB128 varints: three bytes for most.

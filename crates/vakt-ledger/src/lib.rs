@@ -25,6 +25,7 @@ pub mod exposure;
 pub mod hourly;
 pub mod incident_workflow;
 pub mod incidents;
+mod journal;
 pub mod keys;
 pub mod ledger;
 mod lines;
@@ -69,6 +70,14 @@ pub enum LedgerError {
     Postgres {
         what: String,
         source: postgres::Error,
+    },
+    /// A shared source (a Kafka partition) was moved on by another node
+    /// since this one took it: this node's batch was not committed.
+    #[error("{source_name} was recorded up to line {found} by another node since this one took it at line {claimed}; this node's last batch was not committed and it must stop: start it again and it resumes from the shared store")]
+    Fenced {
+        source_name: String,
+        claimed: u64,
+        found: u64,
     },
     #[error("{0}")]
     Invalid(String),

@@ -12,12 +12,10 @@
 //! the fallback for a lost connection.
 //!
 //! A decision made inside a batch (a policy acting on an alert) is
-//! published when the batch commits, just before the data directory's
-//! transaction, so no node sees a decision before the alert that made it;
-//! one made by itself (the API, the CLI) at once. A node killed between
-//! the two has its decision enforced everywhere but missing from its own
-//! action chain until the replay after its restart makes it again (the
-//! safe way round for a block).
+//! published in the batch's own PostgreSQL transaction, with its entries
+//! and alert ([`crate::store::postgres::Rider`]), so no node sees a
+//! decision before the alert that made it, and none is lost with a node
+//! killed after it; one made by itself (the API, the CLI) at once.
 
 use crate::store::postgres::{connect, pg, Conn};
 use crate::Result;
@@ -26,6 +24,35 @@ use std::cell::{Cell, RefCell};
 use std::time::Duration;
 use vakt_event::decision::Decision;
 use vakt_event::Timestamp;
+
+/// Writes `change` to `vakt.decisions` and announces it, in `tx`; for a
+/// deletion, whether the decision was there.
+pub(crate) fn write_change(tx: &mut postgres::Transaction<'_>, change: &Change) -> Result<bool> {
+    let n = match change {
+        Change::Put(d) => tx
+            .execute(
+                "INSERT INTO vakt.decisions(id, scope, value, action, reason, created, expires) VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (id) DO UPDATE SET scope = excluded.scope, value = excluded.value, action = excluded.action,
+                 reason = excluded.reason, created = excluded.created, expires = excluded.expires",
+                &[
+                    &d.id,
+                    &d.scope.as_str(),
+                    &d.value,
+                    &d.action.as_str(),
+                    &d.reason,
+                    &d.created.0,
+                    &d.expires.0,
+                ],
+            )
+            .map_err(pg("writing a decision"))?,
+        Change::Delete(id) => tx
+            .execute("DELETE FROM vakt.decisions WHERE id = $1", &[id])
+            .map_err(pg("lifting a decision"))?,
+    };
+    tx.execute("SELECT pg_notify($1, '')", &[&CHANNEL])
+        .map_err(pg("announcing a decision"))?;
+    Ok(n > 0)
+}
 
 /// A change of decisions, as published.
 #[derive(Debug, Clone)]
@@ -65,50 +92,14 @@ impl Shared {
         Ok(c)
     }
 
-    /// Publishes `change`; for a deletion, whether the decision was there.
+    /// Publishes `change` in a transaction of its own; for a deletion,
+    /// whether the decision was there.
     pub fn publish(&self, change: &Change) -> Result<bool> {
-        match change {
-            Change::Put(d) => self.put_decision(d).map(|_| true),
-            Change::Delete(id) => self.delete_decision(id),
-        }
-    }
-
-    /// Adds or replaces a decision, and announces it.
-    pub fn put_decision(&self, d: &Decision) -> Result<()> {
         self.client()?.with(|c| {
-        let mut tx = c.transaction().map_err(pg("writing a decision"))?;
-        tx.execute(
-            "INSERT INTO vakt.decisions(id, scope, value, action, reason, created, expires) VALUES ($1, $2, $3, $4, $5, $6, $7)
-             ON CONFLICT (id) DO UPDATE SET scope = excluded.scope, value = excluded.value, action = excluded.action,
-             reason = excluded.reason, created = excluded.created, expires = excluded.expires",
-            &[
-                &d.id,
-                &d.scope.as_str(),
-                &d.value,
-                &d.action.as_str(),
-                &d.reason,
-                &d.created.0,
-                &d.expires.0,
-            ],
-        )
-        .map_err(pg("writing a decision"))?;
-        tx.execute("SELECT pg_notify($1, '')", &[&CHANNEL])
-            .map_err(pg("announcing a decision"))?;
-        tx.commit().map_err(pg("writing a decision"))
-        })
-    }
-
-    /// Lifts a decision everywhere; whether it was there.
-    pub fn delete_decision(&self, id: &str) -> Result<bool> {
-        self.client()?.with(|c| {
-            let mut tx = c.transaction().map_err(pg("lifting a decision"))?;
-            let n = tx
-                .execute("DELETE FROM vakt.decisions WHERE id = $1", &[&id])
-                .map_err(pg("lifting a decision"))?;
-            tx.execute("SELECT pg_notify($1, '')", &[&CHANNEL])
-                .map_err(pg("announcing a decision"))?;
-            tx.commit().map_err(pg("lifting a decision"))?;
-            Ok(n > 0)
+            let mut tx = c.transaction().map_err(pg("writing a decision"))?;
+            let was = write_change(&mut tx, change)?;
+            tx.commit().map_err(pg("writing a decision"))?;
+            Ok(was)
         })
     }
 

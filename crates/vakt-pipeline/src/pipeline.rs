@@ -196,12 +196,22 @@ impl Pipeline {
         if let Some(done) = self.replay_until.get(source) {
             return Ok(*done);
         }
-        let done = match self.ledger.as_ref() {
-            Some(l) => l.progress(source)?,
+        let done = match self.ledger.as_mut() {
+            Some(l) => l.take_source(source)?,
             None => 0,
         };
         self.replay_until.insert(source.clone(), done);
         Ok(done)
+    }
+
+    /// Lets go of `source` (a Kafka partition moved to another node):
+    /// the next [`Pipeline::resume`] reads where it was left afresh. Call
+    /// it after a commit, so this node's work on it is recorded.
+    pub fn release(&mut self, source: &str) {
+        self.replay_until.remove(source);
+        if let Some(l) = self.ledger.as_mut() {
+            l.release_source(source);
+        }
     }
 
     /// Records that `source` is processed up to `line`; committed with the

@@ -14,7 +14,11 @@
 //! its checkpoint and ingest progress; a store opened with that point
 //! forgets anything written after it (a process killed between the two
 //! writes). So entries, alerts, decisions and progress commit together,
-//! whichever engine holds the entries.
+//! whichever engine holds the entries. A PostgreSQL store shared by
+//! several nodes turns this round: its transaction is the commit point and
+//! carries the batch's changes to the data directory
+//! ([`postgres::PgStore::flush_with`], `crate::journal`), because another
+//! node may resume from what it committed.
 //!
 //! # Engines
 //!
@@ -176,6 +180,12 @@ pub trait EntryStore: Send {
     /// another thread; `None` when the engine cannot give one (then the
     /// caller walks on this handle).
     fn twin(&self) -> Option<Box<dyn EntryStore>> {
+        None
+    }
+
+    /// The store as a PostgreSQL store several nodes share, whose flush
+    /// carries the batch's other changes ([`postgres::PgStore::flush_with`]).
+    fn as_postgres(&mut self) -> Option<&mut postgres::PgStore> {
         None
     }
 }

@@ -69,7 +69,7 @@ use std::cell::RefCell;
 /// Rows read per round trip when walking, so memory stays bounded.
 const CHUNK: i64 = 10_000;
 /// The first key of the advisory locks vakt takes (`vakt` in ASCII).
-const LOCK_SPACE: i32 = 0x76616b74;
+pub(crate) const LOCK_SPACE: i32 = 0x76616b74;
 /// Second key of the lock held while the schema is created or changed.
 const SCHEMA_LOCK: i32 = -1;
 const POINT_MAGIC: &[u8; 4] = b"vpg1";
@@ -143,6 +143,22 @@ CREATE TABLE IF NOT EXISTS vakt.customer_postings(
     recorded timestamptz NOT NULL DEFAULT now()
 ) PARTITION BY RANGE (recorded);
 CREATE INDEX IF NOT EXISTS customer_postings_key ON vakt.customer_postings(chain, key, seq);
+-- Per chain, the newest batch's changes to its data directory (see
+-- vakt_ledger::journal).
+CREATE TABLE IF NOT EXISTS vakt.journal(
+    chain integer PRIMARY KEY,
+    n bigint NOT NULL,
+    upto bigint NOT NULL,
+    changes bytea NOT NULL
+);
+-- How far each source every node reads alike (a Kafka partition) is
+-- recorded, by whichever chain holds it.
+CREATE TABLE IF NOT EXISTS vakt.offsets(
+    source text PRIMARY KEY,
+    line bigint NOT NULL,
+    chain integer NOT NULL,
+    updated timestamptz NOT NULL DEFAULT now()
+);
 -- This month's and next month's partitions of each table, made when
 -- missing (one node at a time).
 CREATE OR REPLACE FUNCTION vakt.ensure_partitions() RETURNS void LANGUAGE plpgsql AS $$
@@ -170,6 +186,27 @@ $$;
 
 const COLUMNS: &str =
     "seq, t, account, org, action, cats, source, ip, records, case_id, line, customers, link";
+
+/// What a batch commits in the store's transaction beside its entries,
+/// so one transaction is its commit point on every node.
+#[derive(Default)]
+pub struct Rider<'a> {
+    /// The batch's number and its changes to the data directory.
+    pub journal: Option<(i64, &'a [u8])>,
+    /// Decisions made or lifted in the batch, announced with it.
+    pub decisions: &'a [crate::shared::Change],
+    /// Shared sources the batch moved on.
+    pub offsets: &'a [Offset],
+}
+
+/// A shared source (a Kafka partition) moved on by a batch: from the line
+/// this node found recorded when it took the source to the one it reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Offset {
+    pub source: String,
+    pub claimed: u64,
+    pub reached: u64,
+}
 
 pub struct PgStore {
     client: RefCell<Conn>,
@@ -202,7 +239,7 @@ fn point_seq(point: Option<&[u8]>) -> Result<u64> {
     }
 }
 
-fn encode_point(seq: u64) -> Vec<u8> {
+pub(crate) fn encode_point(seq: u64) -> Vec<u8> {
     let mut p = POINT_MAGIC.to_vec();
     p.extend_from_slice(&seq.to_le_bytes());
     p
@@ -301,6 +338,43 @@ impl PgStore {
             flushed: point_seq(point)?,
             pending: Vec::new(),
         })
+    }
+
+    /// Commits the pending entries with `rider` in one transaction, which
+    /// is then the batch's commit point (see [`crate::journal`]); returns
+    /// the point. Fails, and commits nothing, when a shared source of the
+    /// rider was moved on by another chain since this one took it
+    /// ([`LedgerError::Fenced`]).
+    pub fn flush_with(&mut self, rider: &Rider<'_>) -> Result<Vec<u8>> {
+        if !self.writable {
+            return Err(LedgerError::Invalid(format!(
+                "chain {} of the PostgreSQL store was opened for reading",
+                self.chain
+            )));
+        }
+        let chain = self.chain;
+        let gin = self.postings == Postings::Gin;
+        let pending = &self.pending;
+        let upto = self.flushed + pending.len() as u64;
+        self.client
+            .get_mut()
+            .with(|client| copy_batch(client, chain, gin, pending, upto, rider))?;
+        self.flushed = upto;
+        self.pending.clear();
+        Ok(encode_point(self.flushed))
+    }
+
+    /// The line recorded for a shared source (0 for none), by any chain.
+    pub fn offset(&self, source: &str) -> Result<u64> {
+        let rows = self.query(
+            "reading a source's offset",
+            "SELECT line FROM vakt.offsets WHERE source = $1",
+            &[&source],
+        )?;
+        Ok(rows
+            .first()
+            .map(|r| r.get::<_, i64>(0).max(0) as u64)
+            .unwrap_or(0))
     }
 
     /// Entries the chain holds in the database, whatever this handle's point.
@@ -520,8 +594,78 @@ fn prepare_schema(client: &mut Client, wanted: Postings) -> Result<Postings> {
 
 /// Copies `pending` (and, for B-tree postings, their postings) in one
 /// transaction.
-fn copy_batch(client: &mut Client, chain: i32, gin: bool, pending: &[StoredEntry]) -> Result<()> {
+fn copy_batch(
+    client: &mut Client,
+    chain: i32,
+    gin: bool,
+    pending: &[StoredEntry],
+    upto: u64,
+    rider: &Rider<'_>,
+) -> Result<()> {
     let mut tx = client.transaction().map_err(pg("starting the flush"))?;
+    if !pending.is_empty() {
+        copy_entries(&mut tx, chain, gin, pending)?;
+    }
+    for o in rider.offsets {
+        move_offset(&mut tx, chain, o)?;
+    }
+    for change in rider.decisions {
+        crate::shared::write_change(&mut tx, change)?;
+    }
+    if let Some((n, changes)) = rider.journal {
+        tx.execute(
+            "INSERT INTO vakt.journal(chain, n, upto, changes) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (chain) DO UPDATE SET n = excluded.n, upto = excluded.upto, changes = excluded.changes",
+            &[&chain, &n, &(upto as i64), &changes],
+        )
+        .map_err(pg("writing the batch's journal"))?;
+    }
+    tx.commit().map_err(pg("committing the flush"))
+}
+
+/// Moves a shared source on, unless another chain moved it since this
+/// one took it: then the whole batch is refused.
+fn move_offset(tx: &mut postgres::Transaction<'_>, chain: i32, o: &Offset) -> Result<()> {
+    let (claimed, reached) = (o.claimed as i64, o.reached as i64);
+    let moved = tx
+        .execute(
+            "UPDATE vakt.offsets SET line = $3, chain = $4, updated = now() WHERE source = $1 AND line = $2",
+            &[&o.source, &claimed, &reached, &chain],
+        )
+        .map_err(pg("recording a source's offset"))?;
+    let moved = moved == 1
+        || (claimed == 0
+            && tx
+                .execute(
+                    "INSERT INTO vakt.offsets(source, line, chain) VALUES ($1, $2, $3) ON CONFLICT (source) DO NOTHING",
+                    &[&o.source, &reached, &chain],
+                )
+                .map_err(pg("recording a source's offset"))?
+                == 1);
+    if moved {
+        return Ok(());
+    }
+    let found = tx
+        .query_opt(
+            "SELECT line FROM vakt.offsets WHERE source = $1",
+            &[&o.source],
+        )
+        .map_err(pg("reading a source's offset"))?
+        .map(|r| r.get::<_, i64>(0))
+        .unwrap_or(0);
+    Err(LedgerError::Fenced {
+        source_name: o.source.clone(),
+        claimed: o.claimed,
+        found: found.max(0) as u64,
+    })
+}
+
+fn copy_entries(
+    tx: &mut postgres::Transaction<'_>,
+    chain: i32,
+    gin: bool,
+    pending: &[StoredEntry],
+) -> Result<()> {
     tx.execute("SELECT vakt.ensure_partitions()", &[])
         .map_err(pg("creating this month's partitions"))?;
     let sink = tx
@@ -588,7 +732,7 @@ fn copy_batch(client: &mut Client, chain: i32, gin: bool, pending: &[StoredEntry
         }
         w.finish().map_err(pg("copying postings"))?;
     }
-    tx.commit().map_err(pg("committing the flush"))
+    Ok(())
 }
 
 /// `s` as PostgreSQL text, which cannot hold NUL: a backslash is doubled
@@ -712,15 +856,11 @@ impl EntryStore for PgStore {
         if !self.writable || self.pending.is_empty() {
             return Ok(encode_point(self.flushed));
         }
-        let chain = self.chain;
-        let gin = self.postings == Postings::Gin;
-        let pending = &self.pending;
-        self.client
-            .get_mut()
-            .with(|client| copy_batch(client, chain, gin, pending))?;
-        self.flushed += self.pending.len() as u64;
-        self.pending.clear();
-        Ok(encode_point(self.flushed))
+        self.flush_with(&Rider::default())
+    }
+
+    fn as_postgres(&mut self) -> Option<&mut PgStore> {
+        Some(self)
     }
 
     fn scan(&self, from: u64, visit: &mut dyn FnMut(&StoredEntry) -> Result<bool>) -> Result<()> {

@@ -1,0 +1,228 @@
+//! Data directories on one shared PostgreSQL store (a throwaway cluster on
+//! loopback): the store's transaction is a batch's commit point, so a
+//! node that stopped between it and its data directory's commit gets the
+//! batch back at its next open; a shared source (a Kafka partition) is
+//! recorded by one node at a time.
+
+use std::sync::Arc;
+use vakt_event::decision::Decision;
+use vakt_event::{AccessEvent, Action, Alert, Origin, Timestamp};
+use vakt_ledger::alerts::AlertFilter;
+use vakt_ledger::ledger::use_postgres;
+use vakt_ledger::store::postgres::Postings;
+use vakt_ledger::verify::verify;
+use vakt_ledger::{DataDir, Ledger, LedgerError};
+use vakt_pgtemp::TempCluster;
+
+fn database(pg: &TempCluster, name: &str) -> String {
+    pg.psql(&format!("DROP DATABASE IF EXISTS {name}")).unwrap();
+    pg.psql(&format!("CREATE DATABASE {name}")).unwrap();
+    pg.url(name)
+}
+
+fn data_dir(tmp: &tempfile::TempDir, name: &str, url: &str) -> DataDir {
+    let dir = DataDir {
+        path: tmp.path().join(name),
+    };
+    use_postgres(&dir, url, Postings::Btree).unwrap();
+    dir
+}
+
+fn access(source: &Arc<str>, line: u64) -> AccessEvent {
+    AccessEvent {
+        timestamp: Timestamp(1_800_000_000_000 + line as i64 * 1_000),
+        user: format!("acct{}", line % 7),
+        organization: Some("org".into()),
+        source_ip: Some("10.0.0.1".parse().unwrap()),
+        action: Action::Lookup,
+        customer_ids: vec![format!("C-{line}")],
+        records: 1,
+        categories: vec!["name".into()],
+        origin: Origin::new(source.clone(), line),
+        ..Default::default()
+    }
+}
+
+fn alert(id: &str) -> Alert {
+    serde_json::from_str(&format!(
+        r#"{{"id":"{id}","@timestamp":"2026-11-02T08:00:00Z","rule.id":"rate","severity":"high","user.name":"acct1","first_seen":"2026-11-02T08:00:00Z","message":"m","evidence":{{}},"customers":1,"alert.status":"new","alert.updates":0}}"#
+    ))
+    .unwrap()
+}
+
+fn alert_ids(dir: &DataDir) -> Vec<String> {
+    let l = Ledger::open_read(dir).unwrap();
+    let mut ids: Vec<String> = l
+        .alerts(&AlertFilter {
+            limit: 1_000,
+            ..Default::default()
+        })
+        .unwrap()
+        .iter()
+        .map(|line| {
+            serde_json::from_str::<serde_json::Value>(line).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// Copies the data directory's files as they are on disk: what a process
+/// killed at this moment would leave (SQLite ignores the open batch).
+fn snapshot(dir: &DataDir, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for f in std::fs::read_dir(&dir.path).unwrap() {
+        let f = f.unwrap();
+        if f.file_type().unwrap().is_file() {
+            std::fs::copy(f.path(), to.join(f.file_name())).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_batch_committed_in_postgresql_but_not_in_the_data_directory_is_applied_at_the_next_open() {
+    let pg = TempCluster::shared().unwrap();
+    let url = database(&pg, "journal");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = data_dir(&tmp, "node", &url);
+    let source: Arc<str> = "kafka:access:0".into();
+
+    let mut l = Ledger::open(&dir).unwrap();
+    for line in 1..=100 {
+        l.append_as(&access(&source, line), Some("org")).unwrap();
+    }
+    l.record_alert(&alert("first")).unwrap();
+    assert_eq!(l.take_source(&source).unwrap(), 0);
+    l.set_progress(&source, 100).unwrap();
+    l.commit().unwrap();
+
+    // The second batch: entries, an alert, a decision, progress.
+    for line in 101..=250 {
+        l.append_as(&access(&source, line), Some("org")).unwrap();
+    }
+    l.record_alert(&alert("second")).unwrap();
+    let block = Decision::stored(
+        "block-acct1".into(),
+        "account",
+        "acct1",
+        "block",
+        "second".into(),
+        Timestamp(1_800_000_000_000),
+        Timestamp(1_900_000_000_000),
+    )
+    .unwrap();
+    l.put_decision(&block).unwrap();
+    l.set_progress(&source, 250).unwrap();
+    // Killed after PostgreSQL committed the batch and before the data
+    // directory did: the copy taken now is what such a kill leaves.
+    let before = tmp.path().join("killed");
+    snapshot(&dir, &before);
+    l.close().unwrap();
+    let whole = alert_ids(&dir);
+    assert_eq!(whole, ["first", "second"]);
+
+    let killed = DataDir { path: before };
+    let l = Ledger::open(&killed).unwrap();
+    assert_eq!(
+        l.len(),
+        250,
+        "the entries PostgreSQL holds are kept, not undone"
+    );
+    assert_eq!(l.progress(&source).unwrap(), 250);
+    assert_eq!(
+        l.decisions(None)
+            .unwrap()
+            .iter()
+            .map(|d| d.id.clone())
+            .collect::<Vec<_>>(),
+        ["block-acct1"]
+    );
+    l.close().unwrap();
+    assert_eq!(alert_ids(&killed), whole, "the batch's alert is back");
+    let report = verify(&killed).unwrap();
+    assert!(report.problem.is_none(), "{:?}", report.problem);
+    assert_eq!(report.entries, 250);
+
+    // And appending goes on from there.
+    let mut l = Ledger::open(&killed).unwrap();
+    assert_eq!(l.take_source(&source).unwrap(), 250);
+    for line in 251..=260 {
+        assert!(l.append_as(&access(&source, line), Some("org")).unwrap());
+    }
+    l.set_progress(&source, 260).unwrap();
+    l.close().unwrap();
+    assert!(verify(&killed).unwrap().problem.is_none());
+    assert_eq!(Ledger::open_read(&killed).unwrap().len(), 260);
+}
+
+#[test]
+fn a_shared_source_is_recorded_by_one_node_at_a_time() {
+    let pg = TempCluster::shared().unwrap();
+    let url = database(&pg, "fence");
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (data_dir(&tmp, "a", &url), data_dir(&tmp, "b", &url));
+    let source: Arc<str> = "kafka:access:3".into();
+
+    // Node A holds the partition and records it up to line 40.
+    let mut na = Ledger::open(&a).unwrap();
+    assert_eq!(na.take_source(&source).unwrap(), 0);
+    for line in 1..=40 {
+        na.append_as(&access(&source, line), Some("org")).unwrap();
+    }
+    na.set_progress(&source, 40).unwrap();
+    na.commit().unwrap();
+
+    // The partition moves to node B, which resumes where A left it.
+    let mut nb = Ledger::open(&b).unwrap();
+    assert_eq!(nb.take_source(&source).unwrap(), 40);
+    for line in 41..=70 {
+        nb.append_as(&access(&source, line), Some("org")).unwrap();
+    }
+    nb.set_progress(&source, 70).unwrap();
+    nb.commit().unwrap();
+
+    // A, which has not noticed, records lines B already has: refused, and
+    // nothing of its batch reaches the store.
+    for line in 41..=45 {
+        na.append_as(&access(&source, line), Some("org")).unwrap();
+    }
+    na.set_progress(&source, 45).unwrap();
+    match na.commit() {
+        Err(LedgerError::Fenced {
+            source_name,
+            claimed,
+            found,
+        }) => {
+            assert_eq!(
+                (source_name.as_str(), claimed, found),
+                ("kafka:access:3", 40, 70)
+            );
+        }
+        other => panic!("expected the batch to be refused, got {other:?}"),
+    }
+    drop(na);
+    let na = Ledger::open(&a).unwrap();
+    assert_eq!(na.len(), 40, "node A's refused batch was not recorded");
+    drop(na);
+    nb.close().unwrap();
+    assert_eq!(Ledger::open_read(&b).unwrap().len(), 30);
+    for d in [&a, &b] {
+        assert!(verify(d).unwrap().problem.is_none());
+    }
+
+    // A file path is each node's own: never fenced.
+    let mut na = Ledger::open(&a).unwrap();
+    let file: Arc<str> = "/var/log/app.jsonl".into();
+    assert_eq!(na.take_source(&file).unwrap(), 0);
+    na.append_as(&access(&file, 1), Some("org")).unwrap();
+    na.set_progress(&file, 1).unwrap();
+    na.close().unwrap();
+    let mut nb = Ledger::open(&b).unwrap();
+    assert_eq!(nb.take_source(&file).unwrap(), 0);
+    nb.append_as(&access(&file, 1), Some("org")).unwrap();
+    nb.set_progress(&file, 1).unwrap();
+    nb.close().unwrap();
+}
