@@ -262,7 +262,12 @@ struct Watch {
     /// Partitions assigned or revoked by rebalances since the last poll:
     /// true for assigned.
     rebalanced: Mutex<Vec<(String, i32, bool)>>,
+    /// Told the sources of partitions about to be taken away, before the
+    /// group moves them (see [`KafkaSource::on_revoke`]).
+    on_revoke: Mutex<Option<RevokeHook>>,
 }
+
+type RevokeHook = Box<dyn Fn(&[Arc<str>]) + Send>;
 
 impl ClientContext for Watch {
     fn stats(&self, statistics: Statistics) {
@@ -286,6 +291,25 @@ impl ClientContext for Watch {
 }
 
 impl ConsumerContext for Watch {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(list) = rebalance else {
+            return;
+        };
+        let sources: Vec<Arc<str>> = list
+            .elements()
+            .iter()
+            .map(|e| Arc::from(source_name(e.topic(), e.partition())))
+            .collect();
+        if sources.is_empty() {
+            return;
+        }
+        if let Ok(hook) = self.on_revoke.lock() {
+            if let Some(hook) = hook.as_ref() {
+                hook(&sources);
+            }
+        }
+    }
+
     fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let (list, assigned) = match rebalance {
             Rebalance::Assign(l) => (l, true),
@@ -444,6 +468,17 @@ impl KafkaSource {
             stats: KafkaStats::default(),
             dead_letters,
         })
+    }
+
+    /// Calls `hook` with the sources of the partitions a rebalance is
+    /// about to take from this member, before the group hands them to
+    /// another (from inside [`KafkaSource::poll`], on its thread). What
+    /// `hook` finishes before it returns is done before any other member
+    /// reads them: commit their work there.
+    pub fn on_revoke(&self, hook: impl Fn(&[Arc<str>]) + Send + 'static) {
+        if let Ok(mut h) = self.consumer.context().on_revoke.lock() {
+            *h = Some(Box::new(hook));
+        }
     }
 
     pub fn stats(&self) -> &KafkaStats {

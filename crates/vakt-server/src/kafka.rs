@@ -52,6 +52,40 @@ const POLL: Duration = Duration::from_millis(100);
 /// cost a wake-up of the engine each.
 const BATCH_EVENTS: usize = 4096;
 
+/// How long a rebalance waits for the engine to commit the partitions it
+/// takes away. Past it the group moves on; should this node then still
+/// commit work on one, the shared store refuses it (and the node stops).
+const HAND_OFF: Duration = Duration::from_secs(60);
+
+/// What a rebalance does before it takes partitions away: the engine
+/// commits their work and lets go of them, and whatever the reader holds
+/// of them is dropped.
+fn hand_off(
+    tx: mpsc::UnboundedSender<Msg>,
+    revoked: Arc<Mutex<Vec<Arc<str>>>>,
+) -> impl Fn(&[Arc<str>]) + Send + 'static {
+    move |sources| {
+        if let Ok(mut r) = revoked.lock() {
+            r.extend_from_slice(sources);
+        }
+        let (done, committed) = std::sync::mpsc::sync_channel(1);
+        let release = Msg::Release {
+            sources: sources.to_vec(),
+            done,
+        };
+        if tx.send(release).is_err() {
+            return;
+        }
+        if committed.recv_timeout(HAND_OFF).is_err() {
+            tracing::warn!(
+                "the engine did not commit {} partition(s) within {} s of a rebalance taking them away; the group moves them on",
+                sources.len(),
+                HAND_OFF.as_secs()
+            );
+        }
+    }
+}
+
 /// Consecutive messages of one partition, parsed.
 struct Run {
     source: Arc<str>,
@@ -92,8 +126,11 @@ impl KafkaReader {
             &data.join(REJECTS_FILE),
             Box::new(|m| tracing::warn!("{m}")),
         )?;
+        let revoked = Arc::new(Mutex::new(Vec::new()));
+        source.on_revoke(hand_off(tx.clone(), revoked.clone()));
         let stop = Arc::new(AtomicBool::new(false));
         let reader = Reader {
+            revoked,
             source,
             rejects: Mutex::new(rejects),
             tx,
@@ -120,6 +157,9 @@ impl KafkaReader {
 
 struct Reader {
     source: KafkaSource,
+    /// Partitions taken away by a rebalance since the last look: what was
+    /// read of them and not yet handed to the engine is dropped.
+    revoked: Arc<Mutex<Vec<Arc<str>>>>,
     rejects: Mutex<Rejects>,
     tx: mpsc::UnboundedSender<Msg>,
     queue: Arc<Semaphore>,
@@ -202,6 +242,7 @@ impl Reader {
                     break;
                 }
             };
+            self.drop_revoked(&mut runs);
             self.metrics.kafka_messages.inc();
             if let Some(gap) = &consumed.gap {
                 self.metrics.kafka_skipped.inc_by(gap.messages);
@@ -217,6 +258,16 @@ impl Reader {
             }
         }
         runs
+    }
+
+    /// Drops what was read of partitions a rebalance took away meanwhile:
+    /// their next owner reads them from where this node's work ends.
+    fn drop_revoked(&mut self, runs: &mut Vec<Run>) {
+        let revoked = match self.revoked.lock() {
+            Ok(mut r) if !r.is_empty() => std::mem::take(&mut *r),
+            _ => return,
+        };
+        runs.retain(|run| !revoked.contains(&run.source));
     }
 
     /// Says a gap on stderr; at most one message per 10 s, which counts

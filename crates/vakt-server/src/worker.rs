@@ -41,6 +41,13 @@ pub(crate) enum Msg {
         events: Vec<Event>,
         permit: OwnedSemaphorePermit,
     },
+    /// Kafka partitions a rebalance is taking away: commit what was done
+    /// on them, let go of them, then say so on `done` (the group waits,
+    /// so the next owner resumes from this node's last batch).
+    Release {
+        sources: Vec<Arc<str>>,
+        done: std::sync::mpsc::SyncSender<()>,
+    },
     /// An edited directory, checked: applied before the next event.
     Directory(Arc<vakt_event::Directory>),
     /// A payment page's check (module `pages`): its alerts are raised,
@@ -263,6 +270,13 @@ impl Worker {
                 drop(permit);
                 let at = self.progressed.entry(source).or_insert(done);
                 *at = (*at).max(line);
+            }
+            Msg::Release { sources, done } => {
+                self.commit()?;
+                for source in &sources {
+                    self.pipeline.release(source);
+                }
+                let _ = done.send(());
             }
             Msg::Directory(d) => match self.pipeline.reload(d.clone()) {
                 // At warn, the default level: the rules that judge events changed.

@@ -362,6 +362,104 @@ fn a_serve_killed_mid_stream_records_each_message_exactly_once() {
     }
 }
 
+/// Three nodes in one group, each with its data directory and its chain
+/// in one PostgreSQL store: one is killed with SIGKILL mid-stream and
+/// started again while messages keep coming. Its partitions move to the
+/// others and back; the store holds each produced access once.
+#[test]
+fn three_nodes_on_one_store_record_each_message_once_across_a_kill_9() {
+    let pg = vakt_pgtemp::TempCluster::shared().unwrap();
+    pg.psql("DROP DATABASE IF EXISTS nodes").unwrap();
+    pg.psql("CREATE DATABASE nodes").unwrap();
+    let url = pg.url("nodes");
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic(TOPIC, 6, 1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let tmp = tempfile::tempdir().unwrap();
+    let settings = settings(tmp.path(), &brokers);
+    let data: Vec<PathBuf> = (0..3)
+        .map(|i| tmp.path().join(format!("node{i}")))
+        .collect();
+    for d in &data {
+        let out = vakt()
+            .args(["ledger", "store", "--data"])
+            .arg(d)
+            .arg(&url)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let in_store = || -> i64 {
+        pg.psql_in("nodes", "SELECT count(*) FROM vakt.entries")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let p = producer(&brokers);
+    produce(&p, 0, 1000);
+    let mut nodes: Vec<support::Child> = data.iter().map(|d| serve(d, &settings)).collect();
+    wait_for("the first accesses", support::WAIT, || in_store() >= 1000);
+
+    const TOTAL: u32 = 6000;
+    let feeder = std::thread::spawn(move || {
+        for chunk in (1000..TOTAL).step_by(200) {
+            produce(&p, chunk, (chunk + 200).min(TOTAL));
+            std::thread::sleep(Duration::from_millis(60));
+        }
+    });
+    wait_for("more accesses", support::WAIT, || in_store() >= 1500);
+    nodes[1]
+        .signal_and_wait(libc::SIGKILL, Duration::from_secs(5))
+        .unwrap();
+    let at_kill = in_store();
+    // Down long enough for the group to give its partitions to the others.
+    std::thread::sleep(Duration::from_secs(8));
+    nodes[1] = serve(&data[1], &settings);
+    feeder.join().unwrap();
+    assert!(
+        at_kill < TOTAL as i64,
+        "killed after the stream ended ({at_kill})"
+    );
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while in_store() < TOTAL as i64 {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {TOTAL} accesses in the store ({at_kill} at the kill); the nodes said: {}",
+            in_store(),
+            nodes
+                .iter()
+                .map(|n| n.stderr())
+                .collect::<Vec<_>>()
+                .join("\n---\n")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Nothing more arrives: no access was recorded twice.
+    std::thread::sleep(Duration::from_secs(3));
+    for n in nodes {
+        n.stop(support::WAIT).unwrap();
+    }
+    assert_eq!(in_store(), TOTAL as i64);
+    let twice = pg
+        .psql_in(
+            "nodes",
+            "SELECT count(*) FROM (SELECT c FROM vakt.entries, unnest(customers) c GROUP BY c HAVING count(*) > 1) t",
+        )
+        .unwrap();
+    assert_eq!(twice.trim(), "0", "customers read twice");
+    let mut by_node = 0;
+    for d in &data {
+        verify(d);
+        by_node += recorded(d);
+    }
+    assert_eq!(by_node, TOTAL as i64, "each data directory holds its chain");
+}
+
 #[test]
 fn offsets_retention_deleted_before_they_were_read_are_counted_and_said() {
     // The mock cluster keeps 5 MiB per partition, deleting the oldest

@@ -12,8 +12,8 @@ fn after_kill_9_at_random_moments_the_ledger_holds_every_access_exactly_once() {
 }
 
 /// The same with the entries in PostgreSQL (`vakt ledger store`): a kill
-/// between PostgreSQL's commit and the data directory's is undone when
-/// the ledger is next opened.
+/// between PostgreSQL's commit and the data directory's is made good when
+/// the ledger is next opened, from the batch's journal in PostgreSQL.
 #[test]
 fn after_kill_9_the_ledger_in_postgresql_holds_every_access_exactly_once() {
     let pg = vakt_pgtemp::TempCluster::shared().unwrap();

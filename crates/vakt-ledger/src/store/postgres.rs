@@ -173,10 +173,14 @@ BEGIN
             part := t || '_' || to_char(m AT TIME ZONE 'UTC', '\"y\"YYYY\"m\"MM');
             IF to_regclass('vakt.' || part) IS NULL THEN
                 PERFORM pg_advisory_xact_lock(1986095988, -2);
-                IF to_regclass('vakt.' || part) IS NULL THEN
+                -- Another node may have made it while this one waited; the
+                -- catalog this transaction reads may not show it yet.
+                BEGIN
                     EXECUTE format('CREATE TABLE vakt.%I PARTITION OF vakt.%I FOR VALUES FROM (%L) TO (%L)',
                         part, t, m, m + interval '1 month');
-                END IF;
+                EXCEPTION WHEN duplicate_table OR unique_violation THEN
+                    NULL;
+                END;
             END IF;
         END LOOP;
     END LOOP;
