@@ -22,9 +22,12 @@
 //! counted in `/metrics`, named on stderr with partition and offset, and
 //! kept in `kafka-rejects.jsonl` in the data directory.
 //!
-//! Known gap: the embedded ledger belongs to one process, so two vakt
-//! processes in one group would each record only their partitions in
-//! their own ledgers; a shared store is needed for several nodes.
+//! Several nodes: with the entries in a shared PostgreSQL store, a
+//! partition's progress is read from the store when a node takes it, and
+//! a rebalance that takes partitions away first waits for the engine to
+//! commit their work ([`hand_off`]), so the next owner resumes where this
+//! node stopped. With the embedded ledger each node records only its
+//! partitions, in its own data directory.
 
 use crate::follow::wait_for_room;
 use crate::metrics::Metrics;

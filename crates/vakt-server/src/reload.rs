@@ -102,6 +102,16 @@ mod tests {
         panic!("no `{line}` in {}", metrics(server).await);
     }
 
+    /// Saves as an editor does, by renaming a finished file over the old
+    /// one: written in place, a loaded machine could pause between the
+    /// truncation and the write for longer than the reload's settle time,
+    /// and the poll would rightly take the empty file.
+    fn save(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+        let next = path.with_extension("toml.new");
+        std::fs::write(&next, text)?;
+        std::fs::rename(&next, path)
+    }
+
     #[tokio::test(flavor = "multi_thread")]
     async fn edits_are_counted_and_a_good_one_reaches_what_the_handlers_read() {
         let tmp = tempfile::tempdir().unwrap();
@@ -127,7 +137,7 @@ mod tests {
             loaded.fingerprint.hash
         )));
 
-        std::fs::write(
+        save(
             &path,
             "[[canary]]\ncustomer_id = \"C-2\"\n[detectors.canary]\nx = 1\n",
         )
@@ -136,7 +146,7 @@ mod tests {
         assert_eq!(server.state.directory().canaries[0].customer_id, "C-1");
         assert!(!server.state.csp.takes("shop.example"));
 
-        std::fs::write(
+        save(
             &path,
             "[[canary]]\ncustomer_id = \"C-2\"\n\n[[egress_allow]]\nhost = \"shop.example\"\ndestinations = [\"203.0.113.0/24\"]\n",
         )
