@@ -381,17 +381,7 @@ fn three_nodes_on_one_store_record_each_message_once_across_a_kill_9() {
         .map(|i| tmp.path().join(format!("node{i}")))
         .collect();
     for d in &data {
-        let out = vakt()
-            .args(["ledger", "store", "--data"])
-            .arg(d)
-            .arg(&url)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        succeed(vakt().args(["ledger", "store", "--data"]).arg(d).arg(&url));
     }
     let in_store = || -> i64 {
         pg.psql_in("nodes", "SELECT count(*) FROM vakt.entries")
@@ -522,11 +512,15 @@ fn offsets_retention_deleted_before_they_were_read_are_counted_and_said() {
 }
 
 fn verify(data: &Path) {
-    let out = vakt()
-        .args(["ledger", "verify", "--data"])
-        .arg(data)
-        .output()
-        .unwrap();
+    succeed(vakt().args(["ledger", "verify", "--data"]).arg(data));
+}
+
+/// Runs `cmd`, which must succeed.
+fn succeed(cmd: &mut Command) {
+    succeeded(&cmd.output().unwrap());
+}
+
+fn succeeded(out: &std::process::Output) {
     assert!(
         out.status.success(),
         "{}{}",
@@ -549,11 +543,7 @@ fn accesses_of(data: &Path, customer: &str) -> usize {
         .arg(data)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     v.as_array().map_or(0, Vec::len)
 }
