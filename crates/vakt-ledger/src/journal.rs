@@ -8,7 +8,6 @@
 //! that transaction wrote. So a batch is committed the other way round.
 //! Everything the batch changed in the data directory's SQLite database
 //! (names, source lines, progress, checkpoint, alerts, actions, decisions)
-//! is recorded by SQLite's session extension, and the resulting changeset
 //! goes to `vakt.journal` in the same PostgreSQL transaction as the
 //! entries, their postings and the partitions' offsets. The data
 //! directory commits after. A node killed between the two finds, when it
