@@ -44,6 +44,14 @@ impl Engine {
         }
     }
 
+    /// An engine with the same directory, side inputs and detector
+    /// parameters that has seen no event: state of its own for one stream
+    /// (a Kafka partition, which may move to another node and back).
+    pub fn fresh(&self) -> Result<Engine, DirectoryError> {
+        let detectors = crate::detectors::build(self.enricher.directory())?;
+        Ok(Engine::new(self.enricher.fresh(), detectors))
+    }
+
     /// One note per detector that lacks an input it needs.
     pub fn missing_inputs(&self) -> Vec<(&'static str, String)> {
         self.detectors

@@ -154,8 +154,9 @@ pub struct Enricher {
     networks: Vec<(IpNet, String)>,
     canaries: HashMap<String, usize>,
     egress_allow: HashMap<String, Vec<IpNet>>,
-    cases: Option<Cases>,
-    geoip: Option<GeoIp>,
+    /// Shared with the enrichers [`Enricher::fresh`] makes: read-only.
+    cases: Option<Arc<Cases>>,
+    geoip: Option<Arc<GeoIp>>,
     actors: Interner,
     hosts: Interner,
     peer_groups: Interner,
@@ -194,6 +195,25 @@ pub struct Ids {
 
 impl Enricher {
     pub fn new(directory: Arc<Directory>, cases: Option<Cases>, geoip: Option<GeoIp>) -> Enricher {
+        Self::with_shared(directory, cases.map(Arc::new), geoip.map(Arc::new))
+    }
+
+    /// An enricher over the same directory, cases and GeoIP databases that
+    /// has seen no event: for a detection engine of its own (a Kafka
+    /// partition that moves between nodes).
+    pub fn fresh(&self) -> Enricher {
+        Self::with_shared(
+            self.directory.clone(),
+            self.cases.clone(),
+            self.geoip.clone(),
+        )
+    }
+
+    fn with_shared(
+        directory: Arc<Directory>,
+        cases: Option<Arc<Cases>>,
+        geoip: Option<Arc<GeoIp>>,
+    ) -> Enricher {
         let d = &directory;
         let accounts = d
             .accounts
@@ -270,7 +290,7 @@ impl Enricher {
     /// account, organisation and peer group are looked up again at its next
     /// event. Cases, GeoIP and the shared-address window stay as they are.
     pub fn reload(&mut self, directory: Arc<Directory>) {
-        let fresh = Enricher::new(directory, self.cases.take(), self.geoip.take());
+        let fresh = Enricher::with_shared(directory, self.cases.take(), self.geoip.take());
         let old = std::mem::replace(self, fresh);
         // What is learned from events, not from the directory, is carried over.
         self.actors = old.actors;
@@ -513,7 +533,7 @@ impl Enricher {
                     in_hours,
                     outside_queue,
                     context,
-                    cases: self.cases.as_ref(),
+                    cases: self.cases.as_deref(),
                     canaries,
                     egress_allowed: false,
                     address: match (ids.anonymous, a.source_ip) {

@@ -22,11 +22,14 @@ use crate::parsers::{self, Format, ParseError, Parser, ParserContext};
 use crate::rejects::Rejects;
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, RebalanceProtocol,
+};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::statistics::Statistics;
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
@@ -265,6 +268,11 @@ struct Watch {
     /// Told the sources of partitions about to be taken away, before the
     /// group moves them (see [`KafkaSource::on_revoke`]).
     on_revoke: Mutex<Option<RevokeHook>>,
+    /// Assign each partition at its first offset, not the group's
+    /// committed one (see [`KafkaSource::read_partitions_from_start`]).
+    from_start: std::sync::atomic::AtomicBool,
+    /// Why the last rebalance could not (un)assign, for the next poll to say.
+    failed: Mutex<Option<KafkaError>>,
 }
 
 type RevokeHook = Box<dyn Fn(&[Arc<str>]) + Send>;
@@ -291,6 +299,41 @@ impl ClientContext for Watch {
 }
 
 impl ConsumerContext for Watch {
+    /// librdkafka's default rebalance, with assigned partitions starting
+    /// at their first offset when [`KafkaSource::read_partitions_from_start`]
+    /// asked for it.
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let assign = err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
+        if assign && self.from_start.load(std::sync::atomic::Ordering::Relaxed) {
+            let _ = tpl.set_all_offsets(Offset::Beginning);
+        }
+        let rebalance = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => Rebalance::Assign(tpl),
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => Rebalance::Revoke(tpl),
+            _ => Rebalance::Error(KafkaError::Rebalance(err.into())),
+        };
+        self.pre_rebalance(consumer, &rebalance);
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        let done = match (assign, cooperative) {
+            (true, true) => consumer.incremental_assign(tpl),
+            (true, false) => consumer.assign(tpl),
+            (false, true) => consumer.incremental_unassign(tpl),
+            (false, false) => consumer.unassign(),
+        };
+        if let (Err(e), Ok(mut failed)) = (done, self.failed.lock()) {
+            *failed = Some(e);
+        }
+        self.post_rebalance(consumer, &rebalance);
+    }
+
     fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let Rebalance::Revoke(list) = rebalance else {
             return;
@@ -481,6 +524,19 @@ impl KafkaSource {
         }
     }
 
+    /// Makes every partition this member is assigned from now on start at
+    /// its first offset (what retention kept) instead of the group's
+    /// committed offset: for a caller that rebuilds its state from a
+    /// partition's whole history and tells the messages it already
+    /// recorded by their offsets (`vakt serve`'s ledger). Gaps are still
+    /// told from the committed offset on.
+    pub fn read_partitions_from_start(&self) {
+        self.consumer
+            .context()
+            .from_start
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
     pub fn stats(&self) -> &KafkaStats {
         &self.stats
     }
@@ -519,6 +575,20 @@ impl KafkaSource {
         rejects: &Mutex<Rejects>,
         events: &mut Vec<Event>,
     ) -> Option<Result<Consumed, KafkaSourceError>> {
+        // A rebalance that failed in the last poll, said before taking more.
+        let failed = self
+            .consumer
+            .context()
+            .failed
+            .lock()
+            .ok()
+            .and_then(|mut f| f.take());
+        if let Some(error) = failed {
+            return Some(Err(KafkaSourceError::Client {
+                brokers: self.brokers.clone(),
+                error,
+            }));
+        }
         let polled = self.consumer.poll(timeout);
         // Rebalances are served inside the poll, with or without a message.
         rebalanced(

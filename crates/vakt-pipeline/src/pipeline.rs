@@ -60,6 +60,9 @@ pub enum Processed {
 /// outlets. See the crate doc for the order and the replay story.
 pub struct Pipeline {
     engine: Engine,
+    /// Sources with detector state of their own (see
+    /// [`Pipeline::resume_movable`]), each with its engine.
+    movable: HashMap<Arc<str>, Engine>,
     ledger: Option<Ledger>,
     directory: Arc<Directory>,
     outlets: Vec<Box<dyn Outlet>>,
@@ -79,6 +82,7 @@ impl Pipeline {
         let enricher = Enricher::new(directory.clone(), config.cases, config.geoip);
         Ok(Pipeline {
             engine: Engine::new(enricher, detectors),
+            movable: HashMap::new(),
             ledger,
             directory,
             outlets: Vec::new(),
@@ -130,6 +134,10 @@ impl Pipeline {
         directory: Arc<Directory>,
     ) -> Result<Vec<&'static str>, PipelineError> {
         let rebuilt = self.engine.reload(directory.clone())?;
+        // The main engine checked the parameters: the others take them too.
+        for engine in self.movable.values_mut() {
+            engine.reload(directory.clone())?;
+        }
         self.directory = directory;
         Ok(rebuilt)
     }
@@ -155,7 +163,8 @@ impl Pipeline {
         }
         self.report.events += 1;
         let mut alerts = std::mem::take(&mut self.alerts);
-        self.engine.process(event, &mut |a| alerts.push(a));
+        self.engine_of(event)
+            .process(event, &mut |a| alerts.push(a));
         let acted = self.act(&mut alerts);
         self.alerts = alerts;
         let decided = acted?;
@@ -183,7 +192,18 @@ impl Pipeline {
     /// state only: nothing is recorded, raised or sent.
     pub fn rebuild(&mut self, event: &Event) {
         self.report.replayed += 1;
-        self.engine.process(event, &mut |_| {});
+        self.engine_of(event).process(event, &mut |_| {});
+    }
+
+    /// The engine that holds the state of `event`'s source.
+    fn engine_of(&mut self, event: &Event) -> &mut Engine {
+        if self.movable.is_empty() {
+            return &mut self.engine;
+        }
+        match self.movable.get_mut(&event.origin().source) {
+            Some(engine) => engine,
+            None => &mut self.engine,
+        }
     }
 
     /// Makes the events of `source` at or before the line its recorded
@@ -204,11 +224,30 @@ impl Pipeline {
         Ok(done)
     }
 
+    /// [`Pipeline::resume`] for a source that may move to another node and
+    /// back (a Kafka partition), and that is read again from its start
+    /// when it arrives: its events get a detection engine of their own,
+    /// so the lines the ledger holds rebuild its state (accounts' history,
+    /// open incidents and their ids) exactly once, and
+    /// [`Pipeline::release`] drops that state with the source. The first
+    /// call after a release starts afresh.
+    pub fn resume_movable(&mut self, source: &Arc<str>) -> Result<u64, PipelineError> {
+        if !self.movable.contains_key(source) {
+            let engine = self.engine.fresh()?;
+            self.movable.insert(source.clone(), engine);
+        }
+        self.resume(source)
+    }
+
     /// Lets go of `source` (a Kafka partition moved to another node):
-    /// the next [`Pipeline::resume`] reads where it was left afresh. Call
-    /// it after a commit, so this node's work on it is recorded.
+    /// the next [`Pipeline::resume`] reads where it was left afresh, and
+    /// the detector state its events built is dropped. Its open
+    /// incidents are not closed: whichever node reads it next rebuilds
+    /// them. Call it after a commit, so this node's work on it is
+    /// recorded.
     pub fn release(&mut self, source: &str) {
         self.replay_until.remove(source);
+        self.movable.remove(source);
         if let Some(l) = self.ledger.as_mut() {
             l.release_source(source);
         }
@@ -299,6 +338,11 @@ impl Pipeline {
         if close_incidents {
             let mut alerts = Vec::new();
             self.engine.finish(&mut |a| alerts.push(a));
+            let mut movable: Vec<_> = std::mem::take(&mut self.movable).into_iter().collect();
+            movable.sort_by(|a, b| a.0.cmp(&b.0));
+            for (_, mut engine) in movable {
+                engine.finish(&mut |a| alerts.push(a));
+            }
             self.act(&mut alerts)?;
         }
         let ledger_counts = match self.ledger.take() {
@@ -518,6 +562,69 @@ ttl = "1h"
             Processed::New
         );
         assert_eq!(seen.0.lock().unwrap().len(), 1);
+    }
+
+    /// A failed login of `k.guess` at second `line` of 08:00.
+    fn failed_login(source: &str, line: u64) -> Event {
+        let json = format!(
+            r#"{{"@timestamp":"2026-11-02T08:00:{line:02}Z","event.action":"login","event.outcome":"failure","user.name":"k.guess"}}"#
+        );
+        vakt_ingest::parsers::jsonl::parse_event(
+            &json,
+            &vakt_event::Origin::new(source.into(), line),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_movable_source_rebuilds_its_own_state_once_each_time_it_arrives() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = DataDir {
+            path: tmp.path().join("data"),
+        };
+        let config = || PipelineConfig {
+            directory: Arc::new(
+                Directory::from_toml("[detectors.login_failures]\nmin_failures = 5\n", "d.toml")
+                    .unwrap(),
+            ),
+            ..Default::default()
+        };
+        let seen = Seen::default();
+        let mut p = Pipeline::new(config(), Some(Ledger::open(&data).unwrap()))
+            .unwrap()
+            .with_outlet(seen.clone());
+        let partition: Arc<str> = "kafka:access:0".into();
+        let logins = |seen: &Seen| seen.0.lock().unwrap().len();
+
+        assert_eq!(p.resume_movable(&partition).unwrap(), 0);
+        for line in 1..=3 {
+            p.process(&failed_login(&partition, line)).unwrap();
+        }
+        // The same account through another source: state of its own.
+        for line in 1..=3 {
+            p.process(&failed_login("journal", line)).unwrap();
+        }
+        p.set_progress(&partition, 3).unwrap();
+        p.commit().unwrap();
+        assert_eq!(logins(&seen), 0, "3 and 3 failures, each under 5");
+
+        // The partition goes to another node and comes back, read from its start.
+        p.release(&partition);
+        assert_eq!(p.resume_movable(&partition).unwrap(), 3);
+        for line in 1..=3 {
+            assert_eq!(
+                p.process(&failed_login(&partition, line)).unwrap(),
+                Processed::Replayed
+            );
+        }
+        p.process(&failed_login(&partition, 4)).unwrap();
+        assert_eq!(logins(&seen), 0, "4 failures: the replay counted once");
+        p.process(&failed_login(&partition, 5)).unwrap();
+        assert_eq!(
+            logins(&seen),
+            1,
+            "the 5th failure, as one reader would see it"
+        );
     }
 
     fn read_by(user: &str, line: u64, customer: &str) -> Event {

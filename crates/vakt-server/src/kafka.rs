@@ -22,6 +22,17 @@
 //! counted in `/metrics`, named on stderr with partition and offset, and
 //! kept in `kafka-rejects.jsonl` in the data directory.
 //!
+//! Detector state: each partition is read from its first offset (what
+//! the topic's retention kept) whenever this node is assigned it, into a
+//! detection engine of its own ([`vakt_pipeline::Pipeline::resume_movable`]).
+//! The messages the ledger holds rebuild the accounts' history and open
+//! incidents, with their ids, and raise nothing; the rest is recorded.
+//! So a partition that moves to another node, or comes back after a
+//! restart, gives the alerts one process reading it throughout would.
+//! The cost is one read of the partition per assignment, at the engine's
+//! replay speed; the group's committed offset no longer says where
+//! reading starts, only where gaps are told from.
+//!
 //! Several nodes: with the entries in a shared PostgreSQL store, a
 //! partition's progress is read from the store when a node takes it, and
 //! a rebalance that takes partitions away first waits for the engine to
@@ -124,6 +135,8 @@ impl KafkaReader {
         } = engine;
         let source = KafkaSource::connect(config, ParserContext { directory })
             .map_err(|e| std::io::Error::other(e.to_string()))?;
+        // Detector state is rebuilt from each partition's whole history.
+        source.read_partitions_from_start();
         // Appended to: a restart must not lose the messages rejected before it.
         let rejects = Rejects::appending(
             &data.join(REJECTS_FILE),

@@ -259,8 +259,14 @@ impl Worker {
                 permit,
             } => {
                 // Lines the ledger held at start only rebuild state, and
-                // do not move the source's progress back.
-                let done = self.pipeline.resume(&source)?;
+                // do not move the source's progress back. A Kafka
+                // partition may move to another node and back: it is read
+                // from its start each time it arrives, into state of its own.
+                let done = if vakt_ingest::kafka::parse_source(&source).is_some() {
+                    self.pipeline.resume_movable(&source)?
+                } else {
+                    self.pipeline.resume(&source)?
+                };
                 let mut line = done;
                 for event in &events {
                     self.pipeline.process(event)?;
