@@ -69,11 +69,17 @@ pub struct AlertRow {
     pub last: Timestamp,
     pub severity: String,
     pub line: String,
+    /// When it was first recorded (the clock of the node that did).
+    pub detected: Timestamp,
 }
 
 impl Ledger {
     /// A page of the latest line of each recorded incident, most recently active first.
+    /// On a shared store, every node's.
     pub fn alert_page(&self, q: &AlertQuery) -> Result<AlertPage> {
+        if let Some(shared) = &self.shared {
+            return shared.alert_page(q);
+        }
         let severities = crate::alerts::severities_json(q.min_severity);
         let limit = q.limit.min(i64::MAX as usize - 1);
         let r = self
@@ -133,12 +139,15 @@ impl Ledger {
         })
     }
 
-    /// One recorded alert, or None.
+    /// One recorded alert, or None; on a shared store, any node's.
     pub fn alert_row(&self, id: &str) -> Result<Option<AlertRow>> {
+        if let Some(shared) = &self.shared {
+            return shared.alert_row(id);
+        }
         let r = self
             .conn
             .query_row(
-                "SELECT id, rule, actor, user, first_seen, last, severity, line FROM alerts WHERE id = ?1",
+                "SELECT id, rule, actor, user, first_seen, last, severity, line, detected FROM alerts WHERE id = ?1",
                 [id],
                 row,
             )
@@ -146,12 +155,16 @@ impl Ledger {
         self.db(r)
     }
 
-    /// Every recorded alert whose window meets `[since, until]`, oldest first.
+    /// Every recorded alert whose window meets `[since, until]`, oldest
+    /// first; on a shared store, every node's.
     pub fn alert_rows(&self, since: Timestamp, until: Timestamp) -> Result<Vec<AlertRow>> {
+        if let Some(shared) = &self.shared {
+            return shared.alert_rows(since, until);
+        }
         let r = self
             .conn
             .prepare(
-                "SELECT id, rule, actor, user, first_seen, last, severity, line FROM alerts
+                "SELECT id, rule, actor, user, first_seen, last, severity, line, detected FROM alerts
                  WHERE last >= ?1 AND first_seen <= ?2 ORDER BY first_seen, id",
             )
             .and_then(|mut s| s.query_map([since.0, until.0], row)?.collect());
@@ -169,5 +182,6 @@ fn row(r: &rusqlite::Row) -> rusqlite::Result<AlertRow> {
         last: Timestamp(r.get(5)?),
         severity: r.get(6)?,
         line: r.get(7)?,
+        detected: Timestamp(r.get(8)?),
     })
 }

@@ -29,7 +29,12 @@ pub(crate) fn suppressed_sql(n: usize) -> String {
 /// The severities at or above `min` (all when none), as the JSON array
 /// the alert queries read with `json_each`.
 pub(crate) fn severities_json(min: Option<Severity>) -> String {
-    let names: Vec<&str> = [
+    serde_json::to_string(&severities(min)).unwrap_or_default()
+}
+
+/// The names of the severities at or above `min` (all when none).
+pub(crate) fn severities(min: Option<Severity>) -> Vec<&'static str> {
+    [
         Severity::Low,
         Severity::Medium,
         Severity::High,
@@ -38,14 +43,23 @@ pub(crate) fn severities_json(min: Option<Severity>) -> String {
     .into_iter()
     .filter(|s| min.is_none_or(|m| *s >= m))
     .map(Severity::as_str)
-    .collect();
-    serde_json::to_string(&names).unwrap_or_default()
+    .collect()
 }
 
 impl Ledger {
     /// The latest line of each recorded incident (EVENTS.md section 5), the
-    /// most recently active first.
+    /// most recently active first; on a shared store, every node's.
     pub fn alerts(&self, f: &AlertFilter) -> Result<Vec<String>> {
+        if let Some(shared) = &self.shared {
+            let q = crate::alert_query::AlertQuery {
+                rule: f.rule.clone(),
+                min_severity: f.min_severity,
+                limit: f.limit,
+                suppressed: f.suppressed,
+                ..Default::default()
+            };
+            return Ok(shared.alert_page(&q)?.lines);
+        }
         let severities = severities_json(f.min_severity);
         let r = self
             .conn

@@ -64,6 +64,18 @@ impl Recorder {
         self.changed.lock().map(|c| c.is_empty()).unwrap_or(true)
     }
 
+    /// The rowids of `table` changed since the last [`Recorder::clear`].
+    pub(crate) fn rowids(&self, table: &str) -> Vec<i64> {
+        match self.changed.lock() {
+            Ok(c) => c
+                .iter()
+                .filter(|(t, _)| t == table)
+                .map(|(_, r)| *r)
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
     /// Forgets what was recorded (the batch committed).
     pub(crate) fn clear(&self) {
         if let Ok(mut c) = self.changed.lock() {

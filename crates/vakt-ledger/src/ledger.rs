@@ -41,6 +41,10 @@ CREATE TABLE IF NOT EXISTS alerts(
 );
 ";
 
+/// The `meta` key set once the data directory's earlier alerts are in the
+/// shared store.
+const ALERTS_SHARED: &str = "alerts_shared";
+
 /// The field of a stored alert line that names the exception that suppressed it.
 pub const SUPPRESSED_BY: &str = "vakt.suppressed_by";
 
@@ -632,6 +636,32 @@ impl Ledger {
     fn start_recording(&mut self) -> Result<()> {
         let r = crate::journal::Recorder::install(&mut self.conn);
         self.recorder = Some(self.db(r)?);
+        self.share_earlier_alerts()
+    }
+
+    /// Copies the alerts this data directory recorded before alerts were
+    /// shared to the store, once.
+    fn share_earlier_alerts(&mut self) -> Result<()> {
+        if meta_text(&self.conn, ALERTS_SHARED)
+            .map_err(|source| LedgerError::Db {
+                path: self.path.clone(),
+                source,
+            })?
+            .is_some()
+        {
+            return Ok(());
+        }
+        let r = crate::shared_alerts::all(&self.conn);
+        let alerts = self.db(r)?;
+        if let Some(store) = self.store.get_mut().as_postgres() {
+            store.share_alerts(&alerts)?;
+        }
+        // Recorded with the next batch: a crash before it copies them again, alike.
+        let r = self.conn.execute(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)",
+            params![ALERTS_SHARED, "1"],
+        );
+        self.db(r)?;
         Ok(())
     }
 
@@ -656,12 +686,14 @@ impl Ledger {
             params![crate::journal::JOURNAL_N, n],
         );
         self.db(r)?;
-        let r = self
+        let recorder = self
             .recorder
             .as_ref()
-            .expect("a shared store records its batches")
-            .changes(&self.conn);
+            .expect("a shared store records its batches");
+        let r = recorder.changes(&self.conn);
         let changes = self.db(r)?;
+        let r = crate::shared_alerts::changed(&self.conn, &recorder.rowids("alerts"));
+        let alerts = self.db(r)?;
         let store = self.store.get_mut();
         let store = store.as_postgres().ok_or_else(|| {
             LedgerError::Invalid(format!(
@@ -673,6 +705,7 @@ impl Ledger {
             journal: Some((n, &changes)),
             decisions: &self.shared_pending,
             offsets: &offsets,
+            alerts: &alerts,
         })?;
         self.shared_pending.clear();
         self.set_meta(STORE_POINT, &point)?;

@@ -36,6 +36,7 @@ pub mod report;
 pub mod scope;
 pub mod sessions;
 pub mod shared;
+mod shared_alerts;
 pub mod store;
 pub mod tokens;
 pub mod totp;

@@ -30,17 +30,7 @@ pub struct Report {
 }
 
 pub fn draft(l: &Ledger, id: &str) -> Result<Report> {
-    let row: Option<(String, i64)> = {
-        let r = l
-            .conn
-            .query_row(
-                "SELECT line, detected FROM alerts WHERE id = ?1",
-                [id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional();
-        l.db(r)?
-    };
+    let row = l.alert_row(id)?.map(|a| (a.line, a.detected.0));
     let Some((line, detected)) = row else {
         return Err(LedgerError::Invalid(format!(
             "no alert {id} in this ledger; alerts are recorded by `vakt watch --data`"

@@ -4,7 +4,6 @@ use crate::keys::DataDir;
 use crate::ledger::Ledger;
 use crate::store::{EntryStore, StoredEntry};
 use crate::{LedgerError, Result};
-use rusqlite::OptionalExtension;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
@@ -248,21 +247,10 @@ impl Ledger {
 
     /// The account and window of a recorded alert.
     pub fn alert_window(&self, id: &str) -> Result<(String, Timestamp, Timestamp)> {
-        let r = self
-            .conn
-            .query_row(
-                "SELECT user, first_seen, last FROM alerts WHERE id = ?1",
-                [id],
-                |r| {
-                    Ok((
-                        r.get::<_, Option<String>>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, i64>(2)?,
-                    ))
-                },
-            )
-            .optional();
-        match self.db(r)? {
+        let row = self
+            .alert_row(id)?
+            .map(|a| (a.user, a.first_seen.0, a.last.0));
+        match row {
             Some((Some(user), first, last)) => Ok((user, Timestamp(first), Timestamp(last))),
             Some((None, _, _)) => Err(LedgerError::Invalid(format!(
                 "alert {id} is about a host, not an account; scope its accounts with --account"

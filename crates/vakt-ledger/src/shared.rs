@@ -17,7 +17,7 @@
 //! decision before the alert that made it, and none is lost with a node
 //! killed after it; one made by itself (the API, the CLI) at once.
 
-use crate::store::postgres::{connect, pg, Conn};
+use crate::store::postgres::{connect, from_text, pg, to_text, Conn};
 use crate::Result;
 use postgres::fallible_iterator::FallibleIterator;
 use std::cell::{Cell, RefCell};
@@ -35,18 +35,18 @@ pub(crate) fn write_change(tx: &mut postgres::Transaction<'_>, change: &Change) 
                  ON CONFLICT (id) DO UPDATE SET scope = excluded.scope, value = excluded.value, action = excluded.action,
                  reason = excluded.reason, created = excluded.created, expires = excluded.expires",
                 &[
-                    &d.id,
+                    &to_text(&d.id),
                     &d.scope.as_str(),
-                    &d.value,
+                    &to_text(&d.value),
                     &d.action.as_str(),
-                    &d.reason,
+                    &to_text(&d.reason),
                     &d.created.0,
                     &d.expires.0,
                 ],
             )
             .map_err(pg("writing a decision"))?,
         Change::Delete(id) => tx
-            .execute("DELETE FROM vakt.decisions WHERE id = $1", &[id])
+            .execute("DELETE FROM vakt.decisions WHERE id = $1", &[&to_text(id)])
             .map_err(pg("lifting a decision"))?,
     };
     tx.execute("SELECT pg_notify($1, '')", &[&CHANNEL])
@@ -83,7 +83,7 @@ impl Shared {
 
     /// The connection, made again when the last one was lost (a database
     /// restart, a network fault): a long-lived guard recovers by itself.
-    fn client(&self) -> Result<std::cell::RefMut<'_, Conn>> {
+    pub(crate) fn client(&self) -> Result<std::cell::RefMut<'_, Conn>> {
         let mut c = self.client.borrow_mut();
         if c.is_closed() {
             *c = connect(&self.url)?;
@@ -120,13 +120,13 @@ impl Shared {
         Ok(rows
             .iter()
             .filter_map(|r| {
-                let id: String = r.get(0);
+                let id = from_text(r.get(0));
                 Decision::stored(
                     id.clone(),
                     r.get(1),
-                    r.get(2),
+                    &from_text(r.get(2)),
                     r.get(3),
-                    r.get(4),
+                    from_text(r.get(4)),
                     Timestamp(r.get(5)),
                     Timestamp(r.get(6)),
                 )

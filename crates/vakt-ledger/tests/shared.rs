@@ -2,7 +2,7 @@
 //! loopback): the store's transaction is a batch's commit point, so a
 //! node that stopped between it and its data directory's commit gets the
 //! batch back at its next open; a shared source (a Kafka partition) is
-//! recorded by one node at a time.
+//! recorded by one node at a time; every node lists every node's alerts.
 
 use std::sync::Arc;
 use vakt_event::decision::Decision;
@@ -68,6 +68,33 @@ fn alert_ids(dir: &DataDir) -> Vec<String> {
         .collect();
     ids.sort();
     ids
+}
+
+/// The alerts the data directory's own database holds.
+fn local_alert_ids(dir: &DataDir) -> Vec<String> {
+    let db = rusqlite::Connection::open(dir.db_path()).unwrap();
+    let mut s = db.prepare("SELECT id FROM alerts ORDER BY id").unwrap();
+    let ids = s.query_map([], |r| r.get(0)).unwrap();
+    ids.collect::<Result<_, _>>().unwrap()
+}
+
+/// An alert of `user` at minute `minute` of 08:00, in organisation `org`.
+fn alert_of(id: &str, rule: &str, severity: &str, user: &str, minute: u32, org: &str) -> Alert {
+    let json = serde_json::json!({
+        "id": id,
+        "@timestamp": format!("2026-11-02T08:{minute:02}:00Z"),
+        "rule.id": rule,
+        "severity": severity,
+        "user.name": user,
+        "organization.id": org,
+        "first_seen": "2026-11-02T08:00:00Z",
+        "message": "m",
+        "evidence": {},
+        "customers": 1,
+        "alert.status": "new",
+        "alert.updates": 0,
+    });
+    serde_json::from_value(json).unwrap()
 }
 
 /// Copies the data directory's files as they are on disk: what a process
@@ -141,7 +168,11 @@ fn a_batch_committed_in_postgresql_but_not_in_the_data_directory_is_applied_at_t
         ["block-acct1"]
     );
     l.close().unwrap();
-    assert_eq!(alert_ids(&killed), whole, "the batch's alert is back");
+    assert_eq!(
+        local_alert_ids(&killed),
+        whole,
+        "the batch's alert is back in the data directory"
+    );
     let report = verify(&killed).unwrap();
     assert!(report.problem.is_none(), "{:?}", report.problem);
     assert_eq!(report.entries, 250);
@@ -225,4 +256,170 @@ fn a_shared_source_is_recorded_by_one_node_at_a_time() {
     nb.append_as(&access(&file, 1), Some("org")).unwrap();
     nb.set_progress(&file, 1).unwrap();
     nb.close().unwrap();
+}
+
+#[test]
+fn every_nodes_alerts_are_listed_filtered_and_opened_by_any_node() {
+    use vakt_ledger::alert_query::AlertQuery;
+    let pg = TempCluster::shared().unwrap();
+    let url = database(&pg, "alerts");
+    let tmp = tempfile::tempdir().unwrap();
+
+    // Recorded before the data directory was on the store: shared at its first open.
+    let c = DataDir {
+        path: tmp.path().join("c"),
+    };
+    let mut l = Ledger::open(&c).unwrap();
+    l.record_alert(&alert_of(
+        "early",
+        "bulk_read",
+        "medium",
+        "acct9",
+        1,
+        "org-c",
+    ))
+    .unwrap();
+    l.close().unwrap();
+    use_postgres(&c, &url, Postings::Btree).unwrap();
+    Ledger::open(&c).unwrap().close().unwrap();
+
+    let a = data_dir(&tmp, "a", &url);
+    let b = data_dir(&tmp, "b", &url);
+    let hostile = "x\0y\\0z\\";
+    let mut la = Ledger::open(&a).unwrap();
+    la.record_alert(&alert_of(
+        "moved",
+        "login_failures",
+        "medium",
+        "guess",
+        2,
+        "org-a",
+    ))
+    .unwrap();
+    la.record_alert(&alert_of("odd", "rate", "high", hostile, 3, "org-\0"))
+        .unwrap();
+    la.commit().unwrap();
+    // The incident moved with its partition: node B escalates it later.
+    let mut lb = Ledger::open(&b).unwrap();
+    lb.record_alert(&alert_of(
+        "moved",
+        "login_failures",
+        "critical",
+        "guess",
+        9,
+        "org-a",
+    ))
+    .unwrap();
+    lb.record_alert_as(
+        &alert_of("quiet", "rate", "low", "acct2", 4, "org-b"),
+        Some("exc-1"),
+    )
+    .unwrap();
+    lb.commit().unwrap();
+    // Not yet committed: no node lists it.
+    lb.record_alert(&alert_of("open", "rate", "low", "acct3", 5, "org-b"))
+        .unwrap();
+
+    let reader = Ledger::open_read(&a).unwrap();
+    let page = |q: AlertQuery| -> Vec<String> {
+        reader
+            .alert_page(&q)
+            .unwrap()
+            .lines
+            .iter()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    };
+    let all = |q: AlertQuery| page(AlertQuery { limit: 100, ..q });
+    assert_eq!(
+        all(AlertQuery::default()),
+        ["moved", "quiet", "odd", "early"],
+        "most recently active first, every node's, once each"
+    );
+    assert_eq!(
+        local_alert_ids(&a),
+        ["moved", "odd"],
+        "the data directory keeps its own"
+    );
+    let moved = reader.alert_row("moved").unwrap().unwrap();
+    assert_eq!(moved.severity, "critical", "the latest line wins");
+    assert_eq!(
+        moved.last.0,
+        alert_of("moved", "r", "low", "g", 9, "o").timestamp.0
+    );
+    assert_eq!(
+        moved.first_seen,
+        alert_of("moved", "r", "low", "g", 0, "o").timestamp
+    );
+    let odd = reader.alert_row("odd").unwrap().unwrap();
+    assert_eq!(odd.user.as_deref(), Some(hostile), "every byte kept");
+    let odd_alert: Alert = serde_json::from_str(&odd.line).unwrap();
+    assert_eq!(odd_alert.organization.as_deref(), Some("org-\0"));
+    assert!(reader.alert_row("open").unwrap().is_none());
+
+    assert_eq!(
+        all(AlertQuery {
+            actor: Some(hostile.into()),
+            ..Default::default()
+        }),
+        ["odd"]
+    );
+    assert_eq!(
+        all(AlertQuery {
+            organization: Some("org-\0".into()),
+            ..Default::default()
+        }),
+        ["odd"]
+    );
+    assert_eq!(
+        all(AlertQuery {
+            rule: Some("rate".into()),
+            ..Default::default()
+        }),
+        ["quiet", "odd"]
+    );
+    assert_eq!(
+        all(AlertQuery {
+            suppressed: Some(true),
+            ..Default::default()
+        }),
+        ["quiet"]
+    );
+    assert_eq!(
+        all(AlertQuery {
+            min_severity: Some(vakt_event::Severity::High),
+            ..Default::default()
+        }),
+        ["moved", "odd"]
+    );
+    // A page at a time, from the cursor: each once, in order.
+    let mut seen = Vec::new();
+    let mut q = AlertQuery {
+        limit: 1,
+        ..Default::default()
+    };
+    loop {
+        let p = reader.alert_page(&q).unwrap();
+        seen.extend(p.lines.iter().map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }));
+        match p.next {
+            Some(next) => q.cursor = Some(next),
+            None => break,
+        }
+        assert!(seen.len() <= 4, "{seen:?}");
+    }
+    assert_eq!(seen, ["moved", "quiet", "odd", "early"]);
+    drop(reader);
+    lb.close().unwrap();
+    la.close().unwrap();
+    assert_eq!(alert_ids(&c), ["early", "moved", "odd", "open", "quiet"]);
 }

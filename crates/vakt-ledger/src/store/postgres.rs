@@ -151,6 +151,23 @@ CREATE TABLE IF NOT EXISTS vakt.journal(
     upto bigint NOT NULL,
     changes bytea NOT NULL
 );
+-- Every node's alerts, the latest line per incident (see
+-- vakt_ledger::shared_alerts).
+CREATE TABLE IF NOT EXISTS vakt.alerts(
+    id text PRIMARY KEY,
+    chain integer NOT NULL,
+    rule text NOT NULL,
+    actor text NOT NULL,
+    \"user\" text,
+    organization text,
+    suppressed boolean NOT NULL,
+    first_seen bigint NOT NULL,
+    detected bigint NOT NULL,
+    last bigint NOT NULL,
+    severity text NOT NULL,
+    line text NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alerts_last ON vakt.alerts(last DESC, id COLLATE \"C\");
 -- How far each source every node reads alike (a Kafka partition) is
 -- recorded, by whichever chain holds it.
 CREATE TABLE IF NOT EXISTS vakt.offsets(
@@ -201,6 +218,8 @@ pub struct Rider<'a> {
     pub decisions: &'a [crate::shared::Change],
     /// Shared sources the batch moved on.
     pub offsets: &'a [Offset],
+    /// Alert rows the batch recorded or changed.
+    pub(crate) alerts: &'a [crate::shared_alerts::StoredAlert],
 }
 
 /// A shared source (a Kafka partition) moved on by a batch: from the line
@@ -366,6 +385,22 @@ impl PgStore {
         self.flushed = upto;
         self.pending.clear();
         Ok(encode_point(self.flushed))
+    }
+
+    /// Copies alert rows recorded before alerts were shared, in one
+    /// transaction.
+    pub(crate) fn share_alerts(
+        &mut self,
+        alerts: &[crate::shared_alerts::StoredAlert],
+    ) -> Result<()> {
+        let chain = self.chain;
+        self.client.get_mut().with(|client| {
+            let mut tx = client.transaction().map_err(pg("sharing the alerts"))?;
+            for alert in alerts {
+                crate::shared_alerts::write(&mut tx, chain, alert)?;
+            }
+            tx.commit().map_err(pg("sharing the alerts"))
+        })
     }
 
     /// The line recorded for a shared source (0 for none), by any chain.
@@ -616,6 +651,9 @@ fn copy_batch(
     for change in rider.decisions {
         crate::shared::write_change(&mut tx, change)?;
     }
+    for alert in rider.alerts {
+        crate::shared_alerts::write(&mut tx, chain, alert)?;
+    }
     if let Some((n, changes)) = rider.journal {
         tx.execute(
             "INSERT INTO vakt.journal(chain, n, upto, changes) VALUES ($1, $2, $3, $4)
@@ -741,7 +779,7 @@ fn copy_entries(
 
 /// `s` as PostgreSQL text, which cannot hold NUL: a backslash is doubled
 /// and NUL written `\0`, so any name read from hostile input round-trips.
-fn to_text(s: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn to_text(s: &str) -> std::borrow::Cow<'_, str> {
     if !s.contains(['\\', '\0']) {
         return s.into();
     }
@@ -749,7 +787,7 @@ fn to_text(s: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// The inverse of [`to_text`].
-fn from_text(s: String) -> String {
+pub(crate) fn from_text(s: String) -> String {
     if !s.contains('\\') {
         return s;
     }
