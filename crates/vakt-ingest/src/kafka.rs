@@ -165,12 +165,16 @@ fn rebalanced(
             .and_then(|p| p.get_mut(&partition))
         {
             state.next = next;
+            if let Some(n) = next {
+                state.settled = n;
+            }
         } else if let Some(next) = next {
             let format = formats.get(&topic).copied().flatten();
             let state = Partition {
                 source: Arc::from(source_name(&topic, partition)),
                 parser: format.map(|f| (f.build)(context)),
                 next: Some(next),
+                settled: next,
             };
             partitions
                 .entry(topic)
@@ -245,6 +249,11 @@ struct Partition {
     /// offset after an assignment, then the last message's plus one;
     /// `None` when not known (no offset committed yet).
     next: Option<i64>,
+    /// The group's committed offset when the partition was last assigned:
+    /// messages below it were read and judged before, so when they are
+    /// read again (for state, see [`KafkaSource::read_partitions_from_start`])
+    /// their rejects are not reported a second time.
+    settled: i64,
 }
 
 /// How far behind the newest message one assigned partition is.
@@ -624,6 +633,7 @@ impl KafkaSource {
                 source: Arc::from(source_name(topic, partition)),
                 parser: format.map(|f| (f.build)(context)),
                 next: None,
+                settled: 0,
             });
         let offset = message.offset();
         let gap = state
@@ -641,7 +651,11 @@ impl KafkaSource {
         let origin = Origin::new(source.clone(), line);
         let before = events.len();
         let dead_letters = self.dead_letters.as_ref();
+        let judged_before = offset < state.settled;
         let mut refused = |error: &str, raw: &str| {
+            if judged_before {
+                return;
+            }
             self.stats.rejected += 1;
             if let Ok(mut r) = rejects.lock() {
                 r.reject(&source, line, error, raw);

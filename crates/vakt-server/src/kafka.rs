@@ -246,7 +246,12 @@ impl Reader {
             } else {
                 Duration::ZERO
             };
-            let consumed = match self.source.poll(wait, &self.rejects, &mut parsed) {
+            let polled = self.source.poll(wait, &self.rejects, &mut parsed);
+            // A rebalance served in that poll, with a message or without,
+            // may have taken partitions away: what is held of them goes
+            // now, before runs of their next assignment are added.
+            self.drop_revoked(&mut runs);
+            let consumed = match polled {
                 None => break,
                 Some(Ok(c)) => c,
                 Some(Err(e)) => {
@@ -258,7 +263,6 @@ impl Reader {
                     break;
                 }
             };
-            self.drop_revoked(&mut runs);
             self.metrics.kafka_messages.inc();
             if let Some(gap) = &consumed.gap {
                 self.metrics.kafka_skipped.inc_by(gap.messages);
