@@ -10,22 +10,19 @@ const HOUR_MS: i64 = 3_600_000;
 impl Ledger {
     /// Accesses of `account` per hour in `[since, until]`: each hour that
     /// has any (its start, UTC), oldest first. Hours without accesses are
-    /// left out; an unknown account has none.
+    /// left out; an unknown account has none. On a shared store, every
+    /// node's accesses.
     pub fn activity_per_hour(
         &self,
         account: &str,
         since: Timestamp,
         until: Timestamp,
     ) -> Result<Vec<(Timestamp, u64)>> {
-        let Some(id) = self.account_id(account)? else {
-            return Ok(Vec::new());
-        };
         let mut per: BTreeMap<i64, u64> = BTreeMap::new();
-        self.entries()?
-            .account(id as u64, since.0, until.0, &mut |row| {
-                *per.entry(row.t.div_euclid(HOUR_MS) * HOUR_MS).or_default() += 1;
-                Ok(())
-            })?;
+        self.account_rows(account, since.0, until.0, &mut |_, row| {
+            *per.entry(row.t.div_euclid(HOUR_MS) * HOUR_MS).or_default() += 1;
+            Ok(())
+        })?;
         Ok(per.into_iter().map(|(h, n)| (Timestamp(h), n)).collect())
     }
 }

@@ -44,6 +44,9 @@ CREATE TABLE IF NOT EXISTS alerts(
 /// The `meta` key set once the data directory's earlier alerts are in the
 /// shared store.
 const ALERTS_SHARED: &str = "alerts_shared";
+/// The `meta` key set once the data directory's earlier names are in the
+/// shared store.
+const NAMES_SHARED: &str = "names_shared";
 
 /// The field of a stored alert line that names the exception that suppressed it.
 pub const SUPPRESSED_BY: &str = "vakt.suppressed_by";
@@ -639,29 +642,42 @@ impl Ledger {
         self.share_earlier_alerts()
     }
 
-    /// Copies the alerts this data directory recorded before alerts were
-    /// shared to the store, once.
+    /// Copies the alerts and names this data directory recorded before
+    /// they were shared to the store, once each.
     fn share_earlier_alerts(&mut self) -> Result<()> {
-        if meta_text(&self.conn, ALERTS_SHARED)
-            .map_err(|source| LedgerError::Db {
-                path: self.path.clone(),
-                source,
-            })?
-            .is_some()
-        {
+        let done = |key| {
+            meta_text(&self.conn, key)
+                .map(|v| v.is_some())
+                .map_err(|source| LedgerError::Db {
+                    path: self.path.clone(),
+                    source,
+                })
+        };
+        let (alerts_done, names_done) = (done(ALERTS_SHARED)?, done(NAMES_SHARED)?);
+        if alerts_done && names_done {
             return Ok(());
         }
-        let r = crate::shared_alerts::all(&self.conn);
-        let alerts = self.db(r)?;
+        let alerts = match alerts_done {
+            true => Vec::new(),
+            false => {
+                let r = crate::shared_alerts::all(&self.conn);
+                self.db(r)?
+            }
+        };
+        let names = match names_done {
+            true => Vec::new(),
+            false => {
+                let r = crate::shared_names::all(&self.conn);
+                self.db(r)?
+            }
+        };
         if let Some(store) = self.store.get_mut().as_postgres() {
-            store.share_alerts(&alerts)?;
+            store.share_earlier(&alerts, &names)?;
         }
         // Recorded with the next batch: a crash before it copies them again, alike.
-        let r = self.conn.execute(
-            "INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)",
-            params![ALERTS_SHARED, "1"],
-        );
-        self.db(r)?;
+        for key in [ALERTS_SHARED, NAMES_SHARED] {
+            self.set_meta(key, b"1")?;
+        }
         Ok(())
     }
 
@@ -694,6 +710,8 @@ impl Ledger {
         let changes = self.db(r)?;
         let r = crate::shared_alerts::changed(&self.conn, &recorder.rowids("alerts"));
         let alerts = self.db(r)?;
+        let r = crate::shared_names::changed(&self.conn, &recorder.rowids("names"));
+        let names = self.db(r)?;
         let store = self.store.get_mut();
         let store = store.as_postgres().ok_or_else(|| {
             LedgerError::Invalid(format!(
@@ -706,6 +724,7 @@ impl Ledger {
             decisions: &self.shared_pending,
             offsets: &offsets,
             alerts: &alerts,
+            names: &names,
         })?;
         self.shared_pending.clear();
         self.set_meta(STORE_POINT, &point)?;

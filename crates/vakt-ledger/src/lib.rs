@@ -37,6 +37,7 @@ pub mod scope;
 pub mod sessions;
 pub mod shared;
 mod shared_alerts;
+mod shared_names;
 pub mod store;
 pub mod tokens;
 pub mod totp;

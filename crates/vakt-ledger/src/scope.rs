@@ -1,8 +1,9 @@
 //! Breach scoping: which customers an account read, who read a customer.
 
 use crate::keys::DataDir;
+use crate::ledger::Kind;
 use crate::ledger::Ledger;
-use crate::store::{EntryStore, StoredEntry};
+use crate::store::{AccountRow, StoredEntry};
 use crate::{LedgerError, Result};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -91,9 +92,9 @@ impl Cidr {
     }
 }
 
-/// Visits some of a store's entries.
-type EntryWalk<'a> =
-    dyn FnMut(&dyn EntryStore, &mut dyn FnMut(&StoredEntry) -> Result<()>) -> Result<()> + 'a;
+/// The chain an entry is in: the data directory's own (`None`), or one of
+/// a shared store's, by its number ([`crate::shared_names`]).
+type Chain = Option<i32>;
 
 impl Ledger {
     fn name_of(&self, kind_id: i64) -> Result<String> {
@@ -112,7 +113,6 @@ impl Ledger {
         until: Timestamp,
         ip: Option<Cidr>,
     ) -> Result<AccountScope> {
-        let id = self.account_id(account)?;
         let mut scope = AccountScope {
             account: account.to_owned(),
             since,
@@ -125,45 +125,48 @@ impl Ledger {
             by_category: BTreeMap::new(),
             source_ips: BTreeMap::new(),
         };
-        let Some(id) = id else { return Ok(scope) };
-        let mut per: HashMap<String, (BTreeSet<u64>, i64, i64, u64)> = HashMap::new();
-        let mut cat_names: HashMap<u64, Vec<String>> = HashMap::new();
+        let mut per: HashMap<String, (BTreeSet<(Chain, u64)>, i64, i64, u64)> = HashMap::new();
+        let mut cat_ids: BTreeSet<(Chain, u64)> = BTreeSet::new();
         // Records of reads that name no customers, per category set.
-        let mut unlisted: HashMap<u64, u64> = HashMap::new();
-        self.entries()?
-            .account(id as u64, since.0, until.0, &mut |row| {
-                if let Some(net) = ip {
-                    if !row.ip.parse().is_ok_and(|a| net.contains(a)) {
-                        return Ok(());
-                    }
+        let mut unlisted: HashMap<(Chain, u64), u64> = HashMap::new();
+        self.account_rows(account, since.0, until.0, &mut |chain, row| {
+            if let Some(net) = ip {
+                if !row.ip.parse().is_ok_and(|a| net.contains(a)) {
+                    return Ok(());
                 }
-                scope.accesses += 1;
-                *scope.source_ips.entry(row.ip.clone()).or_default() += 1;
-                if row.customers.is_empty() {
-                    scope.unlisted_records += row.records.max(0) as u64;
-                    scope.unlisted_largest = scope.unlisted_largest.max(row.records.max(0) as u64);
-                    *unlisted.entry(row.categories).or_default() += row.records.max(0) as u64;
-                }
-                for c in &row.customers {
-                    let e = per
-                        .entry(c.clone())
-                        .or_insert((BTreeSet::new(), row.t, row.t, 0));
-                    e.0.insert(row.categories);
-                    e.1 = e.1.min(row.t);
-                    e.2 = e.2.max(row.t);
-                    e.3 += 1;
-                }
-                cat_names.entry(row.categories).or_default();
-                Ok(())
-            })?;
-        for (id, names) in cat_names.iter_mut() {
-            *names = self
-                .name_of(*id as i64)?
-                .split(',')
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect();
-        }
+            }
+            let cats = (chain, row.categories);
+            scope.accesses += 1;
+            *scope.source_ips.entry(row.ip.clone()).or_default() += 1;
+            if row.customers.is_empty() {
+                scope.unlisted_records += row.records.max(0) as u64;
+                scope.unlisted_largest = scope.unlisted_largest.max(row.records.max(0) as u64);
+                *unlisted.entry(cats).or_default() += row.records.max(0) as u64;
+            }
+            for c in &row.customers {
+                let e = per
+                    .entry(c.clone())
+                    .or_insert((BTreeSet::new(), row.t, row.t, 0));
+                e.0.insert(cats);
+                e.1 = e.1.min(row.t);
+                e.2 = e.2.max(row.t);
+                e.3 += 1;
+            }
+            cat_ids.insert(cats);
+            Ok(())
+        })?;
+        let cat_names: HashMap<(Chain, u64), Vec<String>> = self
+            .names_in(&cat_ids)?
+            .into_iter()
+            .map(|(id, joined)| {
+                let names = joined
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                (id, names)
+            })
+            .collect();
         for (cats, records) in unlisted {
             for c in &cat_names[&cats] {
                 *scope.unlisted_by_category.entry(c.clone()).or_default() += records;
@@ -191,58 +194,108 @@ impl Ledger {
         Ok(scope)
     }
 
-    /// Every access to one customer, oldest first.
+    /// Every access to one customer, oldest first: on a shared store, in
+    /// every node's chain.
     pub fn scope_customer(&self, customer: &str) -> Result<Vec<CustomerAccess>> {
-        let mut out = self.named_accesses(&mut |store, visit| store.customer(customer, visit))?;
+        let mut found = Vec::new();
+        let mut keep = |chain: Chain, e: &StoredEntry| {
+            found.push((chain, e.clone()));
+            Ok(())
+        };
+        match &self.shared {
+            Some(shared) => shared.customer_entries(customer, &mut |c, e| keep(Some(c), e))?,
+            None => self.entries()?.customer(customer, &mut |e| keep(None, e))?,
+        }
+        let mut out = self.named_accesses(found)?;
         // Oldest first: entries are in seq order, which a source's late
         // lines do not follow.
         out.sort_by_key(|a| a.at);
         Ok(out)
     }
 
-    /// Every access `account` made, in the order recorded.
+    /// Every access `account` made, in the order recorded (chain by chain
+    /// on a shared store).
     pub fn accesses(&self, account: &str) -> Result<Vec<CustomerAccess>> {
-        let Some(id) = self.account_id(account)? else {
-            return Ok(Vec::new());
-        };
-        let mut seqs = Vec::new();
-        self.entries()?
-            .account(id as u64, i64::MIN, i64::MAX, &mut |row| {
-                seqs.push(row.seq);
-                Ok(())
-            })?;
-        self.named_accesses(&mut |store, visit| store.entries_at(&seqs, visit))
-    }
-
-    /// The entries `walk` visits, with their names.
-    fn named_accesses(&self, walk: &mut EntryWalk) -> Result<Vec<CustomerAccess>> {
-        let mut names: HashMap<u64, String> = HashMap::new();
-        let mut out = Vec::new();
-        let store = self.entries()?;
-        walk(store.as_ref(), &mut |e| {
-            let mut name = |id: u64| -> Result<String> {
-                if let Some(n) = names.get(&id) {
-                    return Ok(n.clone());
-                }
-                let n = self.name_of(id as i64)?;
-                names.insert(id, n.clone());
-                Ok(n)
-            };
-            out.push(CustomerAccess {
-                at: Timestamp(e.t),
-                account: name(e.account)?,
-                organization: name(e.org)?,
-                source_ip: e.ip.clone(),
-                action: name(e.action)?,
-                records: e.records,
-                categories: name(e.categories)?,
-                case_id: e.case_id.clone(),
-                source: name(e.source)?,
-                line: e.line,
-            });
+        let mut seqs: BTreeMap<Chain, Vec<u64>> = BTreeMap::new();
+        self.account_rows(account, i64::MIN, i64::MAX, &mut |chain, row| {
+            seqs.entry(chain).or_default().push(row.seq);
             Ok(())
         })?;
-        Ok(out)
+        let mut found = Vec::new();
+        for (chain, seqs) in seqs {
+            let mut keep = |e: &StoredEntry| {
+                found.push((chain, e.clone()));
+                Ok(())
+            };
+            match (chain, &self.shared) {
+                (Some(c), Some(shared)) => shared.entries_at(c, &seqs, &mut keep)?,
+                _ => self.entries()?.entries_at(&seqs, &mut keep)?,
+            }
+        }
+        self.named_accesses(found)
+    }
+
+    /// Visits the accesses of `account` with `since <= t <= until`: on a
+    /// shared store, those of every chain that knows the account.
+    pub(crate) fn account_rows(
+        &self,
+        account: &str,
+        since: i64,
+        until: i64,
+        visit: &mut dyn FnMut(Chain, &AccountRow) -> Result<()>,
+    ) -> Result<()> {
+        if let Some(shared) = &self.shared {
+            let ids = shared.name_ids(Kind::Account, account)?;
+            return shared.account_rows(&ids, since, until, &mut |c, row| visit(Some(c), row));
+        }
+        let Some(id) = self.account_id(account)? else {
+            return Ok(());
+        };
+        self.entries()?
+            .account(id as u64, since, until, &mut |row| visit(None, row))
+    }
+
+    /// The names of `ids`, each in its chain.
+    fn names_in(&self, ids: &BTreeSet<(Chain, u64)>) -> Result<HashMap<(Chain, u64), String>> {
+        let Some(shared) = &self.shared else {
+            return ids
+                .iter()
+                .map(|&(c, id)| Ok(((c, id), self.name_of(id as i64)?)))
+                .collect();
+        };
+        let want = ids.iter().filter_map(|&(c, id)| Some((c?, id))).collect();
+        Ok(shared
+            .names(&want)?
+            .into_iter()
+            .map(|((c, id), name)| ((Some(c), id), name))
+            .collect())
+    }
+
+    /// `found`'s entries with their names.
+    fn named_accesses(&self, found: Vec<(Chain, StoredEntry)>) -> Result<Vec<CustomerAccess>> {
+        let mut ids = BTreeSet::new();
+        for (c, e) in &found {
+            for id in [e.account, e.org, e.action, e.categories, e.source] {
+                ids.insert((*c, id));
+            }
+        }
+        let names = self.names_in(&ids)?;
+        let name = |c: Chain, id: u64| names[&(c, id)].clone();
+        Ok(found
+            .into_iter()
+            .map(|(c, e)| CustomerAccess {
+                at: Timestamp(e.t),
+                account: name(c, e.account),
+                organization: name(c, e.org),
+                source_ip: e.ip,
+                action: name(c, e.action),
+                records: e.records,
+                categories: name(c, e.categories),
+                case_id: e.case_id,
+                source: name(c, e.source),
+                line: e.line,
+            })
+            .collect())
     }
 
     /// The account and window of a recorded alert.

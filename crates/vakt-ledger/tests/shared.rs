@@ -423,3 +423,177 @@ fn every_nodes_alerts_are_listed_filtered_and_opened_by_any_node() {
     la.close().unwrap();
     assert_eq!(alert_ids(&c), ["early", "moved", "odd", "open", "quiet"]);
 }
+
+/// A read of `customers` by `user` at minute `minute` of a day, line
+/// `line` of `source`.
+fn read(source: &Arc<str>, line: u64, user: &str, minute: i64, customers: &[&str]) -> AccessEvent {
+    AccessEvent {
+        timestamp: Timestamp(1_800_000_000_000 + minute * 60_000),
+        user: user.to_owned(),
+        organization: Some(format!("org-{user}").chars().take(12).collect()),
+        source_ip: Some("10.0.0.2".parse().unwrap()),
+        action: Action::Lookup,
+        customer_ids: customers.iter().map(|c| c.to_string()).collect(),
+        records: customers.len().max(1) as u64,
+        categories: vec![format!("cat{}", line % 3)],
+        origin: Origin::new(source.clone(), line),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn every_node_scopes_every_nodes_chain() {
+    let pg = TempCluster::shared().unwrap();
+    let url = database(&pg, "names");
+    let tmp = tempfile::tempdir().unwrap();
+    let a = data_dir(&tmp, "a", &url);
+    let b = data_dir(&tmp, "b", &url);
+    // Longer than a B-tree entry may be, with a NUL: hostile input.
+    let long = format!("{}\0\\end", "x".repeat(5_000));
+    let (sa, sb): (Arc<str>, Arc<str>) = ("a.jsonl".into(), "kafka:t:1".into());
+
+    let mut la = Ledger::open(&a).unwrap();
+    la.append(&read(&sa, 1, "alice", 10, &["C-1", "C-2"]))
+        .unwrap();
+    la.append(&read(&sa, 2, &long, 11, &["C-2"])).unwrap();
+    la.append(&read(&sa, 3, "alice", 70, &[])).unwrap();
+    la.close().unwrap();
+    // Another node interns other names first: the same account has
+    // another id in its chain, and so have the categories.
+    let mut lb = Ledger::open(&b).unwrap();
+    lb.append(&read(&sb, 7, "bob", 5, &["C-1"])).unwrap();
+    lb.append(&read(&sb, 8, "alice", 20, &["C-1", "C-3"]))
+        .unwrap();
+    lb.append(&read(&sb, 9, &long, 21, &["C-9"])).unwrap();
+    lb.close().unwrap();
+
+    for dir in [&a, &b] {
+        let l = Ledger::open_read(dir).unwrap();
+        let got: Vec<(String, String, String, i64, String)> = l
+            .scope_customer("C-1")
+            .unwrap()
+            .into_iter()
+            .map(|x| (x.account, x.organization, x.source, x.line, x.categories))
+            .collect();
+        let row = |acct: &str, org: &str, src: &str, line: i64, cat: &str| {
+            (acct.into(), org.into(), src.into(), line, cat.into())
+        };
+        assert_eq!(
+            got,
+            vec![
+                row("bob", "org-bob", "kafka:t:1", 7, "cat1"),
+                row("alice", "org-alice", "a.jsonl", 1, "cat1"),
+                row("alice", "org-alice", "kafka:t:1", 8, "cat2"),
+            ],
+            "{}",
+            dir.path.display()
+        );
+
+        let day = (Timestamp(0), Timestamp(i64::MAX));
+        let scope = l.scope_account("alice", day.0, day.1, None).unwrap();
+        assert_eq!(scope.accesses, 3);
+        let customers: Vec<(String, u64, Vec<String>)> = scope
+            .customers
+            .iter()
+            .map(|c| {
+                (
+                    c.customer.clone(),
+                    c.reads,
+                    c.categories.iter().cloned().collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            customers,
+            vec![
+                ("C-1".into(), 2, vec!["cat1".into(), "cat2".into()]),
+                ("C-2".into(), 1, vec!["cat1".into()]),
+                ("C-3".into(), 1, vec!["cat2".into()]),
+            ]
+        );
+        assert_eq!(scope.unlisted_records, 1);
+        assert_eq!(scope.unlisted_by_category["cat0"], 1);
+        // A window holding only the other node's access.
+        let window = l
+            .scope_account(
+                "alice",
+                Timestamp(1_800_000_000_000 + 15 * 60_000),
+                Timestamp(1_800_000_000_000 + 25 * 60_000),
+                None,
+            )
+            .unwrap();
+        let names: Vec<&str> = window
+            .customers
+            .iter()
+            .map(|c| c.customer.as_str())
+            .collect();
+        assert_eq!(names, ["C-1", "C-3"]);
+
+        let lines: Vec<(String, i64)> = l
+            .accesses("alice")
+            .unwrap()
+            .into_iter()
+            .map(|x| (x.source, x.line))
+            .collect();
+        assert_eq!(lines.len(), 3);
+        for want in [("a.jsonl", 1), ("a.jsonl", 3), ("kafka:t:1", 8)] {
+            assert!(lines.contains(&(want.0.into(), want.1)), "{lines:?}");
+        }
+        let hours: u64 = l
+            .activity_per_hour("alice", day.0, day.1)
+            .unwrap()
+            .iter()
+            .map(|(_, n)| n)
+            .sum();
+        assert_eq!(hours, 3);
+
+        let hostile = l.scope_account(&long, day.0, day.1, None).unwrap();
+        let names: Vec<&str> = hostile
+            .customers
+            .iter()
+            .map(|c| c.customer.as_str())
+            .collect();
+        assert_eq!(names, ["C-2", "C-9"]);
+        assert_eq!(l.scope_customer("C-9").unwrap()[0].account, long);
+        assert!(l.scope_customer("C-404").unwrap().is_empty());
+        assert_eq!(
+            l.scope_account("nobody", day.0, day.1, None)
+                .unwrap()
+                .accesses,
+            0
+        );
+    }
+
+    // A chain written before names were shared: its names are missing
+    // until its node opens its data directory to write, which copies them.
+    let chain_b = pg
+        .psql_in("names", "SELECT chain FROM vakt.names WHERE name = 'bob'")
+        .unwrap();
+    pg.psql_in(
+        "names",
+        &format!("DELETE FROM vakt.names WHERE chain = {}", chain_b.trim()),
+    )
+    .unwrap();
+    rusqlite::Connection::open(b.db_path())
+        .unwrap()
+        .execute("DELETE FROM meta WHERE key = 'names_shared'", [])
+        .unwrap();
+    let err = Ledger::open_read(&a)
+        .unwrap()
+        .scope_customer("C-1")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("not in vakt.names") && err.contains("start that chain's node"),
+        "{err}"
+    );
+    Ledger::open(&b).unwrap().close().unwrap();
+    let accounts: Vec<String> = Ledger::open_read(&a)
+        .unwrap()
+        .scope_customer("C-1")
+        .unwrap()
+        .into_iter()
+        .map(|x| x.account)
+        .collect();
+    assert_eq!(accounts, ["bob", "alice", "alice"]);
+}

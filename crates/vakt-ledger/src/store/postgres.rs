@@ -67,7 +67,7 @@ use postgres::{Client, NoTls, Row};
 use std::cell::RefCell;
 
 /// Rows read per round trip when walking, so memory stays bounded.
-const CHUNK: i64 = 10_000;
+pub(crate) const CHUNK: i64 = 10_000;
 /// The first key of the advisory locks vakt takes (`vakt` in ASCII).
 pub(crate) const LOCK_SPACE: i32 = 0x76616b74;
 /// Second key of the lock held while the schema is created or changed.
@@ -168,6 +168,19 @@ CREATE TABLE IF NOT EXISTS vakt.alerts(
     line text NOT NULL
 );
 CREATE INDEX IF NOT EXISTS alerts_last ON vakt.alerts(last DESC, id COLLATE \"C\");
+-- Every chain's names (accounts, organisations, actions, categories,
+-- sources) by the ids its entries hold; looked up by (kind, 64-bit hash
+-- of the name), since a B-tree on the name would refuse a long one (see
+-- vakt_ledger::shared_names).
+CREATE TABLE IF NOT EXISTS vakt.names(
+    chain integer NOT NULL,
+    id bigint NOT NULL,
+    kind smallint NOT NULL,
+    key bigint NOT NULL,
+    name text NOT NULL,
+    PRIMARY KEY (chain, id)
+);
+CREATE INDEX IF NOT EXISTS names_key ON vakt.names(kind, key);
 -- How far each source every node reads alike (a Kafka partition) is
 -- recorded, by whichever chain holds it.
 CREATE TABLE IF NOT EXISTS vakt.offsets(
@@ -205,7 +218,7 @@ END
 $$;
 ";
 
-const COLUMNS: &str =
+pub(crate) const COLUMNS: &str =
     "seq, t, account, org, action, cats, source, ip, records, case_id, line, customers, link";
 
 /// What a batch commits in the store's transaction beside its entries,
@@ -220,6 +233,8 @@ pub struct Rider<'a> {
     pub offsets: &'a [Offset],
     /// Alert rows the batch recorded or changed.
     pub(crate) alerts: &'a [crate::shared_alerts::StoredAlert],
+    /// Names the batch interned.
+    pub(crate) names: &'a [crate::shared_names::StoredName],
 }
 
 /// A shared source (a Kafka partition) moved on by a batch: from the line
@@ -387,19 +402,23 @@ impl PgStore {
         Ok(encode_point(self.flushed))
     }
 
-    /// Copies alert rows recorded before alerts were shared, in one
-    /// transaction.
-    pub(crate) fn share_alerts(
+    /// Copies alert rows and names recorded before they were shared, in
+    /// one transaction.
+    pub(crate) fn share_earlier(
         &mut self,
         alerts: &[crate::shared_alerts::StoredAlert],
+        names: &[crate::shared_names::StoredName],
     ) -> Result<()> {
         let chain = self.chain;
         self.client.get_mut().with(|client| {
-            let mut tx = client.transaction().map_err(pg("sharing the alerts"))?;
+            let mut tx = client
+                .transaction()
+                .map_err(pg("sharing the alerts and names"))?;
             for alert in alerts {
                 crate::shared_alerts::write(&mut tx, chain, alert)?;
             }
-            tx.commit().map_err(pg("sharing the alerts"))
+            crate::shared_names::write(&mut tx, chain, names)?;
+            tx.commit().map_err(pg("sharing the alerts and names"))
         })
     }
 
@@ -557,7 +576,7 @@ pub fn redacted(url: &str) -> String {
     }
 }
 
-fn read_design(client: &mut Client) -> Result<Option<Postings>> {
+pub(crate) fn read_design(client: &mut Client) -> Result<Option<Postings>> {
     let exists: bool = client
         .query_one("SELECT to_regclass('vakt.settings') IS NOT NULL", &[])
         .map_err(pg("reading the schema"))?
@@ -654,6 +673,7 @@ fn copy_batch(
     for alert in rider.alerts {
         crate::shared_alerts::write(&mut tx, chain, alert)?;
     }
+    crate::shared_names::write(&mut tx, chain, rider.names)?;
     if let Some((n, changes)) = rider.journal {
         tx.execute(
             "INSERT INTO vakt.journal(chain, n, upto, changes) VALUES ($1, $2, $3, $4)
@@ -811,7 +831,7 @@ fn texts(v: Vec<String>) -> Vec<String> {
     v.into_iter().map(from_text).collect()
 }
 
-fn entry(r: &Row) -> StoredEntry {
+pub(crate) fn entry(r: &Row) -> StoredEntry {
     let link: Vec<u8> = r.get("link");
     let mut l = [0u8; LINK_BYTES];
     let n = link.len().min(LINK_BYTES);
@@ -833,7 +853,7 @@ fn entry(r: &Row) -> StoredEntry {
     }
 }
 
-fn account_row(r: &Row) -> AccountRow {
+pub(crate) fn account_row(r: &Row) -> AccountRow {
     AccountRow {
         seq: r.get::<_, i64>("seq") as u64,
         t: r.get("t"),
