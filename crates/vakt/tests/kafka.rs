@@ -523,6 +523,24 @@ fn three_nodes_on_one_store_record_each_message_once_across_a_kill_9() {
         )
         .unwrap();
     assert_eq!(twice.trim(), "0", "customers read twice");
+    // Each message (source and line, by name across the chains) once.
+    let messages = pg
+        .psql_in(
+            "nodes",
+            "SELECT count(*), count(DISTINCT (n.name, e.line)) FROM vakt.entries e JOIN vakt.names n ON n.chain = e.chain AND n.id = e.source",
+        )
+        .unwrap();
+    assert_eq!(messages.trim(), format!("{TOTAL}|{TOTAL}"), "messages in the store, distinct");
+    // Any node scopes every node's chain: customers read once each, and
+    // an account's accesses wherever they were recorded.
+    for d in &data {
+        for i in [0, 2, 4, 2_998, 5_999] {
+            let customer = format!("C-{i}");
+            assert_eq!(accesses_of(d, &customer), 1, "{}: {customer}", d.display());
+        }
+        // k.user0 reads at every 40th message.
+        assert_eq!(account_accesses(d, "k.user0"), TOTAL as u64 / 40, "{}", d.display());
+    }
     let mut by_node = 0;
     for d in &data {
         verify(d);
@@ -656,6 +674,18 @@ fn accesses_of(data: &Path, customer: &str) -> usize {
     succeeded(&out);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     v.as_array().map_or(0, Vec::len)
+}
+
+/// How many accesses `account` made, by `vakt scope --account`.
+fn account_accesses(data: &Path, account: &str) -> u64 {
+    let out = vakt()
+        .args(["scope", "--format", "json", "--account", account, "--data"])
+        .arg(data)
+        .output()
+        .unwrap();
+    succeeded(&out);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["accesses"].as_u64().unwrap_or_default()
 }
 
 #[test]
