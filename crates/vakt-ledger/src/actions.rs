@@ -101,7 +101,7 @@ pub(crate) const CHAINED: [&Chained; 10] = [
 ];
 
 impl Chained {
-    fn key(&self) -> &'static str {
+    pub(crate) fn key(&self) -> &'static str {
         self.columns.split(',').next().unwrap_or_default()
     }
 
@@ -119,7 +119,7 @@ impl Chained {
         )
     }
 
-    fn select_one(&self) -> String {
+    pub(crate) fn select_one(&self) -> String {
         format!(
             "SELECT {} FROM {} WHERE {} = ?1",
             self.columns,
@@ -217,6 +217,8 @@ impl Ledger {
             .and_then(|mut s| s.execute(params![table, op, subject, payload, Timestamp::now().0]));
         self.db(r)?;
         self.actions_dirty = true;
+        let published = (op == "put").then_some(payload);
+        self.share_record(table, subject, published);
         Ok(())
     }
 
@@ -236,16 +238,6 @@ impl Ledger {
         self.record_action(c.table, "delete", key, "")
     }
 
-    /// [`Ledger::record_put`] in its own sealed transaction when none is open.
-    pub(crate) fn chain_put(&mut self, c: &Chained, key: &str) -> Result<()> {
-        self.chained(|l| l.record_put(c, key))
-    }
-
-    /// [`Ledger::record_delete`] in its own sealed transaction when none is open.
-    pub(crate) fn chain_delete(&mut self, c: &Chained, key: &str) -> Result<()> {
-        self.chained(|l| l.record_delete(c, key))
-    }
-
     /// Runs `f` (a write to a chained table and its action). In the open
     /// batch of an appending ledger, the batch's checkpoint seals it; on a
     /// connection without one (`open_read`, as `vakt serve` writes
@@ -261,8 +253,14 @@ impl Ledger {
             if self.actions_dirty {
                 self.seal_actions()?;
             }
+            // Published before it commits here: the store is the truth
+            // every node converges to (crate::shared_records).
+            self.publish_pending_records()?;
             Ok(v)
         });
+        if out.is_err() {
+            self.records_pending.clear();
+        }
         let r = self
             .conn
             .execute_batch(if out.is_ok() { "COMMIT" } else { "ROLLBACK" });

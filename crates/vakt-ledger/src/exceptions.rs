@@ -43,8 +43,14 @@ impl Ledger {
                 [],
                 |r| r.get::<_, i64>(0),
             );
+            let mut number = l.db(r)?;
+            if let Some(shared) = &l.shared {
+                // Numbered by the store: two nodes never give one id to
+                // two exceptions (crate::shared_records).
+                number = shared.next_exception_number(number)?;
+            }
             let mut e = e.clone();
-            e.id = format!("exc-{}", l.db(r)?);
+            e.id = format!("exc-{number}");
             let r = l.conn.execute(
                 &format!("INSERT INTO exceptions({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
                 params![

@@ -98,6 +98,12 @@ pub struct Ledger {
     pub(crate) shared: Option<crate::shared::Shared>,
     /// Changes of decisions made in the open batch, published at its commit.
     pub(crate) shared_pending: Vec<crate::shared::Change>,
+    /// Changed rows of the tables every node shares, to be published
+    /// ([`crate::shared_records`]).
+    pub(crate) records_pending: Vec<crate::shared_records::Record>,
+    /// Set while rows from the store are applied, so they are not
+    /// published back.
+    pub(crate) importing: bool,
     writer: bool,
     /// Lines held per source id, loaded when the source is first appended.
     lines: HashMap<i64, Lines>,
@@ -229,6 +235,8 @@ impl Ledger {
             store_point: RefCell::new(store_point),
             shared,
             shared_pending: Vec::new(),
+            records_pending: Vec::new(),
+            importing: false,
             writer,
             lines: HashMap::new(),
             lines_dirty: HashSet::new(),
@@ -592,6 +600,11 @@ impl Ledger {
             return Ok(());
         }
         let shared = self.recorder.is_some();
+        if shared {
+            // Other nodes' changes to the shared tables, before the
+            // checkpoint seals the actions that apply them.
+            self.sync_shared()?;
+        }
         if self.in_batch > 0 {
             if !shared {
                 let point = self.store.get_mut().flush()?;
@@ -623,6 +636,7 @@ impl Ledger {
             for change in std::mem::take(&mut self.shared_pending) {
                 shared.publish(&change)?;
             }
+            self.publish_pending_records()?;
         }
         let r = self.conn.execute_batch("COMMIT; BEGIN");
         self.db(r)?;
@@ -639,7 +653,8 @@ impl Ledger {
     fn start_recording(&mut self) -> Result<()> {
         let r = crate::journal::Recorder::install(&mut self.conn);
         self.recorder = Some(self.db(r)?);
-        self.share_earlier_alerts()
+        self.share_earlier_alerts()?;
+        self.share_earlier_records()
     }
 
     /// Copies the alerts and names this data directory recorded before
@@ -692,7 +707,12 @@ impl Ledger {
             .cloned()
             .collect();
         let idle = self.recorder.as_ref().is_none_or(|r| r.is_empty());
-        if self.in_batch == 0 && idle && offsets.is_empty() && self.shared_pending.is_empty() {
+        if self.in_batch == 0
+            && idle
+            && offsets.is_empty()
+            && self.shared_pending.is_empty()
+            && self.records_pending.is_empty()
+        {
             return Ok(());
         }
         let r = crate::journal::batch_number(&self.conn);
@@ -725,8 +745,10 @@ impl Ledger {
             offsets: &offsets,
             alerts: &alerts,
             names: &names,
+            records: &self.records_pending,
         })?;
         self.shared_pending.clear();
+        self.records_pending.clear();
         self.set_meta(STORE_POINT, &point)?;
         for o in offsets {
             if let Some(c) = self.claims.get_mut(&o.source) {
@@ -747,7 +769,7 @@ impl Ledger {
     }
 
     /// Sets a `meta` value in the open transaction.
-    fn set_meta(&mut self, key: &str, value: &[u8]) -> Result<()> {
+    pub(crate) fn set_meta(&mut self, key: &str, value: &[u8]) -> Result<()> {
         let r = self.conn.execute(
             "INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)",
             params![key, value],

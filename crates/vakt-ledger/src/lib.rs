@@ -38,6 +38,7 @@ pub mod sessions;
 pub mod shared;
 mod shared_alerts;
 mod shared_names;
+pub mod shared_records;
 pub mod store;
 pub mod tokens;
 pub mod totp;

@@ -4,8 +4,15 @@
 //! session ends with its user (`vakt user delete`). A session does not
 //! keep its user's role: each look-up reads it, so `vakt user role`
 //! applies at the next request.
+//!
+//! On a shared PostgreSQL store the sessions are in `vakt.sessions`, so a
+//! browser signed in on one node is signed in on every node behind the
+//! same address; the user and role are read from the data directory, which
+//! every node keeps in step ([`crate::shared_records`]).
 
 use crate::ledger::Ledger;
+use crate::shared::Shared;
+use crate::store::postgres::{from_text, pg, to_text};
 use crate::users::{role_of, ConsoleRole};
 use crate::Result;
 use rusqlite::{params, OptionalExtension};
@@ -43,6 +50,9 @@ impl Ledger {
     /// Records a session under `id` (a secret only the browser keeps) and
     /// forgets sessions that expired before `now`.
     pub fn start_session(&mut self, id: &str, session: &SessionInfo, now: Timestamp) -> Result<()> {
+        if let Some(shared) = &self.shared {
+            return shared.start_session(&hash(id), session, now);
+        }
         self.sessions_table()?;
         let r = self
             .conn
@@ -60,6 +70,23 @@ impl Ledger {
     pub fn session(&self, id: &str, now: Timestamp) -> Result<Option<ActiveSession>> {
         self.sessions_table()?;
         self.users_table()?;
+        if let Some(shared) = &self.shared {
+            let Some(session) = shared.session(&hash(id), now)? else {
+                return Ok(None);
+            };
+            let r = self
+                .conn
+                .prepare_cached("SELECT role FROM users WHERE name = ?1")
+                .and_then(|mut s| {
+                    s.query_row([&session.user], |r| r.get::<_, String>(0))
+                        .optional()
+                });
+            let Some(role) = self.db(r)? else {
+                return Ok(None);
+            };
+            let role = role_of(&session.user, &role)?;
+            return Ok(Some(ActiveSession { session, role }));
+        }
         let r = self
             .conn
             .prepare_cached(
@@ -86,11 +113,76 @@ impl Ledger {
 
     /// Ends the session `id` (signing out).
     pub fn end_session(&mut self, id: &str) -> Result<()> {
+        if let Some(shared) = &self.shared {
+            return shared.end_sessions("id_hash", &hash(id)[..]);
+        }
         self.sessions_table()?;
         let r = self
             .conn
             .execute("DELETE FROM sessions WHERE id_hash = ?1", [&hash(id)[..]]);
         self.db(r).map(|_| ())
+    }
+}
+
+impl Ledger {
+    /// Ends every session of `user` (deleted), here and in the shared store.
+    pub(crate) fn end_sessions_of(&mut self, user: &str) -> Result<()> {
+        self.sessions_table()?;
+        let r = self
+            .conn
+            .execute("DELETE FROM sessions WHERE user = ?1", [user]);
+        self.db(r)?;
+        match &self.shared {
+            Some(shared) => shared.end_sessions("\"user\"", to_text(user).as_bytes()),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Shared {
+    fn start_session(&self, id_hash: &[u8; 32], s: &SessionInfo, now: Timestamp) -> Result<()> {
+        self.client()?.with(|c| {
+            let mut tx = c.transaction().map_err(pg("starting a session"))?;
+            tx.execute("DELETE FROM vakt.sessions WHERE expires <= $1", &[&now.0])
+                .map_err(pg("forgetting expired sessions"))?;
+            tx.execute(
+                "INSERT INTO vakt.sessions(id_hash, \"user\", csrf, expires) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (id_hash) DO UPDATE SET \"user\" = excluded.\"user\", csrf = excluded.csrf, expires = excluded.expires",
+                &[&&id_hash[..], &to_text(&s.user), &to_text(&s.csrf), &s.expires.0],
+            )
+            .map_err(pg("starting a session"))?;
+            tx.commit().map_err(pg("starting a session"))
+        })
+    }
+
+    fn session(&self, id_hash: &[u8; 32], now: Timestamp) -> Result<Option<SessionInfo>> {
+        let row = self
+            .client()?
+            .with(|c| {
+                c.query_opt(
+                    "SELECT \"user\", csrf, expires FROM vakt.sessions WHERE id_hash = $1 AND expires > $2",
+                    &[&&id_hash[..], &now.0],
+                )
+            })
+            .map_err(pg("reading a session"))?;
+        Ok(row.map(|r| SessionInfo {
+            user: from_text(r.get(0)),
+            csrf: from_text(r.get(1)),
+            expires: Timestamp(r.get(2)),
+        }))
+    }
+
+    /// Ends the sessions whose `column` (`id_hash`, or `"user"` as text)
+    /// is `value`.
+    fn end_sessions(&self, column: &str, value: &[u8]) -> Result<()> {
+        let sql = format!("DELETE FROM vakt.sessions WHERE {column} = $1");
+        self.client()?
+            .with(|c| match column {
+                "id_hash" => c.execute(&sql, &[&value]),
+                _ => c.execute(&sql, &[&String::from_utf8_lossy(value).as_ref()]),
+            })
+            .map_err(pg("ending sessions"))?;
+        Ok(())
     }
 }
 

@@ -70,6 +70,8 @@ pub struct Shared {
     client: RefCell<Conn>,
     url: String,
     listening: Cell<bool>,
+    /// Whether the connection listens for changes of shared rows.
+    pub(crate) listening_records: Cell<bool>,
 }
 
 impl Shared {
@@ -78,6 +80,7 @@ impl Shared {
             client: RefCell::new(connect(url)?),
             url: url.to_owned(),
             listening: Cell::new(false),
+            listening_records: Cell::new(false),
         })
     }
 
@@ -88,6 +91,7 @@ impl Shared {
         if c.is_closed() {
             *c = connect(&self.url)?;
             self.listening.set(false);
+            self.listening_records.set(false);
         }
         Ok(c)
     }
@@ -141,29 +145,32 @@ impl Shared {
     /// Waits up to `timeout` for a decision to be announced; whether one
     /// was. The first call starts listening.
     pub fn wait_for_decisions(&self, timeout: Duration) -> Result<bool> {
+        self.wait_on(CHANNEL, &self.listening, timeout, "listening for decisions")
+    }
+
+    /// Waits up to `timeout` for an announcement on `channel`, listening
+    /// first unless `listening` says so; whether one came.
+    pub(crate) fn wait_on(
+        &self,
+        channel: &str,
+        listening: &Cell<bool>,
+        timeout: Duration,
+        what: &str,
+    ) -> Result<bool> {
         let mut c = self.client()?;
-        let listening = self.listening.get();
+        let listen = !listening.get();
         let got = c.with(|c| -> Result<bool> {
-            if !listening {
-                c.batch_execute(&format!("LISTEN {CHANNEL}"))
-                    .map_err(pg("listening for decisions"))?;
+            if listen {
+                c.batch_execute(&format!("LISTEN {channel}"))
+                    .map_err(pg(what))?;
             }
             let mut n = c.notifications();
-            let got = n
-                .timeout_iter(timeout)
-                .next()
-                .map_err(pg("listening for decisions"))?
-                .is_some();
+            let got = n.timeout_iter(timeout).next().map_err(pg(what))?.is_some();
             // Several at once are one change.
-            while n
-                .iter()
-                .next()
-                .map_err(pg("listening for decisions"))?
-                .is_some()
-            {}
+            while n.iter().next().map_err(pg(what))?.is_some() {}
             Ok(got)
         })?;
-        self.listening.set(true);
+        listening.set(true);
         Ok(got)
     }
 }

@@ -170,16 +170,20 @@ impl Ledger {
             .hash_password(password.as_bytes(), &salt)
             .map_err(|e| LedgerError::Invalid(format!("cannot hash the password: {e}")))?
             .to_string();
-        let r = self.conn.execute(
-            "INSERT INTO users(name, hash, created, role) VALUES (?1, ?2, ?3, ?4) ON CONFLICT(name) DO NOTHING",
-            rusqlite::params![name, hash, Timestamp::now().0, role.as_str()],
-        );
-        if self.db(r)? == 0 {
-            return Err(LedgerError::Invalid(format!(
-                "user {name} exists; `vakt user delete {name}` first to replace it"
-            )));
-        }
-        self.chain_put(&crate::actions::USERS, name)
+        // The row and its action in one transaction: on a shared store it
+        // is published before it commits, or not made at all.
+        self.chained(|l| {
+            let r = l.conn.execute(
+                "INSERT INTO users(name, hash, created, role) VALUES (?1, ?2, ?3, ?4) ON CONFLICT(name) DO NOTHING",
+                rusqlite::params![name, hash, Timestamp::now().0, role.as_str()],
+            );
+            if l.db(r)? == 0 {
+                return Err(LedgerError::Invalid(format!(
+                    "user {name} exists; `vakt user delete {name}` first to replace it"
+                )));
+            }
+            l.record_put(&crate::actions::USERS, name)
+        })
     }
 
     /// Whether `password` is `name`'s. An unknown name costs the same
@@ -231,16 +235,18 @@ impl Ledger {
     /// Their sessions read it at their next request.
     pub fn set_user_role(&mut self, name: &str, role: ConsoleRole) -> Result<bool> {
         self.users_table()?;
-        let r = self.conn.execute(
-            "UPDATE users SET role = ?2 WHERE name = ?1",
-            rusqlite::params![name, role.as_str()],
-        );
-        if self.db(r)? == 0 {
-            return Ok(false);
-        }
-        // A role is a power: chained, so a role raised by hand is found by verify.
-        self.chain_put(&crate::actions::USERS, name)?;
-        Ok(true)
+        self.chained(|l| {
+            let r = l.conn.execute(
+                "UPDATE users SET role = ?2 WHERE name = ?1",
+                rusqlite::params![name, role.as_str()],
+            );
+            if l.db(r)? == 0 {
+                return Ok(false);
+            }
+            // A role is a power: chained, so a role raised by hand is found by verify.
+            l.record_put(&crate::actions::USERS, name)?;
+            Ok(true)
+        })
     }
 
     /// Deletes a user and ends their console sessions; returns whether
@@ -248,18 +254,15 @@ impl Ledger {
     pub fn delete_user(&mut self, name: &str) -> Result<bool> {
         self.users_table()?;
         self.sessions_table()?;
-        let r = self
-            .conn
-            .execute("DELETE FROM sessions WHERE user = ?1", [name]);
-        self.db(r)?;
-        let r = self
-            .conn
-            .execute("DELETE FROM users WHERE name = ?1", [name]);
-        let deleted = self.db(r)? > 0;
-        if deleted {
-            self.chain_delete(&crate::actions::USERS, name)?;
-        }
-        Ok(deleted)
+        self.end_sessions_of(name)?;
+        self.chained(|l| {
+            let r = l.conn.execute("DELETE FROM users WHERE name = ?1", [name]);
+            let deleted = l.db(r)? > 0;
+            if deleted {
+                l.record_delete(&crate::actions::USERS, name)?;
+            }
+            Ok(deleted)
+        })
     }
 }
 

@@ -597,3 +597,163 @@ fn every_node_scopes_every_nodes_chain() {
         .collect();
     assert_eq!(accounts, ["bob", "alice", "alice"]);
 }
+
+fn exception_for(actor: &str, by: &str) -> vakt_event::Exception {
+    vakt_event::Exception {
+        id: String::new(),
+        actor: Some(actor.into()),
+        rule: Some("rate".into()),
+        destination: None,
+        until: None,
+        reason: "known batch job".into(),
+        created_by: by.into(),
+        created_at: Timestamp::now(),
+        revoked_at: None,
+        revoked_by: None,
+    }
+}
+
+fn exception_ids(l: &Ledger) -> Vec<(String, Option<String>, bool)> {
+    let mut v: Vec<_> = l
+        .exceptions(None)
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.id, e.actor, e.revoked_at.is_some()))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn exceptions_incidents_tokens_users_and_sessions_made_on_one_node_hold_on_every_node() {
+    use vakt_ledger::audit::Who;
+    use vakt_ledger::incident_workflow::{IncidentChange, IncidentStatus, Workflow};
+    use vakt_ledger::sessions::SessionInfo;
+    use vakt_ledger::users::ConsoleRole;
+    let pg = TempCluster::shared().unwrap();
+    let url = database(&pg, "records");
+    let tmp = tempfile::tempdir().unwrap();
+
+    // A node with a user and an exception from before it was on the store.
+    let c = DataDir {
+        path: tmp.path().join("c"),
+    };
+    let mut lc = Ledger::open(&c).unwrap();
+    lc.add_user_as("early", "correct horse battery", ConsoleRole::Admin)
+        .unwrap();
+    let early = lc.add_exception(&exception_for("batch-c", "carl")).unwrap();
+    assert_eq!(early.id, "exc-1");
+    lc.close().unwrap();
+    use_postgres(&c, &url, Postings::Btree).unwrap();
+    Ledger::open(&c).unwrap().close().unwrap();
+
+    let a = data_dir(&tmp, "a", &url);
+    let b = data_dir(&tmp, "b", &url);
+    // As `vakt serve` writes: a connection of its own, each change by itself.
+    let mut wa = Ledger::open_read(&a).unwrap();
+    let mut wb = Ledger::open_read(&b).unwrap();
+    wa.sync_shared().unwrap();
+    wb.sync_shared().unwrap();
+    // Made on two nodes before either has heard of the other's: two ids.
+    let ea = wa.add_exception(&exception_for("batch-a", "anna")).unwrap();
+    let eb = wb.add_exception(&exception_for("batch-b", "bert")).unwrap();
+    let mut ids = [ea.id.clone(), eb.id.clone(), early.id.clone()];
+    ids.sort();
+    ids.iter()
+        .for_each(|id| assert!(id.starts_with("exc-"), "{id}"));
+    assert!(ids[0] != ids[1] && ids[1] != ids[2], "{ids:?}");
+    wa.add_user_as("anna", "correct horse staple", ConsoleRole::Analyst)
+        .unwrap();
+    let secret = wa
+        .create_token("proxy-1", vakt_ledger::tokens::Role::Ingest)
+        .unwrap();
+    let who = Who::new("anna", "console", None);
+    let change = IncidentChange {
+        status: Some(IncidentStatus::Acknowledged),
+        owner: Some("anna".into()),
+        ..Default::default()
+    };
+    wa.update_incident("inc-1", &Workflow::default(), &change, &who, &[])
+        .unwrap();
+    let session = SessionInfo {
+        user: "anna".into(),
+        csrf: "csrf-1".into(),
+        expires: Timestamp(Timestamp::now().0 + 3_600_000),
+    };
+    wa.start_session("sid-1", &session, Timestamp::now())
+        .unwrap();
+    // A writer's change goes with its batch.
+    let mut lb = Ledger::open(&b).unwrap();
+    let in_batch = lb
+        .add_exception(&exception_for("batch-b2", "bert"))
+        .unwrap();
+    lb.close().unwrap();
+
+    let now = Timestamp::now();
+    // b's writer applied a's changes at its commit; b's two exceptions
+    // are new to a; nothing is applied twice.
+    wb.sync_shared().unwrap();
+    assert_eq!(wb.sync_shared().unwrap(), 0, "applied once");
+    assert_eq!(wa.sync_shared().unwrap(), 2);
+    for l in [&wa, &wb] {
+        let ids = exception_ids(l);
+        let actors: Vec<&str> = ids.iter().filter_map(|(_, a, _)| a.as_deref()).collect();
+        assert_eq!(actors.len(), 4, "{ids:?}");
+        for actor in ["batch-a", "batch-b", "batch-b2", "batch-c"] {
+            assert!(actors.contains(&actor), "{ids:?}");
+        }
+        assert!(ids.iter().any(|(id, _, _)| *id == in_batch.id));
+        assert!(l.verify_user("anna", "correct horse staple").unwrap());
+        assert!(l.verify_user("early", "correct horse battery").unwrap());
+        assert_eq!(l.token(&secret).unwrap().unwrap().name, "proxy-1");
+        let w = l.incident_workflow("inc-1").unwrap().unwrap();
+        assert_eq!(
+            (w.status, w.owner.as_deref()),
+            (IncidentStatus::Acknowledged, Some("anna"))
+        );
+        let s = l.session("sid-1", now).unwrap().unwrap();
+        assert_eq!(
+            (s.session.csrf.as_str(), s.role),
+            ("csrf-1", ConsoleRole::Analyst)
+        );
+    }
+
+    // Revoked, deleted and changed on b: so on a.
+    wb.revoke_exception(&ea.id, "bert").unwrap().unwrap();
+    wb.set_user_role("anna", ConsoleRole::Viewer).unwrap();
+    wb.revoke_token("proxy-1").unwrap();
+    wb.delete_user("early").unwrap();
+    wa.sync_shared().unwrap();
+    let revoked: Vec<_> = exception_ids(&wa)
+        .into_iter()
+        .filter(|(_, _, r)| *r)
+        .map(|(id, _, _)| id)
+        .collect();
+    assert_eq!(revoked, [ea.id.clone()]);
+    assert_eq!(
+        wa.session("sid-1", now).unwrap().unwrap().role,
+        ConsoleRole::Viewer
+    );
+    assert!(wa.token(&secret).unwrap().is_none());
+    assert!(!wa.verify_user("early", "correct horse battery").unwrap());
+    wb.delete_user("anna").unwrap();
+    assert!(
+        wa.session("sid-1", now).unwrap().is_none(),
+        "a session ends with its user"
+    );
+    // The node that was stopped meanwhile catches up when it opens to write.
+    let lc = Ledger::open(&c).unwrap();
+    assert_eq!(exception_ids(&lc).len(), 4);
+    assert!(!lc.verify_user("anna", "correct horse staple").unwrap());
+    lc.close().unwrap();
+    drop((wa, wb));
+    for d in [&a, &b, &c] {
+        let report = verify(d).unwrap();
+        assert!(
+            report.problem.is_none(),
+            "{}: {:?}",
+            d.path.display(),
+            report.problem
+        );
+    }
+}

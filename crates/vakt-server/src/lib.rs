@@ -49,6 +49,7 @@ mod listen;
 mod metrics;
 mod pages;
 mod reload;
+mod shared_rows;
 mod views;
 mod worker;
 
@@ -213,6 +214,9 @@ pub struct Server {
     followers: follow::Followers,
     kafka: Option<kafka::KafkaReader>,
     reloader: Option<reload::Reloader>,
+    /// Other nodes' changes to exceptions, incidents, tokens and users,
+    /// applied here (on a shared store).
+    shared_rows: Option<shared_rows::SharedRows>,
     limits: ConnectionLimits,
     clock_every: std::time::Duration,
     page_tick: Option<std::time::Duration>,
@@ -345,9 +349,11 @@ impl Server {
             )?),
             None => None,
         };
+        let shared_rows = shared_rows::SharedRows::start(state.clone(), &config.data)?;
         Ok(Server {
             state,
             reloader,
+            shared_rows,
             tx,
             engine,
             deliverer,
@@ -430,12 +436,16 @@ impl Server {
             followers,
             kafka,
             reloader,
+            shared_rows,
             limits: _,
             clock_every: _,
             page_tick: _,
             chromium: _,
         } = self;
         if let Some(r) = reloader {
+            let _ = tokio::task::spawn_blocking(move || r.stop()).await;
+        }
+        if let Some(r) = shared_rows {
             let _ = tokio::task::spawn_blocking(move || r.stop()).await;
         }
         // What the followers read is sent before Stop, so it is processed too.

@@ -530,7 +530,11 @@ fn three_nodes_on_one_store_record_each_message_once_across_a_kill_9() {
             "SELECT count(*), count(DISTINCT (n.name, e.line)) FROM vakt.entries e JOIN vakt.names n ON n.chain = e.chain AND n.id = e.source",
         )
         .unwrap();
-    assert_eq!(messages.trim(), format!("{TOTAL}|{TOTAL}"), "messages in the store, distinct");
+    assert_eq!(
+        messages.trim(),
+        format!("{TOTAL}|{TOTAL}"),
+        "messages in the store, distinct"
+    );
     // Any node scopes every node's chain: customers read once each, and
     // an account's accesses wherever they were recorded.
     for d in &data {
@@ -539,7 +543,12 @@ fn three_nodes_on_one_store_record_each_message_once_across_a_kill_9() {
             assert_eq!(accesses_of(d, &customer), 1, "{}: {customer}", d.display());
         }
         // k.user0 reads at every 40th message.
-        assert_eq!(account_accesses(d, "k.user0"), TOTAL as u64 / 40, "{}", d.display());
+        assert_eq!(
+            account_accesses(d, "k.user0"),
+            TOTAL as u64 / 40,
+            "{}",
+            d.display()
+        );
     }
     let mut by_node = 0;
     for d in &data {

@@ -181,6 +181,27 @@ CREATE TABLE IF NOT EXISTS vakt.names(
     PRIMARY KEY (chain, id)
 );
 CREATE INDEX IF NOT EXISTS names_key ON vakt.names(kind, key);
+-- The newest version of each row people change (exceptions, incident
+-- states, tokens, users), every node's data directory converging to it
+-- (see vakt_ledger::shared_records); payload NULL: deleted.
+CREATE SEQUENCE IF NOT EXISTS vakt.record_versions;
+CREATE SEQUENCE IF NOT EXISTS vakt.exception_numbers;
+CREATE TABLE IF NOT EXISTS vakt.records(
+    tbl text NOT NULL,
+    key text NOT NULL,
+    payload text,
+    version bigint NOT NULL,
+    PRIMARY KEY (tbl, key)
+);
+CREATE INDEX IF NOT EXISTS records_version ON vakt.records(version);
+-- Console sessions, by a hash of their id, so any node serves them.
+CREATE TABLE IF NOT EXISTS vakt.sessions(
+    id_hash bytea PRIMARY KEY,
+    \"user\" text NOT NULL,
+    csrf text NOT NULL,
+    expires bigint NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sessions_user ON vakt.sessions(\"user\");
 -- How far each source every node reads alike (a Kafka partition) is
 -- recorded, by whichever chain holds it.
 CREATE TABLE IF NOT EXISTS vakt.offsets(
@@ -235,6 +256,8 @@ pub struct Rider<'a> {
     pub(crate) alerts: &'a [crate::shared_alerts::StoredAlert],
     /// Names the batch interned.
     pub(crate) names: &'a [crate::shared_names::StoredName],
+    /// Rows of the shared tables the batch changed.
+    pub(crate) records: &'a [crate::shared_records::Record],
 }
 
 /// A shared source (a Kafka partition) moved on by a batch: from the line
@@ -674,6 +697,8 @@ fn copy_batch(
         crate::shared_alerts::write(&mut tx, chain, alert)?;
     }
     crate::shared_names::write(&mut tx, chain, rider.names)?;
+    // Last: its lock is held until the commit.
+    crate::shared_records::write(&mut tx, rider.records)?;
     if let Some((n, changes)) = rider.journal {
         tx.execute(
             "INSERT INTO vakt.journal(chain, n, upto, changes) VALUES ($1, $2, $3, $4)
