@@ -1,7 +1,8 @@
 //! `vakt serve` over real HTTP on 127.0.0.1: tokens and roles, decisions
 //! by the API and by the CLI, ingest with good and bad lines, a canary
 //! read that ends in a block decision, and a restart that replays the
-//! journal without recording anything twice; HTTPS with a certificate
+//! journal without recording anything twice; two nodes on one PostgreSQL
+//! store sharing tokens and exceptions; HTTPS with a certificate
 //! given on the command line or in the settings file.
 
 mod support;
@@ -687,4 +688,79 @@ fn a_log_file_named_in_the_settings_is_followed_once_across_restarts() {
     assert!(eventually(WAIT, || scope(&s).len() == 5), "{:?}", scope(&s));
     s.stop();
     assert_eq!(recorded(), 4);
+}
+
+/// Two nodes on one PostgreSQL store, as behind one address: tokens made
+/// on one are accepted by the other, also one made while the other runs,
+/// and an exception added over one node's API suppresses what the other
+/// node detects, so it makes no block.
+#[test]
+fn two_nodes_on_one_store_share_tokens_and_exceptions() {
+    let pg = vakt_pgtemp::TempCluster::shared().unwrap();
+    pg.psql("DROP DATABASE IF EXISTS pair").unwrap();
+    pg.psql("CREATE DATABASE pair").unwrap();
+    let url = pg.url("pair");
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    vakt(&["ledger", "store", &url], &a);
+    vakt(&["ledger", "store", &url], &b);
+    let directory = tmp.path().join("directory.toml");
+    std::fs::write(
+        &directory,
+        "[[canary]]\ncustomer_id = \"C-900001\"\nlabel = \"planted\"\ncontact = [\"+46700000001\"]\n\n\
+         [[policy]]\nrule = \"canary\"\nmin_severity = \"low\"\naction = \"block\"\nttl = \"1h\"\n",
+    )
+    .unwrap();
+    let (admin, ingest) = (token(&a, "admin", "admin"), token(&a, "proxy", "ingest"));
+    let sb = Serve::start(&b, Some(&directory));
+    let answered = sb.call("GET", "/v1/decisions", Some(&admin), None);
+    assert_eq!(answered.status, 200, "{answered:?}");
+    // Made on the other node's data directory while this one runs.
+    let read = token(&a, "reader", "read");
+    let taken = eventually(Duration::from_secs(5), || {
+        sb.call("GET", "/v1/decisions", Some(&read), None).status == 200
+    });
+    assert!(taken, "a token made on a was not accepted by b within 5 s");
+
+    let sa = Serve::start(&a, Some(&directory));
+    let made = sa.call(
+        "POST",
+        "/v1/exceptions",
+        Some(&admin),
+        Some(r#"{"actor":"p3.bot","rule":"canary","reason":"a red-team exercise"}"#),
+    );
+    assert_eq!(made.status, 201, "{made:?}");
+    let id = made.json["id"].as_str().unwrap().to_owned();
+    let listed = eventually(Duration::from_secs(5), || {
+        let l = sb.call("GET", "/v1/exceptions", Some(&admin), None).json;
+        l.as_array()
+            .is_some_and(|l| l.iter().any(|e| e["id"] == json!(id)))
+    });
+    assert!(listed, "b does not list a's exception {id} within 5 s");
+
+    let batch = format!("{}\n", access("p3.bot", &["C-18", "C-900001"]));
+    let posted = sb.call("POST", "/v1/events", Some(&ingest), Some(&batch));
+    assert_eq!(posted.status, 200, "{posted:?}");
+    let mut alerts = Value::Null;
+    let suppressed = eventually(Duration::from_secs(10), || {
+        alerts = sa
+            .call(
+                "GET",
+                "/v1/alerts?rule=canary&suppressed=true",
+                Some(&admin),
+                None,
+            )
+            .json;
+        alerts.as_array().is_some_and(|a| !a.is_empty())
+    });
+    assert!(suppressed, "no suppressed canary alert: {alerts}");
+    assert_eq!(alerts[0]["vakt.suppressed_by"], json!(id));
+    assert_eq!(alerts[0]["user.name"], "p3.bot");
+    let decisions = sb.call("GET", "/v1/decisions", Some(&read), None).json;
+    assert_eq!(decisions, json!([]), "the exception made no block on b");
+    sa.stop();
+    sb.stop();
+    for d in [&a, &b] {
+        assert!(vakt(&["ledger", "verify"], d).contains("entries"));
+    }
 }
