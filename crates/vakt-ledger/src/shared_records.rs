@@ -78,20 +78,12 @@ pub(crate) fn write(tx: &mut postgres::Transaction<'_>, records: &[Record]) -> R
     if records.is_empty() {
         return Ok(());
     }
-    tx.execute(
-        "SELECT pg_advisory_xact_lock($1, $2)",
-        &[&LOCK_SPACE, &RECORDS_LOCK],
-    )
-    .map_err(pg("locking the shared rows"))?;
-    for r in records {
-        tx.execute(
-            "INSERT INTO vakt.records(tbl, key, payload, version) VALUES ($1, $2, $3, nextval('vakt.record_versions'))
-             ON CONFLICT (tbl, key) DO UPDATE SET payload = excluded.payload, version = excluded.version
-             WHERE vakt.records.payload IS DISTINCT FROM excluded.payload",
-            &[&r.table, &to_text(&r.key), &r.payload.as_deref().map(to_text)],
-        )
-        .map_err(pg("sharing a changed row"))?;
-    }
+    insert(
+        tx,
+        records,
+        "DO UPDATE SET payload = excluded.payload, version = excluded.version
+         WHERE vakt.records.payload IS DISTINCT FROM excluded.payload",
+    )?;
     tx.execute("SELECT pg_notify($1, '')", &[&CHANNEL])
         .map_err(pg("announcing the shared rows"))?;
     Ok(())
@@ -100,18 +92,32 @@ pub(crate) fn write(tx: &mut postgres::Transaction<'_>, records: &[Record]) -> R
 /// Adds `records` the store does not hold yet (a data directory's rows
 /// from before it was on the store: the store's own are newer).
 fn write_missing(tx: &mut postgres::Transaction<'_>, records: &[Record]) -> Result<()> {
+    insert(tx, records, "DO NOTHING")
+}
+
+/// Inserts `records` under new versions, `on_conflict` deciding for a key
+/// the store holds; versions are drawn under the lock, so they commit in
+/// order.
+fn insert(tx: &mut postgres::Transaction<'_>, records: &[Record], on_conflict: &str) -> Result<()> {
     tx.execute(
         "SELECT pg_advisory_xact_lock($1, $2)",
         &[&LOCK_SPACE, &RECORDS_LOCK],
     )
     .map_err(pg("locking the shared rows"))?;
+    let sql = format!(
+        "INSERT INTO vakt.records(tbl, key, payload, version) VALUES ($1, $2, $3, nextval('vakt.record_versions'))
+         ON CONFLICT (tbl, key) {on_conflict}"
+    );
     for r in records {
         tx.execute(
-            "INSERT INTO vakt.records(tbl, key, payload, version) VALUES ($1, $2, $3, nextval('vakt.record_versions'))
-             ON CONFLICT (tbl, key) DO NOTHING",
-            &[&r.table, &to_text(&r.key), &r.payload.as_deref().map(to_text)],
+            &sql,
+            &[
+                &r.table,
+                &to_text(&r.key),
+                &r.payload.as_deref().map(to_text),
+            ],
         )
-        .map_err(pg("sharing the earlier rows"))?;
+        .map_err(pg("sharing a changed row"))?;
     }
     Ok(())
 }

@@ -170,6 +170,19 @@ fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// A directory file planting canary C-900001, with a policy blocking
+/// whoever reads it.
+fn canary_directory(dir: &Path) -> PathBuf {
+    let directory = dir.join("directory.toml");
+    std::fs::write(
+        &directory,
+        "[[canary]]\ncustomer_id = \"C-900001\"\nlabel = \"planted\"\ncontact = [\"+46700000001\"]\n\n\
+         [[policy]]\nrule = \"canary\"\nmin_severity = \"low\"\naction = \"block\"\nttl = \"1h\"\n",
+    )
+    .unwrap();
+    directory
+}
+
 fn data_dir(tmp: &tempfile::TempDir) -> PathBuf {
     tmp.path().join("data")
 }
@@ -408,13 +421,7 @@ fn canary_read_ends_in_a_block(store: Option<&str>) {
     if let Some(url) = store {
         vakt(&["ledger", "store", url], &data);
     }
-    let directory = tmp.path().join("directory.toml");
-    std::fs::write(
-        &directory,
-        "[[canary]]\ncustomer_id = \"C-900001\"\nlabel = \"planted\"\ncontact = [\"+46700000001\"]\n\n\
-         [[policy]]\nrule = \"canary\"\nmin_severity = \"low\"\naction = \"block\"\nttl = \"1h\"\n",
-    )
-    .unwrap();
+    let directory = canary_directory(tmp.path());
     let (ingest, read) = (
         token(&data, "proxy", "ingest"),
         token(&data, "enforcer", "read"),
@@ -704,13 +711,7 @@ fn two_nodes_on_one_store_share_tokens_and_exceptions() {
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
     vakt(&["ledger", "store", &url], &a);
     vakt(&["ledger", "store", &url], &b);
-    let directory = tmp.path().join("directory.toml");
-    std::fs::write(
-        &directory,
-        "[[canary]]\ncustomer_id = \"C-900001\"\nlabel = \"planted\"\ncontact = [\"+46700000001\"]\n\n\
-         [[policy]]\nrule = \"canary\"\nmin_severity = \"low\"\naction = \"block\"\nttl = \"1h\"\n",
-    )
-    .unwrap();
+    let directory = canary_directory(tmp.path());
     let (admin, ingest) = (token(&a, "admin", "admin"), token(&a, "proxy", "ingest"));
     let sb = Serve::start(&b, Some(&directory));
     let answered = sb.call("GET", "/v1/decisions", Some(&admin), None);
