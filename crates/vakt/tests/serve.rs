@@ -698,7 +698,7 @@ fn a_log_file_named_in_the_settings_is_followed_once_across_restarts() {
 }
 
 /// Two nodes on one PostgreSQL store, as behind one address: tokens made
-/// on one are accepted by the other, also one made while the other runs,
+/// on one are accepted by the other, also one made while both run,
 /// and an exception added over one node's API suppresses what the other
 /// node detects, so it makes no block.
 #[test]
@@ -716,14 +716,14 @@ fn two_nodes_on_one_store_share_tokens_and_exceptions() {
     let sb = Serve::start(&b, Some(&directory));
     let answered = sb.call("GET", "/v1/decisions", Some(&admin), None);
     assert_eq!(answered.status, 200, "{answered:?}");
-    // Made on the other node's data directory while this one runs.
+    let sa = Serve::start(&a, Some(&directory));
+    // Made with the CLI on a's data directory while both nodes run.
     let read = token(&a, "reader", "read");
     let taken = eventually(Duration::from_secs(5), || {
         sb.call("GET", "/v1/decisions", Some(&read), None).status == 200
     });
     assert!(taken, "a token made on a was not accepted by b within 5 s");
 
-    let sa = Serve::start(&a, Some(&directory));
     let made = sa.call(
         "POST",
         "/v1/exceptions",

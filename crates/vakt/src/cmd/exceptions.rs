@@ -105,8 +105,7 @@ pub fn run(cmd: ExceptionsCommand) -> Result<ExitCode> {
             from_alert,
         } => {
             let dir = data.dir();
-            let mut l = Ledger::open(&dir)
-                .with_context(|| format!("cannot open the ledger in {}", dir.path.display()))?;
+            let mut l = crate::cmd::open_to_change(&dir)?;
             let request = ExceptionRequest {
                 actor,
                 rule,
@@ -128,7 +127,7 @@ pub fn run(cmd: ExceptionsCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         ExceptionsCommand::Delete { data, id } => {
-            let mut l = Ledger::open(&data.dir())?;
+            let mut l = crate::cmd::open_to_change(&data.dir())?;
             let who = crate::cmd::who();
             let found = l.audited(&who, |l| {
                 let e = l.revoke_exception(&id, &who.name)?;

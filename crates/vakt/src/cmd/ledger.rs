@@ -574,7 +574,7 @@ pub fn decisions(cmd: DecisionsCommand) -> Result<ExitCode> {
             let ttl_ms = vakt_event::decision::ttl_ms(&ttl).context("--ttl")?;
             let d = Decision::manual(scope, &value, action, reason, Timestamp::now(), ttl_ms)
                 .context("--value")?;
-            let mut l = Ledger::open(&data.dir())?;
+            let mut l = crate::cmd::open_to_change(&data.dir())?;
             l.audited(&crate::cmd::who(), |l| {
                 l.put_decision(&d)?;
                 Ok(((), Some(Audit::decision("decision.add", &d))))
@@ -584,7 +584,7 @@ pub fn decisions(cmd: DecisionsCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         DecisionsCommand::Delete { data, id } => {
-            let mut l = Ledger::open(&data.dir())?;
+            let mut l = crate::cmd::open_to_change(&data.dir())?;
             let found = l.audited(&crate::cmd::who(), |l| {
                 let found = l.delete_decision(&id)?;
                 Ok((found, found.then(|| Audit::new("decision.lift", &id))))

@@ -18,6 +18,22 @@ pub mod watch;
 
 /// The person at the command line (`$USER`) on this host, as the audit
 /// trail names them: `cli:NAME`.
+/// Opens the data directory's ledger for a change made by itself (a
+/// token, a user, an exception, a decision), beside a `vakt serve` that
+/// may be appending to it: each change commits in a sealed transaction of
+/// its own (and, on a shared PostgreSQL store, needs no hold on the
+/// node's chain). A data directory without a ledger gets one first.
+pub fn open_to_change(dir: &vakt_ledger::DataDir) -> anyhow::Result<vakt_ledger::Ledger> {
+    use anyhow::Context;
+    let open = || format!("cannot open the ledger in {}", dir.path.display());
+    if !dir.db_path().exists() {
+        vakt_ledger::Ledger::open(dir)
+            .and_then(|l| l.close())
+            .with_context(open)?;
+    }
+    vakt_ledger::Ledger::open_read(dir).with_context(open)
+}
+
 pub fn who() -> vakt_ledger::audit::Who {
     let user = std::env::var("USER")
         .ok()

@@ -43,8 +43,7 @@ pub fn run(cmd: TokenCommand) -> Result<ExitCode> {
                 bail!("--role `{role}` is not a role; use ingest, read, analyst or admin");
             };
             let dir = data.dir();
-            let mut l = Ledger::open(&dir)
-                .with_context(|| format!("cannot open the ledger in {}", dir.path.display()))?;
+            let mut l = crate::cmd::open_to_change(&dir)?;
             let secret = l.audited(&crate::cmd::who(), |l| {
                 let secret = l.create_token(&name, role)?;
                 let audit = Audit::new("token.create", &name)
@@ -72,7 +71,7 @@ pub fn run(cmd: TokenCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         TokenCommand::Revoke { data, name } => {
-            let mut l = Ledger::open(&data.dir())?;
+            let mut l = crate::cmd::open_to_change(&data.dir())?;
             let found = l.audited(&crate::cmd::who(), |l| {
                 let found = l.revoke_token(&name)?;
                 Ok((found, found.then(|| Audit::new("token.revoke", &name))))

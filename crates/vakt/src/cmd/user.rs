@@ -90,8 +90,7 @@ pub fn run(cmd: UserCommand) -> Result<ExitCode> {
             let role: ConsoleRole = role.parse()?;
             let password = read_password(password_stdin)?;
             let dir = data.dir();
-            let mut l = Ledger::open(&dir)
-                .with_context(|| format!("cannot open the ledger in {}", dir.path.display()))?;
+            let mut l = crate::cmd::open_to_change(&dir)?;
             l.audited(&crate::cmd::who(), |l| {
                 l.add_user_as(&name, &password, role)?;
                 let audit = Audit::new("user.add", &name)
@@ -117,7 +116,7 @@ pub fn run(cmd: UserCommand) -> Result<ExitCode> {
         }
         UserCommand::Role { data, name, role } => {
             let role: ConsoleRole = role.parse()?;
-            let mut l = Ledger::open(&data.dir())?;
+            let mut l = crate::cmd::open_to_change(&data.dir())?;
             let found = l.audited(&crate::cmd::who(), |l| {
                 let found = l.set_user_role(&name, role)?;
                 let audit = Audit::new("user.role", &name)
@@ -134,7 +133,7 @@ pub fn run(cmd: UserCommand) -> Result<ExitCode> {
             }
         }
         UserCommand::Delete { data, name } => {
-            let mut l = Ledger::open(&data.dir())?;
+            let mut l = crate::cmd::open_to_change(&data.dir())?;
             let found = l.audited(&crate::cmd::who(), |l| {
                 let found = l.delete_user(&name)?;
                 Ok((found, found.then(|| Audit::new("user.delete", &name))))
