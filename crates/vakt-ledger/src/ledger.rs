@@ -138,6 +138,11 @@ impl Ledger {
         l.begin()?;
         if l.writer && l.shared.is_some() {
             l.start_recording()?;
+            // What it took from the store (other nodes' users, tokens,
+            // exceptions) is committed now, not with the first events:
+            // until then this writer would hold the database's write lock
+            // and its readers would not see it.
+            l.commit()?;
         }
         Ok(l)
     }

@@ -4,7 +4,7 @@
 //! at each alert.
 
 use crate::cmd::ledger::DataArgs;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use std::process::ExitCode;
 use vakt_event::{Exception, Timestamp};
 use vakt_ledger::audit::Audit;

@@ -2,7 +2,7 @@
 //! at creation; the ledger keeps only its hash.
 
 use crate::cmd::ledger::DataArgs;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use std::process::ExitCode;
 use vakt_ledger::audit::Audit;
 use vakt_ledger::tokens::Role;
