@@ -96,6 +96,9 @@ impl Cidr {
 /// a shared store's, by its number ([`crate::shared_names`]).
 type Chain = Option<i32>;
 
+/// A set of data categories by its name id, in its chain.
+type CategorySet = (Chain, u64);
+
 impl Ledger {
     fn name_of(&self, kind_id: i64) -> Result<String> {
         let r = self
@@ -125,10 +128,11 @@ impl Ledger {
             by_category: BTreeMap::new(),
             source_ips: BTreeMap::new(),
         };
-        let mut per: HashMap<String, (BTreeSet<(Chain, u64)>, i64, i64, u64)> = HashMap::new();
-        let mut cat_ids: BTreeSet<(Chain, u64)> = BTreeSet::new();
+        // Per customer: the category sets read, first and last read, reads.
+        let mut per: HashMap<String, (BTreeSet<CategorySet>, i64, i64, u64)> = HashMap::new();
+        let mut cat_ids: BTreeSet<CategorySet> = BTreeSet::new();
         // Records of reads that name no customers, per category set.
-        let mut unlisted: HashMap<(Chain, u64), u64> = HashMap::new();
+        let mut unlisted: HashMap<CategorySet, u64> = HashMap::new();
         self.account_rows(account, since.0, until.0, &mut |chain, row| {
             if let Some(net) = ip {
                 if !row.ip.parse().is_ok_and(|a| net.contains(a)) {
@@ -155,7 +159,7 @@ impl Ledger {
             cat_ids.insert(cats);
             Ok(())
         })?;
-        let cat_names: HashMap<(Chain, u64), Vec<String>> = self
+        let cat_names: HashMap<CategorySet, Vec<String>> = self
             .names_in(&cat_ids)?
             .into_iter()
             .map(|(id, joined)| {

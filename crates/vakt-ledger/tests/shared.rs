@@ -729,7 +729,7 @@ fn exceptions_incidents_tokens_users_and_sessions_made_on_one_node_hold_on_every
         .filter(|(_, _, r)| *r)
         .map(|(id, _, _)| id)
         .collect();
-    assert_eq!(revoked, [ea.id.clone()]);
+    assert_eq!(revoked, [ea.id.as_str()]);
     assert_eq!(
         wa.session("sid-1", now).unwrap().unwrap().role,
         ConsoleRole::Viewer
