@@ -311,3 +311,105 @@ fn bad_urls_and_points_say_what_is_wrong() {
         .unwrap();
     assert!(err.to_string().contains("no vakt ledger"), "{err}");
 }
+
+/// A CA and a certificate it signed for `names`, as PEM: (ca, cert, key).
+fn signed_certificate(names: &[&str]) -> (String, String, String) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "vakt test CA");
+    let ca = ca.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let cert = rcgen::CertificateParams::new(names)
+        .unwrap()
+        .signed_by(&key, &ca, &ca_key)
+        .unwrap();
+    (ca.pem(), cert.pem(), key.serialize_pem())
+}
+
+/// An error and its causes, as one line.
+fn chain_of(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
+}
+
+/// A cluster that takes only TLS over TCP: `sslmode=verify-full` with the
+/// CA that signed its certificate records and answers; the clear, another
+/// CA and another host name are refused; `require` encrypts without
+/// checking, as libpq's does.
+#[test]
+fn over_tls_the_url_decides_how_the_server_is_checked() {
+    let pg = TempCluster::start(&vakt_pgtemp::Options {
+        hba: Some("local all all trust\nhostssl all all 127.0.0.1/32 scram-sha-256\n".into()),
+        settings: Vec::new(),
+    })
+    .unwrap();
+    let (ca, cert, key) = signed_certificate(&["127.0.0.1"]);
+    let (crt_path, key_path) = (pg.dir().join("server.crt"), pg.dir().join("server.key"));
+    std::fs::write(&crt_path, cert).unwrap();
+    std::fs::write(&key_path, key).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    if let Some((uid, gid)) = pg.user() {
+        for p in [&crt_path, &key_path] {
+            std::os::unix::fs::chown(p, Some(uid), Some(gid)).unwrap();
+        }
+    }
+    for sql in [
+        format!("ALTER SYSTEM SET ssl_cert_file = '{}'", crt_path.display()),
+        format!("ALTER SYSTEM SET ssl_key_file = '{}'", key_path.display()),
+        "ALTER SYSTEM SET ssl = on".into(),
+        "SELECT pg_reload_conf()".into(),
+    ] {
+        pg.psql(&sql).unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while pg.psql("SHOW ssl").unwrap().trim() != "on" {
+        assert!(std::time::Instant::now() < deadline, "{}", pg.log());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    pg.psql("CREATE DATABASE tls").unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let (ca_path, other_ca) = (tmp.path().join("ca.pem"), tmp.path().join("other.pem"));
+    std::fs::write(&ca_path, ca).unwrap();
+    std::fs::write(&other_ca, signed_certificate(&["127.0.0.1"]).0).unwrap();
+    let base = pg.url("tls");
+    let with = |mode: &str, ca: &std::path::Path| {
+        format!("{base}?sslmode={mode}&sslrootcert={}", ca.display())
+    };
+
+    let verified = with("verify-full", &ca_path);
+    let chain = vakt_ledger::store::postgres::new_chain(&verified, "tls", Postings::Btree).unwrap();
+    let mut store = PgStore::open(&verified, chain, Postings::Btree, None).unwrap();
+    let entries = generated(300, 11);
+    fill(&mut store, &entries, 100);
+    assert_eq!(all(&store), entries);
+    let encrypted = pg
+        .psql("SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.datname = 'tls' AND s.ssl")
+        .unwrap();
+    assert!(encrypted.trim().parse::<u32>().unwrap() >= 1, "{encrypted}");
+
+    let refused = |url: &str, says: &str| {
+        let e = PgStore::open_read(url, chain, None).err().unwrap();
+        let text = chain_of(&e);
+        assert!(text.to_lowercase().contains(says), "{url}: {text}");
+        let password = format!(":{}@", vakt_pgtemp::PASSWORD);
+        assert!(!text.contains(&password), "the password is shown: {text}");
+    };
+    refused(&base, "pg_hba.conf");
+    refused(&with("verify-full", &other_ca), "certificate");
+    refused(
+        &with("verify-full", &ca_path).replace("127.0.0.1", "localhost"),
+        "certificate",
+    );
+    let unchecked = PgStore::open_read(&with("require", &other_ca), chain, None).unwrap();
+    assert_eq!(unchecked.chain_len().unwrap(), 300);
+}

@@ -578,13 +578,19 @@ impl Drop for Conn {
     }
 }
 
+/// Connects as `url` says, over TLS when its `sslmode` asks for it
+/// (see `pg_tls`).
 pub(crate) fn connect(url: &str) -> Result<Conn> {
-    off_runtime(|| Client::connect(url, NoTls))
-        .map(|c| Conn(Some(c)))
-        .map_err(|source| LedgerError::Postgres {
-            what: format!("connecting to {}", redacted(url)),
-            source,
-        })
+    let target = super::pg_tls::target(url)?;
+    off_runtime(|| match target.tls {
+        Some(tls) => target.config.connect(tls),
+        None => target.config.connect(NoTls),
+    })
+    .map(|c| Conn(Some(c)))
+    .map_err(|source| LedgerError::Postgres {
+        what: format!("connecting to {}", redacted(url)),
+        source,
+    })
 }
 
 /// `url` without its password, for messages.
