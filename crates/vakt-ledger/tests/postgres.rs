@@ -412,4 +412,13 @@ fn over_tls_the_url_decides_how_the_server_is_checked() {
     );
     let unchecked = PgStore::open_read(&with("require", &other_ca), chain, None).unwrap();
     assert_eq!(unchecked.chain_len().unwrap(), 300);
+    // The password from PGPASSWORD, for a URL that leaves it out (the
+    // only test in this binary that sets the environment).
+    let without =
+        with("verify-full", &ca_path).replace(&format!(":{}@", vakt_pgtemp::PASSWORD), "@");
+    refused(&without, "password");
+    std::env::set_var("PGPASSWORD", vakt_pgtemp::PASSWORD);
+    let from_env = PgStore::open_read(&without, chain, None);
+    std::env::remove_var("PGPASSWORD");
+    assert_eq!(from_env.unwrap().chain_len().unwrap(), 300);
 }

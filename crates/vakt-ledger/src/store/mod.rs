@@ -34,7 +34,7 @@
 //! How they compare, measured with `vakt bench store` on this design's
 //! target workload, is in [`segments`]'s documentation.
 
-mod pg_tls;
+mod pg_connect;
 pub mod postgres;
 pub mod segments;
 pub mod sqlite;

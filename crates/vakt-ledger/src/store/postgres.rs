@@ -579,9 +579,9 @@ impl Drop for Conn {
 }
 
 /// Connects as `url` says, over TLS when its `sslmode` asks for it
-/// (see `pg_tls`).
+/// (see `pg_connect`).
 pub(crate) fn connect(url: &str) -> Result<Conn> {
-    let target = super::pg_tls::target(url)?;
+    let target = super::pg_connect::target(url)?;
     off_runtime(|| match target.tls {
         Some(tls) => target.config.connect(tls),
         None => target.config.connect(NoTls),

@@ -127,6 +127,12 @@ pub fn ledger(cmd: LedgerCommand) -> Result<ExitCode> {
                 s.chain,
                 s.postings.name()
             );
+            if redacted(&url) != url {
+                eprintln!(
+                    "vakt ledger store: the URL's password is kept in {} (readable by its owner only); to keep it out, leave it out of the URL and set PGPASSWORD for every vakt command on this data directory",
+                    dir.db_path().display()
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         LedgerCommand::Migrate { data } => {

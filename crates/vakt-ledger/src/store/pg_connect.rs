@@ -1,4 +1,10 @@
-//! TLS to the shared PostgreSQL store, chosen by the URL as libpq does:
+//! How vakt reaches the shared PostgreSQL store.
+//!
+//! **The password** may be left out of the URL, which the data directory
+//! keeps (`ledger.db`, readable by its owner only), and given in
+//! `PGPASSWORD` instead, as libpq takes it.
+//!
+//! **TLS**, chosen by the URL as libpq does:
 //! `sslmode=verify-full&sslrootcert=/path/ca.pem` checks the server's
 //! certificate chain against that CA and its name against the host;
 //! `sslmode=require` encrypts without checking who answers (libpq's
@@ -71,6 +77,11 @@ pub(crate) fn target(url: &str) -> Result<Target> {
     };
     if tls.is_some() {
         config.ssl_mode(postgres::config::SslMode::Require);
+    }
+    if config.get_password().is_none() {
+        if let Some(pw) = std::env::var_os("PGPASSWORD") {
+            config.password(pw.as_encoded_bytes());
+        }
     }
     Ok(Target {
         config,
