@@ -62,7 +62,8 @@ pub struct ClusterBenchArgs {
     #[arg(long, default_value = "embedded", value_parser = ["embedded", "postgres"])]
     pub store: String,
     /// The PostgreSQL database for `--store postgres`; by default a
-    /// throwaway cluster is started for the run.
+    /// throwaway cluster is started for the run. Its `vakt` schema is
+    /// dropped before each run: every run starts from an empty store.
     #[arg(long, value_name = "URL")]
     pub postgres: Option<String>,
     /// Working directory: generated input and the nodes' data directories.
@@ -333,6 +334,11 @@ fn measure(
     store: Option<&str>,
 ) -> Result<Measured> {
     let group = format!("{topic}-{nodes}");
+    // A run of its own: the store's offsets of an earlier run would say
+    // every message is recorded already, and the nodes would record none.
+    if let Some(url) = store {
+        vakt_ledger::store::postgres::reset(url)?;
+    }
     // tansu 0.6 holds a fetch for its longest wait even when messages are
     // waiting (librdkafka's default is 500 ms), which a Kafka broker does
     // not: without this the figures would be tansu's.

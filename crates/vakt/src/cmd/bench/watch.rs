@@ -103,6 +103,8 @@ pub(super) fn watch_once(
     if let Some(d) = data {
         let _ = std::fs::remove_dir_all(d);
         if let Some(url) = store {
+            // Each run on an empty store, as each on a new data directory.
+            vakt_ledger::store::postgres::reset(url)?;
             let dir = vakt_ledger::DataDir { path: d.to_owned() };
             vakt_ledger::ledger::use_postgres(&dir, url, Postings::Btree)?;
         }
