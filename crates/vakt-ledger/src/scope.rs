@@ -172,7 +172,7 @@ impl Ledger {
             })
             .collect();
         for (cats, records) in unlisted {
-            for c in &cat_names[&cats] {
+            for c in cat_names.get(&cats).into_iter().flatten() {
                 *scope.unlisted_by_category.entry(c.clone()).or_default() += records;
             }
         }
@@ -180,7 +180,7 @@ impl Ledger {
         for (customer, (cats, first, last, reads)) in per {
             let categories: BTreeSet<String> = cats
                 .iter()
-                .flat_map(|c| cat_names[c].iter().cloned())
+                .flat_map(|c| cat_names.get(c).into_iter().flatten().cloned())
                 .collect();
             for c in &categories {
                 *scope.by_category.entry(c.clone()).or_default() += 1;
@@ -284,22 +284,30 @@ impl Ledger {
             }
         }
         let names = self.names_in(&ids)?;
-        let name = |c: Chain, id: u64| names[&(c, id)].clone();
-        Ok(found
-            .into_iter()
-            .map(|(c, e)| CustomerAccess {
-                at: Timestamp(e.t),
-                account: name(c, e.account),
-                organization: name(c, e.org),
-                source_ip: e.ip,
-                action: name(c, e.action),
-                records: e.records,
-                categories: name(c, e.categories),
-                case_id: e.case_id,
-                source: name(c, e.source),
-                line: e.line,
+        let name = |c: Chain, id: u64| -> Result<String> {
+            names.get(&(c, id)).cloned().ok_or_else(|| {
+                LedgerError::Invalid(format!(
+                    "name id {id} of an entry is not in the ledger's names; run `vakt ledger verify`"
+                ))
             })
-            .collect())
+        };
+        found
+            .into_iter()
+            .map(|(c, e)| {
+                Ok(CustomerAccess {
+                    at: Timestamp(e.t),
+                    account: name(c, e.account)?,
+                    organization: name(c, e.org)?,
+                    source_ip: e.ip,
+                    action: name(c, e.action)?,
+                    records: e.records,
+                    categories: name(c, e.categories)?,
+                    case_id: e.case_id,
+                    source: name(c, e.source)?,
+                    line: e.line,
+                })
+            })
+            .collect()
     }
 
     /// The account and window of a recorded alert.

@@ -114,7 +114,7 @@ impl Ledger {
     /// Ends the session `id` (signing out).
     pub fn end_session(&mut self, id: &str) -> Result<()> {
         if let Some(shared) = &self.shared {
-            return shared.end_sessions("id_hash", &hash(id)[..]);
+            return shared.end_session(&hash(id));
         }
         self.sessions_table()?;
         let r = self
@@ -133,7 +133,7 @@ impl Ledger {
             .execute("DELETE FROM sessions WHERE user = ?1", [user]);
         self.db(r)?;
         match &self.shared {
-            Some(shared) => shared.end_sessions("\"user\"", to_text(user).as_bytes()),
+            Some(shared) => shared.end_sessions_of(user),
             None => Ok(()),
         }
     }
@@ -172,16 +172,27 @@ impl Shared {
         }))
     }
 
-    /// Ends the sessions whose `column` (`id_hash`, or `"user"` as text)
-    /// is `value`.
-    fn end_sessions(&self, column: &str, value: &[u8]) -> Result<()> {
-        let sql = format!("DELETE FROM vakt.sessions WHERE {column} = $1");
+    fn end_session(&self, id_hash: &[u8; 32]) -> Result<()> {
         self.client()?
-            .with(|c| match column {
-                "id_hash" => c.execute(&sql, &[&value]),
-                _ => c.execute(&sql, &[&String::from_utf8_lossy(value).as_ref()]),
+            .with(|c| {
+                c.execute(
+                    "DELETE FROM vakt.sessions WHERE id_hash = $1",
+                    &[&&id_hash[..]],
+                )
             })
-            .map_err(pg("ending sessions"))?;
+            .map_err(pg("ending a session"))?;
+        Ok(())
+    }
+
+    fn end_sessions_of(&self, user: &str) -> Result<()> {
+        self.client()?
+            .with(|c| {
+                c.execute(
+                    "DELETE FROM vakt.sessions WHERE \"user\" = $1",
+                    &[&to_text(user)],
+                )
+            })
+            .map_err(pg("ending a user's sessions"))?;
         Ok(())
     }
 }

@@ -20,7 +20,7 @@
 use crate::ledger::Kind;
 use crate::shared::Shared;
 use crate::store::postgres::{
-    account_row, entry, from_text, pg, read_design, to_text, Postings, CHUNK, COLUMNS,
+    account_row, entries_by_seq, entry, from_text, pg, read_design, to_text, Postings, COLUMNS,
 };
 use crate::store::{customer_key, AccountRow, StoredEntry};
 use crate::{LedgerError, Result};
@@ -233,27 +233,11 @@ impl Shared {
         seqs: &[u64],
         visit: &mut dyn FnMut(&StoredEntry) -> Result<()>,
     ) -> Result<()> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM vakt.entries WHERE chain = $1 AND seq = ANY($2) ORDER BY seq"
-        );
-        for part in seqs.chunks(CHUNK as usize) {
-            let want: Vec<i64> = part.iter().map(|&s| s as i64).collect();
-            let rows = self
-                .client()?
-                .with(|c| c.query(&sql, &[&chain, &want]))
-                .map_err(pg("reading entries"))?;
-            if rows.len() != part.len() {
-                return Err(LedgerError::Invalid(format!(
-                    "chain {chain} of the PostgreSQL store lacks {} of the entries {}..={} an index names; run `vakt ledger verify` on its node",
-                    part.len() - rows.len(),
-                    part[0],
-                    part[part.len() - 1]
-                )));
-            }
-            for r in &rows {
-                visit(&entry(r))?;
-            }
-        }
-        Ok(())
+        let mut query = |sql: &str, params: &[&(dyn postgres::types::ToSql + Sync)]| {
+            self.client()?
+                .with(|c| c.query(sql, params))
+                .map_err(pg("reading entries"))
+        };
+        entries_by_seq(&mut query, chain, seqs, visit)
     }
 }

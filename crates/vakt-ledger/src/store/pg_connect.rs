@@ -41,7 +41,14 @@ pub(crate) fn target(url: &str) -> Result<Target> {
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         match pair.split_once('=') {
             Some(("sslmode", v)) => mode = Some(v.to_owned()),
-            Some(("sslrootcert", v)) => root = Some(percent_decoded(v)),
+            Some(("sslrootcert", v)) => {
+                let path = percent_encoding::percent_decode_str(v)
+                    .decode_utf8()
+                    .map_err(|_| {
+                        invalid("sslrootcert is not UTF-8 once its %-escapes are decoded".into())
+                    })?;
+                root = Some(path.into_owned());
+            }
             _ => rest.push(pair),
         }
     }
@@ -55,7 +62,7 @@ pub(crate) fn target(url: &str) -> Result<Target> {
         .map_err(|e| invalid(format!("not a PostgreSQL URL: {e}")))?;
     let tls = match mode.as_deref() {
         None | Some("disable") | Some("prefer") | Some("allow") => None,
-        Some("require") => Some(client_config(Arc::new(AnyServer::new()))),
+        Some("require") => Some(unchecked().map_err(invalid)?),
         Some("verify-full") => {
             let Some(root) = root else {
                 return Err(invalid(
@@ -113,15 +120,14 @@ fn verified(path: &str) -> std::result::Result<ClientConfig, String> {
         .with_no_client_auth())
 }
 
-fn client_config(verifier: Arc<dyn ServerCertVerifier>) -> ClientConfig {
-    let mut c = ClientConfig::builder_with_provider(provider())
+/// A client that encrypts to any server (`sslmode=require`).
+fn unchecked() -> std::result::Result<ClientConfig, String> {
+    Ok(ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .expect("ring supports the default protocol versions")
+        .map_err(|e| e.to_string())?
         .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
-    c.enable_sni = true;
-    c
+        .with_custom_certificate_verifier(Arc::new(AnyServer::new()))
+        .with_no_client_auth())
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -176,31 +182,6 @@ impl ServerCertVerifier for AnyServer {
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algorithms.supported_schemes()
     }
-}
-
-/// `%2F` and the like decoded (a path in a URL's query).
-fn percent_decoded(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        match (
-            b[i],
-            b.get(i + 1).and_then(|c| hex(*c)),
-            b.get(i + 2).and_then(|c| hex(*c)),
-        ) {
-            (b'%', Some(h), Some(l)) => {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-            }
-            (c, _, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]

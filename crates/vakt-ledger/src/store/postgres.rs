@@ -828,6 +828,39 @@ fn copy_entries(
     Ok(())
 }
 
+/// A query on some connection: SQL and parameters to rows.
+pub(crate) type Query<'a> = dyn FnMut(&str, &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> + 'a;
+
+/// Visits the entries of `chain` numbered `seqs` (ascending, all
+/// committed), in order, [`CHUNK`] at a time; one an index names but the
+/// chain lacks is an error.
+pub(crate) fn entries_by_seq(
+    query: &mut Query<'_>,
+    chain: i32,
+    seqs: &[u64],
+    visit: &mut dyn FnMut(&StoredEntry) -> Result<()>,
+) -> Result<()> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM vakt.entries WHERE chain = $1 AND seq = ANY($2) ORDER BY seq"
+    );
+    for part in seqs.chunks(CHUNK as usize) {
+        let want: Vec<i64> = part.iter().map(|&s| s as i64).collect();
+        let rows = query(&sql, &[&chain, &want])?;
+        if rows.len() != part.len() {
+            return Err(LedgerError::Invalid(format!(
+                "chain {chain} of the PostgreSQL store lacks {} of the entries {}..={} an index names; run `vakt ledger verify` on its node",
+                part.len() - rows.len(),
+                part[0],
+                part[part.len() - 1]
+            )));
+        }
+        for r in &rows {
+            visit(&entry(r))?;
+        }
+    }
+    Ok(())
+}
+
 /// `s` as PostgreSQL text, which cannot hold NUL: a backslash is doubled
 /// and NUL written `\0`, so any name read from hostile input round-trips.
 pub(crate) fn to_text(s: &str) -> std::borrow::Cow<'_, str> {
@@ -977,25 +1010,9 @@ impl EntryStore for PgStore {
         visit: &mut dyn FnMut(&StoredEntry) -> Result<()>,
     ) -> Result<()> {
         let flushed = seqs.partition_point(|&s| s <= self.flushed);
-        let sql = format!(
-            "SELECT {COLUMNS} FROM vakt.entries WHERE chain = $1 AND seq = ANY($2) ORDER BY seq"
-        );
-        for part in seqs[..flushed].chunks(CHUNK as usize) {
-            let want: Vec<i64> = part.iter().map(|&s| s as i64).collect();
-            let rows = self.query("reading entries", &sql, &[&self.chain, &want])?;
-            if rows.len() != part.len() {
-                return Err(LedgerError::Invalid(format!(
-                    "chain {} of the PostgreSQL store lacks {} of the entries {}..={} an index names; run `vakt ledger verify`",
-                    self.chain,
-                    part.len() - rows.len(),
-                    part[0],
-                    part[part.len() - 1]
-                )));
-            }
-            for r in &rows {
-                visit(&entry(r))?;
-            }
-        }
+        let mut query =
+            |sql: &str, params: &[&(dyn ToSql + Sync)]| self.query("reading entries", sql, params);
+        entries_by_seq(&mut query, self.chain, &seqs[..flushed], visit)?;
         for &s in &seqs[flushed..] {
             match self.pending.get((s - self.flushed - 1) as usize) {
                 Some(e) => visit(e)?,
