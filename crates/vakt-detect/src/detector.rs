@@ -2,6 +2,7 @@
 
 use crate::params::Param;
 use serde_json::{Map, Value};
+use vakt_enrich::snapshot::SnapshotError;
 use vakt_enrich::{Enriched, Enricher};
 use vakt_event::{Actor, Severity, Timestamp};
 
@@ -41,6 +42,16 @@ pub trait Detector: Send {
 
     /// Keys currently held, for memory accounting.
     fn tracked_keys(&self) -> usize;
+
+    /// What the detector learned from events, for a snapshot of its
+    /// stream ([`crate::Engine::snapshot`]): everything
+    /// [`Detector::observe`] and [`Detector::evict`] change, none of what
+    /// its parameters set. Scratch buffers are left out.
+    fn save(&self) -> Result<Vec<u8>, SnapshotError>;
+
+    /// Takes back what [`Detector::save`] saved, in place of this
+    /// detector's state.
+    fn restore(&mut self, state: &[u8]) -> Result<(), SnapshotError>;
 }
 
 /// What a detector is for and how to read its alerts: `vakt detectors`

@@ -3,8 +3,10 @@
 
 use crate::detector::{Detector, Finding};
 use crate::incidents::Incidents;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use vakt_enrich::snapshot::{self, SnapshotError};
 use vakt_enrich::Enricher;
 use vakt_event::time::{DAY, HOUR};
 use vakt_event::{Alert, Directory, DirectoryError, Event, EventKind, Timestamp};
@@ -13,12 +15,39 @@ use vakt_event::{Alert, Directory, DirectoryError, Event, EventKind, Timestamp};
 /// the longest baseline (14 days) plus a holiday.
 pub const IDLE_HORIZON: i64 = 35 * DAY;
 
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct EngineStats {
     pub access: u64,
     pub flow: u64,
     /// Events older than the latest seen by more than the tolerated lateness.
     pub late: u64,
+}
+
+/// Bumped when what a snapshot holds changes shape: an older one is then
+/// refused and the stream read again.
+const SNAPSHOT_VERSION: u32 = 1;
+
+/// An engine's state as [`Engine::snapshot`] writes it.
+#[derive(Serialize, Deserialize)]
+struct Saved {
+    version: u32,
+    detectors: Vec<SavedDetector>,
+    #[serde(with = "serde_bytes")]
+    enricher: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    incidents: Vec<u8>,
+    watermark: Timestamp,
+    next_sweep: Timestamp,
+    stats: EngineStats,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SavedDetector {
+    rule: String,
+    /// Its parameters when saved ([`crate::params::Settings::fingerprint`]).
+    values: String,
+    #[serde(with = "serde_bytes")]
+    state: Vec<u8>,
 }
 
 pub struct Engine {
@@ -50,6 +79,81 @@ impl Engine {
     pub fn fresh(&self) -> Result<Engine, DirectoryError> {
         let detectors = crate::detectors::build(self.enricher.directory())?;
         Ok(Engine::new(self.enricher.fresh(), detectors))
+    }
+
+    /// Everything this engine learned from its events (enricher ids,
+    /// every detector's state, open incidents, the watermark), so another
+    /// process can take the stream on from the same point
+    /// ([`Engine::restore`]). The directory, cases and GeoIP are not in
+    /// it: they are the run's configuration.
+    pub fn snapshot(&self) -> Result<Vec<u8>, SnapshotError> {
+        let settings = self.settings()?;
+        let mut detectors = Vec::with_capacity(self.detectors.len());
+        for d in &self.detectors {
+            let values = settings
+                .iter()
+                .find(|s| s.info.id == d.id())
+                .map(|s| s.fingerprint())
+                .unwrap_or_default();
+            detectors.push(SavedDetector {
+                rule: d.id().to_owned(),
+                values,
+                state: d.save()?,
+            });
+        }
+        snapshot::save(&Saved {
+            version: SNAPSHOT_VERSION,
+            detectors,
+            enricher: self.enricher.save()?,
+            incidents: self.incidents.save()?,
+            watermark: self.watermark,
+            next_sweep: self.next_sweep,
+            stats: self.stats.clone(),
+        })
+    }
+
+    /// Takes the state [`Engine::snapshot`] saved, in place of this
+    /// engine's; all of it or, on an error, none. A detector whose
+    /// parameters differ from those it was saved under (the directory was
+    /// edited) starts afresh, as a reload would make it: those rules are
+    /// returned.
+    pub fn restore(&mut self, state: &[u8]) -> Result<Vec<&'static str>, SnapshotError> {
+        let saved: Saved = snapshot::load(state)?;
+        if saved.version != SNAPSHOT_VERSION {
+            return Err(SnapshotError::Mismatch(format!(
+                "written in format {}, this engine reads {SNAPSHOT_VERSION}",
+                saved.version
+            )));
+        }
+        let settings = self.settings()?;
+        let mut detectors = Vec::with_capacity(settings.len());
+        let mut afresh = Vec::new();
+        for s in &settings {
+            let Some(mut d) = crate::detectors::build_one(s) else {
+                continue;
+            };
+            match saved.detectors.iter().find(|x| x.rule == d.id()) {
+                Some(x) if x.values == s.fingerprint() => d.restore(&x.state)?,
+                _ => afresh.push(d.id()),
+            }
+            detectors.push(d);
+        }
+        let mut enricher = self.enricher.fresh();
+        enricher.restore(&saved.enricher)?;
+        let rules: Vec<&'static str> = detectors.iter().map(|d| d.id()).collect();
+        self.incidents = Incidents::restore(&saved.incidents, &rules)?;
+        self.detectors = detectors;
+        self.enricher = enricher;
+        self.watermark = saved.watermark;
+        self.next_sweep = saved.next_sweep;
+        self.stats = saved.stats;
+        Ok(afresh)
+    }
+
+    fn settings(&self) -> Result<Vec<crate::params::Settings>, SnapshotError> {
+        // The directory passed this check when the engine was built.
+        crate::detectors::settings(self.enricher.directory())
+            .map_err(|e| SnapshotError::Mismatch(e.to_string()))
     }
 
     /// One note per detector that lacks an input it needs.

@@ -5,11 +5,25 @@
 
 use crate::detector::Finding;
 use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+use vakt_enrich::snapshot::{self, SnapshotError};
 use vakt_event::time::HOUR;
 use vakt_event::{Alert, AlertStatus, Severity, Timestamp};
 
 /// Findings further apart than this start a new incident.
 pub const QUIET: i64 = 24 * HOUR;
+
+/// An open incident in a snapshot. The alert is kept as its JSON line
+/// (EVENTS.md): its flattened fields do not round-trip through a binary
+/// format.
+#[derive(Serialize, Deserialize)]
+struct SavedIncident {
+    rule: String,
+    key: String,
+    alert: String,
+    last: Timestamp,
+    dirty: bool,
+}
 
 struct Incident {
     alert: Alert,
@@ -116,6 +130,53 @@ impl Incidents {
         for inc in all {
             Self::close(inc, emit);
         }
+    }
+
+    /// The open incidents and the counts, for a snapshot.
+    pub fn save(&self) -> Result<Vec<u8>, SnapshotError> {
+        let mut open = Vec::with_capacity(self.open.len());
+        for ((rule, key), inc) in &self.open {
+            open.push(SavedIncident {
+                rule: (*rule).to_owned(),
+                key: key.clone(),
+                alert: serde_json::to_string(&inc.alert)
+                    .map_err(|e| SnapshotError::Encode(e.to_string()))?,
+                last: inc.last,
+                dirty: inc.dirty,
+            });
+        }
+        open.sort_by(|a, b| (&a.rule, &a.key).cmp(&(&b.rule, &b.key)));
+        let opened: Vec<(&str, u64)> = self.opened.iter().map(|(r, n)| (*r, *n)).collect();
+        snapshot::save(&(open, opened))
+    }
+
+    /// What [`Incidents::save`] saved; `rules` are the engine's rule ids.
+    pub fn restore(state: &[u8], rules: &[&'static str]) -> Result<Incidents, SnapshotError> {
+        let (open, opened): (Vec<SavedIncident>, Vec<(String, u64)>) = snapshot::load(state)?;
+        let rule = |r: &str| {
+            rules
+                .iter()
+                .find(|id| **id == r)
+                .copied()
+                .ok_or_else(|| SnapshotError::Mismatch(format!("no detector has rule {r}")))
+        };
+        let mut incidents = Incidents::default();
+        for saved in open {
+            let alert = serde_json::from_str(&saved.alert)
+                .map_err(|e| SnapshotError::Decode(e.to_string()))?;
+            let incident = Incident {
+                alert,
+                last: saved.last,
+                dirty: saved.dirty,
+            };
+            incidents
+                .open
+                .insert((rule(&saved.rule)?, saved.key), incident);
+        }
+        for (r, n) in opened {
+            incidents.opened.insert(rule(&r)?, n);
+        }
+        Ok(incidents)
     }
 
     pub fn open_count(&self) -> usize {

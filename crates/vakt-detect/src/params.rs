@@ -165,21 +165,23 @@ impl Settings {
         }
     }
 
+    /// The values as text, the same for two settings whose
+    /// [`Settings::same_values`] holds: kept with a detector's snapshot,
+    /// so state learned under other thresholds is not taken back.
+    pub fn fingerprint(&self) -> String {
+        let mut o: Vec<(&str, &[f64])> = self
+            .organizations
+            .iter()
+            .map(|(name, v)| (name.as_str(), v.values.as_slice()))
+            .collect();
+        o.sort_by(|a, b| a.0.cmp(b.0));
+        format!("{:?} {:?}", self.global.values, o)
+    }
+
     /// Whether `other` holds the same values, everywhere and per
     /// organisation (in any order): a reload keeps the detector's state then.
     pub fn same_values(&self, other: &Settings) -> bool {
-        fn sorted(s: &Settings) -> Vec<(&str, &[f64])> {
-            let mut o: Vec<(&str, &[f64])> = s
-                .organizations
-                .iter()
-                .map(|(name, v)| (name.as_str(), v.values.as_slice()))
-                .collect();
-            o.sort_by(|a, b| a.0.cmp(b.0));
-            o
-        }
-        self.info.id == other.info.id
-            && self.global.values == other.global.values
-            && sorted(self) == sorted(other)
+        self.info.id == other.info.id && self.fingerprint() == other.fingerprint()
     }
 
     /// Typed thresholds built from these values, per organisation.

@@ -11,6 +11,7 @@ use vakt_event::Timestamp;
 
 /// Per-key state with the event time it was last touched; idle keys are
 /// dropped by [`Keyed::evict`].
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct Keyed<V> {
     map: FxHashMap<u32, (Timestamp, V)>,
 }
@@ -60,7 +61,7 @@ pub type Distinct = CardinalityEstimator<str>;
 
 /// Counts per UTC day over the last [`DailyCounts::DAYS`] days: the
 /// baseline "how much does this key do on a normal day".
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct DailyCounts {
     /// Day number (days since epoch) of `today`.
     day: i32,
@@ -142,7 +143,7 @@ impl DailyCounts {
 /// Quantiles are read on hot paths, so the sorted copy is kept and only
 /// refreshed after [`PeerSample::REFRESH`] new values: a baseline a few
 /// values behind is as good as a fresh one, and a sort per event is not.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct PeerSample {
     values: Vec<u32>,
     next: usize,
@@ -257,7 +258,7 @@ mod tests {
 /// Events in a sliding window, estimated from two fixed buckets: the
 /// previous bucket counts in proportion to how much of it is still inside
 /// the window. Eight bytes of state, no per-event storage.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct SlidingCount {
     bucket: i32,
     current: u32,

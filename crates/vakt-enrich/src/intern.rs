@@ -33,3 +33,25 @@ impl Interner {
         self.names.is_empty()
     }
 }
+
+/// Saved as its names in id order; the ids come back the same.
+impl serde::Serialize for Interner {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.names.serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Interner {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let names = Vec::<Box<str>>::deserialize(d)?;
+        let ids = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), i as u32))
+            .collect::<HashMap<_, _>>();
+        if ids.len() != names.len() {
+            return Err(serde::de::Error::custom("a name is there twice"));
+        }
+        Ok(Interner { ids, names })
+    }
+}

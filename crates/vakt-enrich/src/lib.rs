@@ -10,6 +10,7 @@ pub mod cases;
 pub mod geoip;
 mod intern;
 pub mod shared;
+pub mod snapshot;
 
 pub use cases::Cases;
 pub use geoip::{Geo, GeoIp};
@@ -282,6 +283,27 @@ impl Enricher {
 
     pub fn directory(&self) -> &Directory {
         &self.directory
+    }
+
+    /// What this enricher learned from events (the ids it gave actors,
+    /// hosts and peer groups, and who was behind shared addresses), for a
+    /// snapshot ([`snapshot`]).
+    pub fn save(&self) -> Result<Vec<u8>, snapshot::SnapshotError> {
+        snapshot::save(&(
+            &self.actors,
+            &self.hosts,
+            &self.peer_groups,
+            &self.addresses,
+        ))
+    }
+
+    /// Takes back what [`Enricher::save`] saved, as a
+    /// [`Enricher::reload`] keeps it: each actor's directory entries are
+    /// looked up again at its next event.
+    pub fn restore(&mut self, state: &[u8]) -> Result<(), snapshot::SnapshotError> {
+        (self.actors, self.hosts, self.peer_groups, self.addresses) = snapshot::load(state)?;
+        self.actor_info.clear();
+        Ok(())
     }
 
     /// Swaps in an edited directory and everything indexed from it, at an

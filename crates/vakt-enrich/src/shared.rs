@@ -63,7 +63,7 @@ impl SharedAddress {
 }
 
 /// Distinct hashed values with the second they were last seen.
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct Recent([(u32, u32); RECENT]);
 
 impl Recent {
@@ -87,7 +87,7 @@ impl Recent {
 
 /// Sign-ins per ten-minute period over the last hour: six buckets, each
 /// with the period it counts.
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct TenMinutes([(u32, u16); 6]);
 
 impl TenMinutes {
@@ -108,7 +108,7 @@ impl TenMinutes {
     }
 }
 
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct Behind {
     agents: Recent,
     sessions: Recent,
@@ -135,6 +135,21 @@ fn hash32(s: &str) -> u32 {
 /// Seconds since the epoch, as u32 (good until 2106), never 0.
 fn seconds(t: Timestamp) -> u32 {
     (t.0 / 1000).clamp(1, u32::MAX as i64) as u32
+}
+
+impl serde::Serialize for SharedAddresses {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        crate::snapshot::LruRef(&self.map).serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SharedAddresses {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let state = crate::snapshot::LruState::<IpAddr, Behind>::deserialize(d)?;
+        Ok(SharedAddresses {
+            map: state.into_lru(),
+        })
+    }
 }
 
 impl SharedAddresses {

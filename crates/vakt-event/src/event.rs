@@ -389,7 +389,9 @@ pub fn category_weight(name: &str) -> u32 {
 /// A set of data categories as a bitmask: the known categories have their
 /// own bit, any other name shares one of the upper bits by hash. Compact
 /// enough to keep per account.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(
+    Copy, Clone, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct CategorySet(pub u32);
 
 impl CategorySet {

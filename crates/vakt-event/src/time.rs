@@ -98,14 +98,24 @@ impl fmt::Display for Timestamp {
     }
 }
 
+/// RFC 3339 in text formats (alerts, events); the milliseconds as they
+/// are in binary ones (detector snapshots), where every value, `i64::MIN`
+/// included, must come back unchanged.
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_rfc3339())
+        if s.is_human_readable() {
+            s.serialize_str(&self.to_rfc3339())
+        } else {
+            s.serialize_i64(self.0)
+        }
     }
 }
 
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if !d.is_human_readable() {
+            return i64::deserialize(d).map(Timestamp);
+        }
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
         Timestamp::parse(&s).map_err(serde::de::Error::custom)
     }

@@ -18,6 +18,7 @@ use crate::evidence;
 use crate::params::{Param, Settings, Values};
 use crate::state::Keyed;
 use std::net::IpAddr;
+use vakt_enrich::snapshot::{self, SnapshotError};
 use vakt_enrich::Enriched;
 use vakt_event::directory::AccountKind;
 use vakt_event::time::HOUR;
@@ -70,7 +71,7 @@ pub(crate) fn build(s: &Settings) -> Box<dyn Detector> {
     })
 }
 
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct Seen {
     nets: [(u64, i64); SLOTS],
     current: u64,
@@ -186,6 +187,15 @@ impl Detector for AccountSharing {
 
     fn evict(&mut self, horizon: Timestamp) {
         self.accounts.evict(horizon);
+    }
+
+    fn save(&self) -> Result<Vec<u8>, SnapshotError> {
+        snapshot::save(&self.accounts)
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<(), SnapshotError> {
+        self.accounts = snapshot::load(state)?;
+        Ok(())
     }
 
     fn tracked_keys(&self) -> usize {

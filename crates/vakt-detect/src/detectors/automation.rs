@@ -18,6 +18,7 @@ use crate::detector::{actor_of, reference, Detector, DetectorInfo, Finding};
 use crate::evidence;
 use crate::params::{Param, Settings, Values};
 use crate::state::Keyed;
+use vakt_enrich::snapshot::{self, SnapshotError};
 use vakt_enrich::Enriched;
 use vakt_event::directory::AccountKind;
 use vakt_event::{Event, Severity, Timestamp};
@@ -83,7 +84,7 @@ pub(crate) fn build(s: &Settings) -> Box<dyn Detector> {
 /// Weight of the newest interval in the moving figures.
 const ALPHA: f64 = 1.0 / 16.0;
 
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct Cadence {
     last: Timestamp,
     mean: f32,
@@ -177,6 +178,15 @@ impl Detector for Automation {
 
     fn evict(&mut self, horizon: Timestamp) {
         self.accounts.evict(horizon);
+    }
+
+    fn save(&self) -> Result<Vec<u8>, SnapshotError> {
+        snapshot::save(&self.accounts)
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<(), SnapshotError> {
+        self.accounts = snapshot::load(state)?;
+        Ok(())
     }
 
     fn tracked_keys(&self) -> usize {

@@ -53,6 +53,7 @@ use crate::state::Distinct;
 use rustc_hash::{FxHashMap, FxHasher};
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
+use vakt_enrich::snapshot::{self, SnapshotError};
 use vakt_enrich::Enriched;
 use vakt_event::stats::quantile;
 use vakt_event::time::{human_duration, HOUR, MINUTE, SECOND};
@@ -166,7 +167,7 @@ pub(crate) fn build(s: &Settings) -> Box<dyn Detector> {
 }
 
 /// A ring of the last [`WINDOW`] values, grown as needed.
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct Ring {
     values: Vec<u32>,
     next: u8,
@@ -195,6 +196,7 @@ impl Ring {
     }
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Pair {
     first: Timestamp,
     last: Timestamp,
@@ -211,6 +213,7 @@ struct Pair {
     reported: Option<Severity>,
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Dest {
     last: Timestamp,
     hosts: Distinct,
@@ -596,6 +599,15 @@ impl Detector for Beacon {
         let cutoff = horizon.max(Timestamp(self.latest.0.saturating_sub(self.limits.idle)));
         self.pairs.retain(|_, p| p.last >= cutoff);
         self.dests.retain(|_, d| d.last >= cutoff);
+    }
+
+    fn save(&self) -> Result<Vec<u8>, SnapshotError> {
+        snapshot::save(&(&self.pairs, &self.dests, &self.hosts, self.latest))
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<(), SnapshotError> {
+        (self.pairs, self.dests, self.hosts, self.latest) = snapshot::load(state)?;
+        Ok(())
     }
 
     fn tracked_keys(&self) -> usize {

@@ -24,6 +24,7 @@ use crate::detector::{actor_of, reference, Detector, DetectorInfo, Finding};
 use crate::evidence;
 use crate::params::{Param, Settings, Values};
 use crate::state::{Keyed, PeerSample};
+use vakt_enrich::snapshot::{self, SnapshotError};
 use vakt_enrich::Enriched;
 use vakt_event::directory::AccountKind;
 use vakt_event::event::category_weight;
@@ -88,7 +89,7 @@ pub(crate) fn build(s: &Settings) -> Box<dyn Detector> {
     })
 }
 
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct Reads {
     largest: f32,
     reads: u32,
@@ -211,6 +212,15 @@ impl Detector for BulkRead {
     fn evict(&mut self, horizon: Timestamp) {
         self.accounts.evict(horizon);
         self.peers.evict(horizon);
+    }
+
+    fn save(&self) -> Result<Vec<u8>, SnapshotError> {
+        snapshot::save(&(&self.accounts, &self.peers))
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<(), SnapshotError> {
+        (self.accounts, self.peers) = snapshot::load(state)?;
+        Ok(())
     }
 
     fn tracked_keys(&self) -> usize {

@@ -14,6 +14,7 @@ use crate::detector::{actor_of, reference, Detector, DetectorInfo, Finding};
 use crate::evidence;
 use crate::params::Settings;
 use crate::state::Keyed;
+use vakt_enrich::snapshot::{self, SnapshotError};
 use vakt_enrich::{Enriched, Enricher};
 use vakt_event::{Event, Severity, Timestamp};
 
@@ -83,6 +84,15 @@ impl Detector for Canary {
 
     fn evict(&mut self, horizon: Timestamp) {
         self.touched.evict(horizon);
+    }
+
+    fn save(&self) -> Result<Vec<u8>, SnapshotError> {
+        snapshot::save(&self.touched)
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<(), SnapshotError> {
+        self.touched = snapshot::load(state)?;
+        Ok(())
     }
 
     fn tracked_keys(&self) -> usize {

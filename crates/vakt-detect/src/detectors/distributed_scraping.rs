@@ -38,6 +38,7 @@ use crate::params::{Param, Settings, Values};
 use crate::state::{lru, Distinct, Lru};
 use serde_json::{json, Map};
 use std::hash::{Hash, Hasher};
+use vakt_enrich::snapshot::{self, LruState, SnapshotError};
 use vakt_enrich::Enriched;
 use vakt_event::directory::AccountKind;
 use vakt_event::time::HOUR;
@@ -126,7 +127,7 @@ pub(crate) fn build(s: &Settings) -> Box<dyn Detector> {
 /// Members kept by name per group; more are counted, not named.
 const NAMED_MEMBERS: usize = 64;
 
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct Client {
     hour: i64,
     records: u32,
@@ -140,6 +141,7 @@ impl Client {
     }
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Group {
     hour: i64,
     what: String,
@@ -191,7 +193,7 @@ impl Group {
 /// week holds `MIN_HISTORY` of them; before that, on the record reads of
 /// the current hour (or the previous one). A week, so that a sweep's own
 /// hours (or a night when only the sweep reads) cannot make cold usual.
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct Population {
     hour: i64,
     records: u64,
@@ -426,6 +428,25 @@ impl Detector for DistributedScraping {
         while self.groups.peek_lru().is_some_and(|(_, g)| g.hour < hour) {
             self.groups.pop_lru();
         }
+    }
+
+    fn save(&self) -> Result<Vec<u8>, SnapshotError> {
+        snapshot::save(&(
+            snapshot::LruRef(&self.clients),
+            snapshot::LruRef(&self.groups),
+            &self.population,
+        ))
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<(), SnapshotError> {
+        let (clients, groups, population): (
+            LruState<u64, Client>,
+            LruState<u64, Group>,
+            Population,
+        ) = snapshot::load(state)?;
+        (self.clients, self.groups, self.population) =
+            (clients.into_lru(), groups.into_lru(), population);
+        Ok(())
     }
 
     fn tracked_keys(&self) -> usize {

@@ -28,6 +28,7 @@ use crate::detector::{actor_of, reference, Detector, DetectorInfo, Finding};
 use crate::evidence;
 use crate::params::{Param, Settings, Values};
 use crate::state::{lru, Distinct, Keyed, Lru};
+use vakt_enrich::snapshot::{self, LruState, SnapshotError};
 use vakt_enrich::Enriched;
 use vakt_event::time::{DAY, HOUR};
 use vakt_event::{Event, Severity, Timestamp};
@@ -103,6 +104,7 @@ pub(crate) fn build(s: &Settings) -> Box<dyn Detector> {
 const DESTINATIONS: usize = 65_536;
 const KNOWN: usize = 32;
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Host {
     first: Timestamp,
     day: i32,
@@ -313,6 +315,16 @@ impl Detector for Egress {
 
     fn evict(&mut self, horizon: Timestamp) {
         self.hosts.evict(horizon);
+    }
+
+    fn save(&self) -> Result<Vec<u8>, SnapshotError> {
+        snapshot::save(&(&self.hosts, snapshot::LruRef(&self.destinations)))
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<(), SnapshotError> {
+        let (hosts, destinations): (_, LruState<u32, Distinct>) = snapshot::load(state)?;
+        (self.hosts, self.destinations) = (hosts, destinations.into_lru());
+        Ok(())
     }
 
     fn tracked_keys(&self) -> usize {

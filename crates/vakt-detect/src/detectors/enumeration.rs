@@ -15,6 +15,7 @@ use crate::detector::{actor_of, reference, Detector, DetectorInfo, Finding};
 use crate::evidence;
 use crate::params::{Param, Settings, Values};
 use crate::state::{id_number, Keyed};
+use vakt_enrich::snapshot::{self, SnapshotError};
 use vakt_enrich::Enriched;
 use vakt_event::{Event, Severity, Timestamp};
 
@@ -70,7 +71,7 @@ pub(crate) fn build(s: &Settings) -> Box<dyn Detector> {
     })
 }
 
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct Walk {
     last: u64,
     run: u32,
@@ -151,6 +152,15 @@ impl Detector for Enumeration {
 
     fn evict(&mut self, horizon: Timestamp) {
         self.accounts.evict(horizon);
+    }
+
+    fn save(&self) -> Result<Vec<u8>, SnapshotError> {
+        snapshot::save(&self.accounts)
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<(), SnapshotError> {
+        self.accounts = snapshot::load(state)?;
+        Ok(())
     }
 
     fn tracked_keys(&self) -> usize {

@@ -31,6 +31,7 @@ use crate::detector::{actor_of, network_of, reference, Detector, DetectorInfo, F
 use crate::evidence;
 use crate::params::{Param, Settings, Values};
 use crate::state::{lru, Distinct, Keyed, Lru};
+use vakt_enrich::snapshot::{self, LruState, SnapshotError};
 use vakt_enrich::{Enriched, Enricher, NetworkMatch};
 use vakt_event::{Event, Severity, Timestamp};
 
@@ -98,6 +99,7 @@ pub(crate) fn build(s: &Settings) -> Box<dyn Detector> {
 const ORGANISATION_TABLES: usize = 16_384;
 
 /// Accounts seen on one day.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Day {
     day: i64,
     accounts: Distinct,
@@ -128,6 +130,7 @@ fn hash64(parts: &[&str]) -> u64 {
     h.finish()
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Outside {
     customers: Box<Distinct>,
     since: Timestamp,
@@ -292,6 +295,21 @@ impl Detector for ForeignNetwork {
 
     fn evict(&mut self, horizon: Timestamp) {
         self.accounts.evict(horizon);
+    }
+
+    fn save(&self) -> Result<Vec<u8>, SnapshotError> {
+        snapshot::save(&(
+            &self.accounts,
+            snapshot::LruRef(&self.active),
+            snapshot::LruRef(&self.moves),
+        ))
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<(), SnapshotError> {
+        type Moves = LruState<u64, (Day, bool)>;
+        let (accounts, active, moves): (_, LruState<u64, Day>, Moves) = snapshot::load(state)?;
+        (self.accounts, self.active, self.moves) = (accounts, active.into_lru(), moves.into_lru());
+        Ok(())
     }
 
     fn tracked_keys(&self) -> usize {

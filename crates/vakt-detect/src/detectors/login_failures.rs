@@ -18,6 +18,7 @@ use crate::detector::{actor_of, reference, Detector, DetectorInfo, Finding};
 use crate::evidence;
 use crate::params::{Param, Settings, Values};
 use crate::state::Keyed;
+use vakt_enrich::snapshot::{self, SnapshotError};
 use vakt_enrich::Enriched;
 use vakt_event::time::MINUTE;
 use vakt_event::{Action, Event, Outcome, Severity, Timestamp};
@@ -81,7 +82,7 @@ pub(crate) fn build(s: &Settings) -> Box<dyn Detector> {
     })
 }
 
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct Counts {
     window: i64,
     failed: u32,
@@ -171,6 +172,15 @@ impl Detector for LoginFailures {
 
     fn evict(&mut self, horizon: Timestamp) {
         self.actors.evict(horizon);
+    }
+
+    fn save(&self) -> Result<Vec<u8>, SnapshotError> {
+        snapshot::save(&self.actors)
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<(), SnapshotError> {
+        self.actors = snapshot::load(state)?;
+        Ok(())
     }
 
     fn tracked_keys(&self) -> usize {

@@ -19,6 +19,7 @@ use crate::detector::{actor_of, reference, Detector, DetectorInfo, Finding};
 use crate::evidence;
 use crate::params::{Param, Settings};
 use crate::state::Keyed;
+use vakt_enrich::snapshot::{self, SnapshotError};
 use vakt_enrich::Enriched;
 use vakt_event::event::category_weight;
 use vakt_event::time::DAY;
@@ -48,6 +49,7 @@ pub(crate) fn build(s: &Settings) -> Box<dyn Detector> {
     })
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Known {
     seen: CategorySet,
     first: Timestamp,
@@ -146,6 +148,15 @@ impl Detector for NewCategory {
 
     fn evict(&mut self, horizon: Timestamp) {
         self.accounts.evict(horizon);
+    }
+
+    fn save(&self) -> Result<Vec<u8>, SnapshotError> {
+        snapshot::save(&self.accounts)
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<(), SnapshotError> {
+        self.accounts = snapshot::load(state)?;
+        Ok(())
     }
 
     fn tracked_keys(&self) -> usize {

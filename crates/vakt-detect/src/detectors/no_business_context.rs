@@ -58,6 +58,7 @@ use crate::state::Keyed;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::net::IpAddr;
+use vakt_enrich::snapshot::{self, SnapshotError};
 use vakt_enrich::{BusinessContext, Enriched, Enricher, PeerGroup};
 use vakt_event::directory::AccountKind;
 use vakt_event::time::{DAY, HOUR, MINUTE};
@@ -177,6 +178,7 @@ pub(crate) fn build(s: &Settings) -> Box<dyn Detector> {
 }
 
 /// A read without a case, waiting for one.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Pending {
     customer: Box<str>,
     read: i64,
@@ -214,7 +216,7 @@ impl Kind {
 /// Reads and unjustified reads (per [`Kind`]) of one day, and the highest
 /// baseline share it was judged against (so the next day judges it the
 /// same way).
-#[derive(Copy, Clone, Default)]
+#[derive(Copy, Clone, Default, serde::Serialize, serde::Deserialize)]
 struct Day {
     day: i64,
     reads: u32,
@@ -223,7 +225,7 @@ struct Day {
 }
 
 /// The last [`USUAL_DAYS`] daily shares; their median is the usual share.
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct Shares(std::collections::VecDeque<f32>);
 
 impl Shares {
@@ -241,7 +243,7 @@ impl Shares {
     }
 }
 
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct Account {
     name: String,
     organization: Option<String>,
@@ -258,7 +260,7 @@ struct Account {
     reported: Option<Severity>,
 }
 
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct Group {
     reads: u64,
     cased: u64,
@@ -700,6 +702,15 @@ impl Detector for NoBusinessContext {
         let accounts = &self.accounts;
         self.due
             .retain(|Reverse((_, a))| accounts.get(*a).is_some());
+    }
+
+    fn save(&self) -> Result<Vec<u8>, SnapshotError> {
+        snapshot::save(&(&self.accounts, &self.groups, &self.due, self.watermark))
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<(), SnapshotError> {
+        (self.accounts, self.groups, self.due, self.watermark) = snapshot::load(state)?;
+        Ok(())
     }
 
     fn tracked_keys(&self) -> usize {

@@ -19,6 +19,7 @@ use crate::detector::{actor_of, reference, Detector, DetectorInfo, Finding};
 use crate::evidence;
 use crate::params::{Param, PerOrg, Settings, Values};
 use crate::state::{Keyed, PeerSample, SlidingCount};
+use vakt_enrich::snapshot::{self, SnapshotError};
 use vakt_enrich::Enriched;
 use vakt_event::directory::AccountKind;
 use vakt_event::time::{HOUR, MINUTE};
@@ -86,7 +87,7 @@ pub(crate) fn build(s: &Settings) -> Box<dyn Detector> {
     })
 }
 
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct Account {
     hour: SlidingCount,
     ten_min: SlidingCount,
@@ -234,6 +235,15 @@ impl Detector for Rate {
     fn evict(&mut self, horizon: Timestamp) {
         self.accounts.evict(horizon);
         self.peers.evict(horizon);
+    }
+
+    fn save(&self) -> Result<Vec<u8>, SnapshotError> {
+        snapshot::save(&(&self.accounts, &self.peers))
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<(), SnapshotError> {
+        (self.accounts, self.peers) = snapshot::load(state)?;
+        Ok(())
     }
 
     fn tracked_keys(&self) -> usize {

@@ -25,6 +25,7 @@ use crate::detector::{actor_of, reference, Detector, DetectorInfo, Finding};
 use crate::evidence;
 use crate::params::{Param, PerOrg, Settings, Values};
 use crate::state::{DailyCounts, Keyed, PeerSample};
+use vakt_enrich::snapshot::{self, SnapshotError};
 use vakt_enrich::Enriched;
 use vakt_event::directory::AccountKind;
 use vakt_event::time::DAY;
@@ -106,7 +107,7 @@ pub(crate) fn build(s: &Settings) -> Box<dyn Detector> {
     })
 }
 
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct Account {
     days: DailyCounts,
     reported_day: i32,
@@ -114,7 +115,7 @@ struct Account {
     day_start: Timestamp,
 }
 
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct Group {
     sample: PeerSample,
     day: i32,
@@ -233,6 +234,15 @@ impl Detector for VolumePeers {
     fn evict(&mut self, horizon: Timestamp) {
         self.accounts.evict(horizon);
         self.groups.evict(horizon);
+    }
+
+    fn save(&self) -> Result<Vec<u8>, SnapshotError> {
+        snapshot::save(&(&self.accounts, &self.groups))
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<(), SnapshotError> {
+        (self.accounts, self.groups) = snapshot::load(state)?;
+        Ok(())
     }
 
     fn tracked_keys(&self) -> usize {

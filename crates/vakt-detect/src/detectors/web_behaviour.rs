@@ -36,6 +36,7 @@ use crate::params::{Param, Settings, Values};
 use crate::state::{lru, Lru};
 use serde_json::{json, Map, Value};
 use std::hash::{Hash, Hasher};
+use vakt_enrich::snapshot::{self, LruState, SnapshotError};
 use vakt_enrich::Enriched;
 use vakt_event::directory::AccountKind;
 use vakt_event::time::MINUTE;
@@ -216,7 +217,7 @@ const FEATURES: [Feature; 13] = [
 type Vector = [f32; FEATURES.len()];
 
 /// Welford's running mean and variance.
-#[derive(Default, Clone, Copy)]
+#[derive(Default, Clone, Copy, serde::Serialize, serde::Deserialize)]
 struct Running {
     n: u32,
     mean: f32,
@@ -237,7 +238,7 @@ impl Running {
 }
 
 /// Sums for a correlation between a page's size and the time spent on it.
-#[derive(Default, Clone, Copy)]
+#[derive(Default, Clone, Copy, serde::Serialize, serde::Deserialize)]
 struct Pairs {
     n: u32,
     sx: f32,
@@ -268,7 +269,7 @@ impl Pairs {
     }
 }
 
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct Session {
     first: i64,
     last: i64,
@@ -334,6 +335,7 @@ impl Session {
 
 /// The recent sessions that read customers, as feature vectors, with their
 /// medians and spreads recomputed every so often.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Population {
     ring: Vec<Vector>,
     next: usize,
@@ -635,6 +637,16 @@ impl Detector for WebBehaviour {
             }
             self.sessions.pop_lru();
         }
+    }
+
+    fn save(&self) -> Result<Vec<u8>, SnapshotError> {
+        snapshot::save(&(snapshot::LruRef(&self.sessions), &self.population))
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<(), SnapshotError> {
+        let (sessions, population): (LruState<u64, Session>, Population) = snapshot::load(state)?;
+        (self.sessions, self.population) = (sessions.into_lru(), population);
+        Ok(())
     }
 
     fn tracked_keys(&self) -> usize {
