@@ -251,7 +251,7 @@ struct Partition {
     next: Option<i64>,
     /// The group's committed offset when the partition was last assigned:
     /// messages below it were read and judged before, so when they are
-    /// read again (for state, see [`KafkaSource::read_partitions_from_start`])
+    /// read again (for state, see [`KafkaSource::start_partitions_at`])
     /// their rejects are not reported a second time.
     settled: i64,
 }
@@ -277,14 +277,15 @@ struct Watch {
     /// Told the sources of partitions about to be taken away, before the
     /// group moves them (see [`KafkaSource::on_revoke`]).
     on_revoke: Mutex<Option<RevokeHook>>,
-    /// Assign each partition at its first offset, not the group's
-    /// committed one (see [`KafkaSource::read_partitions_from_start`]).
-    from_start: std::sync::atomic::AtomicBool,
+    /// Where each assigned partition starts, when not at the group's
+    /// committed offset (see [`KafkaSource::start_partitions_at`]).
+    on_assign: Mutex<Option<AssignHook>>,
     /// Why the last rebalance could not (un)assign, for the next poll to say.
     failed: Mutex<Option<KafkaError>>,
 }
 
 type RevokeHook = Box<dyn Fn(&[Arc<str>]) + Send>;
+type AssignHook = Box<dyn Fn(&[Arc<str>]) -> Vec<u64> + Send>;
 
 impl ClientContext for Watch {
     fn stats(&self, statistics: Statistics) {
@@ -307,10 +308,40 @@ impl ClientContext for Watch {
     }
 }
 
+impl Watch {
+    /// Sets where each newly assigned partition starts, from the hook:
+    /// after the line it names, or at the first offset for 0.
+    fn place(&self, tpl: &mut TopicPartitionList) {
+        let Ok(hook) = self.on_assign.lock() else {
+            return;
+        };
+        let Some(hook) = hook.as_ref() else {
+            return;
+        };
+        let partitions: Vec<(String, i32)> = tpl
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_owned(), e.partition()))
+            .collect();
+        let sources: Vec<Arc<str>> = partitions
+            .iter()
+            .map(|(t, p)| Arc::from(source_name(t, *p)))
+            .collect();
+        let lines = hook(&sources);
+        for ((topic, partition), line) in partitions.iter().zip(lines) {
+            // Line n is offset n - 1, so reading on after it starts at offset n.
+            let offset = match i64::try_from(line) {
+                Ok(n) if n > 0 => Offset::Offset(n),
+                _ => Offset::Beginning,
+            };
+            let _ = tpl.set_partition_offset(topic, *partition, offset);
+        }
+    }
+}
+
 impl ConsumerContext for Watch {
     /// librdkafka's default rebalance, with assigned partitions starting
-    /// at their first offset when [`KafkaSource::read_partitions_from_start`]
-    /// asked for it.
+    /// where [`KafkaSource::start_partitions_at`]'s hook says.
     fn rebalance(
         &self,
         consumer: &BaseConsumer<Self>,
@@ -318,8 +349,8 @@ impl ConsumerContext for Watch {
         tpl: &mut TopicPartitionList,
     ) {
         let assign = err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
-        if assign && self.from_start.load(std::sync::atomic::Ordering::Relaxed) {
-            let _ = tpl.set_all_offsets(Offset::Beginning);
+        if assign {
+            self.place(tpl);
         }
         let rebalance = match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => Rebalance::Assign(tpl),
@@ -533,17 +564,19 @@ impl KafkaSource {
         }
     }
 
-    /// Makes every partition this member is assigned from now on start at
-    /// its first offset (what retention kept) instead of the group's
-    /// committed offset: for a caller that rebuilds its state from a
-    /// partition's whole history and tells the messages it already
-    /// recorded by their offsets (`vakt serve`'s ledger). Gaps are still
-    /// told from the committed offset on.
-    pub fn read_partitions_from_start(&self) {
-        self.consumer
-            .context()
-            .from_start
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+    /// Makes every partition this member is assigned from now on start
+    /// where `hook` says instead of at the group's committed offset: `hook`
+    /// gets the sources of the partitions being assigned (from inside
+    /// [`KafkaSource::poll`], before any of their messages is fetched) and
+    /// returns, for each, the line after which to read on, or 0 for the
+    /// first offset (what retention kept). For a caller that rebuilds its
+    /// state from a partition's history, or from a snapshot of it, and
+    /// tells the messages it already recorded by their offsets (`vakt
+    /// serve`'s ledger). Gaps are still told from the committed offset on.
+    pub fn start_partitions_at(&self, hook: impl Fn(&[Arc<str>]) -> Vec<u64> + Send + 'static) {
+        if let Ok(mut h) = self.consumer.context().on_assign.lock() {
+            *h = Some(Box::new(hook));
+        }
     }
 
     pub fn stats(&self) -> &KafkaStats {

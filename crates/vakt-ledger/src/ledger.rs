@@ -101,6 +101,9 @@ pub struct Ledger {
     /// Changed rows of the tables every node shares, to be published
     /// ([`crate::shared_records`]).
     pub(crate) records_pending: Vec<crate::shared_records::Record>,
+    /// Detector snapshots taken in the open batch, for the store's
+    /// transaction ([`crate::snapshots`]).
+    pub(crate) snapshots_pending: Vec<crate::snapshots::Snapshot>,
     /// Set while rows from the store are applied, so they are not
     /// published back.
     pub(crate) importing: bool,
@@ -176,6 +179,7 @@ impl Ledger {
             .map_err(db)?;
         conn.execute_batch(crate::audit::SCHEMA).map_err(db)?;
         conn.execute_batch(crate::pages::SCHEMA).map_err(db)?;
+        conn.execute_batch(crate::snapshots::SCHEMA).map_err(db)?;
         crate::actions::register(&conn).map_err(db)?;
         // Checkpoints written before the actions chain have no head (v1).
         let has_head: bool = conn
@@ -241,6 +245,7 @@ impl Ledger {
             shared,
             shared_pending: Vec::new(),
             records_pending: Vec::new(),
+            snapshots_pending: Vec::new(),
             importing: false,
             writer,
             lines: HashMap::new(),
@@ -565,6 +570,16 @@ impl Ledger {
         Ok(line)
     }
 
+    /// Whether the open batch goes to a shared store's transaction.
+    pub(crate) fn is_recording(&self) -> bool {
+        self.recorder.is_some()
+    }
+
+    /// The entries' PostgreSQL store, if they are in one.
+    pub(crate) fn postgres_store(&mut self) -> Option<&mut crate::store::postgres::PgStore> {
+        self.store.get_mut().as_postgres()
+    }
+
     /// Lets go of a shared source (its partition went to another node),
     /// after committing: the next [`Ledger::take_source`] reads it afresh.
     pub fn release_source(&mut self, source: &str) {
@@ -717,6 +732,7 @@ impl Ledger {
             && offsets.is_empty()
             && self.shared_pending.is_empty()
             && self.records_pending.is_empty()
+            && self.snapshots_pending.is_empty()
         {
             return Ok(());
         }
@@ -751,9 +767,11 @@ impl Ledger {
             alerts: &alerts,
             names: &names,
             records: &self.records_pending,
+            snapshots: &self.snapshots_pending,
         })?;
         self.shared_pending.clear();
         self.records_pending.clear();
+        self.snapshots_pending.clear();
         self.set_meta(STORE_POINT, &point)?;
         for o in offsets {
             if let Some(c) = self.claims.get_mut(&o.source) {

@@ -39,6 +39,7 @@ pub mod shared;
 mod shared_alerts;
 mod shared_names;
 pub mod shared_records;
+pub mod snapshots;
 pub mod store;
 pub mod tokens;
 pub mod totp;

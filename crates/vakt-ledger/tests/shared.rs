@@ -204,15 +204,25 @@ fn a_shared_source_is_recorded_by_one_node_at_a_time() {
         na.append_as(&access(&source, line), Some("org")).unwrap();
     }
     na.set_progress(&source, 40).unwrap();
+    na.put_snapshot(&source, 40, b"state at 40".to_vec())
+        .unwrap();
     na.commit().unwrap();
 
-    // The partition moves to node B, which resumes where A left it.
+    // The partition moves to node B, which resumes where A left it, with
+    // the detector state A left in the store.
     let mut nb = Ledger::open(&b).unwrap();
     assert_eq!(nb.take_source(&source).unwrap(), 40);
+    let taken = nb.snapshot(&source).unwrap().unwrap();
+    assert_eq!(
+        (taken.line, taken.state.as_slice()),
+        (40, &b"state at 40"[..])
+    );
     for line in 41..=70 {
         nb.append_as(&access(&source, line), Some("org")).unwrap();
     }
     nb.set_progress(&source, 70).unwrap();
+    nb.put_snapshot(&source, 70, b"state at 70".to_vec())
+        .unwrap();
     nb.commit().unwrap();
 
     // A, which has not noticed, records lines B already has: refused, and
@@ -221,6 +231,8 @@ fn a_shared_source_is_recorded_by_one_node_at_a_time() {
         na.append_as(&access(&source, line), Some("org")).unwrap();
     }
     na.set_progress(&source, 45).unwrap();
+    na.put_snapshot(&source, 45, b"state at 45".to_vec())
+        .unwrap();
     match na.commit() {
         Err(LedgerError::Fenced {
             source_name,
@@ -235,9 +247,21 @@ fn a_shared_source_is_recorded_by_one_node_at_a_time() {
         other => panic!("expected the batch to be refused, got {other:?}"),
     }
     drop(na);
-    let na = Ledger::open(&a).unwrap();
+    let mut na = Ledger::open(&a).unwrap();
     assert_eq!(na.len(), 40, "node A's refused batch was not recorded");
+    let kept = na.snapshot(&source).unwrap().unwrap();
+    assert_eq!(
+        (kept.line, kept.state.as_slice()),
+        (70, &b"state at 70"[..])
+    );
     drop(na);
+    // Snapshots live in the store only: the data directories (and the
+    // batches' journal) do not carry copies.
+    let local = rusqlite::Connection::open(a.path.join("ledger.db")).unwrap();
+    let n: i64 = local
+        .query_row("SELECT count(*) FROM snapshots", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 0);
     nb.close().unwrap();
     assert_eq!(Ledger::open_read(&b).unwrap().len(), 30);
     for d in [&a, &b] {

@@ -33,6 +33,11 @@ pub struct PipelineReport {
     pub events: u64,
     /// Events that only rebuilt detector state (the ledger had them).
     pub replayed: u64,
+    /// Movable sources whose detector state came from a snapshot.
+    pub restored: u64,
+    /// Detector snapshots taken, and their bytes in all.
+    pub snapshots: u64,
+    pub snapshot_bytes: u64,
     /// Accesses appended to the ledger.
     pub appended: u64,
     /// Alert lines raised.
@@ -237,6 +242,78 @@ impl Pipeline {
             self.movable.insert(source.clone(), engine);
         }
         self.resume(source)
+    }
+
+    /// [`Pipeline::resume_movable`] for a source arriving at this node,
+    /// from its snapshot when the ledger holds one it can use
+    /// ([`vakt_ledger::snapshots`]): the source's engine takes that state,
+    /// and the returned line is the snapshot's, after which reading
+    /// starts (0: no usable snapshot, read the source from its start).
+    /// A snapshot past the source's recorded progress, one that does not
+    /// decode, or one from another version is said on stderr and left
+    /// unused.
+    pub fn arrive_movable(&mut self, source: &Arc<str>) -> Result<u64, PipelineError> {
+        self.movable.remove(source);
+        self.replay_until.remove(source);
+        let done = self.resume_movable(source)?;
+        let Some(snapshot) = self
+            .ledger
+            .as_mut()
+            .map(|l| l.snapshot(source))
+            .transpose()?
+        else {
+            return Ok(0);
+        };
+        let Some(snapshot) = snapshot else {
+            return Ok(0);
+        };
+        if snapshot.line > done {
+            tracing::warn!(
+                "{source}: its detector snapshot is at line {} but the ledger holds it only to line {done}; reading it from its start",
+                snapshot.line
+            );
+            return Ok(0);
+        }
+        let Some(engine) = self.movable.get_mut(source) else {
+            return Ok(0);
+        };
+        match engine.restore(&snapshot.state) {
+            Ok(afresh) => {
+                if !afresh.is_empty() {
+                    tracing::warn!(
+                        "{source}: {} start afresh from line {}: their parameters changed since the snapshot",
+                        afresh.join(", "),
+                        snapshot.line
+                    );
+                }
+                self.report.restored += 1;
+                Ok(snapshot.line)
+            }
+            Err(e) => {
+                tracing::warn!("{source}: {e}; reading it from its start");
+                Ok(0)
+            }
+        }
+    }
+
+    /// Keeps the detector state of the movable `source`, as of `line` (the
+    /// last line its engine has seen), with the open batch: write it in a
+    /// batch that records the source's progress to `line`. An engine that
+    /// cannot be saved is said and skipped: the next node reads the
+    /// source from its start, or from an earlier snapshot.
+    pub fn snapshot_movable(&mut self, source: &str, line: u64) -> Result<(), PipelineError> {
+        let (Some(engine), Some(ledger)) = (self.movable.get(source), self.ledger.as_mut()) else {
+            return Ok(());
+        };
+        match engine.snapshot() {
+            Ok(state) => {
+                self.report.snapshot_bytes += state.len() as u64;
+                self.report.snapshots += 1;
+                ledger.put_snapshot(source, line, state)?;
+            }
+            Err(e) => tracing::warn!("{source}: {e}; no snapshot taken"),
+        }
+        Ok(())
     }
 
     /// Lets go of `source` (a Kafka partition moved to another node):
@@ -625,6 +702,65 @@ ttl = "1h"
             1,
             "the 5th failure, as one reader would see it"
         );
+    }
+
+    #[test]
+    fn a_movable_source_arrives_with_its_snapshot_and_reads_on_after_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = DataDir {
+            path: tmp.path().join("data"),
+        };
+        let config = || PipelineConfig {
+            directory: Arc::new(
+                Directory::from_toml("[detectors.login_failures]\nmin_failures = 5\n", "d.toml")
+                    .unwrap(),
+            ),
+            ..Default::default()
+        };
+        let partition: Arc<str> = "kafka:access:0".into();
+        let logins = |seen: &Seen| seen.0.lock().unwrap().len();
+
+        let mut p = Pipeline::new(config(), Some(Ledger::open(&data).unwrap())).unwrap();
+        assert_eq!(p.arrive_movable(&partition).unwrap(), 0, "no snapshot yet");
+        for line in 1..=3 {
+            p.process(&failed_login(&partition, line)).unwrap();
+        }
+        p.snapshot_movable(&partition, 3).unwrap();
+        p.set_progress(&partition, 3).unwrap();
+        p.commit().unwrap();
+        assert_eq!(p.report().snapshots, 1);
+        p.finish(false).unwrap();
+
+        // Another process takes the partition: from the snapshot, it reads
+        // line 4 on, and the 5th failure raises the alert one reader would.
+        let seen = Seen::default();
+        let mut p = Pipeline::new(config(), Some(Ledger::open(&data).unwrap()))
+            .unwrap()
+            .with_outlet(seen.clone());
+        assert_eq!(p.arrive_movable(&partition).unwrap(), 3);
+        assert_eq!(p.report().restored, 1);
+        p.process(&failed_login(&partition, 4)).unwrap();
+        assert_eq!(logins(&seen), 0);
+        p.process(&failed_login(&partition, 5)).unwrap();
+        assert_eq!(logins(&seen), 1, "3 failures came with the snapshot");
+
+        // A snapshot past what the ledger holds is not used: its lines
+        // would be neither recorded nor seen again.
+        p.snapshot_movable(&partition, 9).unwrap();
+        p.set_progress(&partition, 5).unwrap();
+        p.commit().unwrap();
+        p.release(&partition);
+        assert_eq!(p.arrive_movable(&partition).unwrap(), 0);
+        // An earlier snapshot does not replace a later one.
+        p.snapshot_movable(&partition, 2).unwrap();
+        p.commit().unwrap();
+        let kept = p
+            .ledger_mut()
+            .unwrap()
+            .snapshot(&partition)
+            .unwrap()
+            .unwrap();
+        assert_eq!(kept.line, 9);
     }
 
     fn read_by(user: &str, line: u64, customer: &str) -> Event {

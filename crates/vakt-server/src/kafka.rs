@@ -22,16 +22,21 @@
 //! counted in `/metrics`, named on stderr with partition and offset, and
 //! kept in `kafka-rejects.jsonl` in the data directory.
 //!
-//! Detector state: each partition is read from its first offset (what
-//! the topic's retention kept) whenever this node is assigned it, into a
-//! detection engine of its own ([`vakt_pipeline::Pipeline::resume_movable`]).
-//! The messages the ledger holds rebuild the accounts' history and open
-//! incidents, with their ids, and raise nothing; the rest is recorded.
-//! So a partition that moves to another node, or comes back after a
-//! restart, gives the alerts one process reading it throughout would.
-//! The cost is one read of the partition per assignment, at the engine's
-//! replay speed; the group's committed offset no longer says where
-//! reading starts, only where gaps are told from.
+//! Detector state: whenever this node is assigned a partition, the
+//! partition gets a detection engine of its own
+//! ([`vakt_pipeline::Pipeline::arrive_movable`]), which takes the
+//! partition's latest detector snapshot when the ledger holds one, and
+//! reading starts after the snapshot's line; without one it starts at the
+//! first offset (what the topic's retention kept). The messages the
+//! ledger holds rebuild the accounts' history and open incidents, with
+//! their ids, and raise nothing; the rest is recorded. So a partition
+//! that moves to another node, or comes back after a restart, gives the
+//! alerts one process reading it throughout would. Snapshots are taken
+//! when a partition leaves (a rebalance, a stop) and every
+//! [`crate::worker::SNAPSHOT_EVERY`] while it is read, each in the batch
+//! that records the partition's progress that far; a node that dies
+//! leaves the last periodic one. The group's committed offset no longer
+//! says where reading starts, only where gaps are told from.
 //!
 //! Several nodes: with the entries in a shared PostgreSQL store, a
 //! partition's progress is read from the store when a node takes it, and
@@ -100,6 +105,41 @@ fn hand_off(
     }
 }
 
+/// What a rebalance does before it gives partitions to this node: the
+/// engine takes each one's detector snapshot, and says where reading
+/// starts (after the snapshot's line, or at the first offset).
+fn arrive(
+    tx: mpsc::UnboundedSender<Msg>,
+    metrics: Arc<Metrics>,
+) -> impl Fn(&[Arc<str>]) -> Vec<u64> + Send + 'static {
+    move |sources| {
+        let (start, lines) = std::sync::mpsc::sync_channel(1);
+        let arrive = Msg::Arrive {
+            sources: sources.to_vec(),
+            start,
+        };
+        // Without an engine there is nothing to read for: from the start.
+        if tx.send(arrive).is_err() {
+            return vec![0; sources.len()];
+        }
+        // No time limit: reading must not start before the state is
+        // settled, or lines would be fed to it twice. The engine answers
+        // after the batch in hand; an engine that stops drops `start`.
+        match lines.recv() {
+            Ok(lines) => {
+                for line in &lines {
+                    match line {
+                        0 => metrics.kafka_from_start.inc(),
+                        _ => metrics.kafka_from_snapshot.inc(),
+                    };
+                }
+                lines
+            }
+            Err(_) => vec![0; sources.len()],
+        }
+    }
+}
+
 /// Consecutive messages of one partition, parsed.
 struct Run {
     source: Arc<str>,
@@ -135,8 +175,9 @@ impl KafkaReader {
         } = engine;
         let source = KafkaSource::connect(config, ParserContext { directory })
             .map_err(|e| std::io::Error::other(e.to_string()))?;
-        // Detector state is rebuilt from each partition's whole history.
-        source.read_partitions_from_start();
+        // Detector state comes from each partition's snapshot, or is
+        // rebuilt from its whole history.
+        source.start_partitions_at(arrive(tx.clone(), metrics.clone()));
         // Appended to: a restart must not lose the messages rejected before it.
         let rejects = Rejects::appending(
             &data.join(REJECTS_FILE),

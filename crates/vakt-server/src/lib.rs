@@ -274,6 +274,7 @@ impl Server {
             rx,
             failure.clone(),
             durable.clone(),
+            metrics.clone(),
         )?;
         let queue_events = config.queue_events.clamp(1, Semaphore::MAX_PERMITS);
         let queue = Arc::new(Semaphore::new(queue_events));

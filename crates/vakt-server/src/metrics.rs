@@ -77,6 +77,13 @@ pub(crate) struct Metrics {
     pub(crate) kafka_messages: Counter,
     /// Kafka offsets the brokers went past without a message (`vakt_ingest::kafka::Gap`).
     pub(crate) kafka_skipped: Counter,
+    /// Partitions assigned to this node whose detector state came from a
+    /// snapshot, and those read from their start instead.
+    pub(crate) kafka_from_snapshot: Counter,
+    pub(crate) kafka_from_start: Counter,
+    /// Detector snapshots of partitions written, and their bytes.
+    pub(crate) snapshots: Counter,
+    pub(crate) snapshot_bytes: Counter,
     /// Messages behind the newest, per assigned Kafka partition.
     pub(crate) kafka_lag: Family<PartitionLabel, Gauge>,
     registry: Mutex<Registry>,
@@ -96,6 +103,10 @@ impl Default for Metrics {
             request_seconds: Family::new_with_constructor(latency),
             kafka_messages: Counter::default(),
             kafka_skipped: Counter::default(),
+            kafka_from_snapshot: Counter::default(),
+            kafka_from_start: Counter::default(),
+            snapshots: Counter::default(),
+            snapshot_bytes: Counter::default(),
             kafka_lag: Family::default(),
             registry: Mutex::new(Registry::default()),
         };
@@ -155,6 +166,26 @@ impl Default for Metrics {
                 "vakt_kafka_skipped",
                 "Kafka offsets the brokers went past without handing out a message (transaction markers, compaction, retention, a broker fault)",
                 m.kafka_skipped.clone(),
+            );
+            r.register(
+                "vakt_kafka_partitions_from_snapshot",
+                "Partitions assigned to this node that took their detector state from a snapshot",
+                m.kafka_from_snapshot.clone(),
+            );
+            r.register(
+                "vakt_kafka_partitions_from_start",
+                "Partitions assigned to this node that had no usable snapshot and were read from their first offset",
+                m.kafka_from_start.clone(),
+            );
+            r.register(
+                "vakt_detector_snapshots",
+                "Detector snapshots of partitions written to the ledger",
+                m.snapshots.clone(),
+            );
+            r.register(
+                "vakt_detector_snapshot_bytes",
+                "Bytes of the detector snapshots written",
+                m.snapshot_bytes.clone(),
             );
             r.register(
                 "vakt_kafka_lag",

@@ -24,6 +24,12 @@ const COMMIT_EVENTS: u64 = 50_000;
 /// Longest time between commits while batches keep arriving.
 const COMMIT_TIME: Duration = Duration::from_secs(1);
 
+/// How often a Kafka partition's detector state is snapshotted while its
+/// messages keep coming (besides when it leaves this node, and at stop):
+/// a node that dies loses at most this much of the next owner's reading
+/// time, which then replays from the snapshot instead of the start.
+pub(crate) const SNAPSHOT_EVERY: Duration = Duration::from_secs(30);
+
 pub(crate) enum Msg {
     /// Events journaled up to `last_line`; the permit holds their room in the queue.
     Batch {
@@ -40,6 +46,14 @@ pub(crate) enum Msg {
         source: Arc<str>,
         events: Vec<Event>,
         permit: OwnedSemaphorePermit,
+    },
+    /// Kafka partitions a rebalance is giving this node: each takes its
+    /// detector snapshot when there is one. `start` gets, per source, the
+    /// line its snapshot reflects (reading starts after it), or 0 to read
+    /// it from its first offset.
+    Arrive {
+        sources: Vec<Arc<str>>,
+        start: std::sync::mpsc::SyncSender<Vec<u64>>,
     },
     /// Kafka partitions a rebalance is taking away: commit what was done
     /// on them, let go of them, then say so on `done` (the group waits,
@@ -134,6 +148,17 @@ struct Worker {
     /// How far each Kafka partition is committed to the ledger, for the
     /// consumer to commit to its group (module `kafka`).
     durable: Arc<Durable>,
+    /// Per Kafka partition held: the last line its engine saw, and the
+    /// line and time of its last snapshot.
+    partitions: HashMap<Arc<str>, Held>,
+    metrics: Arc<Metrics>,
+}
+
+/// A Kafka partition this node holds.
+struct Held {
+    seen: u64,
+    snapshot_line: u64,
+    snapshot_at: Instant,
 }
 
 /// How far each Kafka partition is in the ledger, as committed.
@@ -146,11 +171,12 @@ pub(crate) fn spawn(
     rx: mpsc::UnboundedReceiver<Msg>,
     failure: Arc<Failure>,
     durable: Arc<Durable>,
+    metrics: Arc<Metrics>,
 ) -> std::io::Result<std::thread::JoinHandle<Result<EngineReport, ServerError>>> {
     std::thread::Builder::new()
         .name("vakt-engine".into())
         .spawn(move || {
-            let r = run(pipeline, &journal_path, journal_lines, rx, durable);
+            let r = run(pipeline, &journal_path, journal_lines, rx, durable, metrics);
             if let Err(e) = &r {
                 failure.set(e.to_string());
             }
@@ -164,10 +190,13 @@ fn run(
     journal_lines: u64,
     mut rx: mpsc::UnboundedReceiver<Msg>,
     durable: Arc<Durable>,
+    metrics: Arc<Metrics>,
 ) -> Result<EngineReport, ServerError> {
     let mut w = Worker {
         progressed: HashMap::new(),
         durable,
+        partitions: HashMap::new(),
+        metrics,
         pipeline,
         source: Arc::from(journal::FILE_NAME),
         journal_replayed: 0,
@@ -262,7 +291,8 @@ impl Worker {
                 // do not move the source's progress back. A Kafka
                 // partition may move to another node and back: it is read
                 // from its start each time it arrives, into state of its own.
-                let done = if vakt_ingest::kafka::parse_source(&source).is_some() {
+                let movable = vakt_ingest::kafka::parse_source(&source).is_some();
+                let done = if movable {
                     self.pipeline.resume_movable(&source)?
                 } else {
                     self.pipeline.resume(&source)?
@@ -274,13 +304,43 @@ impl Worker {
                 }
                 self.since_commit += events.len() as u64;
                 drop(permit);
+                if movable {
+                    let held = self.partitions.entry(source.clone()).or_insert(Held {
+                        seen: 0,
+                        snapshot_line: 0,
+                        snapshot_at: Instant::now(),
+                    });
+                    held.seen = held.seen.max(line);
+                }
                 let at = self.progressed.entry(source).or_insert(done);
                 *at = (*at).max(line);
             }
+            Msg::Arrive { sources, start } => {
+                let mut lines = Vec::with_capacity(sources.len());
+                for source in &sources {
+                    let line = self.pipeline.arrive_movable(source)?;
+                    self.partitions.insert(
+                        source.clone(),
+                        Held {
+                            seen: line,
+                            snapshot_line: line,
+                            snapshot_at: Instant::now(),
+                        },
+                    );
+                    lines.push(line);
+                }
+                let _ = start.send(lines);
+            }
             Msg::Release { sources, done } => {
+                // The next owner takes the state from here, not from the
+                // last periodic snapshot.
+                for source in &sources {
+                    self.snapshot(source)?;
+                }
                 self.commit()?;
                 for source in &sources {
                     self.pipeline.release(source);
+                    self.partitions.remove(source);
                 }
                 let _ = done.send(());
             }
@@ -320,7 +380,38 @@ impl Worker {
         Ok(())
     }
 
+    /// Snapshots `source`'s detector state into the open batch, unless
+    /// the last snapshot already holds every line its engine saw. Call it
+    /// before a commit that records the source's progress that far.
+    fn snapshot(&mut self, source: &Arc<str>) -> Result<(), ServerError> {
+        let Some(held) = self.partitions.get_mut(source) else {
+            return Ok(());
+        };
+        if held.seen <= held.snapshot_line {
+            return Ok(());
+        }
+        let before = self.pipeline.report().snapshot_bytes;
+        self.pipeline.snapshot_movable(source, held.seen)?;
+        held.snapshot_line = held.seen;
+        held.snapshot_at = Instant::now();
+        let bytes = self.pipeline.report().snapshot_bytes - before;
+        if bytes > 0 {
+            self.metrics.snapshots.inc();
+            self.metrics.snapshot_bytes.inc_by(bytes);
+        }
+        Ok(())
+    }
+
     fn commit(&mut self) -> Result<(), ServerError> {
+        let due: Vec<Arc<str>> = self
+            .partitions
+            .iter()
+            .filter(|(_, h)| h.snapshot_at.elapsed() >= SNAPSHOT_EVERY)
+            .map(|(s, _)| s.clone())
+            .collect();
+        for source in &due {
+            self.snapshot(source)?;
+        }
         for (source, line) in &self.progressed {
             self.pipeline.set_progress(source, *line)?;
         }
@@ -340,7 +431,12 @@ impl Worker {
     /// Commits and closes the ledger. Open incidents stay open: a stop
     /// of the server is not the end of the stream, and the replay at the
     /// next start rebuilds them.
-    fn finish(self) -> Result<EngineReport, ServerError> {
+    fn finish(mut self) -> Result<EngineReport, ServerError> {
+        // The state of every partition held, for whichever node takes it next.
+        let held: Vec<Arc<str>> = self.partitions.keys().cloned().collect();
+        for source in &held {
+            self.snapshot(source)?;
+        }
         let finished = self.pipeline.finish(false)?;
         let r = finished.report;
         Ok(EngineReport {

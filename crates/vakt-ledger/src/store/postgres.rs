@@ -210,6 +210,15 @@ CREATE TABLE IF NOT EXISTS vakt.offsets(
     chain integer NOT NULL,
     updated timestamptz NOT NULL DEFAULT now()
 );
+-- The detector state of each such source up to a line, for the next
+-- node to read it (crate::snapshots).
+CREATE TABLE IF NOT EXISTS vakt.snapshots(
+    source text PRIMARY KEY,
+    line bigint NOT NULL,
+    chain integer NOT NULL,
+    taken timestamptz NOT NULL DEFAULT now(),
+    state bytea NOT NULL
+);
 -- This month's and next month's partitions of each table, made when
 -- missing (one node at a time).
 CREATE OR REPLACE FUNCTION vakt.ensure_partitions() RETURNS void LANGUAGE plpgsql AS $$
@@ -258,6 +267,8 @@ pub struct Rider<'a> {
     pub(crate) names: &'a [crate::shared_names::StoredName],
     /// Rows of the shared tables the batch changed.
     pub(crate) records: &'a [crate::shared_records::Record],
+    /// Detector snapshots of sources the batch moved on.
+    pub(crate) snapshots: &'a [crate::snapshots::Snapshot],
 }
 
 /// A shared source (a Kafka partition) moved on by a batch: from the line
@@ -456,6 +467,20 @@ impl PgStore {
             .first()
             .map(|r| r.get::<_, i64>(0).max(0) as u64)
             .unwrap_or(0))
+    }
+
+    /// The latest detector snapshot of a source, whichever node wrote it.
+    pub fn snapshot(&self, source: &str) -> Result<Option<crate::snapshots::Snapshot>> {
+        let rows = self.query(
+            "reading a detector snapshot",
+            "SELECT line, state FROM vakt.snapshots WHERE source = $1",
+            &[&source],
+        )?;
+        Ok(rows.first().map(|r| crate::snapshots::Snapshot {
+            source: source.to_owned(),
+            line: r.get::<_, i64>(0).max(0) as u64,
+            state: r.get(1),
+        }))
     }
 
     /// Entries the chain holds in the database, whatever this handle's point.
@@ -703,6 +728,9 @@ fn copy_batch(
         crate::shared_alerts::write(&mut tx, chain, alert)?;
     }
     crate::shared_names::write(&mut tx, chain, rider.names)?;
+    for s in rider.snapshots {
+        write_snapshot(&mut tx, chain, s)?;
+    }
     // Last: its lock is held until the commit.
     crate::shared_records::write(&mut tx, rider.records)?;
     if let Some((n, changes)) = rider.journal {
@@ -714,6 +742,23 @@ fn copy_batch(
         .map_err(pg("writing the batch's journal"))?;
     }
     tx.commit().map_err(pg("committing the flush"))
+}
+
+/// Keeps a source's detector snapshot, unless a later one is there
+/// (another node read the source further since).
+fn write_snapshot(
+    tx: &mut postgres::Transaction<'_>,
+    chain: i32,
+    s: &crate::snapshots::Snapshot,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO vakt.snapshots(source, line, chain, state) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (source) DO UPDATE SET line = excluded.line, chain = excluded.chain, taken = now(), state = excluded.state
+         WHERE vakt.snapshots.line <= excluded.line",
+        &[&s.source, &(s.line.min(i64::MAX as u64) as i64), &chain, &s.state],
+    )
+    .map_err(pg("writing a detector snapshot"))?;
+    Ok(())
 }
 
 /// Moves a shared source on, unless another chain moved it since this
