@@ -490,7 +490,8 @@ fn three_nodes_on_one_store_record_each_message_once_across_a_kill_9() {
     let at_kill = in_store();
     // Down long enough for the group to give its partitions to the others.
     std::thread::sleep(Duration::from_secs(8));
-    nodes[1] = serve(&data[1], &settings);
+    let (restarted, restarted_url) = serve_at(&data[1], &settings);
+    nodes[1] = restarted;
     feeder.join().unwrap();
     assert!(
         at_kill < TOTAL as i64,
@@ -512,6 +513,14 @@ fn three_nodes_on_one_store_record_each_message_once_across_a_kill_9() {
     }
     // Nothing more arrives: no access was recorded twice.
     std::thread::sleep(Duration::from_secs(3));
+    // The restarted node took the partitions it was given from the
+    // snapshots the others left when they gave them up.
+    let from_snapshot = metrics(&restarted_url)
+        .lines()
+        .find_map(|l| l.strip_prefix("vakt_kafka_partitions_from_snapshot_total "))
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    assert!(from_snapshot > 0, "{}", metrics(&restarted_url));
     for n in nodes {
         n.stop(support::WAIT).unwrap();
     }
@@ -523,6 +532,23 @@ fn three_nodes_on_one_store_record_each_message_once_across_a_kill_9() {
         )
         .unwrap();
     assert_eq!(twice.trim(), "0", "customers read twice");
+    // Each partition that had messages left its detector state at its
+    // last line when the nodes stopped, whichever node held it.
+    let snapshots = pg
+        .psql_in(
+            "nodes",
+            "SELECT count(*), count(*) FILTER (WHERE s.line = o.line) FROM vakt.snapshots s JOIN vakt.offsets o USING (source)",
+        )
+        .unwrap();
+    let offsets = pg
+        .psql_in("nodes", "SELECT count(*) FROM vakt.offsets WHERE line > 0")
+        .unwrap();
+    let n = offsets.trim();
+    assert_eq!(
+        snapshots.trim(),
+        format!("{n}|{n}"),
+        "snapshots at the partitions' last lines"
+    );
     // Each message (source and line, by name across the chains) once.
     let messages = pg
         .psql_in(

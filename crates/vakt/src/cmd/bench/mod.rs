@@ -2,7 +2,7 @@
 //! (throughput and memory of `vakt watch`), `ledger` (append rate, disk,
 //! scope time), `store` (the entry engines side by side), `serve` (`vakt serve` over HTTP), `parse` (parsing cost
 //! as hostile records grow), `soak` (`vakt serve` under a flood), `cluster` (serve nodes
-//! reading Kafka);
+//! reading Kafka), `snapshot` (a partition's detector state moved);
 //! `detection` lives with
 //! the simulator's evaluation in `cmd/detection.rs`.
 
@@ -12,6 +12,7 @@ mod pages;
 mod parse;
 mod pgaudit;
 mod serve;
+mod snapshot;
 mod soak;
 mod store;
 mod watch;
@@ -41,6 +42,8 @@ pub enum Bench {
     Pgaudit(pgaudit::PgauditBenchArgs),
     /// `vakt serve` under a mixed flood: honest ingest keeps being answered, memory stays capped.
     Soak(soak::SoakArgs),
+    /// A partition's detector snapshot: its size, save and restore time, beside reading the partition from its start.
+    Snapshot(snapshot::SnapshotBenchArgs),
     /// `vakt serve` nodes reading one Kafka topic as a group: events/s with 1, 2, 3 nodes.
     Cluster(cluster::ClusterBenchArgs),
     /// A payment-page check in headless Chromium: wall time and browser memory, beside a plain load.
@@ -59,6 +62,7 @@ pub fn dispatch(b: Bench) -> Result<()> {
         Bench::Soak(a) => soak::run(a),
         Bench::Pages(a) => pages::run(a),
         Bench::Cluster(a) => cluster::run(a),
+        Bench::Snapshot(a) => snapshot::run(a),
     }
 }
 
