@@ -613,6 +613,105 @@ fn three_nodes_on_one_store_record_each_message_once_across_a_kill_9() {
     }
 }
 
+/// Partitions this node was assigned since it started: (taken from a
+/// snapshot, read from their start).
+fn arrivals(url: &str) -> (u64, u64) {
+    let m = metrics(url);
+    let counter = |name: &str| {
+        m.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}_total ")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (
+        counter("vakt_kafka_partitions_from_snapshot"),
+        counter("vakt_kafka_partitions_from_start"),
+    )
+}
+
+#[test]
+fn with_cooperative_sticky_only_the_partitions_that_change_hands_move() {
+    let pg = vakt_pgtemp::TempCluster::shared().unwrap();
+    pg.psql("DROP DATABASE IF EXISTS sticky").unwrap();
+    pg.psql("CREATE DATABASE sticky").unwrap();
+    let url = pg.url("sticky");
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic(TOPIC, 6, 1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let tmp = tempfile::tempdir().unwrap();
+    let settings = settings(tmp.path(), &brokers);
+    let mut text = std::fs::read_to_string(&settings).unwrap();
+    text.push_str("\"partition.assignment.strategy\" = \"cooperative-sticky\"\n");
+    std::fs::write(&settings, text).unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    for d in [&a, &b] {
+        succeed(vakt().args(["ledger", "store", "--data"]).arg(d).arg(&url));
+    }
+    let in_store = || -> i64 {
+        pg.psql_in("sticky", "SELECT count(*) FROM vakt.entries")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    const TOTAL: u32 = 2400;
+    let p = producer(&brokers);
+    produce_stream(&p, 0, TOTAL / 2);
+    let (node_a, url_a) = serve_at(&a, &settings);
+    wait_for("node A's accesses", support::WAIT, || {
+        in_store() >= (TOTAL / 2) as i64
+    });
+    let (from_snapshot, from_start) = arrivals(&url_a);
+    assert_eq!(
+        (from_snapshot, from_start),
+        (0, 6),
+        "A starts with every partition"
+    );
+
+    // B joins: it takes half the partitions, each from the snapshot A
+    // wrote when it gave it up, and A keeps the rest without reading them
+    // again.
+    let (node_b, url_b) = serve_at(&b, &settings);
+    wait_for("B's share", support::WAIT, || {
+        let (s, f) = arrivals(&url_b);
+        s + f == 3
+    });
+    produce_stream(&p, TOTAL / 2, TOTAL);
+    wait_for("every access", support::WAIT, || in_store() >= TOTAL as i64);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(arrivals(&url_a), (0, 6), "A was given no partition again");
+    let (b_snapshot, b_start) = arrivals(&url_b);
+    assert!(b_snapshot > 0, "B took no snapshot: {}", metrics(&url_b));
+    assert_eq!(b_snapshot + b_start, 3);
+    node_a.stop(support::WAIT).unwrap();
+    node_b.stop(support::WAIT).unwrap();
+
+    assert_eq!(in_store(), TOTAL as i64);
+    let messages = pg
+        .psql_in(
+            "sticky",
+            "SELECT count(*), count(DISTINCT (n.name, e.line)) FROM vakt.entries e JOIN vakt.names n ON n.chain = e.chain AND n.id = e.source",
+        )
+        .unwrap();
+    assert_eq!(messages.trim(), format!("{TOTAL}|{TOTAL}"));
+    let stream = tmp.path().join("stream.jsonl");
+    let lines: Vec<String> = (0..TOTAL).map(|i| stream_message(i).1).collect();
+    std::fs::write(&stream, lines.join("\n") + "\n").unwrap();
+    let alone = tmp.path().join("alone.jsonl");
+    succeed(vakt().args(["watch", "-q", "-o"]).arg(&alone).arg(&stream));
+    let mut latest = std::collections::BTreeMap::new();
+    for line in std::fs::read_to_string(&alone).unwrap().lines() {
+        let incident = incident_of(line);
+        latest.insert(incident.0.clone(), incident);
+    }
+    let expected: std::collections::BTreeSet<Incident> = latest.into_values().collect();
+    assert!(!expected.is_empty());
+    for d in [&a, &b] {
+        verify(d);
+        assert_eq!(incidents(d), expected, "{}", d.display());
+    }
+}
+
 #[test]
 fn offsets_retention_deleted_before_they_were_read_are_counted_and_said() {
     // The mock cluster keeps 5 MiB per partition, deleting the oldest
