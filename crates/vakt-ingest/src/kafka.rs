@@ -58,6 +58,21 @@ pub struct KafkaConfig {
     /// `vakt.offset` and `vakt.error`: one place for every node's.
     #[serde(default)]
     pub dead_letter_topic: Option<String>,
+    /// Seconds between two detector snapshots of a partition this node
+    /// reads, besides the one taken when it leaves the node: a node that
+    /// dies leaves its partitions to be read again from the last one.
+    /// Each snapshot rewrites the partition's state whole (about 140
+    /// bytes per account and peer group held), so the store's write
+    /// volume is the state's size over this.
+    #[serde(default = "default_snapshot_seconds")]
+    pub snapshot_seconds: u64,
+}
+
+/// `snapshot_seconds` when the settings do not say.
+pub const SNAPSHOT_SECONDS: u64 = 300;
+
+fn default_snapshot_seconds() -> u64 {
+    SNAPSHOT_SECONDS
 }
 
 /// One `[[kafka.topic]]`.
@@ -83,6 +98,11 @@ impl KafkaConfig {
         }
         if self.group.trim().is_empty() {
             return Err("group is empty; name the consumer group, e.g. group = \"vakt\"".into());
+        }
+        if self.snapshot_seconds == 0 {
+            return Err(
+                "snapshot_seconds is 0; give the seconds between two snapshots of a partition's detector state (300 by default)".into(),
+            );
         }
         if let Some(d) = &self.dead_letter_topic {
             if d.is_empty() || d.contains(':') {
@@ -841,5 +861,12 @@ mod tests {
             config("brokers = \"b\"\ndead_letter_topic = \"a.rejects\"\n[[topic]]\nname = \"a\"\n")
                 .unwrap();
         assert_eq!(ok.dead_letter_topic.as_deref(), Some("a.rejects"));
+        assert_eq!(ok.snapshot_seconds, SNAPSHOT_SECONDS);
+        let e =
+            config("brokers = \"b\"\nsnapshot_seconds = 0\n[[topic]]\nname = \"a\"\n").unwrap_err();
+        assert!(e.contains("snapshot_seconds is 0"), "{e}");
+        let ok =
+            config("brokers = \"b\"\nsnapshot_seconds = 30\n[[topic]]\nname = \"a\"\n").unwrap();
+        assert_eq!(ok.snapshot_seconds, 30);
     }
 }

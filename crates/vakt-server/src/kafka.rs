@@ -33,7 +33,7 @@
 //! that moves to another node, or comes back after a restart, gives the
 //! alerts one process reading it throughout would. Snapshots are taken
 //! when a partition leaves (a rebalance, a stop) and every
-//! [`crate::worker::SNAPSHOT_EVERY`] while it is read, each in the batch
+//! `snapshot_seconds` (`[kafka]`, 300 by default) while it is read, each in the batch
 //! that records the partition's progress that far; a node that dies
 //! leaves the last periodic one. The group's committed offset no longer
 //! says where reading starts, only where gaps are told from.

@@ -272,9 +272,17 @@ impl Server {
             journal.path.clone(),
             journal.lines,
             rx,
-            failure.clone(),
-            durable.clone(),
-            metrics.clone(),
+            worker::EngineContext {
+                failure: failure.clone(),
+                durable: durable.clone(),
+                metrics: metrics.clone(),
+                snapshot_every: std::time::Duration::from_secs(
+                    config
+                        .kafka
+                        .as_ref()
+                        .map_or(vakt_ingest::kafka::SNAPSHOT_SECONDS, |k| k.snapshot_seconds),
+                ),
+            },
         )?;
         let queue_events = config.queue_events.clamp(1, Semaphore::MAX_PERMITS);
         let queue = Arc::new(Semaphore::new(queue_events));

@@ -24,11 +24,18 @@ const COMMIT_EVENTS: u64 = 50_000;
 /// Longest time between commits while batches keep arriving.
 const COMMIT_TIME: Duration = Duration::from_secs(1);
 
-/// How often a Kafka partition's detector state is snapshotted while its
-/// messages keep coming (besides when it leaves this node, and at stop):
-/// a node that dies loses at most this much of the next owner's reading
-/// time, which then replays from the snapshot instead of the start.
-pub(crate) const SNAPSHOT_EVERY: Duration = Duration::from_secs(30);
+/// What the engine thread shares with the rest of the server.
+pub(crate) struct EngineContext {
+    /// Set when the engine stops on an error.
+    pub(crate) failure: Arc<Failure>,
+    /// How far each Kafka partition is committed, for the group.
+    pub(crate) durable: Arc<Durable>,
+    pub(crate) metrics: Arc<Metrics>,
+    /// How often a held Kafka partition's detector state is snapshotted
+    /// while its messages keep coming, besides when it leaves this node
+    /// and at stop (`snapshot_seconds` in `[kafka]`).
+    pub(crate) snapshot_every: Duration,
+}
 
 pub(crate) enum Msg {
     /// Events journaled up to `last_line`; the permit holds their room in the queue.
@@ -152,6 +159,7 @@ struct Worker {
     /// line and time of its last snapshot.
     partitions: HashMap<Arc<str>, Held>,
     metrics: Arc<Metrics>,
+    snapshot_every: Duration,
 }
 
 /// A Kafka partition this node holds.
@@ -169,14 +177,13 @@ pub(crate) fn spawn(
     journal_path: std::path::PathBuf,
     journal_lines: u64,
     rx: mpsc::UnboundedReceiver<Msg>,
-    failure: Arc<Failure>,
-    durable: Arc<Durable>,
-    metrics: Arc<Metrics>,
+    context: EngineContext,
 ) -> std::io::Result<std::thread::JoinHandle<Result<EngineReport, ServerError>>> {
     std::thread::Builder::new()
         .name("vakt-engine".into())
         .spawn(move || {
-            let r = run(pipeline, &journal_path, journal_lines, rx, durable, metrics);
+            let failure = context.failure.clone();
+            let r = run(pipeline, &journal_path, journal_lines, rx, context);
             if let Err(e) = &r {
                 failure.set(e.to_string());
             }
@@ -189,14 +196,14 @@ fn run(
     journal_path: &std::path::Path,
     journal_lines: u64,
     mut rx: mpsc::UnboundedReceiver<Msg>,
-    durable: Arc<Durable>,
-    metrics: Arc<Metrics>,
+    context: EngineContext,
 ) -> Result<EngineReport, ServerError> {
     let mut w = Worker {
         progressed: HashMap::new(),
-        durable,
+        durable: context.durable,
         partitions: HashMap::new(),
-        metrics,
+        metrics: context.metrics,
+        snapshot_every: context.snapshot_every,
         pipeline,
         source: Arc::from(journal::FILE_NAME),
         journal_replayed: 0,
@@ -406,7 +413,7 @@ impl Worker {
         let due: Vec<Arc<str>> = self
             .partitions
             .iter()
-            .filter(|(_, h)| h.snapshot_at.elapsed() >= SNAPSHOT_EVERY)
+            .filter(|(_, h)| h.snapshot_at.elapsed() >= self.snapshot_every)
             .map(|(s, _)| s.clone())
             .collect();
         for source in &due {

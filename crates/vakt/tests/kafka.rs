@@ -471,7 +471,8 @@ fn three_nodes_on_one_store_record_each_message_once_across_a_kill_9() {
     };
     let p = producer(&brokers);
     produce_stream(&p, 0, 1000);
-    let mut nodes: Vec<support::Child> = data.iter().map(|d| serve(d, &settings)).collect();
+    let (mut nodes, mut urls): (Vec<support::Child>, Vec<String>) =
+        data.iter().map(|d| serve_at(d, &settings)).unzip();
     wait_for("the first accesses", support::WAIT, || in_store() >= 1000);
 
     const TOTAL: u32 = 6000;
@@ -490,8 +491,7 @@ fn three_nodes_on_one_store_record_each_message_once_across_a_kill_9() {
     let at_kill = in_store();
     // Down long enough for the group to give its partitions to the others.
     std::thread::sleep(Duration::from_secs(8));
-    let (restarted, restarted_url) = serve_at(&data[1], &settings);
-    nodes[1] = restarted;
+    (nodes[1], urls[1]) = serve_at(&data[1], &settings);
     feeder.join().unwrap();
     assert!(
         at_kill < TOTAL as i64,
@@ -513,14 +513,12 @@ fn three_nodes_on_one_store_record_each_message_once_across_a_kill_9() {
     }
     // Nothing more arrives: no access was recorded twice.
     std::thread::sleep(Duration::from_secs(3));
-    // The restarted node took the partitions it was given from the
-    // snapshots the others left when they gave them up.
-    let from_snapshot = metrics(&restarted_url)
-        .lines()
-        .find_map(|l| l.strip_prefix("vakt_kafka_partitions_from_snapshot_total "))
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0);
-    assert!(from_snapshot > 0, "{}", metrics(&restarted_url));
+    // Partitions moved as nodes joined, died and came back: the nodes
+    // running now took some of them from the snapshots their holders
+    // left when they gave them up (which partitions carry messages, and
+    // which node gets them, varies from run to run).
+    let from_snapshot: u64 = urls.iter().map(|u| arrivals(u).0).sum();
+    assert!(from_snapshot > 0, "{}", metrics(&urls[0]));
     for n in nodes {
         n.stop(support::WAIT).unwrap();
     }
@@ -680,9 +678,23 @@ fn with_cooperative_sticky_only_the_partitions_that_change_hands_move() {
     wait_for("every access", support::WAIT, || in_store() >= TOTAL as i64);
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(arrivals(&url_a), (0, 6), "A was given no partition again");
+    // Which of B's three carry messages varies with the assignor; A read
+    // each that does before giving it up, so each came with a snapshot.
     let (b_snapshot, b_start) = arrivals(&url_b);
-    assert!(b_snapshot > 0, "B took no snapshot: {}", metrics(&url_b));
     assert_eq!(b_snapshot + b_start, 3);
+    let b_with_messages: u64 = pg
+        .psql_in(
+            "sticky",
+            &format!(
+                "SELECT count(*) FROM vakt.offsets o JOIN vakt.chains c USING (chain) WHERE c.name LIKE '%:{}'",
+                b.display()
+            ),
+        )
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(b_snapshot, b_with_messages, "{}", metrics(&url_b));
     node_a.stop(support::WAIT).unwrap();
     node_b.stop(support::WAIT).unwrap();
 
