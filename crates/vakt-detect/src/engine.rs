@@ -110,6 +110,7 @@ impl Engine {
             next_sweep: self.next_sweep,
             stats: self.stats.clone(),
         })
+        .map(snapshot::seal)
     }
 
     /// Takes the state [`Engine::snapshot`] saved, in place of this
@@ -118,7 +119,7 @@ impl Engine {
     /// edited) starts afresh, as a reload would make it: those rules are
     /// returned.
     pub fn restore(&mut self, state: &[u8]) -> Result<Vec<&'static str>, SnapshotError> {
-        let saved: Saved = snapshot::load(state)?;
+        let saved: Saved = snapshot::load(snapshot::unseal(state)?)?;
         if saved.version != SNAPSHOT_VERSION {
             return Err(SnapshotError::Mismatch(format!(
                 "written in format {}, this engine reads {SNAPSHOT_VERSION}",

@@ -156,6 +156,11 @@ fn a_damaged_snapshot_is_refused_and_changes_nothing() {
         assert!(e.to_string().contains("cannot decode"), "{e}");
         assert_eq!(other.tracked(), before, "a failed restore changes nothing");
     }
+    let mut flipped = s.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 1;
+    assert!(other.restore(&flipped).is_err());
+    assert_eq!(other.tracked(), before);
     assert_ne!(e.tracked(), before);
     other.restore(&s).unwrap();
     assert_eq!(other.tracked(), e.tracked());

@@ -146,9 +146,9 @@ impl serde::Serialize for SharedAddresses {
 impl<'de> serde::Deserialize<'de> for SharedAddresses {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let state = crate::snapshot::LruState::<IpAddr, Behind>::deserialize(d)?;
-        Ok(SharedAddresses {
-            map: state.into_lru(),
-        })
+        let mut addresses = SharedAddresses::default();
+        state.restore_into(&mut addresses.map);
+        Ok(addresses)
     }
 }
 

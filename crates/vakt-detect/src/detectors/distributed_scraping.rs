@@ -444,8 +444,9 @@ impl Detector for DistributedScraping {
             LruState<u64, Group>,
             Population,
         ) = snapshot::load(state)?;
-        (self.clients, self.groups, self.population) =
-            (clients.into_lru(), groups.into_lru(), population);
+        clients.restore_into(&mut self.clients);
+        groups.restore_into(&mut self.groups);
+        self.population = population;
         Ok(())
     }
 

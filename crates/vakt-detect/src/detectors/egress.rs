@@ -323,7 +323,8 @@ impl Detector for Egress {
 
     fn restore(&mut self, state: &[u8]) -> Result<(), SnapshotError> {
         let (hosts, destinations): (_, LruState<u32, Distinct>) = snapshot::load(state)?;
-        (self.hosts, self.destinations) = (hosts, destinations.into_lru());
+        self.hosts = hosts;
+        destinations.restore_into(&mut self.destinations);
         Ok(())
     }
 

@@ -308,7 +308,9 @@ impl Detector for ForeignNetwork {
     fn restore(&mut self, state: &[u8]) -> Result<(), SnapshotError> {
         type Moves = LruState<u64, (Day, bool)>;
         let (accounts, active, moves): (_, LruState<u64, Day>, Moves) = snapshot::load(state)?;
-        (self.accounts, self.active, self.moves) = (accounts, active.into_lru(), moves.into_lru());
+        self.accounts = accounts;
+        active.restore_into(&mut self.active);
+        moves.restore_into(&mut self.moves);
         Ok(())
     }
 

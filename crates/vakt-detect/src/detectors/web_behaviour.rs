@@ -645,7 +645,8 @@ impl Detector for WebBehaviour {
 
     fn restore(&mut self, state: &[u8]) -> Result<(), SnapshotError> {
         let (sessions, population): (LruState<u64, Session>, Population) = snapshot::load(state)?;
-        (self.sessions, self.population) = (sessions.into_lru(), population);
+        self.population = population;
+        sessions.restore_into(&mut self.sessions);
         Ok(())
     }
 
