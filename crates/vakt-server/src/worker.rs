@@ -296,8 +296,8 @@ impl Worker {
             } => {
                 // Lines the ledger held at start only rebuild state, and
                 // do not move the source's progress back. A Kafka
-                // partition may move to another node and back: it is read
-                // from its start each time it arrives, into state of its own.
+                // partition may move to another node and back: it has
+                // state of its own, from its snapshot or its start.
                 let movable = vakt_ingest::kafka::parse_source(&source).is_some();
                 let done = if movable {
                     self.pipeline.resume_movable(&source)?
@@ -311,13 +311,16 @@ impl Worker {
                 }
                 self.since_commit += events.len() as u64;
                 drop(permit);
-                if movable {
+                // What the engine has seen is the events' lines, not the
+                // progress they are replayed under.
+                let seen = events.iter().map(|e| e.origin().line).max();
+                if let (true, Some(seen)) = (movable, seen) {
                     let held = self.partitions.entry(source.clone()).or_insert(Held {
                         seen: 0,
                         snapshot_line: 0,
                         snapshot_at: Instant::now(),
                     });
-                    held.seen = held.seen.max(line);
+                    held.seen = held.seen.max(seen);
                 }
                 let at = self.progressed.entry(source).or_insert(done);
                 *at = (*at).max(line);
@@ -453,5 +456,105 @@ impl Worker {
             alert_lines: r.alert_lines,
             decisions: r.decisions,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::sync::Semaphore;
+    use vakt_ledger::{DataDir, Ledger};
+
+    fn failed_login(source: &Arc<str>, line: u64) -> Event {
+        let json = format!(
+            r#"{{"@timestamp":"2026-11-02T08:00:{line:02}Z","event.action":"login","event.outcome":"failure","user.name":"k.guess"}}"#
+        );
+        vakt_ingest::parsers::jsonl::parse_event(&json, &Origin::new(source.clone(), line)).unwrap()
+    }
+
+    fn worker(data: &DataDir) -> Worker {
+        let pipeline =
+            Pipeline::new(Default::default(), Some(Ledger::open(data).unwrap())).unwrap();
+        Worker {
+            pipeline,
+            source: Arc::from(journal::FILE_NAME),
+            journal_replayed: 0,
+            events_at_start: 0,
+            replayed_at_start: 0,
+            since_commit: 0,
+            progressed: HashMap::new(),
+            durable: Default::default(),
+            partitions: HashMap::new(),
+            metrics: Default::default(),
+            snapshot_every: Duration::from_secs(3600),
+        }
+    }
+
+    fn arrive(w: &mut Worker, source: &Arc<str>) -> u64 {
+        let (start, lines) = std::sync::mpsc::sync_channel(1);
+        w.handle(Msg::Arrive {
+            sources: vec![source.clone()],
+            start,
+        })
+        .unwrap();
+        lines.recv().unwrap()[0]
+    }
+
+    fn message(w: &mut Worker, source: &Arc<str>, line: u64) {
+        let permit = Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap();
+        w.handle(Msg::Followed {
+            source: source.clone(),
+            events: vec![failed_login(source, line)],
+            permit,
+        })
+        .unwrap();
+    }
+
+    fn release(w: &mut Worker, source: &Arc<str>) {
+        let (done, released) = std::sync::mpsc::sync_channel(1);
+        w.handle(Msg::Release {
+            sources: vec![source.clone()],
+            done,
+        })
+        .unwrap();
+        released.recv().unwrap();
+    }
+
+    #[test]
+    fn a_snapshot_names_the_last_line_its_engine_saw_not_the_progress_it_replays_under() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = DataDir {
+            path: tmp.path().join("data"),
+        };
+        let partition: Arc<str> = "kafka:access:0".into();
+        let mut w = worker(&data);
+        assert_eq!(arrive(&mut w, &partition), 0);
+        for line in 1..=5 {
+            message(&mut w, &partition, line);
+        }
+        release(&mut w, &partition);
+        assert_eq!(
+            arrive(&mut w, &partition),
+            5,
+            "the hand-off left a snapshot"
+        );
+        for line in 6..=8 {
+            message(&mut w, &partition, line);
+        }
+        w.commit().unwrap();
+        // Killed: lines 6 to 8 are recorded, the last snapshot is at 5.
+        drop(w);
+
+        let mut w = worker(&data);
+        assert_eq!(arrive(&mut w, &partition), 5);
+        // Lines 6 and 7 come back as replays under the progress of 8,
+        // then the partition leaves again.
+        for line in 6..=7 {
+            message(&mut w, &partition, line);
+        }
+        release(&mut w, &partition);
+        let ledger = w.pipeline.ledger_mut().unwrap();
+        assert_eq!(ledger.snapshot(&partition).unwrap().unwrap().line, 7);
+        assert_eq!(ledger.progress(&partition).unwrap(), 8);
     }
 }
