@@ -653,21 +653,25 @@ ttl = "1h"
         .unwrap()
     }
 
+    /// `login_failures` at 5 failures, for the movable-source tests.
+    fn five_failures() -> PipelineConfig {
+        PipelineConfig {
+            directory: Arc::new(
+                Directory::from_toml("[detectors.login_failures]\nmin_failures = 5\n", "d.toml")
+                    .unwrap(),
+            ),
+            ..Default::default()
+        }
+    }
+
     #[test]
     fn a_movable_source_rebuilds_its_own_state_once_each_time_it_arrives() {
         let tmp = tempfile::tempdir().unwrap();
         let data = DataDir {
             path: tmp.path().join("data"),
         };
-        let config = || PipelineConfig {
-            directory: Arc::new(
-                Directory::from_toml("[detectors.login_failures]\nmin_failures = 5\n", "d.toml")
-                    .unwrap(),
-            ),
-            ..Default::default()
-        };
         let seen = Seen::default();
-        let mut p = Pipeline::new(config(), Some(Ledger::open(&data).unwrap()))
+        let mut p = Pipeline::new(five_failures(), Some(Ledger::open(&data).unwrap()))
             .unwrap()
             .with_outlet(seen.clone());
         let partition: Arc<str> = "kafka:access:0".into();
@@ -710,17 +714,10 @@ ttl = "1h"
         let data = DataDir {
             path: tmp.path().join("data"),
         };
-        let config = || PipelineConfig {
-            directory: Arc::new(
-                Directory::from_toml("[detectors.login_failures]\nmin_failures = 5\n", "d.toml")
-                    .unwrap(),
-            ),
-            ..Default::default()
-        };
         let partition: Arc<str> = "kafka:access:0".into();
         let logins = |seen: &Seen| seen.0.lock().unwrap().len();
 
-        let mut p = Pipeline::new(config(), Some(Ledger::open(&data).unwrap())).unwrap();
+        let mut p = Pipeline::new(five_failures(), Some(Ledger::open(&data).unwrap())).unwrap();
         assert_eq!(p.arrive_movable(&partition).unwrap(), 0, "no snapshot yet");
         for line in 1..=3 {
             p.process(&failed_login(&partition, line)).unwrap();
@@ -734,7 +731,7 @@ ttl = "1h"
         // Another process takes the partition: from the snapshot, it reads
         // line 4 on, and the 5th failure raises the alert one reader would.
         let seen = Seen::default();
-        let mut p = Pipeline::new(config(), Some(Ledger::open(&data).unwrap()))
+        let mut p = Pipeline::new(five_failures(), Some(Ledger::open(&data).unwrap()))
             .unwrap()
             .with_outlet(seen.clone());
         assert_eq!(p.arrive_movable(&partition).unwrap(), 3);

@@ -198,19 +198,7 @@ fn run(
     mut rx: mpsc::UnboundedReceiver<Msg>,
     context: EngineContext,
 ) -> Result<EngineReport, ServerError> {
-    let mut w = Worker {
-        progressed: HashMap::new(),
-        durable: context.durable,
-        partitions: HashMap::new(),
-        metrics: context.metrics,
-        snapshot_every: context.snapshot_every,
-        pipeline,
-        source: Arc::from(journal::FILE_NAME),
-        journal_replayed: 0,
-        events_at_start: 0,
-        replayed_at_start: 0,
-        since_commit: 0,
-    };
+    let mut w = Worker::new(pipeline, context);
     w.replay(journal_path, journal_lines)?;
     let mut stop = false;
     while !stop {
@@ -236,6 +224,22 @@ fn run(
 }
 
 impl Worker {
+    fn new(pipeline: Pipeline, context: EngineContext) -> Worker {
+        Worker {
+            pipeline,
+            source: Arc::from(journal::FILE_NAME),
+            journal_replayed: 0,
+            events_at_start: 0,
+            replayed_at_start: 0,
+            since_commit: 0,
+            progressed: HashMap::new(),
+            durable: context.durable,
+            partitions: HashMap::new(),
+            metrics: context.metrics,
+            snapshot_every: context.snapshot_every,
+        }
+    }
+
     fn replay(&mut self, path: &std::path::Path, lines: u64) -> Result<(), ServerError> {
         if lines == 0 {
             return Ok(());
@@ -475,19 +479,13 @@ mod tests {
     fn worker(data: &DataDir) -> Worker {
         let pipeline =
             Pipeline::new(Default::default(), Some(Ledger::open(data).unwrap())).unwrap();
-        Worker {
-            pipeline,
-            source: Arc::from(journal::FILE_NAME),
-            journal_replayed: 0,
-            events_at_start: 0,
-            replayed_at_start: 0,
-            since_commit: 0,
-            progressed: HashMap::new(),
+        let context = EngineContext {
+            failure: Default::default(),
             durable: Default::default(),
-            partitions: HashMap::new(),
             metrics: Default::default(),
             snapshot_every: Duration::from_secs(3600),
-        }
+        };
+        Worker::new(pipeline, context)
     }
 
     fn arrive(w: &mut Worker, source: &Arc<str>) -> u64 {

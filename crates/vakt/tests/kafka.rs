@@ -439,6 +439,100 @@ fn a_serve_killed_mid_stream_records_each_message_exactly_once() {
     }
 }
 
+/// Nodes of one group on one store: a fresh database on the shared
+/// throwaway PostgreSQL, a 6-partition topic on librdkafka's mock
+/// cluster, the settings file, and a data directory on the store per node.
+struct Group {
+    pg: std::sync::Arc<vakt_pgtemp::TempCluster>,
+    db: &'static str,
+    brokers: String,
+    settings: PathBuf,
+    data: Vec<PathBuf>,
+    tmp: tempfile::TempDir,
+    _cluster: MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+}
+
+impl Group {
+    fn new(db: &'static str, nodes: usize) -> Group {
+        let pg = vakt_pgtemp::TempCluster::shared().unwrap();
+        pg.psql(&format!("DROP DATABASE IF EXISTS {db}")).unwrap();
+        pg.psql(&format!("CREATE DATABASE {db}")).unwrap();
+        let cluster = MockCluster::new(1).unwrap();
+        cluster.create_topic(TOPIC, 6, 1).unwrap();
+        let brokers = cluster.bootstrap_servers();
+        let tmp = tempfile::tempdir().unwrap();
+        let settings = settings(tmp.path(), &brokers);
+        let data: Vec<PathBuf> = (0..nodes)
+            .map(|i| tmp.path().join(format!("node{i}")))
+            .collect();
+        for d in &data {
+            succeed(
+                vakt()
+                    .args(["ledger", "store", "--data"])
+                    .arg(d)
+                    .arg(pg.url(db)),
+            );
+        }
+        Group {
+            pg,
+            db,
+            brokers,
+            settings,
+            data,
+            tmp,
+            _cluster: cluster,
+        }
+    }
+
+    /// The one figure `sql` selects from the store.
+    fn count(&self, sql: &str) -> i64 {
+        self.pg
+            .psql_in(self.db, sql)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    fn in_store(&self) -> i64 {
+        self.count("SELECT count(*) FROM vakt.entries")
+    }
+
+    /// Asserts each message (source name and line, across the chains) is
+    /// in the store once, and that `total` are.
+    fn assert_each_message_once(&self, total: u32) {
+        let messages = self
+            .pg
+            .psql_in(
+                self.db,
+                "SELECT count(*), count(DISTINCT (n.name, e.line)) FROM vakt.entries e JOIN vakt.names n ON n.chain = e.chain AND n.id = e.source",
+            )
+            .unwrap();
+        assert_eq!(
+            messages.trim(),
+            format!("{total}|{total}"),
+            "messages in the store, distinct"
+        );
+    }
+
+    /// The incidents one `vakt watch` finds in the first `total` messages
+    /// of the stream, in the order produced: its latest line per
+    /// incident, as a ledger keeps it.
+    fn one_process_incidents(&self, total: u32) -> std::collections::BTreeSet<Incident> {
+        let stream = self.tmp.path().join("stream.jsonl");
+        let lines: Vec<String> = (0..total).map(|i| stream_message(i).1).collect();
+        std::fs::write(&stream, lines.join("\n") + "\n").unwrap();
+        let alone = self.tmp.path().join("alone.jsonl");
+        succeed(vakt().args(["watch", "-q", "-o"]).arg(&alone).arg(&stream));
+        let mut latest = std::collections::BTreeMap::new();
+        for line in std::fs::read_to_string(&alone).unwrap().lines() {
+            let incident = incident_of(line);
+            latest.insert(incident.0.clone(), incident);
+        }
+        latest.into_values().collect()
+    }
+}
+
 /// Three nodes in one group, each with its data directory and its chain
 /// in one PostgreSQL store: one is killed with SIGKILL mid-stream and
 /// started again while messages keep coming. Its partitions move to the
@@ -447,32 +541,13 @@ fn a_serve_killed_mid_stream_records_each_message_exactly_once() {
 /// in the same events read by one process.
 #[test]
 fn three_nodes_on_one_store_record_each_message_once_across_a_kill_9() {
-    let pg = vakt_pgtemp::TempCluster::shared().unwrap();
-    pg.psql("DROP DATABASE IF EXISTS nodes").unwrap();
-    pg.psql("CREATE DATABASE nodes").unwrap();
-    let url = pg.url("nodes");
-    let cluster = MockCluster::new(1).unwrap();
-    cluster.create_topic(TOPIC, 6, 1).unwrap();
-    let brokers = cluster.bootstrap_servers();
-    let tmp = tempfile::tempdir().unwrap();
-    let settings = settings(tmp.path(), &brokers);
-    let data: Vec<PathBuf> = (0..3)
-        .map(|i| tmp.path().join(format!("node{i}")))
-        .collect();
-    for d in &data {
-        succeed(vakt().args(["ledger", "store", "--data"]).arg(d).arg(&url));
-    }
-    let in_store = || -> i64 {
-        pg.psql_in("nodes", "SELECT count(*) FROM vakt.entries")
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap()
-    };
-    let p = producer(&brokers);
+    let group = Group::new("nodes", 3);
+    let (pg, settings, data) = (&group.pg, &group.settings, &group.data);
+    let in_store = || group.in_store();
+    let p = producer(&group.brokers);
     produce_stream(&p, 0, 1000);
     let (mut nodes, mut urls): (Vec<support::Child>, Vec<String>) =
-        data.iter().map(|d| serve_at(d, &settings)).unzip();
+        data.iter().map(|d| serve_at(d, settings)).unzip();
     wait_for("the first accesses", support::WAIT, || in_store() >= 1000);
 
     const TOTAL: u32 = 6000;
@@ -491,7 +566,7 @@ fn three_nodes_on_one_store_record_each_message_once_across_a_kill_9() {
     let at_kill = in_store();
     // Down long enough for the group to give its partitions to the others.
     std::thread::sleep(Duration::from_secs(8));
-    (nodes[1], urls[1]) = serve_at(&data[1], &settings);
+    (nodes[1], urls[1]) = serve_at(&data[1], settings);
     feeder.join().unwrap();
     assert!(
         at_kill < TOTAL as i64,
@@ -547,21 +622,10 @@ fn three_nodes_on_one_store_record_each_message_once_across_a_kill_9() {
         format!("{n}|{n}"),
         "snapshots at the partitions' last lines"
     );
-    // Each message (source and line, by name across the chains) once.
-    let messages = pg
-        .psql_in(
-            "nodes",
-            "SELECT count(*), count(DISTINCT (n.name, e.line)) FROM vakt.entries e JOIN vakt.names n ON n.chain = e.chain AND n.id = e.source",
-        )
-        .unwrap();
-    assert_eq!(
-        messages.trim(),
-        format!("{TOTAL}|{TOTAL}"),
-        "messages in the store, distinct"
-    );
+    group.assert_each_message_once(TOTAL);
     // Any node scopes every node's chain: customers read once each, and
     // an account's accesses wherever they were recorded.
-    for d in &data {
+    for d in data {
         for i in [0, 2, 4, 2_998, 5_999] {
             let customer = format!("C-{i}");
             assert_eq!(accesses_of(d, &customer), 1, "{}: {customer}", d.display());
@@ -575,25 +639,14 @@ fn three_nodes_on_one_store_record_each_message_once_across_a_kill_9() {
         );
     }
     let mut by_node = 0;
-    for d in &data {
+    for d in data {
         verify(d);
         by_node += recorded(d);
     }
     assert_eq!(by_node, TOTAL as i64, "each data directory holds its chain");
 
     // One process on the same events, in the order they were produced.
-    let stream = tmp.path().join("stream.jsonl");
-    let lines: Vec<String> = (0..TOTAL).map(|i| stream_message(i).1).collect();
-    std::fs::write(&stream, lines.join("\n") + "\n").unwrap();
-    let alone = tmp.path().join("alone.jsonl");
-    succeed(vakt().args(["watch", "-q", "-o"]).arg(&alone).arg(&stream));
-    // Its latest line per incident, as a ledger keeps it.
-    let mut latest = std::collections::BTreeMap::new();
-    for line in std::fs::read_to_string(&alone).unwrap().lines() {
-        let incident = incident_of(line);
-        latest.insert(incident.0.clone(), incident);
-    }
-    let expected: std::collections::BTreeSet<Incident> = latest.into_values().collect();
+    let expected = group.one_process_incidents(TOTAL);
     let guessers: std::collections::BTreeSet<String> = expected
         .iter()
         .filter(|(_, rule, _, _)| rule == "login_failures")
@@ -601,7 +654,7 @@ fn three_nodes_on_one_store_record_each_message_once_across_a_kill_9() {
         .collect();
     assert_eq!(guessers.len(), 4, "one incident per guesser: {expected:?}");
     // Any node lists every node's, as one process found them.
-    for d in &data {
+    for d in data {
         assert_eq!(
             incidents(d),
             expected,
@@ -629,33 +682,17 @@ fn arrivals(url: &str) -> (u64, u64) {
 
 #[test]
 fn with_cooperative_sticky_only_the_partitions_that_change_hands_move() {
-    let pg = vakt_pgtemp::TempCluster::shared().unwrap();
-    pg.psql("DROP DATABASE IF EXISTS sticky").unwrap();
-    pg.psql("CREATE DATABASE sticky").unwrap();
-    let url = pg.url("sticky");
-    let cluster = MockCluster::new(1).unwrap();
-    cluster.create_topic(TOPIC, 6, 1).unwrap();
-    let brokers = cluster.bootstrap_servers();
-    let tmp = tempfile::tempdir().unwrap();
-    let settings = settings(tmp.path(), &brokers);
-    let mut text = std::fs::read_to_string(&settings).unwrap();
+    let group = Group::new("sticky", 2);
+    let settings = &group.settings;
+    let mut text = std::fs::read_to_string(settings).unwrap();
     text.push_str("\"partition.assignment.strategy\" = \"cooperative-sticky\"\n");
-    std::fs::write(&settings, text).unwrap();
-    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
-    for d in [&a, &b] {
-        succeed(vakt().args(["ledger", "store", "--data"]).arg(d).arg(&url));
-    }
-    let in_store = || -> i64 {
-        pg.psql_in("sticky", "SELECT count(*) FROM vakt.entries")
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap()
-    };
+    std::fs::write(settings, text).unwrap();
+    let (a, b) = (&group.data[0], &group.data[1]);
+    let in_store = || group.in_store();
     const TOTAL: u32 = 2400;
-    let p = producer(&brokers);
+    let p = producer(&group.brokers);
     produce_stream(&p, 0, TOTAL / 2);
-    let (node_a, url_a) = serve_at(&a, &settings);
+    let (node_a, url_a) = serve_at(a, settings);
     wait_for("node A's accesses", support::WAIT, || {
         in_store() >= (TOTAL / 2) as i64
     });
@@ -669,7 +706,7 @@ fn with_cooperative_sticky_only_the_partitions_that_change_hands_move() {
     // B joins: it takes half the partitions, each from the snapshot A
     // wrote when it gave it up, and A keeps the rest without reading them
     // again.
-    let (node_b, url_b) = serve_at(&b, &settings);
+    let (node_b, url_b) = serve_at(b, settings);
     wait_for("B's share", support::WAIT, || {
         let (s, f) = arrivals(&url_b);
         s + f == 3
@@ -682,43 +719,19 @@ fn with_cooperative_sticky_only_the_partitions_that_change_hands_move() {
     // each that does before giving it up, so each came with a snapshot.
     let (b_snapshot, b_start) = arrivals(&url_b);
     assert_eq!(b_snapshot + b_start, 3);
-    let b_with_messages: u64 = pg
-        .psql_in(
-            "sticky",
-            &format!(
-                "SELECT count(*) FROM vakt.offsets o JOIN vakt.chains c USING (chain) WHERE c.name LIKE '%:{}'",
-                b.display()
-            ),
-        )
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    assert_eq!(b_snapshot, b_with_messages, "{}", metrics(&url_b));
+    let b_with_messages = group.count(&format!(
+        "SELECT count(*) FROM vakt.offsets o JOIN vakt.chains c USING (chain) WHERE c.name LIKE '%:{}'",
+        b.display()
+    ));
+    assert_eq!(b_snapshot as i64, b_with_messages, "{}", metrics(&url_b));
     node_a.stop(support::WAIT).unwrap();
     node_b.stop(support::WAIT).unwrap();
 
     assert_eq!(in_store(), TOTAL as i64);
-    let messages = pg
-        .psql_in(
-            "sticky",
-            "SELECT count(*), count(DISTINCT (n.name, e.line)) FROM vakt.entries e JOIN vakt.names n ON n.chain = e.chain AND n.id = e.source",
-        )
-        .unwrap();
-    assert_eq!(messages.trim(), format!("{TOTAL}|{TOTAL}"));
-    let stream = tmp.path().join("stream.jsonl");
-    let lines: Vec<String> = (0..TOTAL).map(|i| stream_message(i).1).collect();
-    std::fs::write(&stream, lines.join("\n") + "\n").unwrap();
-    let alone = tmp.path().join("alone.jsonl");
-    succeed(vakt().args(["watch", "-q", "-o"]).arg(&alone).arg(&stream));
-    let mut latest = std::collections::BTreeMap::new();
-    for line in std::fs::read_to_string(&alone).unwrap().lines() {
-        let incident = incident_of(line);
-        latest.insert(incident.0.clone(), incident);
-    }
-    let expected: std::collections::BTreeSet<Incident> = latest.into_values().collect();
+    group.assert_each_message_once(TOTAL);
+    let expected = group.one_process_incidents(TOTAL);
     assert!(!expected.is_empty());
-    for d in [&a, &b] {
+    for d in [a, b] {
         verify(d);
         assert_eq!(incidents(d), expected, "{}", d.display());
     }
