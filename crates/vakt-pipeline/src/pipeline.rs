@@ -256,13 +256,9 @@ impl Pipeline {
         self.movable.remove(source);
         self.replay_until.remove(source);
         let done = self.resume_movable(source)?;
-        let Some(snapshot) = self
-            .ledger
-            .as_mut()
-            .map(|l| l.snapshot(source))
-            .transpose()?
-        else {
-            return Ok(0);
+        let snapshot = match self.ledger.as_mut() {
+            Some(l) => l.snapshot(source)?,
+            None => None,
         };
         let Some(snapshot) = snapshot else {
             return Ok(0);
@@ -300,20 +296,24 @@ impl Pipeline {
     /// last line its engine has seen), with the open batch: write it in a
     /// batch that records the source's progress to `line`. An engine that
     /// cannot be saved is said and skipped: the next node reads the
-    /// source from its start, or from an earlier snapshot.
-    pub fn snapshot_movable(&mut self, source: &str, line: u64) -> Result<(), PipelineError> {
+    /// source from its start, or from an earlier snapshot. Returns the
+    /// snapshot's bytes (0: none taken).
+    pub fn snapshot_movable(&mut self, source: &str, line: u64) -> Result<u64, PipelineError> {
         let (Some(engine), Some(ledger)) = (self.movable.get(source), self.ledger.as_mut()) else {
-            return Ok(());
+            return Ok(0);
         };
-        match engine.snapshot() {
-            Ok(state) => {
-                self.report.snapshot_bytes += state.len() as u64;
-                self.report.snapshots += 1;
-                ledger.put_snapshot(source, line, state)?;
+        let state = match engine.snapshot() {
+            Ok(state) => state,
+            Err(e) => {
+                tracing::warn!("{source}: {e}; no snapshot taken");
+                return Ok(0);
             }
-            Err(e) => tracing::warn!("{source}: {e}; no snapshot taken"),
-        }
-        Ok(())
+        };
+        let bytes = state.len() as u64;
+        ledger.put_snapshot(source, line, state)?;
+        self.report.snapshot_bytes += bytes;
+        self.report.snapshots += 1;
+        Ok(bytes)
     }
 
     /// Lets go of `source` (a Kafka partition moved to another node):

@@ -319,12 +319,18 @@ impl Worker {
                 // progress they are replayed under.
                 let seen = events.iter().map(|e| e.origin().line).max();
                 if let (true, Some(seen)) = (movable, seen) {
-                    let held = self.partitions.entry(source.clone()).or_insert(Held {
-                        seen: 0,
-                        snapshot_line: 0,
-                        snapshot_at: Instant::now(),
-                    });
-                    held.seen = held.seen.max(seen);
+                    // Found on every message but the first: no key clone.
+                    match self.partitions.get_mut(&source) {
+                        Some(held) => held.seen = held.seen.max(seen),
+                        None => {
+                            let held = Held {
+                                seen,
+                                snapshot_line: 0,
+                                snapshot_at: Instant::now(),
+                            };
+                            self.partitions.insert(source.clone(), held);
+                        }
+                    }
                 }
                 let at = self.progressed.entry(source).or_insert(done);
                 *at = (*at).max(line);
@@ -404,11 +410,9 @@ impl Worker {
         if held.seen <= held.snapshot_line {
             return Ok(());
         }
-        let before = self.pipeline.report().snapshot_bytes;
-        self.pipeline.snapshot_movable(source, held.seen)?;
+        let bytes = self.pipeline.snapshot_movable(source, held.seen)?;
         held.snapshot_line = held.seen;
         held.snapshot_at = Instant::now();
-        let bytes = self.pipeline.report().snapshot_bytes - before;
         if bytes > 0 {
             self.metrics.snapshots.inc();
             self.metrics.snapshot_bytes.inc_by(bytes);
