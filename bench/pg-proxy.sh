@@ -15,6 +15,13 @@
 # spent per transaction, from /proc/PID/stat (user + system) around each
 # of its rounds: what the hop costs, whatever the neighbours take.
 #
+# INSTRUCTIONS=1 also counts the user-space instructions each middle
+# process executes per transaction, under valgrind's callgrind (installed
+# with apt-get when absent): unlike CPU time, a count that a shared,
+# noisy machine does not move. Two fixed-length pgbench runs per process
+# (4 clients, 500 and 2,500 transactions each), and the difference is
+# divided by the extra transactions, so start-up and shutdown cancel out.
+#
 # PERF_OUT=FILE adds one more round through vakt under `perf record -g`
 # (attached to the proxy process only), written to FILE for `perf report`.
 #
@@ -140,18 +147,24 @@ tps() { # PORT SECONDS
     | sed -n 's/^tps = \([0-9.]*\) (without initial connection time)$/\1/p; s/^number of transactions actually processed: \([0-9]*\).*$/\1/p' \
     | tr '\n' ' '
 }
-ticks() { # PID: user + system CPU ticks so far
-  awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0
+ticks() { # PID: "user system" CPU ticks so far
+  awk '{ print $14, $15 }' "/proc/$1/stat" 2>/dev/null || echo 0 0
 }
-# One round through a middle process: "TPS CPU-us-per-transaction".
+# One round through a middle process: "TPS CPU-us-per-transaction
+# user-us system-us" (CPU of all its threads).
 measured() { # PORT PID
   local before after out
   before=$(ticks "$2")
   out=$(tps "$1" "$SECONDS_RUN")
   after=$(ticks "$2")
   # shellcheck disable=SC2086
-  set -- $out "$before" "$after"
-  python3 -c "import sys; n,t,b,a=int(sys.argv[1]),float(sys.argv[2]),int(sys.argv[3]),int(sys.argv[4]); print('%.2f %.2f' % (t, (a-b)/$(getconf CLK_TCK)*1e6/max(n,1)))" "$1" "$2" "$3" "$4"
+  set -- $out $before $after
+  python3 -c "
+import sys
+n, t = int(sys.argv[1]), float(sys.argv[2])
+bu, bs, au, as_ = (int(x) for x in sys.argv[3:7])
+per = 1e6 / $(getconf CLK_TCK) / max(n, 1)
+print('%.2f %.2f %.2f %.2f' % (t, (au - bu + as_ - bs) * per, (au - bu) * per, (as_ - bs) * per))" "$@"
 }
 
 echo "== warm-up (5 s, direct)" >&2
@@ -159,14 +172,17 @@ tps "$PG_PORT" 5 >/dev/null
 bouncer_real=""
 if [[ -n $bouncer_pid && -f $tmp/pgbouncer.pid ]]; then bouncer_real=$(cat "$tmp/pgbouncer.pid"); fi
 direct=(); proxied=(); bounced=(); proxy_cpu=(); bouncer_cpu=()
+proxy_user=(); proxy_sys=(); bouncer_user=(); bouncer_sys=()
 for r in $(seq "$ROUNDS"); do
   echo "== round $r/$ROUNDS: pgbench $MODE -c $CLIENTS -j $THREADS -T $SECONDS_RUN: direct, vakt, pgbouncer" >&2
   d=$(tps "$PG_PORT" "$SECONDS_RUN"); direct+=("${d#* }")
-  read -r t c <<<"$(measured "$PROXY_PORT" "$proxy_pid")"; proxied+=("$t"); proxy_cpu+=("$c")
+  read -r t c u s <<<"$(measured "$PROXY_PORT" "$proxy_pid")"
+  proxied+=("$t"); proxy_cpu+=("$c"); proxy_user+=("$u"); proxy_sys+=("$s")
   if [[ -n $bouncer_real ]]; then
-    read -r t c <<<"$(measured "$BOUNCER_PORT" "$bouncer_real")"; bounced+=("$t"); bouncer_cpu+=("$c")
+    read -r t c u s <<<"$(measured "$BOUNCER_PORT" "$bouncer_real")"
+    bounced+=("$t"); bouncer_cpu+=("$c"); bouncer_user+=("$u"); bouncer_sys+=("$s")
   fi
-  echo "   direct ${direct[-1]} tps, vakt ${proxied[-1]} tps (${proxy_cpu[-1]} us CPU/tx), pgbouncer ${bounced[-1]:-n/a} tps (${bouncer_cpu[-1]:-n/a} us CPU/tx)" >&2
+  echo "   direct ${direct[-1]} tps, vakt ${proxied[-1]} tps (${proxy_cpu[-1]} us CPU/tx: user ${proxy_user[-1]}, system ${proxy_sys[-1]}), pgbouncer ${bounced[-1]:-n/a} tps (${bouncer_cpu[-1]:-n/a} us CPU/tx: user ${bouncer_user[-1]:-n/a}, system ${bouncer_sys[-1]:-n/a})" >&2
 done
 if [[ -n ${PERF_OUT:-} ]]; then
   echo "== profiling the proxy for one more round: $PERF_OUT" >&2
@@ -177,14 +193,51 @@ if [[ -n ${PERF_OUT:-} ]]; then
 fi
 kill -INT "$proxy_pid"; wait "$proxy_pid" 2>/dev/null || true; proxy_pid=""
 
+# Instructions of one middle process under callgrind for TX transactions per client.
+instructions() { # vakt|pgbouncer TX
+  local port out pid
+  port=$(free_port); out="$tmp/callgrind.$1.$2"
+  if [[ $1 == vakt ]]; then
+    rm -rf "$tmp/vakt-counted"
+    valgrind --tool=callgrind --callgrind-out-file="$out" "$target/release/vakt" proxy pg \
+      --listen "127.0.0.1:$port" --upstream "127.0.0.1:$PG_PORT" --data "$tmp/vakt-counted" \
+      --directory "$tmp/directory.toml" --alerts "$tmp/alerts-counted.jsonl" ${VAKT_PROXY_ARGS:-} >/dev/null 2>&1 &
+  else
+    sed "s/^listen_port = .*/listen_port = $port/; s|^pidfile = .*|pidfile = $tmp/counted.pid|" \
+      "$tmp/pgbouncer.ini" >"$tmp/counted.ini"
+    chmod a+r "$tmp/counted.ini"; chmod a+rwx "$tmp"
+    "${as[@]}" valgrind --tool=callgrind --callgrind-out-file="$out" "$BOUNCER" "$tmp/counted.ini" >/dev/null 2>&1 &
+  fi
+  pid=$!
+  for _ in $(seq 600); do "$bin/pg_isready" -q -h 127.0.0.1 -p "$port" && break; sleep 0.2; done
+  "$PGBENCH" $MODE -c 4 -j 1 -t "$2" -n -h 127.0.0.1 -p "$port" -U postgres postgres >/dev/null 2>&1
+  pkill -INT -f "callgrind-out-file=$out" || true
+  wait "$pid" 2>/dev/null || true
+  for _ in $(seq 100); do [[ -s $out ]] && break; sleep 0.2; done
+  sed -n 's/^totals: \([0-9]*\).*/\1/p; s/^summary: \([0-9]*\).*/\1/p' "$out" | head -1
+}
+counted=""
+if [[ -n ${INSTRUCTIONS:-} ]]; then
+  command -v valgrind >/dev/null || apt-get install -y valgrind >/dev/null 2>&1 \
+    || { echo "pg-proxy.sh: valgrind is missing and could not be installed" >&2; exit 1; }
+  for who in vakt ${BOUNCER:+pgbouncer}; do
+    echo "== counting instructions under callgrind: $who" >&2
+    small=$(instructions "$who" 500); large=$(instructions "$who" 2500)
+    counted+="$who $(( (large - small) / (4 * 2000) )) "
+  done
+fi
+
 printf 'pgbench %s -c %s -j %s -T %s, scale 10, %s rounds, %s cores\n' "$MODE" "$CLIENTS" "$THREADS" "$SECONDS_RUN" "$ROUNDS" "$(nproc)"
-python3 - "${direct[*]}" "${proxied[*]}" "${bounced[*]:-}" "${proxy_cpu[*]}" "${bouncer_cpu[*]:-}" <<'PY'
+python3 - "${direct[*]}" "${proxied[*]}" "${bounced[*]:-}" "${proxy_cpu[*]}" "${bouncer_cpu[*]:-}" \
+  "${proxy_user[*]}" "${proxy_sys[*]}" "${bouncer_user[*]:-}" "${bouncer_sys[*]:-}" <<'PY'
 import statistics, sys
 d = [float(x) for x in sys.argv[1].split()]
 p = [float(x) for x in sys.argv[2].split()]
 b = [float(x) for x in sys.argv[3].split() if x]
 pc = [float(x) for x in sys.argv[4].split()]
 bc = [float(x) for x in sys.argv[5].split() if x]
+pu, ps = [float(x) for x in sys.argv[6].split()], [float(x) for x in sys.argv[7].split()]
+bu, bs = [float(x) for x in sys.argv[8].split() if x], [float(x) for x in sys.argv[9].split() if x]
 md, mp = statistics.median(d), statistics.median(p)
 print("  direct:           %10.0f tps (median of %s)" % (md, ", ".join("%.0f" % x for x in d)))
 print("  vakt proxy pg:    %10.0f tps (median of %s)  ratio to direct %.3f" % (mp, ", ".join("%.0f" % x for x in p), mp / md))
@@ -195,5 +248,17 @@ if b:
 print("  CPU per transaction, vakt proxy pg: %.1f us (median of %s)" % (statistics.median(pc), ", ".join("%.1f" % x for x in pc)))
 if bc:
     print("  CPU per transaction, pgbouncer:     %.1f us (median of %s)  vakt / pgbouncer %.2f" % (statistics.median(bc), ", ".join("%.1f" % x for x in bc), statistics.median(pc) / statistics.median(bc)))
+print("    of which user / system, vakt:      %.1f / %.1f us" % (statistics.median(pu), statistics.median(ps)))
+if bu:
+    print("    of which user / system, pgbouncer: %.1f / %.1f us" % (statistics.median(bu), statistics.median(bs)))
 PY
+if [[ -n $counted ]]; then
+  # shellcheck disable=SC2086
+  set -- $counted
+  printf '  user-space instructions per transaction (callgrind): %s %s' "$1" "$2"
+  if [[ $# -ge 4 ]]; then
+    printf ', %s %s, vakt / pgbouncer %s' "$3" "$4" "$(python3 -c "print('%.2f' % ($2 / $4))")"
+  fi
+  echo
+fi
 grep 'accesses recorded' "$tmp/proxy.log" | sed 's/^/  /' || true

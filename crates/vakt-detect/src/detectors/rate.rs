@@ -100,6 +100,14 @@ struct Account {
     since: Timestamp,
 }
 
+/// What a threshold was set by.
+enum Basis {
+    /// A service's declared `max_rate_per_minute`.
+    Declared(u32),
+    /// The account's own busiest hour and its peers' 99th percentile hour.
+    Learned { own: f64, peer: f64 },
+}
+
 pub struct Rate {
     limits: PerOrg<Limits>,
     accounts: Keyed<Account>,
@@ -145,13 +153,10 @@ impl Detector for Rate {
         let last_hour = acc.hour.add(now, n, HOUR);
         let last_ten = acc.ten_min.add(now, n, 10 * MINUTE);
 
+        // The basis is written out only for an alert: this runs per read.
         let (observed, threshold, basis) = if let Some(svc) = ev.service {
             let limit = svc.max_rate_per_minute as f64 * 10.0;
-            (
-                last_ten,
-                limit,
-                format!("its declared maximum of {}/min", svc.max_rate_per_minute),
-            )
+            (last_ten, limit, Basis::Declared(svc.max_rate_per_minute))
         } else {
             let last_hour = last_hour / clients as f64;
             if last_hour < lim.min_per_hour {
@@ -168,16 +173,10 @@ impl Detector for Rate {
                 0.0
             };
             let baseline = own.max(peer);
-            let mut basis = format!(
-                "its own busiest hour {own:.0} and its peers' 99th percentile hour {peer:.0}"
-            );
-            if let Some(s) = shared {
-                basis += &format!(", judged per client: {}", s.describe());
-            }
             (
                 last_hour,
                 (lim.factor * baseline).max(lim.min_per_hour),
-                basis,
+                Basis::Learned { own, peer },
             )
         };
         if observed <= threshold {
@@ -200,6 +199,15 @@ impl Detector for Rate {
             return;
         }
         acc.reported = Some(severity);
+        let mut basis = match basis {
+            Basis::Declared(per_minute) => format!("its declared maximum of {per_minute}/min"),
+            Basis::Learned { own, peer } => format!(
+                "its own busiest hour {own:.0} and its peers' 99th percentile hour {peer:.0}"
+            ),
+        };
+        if let (Some(s), None) = (shared, ev.service) {
+            basis += &format!(", judged per client: {}", s.describe());
+        }
         let window = if ev.service.is_some() {
             "10 min"
         } else {

@@ -4,7 +4,7 @@
 //! the proxy's own refusals in their turn.
 
 use super::gate::{refusal_bytes, Refusal};
-use super::pump::{make_room, write, Expect, MAX_NAMED, READ_CHUNK};
+use super::pump::{make_room, write, Announced, Expect, MAX_NAMED, READ_CHUNK};
 use super::record::{self, Acc, Stmt};
 use super::session::Ctx;
 use super::wire::{self, Column, Frame};
@@ -15,13 +15,14 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::mpsc;
 use vakt_event::{Action, Outcome};
 
 pub(super) struct Backend {
     ctx: Arc<Ctx>,
-    rx: mpsc::UnboundedReceiver<Expect>,
+    announced: Arc<Announced>,
     queue: VecDeque<Expect>,
+    /// Reused to take what was announced.
+    taken: Vec<Expect>,
     /// The statement of the current simple query being answered.
     simple_at: usize,
     acc: Acc,
@@ -34,11 +35,12 @@ pub(super) struct Backend {
 }
 
 impl Backend {
-    pub(super) fn new(ctx: Arc<Ctx>, rx: mpsc::UnboundedReceiver<Expect>) -> Backend {
+    pub(super) fn new(ctx: Arc<Ctx>, announced: Arc<Announced>) -> Backend {
         Backend {
             ctx,
-            rx,
+            announced,
             queue: VecDeque::new(),
+            taken: Vec::new(),
             simple_at: 0,
             acc: Acc::default(),
             described: HashMap::new(),
@@ -55,19 +57,14 @@ impl Backend {
     ) -> Result<(), PgError> {
         let mut buf = BytesMut::with_capacity(READ_CHUNK);
         let mut want = 0;
-        let mut rx_open = true;
         loop {
             make_room(&mut buf, want);
             tokio::select! {
                 biased;
-                e = self.rx.recv(), if rx_open => match e {
-                    Some(e) => {
-                        self.expect(e);
-                        self.take_expected();
-                        self.answer_fatal(&mut client).await?;
-                        self.answer_own(&mut client).await?;
-                    }
-                    None => rx_open = false,
+                () = self.announced.due() => {
+                    self.take_expected();
+                    self.answer_fatal(&mut client).await?;
+                    self.answer_own(&mut client).await?;
                 },
                 r = up.read_buf(&mut buf) => {
                     let n = r.map_err(io("reading from PostgreSQL"))?;
@@ -100,16 +97,16 @@ impl Backend {
 
     /// Everything the client pump has announced so far.
     fn take_expected(&mut self) {
-        while let Ok(e) = self.rx.try_recv() {
-            self.expect(e);
+        let mut taken = std::mem::take(&mut self.taken);
+        self.announced.take(&mut taken);
+        for e in taken.drain(..) {
+            match e {
+                // Answered at once, not in its turn.
+                Expect::Fatal(r) => self.fatal = Some(r),
+                e => self.queue.push_back(e),
+            }
         }
-    }
-
-    fn expect(&mut self, e: Expect) {
-        match e {
-            Expect::Fatal(r) => self.fatal = Some(r),
-            e => self.queue.push_back(e),
-        }
+        self.taken = taken;
     }
 
     /// A `FATAL` error from the client pump goes out at once, between whole

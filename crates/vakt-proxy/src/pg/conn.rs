@@ -6,6 +6,7 @@
 use super::backend::Backend;
 use super::frontend::Frontend;
 use super::gate::{gate, refusal_bytes, Gate, Refusal};
+use super::pump::Announced;
 use super::record::Access;
 use super::session::{Ctx, Shared};
 use super::startup::{forward_cancel, refuse_upstream, startup_packet};
@@ -17,7 +18,6 @@ use std::sync::atomic::{AtomicBool, AtomicI32};
 use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
 use vakt_event::{Action, Outcome};
 
 /// Serves one client until either side closes; errors are logged here.
@@ -100,9 +100,9 @@ async fn run(mut client: TcpStream, peer: SocketAddr, shared: Arc<Shared>) -> Re
         .write_all(&packet)
         .await
         .map_err(io("writing the startup packet to PostgreSQL"))?;
-    let (tx, rx) = mpsc::unbounded_channel();
-    let mut front = Frontend::new(ctx.clone(), tx);
-    let mut back = Backend::new(ctx.clone(), rx);
+    let announced = Arc::new(Announced::default());
+    let mut front = Frontend::new(ctx.clone(), announced.clone());
+    let mut back = Backend::new(ctx.clone(), announced);
     tokio::select! {
         r = front.pump(client_rd, up_wr) => r,
         r = back.pump(up_rd, client_wr) => r,

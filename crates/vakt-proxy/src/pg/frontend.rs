@@ -4,7 +4,7 @@
 //! will be answered with.
 
 use super::gate::{gate, gate_prepare, gate_statements, Gate, Refusal};
-use super::pump::{make_room, write, Expect, MAX_NAMED, READ_CHUNK};
+use super::pump::{make_room, wake_own_task, write, Announced, Expect, MAX_NAMED, READ_CHUNK};
 use super::record::Stmt;
 use super::session::Ctx;
 use super::sql;
@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::mpsc;
 
 /// How the client pump treats one frame.
 enum Fwd {
@@ -45,7 +44,10 @@ pub(super) struct Frontend {
     ctx: Arc<Ctx>,
     /// Past the first `ReadyForQuery` (cached from [`Ctx::logged_in`]).
     logged_in: bool,
-    tx: mpsc::UnboundedSender<Expect>,
+    announced: Arc<Announced>,
+    /// Something the server pump answers without the server was
+    /// announced: its task is woken before this pump waits.
+    wake: bool,
     prepared: HashMap<String, Arc<Stmt>>,
     /// Portal -> (statement name, result format codes).
     portals: HashMap<String, (String, Arc<[i16]>)>,
@@ -61,11 +63,12 @@ pub(super) struct Frontend {
 }
 
 impl Frontend {
-    pub(super) fn new(ctx: Arc<Ctx>, tx: mpsc::UnboundedSender<Expect>) -> Frontend {
+    pub(super) fn new(ctx: Arc<Ctx>, announced: Arc<Announced>) -> Frontend {
         Frontend {
             ctx,
             logged_in: false,
-            tx,
+            announced,
+            wake: false,
             prepared: HashMap::new(),
             portals: HashMap::new(),
             batch_refused: false,
@@ -132,24 +135,34 @@ impl Frontend {
                     Fwd::Delay(d) => {
                         write(&mut up, &buf[from..pos]).await?;
                         from = pos;
+                        self.wake_server_pump().await;
                         tokio::time::sleep(d).await;
                     }
                 }
                 pos += frame.len;
             }
+            self.wake_server_pump().await;
             write(&mut up, &buf[from..pos]).await?;
             buf.advance(pos);
         }
     }
 
-    fn send(&self, e: Expect) {
-        // The server pump only goes away with the connection.
-        let _ = self.tx.send(e);
+    fn send(&mut self, e: Expect) {
+        self.wake |= e.needs_no_server();
+        self.announced.push(e);
+    }
+
+    /// Before this pump waits: the server pump takes at once what it
+    /// answers without the server (both are polled by one task).
+    async fn wake_server_pump(&mut self) {
+        if std::mem::take(&mut self.wake) {
+            wake_own_task().await;
+        }
     }
 
     /// Ends the connection over `e`: the server pump writes a `FATAL`
     /// error saying why and closes; this side reads no more meanwhile.
-    async fn fatal(&self, e: PgError) -> Result<(), PgError> {
+    async fn fatal(&mut self, e: PgError) -> Result<(), PgError> {
         let r = match &e {
             PgError::TooLarge { .. } if self.logged_in => Refusal {
                 code: "54000",
@@ -168,6 +181,7 @@ impl Frontend {
             },
         };
         self.send(Expect::Fatal(r));
+        self.wake_server_pump().await;
         // Bounded: a client that reads nothing cannot hold the connection open.
         tokio::time::sleep(FATAL_WAIT).await;
         Err(e)

@@ -47,7 +47,19 @@ impl Shared {
     }
 
     pub(super) fn is_key(&self, name: &[u8]) -> bool {
-        !self.keys.is_empty() && self.keys.contains(&name.to_ascii_lowercase())
+        if self.keys.is_empty() {
+            return false;
+        }
+        // PostgreSQL cuts names to 63 bytes: lower-cased on the stack.
+        let mut lower = [0u8; 64];
+        match lower.get_mut(..name.len()) {
+            Some(lower) => {
+                lower.copy_from_slice(name);
+                lower.make_ascii_lowercase();
+                self.keys.contains(&*lower)
+            }
+            None => self.keys.contains(&name.to_ascii_lowercase()),
+        }
     }
 
     /// Categories of the configured tables among `named` (as written in SQL).

@@ -30,9 +30,97 @@ pub struct Scanned {
     pub tables: Vec<String>,
 }
 
+/// A keyword or an unquoted name, as written, with what the scan asks of
+/// it classified once, when it is read: the scan runs per query, and most
+/// words are keywords. Lower-cased only when kept as a table name.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Word<'a> {
+    raw: &'a [u8],
+    /// A table name may follow: `FROM`, `JOIN`, `INTO`, `UPDATE`, `COPY`,
+    /// `TABLE`, `USING`.
+    table_after: bool,
+    /// A keyword that cannot be a table's alias (nor a table name).
+    not_alias: bool,
+}
+
+impl<'a> Word<'a> {
+    fn new(raw: &'a [u8]) -> Word<'a> {
+        // Keywords are short: lower-cased on the stack; a longer word is a name.
+        let mut buf = [0u8; 12];
+        let Some(lower) = buf.get_mut(..raw.len()) else {
+            return Word {
+                raw,
+                table_after: false,
+                not_alias: false,
+            };
+        };
+        lower.copy_from_slice(raw);
+        lower.make_ascii_lowercase();
+        let lower = &*lower;
+        Word {
+            raw,
+            table_after: matches!(
+                lower,
+                b"from" | b"join" | b"into" | b"update" | b"copy" | b"table" | b"using"
+            ),
+            not_alias: matches!(
+                lower,
+                b"where"
+                    | b"join"
+                    | b"inner"
+                    | b"left"
+                    | b"right"
+                    | b"full"
+                    | b"cross"
+                    | b"natural"
+                    | b"on"
+                    | b"group"
+                    | b"order"
+                    | b"limit"
+                    | b"offset"
+                    | b"having"
+                    | b"union"
+                    | b"except"
+                    | b"intersect"
+                    | b"for"
+                    | b"window"
+                    | b"returning"
+                    | b"set"
+                    | b"values"
+                    | b"select"
+                    | b"to"
+                    | b"from"
+                    | b"with"
+                    | b"lateral"
+                    | b"only"
+                    | b"default"
+                    | b"using"
+                    | b"tablesample"
+                    | b"fetch"
+                    | b"as"
+                    | b"do"
+                    | b"overriding"
+                    | b"query"
+            ),
+        }
+    }
+
+    fn is(self, keyword: &str) -> bool {
+        self.raw.eq_ignore_ascii_case(keyword.as_bytes())
+    }
+
+    fn is_any(self, keywords: &[&str]) -> bool {
+        keywords.iter().any(|k| self.is(k))
+    }
+
+    fn lower(self) -> String {
+        String::from_utf8_lossy(self.raw).to_ascii_lowercase()
+    }
+}
+
 #[derive(Debug, PartialEq)]
-enum Tok {
-    Word(String),
+enum Tok<'a> {
+    Word(Word<'a>),
     Quoted(String),
     Open,
     Close,
@@ -47,8 +135,8 @@ struct Lexer<'a> {
     at: usize,
 }
 
-impl Lexer<'_> {
-    fn next(&mut self) -> Option<(usize, Tok)> {
+impl<'a> Lexer<'a> {
+    fn next(&mut self) -> Option<(usize, Tok<'a>)> {
         let s = self.s;
         loop {
             let c = *s.get(self.at)?;
@@ -162,7 +250,7 @@ impl Lexer<'_> {
                     self.string(true);
                     return Some((start, Tok::Other));
                 }
-                Tok::Word(String::from_utf8_lossy(&s[start..self.at]).to_ascii_lowercase())
+                Tok::Word(Word::new(&s[start..self.at]))
             }
             _ => {
                 self.at += 1;
@@ -191,46 +279,6 @@ impl Lexer<'_> {
     }
 }
 
-const TABLE_AFTER: &[&str] = &["from", "join", "into", "update", "copy", "table", "using"];
-const NOT_ALIAS: &[&str] = &[
-    "where",
-    "join",
-    "inner",
-    "left",
-    "right",
-    "full",
-    "cross",
-    "natural",
-    "on",
-    "group",
-    "order",
-    "limit",
-    "offset",
-    "having",
-    "union",
-    "except",
-    "intersect",
-    "for",
-    "window",
-    "returning",
-    "set",
-    "values",
-    "select",
-    "to",
-    "from",
-    "with",
-    "lateral",
-    "only",
-    "default",
-    "using",
-    "tablesample",
-    "fetch",
-    "as",
-    "do",
-    "overriding",
-    "query",
-];
-
 /// Splits a query string into statements and scans each one.
 pub fn scan(sql: &str) -> Vec<Scanned> {
     scan_at_most(sql, usize::MAX).0
@@ -247,7 +295,7 @@ pub(super) fn scan_at_most(sql: &str, max: usize) -> (Vec<Scanned>, bool) {
     let mut out = Vec::new();
     let mut cur: Option<Scanned> = None;
     let mut depth = 0usize;
-    let mut first_word: Option<String> = None;
+    let mut first_word: Option<Word> = None;
     // After FROM/JOIN/...: expecting a table name (and, in a FROM list, more after commas).
     let mut want_table = false;
     let mut in_from_list = false;
@@ -278,25 +326,25 @@ pub(super) fn scan_at_most(sql: &str, max: usize) -> (Vec<Scanned>, bool) {
             verb: Verb::Other,
             tables: Vec::new(),
         });
-        let word = match &tok {
-            Tok::Word(w) => Some(w.as_str()),
+        let word = match tok {
+            Tok::Word(w) => Some(w),
             _ => None,
         };
         // The verb: the first keyword, and for WITH the first verb at depth 0 after it.
         if let Some(w) = word {
             if first_word.is_none() {
-                first_word = Some(w.to_owned());
+                first_word = Some(w);
                 c.verb = verb_of(w);
-                copy_seen = w == "copy";
+                copy_seen = w.is("copy");
             } else if depth == 0
-                && first_word.as_deref() == Some("with")
-                && matches!(w, "select" | "insert" | "update" | "delete" | "merge")
+                && first_word.is_some_and(|f| f.is("with"))
+                && w.is_any(&["select", "insert", "update", "delete", "merge"])
             {
                 c.verb = verb_of(w);
-                first_word = Some(w.to_owned());
+                first_word = Some(w);
             }
-            if depth == 0 && copy_seen && (w == "to" || w == "from") && c.verb == Verb::Other {
-                c.verb = if w == "to" {
+            if depth == 0 && copy_seen && (w.is("to") || w.is("from")) && c.verb == Verb::Other {
+                c.verb = if w.is("to") {
                     Verb::CopyTo
                 } else {
                     Verb::CopyFrom
@@ -306,9 +354,14 @@ pub(super) fn scan_at_most(sql: &str, max: usize) -> (Vec<Scanned>, bool) {
         // A dotted continuation of the table just read: schema.table.
         if last_table_end && tok == Tok::Dot {
             if let Some((_, next)) = lex.next() {
-                if let (Tok::Word(n) | Tok::Quoted(n), Some(t)) = (next, c.tables.last_mut()) {
+                let name = match next {
+                    Tok::Word(n) => Some(n.lower()),
+                    Tok::Quoted(n) => Some(n.to_ascii_lowercase()),
+                    _ => None,
+                };
+                if let (Some(n), Some(t)) = (name, c.tables.last_mut()) {
                     t.push('.');
-                    t.push_str(&n.to_ascii_lowercase());
+                    t.push_str(&n);
                 }
             }
             continue;
@@ -316,12 +369,12 @@ pub(super) fn scan_at_most(sql: &str, max: usize) -> (Vec<Scanned>, bool) {
         last_table_end = false;
         match &tok {
             Tok::Word(w) if want_table => {
-                if w == "only" || w == "lateral" {
+                if w.is("only") || w.is("lateral") {
                     continue;
                 }
                 want_table = false;
-                if !NOT_ALIAS.contains(&w.as_str()) {
-                    c.tables.push(w.clone());
+                if !w.not_alias {
+                    c.tables.push(w.lower());
                     last_table_end = true;
                     after_table = in_from_list;
                 }
@@ -332,24 +385,24 @@ pub(super) fn scan_at_most(sql: &str, max: usize) -> (Vec<Scanned>, bool) {
                 last_table_end = true;
                 after_table = in_from_list;
             }
-            Tok::Word(w) if copy_seen && depth == 0 && (w == "from" || w == "to") => {
+            Tok::Word(w) if copy_seen && depth == 0 && (w.is("from") || w.is("to")) => {
                 // COPY's direction: a file or STDIN/STDOUT follows, not a table.
                 want_table = false;
                 after_table = false;
             }
-            Tok::Word(w) if TABLE_AFTER.contains(&w.as_str()) => {
+            Tok::Word(w) if w.table_after => {
                 // `DELETE FROM`, `INSERT INTO`, `SELECT ... FROM`, `x JOIN`, `COPY x`, `TABLE x`,
                 // `MERGE ... USING`. Not `IS DISTINCT FROM`, `EXTRACT(x FROM y)` heuristically:
                 // a name after them that is not a table is harmless (no categories match it).
                 want_table = true;
-                in_from_list = w == "from";
+                in_from_list = w.is("from");
                 after_table = false;
             }
             Tok::Comma if after_table && in_from_list => {
                 want_table = true;
                 after_table = false;
             }
-            Tok::Word(w) if after_table && !NOT_ALIAS.contains(&w.as_str()) => {
+            Tok::Word(w) if after_table && !w.not_alias => {
                 // An alias: stay in the FROM list.
             }
             Tok::Quoted(_) if after_table => {}
@@ -384,13 +437,15 @@ pub(super) fn scan_at_most(sql: &str, max: usize) -> (Vec<Scanned>, bool) {
     (out, true)
 }
 
-fn verb_of(w: &str) -> Verb {
-    match w {
-        "select" | "with" | "table" | "values" | "fetch" => Verb::Read,
-        "insert" | "update" | "merge" => Verb::Update,
-        "delete" | "truncate" => Verb::Delete,
-        "copy" => Verb::Other,
-        _ => Verb::Other,
+fn verb_of(w: Word) -> Verb {
+    if w.is_any(&["select", "with", "table", "values", "fetch"]) {
+        Verb::Read
+    } else if w.is_any(&["insert", "update", "merge"]) {
+        Verb::Update
+    } else if w.is_any(&["delete", "truncate"]) {
+        Verb::Delete
+    } else {
+        Verb::Other // COPY's direction comes later; DDL, SET, CALL, ...
     }
 }
 

@@ -12,13 +12,13 @@
 //! [`startup_len`] a startup packet over PostgreSQL's 10,000 bytes.
 //!
 //! Decoding uses `pgwire`'s message types where its decoder is safe on any
-//! input (it reads C strings with bounds checks): `Startup` and
-//! `CommandComplete`. `pgwire` 0.42's decoders for `Parse`, `Bind`,
-//! `RowDescription`, `ErrorResponse`, `ReadyForQuery` and `DataRow` read
-//! integers without checking that the bytes are there, and would panic on a
-//! truncated message, so those fields are read here with [`Reader`], which
-//! never reads past a frame; so is `Query`, whose text is borrowed, not
-//! copied. Replies the proxy makes itself (`N` to an
+//! input (it reads C strings with bounds checks): `Startup`. `pgwire`
+//! 0.42's decoders for `Parse`, `Bind`, `RowDescription`, `ErrorResponse`,
+//! `ReadyForQuery` and `DataRow` read integers without checking that the
+//! bytes are there, and would panic on a truncated message, so those fields
+//! are read here with [`Reader`], which never reads past a frame; so are
+//! `Query` and `CommandComplete`, which come once per statement and whose
+//! text is borrowed, not copied. Replies the proxy makes itself (`N` to an
 //! SSL or GSS request, `ErrorResponse`, `ReadyForQuery`) are encoded with
 //! `pgwire`.
 
@@ -158,22 +158,15 @@ fn malformed(what: &str) -> PgError {
 }
 
 fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+    lossy(b).into_owned()
 }
 
-/// Decodes a whole typed frame with `pgwire` (only for message types whose
-/// decoder checks its bounds; see the module comment).
-fn pgwire_decode<M: Message>(ty: u8, body: &[u8], what: &str) -> Result<M, PgError> {
-    let mut b = BytesMut::with_capacity(body.len() + 5);
-    b.extend_from_slice(&[ty]);
-    b.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
-    b.extend_from_slice(body);
-    match M::decode(&mut b, &DecodeContext::default()) {
-        Ok(Some(m)) => Ok(m),
-        Ok(None) => Err(malformed(what)),
-        Err(e) => Err(PgError::Malformed(format!(
-            "a malformed {what} message: {e}"
-        ))),
+/// `b` as text, borrowed when it is valid UTF-8 (std's check, which is
+/// quick on ASCII); invalid bytes become U+FFFD.
+pub(super) fn lossy(b: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(b) {
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(b),
     }
 }
 
@@ -197,19 +190,16 @@ pub fn startup(packet: &[u8]) -> Result<Startup, PgError> {
 /// may be as long as the message cap: no copy on the hot path).
 pub fn query(body: &[u8]) -> Result<std::borrow::Cow<'_, str>, PgError> {
     let sql = Reader::new(body).cstr().ok_or_else(|| malformed("Query"))?;
-    Ok(String::from_utf8_lossy(sql))
+    Ok(lossy(sql))
 }
 
-/// A `CommandComplete` tag, e.g. `SELECT 3`, `INSERT 0 1`, `COPY 5`.
-pub fn command_tag(body: &[u8]) -> Result<String, PgError> {
-    Ok(
-        pgwire_decode::<pgwire::messages::response::CommandComplete>(
-            b'C',
-            body,
-            "CommandComplete",
-        )?
-        .tag,
-    )
+/// A `CommandComplete` tag, e.g. `SELECT 3`, `INSERT 0 1`, `COPY 5`,
+/// borrowed from the frame (one comes per statement).
+pub fn command_tag(body: &[u8]) -> Result<std::borrow::Cow<'_, str>, PgError> {
+    let tag = Reader::new(body)
+        .cstr()
+        .ok_or_else(|| malformed("CommandComplete"))?;
+    Ok(lossy(tag))
 }
 
 /// `Parse`: the statement's name and its SQL.
@@ -382,7 +372,7 @@ pub fn backend_pid(body: &[u8]) -> Result<i32, PgError> {
 pub fn key_text<'a>(col: &Column, v: &'a [u8]) -> Option<std::borrow::Cow<'a, str>> {
     use std::borrow::Cow;
     if col.format == 0 {
-        return Some(String::from_utf8_lossy(v));
+        return Some(lossy(v));
     }
     match (col.type_oid, v.len()) {
         // int2, int4, int8
@@ -396,7 +386,7 @@ pub fn key_text<'a>(col: &Column, v: &'a [u8]) -> Option<std::borrow::Cow<'a, st
             Some(Cow::Owned(i64::from_be_bytes(b).to_string()))
         }
         // text, varchar, bpchar, name
-        (25 | 1043 | 1042 | 19, _) => Some(String::from_utf8_lossy(v)),
+        (25 | 1043 | 1042 | 19, _) => Some(lossy(v)),
         // uuid
         (2950, 16) => {
             let h: String = v.iter().map(|b| format!("{b:02x}")).collect();
