@@ -252,6 +252,14 @@ impl<'a> Lexer<'a> {
                 }
                 Tok::Word(Word::new(&s[start..self.at]))
             }
+            // A number is one token, not one per digit (the scan treats
+            // a run of other tokens as one).
+            c if c.is_ascii_digit() => {
+                while self.at < s.len() && s[self.at].is_ascii_digit() {
+                    self.at += 1;
+                }
+                Tok::Other
+            }
             _ => {
                 self.at += 1;
                 Tok::Other
