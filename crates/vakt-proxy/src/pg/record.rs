@@ -32,7 +32,7 @@ pub(super) struct Stmt {
     pub(super) sql: Arc<str>,
     pub(super) verb: Verb,
     pub(super) names_table: bool,
-    pub(super) categories: Vec<String>,
+    pub(super) categories: Arc<[String]>,
 }
 
 /// The connection's identity, as every event of it carries.
@@ -76,7 +76,7 @@ impl Access {
             outcome: self.outcome,
             customer_ids: self.customer_ids,
             records: self.records,
-            categories: stmt.map(|s| s.categories.clone()).unwrap_or_default(),
+            categories: stmt.map(|s| s.categories.to_vec()).unwrap_or_default(),
             db_statement: stmt.map(|s| s.sql.to_string()),
             ..Default::default()
         }

@@ -5,11 +5,16 @@ use super::record::{truncate, verb_action, Access, Stmt, Who, STATEMENT_TEXT};
 use super::sql::{self, Verb};
 use super::PgProxyConfig;
 use crate::{EventSink, Guard};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use vakt_event::Outcome;
+
+/// Lists of table names whose categories are remembered (a client sends
+/// the same few all day; a flood of new ones empties the memo, it never
+/// grows past this).
+const CATEGORY_SETS: usize = 4096;
 
 /// What every connection shares.
 pub(crate) struct Shared {
@@ -20,6 +25,9 @@ pub(crate) struct Shared {
     keys: HashSet<Vec<u8>>,
     /// Table (lower case) -> categories.
     tables: Vec<(String, Vec<String>)>,
+    /// Tables named by a statement -> their categories.
+    categories_of: Mutex<HashMap<Vec<String>, Arc<[String]>>>,
+    none: Arc<[String]>,
 }
 
 impl Shared {
@@ -43,6 +51,8 @@ impl Shared {
             sink,
             keys,
             tables,
+            categories_of: Mutex::default(),
+            none: Arc::from([]),
         }
     }
 
@@ -62,8 +72,29 @@ impl Shared {
         }
     }
 
-    /// Categories of the configured tables among `named` (as written in SQL).
-    fn categories(&self, named: &[String]) -> Vec<String> {
+    /// Categories of the configured tables among `named` (as written in
+    /// SQL), remembered per list of names: this runs per statement.
+    fn categories(&self, named: &[String]) -> Arc<[String]> {
+        if named.is_empty() || self.tables.is_empty() {
+            return self.none.clone();
+        }
+        // Nothing is left half done under the lock by a panic.
+        let mut memo = self
+            .categories_of
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(c) = memo.get(named) {
+            return c.clone();
+        }
+        let c: Arc<[String]> = self.categories_matching(named).into();
+        if memo.len() >= CATEGORY_SETS {
+            memo.clear();
+        }
+        memo.insert(named.to_vec(), c.clone());
+        c
+    }
+
+    fn categories_matching(&self, named: &[String]) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         for n in named {
             let bare = n.rsplit('.').next().unwrap_or(n);
