@@ -121,6 +121,8 @@ impl Frontend {
                     Ok(fwd) => fwd,
                     Err(e) => return self.fatal(e).await,
                 };
+                // Before anything here can wait.
+                self.wake_server_pump().await;
                 match fwd {
                     Fwd::Forward => {}
                     Fwd::Drop => {
@@ -135,13 +137,11 @@ impl Frontend {
                     Fwd::Delay(d) => {
                         write(&mut up, &buf[from..pos]).await?;
                         from = pos;
-                        self.wake_server_pump().await;
                         tokio::time::sleep(d).await;
                     }
                 }
                 pos += frame.len;
             }
-            self.wake_server_pump().await;
             write(&mut up, &buf[from..pos]).await?;
             buf.advance(pos);
         }
