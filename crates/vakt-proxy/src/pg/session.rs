@@ -15,6 +15,39 @@ use vakt_event::Outcome;
 /// the same few all day; a flood of new ones empties the memo, it never
 /// grows past this).
 const CATEGORY_SETS: usize = 4096;
+/// The longest list remembered, in bytes of names: a client names tables
+/// in its SQL, and 4,096 lists of megabytes each would be gigabytes. A
+/// longer list is matched every time, as it was before the memo.
+const CATEGORY_KEY_BYTES: usize = 512;
+
+/// Tables named by a statement -> their categories, bounded in entries
+/// and in the size of each key.
+#[derive(Default)]
+struct CategoryMemo(Mutex<HashMap<Vec<String>, Arc<[String]>>>);
+
+impl CategoryMemo {
+    fn get_or_match(
+        &self,
+        named: &[String],
+        matching: impl FnOnce() -> Vec<String>,
+    ) -> Arc<[String]> {
+        let bytes: usize = named.iter().map(String::len).sum();
+        if bytes > CATEGORY_KEY_BYTES {
+            return matching().into();
+        }
+        // Nothing is left half done under the lock by a panic.
+        let mut memo = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(c) = memo.get(named) {
+            return c.clone();
+        }
+        let c: Arc<[String]> = matching().into();
+        if memo.len() >= CATEGORY_SETS {
+            memo.clear();
+        }
+        memo.insert(named.to_vec(), c.clone());
+        c
+    }
+}
 
 /// What every connection shares.
 pub(crate) struct Shared {
@@ -25,8 +58,7 @@ pub(crate) struct Shared {
     keys: HashSet<Vec<u8>>,
     /// Table (lower case) -> categories.
     tables: Vec<(String, Vec<String>)>,
-    /// Tables named by a statement -> their categories.
-    categories_of: Mutex<HashMap<Vec<String>, Arc<[String]>>>,
+    categories_of: CategoryMemo,
     none: Arc<[String]>,
 }
 
@@ -51,7 +83,7 @@ impl Shared {
             sink,
             keys,
             tables,
-            categories_of: Mutex::default(),
+            categories_of: CategoryMemo::default(),
             none: Arc::from([]),
         }
     }
@@ -78,20 +110,8 @@ impl Shared {
         if named.is_empty() || self.tables.is_empty() {
             return self.none.clone();
         }
-        // Nothing is left half done under the lock by a panic.
-        let mut memo = self
-            .categories_of
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(c) = memo.get(named) {
-            return c.clone();
-        }
-        let c: Arc<[String]> = self.categories_matching(named).into();
-        if memo.len() >= CATEGORY_SETS {
-            memo.clear();
-        }
-        memo.insert(named.to_vec(), c.clone());
-        c
+        self.categories_of
+            .get_or_match(named, || self.categories_matching(named))
     }
 
     fn categories_matching(&self, named: &[String]) -> Vec<String> {
@@ -183,5 +203,38 @@ impl Ctx {
         if let Some(action) = verb_action(stmt.verb) {
             self.submit(Some(stmt), Access::bare(action, Outcome::Failure));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(n: usize, len: usize) -> Vec<String> {
+        (0..n).map(|i| format!("{i:0len$}")).collect()
+    }
+
+    #[test]
+    fn the_category_memo_stays_bounded_in_entries_and_key_size() {
+        let memo = CategoryMemo::default();
+        let matched = || vec!["pii".to_string()];
+        for i in 0..CATEGORY_SETS + 10 {
+            assert_eq!(&*memo.get_or_match(&[format!("t{i}")], matched), ["pii"]);
+        }
+        assert!(memo.0.lock().unwrap().len() <= CATEGORY_SETS);
+        // A list longer than the key cap is matched, not kept.
+        let long = names(100, 64);
+        assert_eq!(&*memo.get_or_match(&long, matched), ["pii"]);
+        assert!(!memo.0.lock().unwrap().contains_key(&long));
+        // A short list is matched once, then answered from the memo.
+        let short = names(2, 8);
+        let mut calls = 0;
+        for _ in 0..3 {
+            memo.get_or_match(&short, || {
+                calls += 1;
+                matched()
+            });
+        }
+        assert_eq!(calls, 1);
     }
 }
