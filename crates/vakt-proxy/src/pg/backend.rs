@@ -197,7 +197,8 @@ impl Backend {
             b'E' => self.error(f.body)?,
             b'K' => {
                 let pid = wire::backend_pid(f.body)?;
-                self.ctx.pid.store(pid, Ordering::Relaxed);
+                // PostgreSQL sends it once, at login.
+                let _ = self.ctx.session.set(pid.to_string());
             }
             b'Z' => {
                 self.status = wire::ready_status(f.body)?;

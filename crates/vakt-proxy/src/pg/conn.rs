@@ -14,8 +14,8 @@ use super::wire;
 use super::{io, PgError};
 use pgwire::messages::cancel::CancelRequest;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicI32};
-use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, OnceLock};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use vakt_event::{Action, Outcome};
@@ -68,7 +68,7 @@ async fn run(mut client: TcpStream, peer: SocketAddr, shared: Arc<Shared>) -> Re
         shared: shared.clone(),
         peer,
         user,
-        pid: AtomicI32::new(0),
+        session: OnceLock::new(),
         logged_in: AtomicBool::new(false),
     });
     match gate(&ctx) {

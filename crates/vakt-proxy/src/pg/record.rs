@@ -40,8 +40,8 @@ pub(super) struct Who<'a> {
     pub(super) user: &'a str,
     pub(super) ip: IpAddr,
     pub(super) application: Option<&'a str>,
-    /// Backend pid from `BackendKeyData`; 0 until known.
-    pub(super) pid: i32,
+    /// Backend pid from `BackendKeyData`, once known.
+    pub(super) session: Option<&'a str>,
 }
 
 /// What one statement did, before it is told whose it was.
@@ -71,7 +71,7 @@ impl Access {
             organization: None,
             source_ip: Some(who.ip),
             user_agent: who.application.map(str::to_string),
-            session_id: (who.pid != 0).then(|| who.pid.to_string()),
+            session_id: who.session.map(str::to_string),
             action: self.action,
             outcome: self.outcome,
             customer_ids: self.customer_ids,
@@ -402,7 +402,7 @@ mod tests {
             user: "app",
             ip: "10.0.0.5".parse().unwrap(),
             application: Some("psql"),
-            pid: 4242,
+            session: Some("4242"),
         };
         let access = Access {
             customer_ids: vec!["7".into()],
@@ -417,7 +417,10 @@ mod tests {
         assert_eq!(ev.categories, vec!["pii"]);
         assert_eq!(ev.db_statement.as_deref(), Some("SELECT * FROM customers"));
         assert_eq!((ev.customer_ids, ev.records), (vec!["7".to_string()], 1));
-        let unknown_pid = Who { pid: 0, ..who };
+        let unknown_pid = Who {
+            session: None,
+            ..who
+        };
         let ev =
             Access::bare(Action::Login, Outcome::Failure).event(&unknown_pid, None, Timestamp(5));
         assert_eq!((ev.session_id, ev.db_statement), (None, None));

@@ -7,8 +7,8 @@ use super::PgProxyConfig;
 use crate::{EventSink, Guard};
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use vakt_event::Outcome;
 
 /// Lists of table names whose categories are remembered (a client sends
@@ -165,8 +165,9 @@ pub(super) struct Ctx {
     pub(super) peer: SocketAddr,
     pub(super) user: String,
     pub(super) application: Option<String>,
-    /// Backend pid from `BackendKeyData`; 0 until known.
-    pub(super) pid: AtomicI32,
+    /// Backend pid from `BackendKeyData`, as the events' session id:
+    /// written once, not per event.
+    pub(super) session: OnceLock<String>,
     /// Set by the server pump at the first `ReadyForQuery`, before it
     /// reaches the client: until then the client may send only
     /// authentication messages.
@@ -187,7 +188,7 @@ impl Ctx {
             user: &self.user,
             ip: self.ip(),
             application: self.application.as_deref(),
-            pid: self.pid.load(Ordering::Relaxed),
+            session: self.session.get().map(String::as_str),
         };
         let ev = access.event(&who, stmt, vakt_event::Timestamp::now());
         if let Err(e) = self.shared.sink.submit(ev) {

@@ -114,8 +114,47 @@ impl<'a> Word<'a> {
     }
 
     fn lower(self) -> String {
-        String::from_utf8_lossy(self.raw).to_ascii_lowercase()
+        match std::str::from_utf8(self.raw) {
+            Ok(name) => name.to_ascii_lowercase(),
+            Err(_) => String::from_utf8_lossy(self.raw).to_ascii_lowercase(),
+        }
     }
+}
+
+/// What a byte can be, looked up once per byte: the scan runs per query.
+const SPACE: u8 = 1;
+const WORD_START: u8 = 2;
+const WORD_PART: u8 = 4;
+const DIGIT: u8 = 8;
+
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_whitespace() {
+            t[b] = SPACE;
+        } else if c.is_ascii_alphabetic() || c == b'_' || c >= 0x80 {
+            t[b] = WORD_START | WORD_PART;
+        } else if c.is_ascii_digit() {
+            t[b] = DIGIT | WORD_PART;
+        } else if c == b'$' {
+            t[b] = WORD_PART;
+        }
+        b += 1;
+    }
+    t
+};
+
+fn class(b: u8) -> u8 {
+    CLASS[b as usize]
+}
+
+/// Where the run of bytes of class `of` starting at `from` ends.
+fn run_end(s: &[u8], from: usize, of: u8) -> usize {
+    s.get(from..)
+        .and_then(|rest| rest.iter().position(|&b| class(b) & of == 0))
+        .map_or(s.len(), |n| from + n)
 }
 
 #[derive(Debug, PartialEq)]
@@ -140,8 +179,8 @@ impl<'a> Lexer<'a> {
         let s = self.s;
         loop {
             let c = *s.get(self.at)?;
-            if c.is_ascii_whitespace() {
-                self.at += 1;
+            if class(c) & SPACE != 0 {
+                self.at = run_end(s, self.at + 1, SPACE);
             } else if c == b'-' && s.get(self.at + 1) == Some(&b'-') {
                 while self.at < s.len() && s[self.at] != b'\n' {
                     self.at += 1;
@@ -233,15 +272,8 @@ impl<'a> Lexer<'a> {
                 }
                 Tok::Other
             }
-            c if c.is_ascii_alphabetic() || c == b'_' || c >= 0x80 => {
-                while self.at < s.len()
-                    && (s[self.at].is_ascii_alphanumeric()
-                        || s[self.at] == b'_'
-                        || s[self.at] == b'$'
-                        || s[self.at] >= 0x80)
-                {
-                    self.at += 1;
-                }
+            c if class(c) & WORD_START != 0 => {
+                self.at = run_end(s, start + 1, WORD_PART);
                 // E'...' strings take backslash escapes.
                 if self.at - start == 1
                     && (c == b'e' || c == b'E')
@@ -254,10 +286,8 @@ impl<'a> Lexer<'a> {
             }
             // A number is one token, not one per digit (the scan treats
             // a run of other tokens as one).
-            c if c.is_ascii_digit() => {
-                while self.at < s.len() && s[self.at].is_ascii_digit() {
-                    self.at += 1;
-                }
+            c if class(c) & DIGIT != 0 => {
+                self.at = run_end(s, start + 1, DIGIT);
                 Tok::Other
             }
             _ => {
