@@ -121,6 +121,10 @@ pub struct Ledger {
     /// and names kept inline in the table when short (comparing a key
     /// then reads no other memory).
     names: [HashMap<smol_str::SmolStr, i64, foldhash::fast::RandomState>; 6],
+    /// The last name looked up per kind: consecutive accesses mostly
+    /// repeat the account, action, categories and source, and comparing
+    /// one name costs less than hashing it.
+    last_names: [Option<(smol_str::SmolStr, i64)>; 6],
     buf: Vec<u8>,
     /// The categories of the access being appended, joined.
     categories: String,
@@ -256,6 +260,7 @@ impl Ledger {
             appended: 0,
             duplicates: 0,
             names: Default::default(),
+            last_names: Default::default(),
             buf: Vec::with_capacity(256),
         })
     }
@@ -321,12 +326,21 @@ impl Ledger {
     }
 
     pub(crate) fn name_id(&mut self, kind: Kind, name: &str) -> Result<i64> {
-        if let Some(&id) = self.names[kind as usize].get(name) {
-            return Ok(id);
+        if let Some((last, id)) = &self.last_names[kind as usize] {
+            if last == name {
+                return Ok(*id);
+            }
         }
-        let r = self.conn.prepare_cached("INSERT INTO names(kind, name) VALUES (?1, ?2) ON CONFLICT(kind, name) DO UPDATE SET name = name RETURNING id").and_then(|mut s| s.query_row(params![kind as u8, name], |r| r.get(0)));
-        let id = self.db(r)?;
-        self.names[kind as usize].insert(name.into(), id);
+        let id = match self.names[kind as usize].get(name) {
+            Some(&id) => id,
+            None => {
+                let r = self.conn.prepare_cached("INSERT INTO names(kind, name) VALUES (?1, ?2) ON CONFLICT(kind, name) DO UPDATE SET name = name RETURNING id").and_then(|mut s| s.query_row(params![kind as u8, name], |r| r.get(0)));
+                let id = self.db(r)?;
+                self.names[kind as usize].insert(name.into(), id);
+                id
+            }
+        };
+        self.last_names[kind as usize] = Some((name.into(), id));
         Ok(id)
     }
 

@@ -7,7 +7,6 @@ use super::gate::{gate, gate_prepare, gate_statements, Gate, Refusal};
 use super::pump::{make_room, wake_own_task, write, Announced, Expect, MAX_NAMED, READ_CHUNK};
 use super::record::Stmt;
 use super::session::Ctx;
-use super::sql;
 use super::wire::{self, Frame};
 use super::{io, PgError};
 use bytes::{Buf, BytesMut};
@@ -60,6 +59,8 @@ pub(super) struct Frontend {
     /// server), to name what an `Execute` in it would have run.
     dropped_statements: HashMap<String, Arc<Stmt>>,
     dropped_portals: HashMap<String, String>,
+    /// Scratch for a statement's shape.
+    shape_key: Vec<u8>,
 }
 
 impl Frontend {
@@ -71,6 +72,7 @@ impl Frontend {
             wake: false,
             prepared: HashMap::new(),
             portals: HashMap::new(),
+            shape_key: Vec::new(),
             batch_refused: false,
             batch_forwarded: false,
             dropped_statements: HashMap::new(),
@@ -224,8 +226,8 @@ impl Frontend {
             b'Q' => {
                 let text = wire::query(f.body)?;
                 let max = self.ctx.shared.config.max_query_statements;
-                let (scanned, complete) = sql::scan_at_most(&text, max);
-                if !complete {
+                let shared = &self.ctx.shared;
+                let Some(stmts) = shared.statements(&text, max, &mut self.shape_key) else {
                     self.send(Expect::Error(Refusal {
                         code: "54000",
                         message: format!(
@@ -239,11 +241,7 @@ impl Frontend {
                     }));
                     self.send(Expect::Ready);
                     return Ok(Fwd::Drop);
-                }
-                let stmts: Vec<Arc<Stmt>> = scanned
-                    .iter()
-                    .map(|s| self.ctx.shared.statement(&text, s))
-                    .collect();
+                };
                 // Each statement asks the guard: a throttle counts statements, not queries.
                 match gate_statements(&self.ctx, stmts.len()) {
                     Gate::Refuse(r) => {
@@ -329,7 +327,7 @@ impl Frontend {
         match f.ty {
             b'P' if self.dropped_statements.len() < MAX_NAMED => {
                 let (name, text) = wire::parse(f.body)?;
-                let stmt = self.ctx.shared.prepared(&text);
+                let stmt = self.ctx.shared.prepared(&text, &mut self.shape_key);
                 self.dropped_statements.insert(name, stmt);
             }
             b'B' if self.dropped_portals.len() < MAX_NAMED => {
@@ -360,7 +358,7 @@ impl Frontend {
         match f.ty {
             b'P' => {
                 let (name, text) = wire::parse(f.body)?;
-                let stmt = self.ctx.shared.prepared(&text);
+                let stmt = self.ctx.shared.prepared(&text, &mut self.shape_key);
                 if self.prepared.len() >= MAX_NAMED && !self.prepared.contains_key(&name) {
                     self.prepared.clear();
                 }

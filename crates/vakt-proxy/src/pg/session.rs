@@ -20,6 +20,40 @@ const CATEGORY_SETS: usize = 4096;
 /// longer list is matched every time, as it was before the memo.
 const CATEGORY_KEY_BYTES: usize = 512;
 
+/// Statement shapes whose scan is remembered ([`sql::shape`]): an
+/// application sends the same few all day, with other numbers in them; a
+/// flood of new ones empties the memo, it never grows past this.
+const SHAPES: usize = 4096;
+
+/// What the scan found in a statement of one shape.
+#[derive(Clone)]
+struct Shaped {
+    verb: Verb,
+    names_table: bool,
+    categories: Arc<[String]>,
+}
+
+/// Statement shape -> what its scan found. Keys are at most
+/// [`sql::SHAPE_MAX`] bytes, so the memo holds at most 4 MiB of them.
+#[derive(Default)]
+struct ShapeMemo(Mutex<foldhash::HashMap<Box<[u8]>, Shaped>>);
+
+impl ShapeMemo {
+    fn get_or_scan(&self, key: &[u8], scan: impl FnOnce() -> Shaped) -> Shaped {
+        // Nothing is left half done under the lock by a panic.
+        let mut memo = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(s) = memo.get(key) {
+            return s.clone();
+        }
+        let s = scan();
+        if memo.len() >= SHAPES {
+            memo.clear();
+        }
+        memo.insert(key.into(), s.clone());
+        s
+    }
+}
+
 /// Tables named by a statement -> their categories, bounded in entries
 /// and in the size of each key.
 #[derive(Default)]
@@ -59,6 +93,7 @@ pub(crate) struct Shared {
     /// Table (lower case) -> categories.
     tables: Vec<(String, Vec<String>)>,
     categories_of: CategoryMemo,
+    shapes: ShapeMemo,
     none: Arc<[String]>,
 }
 
@@ -84,6 +119,7 @@ impl Shared {
             keys,
             tables,
             categories_of: CategoryMemo::default(),
+            shapes: ShapeMemo::default(),
             none: Arc::from([]),
         }
     }
@@ -132,31 +168,74 @@ impl Shared {
         out
     }
 
-    pub(super) fn statement(&self, text: &str, s: &sql::Scanned) -> Arc<Stmt> {
-        let body = text.get(s.start..s.end).unwrap_or(text).trim();
-        Arc::new(Stmt {
-            sql: truncate(body, STATEMENT_TEXT).into(),
-            verb: s.verb,
-            names_table: !s.tables.is_empty(),
-            categories: self.categories(&s.tables),
+    /// The statements of a simple query; `None` when it holds more than
+    /// `max`. A one-statement text of a shape seen before is not scanned
+    /// again (`key`: scratch for its shape).
+    pub(super) fn statements(
+        &self,
+        text: &str,
+        max: usize,
+        key: &mut Vec<u8>,
+    ) -> Option<Vec<Arc<Stmt>>> {
+        if max >= 1 {
+            if let Some((start, end)) = sql::shape(text, key) {
+                let shaped = self.shaped(text, key);
+                return Some(vec![stmt(text.get(start..end).unwrap_or(text), shaped)]);
+            }
+        }
+        let (scanned, complete) = sql::scan_at_most(text, max);
+        complete.then(|| {
+            scanned
+                .iter()
+                .map(|s| {
+                    let shaped = self.found(s.verb, &s.tables);
+                    stmt(text.get(s.start..s.end).unwrap_or(text), shaped)
+                })
+                .collect()
         })
     }
 
     /// A prepared statement's text as one statement.
-    pub(super) fn prepared(&self, text: &str) -> Arc<Stmt> {
+    pub(super) fn prepared(&self, text: &str, key: &mut Vec<u8>) -> Arc<Stmt> {
+        if sql::shape(text, key).is_some() {
+            return stmt(text, self.shaped(text, key));
+        }
         // PostgreSQL refuses to prepare several statements: the cap only bounds the scan.
         let (scanned, _) = sql::scan_at_most(text, self.config.max_query_statements);
         let mut tables: Vec<String> = scanned.iter().flat_map(|s| s.tables.clone()).collect();
         tables.sort();
         tables.dedup();
         let verb = scanned.first().map_or(Verb::Other, |s| s.verb);
-        Arc::new(Stmt {
-            sql: truncate(text.trim(), STATEMENT_TEXT).into(),
-            verb,
-            names_table: !tables.is_empty(),
-            categories: self.categories(&tables),
+        stmt(text, self.found(verb, &tables))
+    }
+
+    /// What the scan finds in `text`, a statement of the shape `key`.
+    fn shaped(&self, text: &str, key: &[u8]) -> Shaped {
+        self.shapes.get_or_scan(key, || {
+            let (scanned, _) = sql::scan_at_most(text, 1);
+            match scanned.first() {
+                Some(s) => self.found(s.verb, &s.tables),
+                None => self.found(Verb::Other, &[]),
+            }
         })
     }
+
+    fn found(&self, verb: Verb, tables: &[String]) -> Shaped {
+        Shaped {
+            verb,
+            names_table: !tables.is_empty(),
+            categories: self.categories(tables),
+        }
+    }
+}
+
+fn stmt(text: &str, shaped: Shaped) -> Arc<Stmt> {
+    Arc::new(Stmt {
+        sql: truncate(text.trim(), STATEMENT_TEXT).into(),
+        verb: shaped.verb,
+        names_table: shaped.names_table,
+        categories: shaped.categories,
+    })
 }
 
 /// The connection's identity, shared by both pumps.
@@ -213,6 +292,35 @@ mod tests {
 
     fn names(n: usize, len: usize) -> Vec<String> {
         (0..n).map(|i| format!("{i:0len$}")).collect()
+    }
+
+    #[test]
+    fn a_statement_shape_is_scanned_once_and_the_memo_stays_bounded() {
+        let memo = ShapeMemo::default();
+        let found = || Shaped {
+            verb: Verb::Read,
+            names_table: true,
+            categories: Arc::from(vec!["balance".to_string()]),
+        };
+        let mut scans = 0;
+        let mut key = Vec::new();
+        for aid in [7, 1234567, 42] {
+            let text = format!("SELECT abalance FROM pgbench_accounts WHERE aid = {aid}");
+            sql::shape(&text, &mut key).unwrap();
+            let s = memo.get_or_scan(&key, || {
+                scans += 1;
+                found()
+            });
+            assert_eq!(
+                (s.verb, &*s.categories),
+                (Verb::Read, &["balance".to_string()][..])
+            );
+        }
+        assert_eq!(scans, 1);
+        for i in 0..SHAPES + 10 {
+            memo.get_or_scan(format!("SELECT x{i}").as_bytes(), found);
+        }
+        assert!(memo.0.lock().unwrap().len() <= SHAPES);
     }
 
     #[test]

@@ -126,6 +126,8 @@ const SPACE: u8 = 1;
 const WORD_START: u8 = 2;
 const WORD_PART: u8 = 4;
 const DIGIT: u8 = 8;
+/// A byte [`shape`] looks at: digits, quotes, comment starts, `$`, `;`.
+const SHAPE_STOP: u8 = 16;
 
 static CLASS: [u8; 256] = {
     let mut t = [0u8; 256];
@@ -137,9 +139,11 @@ static CLASS: [u8; 256] = {
         } else if c.is_ascii_alphabetic() || c == b'_' || c >= 0x80 {
             t[b] = WORD_START | WORD_PART;
         } else if c.is_ascii_digit() {
-            t[b] = DIGIT | WORD_PART;
+            t[b] = DIGIT | WORD_PART | SHAPE_STOP;
         } else if c == b'$' {
-            t[b] = WORD_PART;
+            t[b] = WORD_PART | SHAPE_STOP;
+        } else if matches!(c, b'\'' | b'"' | b'-' | b'/' | b';') {
+            t[b] = SHAPE_STOP;
         }
         b += 1;
     }
@@ -315,6 +319,83 @@ impl<'a> Lexer<'a> {
         }
         self.at = s.len();
     }
+}
+
+/// The longest statement whose shape is taken ([`shape`]).
+pub(super) const SHAPE_MAX: usize = 1024;
+
+/// The shape of a one-statement text, for remembering what its scan
+/// found: the text with each number replaced by `0`, written to `key`,
+/// and the statement's byte range (as [`scan`] gives it). Two texts of
+/// one shape scan alike (same verb, same tables): a number is a token of
+/// its own, names no table and sets no verb, and its replacement keeps
+/// every other byte and token boundary. `None` (scan the text) for
+/// anything whose tokens need more than byte classes to find: quotes,
+/// comments, dollar signs other than `$n` parameters, more than one
+/// statement, or a text longer than [`SHAPE_MAX`].
+pub(super) fn shape(sql: &str, key: &mut Vec<u8>) -> Option<(usize, usize)> {
+    let s = sql.as_bytes();
+    if s.len() > SHAPE_MAX {
+        return None;
+    }
+    key.clear();
+    let mut end = s.len();
+    let mut i = 0;
+    loop {
+        // Copied as they are, up to the next byte that may need a look.
+        let plain = s[i..]
+            .iter()
+            .position(|&b| class(b) & SHAPE_STOP != 0)
+            .map_or(s.len(), |n| i + n);
+        key.extend_from_slice(&s[i..plain]);
+        i = plain;
+        let Some(&b) = s.get(i) else {
+            break;
+        };
+        match b {
+            b'0'..=b'9' => {
+                let digits = run_end(s, i, DIGIT);
+                if i == 0 || class(s[i - 1]) & WORD_PART == 0 {
+                    key.push(b'0'); // a number
+                } else {
+                    key.extend_from_slice(&s[i..digits]); // a name's digits
+                }
+                i = digits;
+            }
+            b'$' => {
+                // A `$n` parameter, kept as written; anything else may quote.
+                let digits = run_end(s, i + 1, DIGIT);
+                let next = s.get(digits).copied();
+                if digits == i + 1 || next.is_some_and(|n| class(n) & WORD_PART != 0) {
+                    return None;
+                }
+                key.extend_from_slice(&s[i..digits]);
+                i = digits;
+            }
+            b'-' | b'/' => {
+                if matches!((b, s.get(i + 1)), (b'-', Some(b'-')) | (b'/', Some(b'*'))) {
+                    return None; // a comment
+                }
+                key.push(b);
+                i += 1;
+            }
+            b';' => {
+                // After `name.` the scan reads the next token as the name's
+                // part, so this `;` would not end the statement.
+                let before = key.iter().rev().find(|&&c| class(c) & SPACE == 0);
+                let rest = &s[i + 1..];
+                if before == Some(&b'.') || rest.iter().any(|&c| class(c) & SPACE == 0) {
+                    return None;
+                }
+                end = i;
+                key.extend_from_slice(&s[i..]);
+                break;
+            }
+            _ => return None, // a quote
+        }
+    }
+    let start = s.iter().position(|&b| class(b) & SPACE == 0)?;
+    (start < end).then_some((start, end))
 }
 
 /// Splits a query string into statements and scans each one.
@@ -554,6 +635,114 @@ mod tests {
         assert_eq!(&sql[s[1].start..s[1].end], "SELECT ';' FROM a");
         assert_eq!(s[2].verb, Verb::Delete);
         assert!(scan("  ;  ").is_empty());
+    }
+
+    fn shaped(sql: &str) -> Option<(String, usize, usize)> {
+        let mut key = Vec::new();
+        let (start, end) = shape(sql, &mut key)?;
+        Some((String::from_utf8(key).unwrap(), start, end))
+    }
+
+    #[test]
+    fn a_shape_replaces_numbers_and_nothing_else() {
+        let (key, start, end) =
+            shaped(" SELECT abalance FROM pgbench_accounts WHERE aid = 12345; ").unwrap();
+        assert_eq!(
+            key,
+            " SELECT abalance FROM pgbench_accounts WHERE aid = 0; "
+        );
+        assert_eq!((start, end), (1, 56));
+        // Digits inside names, and parameters, stay as written.
+        let (key, ..) = shaped("SELECT t1.c2 FROM t1 WHERE x = $12 AND y > 3.5e7").unwrap();
+        assert_eq!(key, "SELECT t1.c2 FROM t1 WHERE x = $12 AND y > 0.0e7");
+        assert_eq!(shaped("SELECT 1").unwrap().0, "SELECT 0");
+    }
+
+    #[test]
+    fn texts_that_need_the_scan_have_no_shape() {
+        for sql in [
+            "SELECT 'x' FROM a",
+            "SELECT \"x\" FROM a",
+            "SELECT 1 -- FROM a",
+            "SELECT /* x */ 1",
+            "SELECT $$x$$",
+            "SELECT $1$$",
+            "SELECT $a",
+            "SELECT $1x",
+            "SELECT a$b FROM t",
+            "SELECT 1; SELECT 2",
+            "SELECT 1;;",
+            "SELECT * FROM t. ;",
+            "  ;  ",
+            "",
+        ] {
+            assert_eq!(shaped(sql), None, "{sql}");
+        }
+        assert_eq!(shaped(&format!("SELECT {}", "1".repeat(SHAPE_MAX))), None);
+    }
+
+    #[test]
+    fn texts_of_one_shape_scan_alike() {
+        let texts = [
+            "SELECT abalance FROM pgbench_accounts WHERE aid = 7;",
+            "SELECT abalance FROM pgbench_accounts WHERE aid = 1234567;",
+        ];
+        let mut keys = Vec::new();
+        for t in texts {
+            let mut key = Vec::new();
+            let (start, end) = shape(t, &mut key).unwrap();
+            let s = scan(t);
+            assert_eq!((s.len(), s[0].start, s[0].end), (1, start, end), "{t}");
+            keys.push((key, s[0].verb, s[0].tables.clone()));
+        }
+        assert_eq!(keys[0], keys[1]);
+    }
+
+    proptest::proptest! {
+        /// Whatever the text, equal shapes mean equal scans, and the
+        /// range is the one statement the scan finds.
+        #[test]
+        fn equal_shapes_scan_alike(
+            parts in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "select", "FROM", " ", "\n", "t1", "x", "é", "1", "234", "$1", "$", ".",
+                    ",", "(", ")", ";", "join", "update", "into", "e", "0", "-", "/", "*", "=",
+                ]),
+                0..20,
+            ),
+            digits in proptest::collection::vec(1u32..1_000_000, 20),
+        ) {
+            let a: String = parts.concat();
+            // The same text with each number rewritten.
+            let mut b = String::new();
+            let mut d = digits.iter().cycle();
+            let bytes = a.as_bytes();
+            let mut i = 0;
+            while i < bytes.len() {
+                let c = bytes[i];
+                let starts_number = c.is_ascii_digit()
+                    && (i == 0 || class(bytes[i - 1]) & WORD_PART == 0);
+                if starts_number {
+                    while i < bytes.len() && bytes[i].is_ascii_digit() {
+                        i += 1;
+                    }
+                    b.push_str(&d.next().unwrap().to_string());
+                } else {
+                    let ch = a[i..].chars().next().unwrap();
+                    b.push(ch);
+                    i += ch.len_utf8();
+                }
+            }
+            let (mut ka, mut kb) = (Vec::new(), Vec::new());
+            if let (Some(ra), Some(rb)) = (shape(&a, &mut ka), shape(&b, &mut kb)) {
+                assert_eq!(ka, kb, "{a:?} / {b:?}");
+                let (sa, sb) = (scan(&a), scan(&b));
+                assert_eq!(sa.len(), 1, "{a:?}: {sa:?}");
+                assert_eq!((sa[0].start, sa[0].end), ra);
+                assert_eq!((sb[0].start, sb[0].end), rb);
+                assert_eq!((sa[0].verb, &sa[0].tables), (sb[0].verb, &sb[0].tables));
+            }
+        }
     }
 
     proptest::proptest! {
