@@ -229,6 +229,7 @@ pub struct Segments {
     /// The appender's lock, held while this handle lives.
     lock: Option<File>,
     columns: Columns,
+    last_ip: LastIp,
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> LedgerError + '_ {
@@ -431,6 +432,7 @@ impl Segments {
             log_writer: None,
             lock: None,
             columns: Columns::default(),
+            last_ip: LastIp::default(),
         })
     }
 
@@ -797,7 +799,10 @@ impl Segments {
         let batch = &mut self.batch[Kind::Account as usize];
         batch.clear();
         for e in entries {
-            batch.push(e.account, e.seq, e.t, |out| encode_account_extra(e, out));
+            let last_ip = &mut self.last_ip;
+            batch.push(e.account, e.seq, e.t, |out| {
+                encode_account_extra(e, out, last_ip)
+            });
         }
         self.write_batch_run(Kind::Account)?;
         Ok(self.point().encode())
@@ -889,8 +894,10 @@ impl EntryStore for Segments {
         for c in &e.customers {
             self.batch[Kind::Customer as usize].push(customer_key(c), e.seq, 0, |_| {});
         }
-        self.batch[Kind::Account as usize]
-            .push(e.account, e.seq, e.t, |out| encode_account_extra(&e, out));
+        let last_ip = &mut self.last_ip;
+        self.batch[Kind::Account as usize].push(e.account, e.seq, e.t, |out| {
+            encode_account_extra(&e, out, last_ip)
+        });
         self.len = e.seq;
         self.pending.push(e);
         if self.pending.len() >= BLOCK_ENTRIES {
@@ -1049,8 +1056,8 @@ impl EntryStore for Segments {
     }
 }
 
-fn encode_account_extra(e: &StoredEntry, out: &mut Vec<u8>) {
-    put_ip(out, &e.ip);
+fn encode_account_extra(e: &StoredEntry, out: &mut Vec<u8>, last_ip: &mut LastIp) {
+    last_ip.put(out, &e.ip);
     varint::put(out, e.categories);
     varint::put_signed(out, e.records);
     varint::put(out, e.customers.len() as u64);
@@ -1184,6 +1191,7 @@ impl Point {
 #[derive(Default)]
 struct Columns {
     cols: [Vec<u8>; 12],
+    last_ip: LastIp,
 }
 
 impl Columns {
@@ -1202,7 +1210,7 @@ impl Columns {
             varint::put(cx, e.action);
             varint::put(cc, e.categories);
             varint::put(cs, e.source);
-            put_ip(ci, &e.ip);
+            self.last_ip.put(ci, &e.ip);
             varint::put_signed(cr, e.records);
             varint::put_bytes(ck, e.case_id.as_bytes());
             varint::put_signed(cl, e.line.wrapping_sub(line));
@@ -1302,6 +1310,27 @@ impl Columns {
 /// Addresses whose text is the canonical form of an IPv4 or IPv6 address
 /// are kept as 4 or 16 bytes (the text is rebuilt exactly, as the chain
 /// hashed it); anything else as its text.
+/// The last address encoded and its encoding: consecutive entries mostly
+/// come from one client, and comparing a few bytes costs less than
+/// parsing them.
+#[derive(Default)]
+struct LastIp {
+    text: String,
+    encoded: Vec<u8>,
+}
+
+impl LastIp {
+    fn put(&mut self, out: &mut Vec<u8>, ip: &str) {
+        if self.encoded.is_empty() || self.text != ip {
+            self.encoded.clear();
+            put_ip(&mut self.encoded, ip);
+            self.text.clear();
+            self.text.push_str(ip);
+        }
+        out.extend_from_slice(&self.encoded);
+    }
+}
+
 fn put_ip(out: &mut Vec<u8>, ip: &str) {
     match ip.parse::<std::net::IpAddr>() {
         // std reads IPv4 in its one canonical form only (no leading zeros,
@@ -1789,6 +1818,25 @@ fn merge(runs: &[Run], path: &Path, kind: Kind, level: u32, cancel: &AtomicBool)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_last_address_memo_encodes_as_put_ip_does() {
+        let mut memo = LastIp::default();
+        for ip in [
+            "10.0.0.1",
+            "10.0.0.1",
+            "::1",
+            "",
+            "10.0.0.1",
+            "010.0.0.1",
+            "10.0.0.2",
+        ] {
+            let (mut got, mut want) = (Vec::new(), Vec::new());
+            memo.put(&mut got, ip);
+            put_ip(&mut want, ip);
+            assert_eq!(got, want, "{ip:?}");
+        }
+    }
 
     fn entry(seq: u64, account: u64, customers: &[u64]) -> StoredEntry {
         let mut customers: Vec<String> = customers.iter().map(|c| format!("C-{c}")).collect();
