@@ -22,6 +22,9 @@
 # (4 clients, 500 and 2,500 transactions each), and the difference is
 # divided by the extra transactions, so start-up and shutdown cancel out.
 #
+# VAKT_BIN=PATH measures that vakt binary instead of building this tree's
+# (to compare two builds in the same hour).
+#
 # PERF_OUT=FILE adds one more round through vakt under `perf record -g`
 # (attached to the proxy process only), written to FILE for `perf report`.
 #
@@ -98,9 +101,14 @@ echo "== pgbench -i -s 10" >&2
 "$PGBENCH" -i -s 10 -q -h 127.0.0.1 -p "$PG_PORT" -U postgres postgres >"$tmp/init.log" 2>&1 \
   || { cat "$tmp/init.log" >&2; exit 1; }
 
-echo "== building the proxy" >&2
-(cd "$ROOT" && cargo build --release -q -p vakt)
-target=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+if [[ -n ${VAKT_BIN:-} ]]; then
+  vakt=$VAKT_BIN
+else
+  echo "== building the proxy" >&2
+  (cd "$ROOT" && cargo build --release -q -p vakt)
+  target=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+  vakt=$target/release/vakt
+fi
 cat >"$tmp/directory.toml" <<'EOF'
 [postgres]
 key_columns = ["aid"]
@@ -109,7 +117,7 @@ key_columns = ["aid"]
 name = "pgbench_accounts"
 categories = ["balance"]
 EOF
-"$target/release/vakt" proxy pg --listen "127.0.0.1:$PROXY_PORT" --upstream "127.0.0.1:$PG_PORT" \
+"$vakt" proxy pg --listen "127.0.0.1:$PROXY_PORT" --upstream "127.0.0.1:$PG_PORT" \
   --data "$tmp/vakt-data" --directory "$tmp/directory.toml" --alerts "$tmp/alerts.jsonl" ${VAKT_PROXY_ARGS:-} 2>"$tmp/proxy.log" &
 proxy_pid=$!
 BOUNCER=$(command -v pgbouncer || true)
@@ -199,7 +207,7 @@ instructions() { # vakt|pgbouncer TX
   port=$(free_port); out="$tmp/callgrind.$1.$2"
   if [[ $1 == vakt ]]; then
     rm -rf "$tmp/vakt-counted"
-    valgrind --tool=callgrind --callgrind-out-file="$out" "$target/release/vakt" proxy pg \
+    valgrind --tool=callgrind --callgrind-out-file="$out" "$vakt" proxy pg \
       --listen "127.0.0.1:$port" --upstream "127.0.0.1:$PG_PORT" --data "$tmp/vakt-counted" \
       --directory "$tmp/directory.toml" --alerts "$tmp/alerts-counted.jsonl" ${VAKT_PROXY_ARGS:-} >/dev/null 2>&1 &
   else

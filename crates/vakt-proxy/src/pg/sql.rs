@@ -4,8 +4,9 @@
 //! identifiers, which is all it takes to find `FROM`, `JOIN`, `INTO`,
 //! `UPDATE`, `COPY` and `TABLE` targets at any nesting depth. It runs once
 //! per simple query and once per prepared statement, in time linear in the
-//! text. A table reached only through a view, a function or dynamic SQL is
-//! not seen.
+//! text; a statement of a shape already scanned (`shape`: the same text
+//! but for its numbers) is not scanned again. A table reached only
+//! through a view, a function or dynamic SQL is not seen.
 
 /// What a statement does, by its leading keyword.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
