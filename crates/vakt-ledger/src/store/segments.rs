@@ -1307,9 +1307,6 @@ impl Columns {
     }
 }
 
-/// Addresses whose text is the canonical form of an IPv4 or IPv6 address
-/// are kept as 4 or 16 bytes (the text is rebuilt exactly, as the chain
-/// hashed it); anything else as its text.
 /// The last address encoded and its encoding: consecutive entries mostly
 /// come from one client, and comparing a few bytes costs less than
 /// parsing them.
@@ -1331,6 +1328,9 @@ impl LastIp {
     }
 }
 
+/// Addresses whose text is the canonical form of an IPv4 or IPv6 address
+/// are kept as 4 or 16 bytes (the text is rebuilt exactly, as the chain
+/// hashed it); anything else as its text.
 fn put_ip(out: &mut Vec<u8>, ip: &str) {
     match ip.parse::<std::net::IpAddr>() {
         // std reads IPv4 in its one canonical form only (no leading zeros,

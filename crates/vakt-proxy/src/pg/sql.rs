@@ -115,10 +115,8 @@ impl<'a> Word<'a> {
     }
 
     fn lower(self) -> String {
-        match std::str::from_utf8(self.raw) {
-            Ok(name) => name.to_ascii_lowercase(),
-            Err(_) => String::from_utf8_lossy(self.raw).to_ascii_lowercase(),
-        }
+        // Borrowed, not copied, when the bytes are UTF-8 (they always are here).
+        String::from_utf8_lossy(self.raw).to_ascii_lowercase()
     }
 }
 
