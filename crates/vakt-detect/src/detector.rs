@@ -123,14 +123,23 @@ pub fn actor_of(ev: &Enriched) -> Actor {
 
 /// The network an address is in, as alerts name it: its /24 (IPv4) or /48 (IPv6).
 pub fn network_of(ip: std::net::IpAddr) -> String {
-    match ip.to_canonical() {
-        std::net::IpAddr::V4(v4) => {
-            let o = v4.octets();
-            format!("{}.{}.{}.0/24", o[0], o[1], o[2])
-        }
-        std::net::IpAddr::V6(v6) => {
-            let s = v6.segments();
-            format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
+    Network(ip).to_string()
+}
+
+/// Displays as [`network_of`] names it, without building a string.
+pub struct Network(pub std::net::IpAddr);
+
+impl std::fmt::Display for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.to_canonical() {
+            std::net::IpAddr::V4(v4) => {
+                let o = v4.octets();
+                write!(f, "{}.{}.{}.0/24", o[0], o[1], o[2])
+            }
+            std::net::IpAddr::V6(v6) => {
+                let s = v6.segments();
+                write!(f, "{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
+            }
         }
     }
 }
@@ -167,6 +176,18 @@ impl<'a> WebClient<'a> {
         h.finish()
     }
 
+    /// Whether `name` is this client's [`WebClient::name`], without building it.
+    pub fn is_named(&self, name: &str) -> bool {
+        let Some(rest) = name.strip_prefix(self.user) else {
+            return false;
+        };
+        match (self.session, self.agent) {
+            (Some(s), _) => rest.strip_prefix(" session ") == Some(s),
+            (None, Some(agent)) => rest.strip_prefix(' ') == Some(agent),
+            (None, None) => rest.is_empty(),
+        }
+    }
+
     /// As alerts name it: `p3.shop`, `203.0.113.7 session k7f2`,
     /// `203.0.113.7 Mozilla/5.0 ...`.
     pub fn name(&self) -> String {
@@ -175,5 +196,69 @@ impl<'a> WebClient<'a> {
             (None, Some(agent)) => format!("{} {agent}", self.user),
             (None, None) => self.user.to_owned(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_web_client_is_named_exactly_by_its_name() {
+        let clients = [
+            WebClient {
+                user: "p3.shop",
+                session: None,
+                agent: None,
+            },
+            WebClient {
+                user: "203.0.113.7",
+                session: Some("k7f2"),
+                agent: Some("curl/8"),
+            },
+            WebClient {
+                user: "203.0.113.7",
+                session: None,
+                agent: Some("curl/8"),
+            },
+            WebClient {
+                user: "203.0.113.7",
+                session: None,
+                agent: Some(""),
+            },
+            WebClient {
+                user: "203.0.113.70",
+                session: None,
+                agent: Some("curl/8"),
+            },
+        ];
+        let names = [
+            "p3.shop",
+            "p3.sho",
+            "p3.shop ",
+            "203.0.113.7 session k7f2",
+            "203.0.113.7 session k7f",
+            "203.0.113.7 curl/8",
+            "203.0.113.7 ",
+            "203.0.113.7",
+            "203.0.113.70 curl/8",
+            "",
+        ];
+        for c in &clients {
+            for n in names {
+                assert_eq!(c.is_named(n), c.name() == n, "{n:?} against {}", c.name());
+            }
+            assert!(c.is_named(&c.name()));
+        }
+    }
+
+    #[test]
+    fn a_network_is_the_slash_24_or_slash_48() {
+        let v4: std::net::IpAddr = "203.0.113.77".parse().unwrap();
+        let mapped: std::net::IpAddr = "::ffff:203.0.113.77".parse().unwrap();
+        let v6: std::net::IpAddr = "2001:db8:aa:bb::1".parse().unwrap();
+        assert_eq!(network_of(v4), "203.0.113.0/24");
+        assert_eq!(network_of(mapped), "203.0.113.0/24");
+        assert_eq!(network_of(v6), "2001:db8:aa::/48");
     }
 }

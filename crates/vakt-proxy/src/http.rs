@@ -362,6 +362,8 @@ const TOTP_HEADER: &str = "x-vakt-totp";
 async fn handle(state: &State, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
     // A dual-stack listener sees IPv4 clients as `::ffff:a.b.c.d`.
     let ip = peer.ip().to_canonical();
+    // Written once: the actor when no account is named, and X-Forwarded-For.
+    let ip_text = ip.to_string();
     let account = state.config.account.account(req.headers());
     let method = req.method().clone();
     let written = req
@@ -381,7 +383,7 @@ async fn handle(state: &State, peer: SocketAddr, req: Request<Incoming>) -> Resp
     };
     let mut ev = AccessEvent {
         timestamp: vakt_event::Timestamp::now(),
-        user: account.clone().unwrap_or_else(|| ip.to_string()),
+        user: account.clone().unwrap_or_else(|| ip_text.clone()),
         source_ip: Some(ip),
         user_agent: req
             .headers()
@@ -394,7 +396,7 @@ async fn handle(state: &State, peer: SocketAddr, req: Request<Incoming>) -> Resp
         }),
         action: route.map_or(Action::Request, |(r, _)| r.action.clone()),
         categories: route.map(|(r, _)| r.categories.clone()).unwrap_or_default(),
-        url_path: Some(format!("{method} {target}")),
+        url_path: Some([method.as_str(), " ", &target].concat()),
         http_method: Some(HttpMethod::parse(method.as_str())),
         referrer: req
             .headers()
@@ -539,8 +541,8 @@ async fn handle(state: &State, peer: SocketAddr, req: Request<Incoming>) -> Resp
         .get("x-forwarded-for")
         .and_then(|v| v.to_str().ok())
     {
-        Some(prior) => format!("{prior}, {ip}"),
-        None => ip.to_string(),
+        Some(prior) => format!("{prior}, {ip_text}"),
+        None => ip_text,
     };
     if let Ok(v) = HeaderValue::from_str(&forwarded) {
         parts.headers.insert("x-forwarded-for", v);
@@ -726,16 +728,24 @@ fn submit(state: &State, ev: AccessEvent) {
 }
 
 /// Headers that describe one hop, not the message (RFC 9110 7.6.1).
+const HOP_HEADERS: [HeaderName; 7] = [
+    header::CONNECTION,
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
 fn strip_hop_headers(h: &mut HeaderMap) {
-    for name in [
-        header::CONNECTION,
-        header::PROXY_AUTHENTICATE,
-        header::PROXY_AUTHORIZATION,
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-    ] {
+    // Most messages carry none: one pass over the names costs less than
+    // looking each hop header up.
+    let is_hop = |n: &HeaderName| HOP_HEADERS.contains(n) || n.as_str() == "keep-alive";
+    if !h.keys().any(is_hop) {
+        return;
+    }
+    for name in HOP_HEADERS {
         h.remove(name);
     }
     h.remove("keep-alive");
@@ -777,6 +787,44 @@ mod tests {
             );
         }
         h
+    }
+
+    #[test]
+    fn hop_headers_are_stripped_and_end_to_end_ones_kept() {
+        let end_to_end = [
+            ("content-type", "application/json"),
+            ("authorization", "Basic cDM6eA=="),
+            ("x-forwarded-for", "198.51.100.4"),
+        ];
+        let mut h = headers(&end_to_end);
+        strip_hop_headers(&mut h);
+        assert_eq!(h, headers(&end_to_end), "nothing to strip, nothing touched");
+        for hop in [
+            "connection",
+            "keep-alive",
+            "te",
+            "trailer",
+            "transfer-encoding",
+            "upgrade",
+            "proxy-authorization",
+            "proxy-authenticate",
+        ] {
+            let mut h = headers(&end_to_end);
+            h.append(
+                HeaderName::try_from(hop).unwrap(),
+                HeaderValue::from_static("x"),
+            );
+            h.append(
+                HeaderName::try_from(hop).unwrap(),
+                HeaderValue::from_static("y"),
+            );
+            strip_hop_headers(&mut h);
+            assert_eq!(
+                h,
+                headers(&end_to_end),
+                "{hop} is stripped, every value of it"
+            );
+        }
     }
 
     #[test]

@@ -33,11 +33,13 @@
 //!   per hour of the week two counts (2 KiB).
 //! - Blind spots: in [`INFO`] (`vakt detectors` shows them).
 
-use crate::detector::{network_of, reference, Detector, DetectorInfo, Finding, WebClient};
+use crate::detector::{reference, Detector, DetectorInfo, Finding, Network, WebClient};
 use crate::params::{Param, Settings, Values};
 use crate::state::{lru, Distinct, Lru};
 use serde_json::{json, Map};
+use std::fmt::Write as _;
 use std::hash::{Hash, Hasher};
+use std::net::IpAddr;
 use vakt_enrich::snapshot::{self, LruState, SnapshotError};
 use vakt_enrich::Enriched;
 use vakt_event::directory::AccountKind;
@@ -121,6 +123,7 @@ pub(crate) fn build(s: &Settings) -> Box<dyn Detector> {
         clients: lru(capacity(&s.global, "max_clients")),
         groups: lru(capacity(&s.global, "max_groups")),
         population: Population::default(),
+        group_name: String::new(),
     })
 }
 
@@ -267,6 +270,31 @@ pub struct DistributedScraping {
     clients: Lru<u64, Client>,
     groups: Lru<u64, Group>,
     population: Population,
+    /// Scratch for a group's name, so a read allocates nothing.
+    group_name: String,
+}
+
+/// The kinds of group a cold client joins; a group's key is the hash of
+/// its name with its kind.
+const COLD: u64 = 0;
+const NETWORK: u64 = 1;
+const AUTONOMOUS_SYSTEM: u64 = 2;
+
+/// Writes the name of the group of `kind` a read falls in, as alerts show
+/// it; false if the read has none (no address, no ASN).
+fn write_group_name(out: &mut String, kind: u64, ip: Option<IpAddr>, asn: Option<u32>) -> bool {
+    out.clear();
+    match (kind, ip, asn) {
+        (COLD, _, _) => out.push_str("cold readers (no sign-in, no referring page)"),
+        (NETWORK, Some(ip), _) => {
+            let _ = write!(out, "network {}", Network(ip));
+        }
+        (AUTONOMOUS_SYSTEM, _, Some(asn)) => {
+            let _ = write!(out, "AS{asn}");
+        }
+        _ => return false,
+    }
+    true
 }
 
 impl Detector for DistributedScraping {
@@ -314,19 +342,15 @@ impl Detector for DistributedScraping {
         // cold reads are unusual.
         let judged = self.population.cold_is_unusual();
         let member_reads = client.records;
-        let name = web.name();
-        let mut keys = vec![(
-            String::from("cold readers (no sign-in, no referring page)"),
-            0u64,
-        )];
-        if let Some(ip) = a.source_ip {
-            keys.push((format!("network {}", network_of(ip)), 1));
-        }
-        if let Some(asn) = ev.geo.as_ref().and_then(|g| g.asn) {
-            keys.push((format!("AS{asn}"), 2));
-        }
-        for (what, kind) in keys {
-            let key = hash64(&what) ^ kind;
+        let asn = ev.geo.as_ref().and_then(|g| g.asn);
+        for kind in [COLD, NETWORK, AUTONOMOUS_SYSTEM] {
+            // Written into one reused buffer; a group copies its name only
+            // when it is new, so a read allocates nothing.
+            let what = &mut self.group_name;
+            if !write_group_name(what, kind, a.source_ip, asn) {
+                continue;
+            }
+            let key = hash64(what) ^ kind;
             let g = self
                 .groups
                 .get_or_insert_mut(key, || Group::new(hour, what.clone(), now));
@@ -334,9 +358,9 @@ impl Detector for DistributedScraping {
                 g.roll(hour, now);
             }
             let named = g.members.len();
-            match g.members.iter_mut().find(|(m, _)| *m == name) {
+            match g.members.iter_mut().find(|(m, _)| web.is_named(m)) {
                 Some(m) => m.1 = member_reads,
-                None if named < NAMED_MEMBERS => g.members.push((name.clone(), member_reads)),
+                None if named < NAMED_MEMBERS => g.members.push((web.name(), member_reads)),
                 None => g.more_members += 1,
             }
             g.reads += a.customer_ids.len() as u32;
