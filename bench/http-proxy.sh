@@ -4,12 +4,15 @@
 #     and through `vakt proxy http`, and the latency the proxy adds;
 #  2. wrk at full speed: requests/s direct, through vakt and through nginx
 #     (the reverse proxy a user would put there instead: one worker,
-#     keep-alive to the API, no access log, no inspection), their ratios
-#     to direct, and the CPU time per request of the vakt process (every
-#     thread: serving, detection, ledger) and of the nginx worker, from
-#     /proc/PID/stat (user + system) around each wrk run.
-# Needs: wrk (apt-get install -y wrk); nginx is measured when installed
-# (apt-get install -y nginx-light). Usage: bench/http-proxy.sh [RATE] [SECONDS]
+#     keep-alive to the API, no access log, no inspection) and through
+#     HAProxy (one thread) twice: as an HTTP proxy, and in TCP mode, a
+#     byte pump that parses nothing, the ceiling any proxy on this machine
+#     can reach; their ratios to direct, and the CPU time per request
+#     (user + system, from /proc/PID/stat around each wrk run) of the vakt
+#     process (every thread: serving, detection, ledger) and of the peers.
+# Needs: wrk (apt-get install -y wrk); nginx and HAProxy are measured when
+# installed (apt-get install -y nginx-light haproxy).
+# Usage: bench/http-proxy.sh [RATE] [SECONDS]
 # VAKT_PROXY_ARGS adds options to `vakt proxy http` (e.g. "--threads 0").
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +24,7 @@ T=target/release
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"' EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-UP=$(free_port); PX=$(free_port); NX=$(free_port)
+UP=$(free_port); PX=$(free_port); NX=$(free_port); HT=$(free_port); HH=$(free_port)
 $T/examples/lookup_api 127.0.0.1:$UP 2>/dev/null &
 $T/vakt proxy http --listen 127.0.0.1:$PX --upstream http://127.0.0.1:$UP \
   --directory bench/http-proxy-directory.toml --data "$WORK/data" --alerts "$WORK/alerts.jsonl" ${VAKT_PROXY_ARGS:-} 2>"$WORK/proxy.log" &
@@ -50,13 +53,47 @@ CONF
 else
   echo "nginx not installed (apt-get install -y nginx-light): measuring direct and vakt only" >&2
 fi
+HA_PID=""
+if command -v haproxy >/dev/null; then
+  cat >"$WORK/haproxy.cfg" <<CONF
+global
+  nbthread 1
+defaults
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+frontend tcp_in
+  bind 127.0.0.1:$HT
+  mode tcp
+  default_backend tcp_api
+backend tcp_api
+  mode tcp
+  server api 127.0.0.1:$UP
+frontend http_in
+  bind 127.0.0.1:$HH
+  mode http
+  default_backend http_api
+backend http_api
+  mode http
+  http-reuse always
+  server api 127.0.0.1:$UP
+CONF
+  haproxy -f "$WORK/haproxy.cfg" -db 2>"$WORK/haproxy.out" &
+  HA_PID=$!
+else
+  echo "haproxy not installed (apt-get install -y haproxy): measuring without it" >&2
+fi
 for _ in $(seq 50); do curl -fs -o /dev/null http://127.0.0.1:$PX/api/v1/customers/C-1 && break; sleep 0.1; done
+if [[ -n $HA_PID ]]; then
+  for _ in $(seq 50); do curl -fs -o /dev/null http://127.0.0.1:$HH/api/v1/customers/C-1 && break; sleep 0.1; done
+fi
 if [[ -x $NGINX ]]; then
   for _ in $(seq 50); do curl -fs -o /dev/null http://127.0.0.1:$NX/api/v1/customers/C-1 && break; sleep 0.1; done
   NX_PID=$(pgrep -P "$(cat "$WORK/nginx.pid")" | head -1)
 fi
-ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-# wrk at full speed through PORT, CPU of PID: "requests/s p99 us-CPU-per-request".
+ticks() { awk '{ print $14, $15 }' "/proc/$1/stat"; }
+# wrk at full speed through PORT, CPU of PID:
+# "requests/s p99 us-CPU-per-request us-user us-system".
 full_speed() { # PORT PID [wrk options]
   local port=$1 pid=$2 before after out; shift 2
   before=$(ticks "$pid")
@@ -66,7 +103,9 @@ full_speed() { # PORT PID [wrk options]
     "$(echo "$out" | awk '/Requests\/sec/ {print $2}')" "$(echo "$out" | awk '$1=="99%" {print $2}')" "$(getconf CLK_TCK)" <<'PY'
 import sys
 b, a, n, rps, p99, hz = sys.argv[1:]
-print(rps, p99, "%.1f" % ((int(a) - int(b)) / int(hz) * 1e6 / max(int(n), 1)))
+(bu, bs), (au, as_) = (map(int, x.split()) for x in (b, a))
+us = lambda t: t / int(hz) * 1e6 / max(int(n), 1)
+print(rps, p99, "%.1f %.1f %.1f" % (us(au + as_ - bu - bs), us(au - bu), us(as_ - bs)))
 PY
 }
 
@@ -83,20 +122,28 @@ PY
 
 echo "== wrk, 2 threads, 32 connections, $SECS s"
 read -r rd pd _ <<<"$(full_speed "$UP" "$(pgrep -f "examples/lookup_api 127.0.0.1:$UP" | head -1)")"
-read -r rp pp cp <<<"$(full_speed "$PX" "$PX_PID" -H 'X-Account: bench-wrk')"
-echo "direct:        $rd requests/s, p99 $pd"
-echo "through vakt:  $rp requests/s, p99 $pp, $cp us CPU per request"
+read -r rp pp cp up sp <<<"$(full_speed "$PX" "$PX_PID" -H 'X-Account: bench-wrk')"
+echo "direct:          $rd requests/s, p99 $pd"
+echo "through vakt:    $rp requests/s, p99 $pp, $cp us CPU per request (user $up, system $sp)"
 if [[ -n $NX_PID ]]; then
-  read -r rn pn cn <<<"$(full_speed "$NX" "$NX_PID")"
-  echo "through nginx: $rn requests/s, p99 $pn, $cn us CPU per request"
+  read -r rn pn cn un sn <<<"$(full_speed "$NX" "$NX_PID")"
+  echo "through nginx:   $rn requests/s, p99 $pn, $cn us CPU per request (user $un, system $sn)"
 fi
-python3 - "$rd" "$rp" "${rn:-}" "$cp" "${cn:-}" <<'PY'
+if [[ -n $HA_PID ]]; then
+  read -r rh ph ch uh sh <<<"$(full_speed "$HH" "$HA_PID")"
+  echo "through HAProxy: $rh requests/s, p99 $ph, $ch us CPU per request (user $uh, system $sh)"
+  read -r rt pt ct ut st <<<"$(full_speed "$HT" "$HA_PID")"
+  echo "HAProxy TCP:     $rt requests/s, p99 $pt, $ct us CPU per request (user $ut, system $st): bytes pumped, nothing parsed"
+fi
+python3 - "$rd" "$rp" "$cp" "${rn:-}" "${cn:-}" "${rh:-}" "${ch:-}" "${rt:-}" <<'PY'
 import sys
-d, p, n, cp, cn = sys.argv[1:]
+d, p, cp, n, cn, h, ch, t = sys.argv[1:]
 print(f"ratio vakt/direct: {float(p)/float(d):.2f}")
-if n:
-    print(f"ratio nginx/direct: {float(n)/float(d):.2f}")
-    print(f"vakt/nginx: {float(p)/float(n):.2f} of the throughput, {float(cp)/float(cn):.2f}x the CPU per request")
+for name, r, c in (("nginx", n, cn), ("HAProxy", h, ch)):
+    if r:
+        print(f"ratio {name}/direct: {float(r)/float(d):.2f}; vakt/{name}: {float(p)/float(r):.2f} of the throughput, {float(cp)/float(c):.2f}x the CPU per request")
+if t:
+    print(f"ratio HAProxy TCP/direct: {float(t)/float(d):.2f} (the ceiling of a proxy here)")
 PY
 kill -INT "$PX_PID" 2>/dev/null || true
 wait "$PX_PID" 2>/dev/null || true

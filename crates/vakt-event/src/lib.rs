@@ -4,6 +4,7 @@
 //! Everything downstream (ingest, enrichment, detection, the binary)
 //! depends on this crate and nothing here depends on them.
 
+pub mod addr;
 pub mod alert;
 pub mod decision;
 pub mod directory;

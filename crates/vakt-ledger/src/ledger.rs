@@ -406,7 +406,10 @@ impl Ledger {
         self.lines_dirty.insert(source_id);
         let line = line.min(i64::MAX as u64) as i64;
         let org = organization.unwrap_or_default();
-        let ip = e.source_ip.map(address_text).unwrap_or_default();
+        let ip = e
+            .source_ip
+            .map(vakt_event::addr::ip_text)
+            .unwrap_or_default();
         let mut cats = std::mem::take(&mut self.categories);
         cats.clear();
         for (i, c) in e.categories.iter().enumerate() {
@@ -1027,34 +1030,4 @@ pub fn use_postgres(
         postings: store.postings(),
         new: true,
     })
-}
-
-/// An address as `IpAddr`'s `Display` writes it; IPv4, by far the most
-/// common, without the formatting machinery.
-fn address_text(ip: std::net::IpAddr) -> String {
-    match ip {
-        std::net::IpAddr::V4(v4) => crate::store::ipv4_text(v4.octets()),
-        v6 => v6.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::address_text;
-    use std::net::{IpAddr, Ipv4Addr};
-
-    #[test]
-    fn addresses_are_written_as_display_writes_them() {
-        for o in 0..=255u8 {
-            for ip in [
-                Ipv4Addr::new(o, 0, 255, o),
-                Ipv4Addr::new(9, o, 10, 99),
-                Ipv4Addr::new(100, 101, o, 1),
-            ] {
-                assert_eq!(address_text(IpAddr::V4(ip)), ip.to_string());
-            }
-        }
-        let v6: IpAddr = "2001:db8::ff00:42:8329".parse().unwrap();
-        assert_eq!(address_text(v6), v6.to_string());
-    }
 }

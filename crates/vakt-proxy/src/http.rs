@@ -363,7 +363,7 @@ async fn handle(state: &State, peer: SocketAddr, req: Request<Incoming>) -> Resp
     // A dual-stack listener sees IPv4 clients as `::ffff:a.b.c.d`.
     let ip = peer.ip().to_canonical();
     // Written once: the actor when no account is named, and X-Forwarded-For.
-    let ip_text = ip.to_string();
+    let ip_text = vakt_event::addr::ip_text(ip);
     let account = state.config.account.account(req.headers());
     let method = req.method().clone();
     let written = req

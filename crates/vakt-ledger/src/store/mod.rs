@@ -190,27 +190,3 @@ pub trait EntryStore: Send {
         None
     }
 }
-
-/// An IPv4 address as `Ipv4Addr`'s `Display` writes it, without the
-/// formatting machinery (a fifth of an append's time, and of a decode's).
-pub(crate) fn ipv4_text(octets: [u8; 4]) -> String {
-    let mut s = String::with_capacity(15);
-    write_ipv4(octets, &mut s);
-    s
-}
-
-/// [`ipv4_text`], appended to `s`.
-pub(crate) fn write_ipv4(octets: [u8; 4], s: &mut String) {
-    for (i, o) in octets.into_iter().enumerate() {
-        if i > 0 {
-            s.push('.');
-        }
-        if o >= 100 {
-            s.push((b'0' + o / 100) as char);
-        }
-        if o >= 10 {
-            s.push((b'0' + o / 10 % 10) as char);
-        }
-        s.push((b'0' + o % 10) as char);
-    }
-}

@@ -1359,7 +1359,7 @@ fn get_ip(r: &mut Reader) -> Option<String> {
 /// [`get_ip`], appended to `out`.
 fn get_ip_into(r: &mut Reader, out: &mut String) -> Option<()> {
     match r.take(1)?[0] {
-        4 => super::write_ipv4(<[u8; 4]>::try_from(r.take(4)?).ok()?, out),
+        4 => vakt_event::addr::write_ipv4(<[u8; 4]>::try_from(r.take(4)?).ok()?, out),
         6 => {
             use std::fmt::Write;
             let v6 = std::net::Ipv6Addr::from(<[u8; 16]>::try_from(r.take(16)?).ok()?);
