@@ -120,7 +120,10 @@ impl RequestPath {
                 if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,=:@".contains(&b) {
                     out.push(b as char);
                 } else {
-                    out.push_str(&format!("%{b:02X}"));
+                    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+                    out.push('%');
+                    out.push(HEX[usize::from(b >> 4)] as char);
+                    out.push(HEX[usize::from(b & 15)] as char);
                 }
             }
         }
@@ -166,6 +169,20 @@ impl<'t> Target<'t> {
 
 /// One segment, percent-decoded, or why it is ambiguous.
 fn decode(raw: &str) -> Result<String, PathError> {
+    let bytes = raw.as_bytes();
+    // Most segments hold no escape and nothing to refuse: they are their
+    // own decoding (and UTF-8 already).
+    if !bytes
+        .iter()
+        .any(|&b| b == b'%' || b == b'\\' || b < 0x20 || b == 0x7f)
+    {
+        return Ok(raw.to_owned());
+    }
+    decode_escapes(raw)
+}
+
+/// [`decode`] byte by byte.
+fn decode_escapes(raw: &str) -> Result<String, PathError> {
     let bytes = raw.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -500,5 +517,18 @@ mod tests {
         assert_eq!(cookie("xsid=1; sidx=2", "sid"), None);
         assert_eq!(cookie("sid=1; sid=2", "sid"), None);
         assert_eq!(cookie("sid=", "sid"), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_segment_without_escapes_decodes_as_the_byte_loop_does(
+            raw in proptest::collection::vec(
+                proptest::sample::select(vec!["a", "C-1", "%", "2", "5", "F", "f", "\\", "\u{0}", "\u{7f}", "\u{1f}", ".", "é", ";", " "]),
+                0..12,
+            )
+        ) {
+            let raw = raw.concat();
+            proptest::prop_assert_eq!(decode(&raw), decode_escapes(&raw));
+        }
     }
 }
