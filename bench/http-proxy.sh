@@ -12,6 +12,12 @@
 #     process (every thread: serving, detection, ledger) and of the peers.
 # Needs: wrk (apt-get install -y wrk); nginx and HAProxy are measured when
 # installed (apt-get install -y nginx-light haproxy).
+# INSTRUCTIONS=1 then counts each proxy's user-space instructions per
+# request under valgrind's callgrind (installed with apt-get when absent),
+# a figure a shared, noisy machine does not move: each proxy is started
+# under callgrind twice, paced at 300 requests/s for 3 s and for 9 s, and
+# the difference is divided by the extra requests (start-up, shutdown and
+# idle work between requests cancel out or count against the proxy).
 # Usage: bench/http-proxy.sh [RATE] [SECONDS]
 # VAKT_PROXY_ARGS adds options to `vakt proxy http` (e.g. "--threads 0").
 set -euo pipefail
@@ -148,3 +154,43 @@ PY
 kill -INT "$PX_PID" 2>/dev/null || true
 wait "$PX_PID" 2>/dev/null || true
 grep -E "accesses" "$WORK/proxy.log" || true
+
+if [[ -n ${INSTRUCTIONS:-} ]]; then
+  command -v valgrind >/dev/null || apt-get install -y valgrind >/dev/null 2>&1 \
+    || { echo "http-proxy.sh: valgrind is missing and could not be installed" >&2; exit 1; }
+  [[ -n $HA_PID ]] && kill "$HA_PID" 2>/dev/null
+  [[ -n $NX_PID ]] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null
+  sleep 1
+  # Instructions of one proxy for SECS at 300 requests/s: PORT SIGNAL SECS CMD...
+  counted() {
+    local port=$1 signal=$2 secs=$3 pid; shift 3
+    rm -rf "$WORK/cg.out" "$WORK/cg-data"
+    valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.out" "$@" >/dev/null 2>"$WORK/cg.log" &
+    pid=$!
+    for _ in $(seq 300); do curl -fs -o /dev/null http://127.0.0.1:$port/api/v1/customers/C-1 && break; sleep 0.2; done
+    $T/examples/paced_load http://127.0.0.1:$port 300 "$secs" 8 >/dev/null
+    kill -"$signal" "$pid"; wait "$pid" 2>/dev/null || true
+    awk '/^(summary|totals):/ { print $2; exit }' "$WORK/cg.out"
+  }
+  per_request() { # PORT SIGNAL CMD...
+    local small large
+    small=$(counted "$1" "$2" 3 "${@:3}"); large=$(counted "$1" "$2" 9 "${@:3}")
+    echo $(( (large - small) / (300 * 6) ))
+  }
+  echo "== user-space instructions per request (callgrind, 300 requests/s, 9 s minus 3 s)"
+  CX=$(free_port)
+  iv=$(per_request "$CX" INT $T/vakt proxy http --listen 127.0.0.1:$CX --upstream http://127.0.0.1:$UP \
+    --directory bench/http-proxy-directory.toml --data "$WORK/cg-data" --alerts "$WORK/cg-alerts.jsonl" ${VAKT_PROXY_ARGS:-})
+  echo "vakt:    $iv"
+  if [[ -n $NX_PID ]]; then
+    sed -e "s/listen 127.0.0.1:$NX/listen 127.0.0.1:$CX/" -e 's/^daemon off;/daemon off;\nmaster_process off;/' \
+      "$WORK/nginx.conf" >"$WORK/nginx-cg.conf"
+    inx=$(per_request "$CX" TERM "$NGINX" -c "$WORK/nginx-cg.conf" -p "$WORK")
+    echo "nginx:   $inx  (vakt / nginx $(python3 -c "print('%.2f' % ($iv / $inx))"))"
+  fi
+  if [[ -n $HA_PID ]]; then
+    sed "s/bind 127.0.0.1:$HH/bind 127.0.0.1:$CX/" "$WORK/haproxy.cfg" >"$WORK/haproxy-cg.cfg"
+    iha=$(per_request "$CX" TERM haproxy -f "$WORK/haproxy-cg.cfg" -db)
+    echo "HAProxy: $iha  (vakt / HAProxy $(python3 -c "print('%.2f' % ($iv / $iha))"))"
+  fi
+fi
