@@ -46,6 +46,10 @@
 //! bounded memory and tasks. HTTP/2 connections are checked with pings
 //! every `header_timeout`; one that answers pings and idles holds its slot.
 //!
+//! Hop-by-hop headers (RFC 9110 7.6.1: `Connection`, `Keep-Alive`, `TE`,
+//! `Transfer-Encoding`, `Upgrade`, ... and every header `Connection`
+//! names) are not forwarded, in either direction.
+//!
 //! A JWT's signature is not checked here: the upstream checks it, and a
 //! forged token only gets its own refused request recorded under the
 //! forged name. Bodies are streamed through untouched except for routes
@@ -745,6 +749,17 @@ fn strip_hop_headers(h: &mut HeaderMap) {
     if !h.keys().any(is_hop) {
         return;
     }
+    // Headers the sender names in `Connection` are this hop's too.
+    let named: Vec<HeaderName> = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        h.remove(name);
+    }
     for name in HOP_HEADERS {
         h.remove(name);
     }
@@ -825,6 +840,17 @@ mod tests {
                 "{hop} is stripped, every value of it"
             );
         }
+        let mut h = headers(&end_to_end);
+        h.append("connection", HeaderValue::from_static("close, X-Trace"));
+        h.append("connection", HeaderValue::from_static("x-debug"));
+        h.insert("x-trace", HeaderValue::from_static("1"));
+        h.insert("x-debug", HeaderValue::from_static("1"));
+        strip_hop_headers(&mut h);
+        assert_eq!(
+            h,
+            headers(&end_to_end),
+            "headers named in Connection are stripped"
+        );
     }
 
     #[test]
