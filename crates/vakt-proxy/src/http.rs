@@ -732,8 +732,9 @@ fn submit(state: &State, ev: AccessEvent) {
 }
 
 /// Headers that describe one hop, not the message (RFC 9110 7.6.1).
-const HOP_HEADERS: [HeaderName; 7] = [
+const HOP_HEADERS: [HeaderName; 8] = [
     header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
     header::PROXY_AUTHENTICATE,
     header::PROXY_AUTHORIZATION,
     header::TE,
@@ -745,8 +746,7 @@ const HOP_HEADERS: [HeaderName; 7] = [
 fn strip_hop_headers(h: &mut HeaderMap) {
     // Most messages carry none: one pass over the names costs less than
     // looking each hop header up.
-    let is_hop = |n: &HeaderName| HOP_HEADERS.contains(n) || n.as_str() == "keep-alive";
-    if !h.keys().any(is_hop) {
+    if !h.keys().any(|n| HOP_HEADERS.contains(n)) {
         return;
     }
     // Headers the sender names in `Connection` are this hop's too.
@@ -763,7 +763,6 @@ fn strip_hop_headers(h: &mut HeaderMap) {
     for name in HOP_HEADERS {
         h.remove(name);
     }
-    h.remove("keep-alive");
 }
 
 fn json_response(
