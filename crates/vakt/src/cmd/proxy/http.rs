@@ -47,6 +47,11 @@ pub struct HttpArgs {
     /// accepted until one closes.
     #[arg(long, default_value_t = 1024, value_name = "N")]
     pub max_connections: usize,
+    /// An upstream connection unused this long is closed; set it below the
+    /// upstream's own keep-alive timeout, or a request may meet a
+    /// connection the upstream is closing (and get 502).
+    #[arg(long, default_value = "30s", value_name = "DURATION")]
+    pub upstream_idle_timeout: String,
     #[command(flatten)]
     pub enforce: EnforceArgs,
 }
@@ -77,6 +82,8 @@ pub fn run(args: HttpArgs) -> Result<ExitCode> {
     config.encoded_paths = args.encoded_paths;
     config.header_timeout = duration("--header-timeout", &args.header_timeout)?;
     config.max_connections = args.max_connections.max(1);
+    config.upstream_idle_timeout =
+        duration("--upstream-idle-timeout", &args.upstream_idle_timeout)?;
     let lockout = duration("--step-up-lockout", &args.step_up_lockout)?;
     config.step_up_limit = AttemptPolicy {
         allowed: args.step_up_attempts.max(1),

@@ -46,6 +46,11 @@
 //! bounded memory and tasks. HTTP/2 connections are checked with pings
 //! every `header_timeout`; one that answers pings and idles holds its slot.
 //!
+//! The upstream is spoken to over HTTP/1.1 connections kept open and
+//! reused ([`Upstream`]): at most `max_connections` of them, each closed
+//! after `upstream_idle_timeout` (30 s) unused; a request waits up to
+//! `header_timeout` for one.
+//!
 //! Hop-by-hop headers (RFC 9110 7.6.1: `Connection`, `Keep-Alive`, `TE`,
 //! `Transfer-Encoding`, `Upgrade`, ... and every header `Connection`
 //! names) are not forwarded, in either direction.
@@ -64,8 +69,6 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode, Uri};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroUsize;
@@ -79,6 +82,9 @@ use vakt_event::routes::{cookie, customers_at, EncodedPaths, Routes, Target};
 use vakt_event::{AccessEvent, Action, Actor, Alert, AlertStatus, HttpMethod, Outcome, Severity};
 pub use vakt_limit::AttemptPolicy;
 use vakt_limit::Attempts;
+
+mod upstream;
+pub use upstream::{Upstream, UpstreamError, UpstreamLimits};
 
 type Body = http_body_util::combinators::BoxBody<Bytes, hyper::Error>;
 
@@ -227,7 +233,11 @@ pub struct HttpProxyConfig {
     /// closed after it too.
     pub header_timeout: Duration,
     /// Connections served at once; further ones wait to be accepted.
+    /// Connections to the upstream are capped at as many.
     pub max_connections: usize,
+    /// An upstream connection unused this long is closed; keep it below
+    /// the upstream's own keep-alive timeout.
+    pub upstream_idle_timeout: Duration,
 }
 
 /// Five wrong codes in 15 minutes lock out for 15 minutes: with three codes
@@ -262,6 +272,7 @@ impl HttpProxyConfig {
             step_up_table: NonZeroUsize::new(100_000).expect("not zero"),
             header_timeout: Duration::from_secs(10),
             max_connections: 1024,
+            upstream_idle_timeout: Duration::from_secs(30),
         })
     }
 }
@@ -271,7 +282,7 @@ struct State {
     config: HttpProxyConfig,
     guard: Arc<Guard>,
     sink: Arc<EventSink>,
-    client: Client<HttpConnector, Body>,
+    upstream: Arc<Upstream>,
 }
 
 /// Serves until `shutdown` resolves; connections in flight finish.
@@ -282,17 +293,23 @@ pub async fn serve_http(
     sink: Arc<EventSink>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    let client = Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(30))
-        .build(connector);
+    let upstream = Upstream::new(
+        &config.upstream,
+        UpstreamLimits {
+            max_connections: config.max_connections,
+            idle_timeout: config.upstream_idle_timeout,
+            connect_timeout: config.header_timeout,
+        },
+    )
+    .map_err(std::io::Error::other)?;
+    let upstream = Arc::new(upstream);
+    Upstream::close_idle_every(&upstream, config.upstream_idle_timeout / 2);
     let state = Arc::new(State {
         step_up: Mutex::new(Attempts::new(config.step_up_limit, config.step_up_table)),
         config,
         guard,
         sink,
-        client,
+        upstream,
     });
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let header_timeout = state.config.header_timeout;
@@ -526,16 +543,17 @@ async fn handle(state: &State, peer: SocketAddr, req: Request<Incoming>) -> Resp
     }
 
     let (mut parts, body) = req.into_parts();
-    let mut uri = state.config.upstream.clone().into_parts();
-    uri.path_and_query = target.parse().ok();
-    parts.uri = match Uri::from_parts(uri) {
+    // Origin form: the connection is to the upstream already.
+    parts.uri = match target.parse::<Uri>() {
         Ok(u) => u,
         Err(_) => {
+            ev.outcome = Outcome::Failure;
+            submit(state, ev);
             return json_response(
                 StatusCode::BAD_REQUEST,
                 serde_json::json!({"error": "bad_target"}),
                 &[],
-            )
+            );
         }
     };
     strip_hop_headers(&mut parts.headers);
@@ -552,7 +570,7 @@ async fn handle(state: &State, peer: SocketAddr, req: Request<Incoming>) -> Resp
         parts.headers.insert("x-forwarded-for", v);
     }
     let upstream_req = Request::from_parts(parts, body.boxed());
-    let resp = match state.client.request(upstream_req).await {
+    let resp = match state.upstream.send(upstream_req).await {
         Ok(r) => r,
         Err(e) => {
             ev.outcome = Outcome::Failure;
