@@ -140,8 +140,10 @@ impl Upstream {
 
     /// Closes the connections unused for longer than the idle timeout.
     pub fn close_idle(&self) {
-        let now = Instant::now();
-        let mut returned = self.returned();
+        self.close_idle_at(&mut self.returned(), Instant::now());
+    }
+
+    fn close_idle_at(&self, returned: &mut VecDeque<Returned>, now: Instant) {
         while returned
             .front()
             .is_some_and(|r| now.duration_since(r.since) > self.limits.idle_timeout)
@@ -176,9 +178,6 @@ impl Upstream {
     async fn checkout(&self) -> Result<(SendRequest<Body>, bool), UpstreamError> {
         let deadline = tokio::time::Instant::now() + self.limits.connect_timeout;
         loop {
-            let freed = self.freed.notified();
-            tokio::pin!(freed);
-            freed.as_mut().enable();
             if let Some(sender) = self.take_ready() {
                 return Ok((sender, true));
             }
@@ -186,7 +185,8 @@ impl Upstream {
                 return Ok((self.connect(slot, deadline).await?, false));
             }
             // All open, none ready: wait for the one returned last to finish
-            // its answer, or for one to be returned or to close.
+            // its answer, or for one to be returned or to close (a notice
+            // given before this wait began is kept for it, so none is lost).
             let busy = self.returned().pop_back();
             let waited = match busy {
                 Some(Returned { mut sender, .. }) => {
@@ -194,7 +194,7 @@ impl Upstream {
                         .await
                         .map(|ready| ready.ok().map(|()| sender))
                 }
-                None => tokio::time::timeout_at(deadline, freed)
+                None => tokio::time::timeout_at(deadline, self.freed.notified())
                     .await
                     .map(|()| None),
             };
@@ -269,11 +269,11 @@ impl Upstream {
         if sender.is_closed() {
             return;
         }
-        self.close_idle();
-        self.returned().push_back(Returned {
-            sender,
-            since: Instant::now(),
-        });
+        let now = Instant::now();
+        let mut returned = self.returned();
+        self.close_idle_at(&mut returned, now);
+        returned.push_back(Returned { sender, since: now });
+        drop(returned);
         self.freed.notify_one();
     }
 
