@@ -121,12 +121,8 @@ pub fn actor_of(ev: &Enriched) -> Actor {
     }
 }
 
-/// The network an address is in, as alerts name it: its /24 (IPv4) or /48 (IPv6).
-pub fn network_of(ip: std::net::IpAddr) -> String {
-    Network(ip).to_string()
-}
-
-/// Displays as [`network_of`] names it, without building a string.
+/// The network an address is in, as alerts name it: its /24 (IPv4) or
+/// /48 (IPv6). Displayed, so it can be written without a string of its own.
 pub struct Network(pub std::net::IpAddr);
 
 impl std::fmt::Display for Network {
@@ -257,8 +253,8 @@ mod tests {
         let v4: std::net::IpAddr = "203.0.113.77".parse().unwrap();
         let mapped: std::net::IpAddr = "::ffff:203.0.113.77".parse().unwrap();
         let v6: std::net::IpAddr = "2001:db8:aa:bb::1".parse().unwrap();
-        assert_eq!(network_of(v4), "203.0.113.0/24");
-        assert_eq!(network_of(mapped), "203.0.113.0/24");
-        assert_eq!(network_of(v6), "2001:db8:aa::/48");
+        assert_eq!(Network(v4).to_string(), "203.0.113.0/24");
+        assert_eq!(Network(mapped).to_string(), "203.0.113.0/24");
+        assert_eq!(Network(v6).to_string(), "2001:db8:aa::/48");
     }
 }

@@ -27,10 +27,11 @@
 //!   seen there (at most 16,384 of each, least recently used forgotten).
 //! - Blind spots: in [`INFO`] (`vakt detectors` shows them).
 
-use crate::detector::{actor_of, network_of, reference, Detector, DetectorInfo, Finding};
+use crate::detector::{actor_of, reference, Detector, DetectorInfo, Finding, Network};
 use crate::evidence;
 use crate::params::{Param, Settings, Values};
 use crate::state::{lru, Distinct, Keyed, Lru};
+use std::fmt::Write as _;
 use vakt_enrich::snapshot::{self, LruState, SnapshotError};
 use vakt_enrich::{Enriched, Enricher, NetworkMatch};
 use vakt_event::{Event, Severity, Timestamp};
@@ -92,6 +93,7 @@ pub(crate) fn build(s: &Settings) -> Box<dyn Detector> {
         accounts: Keyed::default(),
         active: lru(ORGANISATION_TABLES),
         moves: lru(ORGANISATION_TABLES),
+        network: String::new(),
     })
 }
 
@@ -147,6 +149,9 @@ pub struct ForeignNetwork {
     active: Lru<u64, Day>,
     /// Per organisation and outside network: its accounts seen there today.
     moves: Lru<u64, (Day, bool)>,
+    /// The network of the event at hand, written here rather than
+    /// allocated per event.
+    network: String,
 }
 
 impl ForeignNetwork {
@@ -167,11 +172,11 @@ impl ForeignNetwork {
         if ev.network != NetworkMatch::Unlisted {
             return None;
         }
-        let net = network_of(a.source_ip?);
+        self.network.clear();
+        let _ = write!(self.network, "{}", Network(a.source_ip?));
+        let key = hash64(&[org, &self.network]);
         let (there, first) = {
-            let m = self
-                .moves
-                .get_or_insert_mut(hash64(&[org, &net]), || (Day::new(day), false));
+            let m = self.moves.get_or_insert_mut(key, || (Day::new(day), false));
             let there = m.0.add(day, &a.user);
             let first = !m.1;
             (there, first)
@@ -180,10 +185,10 @@ impl ForeignNetwork {
         if !moved {
             return None;
         }
-        if let Some(m) = self.moves.get_mut(&hash64(&[org, &net])) {
+        if let Some(m) = self.moves.get_mut(&key) {
             m.1 = true;
         }
-        Some((net, there, active, first))
+        Some((self.network.clone(), there, active, first))
     }
 }
 
