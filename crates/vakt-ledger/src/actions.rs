@@ -9,7 +9,7 @@
 //! (a checkpoint's head can be looked up by seq) and none is added to the
 //! append path of an access.
 
-use crate::encode::{checkpoint_message, link, ActionFields};
+use crate::encode::{checkpoint_message, ActionFields};
 use crate::keys::hex;
 use crate::ledger::Ledger;
 use crate::{LedgerError, Result};
@@ -176,15 +176,15 @@ pub(crate) fn register(conn: &Connection) -> rusqlite::Result<()> {
                 ctx.get::<String>(4)?,
             );
             let mut buf = Vec::new();
-            ActionFields {
+            let hash = ActionFields {
                 table: &table,
                 op: &op,
                 subject: &subject,
                 payload: &payload,
                 at: ctx.get(5)?,
             }
-            .bytes(&mut buf);
-            Ok(link(&prev, &buf).to_vec())
+            .link(&prev, &mut buf);
+            Ok(hash.to_vec())
         },
     )
 }

@@ -1,6 +1,6 @@
 //! Appending to the ledger.
 
-use crate::encode::{checkpoint_message, link, EntryFields};
+use crate::encode::{checkpoint_message, EntryFields};
 use crate::keys::DataDir;
 use crate::lines::Lines;
 use crate::store::postgres::{Offset, PgStore, Rider};
@@ -426,7 +426,7 @@ impl Ledger {
         customers.dedup();
         let records = e.records.min(i64::MAX as u64) as i64;
         let mut buf = std::mem::take(&mut self.buf);
-        EntryFields {
+        let hash = EntryFields {
             t: e.timestamp.0,
             account: &e.user,
             org,
@@ -439,8 +439,7 @@ impl Ledger {
             source,
             line,
         }
-        .bytes(&mut buf);
-        let hash = link(&self.last_hash, &buf);
+        .link(&self.last_hash, &mut buf);
         self.buf = buf;
         let entry = StoredEntry {
             seq: self.last_seq as u64 + 1,

@@ -52,7 +52,7 @@
 
 use crate::actions::{self, key_of, payload, Chained};
 use crate::anchor::Anchor;
-use crate::encode::{checkpoint_message, link, ActionFields, EntryFields};
+use crate::encode::{checkpoint_message, ActionFields, EntryFields};
 use crate::keys::{hex, DataDir};
 use crate::ledger::{Kind, Ledger, LINK_BYTES};
 use crate::store::{customer_key, AccountRow, EntryStore, StoredEntry};
@@ -629,15 +629,14 @@ impl Walk<'_> {
             let text = |i| row.get::<_, String>(i);
             let (table, op, subject, payload) =
                 self.db((|| Ok((text(1)?, text(2)?, text(3)?, text(4)?)))())?;
-            ActionFields {
+            let hash = ActionFields {
                 table: &table,
                 op: &op,
                 subject: &subject,
                 payload: &payload,
                 at: self.db(row.get(5))?,
             }
-            .bytes(&mut buf);
-            let hash = link(&prev, &buf);
+            .link(&prev, &mut buf);
             let stored: Vec<u8> = self.db(row.get(6))?;
             if stored != hash {
                 return Ok(Some(Problem::ActionChanged { seq }));
@@ -820,7 +819,7 @@ impl Walk<'_> {
                 found = Some(Problem::Changed { seq });
                 return Ok(false);
             };
-            EntryFields {
+            let hash = EntryFields {
                 t: e.t,
                 account: &account,
                 org: &org,
@@ -833,8 +832,7 @@ impl Walk<'_> {
                 source: &source,
                 line: e.line,
             }
-            .bytes(&mut buf);
-            let hash = link(&prev, &buf);
+            .link(&prev, &mut buf);
             if e.link[..] != hash[..LINK_BYTES] {
                 found = Some(Problem::Changed { seq });
                 return Ok(false);
