@@ -24,10 +24,7 @@ fn put(out: &mut Vec<u8>, s: &str) {
 impl EntryFields<'_> {
     /// The entry's link in the chain after `prev`.
     pub fn link(&self, prev: &[u8; 32], scratch: &mut Vec<u8>) -> [u8; 32] {
-        scratch.clear();
-        scratch.extend_from_slice(prev);
-        self.bytes(scratch);
-        link(scratch)
+        link(prev, scratch, |out| self.bytes(out))
     }
 
     fn bytes(&self, out: &mut Vec<u8>) {
@@ -48,10 +45,14 @@ impl EntryFields<'_> {
 }
 
 /// The next link: BLAKE3 of the previous hash and the entry's (or the
-/// action's) bytes, which `chained` holds in that order. One call over one
-/// buffer hashes the same as feeding the two parts to a hasher, for less.
-fn link(chained: &[u8]) -> [u8; 32] {
-    *blake3::hash(chained).as_bytes()
+/// action's) bytes, which `bytes` writes after it into `scratch`. One call
+/// over one buffer hashes the same as feeding the two parts to a hasher,
+/// for less.
+fn link(prev: &[u8; 32], scratch: &mut Vec<u8>, bytes: impl FnOnce(&mut Vec<u8>)) -> [u8; 32] {
+    scratch.clear();
+    scratch.extend_from_slice(prev);
+    bytes(scratch);
+    *blake3::hash(scratch).as_bytes()
 }
 
 /// The canonical bytes of an action (a row of a chained table put or
@@ -67,10 +68,7 @@ pub(crate) struct ActionFields<'a> {
 impl ActionFields<'_> {
     /// The action's link in the actions chain after `prev`.
     pub fn link(&self, prev: &[u8; 32], scratch: &mut Vec<u8>) -> [u8; 32] {
-        scratch.clear();
-        scratch.extend_from_slice(prev);
-        self.bytes(scratch);
-        link(scratch)
+        link(prev, scratch, |out| self.bytes(out))
     }
 
     fn bytes(&self, out: &mut Vec<u8>) {
@@ -106,6 +104,16 @@ pub(crate) fn checkpoint_message(
 mod tests {
     use super::*;
 
+    /// How the chains on disk were written: the two parts streamed.
+    fn streamed(prev: &[u8; 32], bytes: impl FnOnce(&mut Vec<u8>)) -> [u8; 32] {
+        let mut written = Vec::new();
+        bytes(&mut written);
+        let mut h = blake3::Hasher::new();
+        h.update(prev);
+        h.update(&written);
+        *h.finalize().as_bytes()
+    }
+
     #[test]
     fn a_link_is_blake3_of_the_previous_hash_then_the_bytes() {
         let prev = *blake3::hash(b"the entry before").as_bytes();
@@ -123,16 +131,10 @@ mod tests {
             source: "http-proxy",
             line: 42,
         };
-        let mut bytes = Vec::new();
-        entry.bytes(&mut bytes);
-        // The chains on disk were written with the two parts streamed.
-        let mut streamed = blake3::Hasher::new();
-        streamed.update(&prev);
-        streamed.update(&bytes);
         let mut scratch = b"left over".to_vec();
         assert_eq!(
             entry.link(&prev, &mut scratch),
-            *streamed.finalize().as_bytes()
+            streamed(&prev, |out| entry.bytes(out))
         );
         let action = ActionFields {
             table: "decisions",
@@ -141,14 +143,9 @@ mod tests {
             payload: "{}",
             at: 5,
         };
-        let mut bytes = Vec::new();
-        action.bytes(&mut bytes);
-        let mut streamed = blake3::Hasher::new();
-        streamed.update(&prev);
-        streamed.update(&bytes);
         assert_eq!(
             action.link(&prev, &mut scratch),
-            *streamed.finalize().as_bytes()
+            streamed(&prev, |out| action.bytes(out))
         );
     }
 }

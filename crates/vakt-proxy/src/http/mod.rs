@@ -430,15 +430,17 @@ async fn handle(state: &State, peer: SocketAddr, req: Request<Incoming>) -> Resp
     let pointer = route.and_then(|(r, _)| r.response_customers.clone());
 
     if let Err(e) = &resolved {
-        ev.outcome = Outcome::Failure;
-        submit(state, ev);
-        return json_response(
-            StatusCode::BAD_REQUEST,
-            serde_json::json!({
-                "error": "ambiguous_path",
-                "message": format!("vakt refuses this path, as servers would not agree on what it names: {e}; send the path without it"),
-            }),
-            &[],
+        return failed(
+            state,
+            ev,
+            json_response(
+                StatusCode::BAD_REQUEST,
+                serde_json::json!({
+                    "error": "ambiguous_path",
+                    "message": format!("vakt refuses this path, as servers would not agree on what it names: {e}; send the path without it"),
+                }),
+                &[],
+            ),
         );
     }
 
@@ -448,9 +450,7 @@ async fn handle(state: &State, peer: SocketAddr, req: Request<Incoming>) -> Resp
         && state.config.account != AccountFrom::Address
         && state.config.unreadable_account == UnreadableAccount::Refuse
     {
-        ev.outcome = Outcome::Failure;
-        submit(state, ev);
-        return unreadable_account(&state.config.account);
+        return failed(state, ev, unreadable_account(&state.config.account));
     }
 
     // A step-up code is checked only when step-up is asked for, and only
@@ -468,10 +468,8 @@ async fn handle(state: &State, peer: SocketAddr, req: Request<Incoming>) -> Resp
             CodeCheck::Right => verdict = state.guard.verdict(account.as_deref(), Some(ip)),
             CodeCheck::Wrong => wrong_code = true,
             CodeCheck::Locked(wait) => {
-                ev.outcome = Outcome::Failure;
-                submit(state, ev);
                 let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
-                return json_response(
+                let answer = json_response(
                     StatusCode::TOO_MANY_REQUESTS,
                     serde_json::json!({
                         "error": "step_up_locked",
@@ -480,6 +478,7 @@ async fn handle(state: &State, peer: SocketAddr, req: Request<Incoming>) -> Resp
                     }),
                     &[(header::RETRY_AFTER, secs.to_string())],
                 );
+                return failed(state, ev, answer);
             }
         }
     }
@@ -537,9 +536,7 @@ async fn handle(state: &State, peer: SocketAddr, req: Request<Incoming>) -> Resp
         })
     });
     if let Some(resp) = refusal {
-        ev.outcome = Outcome::Failure;
-        submit(state, ev);
-        return resp;
+        return failed(state, ev, resp);
     }
 
     let (mut parts, body) = req.into_parts();
@@ -547,12 +544,14 @@ async fn handle(state: &State, peer: SocketAddr, req: Request<Incoming>) -> Resp
     parts.uri = match target.parse::<Uri>() {
         Ok(u) => u,
         Err(_) => {
-            ev.outcome = Outcome::Failure;
-            submit(state, ev);
-            return json_response(
-                StatusCode::BAD_REQUEST,
-                serde_json::json!({"error": "bad_target"}),
-                &[],
+            return failed(
+                state,
+                ev,
+                json_response(
+                    StatusCode::BAD_REQUEST,
+                    serde_json::json!({"error": "bad_target"}),
+                    &[],
+                ),
             );
         }
     };
@@ -573,12 +572,14 @@ async fn handle(state: &State, peer: SocketAddr, req: Request<Incoming>) -> Resp
     let resp = match state.upstream.send(upstream_req).await {
         Ok(r) => r,
         Err(e) => {
-            ev.outcome = Outcome::Failure;
-            submit(state, ev);
-            return json_response(
-                StatusCode::BAD_GATEWAY,
-                serde_json::json!({"error": "upstream_unreachable", "message": format!("the upstream did not answer: {e}")}),
-                &[],
+            return failed(
+                state,
+                ev,
+                json_response(
+                    StatusCode::BAD_GATEWAY,
+                    serde_json::json!({"error": "upstream_unreachable", "message": format!("the upstream did not answer: {e}")}),
+                    &[],
+                ),
             );
         }
     };
@@ -607,12 +608,14 @@ async fn handle(state: &State, peer: SocketAddr, req: Request<Incoming>) -> Resp
                 Full::new(bytes).map_err(|never| match never {}).boxed()
             }
             Err(e) => {
-                ev.outcome = Outcome::Failure;
-                submit(state, ev);
-                return json_response(
-                    StatusCode::BAD_GATEWAY,
-                    serde_json::json!({"error": "upstream_body", "message": format!("the upstream's answer could not be read (larger than {} bytes?): {e}", state.config.max_body)}),
-                    &[],
+                return failed(
+                    state,
+                    ev,
+                    json_response(
+                        StatusCode::BAD_GATEWAY,
+                        serde_json::json!({"error": "upstream_body", "message": format!("the upstream's answer could not be read (larger than {} bytes?): {e}", state.config.max_body)}),
+                        &[],
+                    ),
                 );
             }
         },
@@ -741,6 +744,13 @@ fn unreadable_account(from: &AccountFrom) -> Response<Body> {
             .into_iter()
             .collect::<Vec<_>>(),
     )
+}
+
+/// Records a request that was not served as a failed access, and answers it.
+fn failed(state: &State, mut ev: AccessEvent, answer: Response<Body>) -> Response<Body> {
+    ev.outcome = Outcome::Failure;
+    submit(state, ev);
+    answer
 }
 
 fn submit(state: &State, ev: AccessEvent) {
