@@ -386,6 +386,27 @@ fn lookups_and_searches_pass_and_their_customers_reach_the_ledger() {
 }
 
 #[test]
+fn an_upstream_that_is_down_gets_502_naming_it_and_the_attempt_is_recorded() {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let f = Fixture::start_with(DIRECTORY, FailMode::Open, 1024, |c| {
+        c.upstream = format!("http://{dead}").parse().unwrap();
+    });
+    for _ in 0..3 {
+        let (status, body, _) = f.get("p3.anna", "/api/v1/customers/C-7", &[]);
+        assert_eq!(status, 502);
+        assert_eq!(body["error"], "upstream_unreachable");
+        let message = body["message"].as_str().unwrap();
+        assert!(message.contains(&dead.to_string()), "{message}");
+    }
+    let (l, _f) = f.finish();
+    // Refused by the upstream's absence: recorded, no customer exposed.
+    assert_eq!(scope(&l, "p3.anna"), (3, vec![]));
+}
+
+#[test]
 fn a_blocked_account_gets_403_saying_why_while_others_pass() {
     let f = Fixture::start(FailMode::Open, 1024);
     f.decide("p3.bot", Action::Block);

@@ -572,15 +572,11 @@ async fn handle(state: &State, peer: SocketAddr, req: Request<Incoming>) -> Resp
     let resp = match state.upstream.send(upstream_req).await {
         Ok(r) => r,
         Err(e) => {
-            return failed(
-                state,
-                ev,
-                json_response(
-                    StatusCode::BAD_GATEWAY,
-                    serde_json::json!({"error": "upstream_unreachable", "message": format!("the upstream did not answer: {e}")}),
-                    &[],
-                ),
+            let answer = bad_gateway(
+                "upstream_unreachable",
+                format!("the upstream did not answer: {e}"),
             );
+            return failed(state, ev, answer);
         }
     };
     let status = resp.status();
@@ -608,15 +604,14 @@ async fn handle(state: &State, peer: SocketAddr, req: Request<Incoming>) -> Resp
                 Full::new(bytes).map_err(|never| match never {}).boxed()
             }
             Err(e) => {
-                return failed(
-                    state,
-                    ev,
-                    json_response(
-                        StatusCode::BAD_GATEWAY,
-                        serde_json::json!({"error": "upstream_body", "message": format!("the upstream's answer could not be read (larger than {} bytes?): {e}", state.config.max_body)}),
-                        &[],
+                let answer = bad_gateway(
+                    "upstream_body",
+                    format!(
+                        "the upstream's answer could not be read (larger than {} bytes?): {e}",
+                        state.config.max_body
                     ),
                 );
+                return failed(state, ev, answer);
             }
         },
         None => body.boxed(),
@@ -791,6 +786,15 @@ fn strip_hop_headers(h: &mut HeaderMap) {
     for name in HOP_HEADERS {
         h.remove(name);
     }
+}
+
+/// `502`: the upstream failed the request.
+fn bad_gateway(error: &str, message: String) -> Response<Body> {
+    json_response(
+        StatusCode::BAD_GATEWAY,
+        serde_json::json!({"error": error, "message": message}),
+        &[],
+    )
 }
 
 fn json_response(
