@@ -4,10 +4,12 @@
 //! A general pooled client (hyper-util's) serves many hosts: it hashes a
 //! pool key per request, races a connect against each checkout and spawns
 //! a task to put a connection back. There is one upstream here, so the
-//! pool is a list: a request takes the most recently returned connection
-//! that is ready, else opens one, and gives it back once the answer's head
-//! has arrived (hyper holds a connection's next request until the body
-//! before it has been read).
+//! pool is a list of idle connections: a request takes the one returned
+//! last, else opens one, and its answer's body gives the connection back
+//! once it has been read to the end ([`UpstreamBody`]); one not read to
+//! the end is closed, as hyper cannot tell where its next answer starts.
+//! Connections still answering are never in the list, so a client reading
+//! slowly cannot make other requests search past busy ones.
 //!
 //! Bounds, as a hostile client would probe them:
 //! - at most `max_connections` are open (an HTTP/2 client multiplexing
@@ -25,13 +27,16 @@
 //! shorter than `idle_timeout` makes that moment likelier.
 
 use super::Body;
-use hyper::body::Incoming;
+use bytes::Bytes;
+use hyper::body::{Body as _, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper::header::{HeaderValue, HOST};
 use hyper::{Request, Response, Uri, Version};
 use hyper_util::rt::TokioIo;
 use std::collections::VecDeque;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
@@ -76,7 +81,7 @@ pub struct Upstream {
     /// `Host` for requests without one (those that came over HTTP/2).
     host: HeaderValue,
     limits: UpstreamLimits,
-    /// Oldest first; a connection still reading an answer may be here.
+    /// Idle connections, oldest first.
     returned: Mutex<VecDeque<Returned>>,
     /// One permit per open connection.
     open: Arc<Semaphore>,
@@ -111,7 +116,10 @@ impl Upstream {
 
     /// Sends `req` (its URI in origin form, `/path?query`) as HTTP/1.1,
     /// with `Host` set to the upstream's when it has none.
-    pub async fn send(&self, mut req: Request<Body>) -> Result<Response<Incoming>, UpstreamError> {
+    pub async fn send(
+        self: &Arc<Self>,
+        mut req: Request<Body>,
+    ) -> Result<Response<UpstreamBody>, UpstreamError> {
         if req.version() != Version::HTTP_10 {
             *req.version_mut() = Version::HTTP_11;
         }
@@ -123,8 +131,11 @@ impl Upstream {
             let (mut sender, reused) = self.checkout().await?;
             match sender.try_send_request(req).await {
                 Ok(resp) => {
-                    self.give_back(sender);
-                    return Ok(resp);
+                    return Ok(resp.map(|body| UpstreamBody {
+                        body,
+                        ended: false,
+                        connection: Some((sender, self.clone())),
+                    }))
                 }
                 Err(mut e) => match e.take_message() {
                     // Never written: the reused connection had closed.
@@ -148,7 +159,7 @@ impl Upstream {
             .front()
             .is_some_and(|r| now.duration_since(r.since) > self.limits.idle_timeout)
         {
-            // Dropping the sender ends its connection once its answer is read.
+            // Dropping the sender closes its connection.
             returned.pop_front();
         }
     }
@@ -178,53 +189,35 @@ impl Upstream {
     async fn checkout(&self) -> Result<(SendRequest<Body>, bool), UpstreamError> {
         let deadline = tokio::time::Instant::now() + self.limits.connect_timeout;
         loop {
-            if let Some(sender) = self.take_ready() {
+            if let Some(sender) = self.take_returned() {
                 return Ok((sender, true));
             }
             if let Ok(slot) = self.open.clone().try_acquire_owned() {
                 return Ok((self.connect(slot, deadline).await?, false));
             }
-            // All open, none ready: wait for the one returned last to finish
-            // its answer, or for one to be returned or to close (a notice
-            // given before this wait began is kept for it, so none is lost).
-            let busy = self.returned().pop_back();
-            let waited = match busy {
-                Some(Returned { mut sender, .. }) => {
-                    tokio::time::timeout_at(deadline, sender.ready())
-                        .await
-                        .map(|ready| ready.ok().map(|()| sender))
-                }
-                None => tokio::time::timeout_at(deadline, self.freed.notified())
-                    .await
-                    .map(|()| None),
-            };
-            match waited {
-                Ok(Some(sender)) => return Ok((sender, true)),
-                Ok(None) => continue,
-                Err(_) => {
-                    return Err(UpstreamError::NoConnection {
-                        address: self.address.clone(),
-                        waited: self.limits.connect_timeout,
-                        open: self.limits.max_connections,
-                    })
-                }
+            // All open and answering: wait for one to be returned or to
+            // close (a notice given before this wait began is kept for it,
+            // so none is lost).
+            if tokio::time::timeout_at(deadline, self.freed.notified())
+                .await
+                .is_err()
+            {
+                return Err(UpstreamError::NoConnection {
+                    address: self.address.clone(),
+                    waited: self.limits.connect_timeout,
+                    open: self.limits.max_connections,
+                });
             }
         }
     }
 
-    /// The most recently returned connection that is ready for a request;
-    /// closed ones found on the way are dropped.
-    fn take_ready(&self) -> Option<SendRequest<Body>> {
+    /// The connection returned last; those the upstream closed meanwhile
+    /// are dropped on the way.
+    fn take_returned(&self) -> Option<SendRequest<Body>> {
         let mut returned = self.returned();
-        let mut i = returned.len();
-        while i > 0 {
-            i -= 1;
-            let sender = &returned[i].sender;
-            if sender.is_ready() {
-                return returned.remove(i).map(|r| r.sender);
-            }
-            if sender.is_closed() {
-                returned.remove(i);
+        while let Some(r) = returned.pop_back() {
+            if !r.sender.is_closed() {
+                return Some(r.sender);
             }
         }
         None
@@ -264,7 +257,8 @@ impl Upstream {
         Ok(sender)
     }
 
-    /// Puts a connection back once its answer's head has arrived.
+    /// Puts a connection back once its answer has been read. hyper may
+    /// not have noticed the end yet; a request sent meanwhile waits for it.
     fn give_back(&self, sender: SendRequest<Body>) {
         if sender.is_closed() {
             return;
@@ -277,10 +271,69 @@ impl Upstream {
         self.freed.notify_one();
     }
 
-    /// Connections open now (returned ones, busy or not, and those in use).
+    /// Connections open now (idle ones and those answering).
     #[cfg(test)]
     fn open_now(&self) -> usize {
         self.limits.max_connections.max(1) - self.open.available_permits()
+    }
+}
+
+/// An upstream answer's body: its connection goes back to the pool once
+/// the body has been read to its end, and is closed if it was not.
+pub struct UpstreamBody {
+    body: Incoming,
+    ended: bool,
+    connection: Option<(SendRequest<Body>, Arc<Upstream>)>,
+}
+
+impl std::fmt::Debug for UpstreamBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamBody")
+            .field("ended", &self.ended)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UpstreamBody {
+    fn give_back(&mut self) {
+        if let Some((sender, upstream)) = self.connection.take() {
+            upstream.give_back(sender);
+        }
+    }
+}
+
+impl hyper::body::Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.body).poll_frame(cx);
+        if let Poll::Ready(None) = polled {
+            this.ended = true;
+            this.give_back();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for UpstreamBody {
+    fn drop(&mut self) {
+        // A server may drop a body it knows is done without polling its end.
+        if self.ended || self.body.is_end_stream() {
+            self.give_back();
+        }
     }
 }
 
@@ -357,16 +410,22 @@ mod tests {
         }
     }
 
-    fn upstream(addr: std::net::SocketAddr, max_connections: usize, idle: Duration) -> Upstream {
-        Upstream::new(
-            &format!("http://{addr}").parse().unwrap(),
-            UpstreamLimits {
-                max_connections,
-                idle_timeout: idle,
-                connect_timeout: Duration::from_secs(5),
-            },
+    fn upstream(
+        addr: std::net::SocketAddr,
+        max_connections: usize,
+        idle: Duration,
+    ) -> Arc<Upstream> {
+        Arc::new(
+            Upstream::new(
+                &format!("http://{addr}").parse().unwrap(),
+                UpstreamLimits {
+                    max_connections,
+                    idle_timeout: idle,
+                    connect_timeout: Duration::from_secs(5),
+                },
+            )
+            .unwrap(),
         )
-        .unwrap()
     }
 
     fn get(path: &str, version: Version) -> Request<Body> {
@@ -377,7 +436,7 @@ mod tests {
         req
     }
 
-    async fn body(resp: Response<Incoming>) -> String {
+    async fn body(resp: Response<UpstreamBody>) -> String {
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
         String::from_utf8(bytes.to_vec()).unwrap()
     }
@@ -393,6 +452,42 @@ mod tests {
         }
         assert_eq!(s.accepted.load(Ordering::SeqCst), 1);
         assert_eq!(up.open_now(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_connection_is_reused_only_once_its_answer_was_read_to_the_end() {
+        let s = server(None, Duration::ZERO).await;
+        let up = upstream(s.addr, 8, Duration::from_secs(30));
+        let within = |f| tokio::time::timeout(Duration::from_secs(2), f);
+        // An answer not read yet holds its connection: the next request
+        // gets another instead of waiting behind it.
+        let unread = up.send(get("/a", Version::HTTP_11)).await.unwrap();
+        let resp = within(up.send(get("/a", Version::HTTP_11)))
+            .await
+            .expect("a request waited behind an unread answer")
+            .unwrap();
+        body(resp).await;
+        assert_eq!(s.accepted.load(Ordering::SeqCst), 2);
+        // Read to the end, it serves again.
+        body(unread).await;
+        for _ in 0..2 {
+            let resp = within(up.send(get("/a", Version::HTTP_11)))
+                .await
+                .unwrap()
+                .unwrap();
+            body(resp).await;
+        }
+        assert_eq!(s.accepted.load(Ordering::SeqCst), 2);
+        // Dropped unread, it is closed: hyper cannot tell where its next
+        // answer would start.
+        let unread = up.send(get("/a", Version::HTTP_11)).await.unwrap();
+        drop(unread);
+        let resp = within(up.send(get("/a", Version::HTTP_11)))
+            .await
+            .unwrap()
+            .unwrap();
+        body(resp).await;
+        assert!(s.accepted.load(Ordering::SeqCst) <= 3);
     }
 
     #[tokio::test]
@@ -435,7 +530,7 @@ mod tests {
     #[tokio::test]
     async fn connections_idle_past_the_timeout_are_closed_without_a_request() {
         let s = server(None, Duration::ZERO).await;
-        let up = Arc::new(upstream(s.addr, 8, Duration::from_millis(100)));
+        let up = upstream(s.addr, 8, Duration::from_millis(100));
         Upstream::close_idle_every(&up, Duration::from_millis(50));
         let resp = up.send(get("/a", Version::HTTP_11)).await.unwrap();
         body(resp).await;
@@ -456,7 +551,7 @@ mod tests {
     #[tokio::test]
     async fn past_the_cap_requests_wait_for_a_connection_instead_of_opening_one() {
         let s = server(None, Duration::from_millis(50)).await;
-        let up = Arc::new(upstream(s.addr, 2, Duration::from_secs(30)));
+        let up = upstream(s.addr, 2, Duration::from_secs(30));
         let requests: Vec<_> = (0..8)
             .map(|_| {
                 let up = up.clone();
